@@ -1,0 +1,55 @@
+//! Global flags and what every command derives from them: the resolved stack and the AWS connection settings.
+
+use std::path::PathBuf;
+
+use clap::Args;
+use statsctl_stacks::model::ResolvedStack;
+
+use crate::exit::{CliError, CliResult, ERROR};
+use crate::output::Format;
+
+#[derive(Args, Debug, Clone)]
+pub struct Global {
+    /// Stack file
+    #[arg(long, global = true, default_value = "stacks/live-stats.yaml", env = "STATSCTL_STACK")]
+    pub stack: PathBuf,
+    /// Environment from the stack file's `environments:` (local, dev, prod, …)
+    #[arg(long, global = true, env = "STATSCTL_ENV")]
+    pub env: Option<String>,
+    /// AWS profile (overrides the stack file's `aws.profile`)
+    #[arg(long, global = true)]
+    pub profile: Option<String>,
+    /// AWS region (overrides the stack file's `region`)
+    #[arg(long, global = true)]
+    pub region: Option<String>,
+    /// AWS endpoint override, e.g. the local emulator (also read from AWS_ENDPOINT_URL)
+    #[arg(long, global = true, env = "AWS_ENDPOINT_URL")]
+    pub endpoint_url: Option<String>,
+    /// Output format: human text or JSON on stdout
+    #[arg(long, global = true, value_enum, default_value = "human")]
+    pub output: Format,
+    /// More detail on stderr (-v: AWS calls, -vv: everything)
+    #[arg(short, long, global = true, action = clap::ArgAction::Count)]
+    pub verbose: u8,
+}
+
+impl Global {
+    /// Loads and validates the stack for `--env`. Diagnostics are printed here; nothing has touched AWS yet.
+    pub fn load_stack(&self) -> CliResult<ResolvedStack> {
+        self.load_stack_for(self.env.as_deref())
+    }
+
+    pub fn load_stack_for(&self, env: Option<&str>) -> CliResult<ResolvedStack> {
+        let vars = |name: &str| std::env::var(name).ok();
+        statsctl_stacks::loader::load_file(&self.stack, env, &vars).map_err(|d| {
+            match self.output {
+                Format::Json => {
+                    let body = serde_json::json!({"valid": false, "file": d.file, "env": d.env, "errors": d.errors});
+                    println!("{}", serde_json::to_string_pretty(&body).unwrap_or_default());
+                }
+                Format::Human => eprint!("{d}"),
+            }
+            CliError::printed(ERROR)
+        })
+    }
+}

@@ -1,0 +1,64 @@
+//! `statsctl`: parses the command line and dispatches; the work lives in the library crates.
+
+mod cmd;
+mod context;
+mod exit;
+mod output;
+
+use clap::{Parser, Subcommand};
+
+use crate::context::Global;
+use crate::exit::CliResult;
+
+/// The ops control plane for a live-event statistics stack on AWS: provision it from stack files, ship changes
+/// one at a time, and check before the event that it will hold.
+#[derive(Parser, Debug)]
+#[command(name = "statsctl", version, about, long_about = None, propagate_version = true)]
+#[command(after_help = "Exit codes: 0 ok · 1 error · 2 changes pending / checks failed / load test failed")]
+struct Cli {
+    #[command(flatten)]
+    global: Global,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand, Debug)]
+enum Command {
+    /// Check a stack file (all environments, or one with --env) and print the resolved stack
+    Validate(cmd::validate::ValidateArgs),
+    /// Print the stack file's JSON Schema (for editor completion and validation)
+    Schema,
+    /// Start, inspect or stop the local AWS emulator and PostgreSQL on 127.0.0.1
+    #[command(subcommand)]
+    Local(cmd::local::LocalCommand),
+}
+
+fn main() {
+    let cli = Cli::parse();
+    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("error: cannot start the async runtime: {e}");
+            std::process::exit(exit::ERROR);
+        }
+    };
+    let code = match runtime.block_on(run(cli)) {
+        Ok(code) => code,
+        Err(e) => {
+            if !e.printed {
+                eprintln!("{e}");
+            }
+            e.code
+        }
+    };
+    std::process::exit(code);
+}
+
+async fn run(cli: Cli) -> CliResult {
+    let g = cli.global;
+    match cli.command {
+        Command::Validate(args) => cmd::validate::run(&g, args),
+        Command::Schema => cmd::validate::schema(),
+        Command::Local(c) => cmd::local::run(&g, c).await,
+    }
+}

@@ -1,0 +1,133 @@
+//! Stack-file errors: each names file:line:column, what is wrong, and how to fix it; all are collected and shown
+//! together with the offending source line.
+
+use std::fmt;
+use std::path::PathBuf;
+
+use serde::Serialize;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize)]
+pub struct Location {
+    pub line: usize,
+    pub col: usize,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Diagnostic {
+    /// Where in the file; `None` for errors about the file as a whole.
+    #[serde(flatten, skip_serializing_if = "Option::is_none")]
+    pub at: Option<Location>,
+    /// The dotted path of the field, e.g. `functions.stats-api.reserved_concurrency`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub field: Option<String>,
+    pub message: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub hint: Option<String>,
+}
+
+impl Diagnostic {
+    pub fn at(at: Location, message: impl Into<String>) -> Diagnostic {
+        Diagnostic { at: Some(at), field: None, message: message.into(), hint: None }
+    }
+    pub fn with_hint(mut self, hint: impl Into<String>) -> Diagnostic {
+        self.hint = Some(hint.into());
+        self
+    }
+    pub fn with_field(mut self, path: &[String]) -> Diagnostic {
+        if !path.is_empty() {
+            self.field = Some(path.join("."));
+        }
+        self
+    }
+}
+
+/// All problems found in one stack file.
+#[derive(Debug, Clone, Serialize)]
+pub struct Diagnostics {
+    pub file: PathBuf,
+    /// The environment being resolved, if any.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub env: Option<String>,
+    pub errors: Vec<Diagnostic>,
+    #[serde(skip)]
+    pub source: String,
+}
+
+impl std::error::Error for Diagnostics {}
+
+impl fmt::Display for Diagnostics {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let lines: Vec<&str> = self.source.lines().collect();
+        for (i, d) in self.errors.iter().enumerate() {
+            if i > 0 {
+                writeln!(f)?;
+            }
+            writeln!(f, "error: {}", d.message)?;
+            match d.at {
+                Some(at) => {
+                    writeln!(f, "  --> {}:{}:{}", self.file.display(), at.line, at.col)?;
+                    if let Some(text) = at.line.checked_sub(1).and_then(|i| lines.get(i)) {
+                        let gutter = at.line.to_string().len();
+                        writeln!(f, "{:gutter$} |", "")?;
+                        writeln!(f, "{} | {}", at.line, text)?;
+                        let caret_pad: String =
+                            text.chars().take(at.col.saturating_sub(1)).map(|c| if c == '\t' { '\t' } else { ' ' }).collect();
+                        writeln!(f, "{:gutter$} | {}^", "", caret_pad)?;
+                    }
+                }
+                None => writeln!(f, "  --> {}", self.file.display())?,
+            }
+            if let Some(env) = &self.env {
+                if d.at.is_some() {
+                    writeln!(f, "  = environment: {env}")?;
+                }
+            }
+            if let Some(hint) = &d.hint {
+                writeln!(f, "  = hint: {hint}")?;
+            }
+        }
+        let n = self.errors.len();
+        write!(f, "\n{} error{} in {}", n, if n == 1 { "" } else { "s" }, self.file.display())?;
+        if let Some(env) = &self.env {
+            write!(f, " (environment `{env}`)")?;
+        }
+        writeln!(f)
+    }
+}
+
+/// The closest of `candidates` to `word`, if it is close enough to be a plausible typo.
+pub fn closest<'a>(word: &str, candidates: impl IntoIterator<Item = &'a str>) -> Option<&'a str> {
+    candidates
+        .into_iter()
+        .map(|c| (strsim::jaro_winkler(word, c), c))
+        .filter(|(score, _)| *score > 0.8)
+        .max_by(|a, b| a.0.total_cmp(&b.0))
+        .map(|(_, c)| c)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn closest_key() {
+        let keys = ["reserved_concurrency", "runtime", "handler", "memory_mb"];
+        assert_eq!(closest("reserved_concurency", keys), Some("reserved_concurrency"));
+        assert_eq!(closest("memory", keys), Some("memory_mb"));
+        assert_eq!(closest("zzz", keys), None);
+    }
+
+    #[test]
+    fn renders_snippet() {
+        let d = Diagnostics {
+            file: "s.yaml".into(),
+            env: None,
+            source: "a: 1\nbb: 2\n".into(),
+            errors: vec![Diagnostic::at(Location { line: 2, col: 1 }, "unknown field `bb`").with_hint("did you mean `b`?")],
+        };
+        let text = d.to_string();
+        assert!(text.contains("--> s.yaml:2:1"), "{text}");
+        assert!(text.contains("2 | bb: 2"), "{text}");
+        assert!(text.contains("= hint: did you mean `b`?"), "{text}");
+    }
+}

@@ -1,0 +1,174 @@
+//! Rules across fields that a schema cannot say: exactly-one-of choices, `via: proxy` without a proxy, limits
+//! between settings, durations within AWS's ranges, names AWS will accept.
+
+use std::time::Duration;
+
+use crate::model::{DbAccess, StackFile, Strategy, Via};
+
+/// A semantic problem: the dotted path of the field it concerns, what is wrong, how to fix it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Problem {
+    pub path: Vec<String>,
+    pub message: String,
+    pub hint: String,
+}
+
+fn p(path: &[&str], message: impl Into<String>, hint: impl Into<String>) -> Problem {
+    Problem { path: path.iter().map(|s| s.to_string()).collect(), message: message.into(), hint: hint.into() }
+}
+
+/// Every semantic problem in a stack (empty when it is valid).
+pub fn validate(stack: &StackFile) -> Vec<Problem> {
+    let mut out = Vec::new();
+
+    let name_ok = stack.stack.chars().next().is_some_and(|c| c.is_ascii_lowercase())
+        && stack.stack.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-')
+        && stack.stack.len() <= 32;
+    if !name_ok {
+        out.push(p(&["stack"], format!("stack name `{}` is not valid", stack.stack), "use 1–32 lowercase letters, digits and `-`, starting with a letter"));
+    }
+
+    match (&stack.network.existing, &stack.network.create) {
+        (Some(_), Some(_)) => out.push(p(&["network"], "network has both `existing` and `create`", "keep exactly one of them")),
+        (None, None) => out.push(p(&["network"], "network has neither `existing` nor `create`", "reference a VPC with `existing: {vpc_id, subnet_ids}` or add `create: {cidr, subnets}`")),
+        _ => {}
+    }
+    if let Some(create) = &stack.network.create {
+        if create.subnets.len() < 2 {
+            out.push(p(&["network", "create", "subnets"], "Aurora and RDS Proxy need subnets in at least two availability zones", "add a second subnet in another availability zone"));
+        }
+    }
+
+    let db = &stack.database;
+    match (&db.instance_class, &db.serverless) {
+        (Some(_), Some(_)) => out.push(p(&["database"], "database has both `instance_class` and `serverless`", "keep exactly one: a provisioned class or a Serverless v2 ACU range")),
+        (None, None) => out.push(p(&["database"], "database has neither `instance_class` nor `serverless`", "add `instance_class: db.r6g.large` or `serverless: {min_acu: 0.5, max_acu: 16}`")),
+        _ => {}
+    }
+    if let Some(s) = &db.serverless {
+        if s.min_acu > s.max_acu {
+            out.push(p(&["database", "serverless", "min_acu"], format!("min_acu {} is above max_acu {}", s.min_acu, s.max_acu), "make min_acu ≤ max_acu"));
+        }
+        for (field, v) in [("min_acu", s.min_acu), ("max_acu", s.max_acu)] {
+            if (v * 2.0).fract() != 0.0 {
+                out.push(p(&["database", "serverless", field], format!("{field} {v} is not a multiple of 0.5"), "Aurora capacity moves in steps of 0.5 ACU"));
+            }
+        }
+    }
+    if db.credentials_secret.trim().is_empty() {
+        out.push(p(&["database", "credentials_secret"], "credentials_secret is empty", "name a Secrets Manager secret, e.g. `live-stats/db-master`"));
+    }
+
+    if let Some(proxy) = &stack.proxy {
+        if let Some(idle) = proxy.max_idle_connections_percent {
+            if idle > proxy.max_connections_percent {
+                out.push(p(&["proxy", "max_idle_connections_percent"], format!("max_idle_connections_percent {idle} is above max_connections_percent {}", proxy.max_connections_percent), "idle connections are a part of all connections: lower it"));
+            }
+        }
+        check_range(&mut out, &["proxy", "connection_borrow_timeout"], proxy.connection_borrow_timeout.0, Duration::ZERO, Duration::from_secs(300), "RDS Proxy accepts 0s–300s");
+        check_range(&mut out, &["proxy", "idle_client_timeout"], proxy.idle_client_timeout.0, Duration::from_secs(1), Duration::from_secs(28_800), "RDS Proxy accepts 1s–8h");
+    }
+
+    let mut reserved_total: u64 = 0;
+    for (name, f) in &stack.functions {
+        let base = ["functions", name.as_str()];
+        let fname = stack.function_name(name);
+        if fname.len() > 64 || !fname.chars().all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_') {
+            out.push(p(&base, format!("function name `{fname}` is not valid in Lambda"), "use letters, digits, `-` and `_`, 64 characters at most including the stack prefix"));
+        }
+        check_range(&mut out, &["functions", name, "timeout"], f.timeout.0, Duration::from_secs(1), Duration::from_secs(900), "Lambda timeouts are 1s–15m");
+        if let Some(rc) = f.reserved_concurrency {
+            reserved_total += u64::from(rc);
+        }
+        if let Some(access) = &f.database {
+            check_access(&mut out, stack, access, &["functions", name, "database"]);
+        }
+        if f.alias.is_empty() || f.alias.chars().all(|c| c.is_ascii_digit()) {
+            out.push(p(&["functions", name, "alias"], format!("alias `{}` is not valid", f.alias), "an alias name must contain a letter, e.g. `live`"));
+        }
+    }
+    let limit = u64::from(stack.aws.lambda_concurrency_limit);
+    let min_unreserved = u64::from(crate::facts::LAMBDA_MIN_UNRESERVED.value);
+    if reserved_total > limit.saturating_sub(min_unreserved) {
+        out.push(p(&["functions"], format!("reserved concurrency adds up to {reserved_total}, but the account allows at most {} reserved ({limit} limit − {min_unreserved} that must stay unreserved)", limit.saturating_sub(min_unreserved)), "lower reserved_concurrency, or raise aws.lambda_concurrency_limit if your quota is higher"));
+    }
+
+    if let Some(svc) = &stack.service {
+        if svc.max_count < svc.desired_count {
+            out.push(p(&["service", "max_count"], format!("max_count {} is below desired_count {}", svc.max_count, svc.desired_count), "max_count is the autoscaling ceiling: make it ≥ desired_count"));
+        }
+        if !svc.health_check_path.starts_with('/') {
+            out.push(p(&["service", "health_check_path"], "health_check_path must start with `/`", "e.g. `/healthz`"));
+        }
+        if let Some(access) = &svc.database {
+            check_access(&mut out, stack, access, &["service", "database"]);
+        }
+    }
+
+    let ev = &stack.event;
+    if ev.poll_interval.0.is_zero() {
+        out.push(p(&["event", "poll_interval"], "poll_interval must be above zero", "e.g. `15s`"));
+    }
+    if ev.request_duration.0.is_zero() {
+        out.push(p(&["event", "request_duration"], "request_duration must be above zero", "e.g. `120ms`"));
+    }
+
+    let r = &stack.rollout;
+    check_range(&mut out, &["rollout", "bake_time"], r.bake_time.0, Duration::ZERO, Duration::from_secs(86_400), "bake time is 0s–24h");
+    if r.strategy == Strategy::Linear && r.step_interval.0.is_zero() {
+        out.push(p(&["rollout", "step_interval"], "step_interval must be above zero for linear rollouts", "e.g. `1m`"));
+    }
+
+    if let Some(lt) = &stack.loadtest {
+        for (i, t) in lt.targets.iter().enumerate() {
+            if !(t.starts_with("http://") || t.starts_with("https://")) {
+                let idx = i.to_string();
+                out.push(p(&["loadtest", "targets", idx.as_str()], format!("target `{t}` is not an http(s) URL"), "e.g. `http://127.0.0.1:8080/matches/1/stats`"));
+            }
+        }
+        for key in lt.latency.keys() {
+            if crate::percentile_key(key).is_none() {
+                let hint = crate::diagnostics::closest(key, crate::PERCENTILE_KEYS.iter().copied())
+                    .map(|c| format!("did you mean `{c}`?"))
+                    .unwrap_or_else(|| format!("use one of {}", crate::PERCENTILE_KEYS.join(", ")));
+                out.push(p(&["loadtest", "latency", key.as_str()], format!("unknown percentile `{key}`"), hint));
+            }
+        }
+    }
+
+    for id in stack.alarms.overrides.keys() {
+        let known = crate::alarms::generated_ids(stack);
+        if !known.iter().any(|k| k == id) {
+            let hint = crate::diagnostics::closest(id, known.iter().map(String::as_str))
+                .map(|c| format!("did you mean `{c}`?"))
+                .unwrap_or_else(|| format!("generated alarm ids: {}", known.join(", ")));
+            out.push(p(&["alarms", "overrides", id.as_str()], format!("no generated alarm has the id `{id}`"), hint));
+        }
+    }
+    for id in stack.alarms.extra.keys() {
+        if crate::alarms::generated_ids(stack).iter().any(|k| k == id) {
+            out.push(p(&["alarms", "extra", id.as_str()], format!("alarm id `{id}` is already used by a generated alarm"), "pick another id, or change the generated one under `alarms.overrides`"));
+        }
+    }
+    out
+}
+
+fn check_access(out: &mut Vec<Problem>, stack: &StackFile, access: &DbAccess, path: &[&str]) {
+    if access.via == Via::Proxy && stack.proxy.is_none() {
+        let mut via_path = path.to_vec();
+        via_path.push("via");
+        out.push(p(&via_path, "`via: proxy`, but the stack has no proxy", "add a `proxy:` section (name, max_connections_percent, …) or use `via: direct`"));
+    }
+    if access.host_env.is_empty() || !access.host_env.chars().all(|c| c.is_ascii_alphanumeric() || c == '_') {
+        let mut env_path = path.to_vec();
+        env_path.push("host_env");
+        out.push(p(&env_path, format!("`{}` is not a valid environment variable name", access.host_env), "use letters, digits and `_`, e.g. `DB_HOST`"));
+    }
+}
+
+fn check_range(out: &mut Vec<Problem>, path: &[&str], v: Duration, min: Duration, max: Duration, hint: &str) {
+    if v < min || v > max {
+        let field = path.last().copied().unwrap_or("value");
+        out.push(p(path, format!("`{field}` is {} — out of range", crate::duration::Span(v)), hint));
+    }
+}
