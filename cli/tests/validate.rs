@@ -76,14 +76,14 @@ fn broken_stack_files_give_located_errors() {
     let bad_value = shipped_with("  max_connections_percent: 90\n", "  max_connections_percent: 150\n");
     let bad_type = shipped_with("    memory_mb: 256\n", "    memory_mb: lots\n");
     let unset = shipped_with("  cluster_id: live-stats-db\n", "  cluster_id: ${SURELY_UNSET_VAR}\n");
-    let syntax = shipped_with("  database_name: stats\n", "  database_name: [stats\n");
+    let syntax = shipped_with("  database_name: stats\n", "  database_name: stats: oops\n");
     let no_proxy = {
         let t = std::fs::read_to_string(shipped_stack()).unwrap();
         let start = t.find("proxy:\n  name").unwrap();
         let end = t[start..].find("\nfunctions:").unwrap() + start + 1;
         format!("{}{}", &t[..start], &t[end..])
     };
-    let bad_duration = shipped_with("  bake_time: 5m\n", "  bake_time: 5 minutes\n");
+    let bad_duration = shipped_with("  max_age: 7d\n", "  max_age: 7 days\n");
     let bad_enum = shipped_with("  strategy: canary\n", "  strategy: canery\n");
     let password = shipped_with("  master_username: stats_admin\n", "  master_username: stats_admin\n  password: hunter2\n");
     let env_typo = shipped_with("    service: { desired_count: 3, max_count: 12 }\n", "    service: { desired_count: 3, max_count: 12 }\n    servce: {}\n");
@@ -93,9 +93,9 @@ fn broken_stack_files_give_located_errors() {
         Case { name: "percent out of range", line: line_of(&bad_value, "max_connections_percent: 150"), text: bad_value, env: Some("dev"), expect: &["max_connections_percent", "150", "between 1 and 100"] },
         Case { name: "wrong type", line: line_of(&bad_type, "memory_mb: lots"), text: bad_type, env: Some("dev"), expect: &["expected a whole number, found `lots`"] },
         Case { name: "unset variable", line: line_of(&unset, "SURELY_UNSET_VAR"), text: unset, env: Some("prod"), expect: &["environment variable `SURELY_UNSET_VAR` is not set", "${SURELY_UNSET_VAR:-value}"] },
-        Case { name: "syntax error", line: line_of(&syntax, "[stats"), text: syntax, env: Some("prod"), expect: &["invalid YAML"] },
+        Case { name: "syntax error", line: line_of(&syntax, "stats: oops"), text: syntax, env: Some("prod"), expect: &["invalid YAML"] },
         Case { name: "via proxy without proxy", line: line_of(&no_proxy, "database: { via: proxy, host_env: DB_HOST, pool_size: 1, user: stats_api }"), text: no_proxy, env: Some("prod"), expect: &["`via: proxy`, but the stack has no proxy", "add a `proxy:` section"] },
-        Case { name: "bad duration", line: line_of(&bad_duration, "bake_time: 5 minutes"), text: bad_duration, env: Some("dev"), expect: &["invalid duration"] },
+        Case { name: "bad duration", line: line_of(&bad_duration, "max_age: 7 days"), text: bad_duration, env: Some("dev"), expect: &["invalid duration"] },
         Case { name: "bad enum value", line: line_of(&bad_enum, "strategy: canery"), text: bad_enum, env: Some("prod"), expect: &["expected one of", "did you mean `canary`?"] },
         Case { name: "literal password", line: line_of(&password, "password: hunter2"), text: password, env: Some("prod"), expect: &["unknown field `password`", "Secrets Manager"] },
         Case { name: "typo in another environment", line: line_of(&env_typo, "servce: {}"), text: env_typo, env: Some("local"), expect: &["unknown field `servce`", "did you mean `service`?"] },

@@ -69,6 +69,8 @@ impl fmt::Display for Diagnostics {
                     if let Some(text) = at.line.checked_sub(1).and_then(|i| lines.get(i)) {
                         let gutter = at.line.to_string().len();
                         writeln!(f, "{:gutter$} |", "")?;
+                        let text = mask_secret_value(text);
+                        let text = text.as_str();
                         writeln!(f, "{} | {}", at.line, text)?;
                         let caret_pad: String =
                             text.chars().take(at.col.saturating_sub(1)).map(|c| if c == '\t' { '\t' } else { ' ' }).collect();
@@ -95,6 +97,22 @@ impl fmt::Display for Diagnostics {
     }
 }
 
+/// A source line as it may be shown: the value of a key that names a password, token or secret key is masked, so
+/// a secret typed into a stack file by mistake is not echoed into terminals and CI logs by the error about it.
+pub fn mask_secret_value(line: &str) -> String {
+    let trimmed = line.trim_start().trim_start_matches("- ");
+    let Some((key, value)) = trimmed.split_once(':') else { return line.to_string() };
+    let key_l = key.trim().trim_matches(|c| c == '"' || c == '\'').to_ascii_lowercase();
+    let sensitive = ["password", "passwd", "token", "secret_key", "private_key", "api_key", "access_key"]
+        .iter()
+        .any(|s| key_l.contains(s));
+    if !sensitive || value.trim().is_empty() {
+        return line.to_string();
+    }
+    let value_start = line.len() - value.len();
+    format!("{}: ********", &line[..value_start - 1])
+}
+
 /// The closest of `candidates` to `word`, if it is close enough to be a plausible typo.
 pub fn closest<'a>(word: &str, candidates: impl IntoIterator<Item = &'a str>) -> Option<&'a str> {
     candidates
@@ -108,6 +126,22 @@ pub fn closest<'a>(word: &str, candidates: impl IntoIterator<Item = &'a str>) ->
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn secret_values_are_masked_in_snippets() {
+        for (line, shown) in [
+            ("  password: hunter2", "  password: ********"),
+            ("  db_password: \"x y\"", "  db_password: ********"),
+            ("    API_TOKEN: abc", "    API_TOKEN: ********"),
+            ("  password_env: PGPASSWORD", "  password_env: ********"),
+            ("  credentials_secret: live-stats/db", "  credentials_secret: live-stats/db"),
+            ("  password:", "  password:"),
+            ("  memory_mb: 256", "  memory_mb: 256"),
+            ("no colon here", "no colon here"),
+        ] {
+            assert_eq!(mask_secret_value(line), shown, "{line}");
+        }
+    }
 
     #[test]
     fn closest_key() {

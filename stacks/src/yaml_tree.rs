@@ -128,6 +128,8 @@ fn syntax_hint(info: &str) -> String {
         "a value that contains `: ` must be quoted, or the line is indented wrongly".into()
     } else if info.contains("did not find expected key") || info.contains("block") {
         "check the indentation of this line against its siblings".into()
+    } else if info.contains("flow sequence") || info.contains("flow mapping") {
+        "a `[` or `{` opened at or before this line is not closed".into()
     } else if info.contains("quoted") {
         "a quoted string is not closed".into()
     } else {
