@@ -54,7 +54,7 @@ struct Gen {
     description: String,
 }
 
-fn generated(stack: &StackFile, ctx: &AlarmContext) -> Vec<Gen> {
+fn generated(stack: &StackFile, env: &str, ctx: &AlarmContext) -> Vec<Gen> {
     let mut out = Vec::new();
     let max_conn = ctx.max_connections.map(f64::from);
     out.push(Gen {
@@ -100,7 +100,7 @@ fn generated(stack: &StackFile, ctx: &AlarmContext) -> Vec<Gen> {
         });
     }
     for (name, f) in &stack.functions {
-        let fname = stack.function_name(name);
+        let fname = stack.function_name(env, name);
         let dims = vec![("FunctionName", fname.clone())];
         out.push(Gen {
             id: format!("lambda-errors-{name}"),
@@ -183,9 +183,9 @@ fn generated(stack: &StackFile, ctx: &AlarmContext) -> Vec<Gen> {
             });
         }
         let lb_dims = |tg_only: bool| {
-            let mut d = vec![("LoadBalancer", ctx.load_balancer_dimension.clone().unwrap_or_else(|| "(after deploy)".into()))];
+            let mut d = vec![("LoadBalancer", ctx.load_balancer_dimension.clone().unwrap_or_else(|| crate::inventory::KNOWN_AFTER_APPLY.into()))];
             if !tg_only {
-                d.push(("TargetGroup", ctx.target_group_dimension.clone().unwrap_or_else(|| "(after deploy)".into())));
+                d.push(("TargetGroup", ctx.target_group_dimension.clone().unwrap_or_else(|| crate::inventory::KNOWN_AFTER_APPLY.into())));
             }
             d
         };
@@ -238,14 +238,14 @@ pub fn proxy_client_budget(stack: &StackFile, account_concurrency: u32) -> u64 {
 
 /// The ids of the generated alarms (independent of live facts), for validating `alarms.overrides`.
 pub fn generated_ids(stack: &StackFile) -> Vec<String> {
-    generated(stack, &AlarmContext { account_concurrency: 1000, ..Default::default() }).into_iter().map(|g| g.id).collect()
+    generated(stack, "default", &AlarmContext { account_concurrency: 1000, ..Default::default() }).into_iter().map(|g| g.id).collect()
 }
 
 /// The complete desired alarm set for a stack in an environment.
 pub fn desired_alarms(stack: &StackFile, env: &str, ctx: &AlarmContext) -> Vec<DesiredAlarm> {
     let prefix = format!("{}-{}", stack.stack, env);
     let mut out = Vec::new();
-    for g in generated(stack, ctx) {
+    for g in generated(stack, env, ctx) {
         let ov = stack.alarms.overrides.get(&g.id).cloned().unwrap_or_default();
         if ov.enabled == Some(false) {
             continue;

@@ -2,6 +2,12 @@
 //! set a stack requires, and — built on these — observing AWS, planning and applying changes.
 
 pub mod alarms;
+pub mod apply;
+pub mod artifact;
+pub mod aws;
+pub mod desired;
+pub mod inventory;
+pub mod plan;
 pub mod diagnostics;
 pub mod duration;
 pub mod facts;

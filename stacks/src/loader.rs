@@ -136,7 +136,7 @@ pub fn load_str(path: &Path, text: &str, env: Option<&str>, vars: &dyn Vars) -> 
         Err(e) => return Err(fail(vec![Diagnostic { at: None, field: None, message: format!("invalid stack file: {e}"), hint: None }])),
     };
 
-    let problems = crate::validate::validate(&spec);
+    let problems = crate::validate::validate(&spec, env.unwrap_or("default"));
     if !problems.is_empty() {
         return Err(fail(
             problems

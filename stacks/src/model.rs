@@ -587,9 +587,14 @@ fn max_age_default() -> Span {
 }
 
 impl StackFile {
-    /// The AWS name of a function: `<stack>-<name>`.
-    pub fn function_name(&self, name: &str) -> String {
-        format!("{}-{}", self.stack, name)
+    /// The prefix of every name statsctl derives in an environment: `<stack>-<env>`.
+    pub fn prefix(&self, env: &str) -> String {
+        format!("{}-{}", self.stack, env)
+    }
+
+    /// The AWS name of a function: `<stack>-<env>-<name>`.
+    pub fn function_name(&self, env: &str, name: &str) -> String {
+        format!("{}-{}", self.prefix(env), name)
     }
 }
 

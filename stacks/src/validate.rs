@@ -18,7 +18,7 @@ fn p(path: &[&str], message: impl Into<String>, hint: impl Into<String>) -> Prob
 }
 
 /// Every semantic problem in a stack (empty when it is valid).
-pub fn validate(stack: &StackFile) -> Vec<Problem> {
+pub fn validate(stack: &StackFile, env: &str) -> Vec<Problem> {
     let mut out = Vec::new();
 
     let name_ok = stack.stack.chars().next().is_some_and(|c| c.is_ascii_lowercase())
@@ -72,7 +72,7 @@ pub fn validate(stack: &StackFile) -> Vec<Problem> {
     let mut reserved_total: u64 = 0;
     for (name, f) in &stack.functions {
         let base = ["functions", name.as_str()];
-        let fname = stack.function_name(name);
+        let fname = stack.function_name(env, name);
         if fname.len() > 64 || !fname.chars().all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_') {
             out.push(p(&base, format!("function name `{fname}` is not valid in Lambda"), "use letters, digits, `-` and `_`, 64 characters at most including the stack prefix"));
         }

@@ -1,0 +1,58 @@
+//! Observing a whole stack: every service's reads run concurrently, then ids in attributes are translated to the
+//! names statsctl uses, so observed and desired compare directly.
+
+use super::{fail, Aws, AwsResult};
+use crate::desired::Names;
+use crate::inventory::{Kind, Observed, Owner};
+use crate::model::StackFile;
+
+pub async fn observe(aws: &Aws, stack: &StackFile, env: &str) -> AwsResult<Observed> {
+    let owner = Owner { stack: stack.stack.clone(), env: env.to_string() };
+    let n = Names::new(stack, env);
+    let existing = stack.network.existing.as_ref().map(|e| (e.vpc_id.as_str(), e.subnet_ids.as_slice()));
+    let functions: Vec<(String, String)> = stack.functions.iter().map(|(name, f)| (stack.function_name(env, name), f.alias.clone())).collect();
+    let (identity, ec2, iam, secret, rds, lambda, ecs, elb, alarms) = tokio::join!(
+        aws.sts.get_caller_identity().send(),
+        super::ec2::observe(aws, &owner, existing),
+        super::iam::observe(aws, &owner),
+        super::secrets::observe(aws, &stack.database.credentials_secret),
+        super::rds::observe(aws, &n.prefix, &stack.database.cluster_id, stack.proxy.as_ref().map(|p| p.name.as_str())),
+        super::lambda::observe(aws, &n.prefix, &functions),
+        async {
+            match &stack.service {
+                Some(s) => super::ecs::observe(aws, &s.cluster, &s.name, &n.task_family(&s.name)).await,
+                None => Ok(vec![]),
+            }
+        },
+        async {
+            match &stack.service {
+                Some(_) => super::elb::observe(aws, &n.load_balancer(), &n.target_group()).await,
+                None => Ok(vec![]),
+            }
+        },
+        super::cloudwatch::observe(aws, &owner, &n.prefix),
+    );
+    let identity = identity.map_err(|e| fail("identify the AWS account (sts:GetCallerIdentity)", e))?;
+    let mut observed = Observed { account_id: identity.account().unwrap_or_default().to_string(), region: aws.region.clone(), ..Default::default() };
+    let (owned_ec2, referenced) = ec2?;
+    for part in [owned_ec2, iam?, secret?, rds?, lambda?, ecs?, elb?, alarms?] {
+        observed.resources.extend(part);
+    }
+    observed.referenced.extend(referenced);
+    normalize(&mut observed);
+    Ok(observed)
+}
+
+/// Rewrites subnet and security-group ids inside attributes to statsctl's names.
+pub fn normalize(observed: &mut Observed) {
+    let snapshot = observed.clone();
+    for r in observed.resources.values_mut() {
+        for (attr, kind) in [("subnets", Kind::Subnet), ("security_groups", Kind::SecurityGroup)] {
+            if let Some(v) = r.attrs.get(attr) {
+                let ids: Vec<&str> = v.split(',').filter(|s| !s.is_empty()).collect();
+                let names = snapshot.names_of(kind, ids);
+                r.attrs.insert(attr.to_string(), names);
+            }
+        }
+    }
+}

@@ -1,0 +1,200 @@
+//! The data seam between AWS and the decisions: plain structs describing resources as the stack wants them
+//! (`Desired`) and as AWS has them (`Observed`). Attributes are strings in a canonical form (sorted lists,
+//! names rather than ids) so comparing them is plain equality and AWS defaults never show up as diffs: only the
+//! attributes statsctl manages are recorded at all.
+
+use std::collections::BTreeMap;
+use std::fmt;
+
+use serde::Serialize;
+
+/// Kinds of resources, in the order they are created (destroy runs it backwards).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Kind {
+    Vpc,
+    Subnet,
+    SecurityGroup,
+    Ingress,
+    Role,
+    Secret,
+    DbSubnetGroup,
+    DbCluster,
+    DbInstance,
+    Proxy,
+    ProxyTargetGroup,
+    ProxyTarget,
+    RolePolicy,
+    Function,
+    Alias,
+    EcsCluster,
+    LoadBalancer,
+    TargetGroup,
+    Listener,
+    TaskDefinition,
+    EcsService,
+    Alarm,
+}
+
+impl Kind {
+    pub fn label(self) -> &'static str {
+        match self {
+            Kind::Vpc => "vpc",
+            Kind::Subnet => "subnet",
+            Kind::SecurityGroup => "security_group",
+            Kind::Ingress => "security_group_ingress",
+            Kind::Role => "iam_role",
+            Kind::Secret => "secret",
+            Kind::DbSubnetGroup => "db_subnet_group",
+            Kind::DbCluster => "db_cluster",
+            Kind::DbInstance => "db_instance",
+            Kind::Proxy => "db_proxy",
+            Kind::ProxyTargetGroup => "db_proxy_target_group",
+            Kind::ProxyTarget => "db_proxy_target",
+            Kind::RolePolicy => "iam_role_policy",
+            Kind::Function => "lambda_function",
+            Kind::Alias => "lambda_alias",
+            Kind::EcsCluster => "ecs_cluster",
+            Kind::LoadBalancer => "load_balancer",
+            Kind::TargetGroup => "target_group",
+            Kind::Listener => "listener",
+            Kind::TaskDefinition => "task_definition",
+            Kind::EcsService => "ecs_service",
+            Kind::Alarm => "alarm",
+        }
+    }
+
+    /// Resources whose deletion loses data: destroyed only with `--delete-data`.
+    pub fn holds_data(self) -> bool {
+        matches!(self, Kind::DbCluster | Kind::DbInstance | Kind::Secret)
+    }
+}
+
+/// One resource's identity: its kind and the name statsctl knows it by.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
+pub struct Key {
+    pub kind: Kind,
+    pub name: String,
+}
+
+impl Key {
+    pub fn new(kind: Kind, name: impl Into<String>) -> Key {
+        Key { kind, name: name.into() }
+    }
+}
+
+impl fmt::Display for Key {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}.{}", self.kind.label(), self.name)
+    }
+}
+
+/// Marks a desired value that only exists once something else has been created (an endpoint, an id).
+pub const KNOWN_AFTER_APPLY: &str = "(known after apply)";
+
+/// Managed attributes in canonical string form.
+pub type Attrs = BTreeMap<String, String>;
+
+/// A resource as the stack wants it.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Desired {
+    pub key: Key,
+    pub attrs: Attrs,
+    /// Attributes that cannot change in place: a difference there cannot be applied by an update.
+    #[serde(skip)]
+    pub immutable: &'static [&'static str],
+}
+
+impl Desired {
+    pub fn new(kind: Kind, name: impl Into<String>) -> Desired {
+        Desired { key: Key::new(kind, name), attrs: Attrs::new(), immutable: &[] }
+    }
+    pub fn attr(mut self, k: &str, v: impl Into<String>) -> Desired {
+        self.attrs.insert(k.to_string(), v.into());
+        self
+    }
+    pub fn immutable(mut self, attrs: &'static [&'static str]) -> Desired {
+        self.immutable = attrs;
+        self
+    }
+    pub fn get(&self, k: &str) -> &str {
+        self.attrs.get(k).map(String::as_str).unwrap_or("")
+    }
+}
+
+/// Who a live resource belongs to, from its `statsctl:stack` / `statsctl:env` tags.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Owner {
+    pub stack: String,
+    pub env: String,
+}
+
+/// A resource as AWS has it.
+#[derive(Debug, Clone, PartialEq, Default, Serialize)]
+pub struct ObservedResource {
+    /// The physical id or ARN.
+    pub id: String,
+    pub attrs: Attrs,
+    /// Values other resources need: endpoints, ARNs, versions (not compared).
+    pub outputs: BTreeMap<String, String>,
+    /// `None`: not tagged by statsctl.
+    pub owner: Option<Owner>,
+    /// The state AWS reports (`available`, `ACTIVE`, `OK`…), for `status`.
+    pub state: String,
+}
+
+impl ObservedResource {
+    pub fn output(&self, k: &str) -> Option<&str> {
+        self.outputs.get(k).map(String::as_str)
+    }
+}
+
+/// Everything observed of one stack in one environment.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct Observed {
+    pub account_id: String,
+    pub region: String,
+    pub resources: BTreeMap<Key, ObservedResource>,
+    /// Resources statsctl reads but never manages (an existing VPC and subnets named by id).
+    pub referenced: BTreeMap<Key, ObservedResource>,
+}
+
+impl Observed {
+    pub fn get(&self, kind: Kind, name: &str) -> Option<&ObservedResource> {
+        let key = Key::new(kind, name);
+        self.resources.get(&key).or_else(|| self.referenced.get(&key))
+    }
+    pub fn id_of(&self, kind: Kind, name: &str) -> Option<&str> {
+        self.get(kind, name).map(|r| r.id.as_str())
+    }
+    pub fn output(&self, kind: Kind, name: &str, output: &str) -> Option<&str> {
+        self.get(kind, name).and_then(|r| r.output(output))
+    }
+    /// The name statsctl knows a physical id (or ARN) of `kind` by; unknown ids stay as they are, so a
+    /// foreign subnet or group shows up in a diff by its id.
+    pub fn name_of(&self, kind: Kind, id: &str) -> String {
+        self.resources
+            .iter()
+            .chain(self.referenced.iter())
+            .find(|(k, r)| k.kind == kind && (r.id == id || r.output("arn") == Some(id)))
+            .map(|(k, _)| k.name.clone())
+            .unwrap_or_else(|| id.to_string())
+    }
+    /// Canonical list of names for a list of ids.
+    pub fn names_of<'a>(&self, kind: Kind, ids: impl IntoIterator<Item = &'a str>) -> String {
+        join_sorted(ids.into_iter().map(|id| self.name_of(kind, id)))
+    }
+}
+
+/// A list in canonical form: sorted, comma-separated.
+pub fn join_sorted<I: IntoIterator<Item = S>, S: Into<String>>(items: I) -> String {
+    let mut v: Vec<String> = items.into_iter().map(Into::into).collect();
+    v.sort();
+    v.dedup();
+    v.join(",")
+}
+
+/// A map in canonical form (sorted JSON object), e.g. environment variables.
+pub fn canonical_map(map: &BTreeMap<String, String>) -> String {
+    serde_json::to_string(map).unwrap_or_default()
+}

@@ -1,0 +1,302 @@
+//! The plan: (desired, observed) → what has to change, as a pure function, and its terraform-like rendering.
+
+use std::collections::BTreeSet;
+use std::fmt::Write as _;
+
+use serde::Serialize;
+
+use crate::inventory::{Desired, Key, Kind, Observed, Owner, KNOWN_AFTER_APPLY};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Action {
+    Create,
+    Update,
+    Delete,
+    NoOp,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct AttrChange {
+    pub attr: String,
+    /// `None`: not set (creating).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub old: Option<String>,
+    /// `None`: removed (deleting).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub new: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Change {
+    #[serde(flatten)]
+    pub key: Key,
+    pub action: Action,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub changes: Vec<AttrChange>,
+    /// Why this change cannot be applied as planned (foreign owner, immutable attribute); the whole plan is
+    /// refused before anything is sent to AWS.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub blocked: Option<String>,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+pub struct Summary {
+    pub create: usize,
+    pub update: usize,
+    pub delete: usize,
+    pub unchanged: usize,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Plan {
+    pub stack: String,
+    pub env: String,
+    pub changes: Vec<Change>,
+    pub summary: Summary,
+}
+
+impl Plan {
+    pub fn has_changes(&self) -> bool {
+        self.changes.iter().any(|c| c.action != Action::NoOp)
+    }
+    pub fn blocked(&self) -> Vec<&Change> {
+        self.changes.iter().filter(|c| c.blocked.is_some()).collect()
+    }
+    pub fn pending(&self) -> impl Iterator<Item = &Change> {
+        self.changes.iter().filter(|c| c.action != Action::NoOp)
+    }
+}
+
+/// The difference between what the stack wants and what AWS has. `owner` is this stack+environment: a live
+/// resource with another owner is never adopted, and owned resources the stack no longer wants are deleted
+/// (never resources that hold data: those are for `destroy --delete-data`).
+pub fn plan(owner: &Owner, desired: &[Desired], observed: &Observed) -> Plan {
+    let mut changes = Vec::new();
+    let wanted: BTreeSet<&Key> = desired.iter().map(|d| &d.key).collect();
+    for d in desired {
+        changes.push(diff_one(owner, d, observed));
+    }
+    for (key, o) in &observed.resources {
+        if !wanted.contains(key) && o.owner.as_ref() == Some(owner) && !key.kind.holds_data() {
+            let changes_list = o.attrs.iter().map(|(k, v)| AttrChange { attr: k.clone(), old: Some(v.clone()), new: None }).collect();
+            changes.push(Change { key: key.clone(), action: Action::Delete, changes: changes_list, blocked: None });
+        }
+    }
+    changes.sort_by(|a, b| order(a).cmp(&order(b)));
+    let mut summary = Summary::default();
+    for c in &changes {
+        match c.action {
+            Action::Create => summary.create += 1,
+            Action::Update => summary.update += 1,
+            Action::Delete => summary.delete += 1,
+            Action::NoOp => summary.unchanged += 1,
+        }
+    }
+    Plan { stack: owner.stack.clone(), env: owner.env.clone(), changes, summary }
+}
+
+/// Creates and updates in dependency order; deletes after them, dependents first.
+fn order(c: &Change) -> (u8, i32, String) {
+    match c.action {
+        Action::Delete => (1, -(c.key.kind as i32), c.key.name.clone()),
+        _ => (0, c.key.kind as i32, c.key.name.clone()),
+    }
+}
+
+fn diff_one(owner: &Owner, d: &Desired, observed: &Observed) -> Change {
+    let Some(o) = observed.resources.get(&d.key) else {
+        let changes = d.attrs.iter().map(|(k, v)| AttrChange { attr: k.clone(), old: None, new: Some(v.clone()) }).collect();
+        return Change { key: d.key.clone(), action: Action::Create, changes, blocked: None };
+    };
+    let mut changes = Vec::new();
+    for (k, want) in &d.attrs {
+        let have = o.attrs.get(k);
+        if have != Some(want) {
+            changes.push(AttrChange { attr: k.clone(), old: have.cloned(), new: Some(want.clone()) });
+        }
+    }
+    let mut blocked = None;
+    // Resources whose ownership cannot be told from tags (a secret the stack references, an alias, a target
+    // registration) carry no owner; the rest must be ours.
+    if let Some(other) = &o.owner {
+        if other != owner {
+            blocked = Some(format!(
+                "`{}` already exists and belongs to stack `{}` environment `{}`; statsctl does not take over resources it does not own",
+                d.key.name, other.stack, other.env
+            ));
+        }
+    } else if owned_by_tags(d.key.kind) && !changes.is_empty() {
+        blocked = Some(format!(
+            "`{}` already exists without the statsctl:stack/statsctl:env tags; statsctl does not take over resources it does not own",
+            d.key.name
+        ));
+    }
+    if blocked.is_none() {
+        let fixed: Vec<&str> = changes.iter().filter(|c| d.immutable.contains(&c.attr.as_str())).map(|c| c.attr.as_str()).collect();
+        if !fixed.is_empty() {
+            blocked = Some(format!("{} cannot change in place; revert the stack file, or destroy and re-create `{}`", fixed.join(", "), d.key.name));
+        }
+    }
+    let action = if changes.is_empty() { Action::NoOp } else { Action::Update };
+    Change { key: d.key.clone(), action, changes, blocked }
+}
+
+/// Kinds whose ownership is recorded in tags.
+pub fn owned_by_tags(kind: Kind) -> bool {
+    !matches!(kind, Kind::Ingress | Kind::Secret | Kind::Alias | Kind::ProxyTargetGroup | Kind::ProxyTarget | Kind::RolePolicy | Kind::Listener | Kind::Alarm)
+}
+
+/// Terraform-like text: one block per change, attributes `old → new`, then the summary line.
+pub fn render(plan: &Plan, color: bool) -> String {
+    let paint = |code: &str, s: &str| if color { format!("\x1b[{code}m{s}\x1b[0m") } else { s.to_string() };
+    let mut out = String::new();
+    for c in plan.pending() {
+        let (sym, code, verb) = match c.action {
+            Action::Create => ("+", "32", "will be created"),
+            Action::Update => ("~", "33", "will be updated in place"),
+            Action::Delete => ("-", "31", "will be deleted"),
+            Action::NoOp => continue,
+        };
+        let _ = writeln!(out, "{} {} {}", paint(code, sym), paint("1", &c.key.to_string()), verb);
+        let width = c.changes.iter().map(|a| a.attr.len()).max().unwrap_or(0);
+        for a in &c.changes {
+            let line = match (&a.old, &a.new) {
+                (None, Some(new)) => format!("    {:width$} = {}", a.attr, show(new)),
+                (Some(old), Some(new)) => format!("    {:width$} = {} → {}", a.attr, show(old), show(new)),
+                (Some(old), None) => format!("    {:width$} = {}", a.attr, show(old)),
+                (None, None) => continue,
+            };
+            let _ = writeln!(out, "{line}");
+        }
+        if let Some(why) = &c.blocked {
+            let _ = writeln!(out, "    {} {why}", paint("31", "✗ blocked:"));
+        }
+        out.push('\n');
+    }
+    let s = &plan.summary;
+    if !plan.has_changes() {
+        let _ = writeln!(out, "No changes. {}/{} matches the stack file ({} resources).", plan.stack, plan.env, s.unchanged);
+    } else {
+        let _ = writeln!(
+            out,
+            "Plan for {}/{}: {} to create, {} to update, {} to delete, {} unchanged.",
+            plan.stack, plan.env, s.create, s.update, s.delete, s.unchanged
+        );
+    }
+    out
+}
+
+fn show(v: &str) -> String {
+    if v == KNOWN_AFTER_APPLY {
+        v.to_string()
+    } else if v.is_empty() {
+        "\"\"".into()
+    } else {
+        format!("\"{v}\"")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::inventory::ObservedResource;
+
+    fn owner() -> Owner {
+        Owner { stack: "s".into(), env: "e".into() }
+    }
+
+    fn observed_with(kind: Kind, name: &str, attrs: &[(&str, &str)], owner: Option<Owner>) -> Observed {
+        let mut o = Observed::default();
+        o.resources.insert(
+            Key::new(kind, name),
+            ObservedResource { id: "id".into(), attrs: attrs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect(), owner, ..Default::default() },
+        );
+        o
+    }
+
+    #[test]
+    fn table() {
+        let fun = || Desired::new(Kind::Function, "f").attr("memory_mb", "256").attr("timeout", "3").immutable(&["runtime"]);
+        struct Case {
+            name: &'static str,
+            desired: Vec<Desired>,
+            observed: Observed,
+            expect: Vec<(Action, usize, bool)>, // (action, number of attribute changes, blocked)
+        }
+        let cases = vec![
+            Case { name: "create from nothing", desired: vec![fun()], observed: Observed::default(), expect: vec![(Action::Create, 2, false)] },
+            Case {
+                name: "no-op when equal (unmanaged AWS defaults are not observed at all)",
+                desired: vec![fun()],
+                observed: observed_with(Kind::Function, "f", &[("memory_mb", "256"), ("timeout", "3")], Some(owner())),
+                expect: vec![(Action::NoOp, 0, false)],
+            },
+            Case {
+                name: "drift is an update back to the stack's value",
+                desired: vec![fun()],
+                observed: observed_with(Kind::Function, "f", &[("memory_mb", "512"), ("timeout", "3")], Some(owner())),
+                expect: vec![(Action::Update, 1, false)],
+            },
+            Case {
+                name: "someone else's resource is never adopted",
+                desired: vec![fun()],
+                observed: observed_with(Kind::Function, "f", &[("memory_mb", "256"), ("timeout", "3")], Some(Owner { stack: "s".into(), env: "prod".into() })),
+                expect: vec![(Action::NoOp, 0, true)],
+            },
+            Case {
+                name: "untagged and different: refused",
+                desired: vec![fun()],
+                observed: observed_with(Kind::Function, "f", &[("memory_mb", "128"), ("timeout", "3")], None),
+                expect: vec![(Action::Update, 1, true)],
+            },
+            Case {
+                name: "immutable attribute change is blocked",
+                desired: vec![fun().attr("runtime", "python3.12")],
+                observed: observed_with(Kind::Function, "f", &[("memory_mb", "256"), ("timeout", "3"), ("runtime", "python3.11")], Some(owner())),
+                expect: vec![(Action::Update, 1, true)],
+            },
+            Case {
+                name: "an owned resource the stack dropped is deleted",
+                desired: vec![],
+                observed: observed_with(Kind::Alarm, "old", &[("threshold", "1")], Some(owner())),
+                expect: vec![(Action::Delete, 1, false)],
+            },
+            Case {
+                name: "an owned database is never deleted by plan",
+                desired: vec![],
+                observed: observed_with(Kind::DbCluster, "db", &[], Some(owner())),
+                expect: vec![],
+            },
+            Case {
+                name: "a foreign resource not in the stack is left alone",
+                desired: vec![],
+                observed: observed_with(Kind::Function, "x", &[], Some(Owner { stack: "other".into(), env: "e".into() })),
+                expect: vec![],
+            },
+        ];
+        for case in cases {
+            let p = plan(&owner(), &case.desired, &case.observed);
+            let got: Vec<(Action, usize, bool)> = p.changes.iter().map(|c| (c.action, c.changes.len(), c.blocked.is_some())).collect();
+            assert_eq!(got, case.expect, "{}", case.name);
+        }
+    }
+
+    #[test]
+    fn order_is_dependency_order_and_rendering_shows_old_and_new() {
+        let desired = vec![
+            Desired::new(Kind::Alarm, "a").attr("threshold", "5"),
+            Desired::new(Kind::Vpc, "v").attr("cidr", "10.0.0.0/16"),
+            Desired::new(Kind::Function, "f").attr("memory_mb", "256"),
+        ];
+        let observed = observed_with(Kind::Function, "f", &[("memory_mb", "128")], Some(owner()));
+        let p = plan(&owner(), &desired, &observed);
+        let kinds: Vec<Kind> = p.changes.iter().map(|c| c.key.kind).collect();
+        assert_eq!(kinds, vec![Kind::Vpc, Kind::Function, Kind::Alarm]);
+        let text = render(&p, false);
+        assert!(text.contains("~ lambda_function.f will be updated in place"), "{text}");
+        assert!(text.contains("memory_mb = \"128\" → \"256\""), "{text}");
+        assert!(text.contains("+ vpc.v will be created"), "{text}");
+        assert!(text.contains("Plan for s/e: 2 to create, 1 to update, 0 to delete, 0 unchanged."), "{text}");
+    }
+}
