@@ -3,7 +3,9 @@
 mod cmd;
 mod context;
 mod exit;
+mod lock;
 mod output;
+mod session;
 
 use clap::{Parser, Subcommand};
 
@@ -28,6 +30,14 @@ enum Command {
     Validate(cmd::validate::ValidateArgs),
     /// Print the stack file's JSON Schema (for editor completion and validation)
     Schema,
+    /// Show what would change to make AWS match the stack file (terraform-plan style)
+    Plan(cmd::plan::PlanArgs),
+    /// Create or update the stack in dependency order until AWS matches the stack file
+    Deploy(cmd::deploy::DeployArgs),
+    /// Show every resource of the stack with its live state and versions
+    Status,
+    /// Delete what the stack owns in an environment (the database only with --delete-data)
+    Destroy(cmd::destroy::DestroyArgs),
     /// Start, inspect or stop the local AWS emulator and PostgreSQL on 127.0.0.1
     #[command(subcommand)]
     Local(cmd::local::LocalCommand),
@@ -59,6 +69,10 @@ async fn run(cli: Cli) -> CliResult {
     match cli.command {
         Command::Validate(args) => cmd::validate::run(&g, args),
         Command::Schema => cmd::validate::schema(),
+        Command::Plan(a) => cmd::plan::run(&g, a).await,
+        Command::Deploy(a) => cmd::deploy::run(&g, a).await,
+        Command::Status => cmd::status::run(&g).await,
+        Command::Destroy(a) => cmd::destroy::run(&g, a).await,
         Command::Local(c) => cmd::local::run(&g, c).await,
     }
 }

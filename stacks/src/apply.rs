@@ -23,8 +23,8 @@ pub struct ApplyCtx<'a> {
     pub artifacts: &'a BTreeMap<String, Artifact>,
     /// Progress lines for stderr.
     pub progress: &'a (dyn Fn(String) + Send + Sync),
-    /// For `destroy`: delete the database and its credentials too.
-    pub delete_data: bool,
+    /// Set (by Ctrl-C) to stop before the next step; the step under way completes, so state stays consistent.
+    pub stop: &'a std::sync::atomic::AtomicBool,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -51,6 +51,8 @@ pub struct Outcome {
     pub done: Vec<Step>,
     pub failed: Option<Failure>,
     pub not_done: Vec<Key>,
+    /// Stopped on request (Ctrl-C) between two steps.
+    pub interrupted: bool,
 }
 
 pub async fn apply(aws: &Aws, ctx: &ApplyCtx<'_>, plan: &Plan, observed: &mut Observed) -> Outcome {
@@ -58,7 +60,12 @@ pub async fn apply(aws: &Aws, ctx: &ApplyCtx<'_>, plan: &Plan, observed: &mut Ob
     let pending: Vec<_> = plan.pending().cloned().collect();
     let total = pending.len();
     for (i, change) in pending.iter().enumerate() {
-        if outcome.failed.is_some() {
+        if outcome.failed.is_some() || outcome.interrupted {
+            outcome.not_done.push(change.key.clone());
+            continue;
+        }
+        if ctx.stop.load(std::sync::atomic::Ordering::SeqCst) {
+            outcome.interrupted = true;
             outcome.not_done.push(change.key.clone());
             continue;
         }

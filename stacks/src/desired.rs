@@ -319,11 +319,12 @@ pub fn desired(stack: &StackFile, env: &str, observed: &Observed, artifacts: &BT
         );
         out.push(
             Desired::new(Kind::TargetGroup, n.target_group())
+                .attr("vpc", vpc.clone())
                 .attr("port", svc.port.to_string())
                 .attr("protocol", "HTTP")
                 .attr("target_type", "ip")
                 .attr("health_check_path", svc.health_check_path.clone())
-                .immutable(&["port", "protocol", "target_type"]),
+                .immutable(&["vpc", "port", "protocol", "target_type"]),
         );
         out.push(
             Desired::new(Kind::Listener, format!("{}:{}", n.load_balancer(), svc.load_balancer.listener_port))

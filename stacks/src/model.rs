@@ -339,6 +339,11 @@ pub struct Service {
     /// The load balancer in front of it.
     #[serde(default)]
     pub load_balancer: LoadBalancer,
+    /// How long deploy waits for the service to reach its desired count of running tasks with one
+    /// deployment (default 10m). `0s`: do not wait (an environment with no task capacity, such as the local
+    /// emulator, which never starts tasks).
+    #[serde(default = "steady_state_default")]
+    pub steady_state_timeout: Span,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
@@ -557,6 +562,9 @@ fn borrow_timeout() -> Span {
 }
 fn idle_client_timeout() -> Span {
     Span::secs(1800)
+}
+fn steady_state_default() -> Span {
+    Span::secs(600)
 }
 fn minute() -> Span {
     Span::secs(60)

@@ -142,6 +142,32 @@ fn diff_one(owner: &Owner, d: &Desired, observed: &Observed) -> Change {
     Change { key: d.key.clone(), action, changes, blocked }
 }
 
+/// What `destroy` deletes: everything this stack+environment owns, dependents first. Without `delete_data`,
+/// the database, its credentials and what it stands in (its subnet group, security group, the network) are
+/// kept and returned separately.
+pub fn destroy_plan(owner: &Owner, observed: &Observed, delete_data: bool, db_security_group: &str) -> (Plan, Vec<Key>) {
+    let mut changes = Vec::new();
+    let mut kept = Vec::new();
+    for (key, o) in &observed.resources {
+        if o.owner.as_ref() != Some(owner) {
+            continue;
+        }
+        let supports_data = key.kind.holds_data()
+            || matches!(key.kind, Kind::DbSubnetGroup | Kind::Vpc | Kind::Subnet)
+            // The database's group is kept, but its rules go: they name groups deleted here, which AWS refuses
+            // to delete while referenced.
+            || (key.kind == Kind::SecurityGroup && key.name == db_security_group);
+        if supports_data && !delete_data {
+            kept.push(key.clone());
+            continue;
+        }
+        changes.push(Change { key: key.clone(), action: Action::Delete, changes: vec![], blocked: None });
+    }
+    changes.sort_by(|a, b| order(a).cmp(&order(b)));
+    let summary = Summary { delete: changes.len(), ..Default::default() };
+    (Plan { stack: owner.stack.clone(), env: owner.env.clone(), changes, summary }, kept)
+}
+
 /// Kinds whose ownership is recorded in tags.
 pub fn owned_by_tags(kind: Kind) -> bool {
     !matches!(kind, Kind::Ingress | Kind::Secret | Kind::Alias | Kind::ProxyTargetGroup | Kind::ProxyTarget | Kind::RolePolicy | Kind::Listener | Kind::Alarm)
@@ -280,6 +306,26 @@ mod tests {
             let got: Vec<(Action, usize, bool)> = p.changes.iter().map(|c| (c.action, c.changes.len(), c.blocked.is_some())).collect();
             assert_eq!(got, case.expect, "{}", case.name);
         }
+    }
+
+    #[test]
+    fn destroy_keeps_data_unless_asked() {
+        let mut o = Observed::default();
+        for (kind, name) in [(Kind::Function, "f"), (Kind::DbCluster, "db"), (Kind::SecurityGroup, "p-db"), (Kind::SecurityGroup, "p-fn"), (Kind::Vpc, "p"), (Kind::Secret, "s")] {
+            o.resources.insert(Key::new(kind, name), ObservedResource { owner: Some(owner()), ..Default::default() });
+        }
+        o.resources.insert(Key::new(Kind::Function, "theirs"), ObservedResource { owner: Some(Owner { stack: "x".into(), env: "e".into() }), ..Default::default() });
+        let (p, kept) = destroy_plan(&owner(), &o, false, "p-db");
+        let deleted: Vec<String> = p.changes.iter().map(|c| c.key.to_string()).collect();
+        assert_eq!(deleted, vec!["lambda_function.f", "security_group.p-fn"]);
+        assert_eq!(kept.len(), 4);
+        let (p, kept) = destroy_plan(&owner(), &o, true, "p-db");
+        assert_eq!(p.changes.len(), 6);
+        assert!(kept.is_empty());
+        // Dependents go first: the function before its security group, the cluster before the VPC.
+        let order: Vec<Kind> = p.changes.iter().map(|c| c.key.kind).collect();
+        assert!(order.iter().position(|k| *k == Kind::Function) < order.iter().position(|k| *k == Kind::SecurityGroup));
+        assert!(order.iter().position(|k| *k == Kind::DbCluster) < order.iter().position(|k| *k == Kind::Vpc));
     }
 
     #[test]

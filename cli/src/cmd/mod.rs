@@ -2,3 +2,7 @@
 
 pub mod local;
 pub mod validate;
+pub mod deploy;
+pub mod destroy;
+pub mod plan;
+pub mod status;

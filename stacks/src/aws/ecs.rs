@@ -175,8 +175,15 @@ pub async fn put_service(aws: &Aws, ctx: &ApplyCtx<'_>, d: &Desired, cur: Option
             .map_err(|e| fail(format!("update ECS service `{name}`"), e))?;
         r.service().and_then(|s| s.service_arn()).unwrap_or_default().to_string()
     };
-    let state = std::sync::Mutex::new(String::new());
-    wait_until(ctx, &format!("service `{name}` to reach {desired_count} running tasks"), Duration::from_secs(1800), || async {
+    let state = std::sync::Mutex::new("deployment started".to_string());
+    let timeout = svc.steady_state_timeout.0;
+    if timeout.is_zero() {
+        (ctx.progress)(format!("    not waiting for `{name}` to reach {desired_count} running tasks (service.steady_state_timeout is 0s)"));
+    }
+    wait_until(ctx, &format!("service `{name}` to reach {desired_count} running tasks"), timeout, || async {
+        if timeout.is_zero() {
+            return Ok(true);
+        }
         let r = aws.ecs.describe_services().cluster(cluster).services(name).send().await.map_err(|e| fail(format!("describe ECS service `{name}`"), e))?;
         let Some(s) = r.services().first() else { return Ok(false) };
         *state.lock().unwrap_or_else(|e| e.into_inner()) = format!("{} running / {} desired", s.running_count(), s.desired_count());

@@ -67,6 +67,7 @@ pub async fn observe(aws: &Aws, lb: &str, tg: &str) -> AwsResult<Vec<(Key, Obser
     if let Some(t) = &t {
         let arn = t.target_group_arn().unwrap_or_default().to_string();
         let mut r = ObservedResource { id: arn.clone(), owner: owners.get(&arn).cloned().flatten(), state: "exists".into(), ..Default::default() };
+        r.attrs.insert("vpc".into(), t.vpc_id().unwrap_or_default().into());
         r.attrs.insert("port".into(), t.port().unwrap_or_default().to_string());
         r.attrs.insert("protocol".into(), t.protocol().map(|p| p.as_str().to_string()).unwrap_or_default());
         r.attrs.insert("target_type".into(), t.target_type().map(|p| p.as_str().to_string()).unwrap_or_default());
@@ -122,7 +123,7 @@ pub async fn put_target_group(aws: &Aws, ctx: &ApplyCtx<'_>, d: &Desired, cur: O
     let name = &d.key.name;
     let arn = match cur {
         None => {
-            let vpc = observed.get(Kind::Subnet, d.get("subnets").split(',').next().unwrap_or_default()).and_then(|s| s.output("vpc_id")).unwrap_or_default().to_string();
+            let vpc = observed.id_of(Kind::Vpc, d.get("vpc")).unwrap_or_default().to_string();
             let r = aws
                 .elb
                 .create_target_group()

@@ -47,7 +47,7 @@ pub async fn observe(aws: &Aws, stack: &StackFile, env: &str) -> AwsResult<Obser
 pub fn normalize(observed: &mut Observed) {
     let snapshot = observed.clone();
     for r in observed.resources.values_mut() {
-        for (attr, kind) in [("subnets", Kind::Subnet), ("security_groups", Kind::SecurityGroup)] {
+        for (attr, kind) in [("subnets", Kind::Subnet), ("security_groups", Kind::SecurityGroup), ("vpc", Kind::Vpc)] {
             if let Some(v) = r.attrs.get(attr) {
                 let ids: Vec<&str> = v.split(',').filter(|s| !s.is_empty()).collect();
                 let names = snapshot.names_of(kind, ids);

@@ -9,7 +9,8 @@ use crate::inventory::{Desired, Key, Kind, ObservedResource};
 pub async fn observe(aws: &Aws, name: &str) -> AwsResult<Vec<(Key, ObservedResource)>> {
     match aws.secrets.describe_secret().secret_id(name).send().await {
         Ok(s) => {
-            let mut r = ObservedResource { id: s.arn().unwrap_or_default().into(), state: "exists".into(), ..Default::default() };
+            let owner = super::owner_from(s.tags().iter().map(|t| (t.key().unwrap_or(""), t.value().unwrap_or(""))));
+            let mut r = ObservedResource { id: s.arn().unwrap_or_default().into(), state: "exists".into(), owner, ..Default::default() };
             r.outputs.insert("arn".into(), r.id.clone());
             Ok(vec![(Key::new(Kind::Secret, name), r)])
         }

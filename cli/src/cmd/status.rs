@@ -1,0 +1,93 @@
+//! `statsctl status`: every resource of the stack with its live state and versions (the version behind each
+//! alias and the one before it, the task definition revision, proxy and target health, alarm states).
+
+use serde::Serialize;
+use statsctl_stacks::inventory::Kind;
+use statsctl_stacks::plan::Action;
+
+use crate::context::Global;
+use crate::exit::{CliResult, OK};
+use crate::output::{self, emit};
+use crate::session::Session;
+
+#[derive(Serialize)]
+struct Row {
+    resource: String,
+    kind: &'static str,
+    name: String,
+    exists: bool,
+    state: String,
+    #[serde(skip_serializing_if = "String::is_empty")]
+    detail: String,
+    /// The plan would change it.
+    pending: bool,
+}
+
+#[derive(Serialize)]
+struct StatusReport {
+    stack: String,
+    env: String,
+    account: String,
+    region: String,
+    resources: Vec<Row>,
+    pending_changes: usize,
+    alarms_in_alarm: Vec<String>,
+}
+
+pub async fn run(g: &Global) -> CliResult {
+    let s = Session::open(g, true).await?;
+    let (observed, p, _) = s.observe_and_plan().await?;
+    let mut rows = Vec::new();
+    for c in &p.changes {
+        let live = observed.resources.get(&c.key);
+        let detail = match (c.key.kind, live) {
+            (Kind::Alias, Some(r)) => format!(
+                "version {}{}",
+                r.output("version").unwrap_or("?"),
+                r.output("previous").map(|p| format!(" (previous {p})")).unwrap_or_default()
+            ),
+            (Kind::TaskDefinition, Some(r)) => r.output("revision_ref").unwrap_or_default().to_string(),
+            (Kind::Proxy, Some(r)) => r.output("endpoint").unwrap_or_default().to_string(),
+            (Kind::DbCluster, Some(r)) => r.output("endpoint").unwrap_or_default().to_string(),
+            (Kind::LoadBalancer, Some(r)) => r.output("dns_name").unwrap_or_default().to_string(),
+            (Kind::Alarm, Some(r)) if r.state == "ALARM" => r.output("state_reason").unwrap_or_default().to_string(),
+            _ => String::new(),
+        };
+        rows.push(Row {
+            resource: c.key.to_string(),
+            kind: c.key.kind.label(),
+            name: c.key.name.clone(),
+            exists: live.is_some(),
+            state: live.map(|r| r.state.clone()).unwrap_or_else(|| "missing".into()),
+            detail,
+            pending: c.action != Action::NoOp,
+        });
+    }
+    let alarms_in_alarm: Vec<String> = rows.iter().filter(|r| r.kind == "alarm" && r.state == "ALARM").map(|r| r.name.clone()).collect();
+    let report = StatusReport {
+        stack: s.owner.stack.clone(),
+        env: s.env.clone(),
+        account: observed.account_id.clone(),
+        region: observed.region.clone(),
+        pending_changes: rows.iter().filter(|r| r.pending).count(),
+        alarms_in_alarm,
+        resources: rows,
+    };
+    emit(g.output, &report, |out| {
+        out.push_str(&format!("{}/{} in account {} ({})\n\n", report.stack, report.env, report.account, report.region));
+        let width = report.resources.iter().map(|r| r.resource.chars().count()).max().unwrap_or(10);
+        out.push_str(&format!("{:width$}  {:<28} {}\n", "RESOURCE", "STATE", "DETAIL"));
+        for r in &report.resources {
+            let state = match r.state.as_str() {
+                "missing" | "ALARM" | "Failed" => output::red(&r.state),
+                "INSUFFICIENT_DATA" => output::yellow(&r.state),
+                _ => r.state.clone(),
+            };
+            let pad = 28usize.saturating_sub(r.state.chars().count());
+            let drift = if r.pending && r.exists { output::yellow(" (drifted from the stack file)") } else { String::new() };
+            out.push_str(&format!("{:width$}  {}{} {}{}\n", r.resource, state, " ".repeat(pad), r.detail, drift));
+        }
+        out.push_str(&format!("\n{} resources, {} with pending changes, {} alarms in ALARM\n", report.resources.len(), report.pending_changes, report.alarms_in_alarm.len()));
+    })?;
+    Ok(OK)
+}

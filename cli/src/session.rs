@@ -1,0 +1,88 @@
+//! What plan, deploy, destroy and status share: load and validate the stack, package the function artifacts
+//! (all before any AWS call), connect, observe, and compute the plan.
+
+use std::collections::BTreeMap;
+use std::time::Instant;
+
+use statsctl_stacks::artifact;
+use statsctl_stacks::aws::{observe::observe, Aws, AwsError, Target};
+use statsctl_stacks::desired::{desired, Artifact};
+use statsctl_stacks::inventory::{Observed, Owner};
+use statsctl_stacks::model::ResolvedStack;
+use statsctl_stacks::plan::{plan, Plan};
+
+use crate::context::Global;
+use crate::exit::{CliError, CliResult};
+
+pub struct Session {
+    pub stack: ResolvedStack,
+    pub env: String,
+    pub owner: Owner,
+    pub artifacts: BTreeMap<String, Artifact>,
+    pub aws: Aws,
+}
+
+impl Session {
+    /// Validates everything local first: a bad stack file or a missing artifact stops here, with nothing sent.
+    pub async fn open(g: &Global, with_artifacts: bool) -> CliResult<Session> {
+        let stack = g.load_stack()?;
+        let env = stack.env_name().to_string();
+        let artifacts = if with_artifacts {
+            artifact::package_all(&stack).map_err(|errors| {
+                let list = errors.iter().map(|e| format!("  {e}")).collect::<Vec<_>>().join("\n");
+                CliError::new(format!("cannot package function code:\n{list}"))
+                    .hint("fix `artifact:` in the stack file (paths are relative to the stack file); nothing was sent to AWS")
+            })?
+        } else {
+            BTreeMap::new()
+        };
+        let target = Target {
+            region: g.region.clone().unwrap_or_else(|| stack.spec.region.clone()),
+            profile: g.profile.clone().or_else(|| stack.spec.aws.profile.clone()),
+            endpoint_url: g.endpoint_url.clone().or_else(|| stack.spec.aws.endpoint_url.clone()),
+        };
+        let aws = Aws::connect(&target).await;
+        let owner = Owner { stack: stack.spec.stack.clone(), env: env.clone() };
+        Ok(Session { stack, env, owner, artifacts, aws })
+    }
+
+    pub async fn observe(&self) -> CliResult<Observed> {
+        observe(&self.aws, &self.stack.spec, &self.env).await.map_err(aws_error)
+    }
+
+    pub fn plan(&self, observed: &Observed) -> Plan {
+        let wanted = desired(&self.stack.spec, &self.env, observed, &self.artifacts);
+        plan(&self.owner, &wanted, observed)
+    }
+
+    /// Observe + plan, with the figures reported by `plan`: API calls and wall time.
+    pub async fn observe_and_plan(&self) -> CliResult<(Observed, Plan, Measure)> {
+        let start = Instant::now();
+        let calls = self.aws.calls.get();
+        let observed = self.observe().await?;
+        let p = self.plan(&observed);
+        Ok((observed, p, Measure { api_calls: self.aws.calls.get() - calls, seconds: start.elapsed().as_secs_f64() }))
+    }
+}
+
+#[derive(Debug, Clone, Copy, serde::Serialize)]
+pub struct Measure {
+    pub api_calls: usize,
+    pub seconds: f64,
+}
+
+pub fn aws_error(e: AwsError) -> CliError {
+    let mut c = CliError::new(e.to_string());
+    c.hint = e.hint;
+    c
+}
+
+/// Refuses a plan that would take over or break something, before anything is applied.
+pub fn refuse_blocked(p: &Plan) -> CliResult<()> {
+    let blocked = p.blocked();
+    if blocked.is_empty() {
+        return Ok(());
+    }
+    let list = blocked.iter().map(|c| format!("  {}: {}", c.key, c.blocked.as_deref().unwrap_or_default())).collect::<Vec<_>>().join("\n");
+    Err(CliError::new(format!("the plan cannot be applied:\n{list}")).hint("nothing was changed; resolve the conflicts above and re-run"))
+}
