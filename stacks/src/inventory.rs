@@ -9,8 +9,7 @@ use std::fmt;
 use serde::Serialize;
 
 /// Kinds of resources, in the order they are created (destroy runs it backwards).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
-#[serde(rename_all = "snake_case")]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub enum Kind {
     Vpc,
     Subnet,
@@ -67,6 +66,13 @@ impl Kind {
     /// Resources whose deletion loses data: destroyed only with `--delete-data`.
     pub fn holds_data(self) -> bool {
         matches!(self, Kind::DbCluster | Kind::DbInstance | Kind::Secret)
+    }
+}
+
+/// Serialized as its label (`lambda_function`), the same word the human plan shows.
+impl Serialize for Kind {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(self.label())
     }
 }
 

@@ -187,6 +187,15 @@ pub fn render(plan: &Plan, color: bool) -> String {
         let _ = writeln!(out, "{} {} {}", paint(code, sym), paint("1", &c.key.to_string()), verb);
         let width = c.changes.iter().map(|a| a.attr.len()).max().unwrap_or(0);
         for a in &c.changes {
+            // Maps (environment variables, dimensions) diff key by key: the one changed variable stands out.
+            if let (Some(old), Some(new)) = (&a.old, &a.new) {
+                if let Some(lines) = map_diff(&a.attr, old, new) {
+                    for l in lines {
+                        let _ = writeln!(out, "    {l}");
+                    }
+                    continue;
+                }
+            }
             let line = match (&a.old, &a.new) {
                 (None, Some(new)) => format!("    {:width$} = {}", a.attr, show(new)),
                 (Some(old), Some(new)) => format!("    {:width$} = {} → {}", a.attr, show(old), show(new)),
@@ -211,6 +220,22 @@ pub fn render(plan: &Plan, color: bool) -> String {
         );
     }
     out
+}
+
+fn map_diff(attr: &str, old: &str, new: &str) -> Option<Vec<String>> {
+    let old: std::collections::BTreeMap<String, String> = serde_json::from_str(old).ok()?;
+    let new: std::collections::BTreeMap<String, String> = serde_json::from_str(new).ok()?;
+    let keys: BTreeSet<&String> = old.keys().chain(new.keys()).collect();
+    let mut out = Vec::new();
+    for k in keys {
+        match (old.get(k), new.get(k)) {
+            (Some(a), Some(b)) if a != b => out.push(format!("{attr}.{k} = {} → {}", show(a), show(b))),
+            (Some(a), None) => out.push(format!("{attr}.{k} = {} → (removed)", show(a))),
+            (None, Some(b)) => out.push(format!("{attr}.{k} = (unset) → {}", show(b))),
+            _ => {}
+        }
+    }
+    Some(out)
 }
 
 fn show(v: &str) -> String {
@@ -343,6 +368,11 @@ mod tests {
         assert!(text.contains("~ lambda_function.f will be updated in place"), "{text}");
         assert!(text.contains("memory_mb = \"128\" → \"256\""), "{text}");
         assert!(text.contains("+ vpc.v will be created"), "{text}");
+        let env_change = vec![Desired::new(Kind::Function, "f").attr("environment", r#"{"A":"1","DB_HOST":"proxy"}"#)];
+        let drifted = observed_with(Kind::Function, "f", &[("environment", r#"{"A":"1","DB_HOST":"cluster"}"#)], Some(owner()));
+        let env_text = render(&plan(&owner(), &env_change, &drifted), false);
+        assert!(env_text.contains("environment.DB_HOST = \"cluster\" → \"proxy\""), "{env_text}");
+        assert!(!env_text.contains("environment.A"), "{env_text}");
         assert!(text.contains("Plan for s/e: 2 to create, 1 to update, 0 to delete, 0 unchanged."), "{text}");
     }
 }

@@ -112,3 +112,51 @@ impl Drop for LocalAws {
         let _ = c.output();
     }
 }
+
+/// An AWS SDK configuration pointed at a test's emulator, for changing things behind statsctl's back.
+pub async fn sdk_config(env: &LocalAws) -> aws_config::SdkConfig {
+    aws_config::defaults(aws_config::BehaviorVersion::latest())
+        .region(aws_config::Region::new("us-east-1"))
+        .endpoint_url(env.endpoint())
+        .credentials_provider(aws_sdk_lambda::config::Credentials::new("test", "test", None, None, "statsctl-tests"))
+        .load()
+        .await
+}
+
+pub fn block_on<F: std::future::Future>(f: F) -> F::Output {
+    tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap().block_on(f)
+}
+
+impl LocalAws {
+    /// Runs `statsctl --env local ARGS…` against this emulator.
+    pub fn run(&self, args: &[&str]) -> Run {
+        let mut c = self.statsctl();
+        c.args(args);
+        run(c)
+    }
+
+    /// `statsctl deploy`, asserting it succeeded.
+    pub fn deploy(&self) -> Run {
+        let r = self.run(&["deploy"]);
+        assert_eq!(r.code, 0, "deploy failed: {r:?}");
+        r
+    }
+
+    /// `plan --detailed-exitcode --output json`: (exit code, plan JSON).
+    pub fn plan_json(&self) -> (i32, serde_json::Value) {
+        let r = self.run(&["plan", "--detailed-exitcode", "--output", "json"]);
+        assert!(r.code == 0 || r.code == 2, "plan failed: {r:?}");
+        (r.code, r.json())
+    }
+}
+
+/// The pending changes of a plan as `(resource, action)` pairs.
+pub fn pending(plan: &serde_json::Value) -> Vec<(String, String)> {
+    plan["changes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|c| c["action"] != "no_op")
+        .map(|c| (format!("{}.{}", c["kind"].as_str().unwrap(), c["name"].as_str().unwrap()), c["action"].as_str().unwrap().to_string()))
+        .collect()
+}

@@ -180,8 +180,14 @@ pub async fn set_ingress(aws: &Aws, d: &Desired, current: Option<&ObservedResour
     let bad = |e: String| AwsError::new(format!("set ingress of `{name}`"), e);
     let extra: Vec<IpPermission> = have.iter().filter(|r| !want.contains(r)).map(|r| permission(r, observed)).collect::<Result<_, _>>().map_err(bad)?;
     let missing: Vec<IpPermission> = want.iter().filter(|r| !have.contains(r)).map(|r| permission(r, observed)).collect::<Result<_, _>>().map_err(|e| AwsError::new(format!("set ingress of `{name}`"), e))?;
-    if !extra.is_empty() {
-        aws.ec2.revoke_security_group_ingress().group_id(&gid).set_ip_permissions(Some(extra)).send().await.map_err(|e| fail(format!("revoke ingress rules of `{name}`"), e))?;
+    // One at a time: a rule naming a group that no longer exists cannot be revoked (and no longer admits
+    // anything), which must not stop the others.
+    for rule in extra {
+        match aws.ec2.revoke_security_group_ingress().group_id(&gid).ip_permissions(rule).send().await {
+            Ok(_) => {}
+            Err(e) if super::code_of(&e) == Some("InvalidGroup.NotFound") => {}
+            Err(e) => return Err(fail(format!("revoke ingress rules of `{name}`"), e)),
+        }
     }
     if !missing.is_empty() {
         aws.ec2.authorize_security_group_ingress().group_id(&gid).set_ip_permissions(Some(missing)).send().await.map_err(|e| fail(format!("authorize ingress rules of `{name}`"), e))?;
