@@ -34,6 +34,8 @@ enum Command {
     Plan(cmd::plan::PlanArgs),
     /// Create or update the stack in dependency order until AWS matches the stack file
     Deploy(cmd::deploy::DeployArgs),
+    /// Check, before the event, that the stack will hold: proxy attachment, connection budget, alarms, rollback…
+    Preflight(cmd::preflight::PreflightArgs),
     /// Show every resource of the stack with its live state and versions
     Status,
     /// Delete what the stack owns in an environment (the database only with --delete-data)
@@ -72,6 +74,7 @@ async fn run(cli: Cli) -> CliResult {
         Command::Plan(a) => cmd::plan::run(&g, a).await,
         Command::Deploy(a) => cmd::deploy::run(&g, a).await,
         Command::Status => cmd::status::run(&g).await,
+        Command::Preflight(a) => cmd::preflight::run(&g, a).await,
         Command::Destroy(a) => cmd::destroy::run(&g, a).await,
         Command::Local(c) => cmd::local::run(&g, c).await,
     }

@@ -51,9 +51,6 @@ pub fn yellow(t: &str) -> String {
 pub fn dim(t: &str) -> String {
     paint(t, "2")
 }
-pub fn bold(t: &str) -> String {
-    paint(t, "1")
-}
 
 /// A progress line on stderr (never on stdout, so `--output json` stays parseable).
 pub fn progress(msg: impl AsRef<str>) {

@@ -5,4 +5,5 @@ pub mod validate;
 pub mod deploy;
 pub mod destroy;
 pub mod plan;
+pub mod preflight;
 pub mod status;

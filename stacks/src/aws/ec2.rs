@@ -204,3 +204,16 @@ pub async fn delete(aws: &Aws, key: &Key, id: &str) -> AwsResult<()> {
         _ => Ok(()),
     }
 }
+
+/// The VPC of each subnet id (subnets statsctl does not know by name: someone moved a function elsewhere).
+pub async fn subnet_vpcs(aws: &Aws, ids: Vec<String>) -> AwsResult<std::collections::BTreeMap<String, String>> {
+    let mut out = std::collections::BTreeMap::new();
+    if ids.is_empty() {
+        return Ok(out);
+    }
+    let r = aws.ec2.describe_subnets().set_subnet_ids(Some(ids)).send().await.map_err(|e| fail("describe subnets", e))?;
+    for s in r.subnets() {
+        out.insert(s.subnet_id().unwrap_or_default().to_string(), s.vpc_id().unwrap_or_default().to_string());
+    }
+    Ok(out)
+}

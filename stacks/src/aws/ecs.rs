@@ -213,3 +213,12 @@ pub async fn delete(aws: &Aws, ctx: &ApplyCtx<'_>, key: &Key, cur: &ObservedReso
         _ => Ok(()),
     }
 }
+
+/// Whether a task definition revision (`family:N`) is still registered (ACTIVE).
+pub async fn task_definition_active(aws: &Aws, revision: &str) -> AwsResult<bool> {
+    match aws.ecs.describe_task_definition().task_definition(revision).send().await {
+        Ok(t) => Ok(t.task_definition().and_then(|t| t.status()).map(|s| s.as_str()) == Some("ACTIVE")),
+        Err(e) if code_of(&e) == Some("ClientException") => Ok(false),
+        Err(e) => Err(fail(format!("describe task definition `{revision}`"), e)),
+    }
+}

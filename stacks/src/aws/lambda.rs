@@ -279,3 +279,19 @@ mod tests {
         assert_eq!(super::previous_version("statsctl previous="), None);
     }
 }
+
+/// The account's concurrency limit and its unreserved part, from `GetAccountSettings`.
+pub async fn account_concurrency(aws: &Aws) -> AwsResult<(u32, u32)> {
+    let s = aws.lambda.get_account_settings().send().await.map_err(|e| fail("read Lambda account settings", e))?;
+    let limit = s.account_limit().map(|l| (l.concurrent_executions(), l.unreserved_concurrent_executions().unwrap_or(l.concurrent_executions()))).unwrap_or((1000, 1000));
+    Ok((limit.0.max(0) as u32, limit.1.max(0) as u32))
+}
+
+/// Whether a published version of a function still exists.
+pub async fn version_exists(aws: &Aws, function: &str, version: &str) -> AwsResult<bool> {
+    match aws.lambda.get_function_configuration().function_name(function).qualifier(version).send().await {
+        Ok(_) => Ok(true),
+        Err(e) if code_of(&e) == Some("ResourceNotFoundException") => Ok(false),
+        Err(e) => Err(fail(format!("get version {version} of `{function}`"), e)),
+    }
+}

@@ -84,6 +84,7 @@ pub async fn observe(aws: &Aws, subnet_group: &str, cluster_id: &str, proxy: Opt
                 o.attrs.insert("cluster".into(), i.db_cluster_identifier().unwrap_or_default().into());
                 o.attrs.insert("instance_class".into(), i.db_instance_class().unwrap_or_default().into());
                 o.attrs.insert("publicly_accessible".into(), i.publicly_accessible().unwrap_or(false).to_string());
+                o.outputs.insert("endpoint".into(), i.endpoint().and_then(|e| e.address()).unwrap_or_default().into());
                 out.push((Key::new(Kind::DbInstance, id), o));
             }
         }

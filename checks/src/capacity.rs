@@ -1,0 +1,266 @@
+//! `capacity.connections`: the connection budget, worst case and expected.
+//!
+//! Worst case per client: max instances (a function's reserved concurrency, else the account's unreserved
+//! concurrency; the service's max task count) × its pool size. Direct clients share the database's
+//! `max_connections − reserved`; proxied clients share the proxy's pool, `max_connections × MaxConnectionsPercent`.
+//! Expected load: viewers / poll interval × request duration = concurrent requests, × spike factor.
+
+use serde::Serialize;
+use statsctl_stacks::model::{StackFile, Via};
+
+use crate::{Facts, Finding, Sourced, Status};
+
+pub const ID: &str = "capacity.connections";
+
+/// Share of a limit above which the check warns.
+pub const WARN_RATIO: f64 = 0.8;
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct ClientLoad {
+    pub name: String,
+    pub via: Via,
+    pub max_instances: u64,
+    /// Where `max_instances` comes from.
+    pub instances_from: String,
+    pub pool_size: u32,
+    pub connections: u64,
+    /// Reserved concurrency (functions) or max tasks (service) currently set, if any.
+    pub capped: bool,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Budget {
+    pub clients: Vec<ClientLoad>,
+    pub direct_worst: u64,
+    pub proxy_worst: u64,
+    pub max_connections: Option<Sourced<u32>>,
+    pub reserved: u32,
+    /// `max_connections − reserved`: what clients can have.
+    pub db_limit: Option<u64>,
+    /// `max_connections × MaxConnectionsPercent`.
+    pub proxy_pool: Option<u64>,
+    /// Concurrent requests at the event's peak (× spike factor): each holds one connection.
+    pub expected: f64,
+}
+
+/// The arithmetic, pure.
+pub fn budget(stack: &StackFile, unreserved: &Sourced<u32>, max_connections: Option<Sourced<u32>>, viewers: u64) -> Budget {
+    let mut clients = Vec::new();
+    for (name, f) in &stack.functions {
+        let Some(db) = &f.database else { continue };
+        let (max_instances, from, capped) = match f.reserved_concurrency {
+            Some(r) => (u64::from(r), "reserved concurrency".to_string(), true),
+            None => (u64::from(unreserved.value), format!("unreserved account concurrency ({})", unreserved.source), false),
+        };
+        clients.push(ClientLoad { name: name.clone(), via: db.via, max_instances, instances_from: from, pool_size: db.pool_size, connections: max_instances * u64::from(db.pool_size), capped });
+    }
+    if let Some(svc) = &stack.service {
+        if let Some(db) = &svc.database {
+            let n = u64::from(svc.max_count);
+            clients.push(ClientLoad { name: svc.name.clone(), via: db.via, max_instances: n, instances_from: "service max_count".into(), pool_size: db.pool_size, connections: n * u64::from(db.pool_size), capped: true });
+        }
+    }
+    let sum = |via: Via| clients.iter().filter(|c| c.via == via).map(|c| c.connections).sum::<u64>();
+    let reserved = stack.database.reserved_connections;
+    let db_limit = max_connections.as_ref().map(|m| u64::from(m.value.saturating_sub(reserved)));
+    let proxy_pool = match (&stack.proxy, &max_connections) {
+        (Some(p), Some(m)) => Some(u64::from(m.value) * u64::from(p.max_connections_percent) / 100),
+        _ => None,
+    };
+    let e = &stack.event;
+    let expected = viewers as f64 / e.poll_interval.as_secs_f64().max(0.001) * e.request_duration.as_secs_f64() * e.spike_factor;
+    Budget { direct_worst: sum(Via::Direct), proxy_worst: sum(Via::Proxy), clients, max_connections, reserved, db_limit, proxy_pool, expected }
+}
+
+fn ratio_status(used: f64, limit: f64) -> Status {
+    if used > limit {
+        Status::Fail
+    } else if used > limit * WARN_RATIO {
+        Status::Warn
+    } else {
+        Status::Pass
+    }
+}
+
+/// Verdict and fixes from a budget, pure.
+pub fn judge(stack: &StackFile, b: &Budget) -> Finding {
+    let Some(db_limit) = b.db_limit else {
+        return Finding::new(ID, Status::Skip, "the database's max_connections is unknown")
+            .fix("set `database.max_connections` in the stack file, or `database.sql` so preflight can measure it");
+    };
+    let mut status = Status::Pass;
+    let mut problems = Vec::new();
+    let mut fixes = Vec::new();
+
+    // Direct clients: their worst case must fit the database.
+    if b.direct_worst > 0 {
+        let s = ratio_status(b.direct_worst as f64, db_limit as f64);
+        if s > Status::Pass {
+            problems.push(format!("direct clients can open {} connections; the database allows {db_limit}", b.direct_worst));
+            // Cap the largest direct client so the total fits.
+            if let Some(big) = b.clients.iter().filter(|c| c.via == Via::Direct).max_by_key(|c| c.connections) {
+                let others = b.direct_worst - big.connections;
+                let room = (db_limit as f64 * if s == Status::Fail { 1.0 } else { WARN_RATIO }) as u64;
+                let cap = room.saturating_sub(others) / u64::from(big.pool_size.max(1));
+                if stack.functions.contains_key(&big.name) {
+                    fixes.push(format!("set reserved concurrency of {} to ≤ {cap} (functions.{}.reserved_concurrency), or route it `via: proxy`", big.name, big.name));
+                } else {
+                    fixes.push(format!("lower service.max_count to ≤ {cap}, or route it `via: proxy`"));
+                }
+            }
+        }
+        status = status.max(s);
+    }
+    // Through the proxy: the event's expected concurrent requests must fit the pool.
+    if let (Some(pool), true) = (b.proxy_pool, b.proxy_worst > 0) {
+        let s = ratio_status(b.expected, pool as f64);
+        if s > Status::Pass {
+            problems.push(format!("expected {:.0} concurrent requests at the spike; the proxy pool is {pool}", b.expected.ceil()));
+            let max_conn = b.max_connections.as_ref().map(|m| m.value).unwrap_or(1).max(1);
+            let needed = (b.expected / if s == Status::Fail { 1.0 } else { WARN_RATIO } / f64::from(max_conn) * 100.0).ceil() as u64;
+            if needed <= 100 {
+                fixes.push(format!("raise MaxConnectionsPercent to {needed} (proxy.max_connections_percent)"));
+            } else {
+                fixes.push("the database itself is too small for the expected load: a larger instance class or more ACUs".into());
+            }
+        }
+        status = status.max(s);
+        // At worst more clients than pooled connections: the proxy makes the rest wait (up to the borrow
+        // timeout), which is its job, but worth knowing.
+        if b.proxy_worst > pool && status < Status::Warn {
+            status = Status::Warn;
+            problems.push(format!("at worst {} clients share the proxy's {pool} pooled connections; the rest wait up to the borrow timeout", b.proxy_worst));
+        }
+        // The proxy's pool and direct clients share one database.
+        if b.direct_worst > 0 && pool + b.direct_worst > db_limit && status < Status::Warn {
+            status = Status::Warn;
+            problems.push(format!("proxy pool {pool} + direct {} can exceed the database's {db_limit}", b.direct_worst));
+        }
+    } else if b.proxy_worst == 0 && b.direct_worst > 0 {
+        let s = ratio_status(b.expected, db_limit as f64);
+        if s > Status::Pass {
+            problems.push(format!("expected {:.0} concurrent requests; the database allows {db_limit}", b.expected.ceil()));
+        }
+        status = status.max(s);
+    }
+
+    let summary = if problems.is_empty() {
+        format!(
+            "worst case {} direct / {} via proxy; expected {:.0} concurrent at the spike; database allows {db_limit}{}",
+            b.direct_worst,
+            b.proxy_worst,
+            b.expected.ceil(),
+            b.proxy_pool.map(|p| format!(", proxy pool {p}")).unwrap_or_default()
+        )
+    } else {
+        problems.join("; ")
+    };
+    let mut f = Finding::new(ID, status, summary);
+    f.fixes = fixes;
+    if let Some(m) = &b.max_connections {
+        f = f.evidence(format!("max_connections {} ({}), {} reserved", m.value, m.source, b.reserved));
+    }
+    f.table.push(vec!["client".into(), "via".into(), "max instances".into(), "× pool".into(), "= connections".into(), "instances from".into()]);
+    for c in &b.clients {
+        f.table.push(vec![
+            c.name.clone(),
+            format!("{:?}", c.via).to_lowercase(),
+            c.max_instances.to_string(),
+            c.pool_size.to_string(),
+            c.connections.to_string(),
+            c.instances_from.clone(),
+        ]);
+    }
+    let e = &stack.event;
+    f.table.push(vec!["direct total".into(), String::new(), String::new(), String::new(), b.direct_worst.to_string(), format!("database allows {db_limit}")]);
+    if let Some(p) = b.proxy_pool {
+        f.table.push(vec!["via proxy total".into(), String::new(), String::new(), String::new(), b.proxy_worst.to_string(), format!("proxy pool {p} (the proxy queues the rest)")]);
+    }
+    f.table.push(vec![
+        "expected".into(),
+        String::new(),
+        String::new(),
+        String::new(),
+        format!("{:.1}", b.expected),
+        format!("viewers / {} × {} × spike {}", e.poll_interval, e.request_duration, e.spike_factor),
+    ]);
+    f
+}
+
+pub fn check(facts: &Facts) -> Vec<Finding> {
+    let unreserved = facts.unreserved_concurrency.clone().unwrap_or_else(|| {
+        let reserved: u32 = facts.stack.functions.values().filter_map(|f| f.reserved_concurrency).sum();
+        Sourced::new(facts.account_concurrency.value.saturating_sub(reserved), format!("{} − reserved {reserved}", facts.account_concurrency.source))
+    });
+    // Reserved concurrency as deployed, not as written: drift matters most here.
+    let mut stack = facts.stack.clone();
+    for (name, f) in stack.functions.iter_mut() {
+        let live = facts.observed.get(statsctl_stacks::inventory::Kind::Function, &facts.stack.function_name(facts.env, name));
+        if let Some(v) = live.and_then(|r| r.attrs.get("reserved_concurrency")) {
+            f.reserved_concurrency = v.parse().ok();
+        }
+    }
+    let b = budget(&stack, &unreserved, facts.max_connections.clone(), facts.viewers);
+    let mut f = judge(&stack, &b);
+    f.evidence.push(format!("{} viewers", facts.viewers));
+    vec![f]
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::fixtures::stack_from;
+
+    struct Case {
+        name: &'static str,
+        yaml_patch: &'static str,
+        viewers: u64,
+        max_connections: u32,
+        unreserved: u32,
+        expect: Status,
+        expect_fix: &'static str,
+    }
+
+    #[test]
+    fn table() {
+        let cases = [
+            // The mission's incident: ~800 direct connections (unreserved concurrency × 1) on a database that
+            // allows 405 − 3.
+            Case { name: "mission: functions straight to the database", yaml_patch: "direct", viewers: 1500, max_connections: 405, unreserved: 800, expect: Status::Fail, expect_fix: "set reserved concurrency of stats-api to ≤ " },
+            // Through the proxy: 1500 viewers / 15 s × 0.12 s × 3 = 36 concurrent, pool 405 × 90% = 364 — but at
+            // worst 950 clients could queue for those 364: a warning, not a failure.
+            Case { name: "mission: through the proxy", yaml_patch: "", viewers: 1500, max_connections: 405, unreserved: 800, expect: Status::Warn, expect_fix: "" },
+            // The same with a large database: every client fits the pool.
+            Case { name: "through the proxy, pool larger than all clients", yaml_patch: "", viewers: 1500, max_connections: 1722, unreserved: 800, expect: Status::Pass, expect_fix: "" },
+            // 50,000 viewers: 50000/15 × 0.12 × 3 = 1200 > 364.
+            Case { name: "big audience exceeds the pool", yaml_patch: "", viewers: 50_000, max_connections: 405, unreserved: 800, expect: Status::Fail, expect_fix: "the database itself is too small" },
+            // 10,000 viewers: 240 concurrent, pool 364: 66% → pass; with 12,500: 300 > 0.8 × 364 → warn.
+            Case { name: "near the pool warns", yaml_patch: "", viewers: 12_500, max_connections: 405, unreserved: 800, expect: Status::Warn, expect_fix: "raise MaxConnectionsPercent to " },
+            Case { name: "pool too small, percent can be raised", yaml_patch: "percent10", viewers: 8_000, max_connections: 1722, unreserved: 800, expect: Status::Fail, expect_fix: "raise MaxConnectionsPercent to 12" },
+            Case { name: "direct with caps that fit", yaml_patch: "direct-capped", viewers: 100, max_connections: 1722, unreserved: 800, expect: Status::Pass, expect_fix: "" },
+        ];
+        for c in cases {
+            let stack = stack_from(c.yaml_patch);
+            let b = budget(&stack, &Sourced::new(c.unreserved, "test"), Some(Sourced::new(c.max_connections, "test")), c.viewers);
+            let f = judge(&stack, &b);
+            assert_eq!(f.status, c.expect, "{}: {f:#?}", c.name);
+            if !c.expect_fix.is_empty() {
+                assert!(f.fixes.iter().any(|x| x.contains(c.expect_fix)), "{}: fixes {:?}", c.name, f.fixes);
+            }
+        }
+    }
+
+    #[test]
+    fn arithmetic() {
+        let stack = stack_from("direct");
+        let b = budget(&stack, &Sourced::new(800, "test"), Some(Sourced::new(405, "test")), 1500);
+        // stats-api unreserved 800 × 1 + log-ingester reserved 50 × 1 + service max 10 × 10 = 950 direct.
+        assert_eq!(b.direct_worst, 800 + 50 + 100);
+        assert_eq!(b.db_limit, Some(402));
+        assert!((b.expected - 36.0).abs() < 1e-9, "{}", b.expected);
+        let f = judge(&stack, &b);
+        // Capping stats-api: 402 − (50 + 100) = 252.
+        assert!(f.fixes.iter().any(|x| x.contains("stats-api to ≤ 252")), "{:?}", f.fixes);
+        assert_eq!(judge(&stack, &budget(&stack, &Sourced::new(800, "t"), None, 1)).status, Status::Skip);
+    }
+}

@@ -1,0 +1,313 @@
+//! `statsctl preflight`: is the stack ready for the event? Reads live state (and the database when reachable)
+//! concurrently, runs every check in `statsctl_checks`, prints one line per check with evidence and fixes.
+
+use std::collections::BTreeMap;
+use std::time::{Duration, Instant};
+
+use clap::Args;
+use serde::Serialize;
+use statsctl_checks::{failed, Facts, Finding, Sourced, Status, ALL};
+use statsctl_stacks::aws;
+use statsctl_stacks::desired::{desired, max_connections_estimate, Names};
+use statsctl_stacks::facts;
+use statsctl_stacks::inventory::{Kind, Observed};
+use statsctl_stacks::model::StackFile;
+
+use crate::context::Global;
+use crate::exit::{CliError, CliResult, ATTENTION, OK};
+use crate::output::{self, emit, progress};
+use crate::session::{aws_error, Session};
+
+#[derive(Args, Debug)]
+pub struct PreflightArgs {
+    /// Expected viewers (default: the stack's `event.expected_viewers`)
+    #[arg(long)]
+    pub viewers: Option<u64>,
+    /// Run only these checks (ids, e.g. proxy.attached capacity.connections)
+    #[arg(long, num_args = 1.., value_name = "ID")]
+    pub only: Vec<String>,
+    /// Skip these checks; needs --reason, which is shown in the report
+    #[arg(long, num_args = 1.., value_name = "ID", requires = "reason")]
+    pub skip: Vec<String>,
+    /// Why the skipped checks are skipped
+    #[arg(long)]
+    pub reason: Option<String>,
+    /// Warnings fail too
+    #[arg(long)]
+    pub strict: bool,
+    /// Print a Markdown report (to paste in the on-call channel) instead of the terminal view
+    #[arg(long)]
+    pub markdown: bool,
+}
+
+#[derive(Serialize)]
+struct Report {
+    stack: String,
+    env: String,
+    viewers: u64,
+    ready: bool,
+    findings: Vec<Finding>,
+    summary: BTreeMap<&'static str, usize>,
+    api_calls: usize,
+    seconds: f64,
+}
+
+pub async fn run(g: &Global, args: PreflightArgs) -> CliResult {
+    let ids: Vec<&str> = ALL.iter().map(|c| c.id).collect();
+    for id in args.only.iter().chain(&args.skip) {
+        if !ids.contains(&id.as_str()) {
+            let hint = statsctl_stacks::diagnostics::closest(id, ids.iter().copied()).map(|c| format!("did you mean `{c}`? ")).unwrap_or_default();
+            return Err(CliError::new(format!("unknown check `{id}`")).hint(format!("{hint}checks: {}", ids.join(", "))));
+        }
+    }
+    let started = Instant::now();
+    let s = Session::open(g, true).await?;
+    progress(format!("reading {}/{} from AWS…", s.owner.stack, s.env));
+    let (observed, plan, _) = s.observe_and_plan().await?;
+    let spec = &s.stack.spec;
+    let viewers = args.viewers.unwrap_or(spec.event.expected_viewers);
+    let extra = gather(&s, &observed).await?;
+    let pending: Vec<String> = plan.pending().map(|c| format!("{} ({:?})", c.key, c.action).to_lowercase()).collect();
+    let required_alarms = desired(spec, &s.env, &observed, &s.artifacts).into_iter().filter(|d| d.key.kind == Kind::Alarm).map(|d| d.key.name).collect();
+    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0);
+    let facts = Facts {
+        stack: spec,
+        env: &s.env,
+        observed: &observed,
+        subnet_vpcs: extra.subnet_vpcs,
+        account_concurrency: extra.account_concurrency,
+        unreserved_concurrency: extra.unreserved,
+        max_connections: extra.max_connections,
+        current_connections: extra.current_connections,
+        previous_versions: extra.previous_versions,
+        previous_task_definition: extra.previous_task_definition,
+        pending_changes: pending,
+        required_alarms,
+        loadtests: vec![],
+        deployed_versions: deployed_versions(spec, &s.env, &observed),
+        viewers,
+        now,
+    };
+    let mut findings = Vec::new();
+    for c in ALL {
+        if !args.only.is_empty() && !args.only.iter().any(|o| o == c.id) {
+            continue;
+        }
+        if args.skip.iter().any(|o| o == c.id) {
+            findings.push(Finding::new(c.id, Status::Skip, format!("skipped: {}", args.reason.clone().unwrap_or_default())));
+            continue;
+        }
+        findings.extend((c.run)(&facts));
+    }
+    let mut summary = BTreeMap::new();
+    for f in &findings {
+        *summary.entry(match f.status {
+            Status::Pass => "pass",
+            Status::Warn => "warn",
+            Status::Fail => "fail",
+            Status::Skip => "skip",
+        })
+        .or_insert(0) += 1;
+    }
+    let ready = !failed(&findings, args.strict);
+    let report = Report { stack: s.owner.stack.clone(), env: s.env.clone(), viewers, ready, findings, summary, api_calls: s.aws.calls.get(), seconds: started.elapsed().as_secs_f64() };
+    progress(format!("checked in {:.2}s with {} AWS API calls", report.seconds, report.api_calls));
+    if args.markdown && g.output == output::Format::Human {
+        print!("{}", markdown(&report));
+    } else {
+        emit(g.output, &report, |out| human(out, &report))?;
+    }
+    Ok(if ready { OK } else { ATTENTION })
+}
+
+struct Extra {
+    subnet_vpcs: BTreeMap<String, String>,
+    account_concurrency: Sourced<u32>,
+    unreserved: Option<Sourced<u32>>,
+    max_connections: Option<Sourced<u32>>,
+    current_connections: Option<u32>,
+    previous_versions: BTreeMap<String, Option<bool>>,
+    previous_task_definition: Option<(String, bool)>,
+}
+
+/// The reads beyond `observe`, all at once.
+async fn gather(s: &Session, o: &Observed) -> CliResult<Extra> {
+    let spec = &s.stack.spec;
+    let a = &s.aws;
+    // Subnets: ours are known; anything else a client or the proxy uses is looked up.
+    let mut subnet_vpcs: BTreeMap<String, String> = o.resources.iter().chain(o.referenced.iter()).filter(|(k, _)| k.kind == Kind::Subnet).map(|(k, r)| (k.name.clone(), r.output("vpc_id").unwrap_or_default().to_string())).collect();
+    let unknown: Vec<String> = o
+        .resources
+        .values()
+        .filter_map(|r| r.attrs.get("subnets"))
+        .flat_map(|v| v.split(',').map(str::to_string).collect::<Vec<_>>())
+        .filter(|id| !id.is_empty() && !subnet_vpcs.contains_key(id))
+        .collect::<std::collections::BTreeSet<_>>()
+        .into_iter()
+        .collect();
+    let functions: Vec<(String, Option<String>)> = spec
+        .functions
+        .iter()
+        .map(|(name, f)| {
+            let fname = spec.function_name(&s.env, name);
+            let prev = o.output(Kind::Alias, &format!("{fname}:{}", f.alias), "previous").map(str::to_string);
+            (fname, prev)
+        })
+        .collect();
+    let prev_task = spec.service.as_ref().and_then(|svc| o.output(Kind::TaskDefinition, &Names::new(spec, &s.env).task_family(&svc.name), "revision_ref")).and_then(|r| {
+        let (family, n) = r.rsplit_once(':')?;
+        let n: u32 = n.parse().ok()?;
+        (n > 1).then(|| format!("{family}:{}", n - 1))
+    });
+    let (vpcs, account, versions, task_prev, sql) = tokio::join!(
+        aws::ec2::subnet_vpcs(a, unknown),
+        aws::lambda::account_concurrency(a),
+        futures::future::join_all(functions.iter().map(|(f, prev)| async move {
+            match prev {
+                Some(v) => aws::lambda::version_exists(a, f, v).await.map(|e| (f.clone(), Some(e))),
+                None => Ok((f.clone(), None)),
+            }
+        })),
+        async {
+            match &prev_task {
+                Some(r) => aws::ecs::task_definition_active(a, r).await.map(|e| Some((r.clone(), e))),
+                None => Ok(None),
+            }
+        },
+        measure_sql(spec),
+    );
+    subnet_vpcs.extend(vpcs.map_err(aws_error)?);
+    let (account_concurrency, unreserved) = match account {
+        Ok((limit, unreserved)) => (Sourced::new(limit, "GetAccountSettings"), Some(Sourced::new(unreserved, "GetAccountSettings"))),
+        Err(e) => (
+            Sourced::new(spec.aws.lambda_concurrency_limit, format!("stack file aws.lambda_concurrency_limit; GetAccountSettings unavailable ({})", e.detail)),
+            None,
+        ),
+    };
+    let mut previous_versions = BTreeMap::new();
+    for v in versions {
+        let (f, e) = v.map_err(aws_error)?;
+        previous_versions.insert(f, e);
+    }
+    let (measured, current_connections) = sql;
+    let max_connections = measured.or_else(|| spec.database.max_connections.map(|m| Sourced::new(m, "stack file database.max_connections"))).or_else(|| {
+        max_connections_estimate(spec).map(|m| {
+            let source = spec
+                .database
+                .instance_class
+                .as_deref()
+                .and_then(facts::aurora_max_connections_for_class)
+                .map(|t| t.source)
+                .or_else(|| spec.database.serverless.as_ref().and_then(|s| facts::aurora_serverless_max_connections(s.min_acu, s.max_acu)).map(|t| t.source))
+                .unwrap_or_default();
+            Sourced::new(m, source)
+        })
+    });
+    Ok(Extra { subnet_vpcs, account_concurrency, unreserved, max_connections, current_connections, previous_versions, previous_task_definition: task_prev.map_err(aws_error)? })
+}
+
+/// `SHOW max_connections` and the open connection count, when the stack says where SQL can reach the database.
+async fn measure_sql(spec: &StackFile) -> (Option<Sourced<u32>>, Option<u32>) {
+    let Some(sql) = &spec.database.sql else { return (None, None) };
+    let mut cfg = tokio_postgres::Config::new();
+    cfg.host(&sql.host).port(sql.port).user(&sql.user).dbname(sql.dbname.as_deref().unwrap_or(&spec.database.database_name)).connect_timeout(Duration::from_secs(3));
+    if let Some(var) = &sql.password_env {
+        if let Ok(p) = std::env::var(var) {
+            cfg.password(p);
+        }
+    }
+    let Ok(Ok((client, conn))) = tokio::time::timeout(Duration::from_secs(5), cfg.connect(tokio_postgres::NoTls)).await else {
+        progress(format!("database not reachable at {}:{}: SQL measurements skipped", sql.host, sql.port));
+        return (None, None);
+    };
+    tokio::spawn(conn);
+    let max = client.query_one("SHOW max_connections", &[]).await.ok().and_then(|r| r.get::<_, String>(0).parse::<u32>().ok());
+    let current = client.query_one("SELECT count(*)::int FROM pg_stat_activity", &[]).await.ok().map(|r| r.get::<_, i32>(0).max(0) as u32);
+    (max.map(|m| Sourced::new(m, format!("SHOW max_connections on {}:{}", sql.host, sql.port))), current)
+}
+
+/// What is deployed, in the ledger's terms: function → code SHA-256, `service:<name>` → image.
+pub fn deployed_versions(spec: &StackFile, env: &str, o: &Observed) -> BTreeMap<String, String> {
+    let mut v = BTreeMap::new();
+    for name in spec.functions.keys() {
+        let fname = spec.function_name(env, name);
+        if let Some(sha) = o.get(Kind::Function, &fname).and_then(|r| r.attrs.get("code_sha256")) {
+            v.insert(fname, sha.clone());
+        }
+    }
+    if let Some(svc) = &spec.service {
+        if let Some(image) = o.get(Kind::TaskDefinition, &Names::new(spec, env).task_family(&svc.name)).and_then(|r| r.attrs.get("image")) {
+            v.insert(format!("service:{}", svc.name), image.clone());
+        }
+    }
+    v
+}
+
+fn paint_status(st: Status) -> String {
+    match st {
+        Status::Pass => output::green(st.symbol()),
+        Status::Warn => output::yellow(st.symbol()),
+        Status::Fail => output::red(st.symbol()),
+        Status::Skip => output::dim(st.symbol()),
+    }
+}
+
+fn human(out: &mut String, r: &Report) {
+    out.push_str(&format!("preflight {}/{} for {} viewers\n\n", r.stack, r.env, r.viewers));
+    let width = r.findings.iter().map(|f| f.id.len()).max().unwrap_or(10);
+    for f in &r.findings {
+        out.push_str(&format!("{} {:width$}  {}\n", paint_status(f.status), f.id, f.summary));
+        if matches!(f.status, Status::Fail | Status::Warn) {
+            for e in &f.evidence {
+                out.push_str(&format!("      {e}\n"));
+            }
+        }
+        if !f.table.is_empty() && f.status != Status::Skip {
+            out.push_str(&table(&f.table, "      "));
+        }
+    }
+    let fixes: Vec<(&str, &String)> = r.findings.iter().filter(|f| matches!(f.status, Status::Fail | Status::Warn)).flat_map(|f| f.fixes.iter().map(move |x| (f.id, x))).collect();
+    if !fixes.is_empty() {
+        out.push_str("\nFixes:\n");
+        for (id, fix) in fixes {
+            out.push_str(&format!("  {id}: {fix}\n"));
+        }
+    }
+    let n = |k: &str| r.summary.get(k).copied().unwrap_or(0);
+    out.push_str(&format!(
+        "\n{} — {} passed, {} warnings, {} failed, {} skipped\n",
+        if r.ready { output::green("READY") } else { output::red("NOT READY") },
+        n("pass"),
+        n("warn"),
+        n("fail"),
+        n("skip")
+    ));
+}
+
+fn table(rows: &[Vec<String>], indent: &str) -> String {
+    let cols = rows.iter().map(Vec::len).max().unwrap_or(0);
+    let widths: Vec<usize> = (0..cols).map(|c| rows.iter().filter_map(|r| r.get(c)).map(|s| s.chars().count()).max().unwrap_or(0)).collect();
+    let mut out = String::new();
+    for r in rows {
+        let cells: Vec<String> = r.iter().enumerate().map(|(i, c)| format!("{c:<w$}", w = widths[i])).collect();
+        out.push_str(&format!("{indent}{}\n", cells.join("  ").trim_end()));
+    }
+    out
+}
+
+fn markdown(r: &Report) -> String {
+    let mut out = format!("### Preflight `{}/{}` for {} viewers: {}\n\n| | check | result |\n|---|---|---|\n", r.stack, r.env, r.viewers, if r.ready { "**READY**" } else { "**NOT READY**" });
+    for f in &r.findings {
+        out.push_str(&format!("| {} | `{}` | {} |\n", f.status.symbol(), f.id, f.summary.replace('|', "\\|")));
+    }
+    for f in r.findings.iter().filter(|f| matches!(f.status, Status::Fail | Status::Warn)) {
+        out.push_str(&format!("\n**{}**\n", f.id));
+        for e in &f.evidence {
+            out.push_str(&format!("- {e}\n"));
+        }
+        for x in &f.fixes {
+            out.push_str(&format!("- fix: {x}\n"));
+        }
+    }
+    out
+}
