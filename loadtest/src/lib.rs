@@ -1,1 +1,14 @@
-//! placeholder
+//! The load generator behind `statsctl loadtest`: simulated viewers, each polling on its own timer, through
+//! stages (ramp, hold, spike, ramp down); open model with latency from the scheduled time; HDR histograms per
+//! worker; thresholds; a chart.
+
+pub mod chart;
+pub mod engine;
+pub mod profile;
+pub mod stats;
+pub mod verdict;
+
+pub use engine::{run, Snapshot};
+pub use profile::{event_profile, parse_stages, Arrival, Profile, Stage, Target};
+pub use stats::{LoadTestResult, Percentiles};
+pub use verdict::{verdict, Thresholds, Verdict};

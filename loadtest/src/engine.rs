@@ -1,0 +1,314 @@
+//! The generator: worker threads, each with its own single-threaded runtime and its share of the viewers in a
+//! timer heap (16 bytes a viewer). Every request is sent at its scheduled time whether or not earlier ones have
+//! returned (open model); latency is measured from the scheduled time, so a slow server cannot hide behind a
+//! generator that waits (no coordinated omission).
+
+use std::cell::RefCell;
+use std::cmp::Reverse;
+use std::collections::{BinaryHeap, HashMap};
+use std::rc::Rc;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use http_body_util::{BodyExt, Empty};
+use hyper::client::conn::http1::SendRequest;
+use hyper_util::rt::TokioIo;
+use serde::Serialize;
+
+use crate::profile::{active_at, first_poll, total_duration, Profile, Target};
+use crate::stats::{histogram, LoadTestResult, Recorder};
+
+/// A live view of the run, about once a second.
+#[derive(Debug, Clone, Serialize)]
+pub struct Snapshot {
+    pub elapsed_secs: f64,
+    pub viewers: u64,
+    pub rps: f64,
+    pub p99_ms: f64,
+    pub ok: u64,
+    pub errors: u64,
+}
+
+struct Shared {
+    start: Instant,
+    stop: Arc<AtomicBool>,
+    sent: AtomicU64,
+    ok: AtomicU64,
+    errors: AtomicU64,
+    window: Mutex<hdrhistogram::Histogram<u64>>,
+}
+
+type Conn = SendRequest<Empty<Bytes>>;
+
+struct Worker {
+    profile: Arc<Profile>,
+    shared: Arc<Shared>,
+    rec: RefCell<Recorder>,
+    /// Idle keep-alive connections: per viewer, or one shared list (pool mode).
+    idle_by_viewer: RefCell<HashMap<u64, Conn>>,
+    idle_pool: RefCell<Vec<Conn>>,
+    pool_permits: Option<tokio::sync::Semaphore>,
+    in_flight: std::cell::Cell<u64>,
+}
+
+/// Runs the profile to the end (or a stop) and returns the merged result. Blocking: call from a plain thread or
+/// `spawn_blocking`. `stop` ends the run early (Ctrl-C); `progress` is called about once a second.
+pub fn run(profile: Profile, stop: Arc<AtomicBool>, progress: impl Fn(&Snapshot) + Send + Sync + 'static) -> Result<LoadTestResult, String> {
+    if profile.targets.is_empty() {
+        return Err("no targets".into());
+    }
+    if profile.poll_interval.is_zero() {
+        return Err("the poll interval must be above zero".into());
+    }
+    let profile = Arc::new(profile);
+    let workers = profile.workers.max(1);
+    let shared = Arc::new(Shared { start: Instant::now(), stop: stop.clone(), sent: AtomicU64::new(0), ok: AtomicU64::new(0), errors: AtomicU64::new(0), window: Mutex::new(histogram()) });
+    let end = total_duration(&profile.stages).min(profile.max_duration);
+
+    let reporter = {
+        let shared = shared.clone();
+        let profile = profile.clone();
+        let done = Arc::new(AtomicBool::new(false));
+        let done2 = done.clone();
+        let handle = std::thread::spawn(move || {
+            let mut last_ok = 0;
+            let mut last = Instant::now();
+            while !done2.load(Ordering::Relaxed) {
+                std::thread::sleep(Duration::from_millis(100));
+                if last.elapsed() < Duration::from_secs(1) {
+                    continue;
+                }
+                let dt = last.elapsed().as_secs_f64();
+                last = Instant::now();
+                let elapsed = shared.start.elapsed();
+                let ok = shared.ok.load(Ordering::Relaxed);
+                let p99 = {
+                    let mut w = shared.window.lock().unwrap_or_else(|e| e.into_inner());
+                    let v = if w.is_empty() { 0.0 } else { w.value_at_quantile(0.99) as f64 / 1000.0 };
+                    w.reset();
+                    v
+                };
+                progress(&Snapshot {
+                    elapsed_secs: elapsed.as_secs_f64(),
+                    viewers: active_at(&profile.stages, elapsed).0 as u64,
+                    rps: (ok - last_ok) as f64 / dt,
+                    p99_ms: p99,
+                    ok,
+                    errors: shared.errors.load(Ordering::Relaxed),
+                });
+                last_ok = ok;
+            }
+        });
+        (done, handle)
+    };
+
+    let handles: Vec<_> = (0..workers)
+        .map(|w| {
+            let profile = profile.clone();
+            let shared = shared.clone();
+            std::thread::spawn(move || -> Result<Recorder, String> {
+                let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().map_err(|e| e.to_string())?;
+                let local = tokio::task::LocalSet::new();
+                local.block_on(&rt, worker(w, workers, profile, shared, end))
+            })
+        })
+        .collect();
+    let mut merged = Recorder::new(profile.stages.len());
+    let mut failure = None;
+    for h in handles {
+        match h.join() {
+            Ok(Ok(r)) => merged.merge(&r),
+            Ok(Err(e)) => failure = Some(e),
+            Err(_) => failure = Some("a worker thread panicked".into()),
+        }
+    }
+    reporter.0.store(true, Ordering::Relaxed);
+    let _ = reporter.1.join();
+    if let Some(e) = failure {
+        return Err(e);
+    }
+    let elapsed = shared.start.elapsed().as_secs_f64().min(end.as_secs_f64() + profile.timeout.as_secs_f64());
+    let stopped = if stop.load(Ordering::Relaxed) {
+        Some(if shared.sent.load(Ordering::Relaxed) >= profile.max_requests { format!("request cap of {} reached", profile.max_requests) } else { "stopped on request".into() })
+    } else if total_duration(&profile.stages) > profile.max_duration {
+        Some(format!("maximum duration {:.0}s reached", profile.max_duration.as_secs_f64()))
+    } else {
+        None
+    };
+    let targets = profile.targets.iter().map(|t| t.url.clone()).collect();
+    Ok(LoadTestResult::from_recorder(&merged, &profile.stages, targets, profile.poll_interval.as_secs_f64(), elapsed, stopped))
+}
+
+async fn worker(index: usize, workers: usize, profile: Arc<Profile>, shared: Arc<Shared>, end: Duration) -> Result<Recorder, String> {
+    let peak = crate::profile::peak_viewers(&profile.stages);
+    let end_us = end.as_micros() as u64;
+    let poll_us = profile.poll_interval.as_micros().max(1) as u64;
+    let mut heap: BinaryHeap<Reverse<(u64, u64)>> = BinaryHeap::new();
+    let mut v = index as u64;
+    while v < peak {
+        if let Some(t) = first_poll(&profile, v) {
+            let t = t.as_micros() as u64;
+            if t < end_us {
+                heap.push(Reverse((t, v)));
+            }
+        }
+        v += workers as u64;
+    }
+    let me = Rc::new(Worker {
+        pool_permits: profile.pool.map(|k| tokio::sync::Semaphore::new(k.max(1))),
+        profile: profile.clone(),
+        shared: shared.clone(),
+        rec: RefCell::new(Recorder::new(profile.stages.len())),
+        idle_by_viewer: RefCell::new(HashMap::new()),
+        idle_pool: RefCell::new(Vec::new()),
+        in_flight: std::cell::Cell::new(0),
+    });
+    while let Some(Reverse((due, viewer))) = heap.pop() {
+        if shared.stop.load(Ordering::Relaxed) {
+            break;
+        }
+        let at = shared.start + Duration::from_micros(due);
+        if at > Instant::now() {
+            tokio::time::sleep_until(at.into()).await;
+        }
+        let t = Duration::from_micros(due);
+        let (active, stage) = active_at(&profile.stages, t);
+        let second = (due / 1_000_000) as usize;
+        if (viewer as f64) < active {
+            {
+                let mut rec = me.rec.borrow_mut();
+                rec.scheduled += 1;
+                rec.viewers(second, (active / workers as f64).ceil() as u64);
+            }
+            if shared.sent.fetch_add(1, Ordering::Relaxed) >= profile.max_requests {
+                shared.stop.store(true, Ordering::Relaxed);
+                me.rec.borrow_mut().scheduled -= 1;
+                break;
+            }
+            let target = &profile.targets[(viewer as usize) % profile.targets.len()];
+            me.in_flight.set(me.in_flight.get() + 1);
+            tokio::task::spawn_local(request(me.clone(), target.clone(), viewer, at, stage, second));
+        }
+        let next = due + poll_us;
+        if next < end_us {
+            heap.push(Reverse((next, viewer)));
+        }
+    }
+    // Let what is in flight finish (each is bounded by the timeout).
+    let deadline = Instant::now() + profile.timeout + Duration::from_millis(500);
+    while me.in_flight.get() > 0 && Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    me.idle_by_viewer.borrow_mut().clear();
+    me.idle_pool.borrow_mut().clear();
+    let rec = me.rec.borrow().clone();
+    Ok(rec)
+}
+
+async fn connect(target: &Target) -> Result<Conn, &'static str> {
+    let stream = tokio::net::TcpStream::connect((target.host.as_str(), target.port)).await.map_err(|e| match e.kind() {
+        std::io::ErrorKind::ConnectionRefused => "connect_refused",
+        std::io::ErrorKind::TimedOut => "connect_timeout",
+        _ => "connect_error",
+    })?;
+    let _ = stream.set_nodelay(true);
+    let (sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(stream)).await.map_err(|_| "connect_error")?;
+    tokio::task::spawn_local(async move {
+        let _ = conn.await;
+    });
+    Ok(sender)
+}
+
+fn classify(e: &hyper::Error) -> &'static str {
+    use std::error::Error;
+    let mut source = e.source();
+    while let Some(s) = source {
+        if let Some(io) = s.downcast_ref::<std::io::Error>() {
+            return match io.kind() {
+                std::io::ErrorKind::ConnectionReset | std::io::ErrorKind::BrokenPipe => "connection_reset",
+                _ => "io_error",
+            };
+        }
+        source = s.source();
+    }
+    if e.is_incomplete_message() || e.is_closed() {
+        "connection_reset"
+    } else {
+        "http_error"
+    }
+}
+
+async fn request(me: Rc<Worker>, target: Target, viewer: u64, scheduled: Instant, stage: usize, second: usize) {
+    let deadline = scheduled + me.profile.timeout;
+    let sent = std::cell::Cell::new(false);
+    let outcome = tokio::time::timeout_at(deadline.into(), attempt(&me, &target, viewer, &sent)).await;
+    let now = Instant::now();
+    let latency = now.saturating_duration_since(scheduled).as_micros() as u64;
+    match outcome {
+        Ok(Ok((status, bytes, sent_at))) if status < 400 => {
+            me.rec.borrow_mut().success(stage, second, latency, now.saturating_duration_since(sent_at).as_micros() as u64, bytes);
+            me.shared.ok.fetch_add(1, Ordering::Relaxed);
+            let _ = me.shared.window.lock().map(|mut w| w.record(latency.max(1)));
+        }
+        Ok(Ok((status, _, _))) => {
+            me.rec.borrow_mut().error(stage, second, &format!("status_{status}"));
+            me.shared.errors.fetch_add(1, Ordering::Relaxed);
+        }
+        Ok(Err(kind)) => {
+            me.rec.borrow_mut().error(stage, second, kind);
+            me.shared.errors.fetch_add(1, Ordering::Relaxed);
+        }
+        // Never sent: no connection could be had in time. Counted, never silently dropped.
+        Err(_) if !sent.get() => {
+            me.rec.borrow_mut().late(stage, second);
+            me.shared.errors.fetch_add(1, Ordering::Relaxed);
+        }
+        Err(_) => {
+            me.rec.borrow_mut().error(stage, second, "timeout");
+            me.shared.errors.fetch_add(1, Ordering::Relaxed);
+        }
+    }
+    me.in_flight.set(me.in_flight.get() - 1);
+}
+
+/// One request: a connection (the viewer's idle one, an idle pooled one, or a new one), the GET, the body.
+async fn attempt(me: &Rc<Worker>, target: &Target, viewer: u64, sent: &std::cell::Cell<bool>) -> Result<(u16, u64, Instant), &'static str> {
+    let permit = match &me.pool_permits {
+        Some(p) => match p.acquire().await {
+            Ok(permit) => Some(permit),
+            Err(_) => return Err("pool_closed"),
+        },
+        None => None,
+    };
+    let idle = if permit.is_some() { me.idle_pool.borrow_mut().pop() } else { me.idle_by_viewer.borrow_mut().remove(&viewer) };
+    let reusable = match idle {
+        Some(mut c) => c.ready().await.is_ok().then_some(c),
+        None => None,
+    };
+    let mut conn = match reusable {
+        Some(c) => c,
+        None => connect(target).await?,
+    };
+    let req = hyper::Request::get(target.path.as_str())
+        .header(hyper::header::HOST, format!("{}:{}", target.host, target.port))
+        .header(hyper::header::USER_AGENT, "statsctl-loadtest")
+        .body(Empty::<Bytes>::new())
+        .map_err(|_| "bad_request")?;
+    let sent_at = Instant::now();
+    sent.set(true);
+    me.rec.borrow_mut().sent += 1;
+    let resp = conn.send_request(req).await.map_err(|e| classify(&e))?;
+    let status = resp.status().as_u16();
+    let body = resp.into_body().collect().await.map_err(|e| classify(&e))?;
+    let bytes = body.to_bytes().len() as u64;
+    // Keep the connection for the next poll.
+    if permit.is_some() {
+        me.idle_pool.borrow_mut().push(conn);
+    } else {
+        me.idle_by_viewer.borrow_mut().insert(viewer, conn);
+    }
+    drop(permit);
+    Ok((status, bytes, sent_at))
+}

@@ -1,0 +1,330 @@
+//! The workload, as data: targets, viewers, their poll interval and arrival pattern, and the stages (ramp, hold,
+//! spike, ramp down) that say how many viewers are active at each moment. Pure.
+
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+
+/// An HTTP target: `http://host:port/path`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Target {
+    pub url: String,
+    pub host: String,
+    pub port: u16,
+    /// Path and query.
+    pub path: String,
+}
+
+impl Target {
+    pub fn parse(url: &str) -> Result<Target, String> {
+        let rest = url.strip_prefix("http://").ok_or_else(|| format!("`{url}`: only http:// targets are supported"))?;
+        let (authority, path) = match rest.find('/') {
+            Some(i) => (&rest[..i], &rest[i..]),
+            None => (rest, "/"),
+        };
+        if authority.is_empty() {
+            return Err(format!("`{url}`: no host"));
+        }
+        let (host, port) = match authority.rsplit_once(':') {
+            Some((h, p)) => (h.to_string(), p.parse::<u16>().map_err(|_| format!("`{url}`: bad port `{p}`"))?),
+            None => (authority.to_string(), 80),
+        };
+        if host.is_empty() {
+            return Err(format!("`{url}`: no host"));
+        }
+        Ok(Target { url: url.to_string(), host, port, path: path.to_string() })
+    }
+}
+
+/// When viewers' polls happen relative to each other.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum Arrival {
+    /// Each viewer's timer starts at a random phase of the poll interval: a steady rate.
+    Uniform,
+    /// Page-load waves: viewers arrive in `count` waves per poll interval, each within `spread` of its wave, so
+    /// their polls stay synchronised (a stream starting, a link posted in chat).
+    Waves { count: u32, #[serde(with = "secs_f64")] spread: Duration },
+}
+
+/// How many viewers are active: each stage moves from the previous level to `viewers`, linearly (`ramp`) or at
+/// once (`hold` starts at its level).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Stage {
+    pub name: String,
+    #[serde(with = "secs_f64")]
+    pub duration: Duration,
+    pub viewers: u64,
+    pub ramp: bool,
+}
+
+impl Stage {
+    pub fn ramp(name: &str, to: u64, over: Duration) -> Stage {
+        Stage { name: name.into(), duration: over, viewers: to, ramp: true }
+    }
+    pub fn hold(name: &str, at: u64, for_: Duration) -> Stage {
+        Stage { name: name.into(), duration: for_, viewers: at, ramp: false }
+    }
+}
+
+/// The default profile from an event: ramp to N, hold, spike × factor within one second, hold, ramp down.
+pub fn event_profile(viewers: u64, spike_factor: f64, ramp: Duration, hold: Duration) -> Vec<Stage> {
+    let spiked = ((viewers as f64) * spike_factor.max(1.0)).round() as u64;
+    let mut stages = vec![Stage::ramp("ramp up", viewers, ramp), Stage::hold("hold", viewers, hold)];
+    if spiked > viewers {
+        stages.push(Stage::ramp("spike", spiked, Duration::from_secs(1)));
+        stages.push(Stage::hold("hold spike", spiked, hold));
+    }
+    stages.push(Stage::ramp("ramp down", 0, ramp.min(Duration::from_secs(10)).max(Duration::from_secs(1))));
+    stages
+}
+
+/// Parses `kind:viewers:duration,…` with kind `ramp` | `hold` | `spike` (a ramp within the given time), e.g.
+/// `ramp:1000:30s,hold:1000:2m,spike:3000:1s,hold:3000:1m,ramp:0:10s`.
+pub fn parse_stages(text: &str) -> Result<Vec<Stage>, String> {
+    let mut out = Vec::new();
+    for (i, part) in text.split(',').map(str::trim).filter(|p| !p.is_empty()).enumerate() {
+        let fields: Vec<&str> = part.split(':').collect();
+        let [kind, viewers, duration] = fields[..] else {
+            return Err(format!("stage {}: `{part}` is not kind:viewers:duration", i + 1));
+        };
+        let viewers: u64 = viewers.parse().map_err(|_| format!("stage {}: `{viewers}` is not a number of viewers", i + 1))?;
+        let duration = parse_duration(duration).ok_or_else(|| format!("stage {}: `{duration}` is not a duration like 30s or 2m", i + 1))?;
+        let ramp = match kind {
+            "ramp" | "spike" => true,
+            "hold" => false,
+            other => return Err(format!("stage {}: unknown kind `{other}` (ramp, hold, spike)", i + 1)),
+        };
+        out.push(Stage { name: format!("{kind} {}", i + 1), duration, viewers, ramp });
+    }
+    if out.is_empty() {
+        return Err("no stages".into());
+    }
+    Ok(out)
+}
+
+pub fn parse_duration(s: &str) -> Option<Duration> {
+    let s = s.trim();
+    let split = s.find(|c: char| !c.is_ascii_digit() && c != '.')?;
+    let (n, unit) = s.split_at(split);
+    let n: f64 = n.parse().ok()?;
+    let secs = match unit {
+        "ms" => n / 1000.0,
+        "s" => n,
+        "m" => n * 60.0,
+        "h" => n * 3600.0,
+        _ => return None,
+    };
+    (secs.is_finite() && secs >= 0.0).then(|| Duration::from_secs_f64(secs))
+}
+
+/// Total length of the stages.
+pub fn total_duration(stages: &[Stage]) -> Duration {
+    stages.iter().map(|s| s.duration).sum()
+}
+
+/// The highest number of viewers any stage reaches.
+pub fn peak_viewers(stages: &[Stage]) -> u64 {
+    stages.iter().map(|s| s.viewers).max().unwrap_or(0)
+}
+
+/// Active viewers at `t` (fractional while ramping) and the index of the stage `t` falls in.
+pub fn active_at(stages: &[Stage], t: Duration) -> (f64, usize) {
+    let mut start = Duration::ZERO;
+    let mut level = 0.0;
+    for (i, s) in stages.iter().enumerate() {
+        let end = start + s.duration;
+        if t < end {
+            if !s.ramp {
+                return (s.viewers as f64, i);
+            }
+            let frac = (t - start).as_secs_f64() / s.duration.as_secs_f64().max(1e-9);
+            return (level + (s.viewers as f64 - level) * frac, i);
+        }
+        level = s.viewers as f64;
+        start = end;
+    }
+    (0.0, stages.len().saturating_sub(1))
+}
+
+/// When viewer `index` first becomes active (`None`: never).
+pub fn arrival_time(stages: &[Stage], index: u64) -> Option<Duration> {
+    let need = index as f64 + 1.0;
+    let mut start = Duration::ZERO;
+    let mut level = 0.0;
+    for s in stages {
+        let target = s.viewers as f64;
+        if !s.ramp && target >= need {
+            return Some(start);
+        }
+        if s.ramp && target >= need && level < need {
+            let frac = (need - level) / (target - level);
+            return Some(start + s.duration.mul_f64(frac.clamp(0.0, 1.0)));
+        }
+        if s.ramp && level >= need {
+            return Some(start);
+        }
+        level = target;
+        start += s.duration;
+    }
+    None
+}
+
+/// What to send, to whom, for how long.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Profile {
+    pub targets: Vec<Target>,
+    #[serde(with = "secs_f64")]
+    pub poll_interval: Duration,
+    pub arrival: Arrival,
+    pub stages: Vec<Stage>,
+    #[serde(with = "secs_f64")]
+    pub timeout: Duration,
+    /// One keep-alive connection per viewer (like a browser), or a shared pool of this many connections per worker.
+    pub pool: Option<usize>,
+    /// Hard stop, whatever the stages say.
+    #[serde(with = "secs_f64")]
+    pub max_duration: Duration,
+    /// Hard cap on requests sent.
+    pub max_requests: u64,
+    pub seed: u64,
+    /// Worker threads (default: the machine's cores).
+    pub workers: usize,
+}
+
+/// A small deterministic PRNG (splitmix64): reproducible schedules from a seed, no dependency.
+pub struct Rng(u64);
+
+impl Rng {
+    pub fn new(seed: u64) -> Rng {
+        Rng(seed)
+    }
+    pub fn next_u64(&mut self) -> u64 {
+        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
+        let mut z = self.0;
+        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+        z ^ (z >> 31)
+    }
+    /// Uniform in [0, 1).
+    pub fn unit(&mut self) -> f64 {
+        (self.next_u64() >> 11) as f64 / (1u64 << 53) as f64
+    }
+}
+
+/// When viewer `index` polls first: its arrival, then its phase within the poll interval.
+pub fn first_poll(profile: &Profile, index: u64) -> Option<Duration> {
+    let arrival = arrival_time(&profile.stages, index)?;
+    let mut rng = Rng::new(profile.seed ^ index.wrapping_mul(0x2545_F491_4F6C_DD1D));
+    let p = profile.poll_interval.as_secs_f64();
+    let offset = match profile.arrival {
+        Arrival::Uniform => rng.unit() * p,
+        Arrival::Waves { count, spread } => {
+            // Each viewer joins one of `count` waves, evenly spaced over the interval, within `spread` of it.
+            let count = count.max(1) as f64;
+            let wave = (rng.unit() * count).floor();
+            wave * (p / count) + rng.unit() * spread.as_secs_f64()
+        }
+    };
+    Some(arrival + Duration::from_secs_f64(offset))
+}
+
+pub(crate) mod secs_f64 {
+    use std::time::Duration;
+
+    use serde::{Deserialize, Deserializer, Serializer};
+
+    pub fn serialize<S: Serializer>(d: &Duration, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_f64(d.as_secs_f64())
+    }
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Duration, D::Error> {
+        let v = f64::deserialize(d)?;
+        Ok(Duration::from_secs_f64(v.max(0.0)))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn s(x: f64) -> Duration {
+        Duration::from_secs_f64(x)
+    }
+
+    #[test]
+    fn targets() {
+        let t = Target::parse("http://127.0.0.1:8080/matches/1/stats?x=1").unwrap();
+        assert_eq!((t.host.as_str(), t.port, t.path.as_str()), ("127.0.0.1", 8080, "/matches/1/stats?x=1"));
+        assert_eq!(Target::parse("http://example.com").unwrap().port, 80);
+        assert!(Target::parse("https://x").is_err());
+        assert!(Target::parse("http://:80/").is_err());
+        assert!(Target::parse("http://h:99999/").is_err());
+    }
+
+    #[test]
+    fn stage_levels() {
+        let stages = event_profile(1000, 3.0, s(10.0), s(20.0));
+        // ramp 10 s, hold 20 s, spike 1 s, hold 20 s, ramp down 10 s
+        let cases = [(0.0, 0.0), (5.0, 500.0), (10.0, 1000.0), (29.9, 1000.0), (30.5, 2000.0), (31.0, 3000.0), (50.9, 3000.0), (56.0, 1500.0), (99.0, 0.0)];
+        for (t, want) in cases {
+            let (v, _) = active_at(&stages, s(t));
+            assert!((v - want).abs() < 1.0, "t={t}: {v} != {want}");
+        }
+        assert_eq!(peak_viewers(&stages), 3000);
+        assert_eq!(total_duration(&stages), s(61.0));
+    }
+
+    #[test]
+    fn the_spike_arrives_within_one_second() {
+        let stages = event_profile(1000, 3.0, s(10.0), s(20.0));
+        let first_spiked = arrival_time(&stages, 1000).unwrap();
+        let last_spiked = arrival_time(&stages, 2999).unwrap();
+        assert!(first_spiked >= s(30.0) && last_spiked <= s(31.0), "{first_spiked:?}..{last_spiked:?}");
+        assert_eq!(arrival_time(&stages, 3000), None);
+        assert_eq!(arrival_time(&stages, 0).unwrap(), s(0.01));
+    }
+
+    #[test]
+    fn parse_stage_lists() {
+        let st = parse_stages("ramp:100:10s, hold:100:1m,spike:300:1s,ramp:0:500ms").unwrap();
+        assert_eq!(st.len(), 4);
+        assert_eq!(st[1].duration, s(60.0));
+        assert!(!st[1].ramp && st[2].ramp);
+        for bad in ["", "ramp:100", "jump:1:1s", "ramp:x:1s", "ramp:1:soon"] {
+            assert!(parse_stages(bad).is_err(), "{bad}");
+        }
+    }
+
+    fn profile(arrival: Arrival) -> Profile {
+        Profile {
+            targets: vec![],
+            poll_interval: s(15.0),
+            arrival,
+            stages: vec![Stage::hold("hold", 10_000, s(60.0))],
+            timeout: s(1.0),
+            pool: None,
+            max_duration: s(60.0),
+            max_requests: u64::MAX,
+            seed: 7,
+            workers: 1,
+        }
+    }
+
+    #[test]
+    fn arrival_patterns() {
+        // Uniform: first polls spread evenly over the interval (each 1.5 s slot holds ~10%).
+        let p = profile(Arrival::Uniform);
+        let mut slots = [0u32; 10];
+        for i in 0..10_000 {
+            slots[(first_poll(&p, i).unwrap().as_secs_f64() / 1.5) as usize] += 1;
+        }
+        assert!(slots.iter().all(|n| (800..1200).contains(n)), "{slots:?}");
+        // One wave, 200 ms spread: everyone polls within 200 ms of each other.
+        let w = profile(Arrival::Waves { count: 1, spread: s(0.2) });
+        let times: Vec<f64> = (0..10_000).map(|i| first_poll(&w, i).unwrap().as_secs_f64()).collect();
+        let (lo, hi) = times.iter().fold((f64::MAX, 0.0f64), |(a, b), t| (a.min(*t), b.max(*t)));
+        assert!(hi - lo <= 0.2 + 1e-9, "{lo}..{hi}");
+        // Reproducible from the seed.
+        assert_eq!(first_poll(&p, 42), first_poll(&p, 42));
+    }
+}
