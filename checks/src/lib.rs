@@ -83,19 +83,7 @@ impl<T> Sourced<T> {
     }
 }
 
-/// A recorded load test, as the ledger stores it (see `statsctl loadtest`).
-#[derive(Debug, Clone, PartialEq, Serialize, serde::Deserialize)]
-pub struct LoadTestRecord {
-    pub env: String,
-    /// Unix seconds.
-    pub finished_at: u64,
-    pub viewers: u64,
-    pub passed: bool,
-    /// What was deployed while it ran: function name → code SHA-256, `service:<name>` → image.
-    pub versions: BTreeMap<String, String>,
-    #[serde(default)]
-    pub target: String,
-}
+pub use statsctl_stacks::ledger::LoadTestRecord;
 
 /// Everything the checks read. Filled by the CLI from AWS (and PostgreSQL when reachable); no SDK types.
 #[derive(Debug, Clone)]

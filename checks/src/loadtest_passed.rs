@@ -64,7 +64,7 @@ mod tests {
         stack.loadtest = Some(serde_json::from_value(serde_json::json!({"targets": ["http://x"], "headroom": 1.2, "max_age": "7d"})).unwrap());
         let observed = Observed::default();
         let deployed: BTreeMap<String, String> = [("f".to_string(), "sha-2".to_string())].into();
-        let rec = |viewers, passed, age: u64, sha: &str| LoadTestRecord { env: "prod".into(), finished_at: 1_000_000 - age, viewers, passed, versions: [("f".to_string(), sha.to_string())].into(), target: String::new() };
+        let rec = |viewers, passed, age: u64, sha: &str| LoadTestRecord { env: "prod".into(), finished_at: 1_000_000 - age, viewers, passed, versions: [("f".to_string(), sha.to_string())].into(), target: String::new(), summary: serde_json::Value::Null };
         let cases = vec![
             ("none", vec![], Status::Fail, "no load test recorded"),
             ("good", vec![rec(1800, true, 3600, "sha-2")], Status::Pass, "passed at 1800"),

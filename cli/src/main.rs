@@ -36,6 +36,8 @@ enum Command {
     Deploy(cmd::deploy::DeployArgs),
     /// Check, before the event, that the stack will hold: proxy attachment, connection budget, alarms, rollback…
     Preflight(cmd::preflight::PreflightArgs),
+    /// Simulated viewers against the stats API; verdict from the stack's thresholds; recorded for preflight
+    Loadtest(cmd::loadtest::LoadtestArgs),
     /// Show every resource of the stack with its live state and versions
     Status,
     /// Delete what the stack owns in an environment (the database only with --delete-data)
@@ -75,6 +77,7 @@ async fn run(cli: Cli) -> CliResult {
         Command::Deploy(a) => cmd::deploy::run(&g, a).await,
         Command::Status => cmd::status::run(&g).await,
         Command::Preflight(a) => cmd::preflight::run(&g, a).await,
+        Command::Loadtest(a) => cmd::loadtest::run_cmd(&g, a).await,
         Command::Destroy(a) => cmd::destroy::run(&g, a).await,
         Command::Local(c) => cmd::local::run(&g, c).await,
     }

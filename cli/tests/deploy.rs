@@ -237,5 +237,5 @@ fn destroy_keeps_data_unless_asked() {
     assert_eq!(r.code, 0, "{r:?}");
     let (_, plan) = env.plan_json();
     assert!(pending(&plan).iter().all(|(_, a)| a == "create"), "everything is gone: {plan}");
-    assert_eq!(pending(&plan).len(), 53);
+    assert_eq!(pending(&plan).len(), 54);
 }

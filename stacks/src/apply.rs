@@ -140,6 +140,7 @@ async fn upsert(aws: &Aws, ctx: &ApplyCtx<'_>, d: &Desired, observed: &Observed)
             aws::iam::put_policy(aws, role, aws::iam::DB_CONNECT_POLICY, d.get("policy")).await?;
             Ok(ObservedResource { id: role.to_string(), owner: Some(ctx.owner.clone()), state: "exists".into(), attrs: d.attrs.clone(), ..Default::default() })
         }
+        (Kind::Ledger, cur) => aws::s3::put_bucket(aws, ctx, d, cur).await,
         (Kind::Secret, None) => aws::secrets::create(aws, ctx, d, &ctx.stack.database.master_username).await,
         (Kind::DbSubnetGroup, cur) => aws::rds::put_subnet_group(aws, ctx, d, cur, observed).await,
         (Kind::DbCluster, cur) => aws::rds::put_cluster(aws, ctx, d, cur, observed).await,
@@ -171,6 +172,7 @@ async fn delete_one(aws: &Aws, ctx: &ApplyCtx<'_>, key: &Key, observed: &Observe
         Kind::Role => aws::iam::delete_role(aws, &key.name).await,
         Kind::RolePolicy => aws::iam::delete_policy(aws, &cur.id, aws::iam::DB_CONNECT_POLICY).await,
         Kind::Secret => aws::secrets::delete(aws, &key.name).await,
+        Kind::Ledger => aws::s3::delete_bucket(aws, &key.name).await,
         Kind::DbSubnetGroup | Kind::DbCluster | Kind::DbInstance | Kind::Proxy | Kind::ProxyTarget | Kind::ProxyTargetGroup => {
             aws::rds::delete(aws, ctx, key).await
         }

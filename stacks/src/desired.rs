@@ -201,6 +201,13 @@ pub fn desired(stack: &StackFile, env: &str, observed: &Observed, artifacts: &BT
         out.push(Desired::new(Kind::Role, n.task_role()).attr("trust", "ecs-tasks.amazonaws.com").attr("policy", policy(json!([logs]))).immutable(&["trust"]));
     }
 
+    // The ledger: load-test results and deploy history, append-only.
+    if account != KNOWN_AFTER_APPLY {
+        // Versioning is switched on at creation but not compared: records are append-only by their unique keys
+        // (written with If-None-Match), which is what the ledger relies on.
+        out.push(Desired::new(Kind::Ledger, crate::ledger::bucket_name(stack, env, account)));
+    }
+
     // Database.
     out.push(Desired::new(Kind::Secret, stack.database.credentials_secret.clone()));
     out.push(Desired::new(Kind::DbSubnetGroup, n.prefix.clone()).attr("subnets", subnets_attr.clone()));

@@ -16,6 +16,7 @@ pub enum Kind {
     SecurityGroup,
     Ingress,
     Secret,
+    Ledger,
     Role,
     DbSubnetGroup,
     DbCluster,
@@ -44,6 +45,7 @@ impl Kind {
             Kind::Ingress => "security_group_ingress",
             Kind::Role => "iam_role",
             Kind::Secret => "secret",
+            Kind::Ledger => "ledger_bucket",
             Kind::DbSubnetGroup => "db_subnet_group",
             Kind::DbCluster => "db_cluster",
             Kind::DbInstance => "db_instance",
@@ -65,7 +67,7 @@ impl Kind {
 
     /// Resources whose deletion loses data: destroyed only with `--delete-data`.
     pub fn holds_data(self) -> bool {
-        matches!(self, Kind::DbCluster | Kind::DbInstance | Kind::Secret)
+        matches!(self, Kind::DbCluster | Kind::DbInstance | Kind::Secret | Kind::Ledger)
     }
 }
 

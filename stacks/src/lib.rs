@@ -7,6 +7,7 @@ pub mod artifact;
 pub mod aws;
 pub mod desired;
 pub mod inventory;
+pub mod ledger;
 pub mod plan;
 pub mod diagnostics;
 pub mod duration;

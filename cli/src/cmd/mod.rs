@@ -1,5 +1,6 @@
 //! One module per command.
 
+pub mod loadtest;
 pub mod local;
 pub mod validate;
 pub mod deploy;

@@ -83,8 +83,8 @@ pub async fn run(g: &Global, args: PreflightArgs) -> CliResult {
         previous_task_definition: extra.previous_task_definition,
         pending_changes: pending,
         required_alarms,
-        loadtests: vec![],
-        deployed_versions: deployed_versions(spec, &s.env, &observed),
+        loadtests: extra.loadtests,
+        deployed_versions: statsctl_stacks::ledger::deployed_versions(spec, &s.env, &observed),
         viewers,
         now,
     };
@@ -128,6 +128,7 @@ struct Extra {
     current_connections: Option<u32>,
     previous_versions: BTreeMap<String, Option<bool>>,
     previous_task_definition: Option<(String, bool)>,
+    loadtests: Vec<statsctl_checks::LoadTestRecord>,
 }
 
 /// The reads beyond `observe`, all at once.
@@ -159,7 +160,8 @@ async fn gather(s: &Session, o: &Observed) -> CliResult<Extra> {
         let n: u32 = n.parse().ok()?;
         (n > 1).then(|| format!("{family}:{}", n - 1))
     });
-    let (vpcs, account, versions, task_prev, sql) = tokio::join!(
+    let bucket = statsctl_stacks::ledger::bucket_name(spec, &s.env, &o.account_id);
+    let (vpcs, account, versions, task_prev, sql, loadtests) = tokio::join!(
         aws::ec2::subnet_vpcs(a, unknown),
         aws::lambda::account_concurrency(a),
         futures::future::join_all(functions.iter().map(|(f, prev)| async move {
@@ -175,6 +177,7 @@ async fn gather(s: &Session, o: &Observed) -> CliResult<Extra> {
             }
         },
         measure_sql(spec),
+        statsctl_stacks::ledger::read::<statsctl_checks::LoadTestRecord>(a, &bucket, "loadtests", &s.env, 50),
     );
     subnet_vpcs.extend(vpcs.map_err(aws_error)?);
     let (account_concurrency, unreserved) = match account {
@@ -203,7 +206,7 @@ async fn gather(s: &Session, o: &Observed) -> CliResult<Extra> {
             Sourced::new(m, source)
         })
     });
-    Ok(Extra { subnet_vpcs, account_concurrency, unreserved, max_connections, current_connections, previous_versions, previous_task_definition: task_prev.map_err(aws_error)? })
+    Ok(Extra { subnet_vpcs, account_concurrency, unreserved, max_connections, current_connections, previous_versions, previous_task_definition: task_prev.map_err(aws_error)?, loadtests: loadtests.map_err(aws_error)? })
 }
 
 /// `SHOW max_connections` and the open connection count, when the stack says where SQL can reach the database.
@@ -224,23 +227,6 @@ async fn measure_sql(spec: &StackFile) -> (Option<Sourced<u32>>, Option<u32>) {
     let max = client.query_one("SHOW max_connections", &[]).await.ok().and_then(|r| r.get::<_, String>(0).parse::<u32>().ok());
     let current = client.query_one("SELECT count(*)::int FROM pg_stat_activity", &[]).await.ok().map(|r| r.get::<_, i32>(0).max(0) as u32);
     (max.map(|m| Sourced::new(m, format!("SHOW max_connections on {}:{}", sql.host, sql.port))), current)
-}
-
-/// What is deployed, in the ledger's terms: function → code SHA-256, `service:<name>` → image.
-pub fn deployed_versions(spec: &StackFile, env: &str, o: &Observed) -> BTreeMap<String, String> {
-    let mut v = BTreeMap::new();
-    for name in spec.functions.keys() {
-        let fname = spec.function_name(env, name);
-        if let Some(sha) = o.get(Kind::Function, &fname).and_then(|r| r.attrs.get("code_sha256")) {
-            v.insert(fname, sha.clone());
-        }
-    }
-    if let Some(svc) = &spec.service {
-        if let Some(image) = o.get(Kind::TaskDefinition, &Names::new(spec, env).task_family(&svc.name)).and_then(|r| r.attrs.get("image")) {
-            v.insert(format!("service:{}", svc.name), image.clone());
-        }
-    }
-    v
 }
 
 fn paint_status(st: Status) -> String {

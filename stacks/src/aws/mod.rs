@@ -10,6 +10,7 @@ pub mod iam;
 pub mod lambda;
 pub mod observe;
 pub mod rds;
+pub mod s3;
 pub mod secrets;
 
 use std::sync::atomic::{AtomicUsize, Ordering};

@@ -11,8 +11,11 @@ pub async fn observe(aws: &Aws, stack: &StackFile, env: &str) -> AwsResult<Obser
     let n = Names::new(stack, env);
     let existing = stack.network.existing.as_ref().map(|e| (e.vpc_id.as_str(), e.subnet_ids.as_slice()));
     let functions: Vec<(String, String)> = stack.functions.iter().map(|(name, f)| (stack.function_name(env, name), f.alias.clone())).collect();
-    let (identity, ec2, iam, secret, rds, lambda, ecs, elb, alarms) = tokio::join!(
-        aws.sts.get_caller_identity().send(),
+    let identity = aws.sts.get_caller_identity().send().await.map_err(|e| fail("identify the AWS account (sts:GetCallerIdentity)", e))?;
+    let account = identity.account().unwrap_or_default().to_string();
+    let bucket = crate::ledger::bucket_name(stack, env, &account);
+    let (ledger, ec2, iam, secret, rds, lambda, ecs, elb, alarms) = tokio::join!(
+        super::s3::observe(aws, &bucket),
         super::ec2::observe(aws, &owner, existing),
         super::iam::observe(aws, &owner),
         super::secrets::observe(aws, &stack.database.credentials_secret),
@@ -32,10 +35,9 @@ pub async fn observe(aws: &Aws, stack: &StackFile, env: &str) -> AwsResult<Obser
         },
         super::cloudwatch::observe(aws, &owner, &n.prefix),
     );
-    let identity = identity.map_err(|e| fail("identify the AWS account (sts:GetCallerIdentity)", e))?;
-    let mut observed = Observed { account_id: identity.account().unwrap_or_default().to_string(), region: aws.region.clone(), ..Default::default() };
+    let mut observed = Observed { account_id: account, region: aws.region.clone(), ..Default::default() };
     let (owned_ec2, referenced) = ec2?;
-    for part in [owned_ec2, iam?, secret?, rds?, lambda?, ecs?, elb?, alarms?] {
+    for part in [ledger?, owned_ec2, iam?, secret?, rds?, lambda?, ecs?, elb?, alarms?] {
         observed.resources.extend(part);
     }
     observed.referenced.extend(referenced);

@@ -1,0 +1,237 @@
+//! `statsctl loadtest`: simulated viewers against the stack's stats URL(s); verdict from the stack's thresholds;
+//! the result recorded in the ledger with what was deployed, for preflight's `loadtest.passed`.
+
+use std::io::IsTerminal;
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use clap::Args;
+use serde::Serialize;
+use statsctl_loadtest::{event_profile, parse_stages, run, verdict, Arrival, LoadTestResult, Profile, Target, Thresholds, Verdict};
+use statsctl_stacks::ledger::{self, LoadTestRecord};
+
+use crate::context::Global;
+use crate::exit::{CliError, CliResult, ATTENTION, OK};
+use crate::output::{self, emit, progress};
+use crate::session::{aws_error, Session};
+
+#[derive(Args, Debug)]
+pub struct LoadtestArgs {
+    /// Viewers to hold (default: the event's expected viewers × loadtest.headroom, what preflight requires)
+    #[arg(long)]
+    pub viewers: Option<u64>,
+    /// Target URL (repeatable); default: the stack's loadtest.targets. Only http://
+    #[arg(long = "target", value_name = "URL")]
+    pub targets: Vec<String>,
+    /// Stages as kind:viewers:duration,… (kinds ramp, hold, spike), e.g. ramp:500:30s,hold:500:2m,spike:1500:1s
+    /// (default: the stack's loadtest.stages, else derived from its event profile)
+    #[arg(long)]
+    pub stages: Option<String>,
+    /// Ramp-up time of the default profile
+    #[arg(long, default_value = "10s", value_parser = parse_span)]
+    pub ramp: Duration,
+    /// Hold time of the default profile (before and after the spike)
+    #[arg(long, default_value = "30s", value_parser = parse_span)]
+    pub hold: Duration,
+    /// Arrival pattern: `uniform`, or `waves:COUNT:SPREAD` (e.g. waves:3:200ms: page-load waves that stay in sync);
+    /// default: the stack's loadtest.arrival, else uniform
+    #[arg(long)]
+    pub arrival: Option<String>,
+    /// Share this many connections per worker instead of one keep-alive connection per viewer
+    #[arg(long)]
+    pub pool: Option<usize>,
+    /// Per-request timeout (counted from the scheduled time)
+    #[arg(long, default_value = "5s", value_parser = parse_span)]
+    pub timeout: Duration,
+    /// Hard stop, whatever the stages say
+    #[arg(long, default_value = "15m", value_parser = parse_span)]
+    pub max_duration: Duration,
+    /// Hard cap on requests sent
+    #[arg(long, default_value_t = 10_000_000)]
+    pub max_requests: u64,
+    /// Write an SVG chart of latency and throughput over time
+    #[arg(long, value_name = "FILE")]
+    pub chart: Option<PathBuf>,
+    /// Do not record the result in the ledger
+    #[arg(long)]
+    pub no_record: bool,
+    /// Seed for viewer phases (same seed, same schedule)
+    #[arg(long, default_value_t = 1)]
+    pub seed: u64,
+}
+
+fn parse_span(s: &str) -> Result<Duration, String> {
+    statsctl_loadtest::profile::parse_duration(s).ok_or_else(|| format!("`{s}` is not a duration like 500ms, 30s, 2m"))
+}
+
+#[derive(Serialize)]
+struct Report<'a> {
+    stack: &'a str,
+    env: &'a str,
+    viewers: u64,
+    verdict: &'a Verdict,
+    thresholds: &'a Thresholds,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    recorded: Option<String>,
+    result: &'a LoadTestResult,
+}
+
+pub async fn run_cmd(g: &Global, args: LoadtestArgs) -> CliResult {
+    let s = Session::open(g, false).await?;
+    let spec = &s.stack.spec;
+    let criteria = spec.loadtest.clone();
+    let headroom = criteria.as_ref().map(|c| c.headroom).unwrap_or(1.0);
+    let viewers = args.viewers.unwrap_or_else(|| (spec.event.expected_viewers as f64 * headroom).ceil() as u64);
+    let urls: Vec<String> = if args.targets.is_empty() { criteria.as_ref().map(|c| c.targets.clone()).unwrap_or_default() } else { args.targets.clone() };
+    if urls.is_empty() {
+        return Err(CliError::new("no target to load").hint("set `loadtest.targets` in the stack file or pass --target URL"));
+    }
+    let targets = urls.iter().map(|u| Target::parse(u)).collect::<Result<Vec<_>, _>>().map_err(|e| CliError::new(format!("bad target {e}")))?;
+    let stack_stages = criteria.as_ref().and_then(|c| c.stages.clone());
+    let stages = match (&args.stages, &stack_stages) {
+        (Some(text), _) => parse_stages(text).map_err(|e| CliError::new(format!("--stages: {e}")).hint("e.g. ramp:500:30s,hold:500:2m,spike:1500:1s,hold:1500:1m,ramp:0:10s"))?,
+        (None, Some(text)) => parse_stages(text).map_err(|e| CliError::new(format!("loadtest.stages: {e}")).hint("fix `loadtest.stages` in the stack file, or pass --stages"))?,
+        (None, None) => event_profile(viewers, spec.event.spike_factor, args.ramp, args.hold),
+    };
+    let arrival_text = args.arrival.clone().or_else(|| criteria.as_ref().and_then(|c| c.arrival.clone())).unwrap_or_else(|| "uniform".into());
+    let arrival = parse_arrival(&arrival_text)?;
+    let thresholds = Thresholds {
+        latency: criteria.as_ref().map(|c| c.latency.iter().map(|(k, v)| (k.clone(), v.0)).collect()).unwrap_or_default(),
+        max_error_rate: criteria.as_ref().map(|c| c.max_error_rate).unwrap_or(0.01),
+    };
+    let workers = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(2);
+    let profile = Profile {
+        targets,
+        poll_interval: spec.event.poll_interval.0,
+        arrival,
+        stages: stages.clone(),
+        timeout: args.timeout,
+        pool: args.pool,
+        max_duration: args.max_duration,
+        max_requests: args.max_requests,
+        seed: args.seed,
+        workers,
+    };
+
+    // What is deployed now, recorded with the result (read before the test: the test proves what ran during it).
+    let observed = if args.no_record { None } else { Some(s.observe().await?) };
+    let peak = statsctl_loadtest::profile::peak_viewers(&stages);
+    let total = statsctl_loadtest::profile::total_duration(&stages).min(args.max_duration);
+    progress(format!(
+        "load test {}/{}: {viewers} viewers (peak {peak}) polling every {} → {} for {:.0}s",
+        s.owner.stack,
+        s.env,
+        spec.event.poll_interval,
+        urls.join(", "),
+        total.as_secs_f64()
+    ));
+    let stop = Arc::new(AtomicBool::new(false));
+    {
+        let stop = stop.clone();
+        tokio::spawn(async move {
+            if tokio::signal::ctrl_c().await.is_ok() {
+                eprintln!("\ninterrupted: stopping the load test");
+                stop.store(true, Ordering::SeqCst);
+            }
+        });
+    }
+    let tty = std::io::stderr().is_terminal();
+    let result = tokio::task::spawn_blocking(move || {
+        run(profile, stop, move |p| {
+            let line = format!("{:>5.0}s  {:>7} viewers  {:>8.0} req/s  p99 {:>8.1} ms  {:>6} errors", p.elapsed_secs, p.viewers, p.rps, p.p99_ms, p.errors);
+            if tty {
+                eprint!("\r{line}");
+            } else if (p.elapsed_secs as u64) % 5 == 0 {
+                eprintln!("{line}");
+            }
+        })
+    })
+    .await
+    .map_err(|e| CliError::new(format!("the load generator stopped: {e}")))?
+    .map_err(|e| CliError::new(format!("load test: {e}")))?;
+    if tty {
+        eprintln!();
+    }
+    let v = verdict(&result, &thresholds);
+
+    if let Some(path) = &args.chart {
+        let title = format!("{}/{}: {} viewers, p99 {:.1} ms, {:.2}% errors", s.owner.stack, s.env, viewers, result.latency_ms.p99, result.error_rate * 100.0);
+        std::fs::write(path, statsctl_loadtest::chart::render_svg(&result, &title)).map_err(|e| CliError::new(format!("cannot write `{}`: {e}", path.display())))?;
+        progress(format!("chart written to {}", path.display()));
+    }
+
+    let recorded = match &observed {
+        Some(o) => {
+            let record = LoadTestRecord {
+                env: s.env.clone(),
+                finished_at: std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0),
+                viewers,
+                passed: v.passed,
+                versions: ledger::deployed_versions(spec, &s.env, o),
+                target: urls.join(","),
+                summary: serde_json::json!({
+                    "latency_ms": result.latency_ms, "error_rate": result.error_rate, "throughput_rps": result.throughput_rps,
+                    "peak_viewers": peak, "stages": stages, "thresholds": thresholds, "violations": v.violations,
+                }),
+            };
+            let bucket = ledger::bucket_name(spec, &s.env, &o.account_id);
+            Some(ledger::append(&s.aws, &bucket, "loadtests", &s.env, &record).await.map_err(aws_error)?)
+        }
+        None => None,
+    };
+    let report = Report { stack: &s.owner.stack, env: &s.env, viewers, verdict: &v, thresholds: &thresholds, recorded: recorded.clone(), result: &result };
+    emit(g.output, &report, |out| human(out, &report))?;
+    Ok(if v.passed { OK } else { ATTENTION })
+}
+
+fn parse_arrival(s: &str) -> CliResult<Arrival> {
+    statsctl_stacks::validate::check_arrival(s).map_err(|e| CliError::new(e).hint("e.g. --arrival uniform, or --arrival waves:3:200ms"))?;
+    if s == "uniform" {
+        return Ok(Arrival::Uniform);
+    }
+    let parts: Vec<&str> = s.split(':').collect();
+    if parts.first() == Some(&"waves") {
+        let count = parts.get(1).and_then(|c| c.parse().ok()).unwrap_or(1);
+        let spread = parts.get(2).and_then(|d| statsctl_loadtest::profile::parse_duration(d)).unwrap_or(Duration::from_millis(200));
+        return Ok(Arrival::Waves { count, spread });
+    }
+    Err(CliError::new(format!("--arrival `{s}`: expected `uniform` or `waves:COUNT:SPREAD`")).hint("e.g. --arrival waves:3:200ms"))
+}
+
+fn human(out: &mut String, r: &Report) {
+    let res = r.result;
+    let verdict = if r.verdict.passed { output::green("PASS") } else { output::red("FAIL") };
+    out.push_str(&format!("{verdict}  {}/{}: {} viewers → {}\n\n", r.stack, r.env, r.viewers, res.targets.join(", ")));
+    out.push_str(&format!(
+        "requests   {} scheduled, {} sent, {} ok, {} failed, {} not sent in time  ({:.1} req/s over {:.1}s)\n",
+        res.scheduled, res.sent, res.ok, res.failed, res.late, res.throughput_rps, res.duration_secs
+    ));
+    let l = &res.latency_ms;
+    out.push_str(&format!("latency    p50 {:.1} ms  p90 {:.1}  p99 {:.1}  p99.9 {:.1}  max {:.1}   (from each request's scheduled time)\n", l.p50, l.p90, l.p99, l.p99_9, l.max));
+    let st = &res.service_time_ms;
+    out.push_str(&format!("service    p50 {:.1} ms  p99 {:.1}   (from the actual send)\n", st.p50, st.p99));
+    out.push_str(&format!("errors     {:.2}%", res.error_rate * 100.0));
+    for (k, v) in &res.errors {
+        out.push_str(&format!("  {k}: {v}"));
+    }
+    out.push('\n');
+    out.push_str("\nstage              viewers  requests  errors    p50 ms    p99 ms\n");
+    for s in &res.stages {
+        out.push_str(&format!("{:<18} {:>7} {:>9} {:>7} {:>9.1} {:>9.1}\n", s.name, s.viewers, s.requests, s.errors, s.latency_ms.p50, s.latency_ms.p99));
+    }
+    if !r.verdict.violations.is_empty() {
+        out.push_str("\nthresholds not met:\n");
+        for v in &r.verdict.violations {
+            out.push_str(&format!("  ✗ {v}\n"));
+        }
+    }
+    if let Some(s) = &res.stopped {
+        out.push_str(&format!("\nstopped early: {s}\n"));
+    }
+    match &r.recorded {
+        Some(k) => out.push_str(&format!("\nrecorded in the ledger: {k}\n")),
+        None => out.push_str("\nnot recorded (--no-record)\n"),
+    }
+}
