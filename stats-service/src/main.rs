@@ -1,1 +1,45 @@
-fn main() {}
+use std::sync::Arc;
+use std::time::Duration;
+
+use stats_service::config::{Config, HELP};
+use stats_service::http::{serve, App};
+
+fn main() {
+    if std::env::args().skip(1).any(|a| a == "--help" || a == "-h") {
+        print!("{HELP}");
+        return;
+    }
+    let cfg = match Config::from_env() {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("stats-service: invalid configuration:\n{e}\n\nhint: `stats-service --help` lists the variables");
+            std::process::exit(1);
+        }
+    };
+    let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build().unwrap_or_else(|e| {
+        eprintln!("stats-service: cannot start the runtime: {e}");
+        std::process::exit(1);
+    });
+    rt.block_on(async move {
+        let listener = match tokio::net::TcpListener::bind(cfg.listen).await {
+            Ok(l) => l,
+            Err(e) => {
+                eprintln!("stats-service: cannot listen on {}: {e}\nhint: choose another PORT, or stop what uses it", cfg.listen);
+                std::process::exit(1);
+            }
+        };
+        eprintln!("stats-service: {cfg}");
+        let app = Arc::new(App::new(&cfg));
+        let shutdown = async {
+            use tokio::signal::unix::{signal, SignalKind};
+            match (signal(SignalKind::terminate()), signal(SignalKind::interrupt())) {
+                (Ok(mut term), Ok(mut int)) => {
+                    tokio::select! { _ = term.recv() => {}, _ = int.recv() => {} }
+                }
+                _ => std::future::pending::<()>().await,
+            }
+            eprintln!("stats-service: stopping: no new connections, draining requests in flight");
+        };
+        serve(listener, app, shutdown, Duration::from_secs(10)).await;
+    });
+}

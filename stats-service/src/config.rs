@@ -1,0 +1,195 @@
+//! Configuration from environment variables: the same names in a container, on a laptop and in tests.
+
+use std::collections::HashMap;
+use std::fmt;
+use std::net::SocketAddr;
+use std::time::Duration;
+
+/// How requests reach PostgreSQL.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DbMode {
+    /// A pool of at most `size` connections, shared by all requests; a request waits up to the pool timeout.
+    Pool { size: usize },
+    /// A fresh connection for every request, closed after it: what a Lambda container without a proxy does.
+    PerRequest,
+}
+
+#[derive(Clone, PartialEq, Eq)]
+pub struct Config {
+    pub listen: SocketAddr,
+    pub db_host: String,
+    pub db_port: u16,
+    pub db_user: String,
+    pub db_name: String,
+    /// Never printed: `Debug`/`Display` show whether it is set, not what it is.
+    pub db_password: Option<String>,
+    pub mode: DbMode,
+    /// How long a request waits for a pooled connection (pool mode) or for a connection to open.
+    pub db_timeout: Duration,
+    /// Largest `POST /logs` body.
+    pub max_body_bytes: usize,
+}
+
+impl fmt::Debug for Config {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Config")
+            .field("listen", &self.listen)
+            .field("db_host", &self.db_host)
+            .field("db_port", &self.db_port)
+            .field("db_user", &self.db_user)
+            .field("db_name", &self.db_name)
+            .field("db_password", &self.db_password.as_ref().map(|_| "<set>"))
+            .field("mode", &self.mode)
+            .field("db_timeout", &self.db_timeout)
+            .field("max_body_bytes", &self.max_body_bytes)
+            .finish()
+    }
+}
+
+impl fmt::Display for Config {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let mode = match self.mode {
+            DbMode::Pool { size } => format!("pool of {size}"),
+            DbMode::PerRequest => "one connection per request".into(),
+        };
+        write!(
+            f,
+            "listening on {}, database {}@{}:{}/{} ({mode}, timeout {:?}, password {})",
+            self.listen,
+            self.db_user,
+            self.db_host,
+            self.db_port,
+            self.db_name,
+            self.db_timeout,
+            if self.db_password.is_some() { "set" } else { "not set" }
+        )
+    }
+}
+
+/// The variables, with their defaults, as `--help`-style text.
+pub const HELP: &str = "\
+stats-service: game-server log ingest and live scoreboards on PostgreSQL
+
+Endpoints:
+  POST /logs?match=ID       game-server log lines (also X-Match-Id header)
+  GET  /matches/ID/stats    the live scoreboard as JSON
+  GET  /healthz             200 when the service can reach the database
+  GET  /metrics             counters as JSON
+
+Environment:
+  PORT              port to listen on (default 8080)
+  BIND              address to listen on (default 0.0.0.0)
+  DB_HOST           PostgreSQL or proxy host (default 127.0.0.1)
+  DB_PORT           its port (default 5432)
+  DB_USER           user (default stats)
+  DB_NAME           database (default stats)
+  DB_PASSWORD       password (optional; never printed)
+  DB_MODE           pool | per-request (default pool)
+  DB_POOL_SIZE      connections in the pool (default 10)
+  DB_TIMEOUT_MS     wait for a pooled or new connection (default 5000)
+  MAX_BODY_BYTES    largest POST /logs body (default 1048576)
+";
+
+#[derive(Debug, PartialEq, Eq)]
+pub struct ConfigError(pub String);
+
+impl fmt::Display for ConfigError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl Config {
+    pub fn from_env() -> Result<Config, ConfigError> {
+        Config::from_map(&std::env::vars().collect())
+    }
+
+    /// Every problem at once, each naming the variable and what it accepts.
+    pub fn from_map(vars: &HashMap<String, String>) -> Result<Config, ConfigError> {
+        let mut errors = Vec::new();
+        let get = |k: &str| vars.get(k).map(|v| v.trim().to_string()).filter(|v| !v.is_empty());
+        fn num<T: std::str::FromStr>(errors: &mut Vec<String>, k: &str, v: Option<String>, default: T, what: &str) -> T {
+            match v {
+                None => default,
+                Some(v) => v.parse().unwrap_or_else(|_| {
+                    errors.push(format!("{k}={v:?} is not {what}"));
+                    default
+                }),
+            }
+        }
+        let port: u16 = num(&mut errors, "PORT", get("PORT"), 8080, "a port number (1-65535)");
+        let bind = get("BIND").unwrap_or_else(|| "0.0.0.0".into());
+        let listen = match format!("{bind}:{port}").parse::<SocketAddr>() {
+            Ok(a) => a,
+            Err(_) => {
+                errors.push(format!("BIND={bind:?} is not an IP address (e.g. 0.0.0.0 or 127.0.0.1)"));
+                SocketAddr::from(([0, 0, 0, 0], port))
+            }
+        };
+        let db_port: u16 = num(&mut errors, "DB_PORT", get("DB_PORT"), 5432, "a port number (1-65535)");
+        let size: usize = num(&mut errors, "DB_POOL_SIZE", get("DB_POOL_SIZE"), 10, "a number of connections");
+        if size == 0 || size > 10_000 {
+            errors.push(format!("DB_POOL_SIZE={size} must be between 1 and 10000 (for no pool use DB_MODE=per-request)"));
+        }
+        let mode = match get("DB_MODE").as_deref() {
+            None | Some("pool") => DbMode::Pool { size: size.clamp(1, 10_000) },
+            Some("per-request") | Some("per_request") => DbMode::PerRequest,
+            Some(other) => {
+                errors.push(format!("DB_MODE={other:?} is not `pool` or `per-request`"));
+                DbMode::Pool { size: 1 }
+            }
+        };
+        let timeout_ms: u64 = num(&mut errors, "DB_TIMEOUT_MS", get("DB_TIMEOUT_MS"), 5000, "milliseconds");
+        let max_body_bytes: usize = num(&mut errors, "MAX_BODY_BYTES", get("MAX_BODY_BYTES"), 1 << 20, "a byte count");
+        if !errors.is_empty() {
+            return Err(ConfigError(errors.join("\n")));
+        }
+        Ok(Config {
+            listen,
+            db_host: get("DB_HOST").unwrap_or_else(|| "127.0.0.1".into()),
+            db_port,
+            db_user: get("DB_USER").unwrap_or_else(|| "stats".into()),
+            db_name: get("DB_NAME").unwrap_or_else(|| "stats".into()),
+            db_password: vars.get("DB_PASSWORD").filter(|v| !v.is_empty()).cloned(),
+            mode,
+            db_timeout: Duration::from_millis(timeout_ms.max(1)),
+            max_body_bytes: max_body_bytes.max(1024),
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn vars(pairs: &[(&str, &str)]) -> HashMap<String, String> {
+        pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect()
+    }
+
+    #[test]
+    fn defaults() {
+        let c = Config::from_map(&vars(&[])).unwrap();
+        assert_eq!(c.listen, "0.0.0.0:8080".parse().unwrap());
+        assert_eq!(c.mode, DbMode::Pool { size: 10 });
+        assert_eq!((c.db_host.as_str(), c.db_port, c.db_user.as_str()), ("127.0.0.1", 5432, "stats"));
+    }
+
+    #[test]
+    fn modes_and_errors() {
+        let c = Config::from_map(&vars(&[("DB_MODE", "per-request"), ("PORT", "58080"), ("BIND", "127.0.0.1")])).unwrap();
+        assert_eq!(c.mode, DbMode::PerRequest);
+        assert_eq!(c.listen, "127.0.0.1:58080".parse().unwrap());
+        let e = Config::from_map(&vars(&[("DB_MODE", "lots"), ("PORT", "99999"), ("DB_POOL_SIZE", "0")])).unwrap_err();
+        for want in ["DB_MODE=\"lots\"", "PORT=\"99999\"", "DB_POOL_SIZE=0"] {
+            assert!(e.0.contains(want), "{want} in {e}");
+        }
+    }
+
+    #[test]
+    fn the_password_is_never_shown() {
+        let c = Config::from_map(&vars(&[("DB_PASSWORD", "hunter2-secret")])).unwrap();
+        assert!(!format!("{c:?}").contains("hunter2"));
+        assert!(!format!("{c}").contains("hunter2"));
+        assert!(format!("{c}").contains("password set"));
+    }
+}
