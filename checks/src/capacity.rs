@@ -6,7 +6,7 @@
 //! Expected load: viewers / poll interval × request duration = concurrent requests, × spike factor.
 
 use serde::Serialize;
-use statsctl_stacks::model::{StackFile, Via};
+use statsctl_stacks::model::{Connections, StackFile, Via};
 
 use crate::{Facts, Finding, Sourced, Status};
 
@@ -26,6 +26,9 @@ pub struct ClientLoad {
     pub connections: u64,
     /// Reserved concurrency (functions) or max tasks (service) currently set, if any.
     pub capped: bool,
+    /// Opens a connection per request (the service): `connections` is the requests in flight at the peak.
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub per_request: bool,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -52,12 +55,30 @@ pub fn budget(stack: &StackFile, unreserved: &Sourced<u32>, max_connections: Opt
             Some(r) => (u64::from(r), "reserved concurrency".to_string(), true),
             None => (u64::from(unreserved.value), format!("unreserved account concurrency ({})", unreserved.source), false),
         };
-        clients.push(ClientLoad { name: name.clone(), via: db.via, max_instances, instances_from: from, pool_size: db.pool_size, connections: max_instances * u64::from(db.pool_size), capped });
+        // An execution environment serves one request at a time: per-request connections are one per instance.
+        let pool_size = if db.connections == Connections::PerRequest { 1 } else { db.pool_size };
+        clients.push(ClientLoad { name: name.clone(), via: db.via, max_instances, instances_from: from, pool_size, connections: max_instances * u64::from(pool_size), capped, per_request: false });
     }
     if let Some(svc) = &stack.service {
         if let Some(db) = &svc.database {
             let n = u64::from(svc.max_count);
-            clients.push(ClientLoad { name: svc.name.clone(), via: db.via, max_instances: n, instances_from: "service max_count".into(), pool_size: db.pool_size, connections: n * u64::from(db.pool_size), capped: true });
+            if db.connections == Connections::PerRequest {
+                // Nothing bounds it but the requests in flight: at worst every viewer's poll at once (page-load
+                // waves keep polls in sync), spike included.
+                let peak = (viewers as f64 * stack.event.spike_factor.max(1.0)).ceil() as u64;
+                clients.push(ClientLoad {
+                    name: svc.name.clone(),
+                    via: db.via,
+                    max_instances: n,
+                    instances_from: format!("one connection per request: {viewers} viewers × spike {} polling together", stack.event.spike_factor),
+                    pool_size: 0,
+                    connections: peak,
+                    capped: false,
+                    per_request: true,
+                });
+            } else {
+                clients.push(ClientLoad { name: svc.name.clone(), via: db.via, max_instances: n, instances_from: "service max_count".into(), pool_size: db.pool_size, connections: n * u64::from(db.pool_size), capped: true, per_request: false });
+            }
         }
     }
     let sum = |via: Via| clients.iter().filter(|c| c.via == via).map(|c| c.connections).sum::<u64>();
@@ -102,7 +123,15 @@ pub fn judge(stack: &StackFile, b: &Budget) -> Finding {
                 let others = b.direct_worst - big.connections;
                 let room = (db_limit as f64 * if s == Status::Fail { 1.0 } else { WARN_RATIO }) as u64;
                 let cap = room.saturating_sub(others) / u64::from(big.pool_size.max(1));
-                if stack.functions.contains_key(&big.name) {
+                if big.per_request {
+                    let per_task = (room.saturating_sub(others) / big.max_instances.max(1)).max(1);
+                    fixes.push(format!(
+                        "give {} a pool: service.database.connections: pool with pool_size ≤ {per_task} ({} tasks × {per_task} ≤ {}), or route it `via: proxy`",
+                        big.name,
+                        big.max_instances,
+                        room.saturating_sub(others)
+                    ));
+                } else if stack.functions.contains_key(&big.name) {
                     fixes.push(format!("set reserved concurrency of {} to ≤ {cap} (functions.{}.reserved_concurrency), or route it `via: proxy`", big.name, big.name));
                 } else {
                     fixes.push(format!("lower service.max_count to ≤ {cap}, or route it `via: proxy`"));
@@ -166,7 +195,7 @@ pub fn judge(stack: &StackFile, b: &Budget) -> Finding {
             c.name.clone(),
             format!("{:?}", c.via).to_lowercase(),
             c.max_instances.to_string(),
-            c.pool_size.to_string(),
+            if c.per_request { "per request".into() } else { c.pool_size.to_string() },
             c.connections.to_string(),
             c.instances_from.clone(),
         ]);
@@ -237,6 +266,12 @@ mod tests {
             // 10,000 viewers: 240 concurrent, pool 364: 66% → pass; with 12,500: 300 > 0.8 × 364 → warn.
             Case { name: "near the pool warns", yaml_patch: "", viewers: 12_500, max_connections: 405, unreserved: 800, expect: Status::Warn, expect_fix: "raise MaxConnectionsPercent to " },
             Case { name: "pool too small, percent can be raised", yaml_patch: "percent10", viewers: 8_000, max_connections: 1722, unreserved: 800, expect: Status::Fail, expect_fix: "raise MaxConnectionsPercent to 12" },
+            // The local incident: the service opens a connection per request, straight to a database with
+            // max_connections 30: 200 viewers × spike 3 polling together is 600 connections; 27 are allowed.
+            // 10 tasks share the 27: a pool of 2 each.
+            Case { name: "service per request, direct", yaml_patch: "service-direct-per-request", viewers: 200, max_connections: 30, unreserved: 800, expect: Status::Fail, expect_fix: "give svc a pool: service.database.connections: pool with pool_size ≤ 2" },
+            // Pooled, 10 tasks × 2 = 20 of 27 fit; sharing the database with the proxy's pool is worth a warning.
+            Case { name: "service pooled, direct", yaml_patch: "service-direct-pool-2", viewers: 200, max_connections: 30, unreserved: 800, expect: Status::Warn, expect_fix: "" },
             Case { name: "direct with caps that fit", yaml_patch: "direct-capped", viewers: 100, max_connections: 1722, unreserved: 800, expect: Status::Pass, expect_fix: "" },
         ];
         for c in cases {

@@ -47,6 +47,8 @@ pub fn stack_from(patch: &str) -> StackFile {
         "direct-capped" => {
             text = text.replace("via: proxy", "via: direct").replace("    handler: app.handler\n    database: { via: direct, user: api }", "    handler: app.handler\n    reserved_concurrency: 100\n    database: { via: direct, user: api }")
         }
+        "service-direct-per-request" => text = text.replace("database: { via: proxy, user: svc, pool_size: 10 }", "database: { via: direct, user: svc, connections: per_request }"),
+        "service-direct-pool-2" => text = text.replace("database: { via: proxy, user: svc, pool_size: 10 }", "database: { via: direct, user: svc, pool_size: 2 }"),
         "percent10" => text = text.replace("max_connections_percent: 90", "max_connections_percent: 10"),
         other => panic!("unknown patch {other}"),
     }

@@ -342,6 +342,18 @@ pub fn desired(stack: &StackFile, env: &str, observed: &Observed, artifacts: &BT
         let mut vars = svc.environment.clone();
         if let Some(d) = &svc.database {
             vars.insert(d.host_env.clone(), db_host(stack, observed, d));
+            // What the stats service (stats-service/) reads, from the same block preflight budgets with;
+            // values set in `service.environment` win.
+            let mode = if d.connections == crate::model::Connections::PerRequest { "per-request" } else { "pool" };
+            for (k, v) in [
+                ("PORT", svc.port.to_string()),
+                ("DB_USER", d.user.clone()),
+                ("DB_NAME", stack.database.database_name.clone()),
+                ("DB_MODE", mode.to_string()),
+                ("DB_POOL_SIZE", d.pool_size.to_string()),
+            ] {
+                vars.entry(k.to_string()).or_insert(v);
+            }
         }
         let family = n.task_family(&svc.name);
         let task = Desired::new(Kind::TaskDefinition, family.clone())

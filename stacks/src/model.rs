@@ -254,6 +254,23 @@ pub enum Via {
     Direct,
 }
 
+/// How a client holds database connections.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum Connections {
+    /// A pool of `pool_size` per instance.
+    #[default]
+    Pool,
+    /// A new connection for every request.
+    PerRequest,
+}
+
+impl Connections {
+    pub fn is_pool(&self) -> bool {
+        *self == Connections::Pool
+    }
+}
+
 /// A function's or the service's database access.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
@@ -267,6 +284,12 @@ pub struct DbAccess {
     #[serde(default = "one")]
     #[schemars(range(min = 1, max = 1000))]
     pub pool_size: u32,
+    /// `pool` (default): each instance keeps at most `pool_size` connections and requests wait for one.
+    /// `per_request`: every request opens its own connection — the service then holds as many connections as
+    /// requests in flight, bounded by nothing (a Lambda execution environment serves one request at a time, so
+    /// for a function it is one connection per instance).
+    #[serde(default, skip_serializing_if = "Connections::is_pool")]
+    pub connections: Connections,
     /// The database user it connects as.
     pub user: String,
 }
@@ -519,9 +542,15 @@ pub struct LoadTestCriteria {
     /// A passing test older than this no longer counts.
     #[serde(default = "max_age_default")]
     pub max_age: Span,
-    /// Stage list, e.g. `ramp:1500/60s,hold:5m,spike:3x,hold:1m,down:30s` (default: derived from `event`).
+    /// Stage list as `kind:viewers:duration,…` with kind `ramp`, `hold` or `spike`, e.g.
+    /// `ramp:1500:60s,hold:1500:5m,spike:4500:1s,hold:4500:1m,ramp:0:30s` (default: derived from `event`:
+    /// ramp, hold, spike × spike_factor within 1s, hold, ramp down). `--stages` overrides it.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub stages: Option<String>,
+    /// When viewers poll relative to each other: `uniform` (random phase, default) or `waves:COUNT:SPREAD`
+    /// (page-load waves that stay in sync, e.g. `waves:1:100ms` when a stream starts). `--arrival` overrides it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub arrival: Option<String>,
 }
 
 fn one() -> u32 {

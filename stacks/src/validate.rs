@@ -126,6 +126,16 @@ pub fn validate(stack: &StackFile, env: &str) -> Vec<Problem> {
                 out.push(p(&["loadtest", "targets", idx.as_str()], format!("target `{t}` is not an http(s) URL"), "e.g. `http://127.0.0.1:8080/matches/1/stats`"));
             }
         }
+        if let Some(stages) = &lt.stages {
+            if let Err(e) = check_stages(stages) {
+                out.push(p(&["loadtest", "stages"], e, "stages are `kind:viewers:duration,…`, e.g. `ramp:1500:60s,hold:1500:5m,spike:4500:1s,ramp:0:30s`"));
+            }
+        }
+        if let Some(arrival) = &lt.arrival {
+            if let Err(e) = check_arrival(arrival) {
+                out.push(p(&["loadtest", "arrival"], e, "`uniform`, or `waves:COUNT:SPREAD` such as `waves:1:100ms`"));
+            }
+        }
         for key in lt.latency.keys() {
             if crate::percentile_key(key).is_none() {
                 let hint = crate::diagnostics::closest(key, crate::PERCENTILE_KEYS.iter().copied())
@@ -170,5 +180,45 @@ fn check_range(out: &mut Vec<Problem>, path: &[&str], v: Duration, min: Duration
     if v < min || v > max {
         let field = path.last().copied().unwrap_or("value");
         out.push(p(path, format!("`{field}` is {} — out of range", crate::duration::Span(v)), hint));
+    }
+}
+
+/// `kind:viewers:duration,…` (the same syntax `statsctl loadtest --stages` takes).
+pub fn check_stages(text: &str) -> Result<(), String> {
+    let parts: Vec<&str> = text.split(',').map(str::trim).filter(|p| !p.is_empty()).collect();
+    if parts.is_empty() {
+        return Err("no stages".into());
+    }
+    for (i, part) in parts.iter().enumerate() {
+        let fields: Vec<&str> = part.split(':').collect();
+        let [kind, viewers, duration] = fields[..] else {
+            return Err(format!("stage {}: `{part}` is not kind:viewers:duration", i + 1));
+        };
+        if !matches!(kind, "ramp" | "hold" | "spike") {
+            return Err(format!("stage {}: unknown kind `{kind}` (ramp, hold, spike)", i + 1));
+        }
+        if viewers.parse::<u64>().is_err() {
+            return Err(format!("stage {}: `{viewers}` is not a number of viewers", i + 1));
+        }
+        crate::duration::parse_span(duration).map_err(|_| format!("stage {}: `{duration}` is not a duration like 30s or 2m", i + 1))?;
+    }
+    Ok(())
+}
+
+/// `uniform` or `waves:COUNT:SPREAD`.
+pub fn check_arrival(text: &str) -> Result<(), String> {
+    if text == "uniform" {
+        return Ok(());
+    }
+    let fields: Vec<&str> = text.split(':').collect();
+    match fields[..] {
+        ["waves", count, spread] => {
+            match count.parse::<u32>() {
+                Ok(n) if n >= 1 => {}
+                _ => return Err(format!("arrival `{text}`: `{count}` is not a wave count ≥ 1")),
+            }
+            crate::duration::parse_span(spread).map(drop).map_err(|_| format!("arrival `{text}`: `{spread}` is not a duration like 100ms"))
+        }
+        _ => Err(format!("arrival `{text}` is not `uniform` or `waves:COUNT:SPREAD`")),
     }
 }

@@ -1,6 +1,7 @@
 //! `statsctl local up | status | down`: the local default — the moto AWS emulator and a throwaway PostgreSQL
-//! (small max_connections, so exhaustion is real) on 127.0.0.1, tracked by a state file with their pids and
-//! stopped only by those pids.
+//! (small max_connections, so exhaustion is real) on 127.0.0.1, and the stats service itself (directly against
+//! PostgreSQL or through PgBouncer, the local stand-in for RDS Proxy, as the stack's `local` environment says),
+//! tracked by a state file with their pids and stopped only by those pids.
 
 use std::fs;
 use std::io::{Read, Write};
@@ -50,6 +51,15 @@ pub struct UpArgs {
     /// Seconds to wait for each process to become ready
     #[arg(long, default_value_t = 60)]
     pub timeout: u64,
+    /// Port of the stats service (the `local` environment's load-test target)
+    #[arg(long, default_value_t = 58080, env = "STATSCTL_SERVICE_PORT")]
+    pub service_port: u16,
+    /// Port of PgBouncer, started when the stack's service reaches the database `via: proxy`
+    #[arg(long, default_value_t = 56432, env = "STATSCTL_PGBOUNCER_PORT")]
+    pub pgbouncer_port: u16,
+    /// Only the emulator and PostgreSQL: do not start the stats service (or PgBouncer)
+    #[arg(long)]
+    pub no_service: bool,
 }
 
 /// What `local up` started, persisted in `<dir>/state.json`.
@@ -57,6 +67,10 @@ pub struct UpArgs {
 pub struct LocalState {
     pub moto: Option<Proc>,
     pub postgres: Option<Proc>,
+    #[serde(default)]
+    pub pgbouncer: Option<Proc>,
+    #[serde(default)]
+    pub service: Option<Proc>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -69,6 +83,9 @@ pub struct Proc {
     /// What the process's command line contains: checked before signalling the pid, so a recycled pid that
     /// now belongs to something else is never killed.
     pub signature: String,
+    /// How it was configured (the service: database route and connection mode); a change restarts it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub detail: Option<String>,
 }
 
 #[derive(Debug, Serialize)]
@@ -80,6 +97,8 @@ struct ComponentStatus {
     log: Option<PathBuf>,
     #[serde(skip_serializing_if = "Option::is_none")]
     max_connections: Option<u32>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    detail: Option<String>,
 }
 
 #[derive(Debug, Serialize)]
@@ -147,7 +166,7 @@ async fn up(g: &Global, args: UpArgs) -> CliResult {
                 .process_group(0)
                 .spawn()
                 .map_err(|e| CliError::new(format!("cannot start `{}`: {e}", moto.display())))?;
-            let proc = Proc { pid: child.id() as i32, port: args.moto_port, log: log.clone(), max_connections: None, signature: "moto_server".into() };
+            let proc = Proc { pid: child.id() as i32, port: args.moto_port, log: log.clone(), max_connections: None, signature: "moto_server".into(), detail: None };
             state.moto = Some(proc.clone());
             write_state(&dir, &state)?;
             progress(format!("starting moto on 127.0.0.1:{} (pid {})…", args.moto_port, proc.pid));
@@ -164,7 +183,292 @@ async fn up(g: &Global, args: UpArgs) -> CliResult {
             write_state(&dir, &state)?;
         }
     }
+
+    if !args.no_service {
+        service_up(g, &args, &dir, &mut state, deadline).await?;
+    }
     status(g, &dir)
+}
+
+/// How the stack's environment says the service reaches PostgreSQL, in local terms. Pure.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ServiceSetup {
+    pub name: String,
+    /// Through PgBouncer (`via: proxy`) or straight to PostgreSQL.
+    pub via_proxy: bool,
+    pub per_request: bool,
+    pub pool_size: u32,
+    pub user: String,
+    /// PgBouncer's server-side pool: max_connections × the proxy's MaxConnectionsPercent, as RDS Proxy sizes it.
+    pub proxy_pool: u32,
+    /// PgBouncer's query_wait_timeout: the proxy's connection borrow timeout.
+    pub borrow_timeout_secs: u64,
+    /// Every database user the stack names, so each can log in locally.
+    pub users: Vec<String>,
+}
+
+impl ServiceSetup {
+    pub fn from_stack(spec: &statsctl_stacks::model::StackFile, max_connections: u32) -> Option<ServiceSetup> {
+        use statsctl_stacks::model::{Connections, Via};
+        let svc = spec.service.as_ref()?;
+        let db = svc.database.as_ref()?;
+        let mut users: Vec<String> = spec.functions.values().filter_map(|f| f.database.as_ref().map(|d| d.user.clone())).collect();
+        users.push(db.user.clone());
+        users.sort();
+        users.dedup();
+        let percent = spec.proxy.as_ref().map(|p| p.max_connections_percent).unwrap_or(100);
+        Some(ServiceSetup {
+            name: svc.name.clone(),
+            via_proxy: db.via == Via::Proxy,
+            per_request: db.connections == Connections::PerRequest,
+            pool_size: db.pool_size,
+            user: db.user.clone(),
+            proxy_pool: (max_connections * percent / 100).max(1),
+            borrow_timeout_secs: spec.proxy.as_ref().map(|p| p.connection_borrow_timeout.0.as_secs()).unwrap_or(30).max(1),
+            users,
+        })
+    }
+
+    /// One line for `local status`; also the fingerprint that decides a restart.
+    pub fn describe(&self, db_port: u16) -> String {
+        let route = if self.via_proxy { format!("via PgBouncer :{db_port}") } else { format!("direct to PostgreSQL :{db_port}") };
+        let mode = if self.per_request { "one connection per request".to_string() } else { format!("pool of {}", self.pool_size) };
+        format!("{route}, {mode}, as {}", self.user)
+    }
+}
+
+/// Starts (or restarts, when its configuration changed) PgBouncer and the stats service.
+async fn service_up(g: &Global, args: &UpArgs, dir: &Path, state: &mut LocalState, deadline: Duration) -> CliResult<()> {
+    if !g.stack.is_file() {
+        progress(format!("no stack file at {}: not starting the stats service", g.stack.display()));
+        return Ok(());
+    }
+    let stack = g.load_stack_for(Some(g.env.as_deref().unwrap_or("local")))?;
+    let max_connections = state.postgres.as_ref().and_then(|p| p.max_connections).unwrap_or(args.max_connections);
+    let Some(setup) = ServiceSetup::from_stack(&stack.spec, max_connections) else {
+        progress("the stack has no service with database access: not starting the stats service");
+        return Ok(());
+    };
+    let pg_port = state.postgres.as_ref().map(|p| p.port).unwrap_or(args.pg_port);
+    ensure_roles(pg_port, &setup.users).await?;
+
+    let db_port = if setup.via_proxy {
+        let want = format!("pool {} of PostgreSQL :{pg_port}, wait {}s", setup.proxy_pool, setup.borrow_timeout_secs);
+        match state.pgbouncer.clone() {
+            Some(p) if is_ours(&p) && p.detail.as_deref() == Some(want.as_str()) => progress(format!("pgbouncer already running (pid {}, port {})", p.pid, p.port)),
+            other => {
+                if let Some(p) = other.as_ref().filter(|p| is_ours(p)) {
+                    progress(format!("restarting pgbouncer (pid {}): its configuration changed", p.pid));
+                    stop(p, libc::SIGTERM);
+                }
+                let p = start_pgbouncer(dir, args.pgbouncer_port, pg_port, &setup, want, deadline).await?;
+                state.pgbouncer = Some(p);
+                write_state(dir, state)?;
+            }
+        }
+        state.pgbouncer.as_ref().map(|p| p.port).unwrap_or(args.pgbouncer_port)
+    } else {
+        pg_port
+    };
+
+    let detail = setup.describe(db_port);
+    match state.service.clone() {
+        Some(p) if is_ours(&p) && p.detail.as_deref() == Some(detail.as_str()) && p.port == args.service_port => {
+            progress(format!("stats-service already running (pid {}, port {}, {detail})", p.pid, p.port))
+        }
+        other => {
+            if let Some(p) = other.as_ref().filter(|p| is_ours(p)) {
+                progress(format!("restarting stats-service (pid {}): now {detail}", p.pid));
+                stop(p, libc::SIGTERM);
+            }
+            let p = start_service(dir, args.service_port, db_port, &setup, detail, deadline)?;
+            state.service = Some(p);
+            write_state(dir, state)?;
+        }
+    }
+    if let Some(p) = &state.service {
+        seed_match(p.port)?;
+    }
+    Ok(())
+}
+
+/// A login role for every database user the stack names, members of `stats` (owner of the `stats` database).
+async fn ensure_roles(pg_port: u16, users: &[String]) -> CliResult<()> {
+    let conn_str = format!("host=127.0.0.1 port={pg_port} user=postgres dbname=postgres connect_timeout=5");
+    let (client, conn) = tokio_postgres::connect(&conn_str, tokio_postgres::NoTls)
+        .await
+        .map_err(|e| CliError::new(format!("cannot reach the local PostgreSQL on port {pg_port}: {e}")).hint("`statsctl local status` shows what runs"))?;
+    let task = tokio::spawn(conn);
+    for user in users {
+        if !user.chars().all(|c| c.is_ascii_alphanumeric() || c == '_') || user.is_empty() {
+            return Err(CliError::new(format!("database user `{user}` is not a plain identifier")).hint("use letters, digits and `_` in `database.user`"));
+        }
+        let sql = format!(
+            "DO $$ BEGIN IF NOT EXISTS (SELECT FROM pg_roles WHERE rolname = '{user}') THEN CREATE ROLE \"{user}\" LOGIN IN ROLE stats; END IF; END $$;"
+        );
+        client.batch_execute(&sql).await.map_err(|e| CliError::new(format!("cannot create role `{user}`: {e}")))?;
+    }
+    drop(client);
+    let _ = task.await;
+    Ok(())
+}
+
+fn find_binary(name: &str, env_var: &str, extra: &[&str]) -> Option<PathBuf> {
+    if let Some(p) = std::env::var_os(env_var) {
+        return Some(PathBuf::from(p));
+    }
+    // Next to this binary (target/debug/statsctl and target/debug/stats-service), then PATH, then known places.
+    if let Some(sibling) = std::env::current_exe().ok().and_then(|e| e.parent().map(|d| d.join(name))) {
+        if sibling.is_file() {
+            return Some(sibling);
+        }
+    }
+    which(name).or_else(|| extra.iter().map(PathBuf::from).find(|p| p.is_file()))
+}
+
+async fn start_pgbouncer(dir: &Path, port: u16, pg_port: u16, setup: &ServiceSetup, detail: String, timeout: Duration) -> CliResult<Proc> {
+    let bin = find_binary("pgbouncer", "STATSCTL_PGBOUNCER_BIN", &["/usr/sbin/pgbouncer", "/usr/bin/pgbouncer"]).ok_or_else(|| {
+        CliError::new(format!("the stack's {} reaches the database `via: proxy`, and PgBouncer (the local stand-in for RDS Proxy) is not installed", setup.name))
+            .hint("install it: apt-get install pgbouncer (or start without the service: statsctl local up --no-service)")
+    })?;
+    ensure_port_free(port, "--pgbouncer-port")?;
+    let bdir = dir.join("pgbouncer");
+    fs::create_dir_all(&bdir)?;
+    let run_as = pg_run_as();
+    let log = bdir.join("pgbouncer.log");
+    let users: String = setup.users.iter().chain(["stats".to_string(), "postgres".to_string()].iter()).map(|u| format!("\"{u}\" \"\"\n")).collect();
+    fs::write(bdir.join("userlist.txt"), users)?;
+    // Session pooling: the service's driver uses named prepared statements, which transaction pooling in
+    // PgBouncer < 1.21 breaks. The server-side pool is what bounds PostgreSQL, as RDS Proxy's
+    // MaxConnectionsPercent does; clients beyond it wait up to the borrow timeout.
+    let ini = format!(
+        "[databases]\n* = host=127.0.0.1 port={pg_port}\n\n[pgbouncer]\nlisten_addr = 127.0.0.1\nlisten_port = {port}\nunix_socket_dir =\n\
+         auth_type = trust\nauth_file = {auth}\npool_mode = session\ndefault_pool_size = {pool}\nmax_db_connections = {pool}\n\
+         max_client_conn = 4000\nquery_wait_timeout = {wait}\nignore_startup_parameters = extra_float_digits,options\n",
+        auth = bdir.join("userlist.txt").display(),
+        pool = setup.proxy_pool,
+        wait = setup.borrow_timeout_secs,
+    );
+    let ini_path = bdir.join("pgbouncer.ini");
+    fs::write(&ini_path, ini)?;
+    log_file(&log)?;
+    chown_tree(&bdir, run_as)?;
+    let mut cmd = Command::new(&bin);
+    cmd.arg(&ini_path).stdin(Stdio::null()).stdout(log_file(&log)?).stderr(log_file(&log)?).process_group(0);
+    raise_nofile(&mut cmd);
+    as_user(&mut cmd, run_as);
+    let child = cmd.spawn().map_err(|e| CliError::new(format!("cannot start `{}`: {e}", bin.display())))?;
+    let proc = Proc { pid: child.id() as i32, port, log: log.clone(), max_connections: Some(setup.proxy_pool), signature: "pgbouncer".into(), detail: Some(detail) };
+    progress(format!("starting PgBouncer on 127.0.0.1:{port} (pid {}, pool {} of PostgreSQL's connections)…", proc.pid, setup.proxy_pool));
+    let start = Instant::now();
+    let conn_str = format!("host=127.0.0.1 port={port} user=stats dbname=stats connect_timeout=2");
+    loop {
+        match tokio_postgres::connect(&conn_str, tokio_postgres::NoTls).await {
+            Ok((client, conn)) => {
+                let task = tokio::spawn(conn);
+                let r = client.simple_query("SELECT 1").await;
+                drop(client);
+                let _ = task.await;
+                if r.is_ok() {
+                    return Ok(proc);
+                }
+            }
+            Err(_) if start.elapsed() < timeout && unsafe { libc::kill(proc.pid, 0) } == 0 => {}
+            Err(e) => {
+                return Err(CliError::new(format!("PgBouncer did not become ready: {e}\n{}", tail(&log)))
+                    .hint(format!("see {}; `statsctl local down` stops what was started", log.display())))
+            }
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
+/// PgBouncer holds a descriptor per client: lift the soft limit to the hard one.
+fn raise_nofile(cmd: &mut Command) {
+    // SAFETY: getrlimit/setrlimit are async-signal-safe.
+    unsafe {
+        cmd.pre_exec(|| {
+            let mut lim = libc::rlimit { rlim_cur: 0, rlim_max: 0 };
+            if libc::getrlimit(libc::RLIMIT_NOFILE, &mut lim) == 0 && lim.rlim_cur < lim.rlim_max {
+                lim.rlim_cur = lim.rlim_max.min(65_536);
+                libc::setrlimit(libc::RLIMIT_NOFILE, &lim);
+            }
+            Ok(())
+        });
+    }
+}
+
+fn start_service(dir: &Path, port: u16, db_port: u16, setup: &ServiceSetup, detail: String, timeout: Duration) -> CliResult<Proc> {
+    let bin = find_binary("stats-service", "STATSCTL_SERVICE_BIN", &[]).ok_or_else(|| {
+        CliError::new("the `stats-service` binary was not found next to statsctl or on PATH")
+            .hint("build it: cargo build -p stats-service (or set STATSCTL_SERVICE_BIN, or pass --no-service)")
+    })?;
+    ensure_port_free(port, "--service-port")?;
+    let log = dir.join("stats-service.log");
+    let mut cmd = Command::new(&bin);
+    cmd.env("PORT", port.to_string())
+        .env("BIND", "127.0.0.1")
+        .env("DB_HOST", "127.0.0.1")
+        .env("DB_PORT", db_port.to_string())
+        .env("DB_USER", &setup.user)
+        .env("DB_NAME", "stats")
+        .env("DB_MODE", if setup.per_request { "per-request" } else { "pool" })
+        .env("DB_POOL_SIZE", setup.pool_size.to_string())
+        .env("DB_TIMEOUT_MS", "5000")
+        .env_remove("DB_PASSWORD")
+        .stdin(Stdio::null())
+        .stdout(log_file(&log)?)
+        .stderr(log_file(&log)?)
+        .process_group(0);
+    raise_nofile(&mut cmd);
+    let child = cmd.spawn().map_err(|e| CliError::new(format!("cannot start `{}`: {e}", bin.display())))?;
+    let proc = Proc { pid: child.id() as i32, port, log: log.clone(), max_connections: None, signature: "stats-service".into(), detail: Some(detail.clone()) };
+    progress(format!("starting stats-service on 127.0.0.1:{port} (pid {}, {detail})…", proc.pid));
+    let start = Instant::now();
+    loop {
+        if let Some((200, _)) = http_call(port, "GET", "/healthz", b"") {
+            return Ok(proc);
+        }
+        if unsafe { libc::kill(proc.pid, 0) } != 0 {
+            reap(proc.pid);
+            return Err(CliError::new(format!("stats-service exited during startup; its log says:\n{}", tail(&log))).hint(format!("see {}", log.display())));
+        }
+        if start.elapsed() > timeout {
+            return Err(CliError::new(format!("stats-service is not healthy after {}s:\n{}", timeout.as_secs(), tail(&log)))
+                .hint(format!("see {}; `statsctl local down` stops what was started", log.display())));
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+/// A sample match (the stats-service test log) as match 1, so `/matches/1/stats` — the load-test target —
+/// answers with a scoreboard. Left alone when match 1 already has events.
+fn seed_match(port: u16) -> CliResult<()> {
+    const SAMPLE: &str = include_str!("../../../stats-service/testdata/match.log");
+    match http_call(port, "GET", "/matches/1/stats", b"") {
+        Some((200, _)) => Ok(()),
+        _ => match http_call(port, "POST", "/logs?match=1", SAMPLE.as_bytes()) {
+            Some((200, _)) => {
+                progress("logged a sample match as match 1: GET /matches/1/stats");
+                Ok(())
+            }
+            other => Err(CliError::new(format!("stats-service did not store the sample match: {other:?}")).hint("see the service's log (statsctl local status)")),
+        },
+    }
+}
+
+/// One HTTP/1.1 request on its own connection: (status, body).
+fn http_call(port: u16, method: &str, path: &str, body: &[u8]) -> Option<(u16, String)> {
+    let mut s = TcpStream::connect_timeout(&([127, 0, 0, 1], port).into(), Duration::from_millis(500)).ok()?;
+    s.set_read_timeout(Some(Duration::from_secs(10))).ok()?;
+    let head = format!("{method} {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\nContent-Length: {}\r\n\r\n", body.len());
+    s.write_all(head.as_bytes()).ok()?;
+    s.write_all(body).ok()?;
+    let mut out = Vec::new();
+    s.read_to_end(&mut out).ok()?;
+    let text = String::from_utf8_lossy(&out);
+    let status = text.split(' ').nth(1)?.parse().ok()?;
+    Some((status, text.split_once("\r\n\r\n").map(|(_, b)| b.to_string()).unwrap_or_default()))
 }
 
 fn log_file(path: &Path) -> CliResult<fs::File> {
@@ -330,7 +634,7 @@ async fn start_postgres(dir: &Path, port: u16, max_connections: u32, timeout: Du
         .process_group(0);
     as_user(&mut cmd, run_as);
     let child = cmd.spawn().map_err(|e| CliError::new(format!("cannot start postgres: {e}")))?;
-    let proc = Proc { pid: child.id() as i32, port, log: log.clone(), max_connections: Some(max_connections), signature: "postgres".into() };
+    let proc = Proc { pid: child.id() as i32, port, log: log.clone(), max_connections: Some(max_connections), signature: "postgres".into(), detail: None };
     progress(format!("starting PostgreSQL on 127.0.0.1:{port} (pid {}, max_connections {max_connections})…", proc.pid));
 
     // Ready when it accepts a query; then create the application role and database the stack uses.
@@ -379,30 +683,38 @@ fn status(g: &Global, dir: &Path) -> CliResult {
             endpoint: Some(endpoint(p.port)),
             log: Some(p.log.clone()),
             max_connections: p.max_connections,
+            detail: p.detail.clone(),
         },
-        Some(p) => ComponentStatus { name, state: "stopped (stale pid file)", pid: Some(p.pid), endpoint: None, log: Some(p.log.clone()), max_connections: None },
-        None => ComponentStatus { name, state: "stopped", pid: None, endpoint: None, log: None, max_connections: None },
+        Some(p) => ComponentStatus { name, state: "stopped (stale pid file)", pid: Some(p.pid), endpoint: None, log: Some(p.log.clone()), max_connections: None, detail: None },
+        None => ComponentStatus { name, state: "stopped", pid: None, endpoint: None, log: None, max_connections: None, detail: None },
     };
     let report = StatusReport {
         dir: dir.to_path_buf(),
         components: vec![
             component("moto", &state.moto, &|port| format!("http://127.0.0.1:{port}")),
             component("postgres", &state.postgres, &|port| format!("postgres://postgres@127.0.0.1:{port}/postgres")),
+            component("pgbouncer", &state.pgbouncer, &|port| format!("postgres://stats@127.0.0.1:{port}/stats")),
+            component("stats-service", &state.service, &|port| format!("http://127.0.0.1:{port}/matches/1/stats")),
         ],
     };
     output::emit(g.output, &report, |s| {
-        s.push_str(&format!("{:<10} {:<26} {:<8} {}\n", "COMPONENT", "STATE", "PID", "ENDPOINT"));
+        s.push_str(&format!("{:<14} {:<26} {:<8} {}\n", "COMPONENT", "STATE", "PID", "ENDPOINT"));
         for c in &report.components {
             let state = if c.state == "running" { output::green(c.state) } else { output::dim(c.state) };
             let pad = 26usize.saturating_sub(c.state.chars().count());
             s.push_str(&format!(
-                "{:<10} {}{} {:<8} {}{}\n",
+                "{:<14} {}{} {:<8} {}{}{}\n",
                 c.name,
                 state,
                 " ".repeat(pad),
                 c.pid.map(|p| p.to_string()).unwrap_or_else(|| "-".into()),
                 c.endpoint.clone().unwrap_or_else(|| "-".into()),
-                c.max_connections.map(|m| format!("  (max_connections {m})")).unwrap_or_default()
+                match (c.name, c.max_connections) {
+                    ("pgbouncer", Some(m)) => format!("  (pool {m})"),
+                    (_, Some(m)) => format!("  (max_connections {m})"),
+                    _ => String::new(),
+                },
+                c.detail.as_ref().filter(|_| c.name == "stats-service").map(|d| format!("  ({d})")).unwrap_or_default()
             ));
         }
     })?;
@@ -411,8 +723,14 @@ fn status(g: &Global, dir: &Path) -> CliResult {
 
 fn down(g: &Global, dir: &Path) -> CliResult {
     let mut state = read_state(dir);
-    // PostgreSQL: SIGINT is its "fast shutdown". moto: SIGTERM.
-    for (slot, signal) in [(&mut state.postgres, libc::SIGINT), (&mut state.moto, libc::SIGTERM)] {
+    // The service first (it holds connections), then PgBouncer; PostgreSQL: SIGINT is its "fast shutdown";
+    // moto: SIGTERM.
+    for (slot, signal) in [
+        (&mut state.service, libc::SIGTERM),
+        (&mut state.pgbouncer, libc::SIGTERM),
+        (&mut state.postgres, libc::SIGINT),
+        (&mut state.moto, libc::SIGTERM),
+    ] {
         if let Some(p) = slot.take() {
             if is_ours(&p) {
                 progress(format!("stopping {} (pid {})…", p.signature, p.pid));

@@ -60,11 +60,13 @@ pub fn free_port() -> u16 {
     TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
 }
 
-/// A private moto + PostgreSQL for one test.
+/// A private moto + PostgreSQL (and, when asked, the stats service and PgBouncer) for one test.
 pub struct LocalAws {
     pub dir: tempfile::TempDir,
     pub moto_port: u16,
     pub pg_port: u16,
+    pub service_port: u16,
+    pub pgbouncer_port: u16,
 }
 
 impl LocalAws {
@@ -73,17 +75,31 @@ impl LocalAws {
     }
 
     pub fn start_with(max_connections: u32) -> LocalAws {
+        Self::start_opts(max_connections, false, &[])
+    }
+
+    /// With the stats service (and PgBouncer when the stack routes it via the proxy), configured by `vars`.
+    pub fn start_opts(max_connections: u32, service: bool, vars: &[(&str, &str)]) -> LocalAws {
         let dir = tempfile::Builder::new().prefix("statsctl-test").tempdir().unwrap();
-        let moto_port = free_port();
-        let pg_port = free_port();
-        let mut c = statsctl();
-        c.args(["local", "up", "--dir"]).arg(dir.path().join("local"));
-        c.args(["--moto-port", &moto_port.to_string(), "--pg-port", &pg_port.to_string()]);
-        c.args(["--max-connections", &max_connections.to_string()]);
-        let r = run(c);
-        let env = LocalAws { dir, moto_port, pg_port };
+        let env = LocalAws { dir, moto_port: free_port(), pg_port: free_port(), service_port: free_port(), pgbouncer_port: free_port() };
+        let r = env.local_up(max_connections, service, vars);
         assert_eq!(r.code, 0, "local up failed: {r:?}");
         env
+    }
+
+    /// `statsctl local up` for this test's ports (again: what runs is kept, a changed service restarted).
+    pub fn local_up(&self, max_connections: u32, service: bool, vars: &[(&str, &str)]) -> Run {
+        let mut c = self.statsctl();
+        c.args(["local", "up", "--dir"]).arg(self.dir.path().join("local"));
+        c.args(["--moto-port", &self.moto_port.to_string(), "--pg-port", &self.pg_port.to_string()]);
+        c.args(["--max-connections", &max_connections.to_string()]);
+        if !service {
+            c.arg("--no-service");
+        }
+        for (k, v) in vars {
+            c.env(k, v);
+        }
+        run(c)
     }
 
     pub fn endpoint(&self) -> String {
@@ -100,6 +116,10 @@ impl LocalAws {
             .env("AWS_REGION", "us-east-1")
             .env("STATSCTL_LOCK_DIR", self.dir.path().join("locks"))
             .env("STATSCTL_LOCAL_DIR", self.dir.path().join("local"))
+            .env("STATSCTL_SERVICE_PORT", self.service_port.to_string())
+            .env("STATSCTL_PGBOUNCER_PORT", self.pgbouncer_port.to_string())
+            .env_remove("STATSCTL_LOCAL_SERVICE_VIA")
+            .env_remove("STATSCTL_LOCAL_SERVICE_CONNECTIONS")
             .args(["--env", "local"]);
         c
     }
@@ -130,8 +150,16 @@ pub fn block_on<F: std::future::Future>(f: F) -> F::Output {
 impl LocalAws {
     /// Runs `statsctl --env local ARGS…` against this emulator.
     pub fn run(&self, args: &[&str]) -> Run {
+        self.run_with(args, &[])
+    }
+
+    /// The same, with extra environment variables (stack substitutions).
+    pub fn run_with(&self, args: &[&str], vars: &[(&str, &str)]) -> Run {
         let mut c = self.statsctl();
         c.args(args);
+        for (k, v) in vars {
+            c.env(k, v);
+        }
         run(c)
     }
 
@@ -159,4 +187,76 @@ pub fn pending(plan: &serde_json::Value) -> Vec<(String, String)> {
         .filter(|c| c["action"] != "no_op")
         .map(|c| (format!("{}.{}", c["kind"].as_str().unwrap(), c["name"].as_str().unwrap()), c["action"].as_str().unwrap().to_string()))
         .collect()
+}
+
+/// A tiny keep-alive HTTP server on 127.0.0.1 for load tests: answers every GET with 200 (or 503 when
+/// `fail` is set), after `delay`. One thread per connection; stops when dropped.
+pub struct TestServer {
+    pub port: u16,
+    stop: std::sync::Arc<std::sync::atomic::AtomicBool>,
+}
+
+impl TestServer {
+    pub fn start(delay: std::time::Duration, fail: bool) -> TestServer {
+        use std::io::{BufRead, BufReader, Write};
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let port = listener.local_addr().unwrap().port();
+        listener.set_nonblocking(true).unwrap();
+        let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let stop2 = stop.clone();
+        std::thread::spawn(move || {
+            while !stop2.load(std::sync::atomic::Ordering::Relaxed) {
+                let Ok((stream, _)) = listener.accept() else {
+                    std::thread::sleep(std::time::Duration::from_millis(5));
+                    continue;
+                };
+                let stop3 = stop2.clone();
+                std::thread::spawn(move || {
+                    let _ = stream.set_nonblocking(false);
+                    let _ = stream.set_read_timeout(Some(std::time::Duration::from_millis(500)));
+                    let mut reader = BufReader::new(stream.try_clone().unwrap());
+                    let mut stream = stream;
+                    loop {
+                        if stop3.load(std::sync::atomic::Ordering::Relaxed) {
+                            return;
+                        }
+                        let mut line = String::new();
+                        match reader.read_line(&mut line) {
+                            Ok(0) => return,
+                            Ok(_) => {}
+                            Err(e) if matches!(e.kind(), std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut) => continue,
+                            Err(_) => return,
+                        }
+                        if !line.starts_with("GET") {
+                            continue;
+                        }
+                        // Skip headers.
+                        loop {
+                            let mut h = String::new();
+                            if reader.read_line(&mut h).unwrap_or(0) == 0 || h == "\r\n" {
+                                break;
+                            }
+                        }
+                        std::thread::sleep(delay);
+                        let (status, body) = if fail { ("503 Service Unavailable", "{\"error\":\"db_connect\"}") } else { ("200 OK", "{\"score\":\"1:0\"}") };
+                        let resp = format!("HTTP/1.1 {status}\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}", body.len());
+                        if stream.write_all(resp.as_bytes()).is_err() {
+                            return;
+                        }
+                    }
+                });
+            }
+        });
+        TestServer { port, stop }
+    }
+
+    pub fn url(&self) -> String {
+        format!("http://127.0.0.1:{}/matches/1/stats", self.port)
+    }
+}
+
+impl Drop for TestServer {
+    fn drop(&mut self) {
+        self.stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    }
 }
