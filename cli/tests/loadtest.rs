@@ -87,7 +87,8 @@ fn bad_input_is_refused_before_anything_runs() {
     for (args, want) in [
         (vec!["loadtest", "--target", "https://example.com/", "--no-record"], "only http:// targets"),
         (vec!["loadtest", "--target", "http://127.0.0.1:1/", "--stages", "jump:1:1s", "--no-record"], "unknown kind `jump`"),
-        (vec!["loadtest", "--target", "http://127.0.0.1:1/", "--arrival", "bursty", "--no-record"], "expected `uniform` or `waves:COUNT:SPREAD`"),
+        (vec!["loadtest", "--target", "http://127.0.0.1:1/", "--arrival", "bursty", "--no-record"], "is not `uniform` or `waves:COUNT:SPREAD`"),
+        (vec!["loadtest", "--target", "http://127.0.0.1:1/", "--arrival", "waves:x:1s", "--no-record"], "`x` is not a wave count"),
     ] {
         let r = env.run(&args);
         assert_eq!(r.code, 1, "{args:?}: {r:?}");

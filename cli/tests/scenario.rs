@@ -11,8 +11,9 @@ use harness::*;
 
 const INCIDENT: [(&str, &str); 2] = [("STATSCTL_LOCAL_SERVICE_VIA", "direct"), ("STATSCTL_LOCAL_SERVICE_CONNECTIONS", "per_request")];
 
-/// 200 viewers arriving in one page-load wave (their polls stay in sync), spiking to 600 within a second.
-const LOAD: [&str; 8] = ["loadtest", "--viewers", "200", "--stages", "ramp:200:1s,hold:200:10s,spike:600:1s,hold:600:10s", "--arrival", "waves:1:50ms", "--output"];
+/// 240 viewers (200 expected × headroom 1.2) arriving in one page-load wave (their polls stay in sync), spiking
+/// to 720 within a second.
+const LOAD: [&str; 8] = ["loadtest", "--viewers", "240", "--stages", "ramp:240:1s,hold:240:10s,spike:720:1s,hold:720:10s", "--arrival", "waves:1:50ms", "--output"];
 
 fn loadtest(env: &LocalAws, vars: &[(&str, &str)]) -> (Run, serde_json::Value) {
     let mut args = LOAD.to_vec();
@@ -65,4 +66,7 @@ fn per_request_connections_fail_the_load_test_and_the_proxy_with_a_pool_passes()
 
     let (_, f) = capacity(&env, &[]);
     assert_ne!(f["status"], "fail", "{f}");
+    // The passing run was recorded for what is deployed now, at the audience preflight requires.
+    let r = env.run_with(&["preflight", "--only", "loadtest.passed"], &[]);
+    assert_eq!(r.code, 0, "{r:?}");
 }

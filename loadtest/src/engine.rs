@@ -25,7 +25,9 @@ use crate::stats::{histogram, LoadTestResult, Recorder};
 pub struct Snapshot {
     pub elapsed_secs: f64,
     pub viewers: u64,
+    /// Responses per second over the last poll interval.
     pub rps: f64,
+    /// p99 latency over the last poll interval.
     pub p99_ms: f64,
     pub ok: u64,
     pub errors: u64,
@@ -73,32 +75,46 @@ pub fn run(profile: Profile, stop: Arc<AtomicBool>, progress: impl Fn(&Snapshot)
         let done = Arc::new(AtomicBool::new(false));
         let done2 = done.clone();
         let handle = std::thread::spawn(move || {
-            let mut last_ok = 0;
+            // Rates and p99 over the last poll interval (at least 1 s, at most 60 s): with synchronised viewers
+            // (page-load waves) a one-second window would swing between a burst and nothing.
+            let window = (profile.poll_interval.as_secs_f64().ceil() as usize).clamp(1, 60);
+            let mut seconds: std::collections::VecDeque<(Instant, u64, hdrhistogram::Histogram<u64>)> = std::collections::VecDeque::new();
             let mut last = Instant::now();
+            seconds.push_back((last, 0, histogram()));
             while !done2.load(Ordering::Relaxed) {
                 std::thread::sleep(Duration::from_millis(100));
                 if last.elapsed() < Duration::from_secs(1) {
                     continue;
                 }
-                let dt = last.elapsed().as_secs_f64();
                 last = Instant::now();
                 let elapsed = shared.start.elapsed();
                 let ok = shared.ok.load(Ordering::Relaxed);
-                let p99 = {
+                let errors = shared.errors.load(Ordering::Relaxed);
+                let h = {
                     let mut w = shared.window.lock().unwrap_or_else(|e| e.into_inner());
-                    let v = if w.is_empty() { 0.0 } else { w.value_at_quantile(0.99) as f64 / 1000.0 };
+                    let h = w.clone();
                     w.reset();
-                    v
+                    h
                 };
+                seconds.push_back((last, ok + errors, h));
+                while seconds.len() > window + 1 {
+                    seconds.pop_front();
+                }
+                let (t0, done0, _) = &seconds[0];
+                let span = last.duration_since(*t0).as_secs_f64().max(0.001);
+                let mut merged = histogram();
+                for (_, _, h) in seconds.iter().skip(1) {
+                    let _ = merged.add(h);
+                }
+                let p99 = if merged.is_empty() { 0.0 } else { merged.value_at_quantile(0.99) as f64 / 1000.0 };
                 progress(&Snapshot {
                     elapsed_secs: elapsed.as_secs_f64(),
                     viewers: active_at(&profile.stages, elapsed).0 as u64,
-                    rps: (ok - last_ok) as f64 / dt,
+                    rps: (ok + errors - done0) as f64 / span,
                     p99_ms: p99,
                     ok,
-                    errors: shared.errors.load(Ordering::Relaxed),
+                    errors,
                 });
-                last_ok = ok;
             }
         });
         (done, handle)

@@ -222,3 +222,26 @@ pub fn check_arrival(text: &str) -> Result<(), String> {
         _ => Err(format!("arrival `{text}` is not `uniform` or `waves:COUNT:SPREAD`")),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn stages_and_arrival() {
+        for ok in ["ramp:1500:60s,hold:1500:5m,spike:4500:1s,ramp:0:30s", " hold:10:1s ", "ramp:0:500ms,"] {
+            assert_eq!(check_stages(ok), Ok(()), "{ok}");
+        }
+        for (bad, want) in [("", "no stages"), ("ramp:10", "not kind:viewers:duration"), ("jump:1:1s", "unknown kind `jump`"), ("hold:many:1s", "`many` is not a number"), ("hold:1:soon", "`soon` is not a duration")] {
+            let e = check_stages(bad).unwrap_err();
+            assert!(e.contains(want), "{bad}: {e}");
+        }
+        for ok in ["uniform", "waves:1:100ms", "waves:3:0s"] {
+            assert_eq!(check_arrival(ok), Ok(()), "{ok}");
+        }
+        for (bad, want) in [("bursty", "is not `uniform`"), ("waves:0:1s", "`0` is not a wave count"), ("waves:2", "is not `uniform`"), ("waves:2:x", "`x` is not a duration")] {
+            let e = check_arrival(bad).unwrap_err();
+            assert!(e.contains(want), "{bad}: {e}");
+        }
+    }
+}

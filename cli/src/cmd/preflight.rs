@@ -24,10 +24,10 @@ pub struct PreflightArgs {
     #[arg(long)]
     pub viewers: Option<u64>,
     /// Run only these checks (ids, e.g. proxy.attached capacity.connections)
-    #[arg(long, num_args = 1.., value_name = "ID")]
+    #[arg(long, num_args = 1.., value_delimiter = ',', value_name = "ID")]
     pub only: Vec<String>,
     /// Skip these checks; needs --reason, which is shown in the report
-    #[arg(long, num_args = 1.., value_name = "ID", requires = "reason")]
+    #[arg(long, num_args = 1.., value_delimiter = ',', value_name = "ID", requires = "reason")]
     pub skip: Vec<String>,
     /// Why the skipped checks are skipped
     #[arg(long)]
