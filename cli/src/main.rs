@@ -42,7 +42,7 @@ enum Command {
     Status,
     /// Delete what the stack owns in an environment (the database only with --delete-data)
     Destroy(cmd::destroy::DestroyArgs),
-    /// Start, inspect or stop the local AWS emulator and PostgreSQL on 127.0.0.1
+    /// Start, inspect or stop the local AWS emulator, PostgreSQL, PgBouncer and the stats service on 127.0.0.1
     #[command(subcommand)]
     Local(cmd::local::LocalCommand),
 }

@@ -20,7 +20,8 @@ use crate::output::{self, progress};
 
 #[derive(Subcommand, Debug)]
 pub enum LocalCommand {
-    /// Start the AWS emulator and PostgreSQL (what already runs is left alone)
+    /// Start the AWS emulator, PostgreSQL, and the stats service (via PgBouncer when the stack says `via: proxy`);
+    /// what already runs is left alone, a service whose configuration changed is restarted
     Up(UpArgs),
     /// Show what runs where
     Status(DirArgs),
