@@ -9,6 +9,6 @@ pub mod stats;
 pub mod verdict;
 
 pub use engine::{run, Snapshot};
-pub use profile::{event_profile, parse_stages, Arrival, Profile, Stage, Target};
+pub use profile::{event_profile, Arrival, Profile, Stage, Target};
 pub use stats::{LoadTestResult, Percentiles};
 pub use verdict::{verdict, Thresholds, Verdict};

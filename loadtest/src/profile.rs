@@ -79,30 +79,6 @@ pub fn event_profile(viewers: u64, spike_factor: f64, ramp: Duration, hold: Dura
     stages
 }
 
-/// Parses `kind:viewers:duration,…` with kind `ramp` | `hold` | `spike` (a ramp within the given time), e.g.
-/// `ramp:1000:30s,hold:1000:2m,spike:3000:1s,hold:3000:1m,ramp:0:10s`.
-pub fn parse_stages(text: &str) -> Result<Vec<Stage>, String> {
-    let mut out = Vec::new();
-    for (i, part) in text.split(',').map(str::trim).filter(|p| !p.is_empty()).enumerate() {
-        let fields: Vec<&str> = part.split(':').collect();
-        let [kind, viewers, duration] = fields[..] else {
-            return Err(format!("stage {}: `{part}` is not kind:viewers:duration", i + 1));
-        };
-        let viewers: u64 = viewers.parse().map_err(|_| format!("stage {}: `{viewers}` is not a number of viewers", i + 1))?;
-        let duration = parse_duration(duration).ok_or_else(|| format!("stage {}: `{duration}` is not a duration like 30s or 2m", i + 1))?;
-        let ramp = match kind {
-            "ramp" | "spike" => true,
-            "hold" => false,
-            other => return Err(format!("stage {}: unknown kind `{other}` (ramp, hold, spike)", i + 1)),
-        };
-        out.push(Stage { name: format!("{kind} {}", i + 1), duration, viewers, ramp });
-    }
-    if out.is_empty() {
-        return Err("no stages".into());
-    }
-    Ok(out)
-}
-
 pub fn parse_duration(s: &str) -> Option<Duration> {
     let s = s.trim();
     let split = s.find(|c: char| !c.is_ascii_digit() && c != '.')?;
@@ -282,17 +258,6 @@ mod tests {
         assert!(first_spiked >= s(30.0) && last_spiked <= s(31.0), "{first_spiked:?}..{last_spiked:?}");
         assert_eq!(arrival_time(&stages, 3000), None);
         assert_eq!(arrival_time(&stages, 0).unwrap(), s(0.01));
-    }
-
-    #[test]
-    fn parse_stage_lists() {
-        let st = parse_stages("ramp:100:10s, hold:100:1m,spike:300:1s,ramp:0:500ms").unwrap();
-        assert_eq!(st.len(), 4);
-        assert_eq!(st[1].duration, s(60.0));
-        assert!(!st[1].ramp && st[2].ramp);
-        for bad in ["", "ramp:100", "jump:1:1s", "ramp:x:1s", "ramp:1:soon"] {
-            assert!(parse_stages(bad).is_err(), "{bad}");
-        }
     }
 
     fn profile(arrival: Arrival) -> Profile {

@@ -183,41 +183,65 @@ fn check_range(out: &mut Vec<Problem>, path: &[&str], v: Duration, min: Duration
     }
 }
 
-/// `kind:viewers:duration,…` (the same syntax `statsctl loadtest --stages` takes).
-pub fn check_stages(text: &str) -> Result<(), String> {
+/// One stage of a load test as written: `kind:viewers:duration`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StageSpec {
+    /// `ramp`, `hold` or `spike` (a ramp, normally within a second).
+    pub kind: &'static str,
+    pub viewers: u64,
+    pub duration: Duration,
+}
+
+/// `kind:viewers:duration,…`: the one parser of this syntax, for the stack file's `loadtest.stages` and
+/// `statsctl loadtest --stages` alike.
+pub fn parse_stages(text: &str) -> Result<Vec<StageSpec>, String> {
     let parts: Vec<&str> = text.split(',').map(str::trim).filter(|p| !p.is_empty()).collect();
     if parts.is_empty() {
         return Err("no stages".into());
     }
+    let mut out = Vec::with_capacity(parts.len());
     for (i, part) in parts.iter().enumerate() {
         let fields: Vec<&str> = part.split(':').collect();
         let [kind, viewers, duration] = fields[..] else {
             return Err(format!("stage {}: `{part}` is not kind:viewers:duration", i + 1));
         };
-        if !matches!(kind, "ramp" | "hold" | "spike") {
-            return Err(format!("stage {}: unknown kind `{kind}` (ramp, hold, spike)", i + 1));
-        }
-        if viewers.parse::<u64>().is_err() {
-            return Err(format!("stage {}: `{viewers}` is not a number of viewers", i + 1));
-        }
-        crate::duration::parse_span(duration).map_err(|_| format!("stage {}: `{duration}` is not a duration like 30s or 2m", i + 1))?;
+        let kind = match kind {
+            "ramp" => "ramp",
+            "hold" => "hold",
+            "spike" => "spike",
+            other => return Err(format!("stage {}: unknown kind `{other}` (ramp, hold, spike)", i + 1)),
+        };
+        let viewers = viewers.parse::<u64>().map_err(|_| format!("stage {}: `{viewers}` is not a number of viewers", i + 1))?;
+        let duration = crate::duration::parse_span(duration).map_err(|_| format!("stage {}: `{duration}` is not a duration like 30s or 2m", i + 1))?.0;
+        out.push(StageSpec { kind, viewers, duration });
     }
-    Ok(())
+    Ok(out)
+}
+
+pub fn check_stages(text: &str) -> Result<(), String> {
+    parse_stages(text).map(drop)
 }
 
 /// `uniform` or `waves:COUNT:SPREAD`.
 pub fn check_arrival(text: &str) -> Result<(), String> {
+    parse_arrival(text).map(drop)
+}
+
+/// `uniform` → `None`; `waves:COUNT:SPREAD` → `Some((count, spread))`. The one parser of this syntax: the stack
+/// file's `loadtest.arrival` and `statsctl loadtest --arrival` both go through it.
+pub fn parse_arrival(text: &str) -> Result<Option<(u32, Duration)>, String> {
     if text == "uniform" {
-        return Ok(());
+        return Ok(None);
     }
     let fields: Vec<&str> = text.split(':').collect();
     match fields[..] {
         ["waves", count, spread] => {
-            match count.parse::<u32>() {
-                Ok(n) if n >= 1 => {}
+            let count = match count.parse::<u32>() {
+                Ok(n) if n >= 1 => n,
                 _ => return Err(format!("arrival `{text}`: `{count}` is not a wave count ≥ 1")),
-            }
-            crate::duration::parse_span(spread).map(drop).map_err(|_| format!("arrival `{text}`: `{spread}` is not a duration like 100ms"))
+            };
+            let spread = crate::duration::parse_span(spread).map_err(|_| format!("arrival `{text}`: `{spread}` is not a duration like 100ms"))?;
+            Ok(Some((count, spread.0)))
         }
         _ => Err(format!("arrival `{text}` is not `uniform` or `waves:COUNT:SPREAD`")),
     }
@@ -226,6 +250,16 @@ pub fn check_arrival(text: &str) -> Result<(), String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn stage_lists_parse() {
+        let st = parse_stages("ramp:100:10s, hold:100:1m,spike:300:1s,ramp:0:500ms,hold:1:1d").unwrap();
+        assert_eq!(st.len(), 5);
+        assert_eq!(st[1], StageSpec { kind: "hold", viewers: 100, duration: Duration::from_secs(60) });
+        assert_eq!(st[2].kind, "spike");
+        assert_eq!(st[3].duration, Duration::from_millis(500));
+        assert_eq!(st[4].duration, Duration::from_secs(86_400));
+    }
 
     #[test]
     fn stages_and_arrival() {

@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use clap::Args;
 use serde::Serialize;
-use statsctl_loadtest::{event_profile, parse_stages, run, verdict, Arrival, LoadTestResult, Profile, Target, Thresholds, Verdict};
+use statsctl_loadtest::{event_profile, run, verdict, Stage, Arrival, LoadTestResult, Profile, Target, Thresholds, Verdict};
 use statsctl_stacks::ledger::{self, LoadTestRecord};
 
 use crate::context::Global;
@@ -91,8 +91,8 @@ pub async fn run_cmd(g: &Global, args: LoadtestArgs) -> CliResult {
     let targets = urls.iter().map(|u| Target::parse(u)).collect::<Result<Vec<_>, _>>().map_err(|e| CliError::new(format!("bad target {e}")))?;
     let stack_stages = criteria.as_ref().and_then(|c| c.stages.clone());
     let stages = match (&args.stages, &stack_stages) {
-        (Some(text), _) => parse_stages(text).map_err(|e| CliError::new(format!("--stages: {e}")).hint("e.g. ramp:500:30s,hold:500:2m,spike:1500:1s,hold:1500:1m,ramp:0:10s"))?,
-        (None, Some(text)) => parse_stages(text).map_err(|e| CliError::new(format!("loadtest.stages: {e}")).hint("fix `loadtest.stages` in the stack file, or pass --stages"))?,
+        (Some(text), _) => stages_from(text).map_err(|e| CliError::new(format!("--stages: {e}")).hint("e.g. ramp:500:30s,hold:500:2m,spike:1500:1s,hold:1500:1m,ramp:0:10s"))?,
+        (None, Some(text)) => stages_from(text).map_err(|e| CliError::new(format!("loadtest.stages: {e}")).hint("fix `loadtest.stages` in the stack file, or pass --stages"))?,
         (None, None) => event_profile(viewers, spec.event.spike_factor, args.ramp, args.hold),
     };
     let arrival_text = args.arrival.clone().or_else(|| criteria.as_ref().and_then(|c| c.arrival.clone())).unwrap_or_else(|| "uniform".into());
@@ -186,18 +186,22 @@ pub async fn run_cmd(g: &Global, args: LoadtestArgs) -> CliResult {
     Ok(if v.passed { OK } else { ATTENTION })
 }
 
+/// `kind:viewers:duration,…` (parsed where the stack file's `loadtest.stages` is) → the engine's stages.
+fn stages_from(text: &str) -> Result<Vec<Stage>, String> {
+    let specs = statsctl_stacks::validate::parse_stages(text)?;
+    Ok(specs
+        .into_iter()
+        .enumerate()
+        .map(|(i, s)| Stage { name: format!("{} {}", s.kind, i + 1), duration: s.duration, viewers: s.viewers, ramp: s.kind != "hold" })
+        .collect())
+}
+
 fn parse_arrival(s: &str) -> CliResult<Arrival> {
-    statsctl_stacks::validate::check_arrival(s).map_err(|e| CliError::new(e).hint("e.g. --arrival uniform, or --arrival waves:3:200ms"))?;
-    if s == "uniform" {
-        return Ok(Arrival::Uniform);
+    match statsctl_stacks::validate::parse_arrival(s) {
+        Ok(None) => Ok(Arrival::Uniform),
+        Ok(Some((count, spread))) => Ok(Arrival::Waves { count, spread }),
+        Err(e) => Err(CliError::new(e).hint("e.g. --arrival uniform, or --arrival waves:3:200ms")),
     }
-    let parts: Vec<&str> = s.split(':').collect();
-    if parts.first() == Some(&"waves") {
-        let count = parts.get(1).and_then(|c| c.parse().ok()).unwrap_or(1);
-        let spread = parts.get(2).and_then(|d| statsctl_loadtest::profile::parse_duration(d)).unwrap_or(Duration::from_millis(200));
-        return Ok(Arrival::Waves { count, spread });
-    }
-    Err(CliError::new(format!("--arrival `{s}`: expected `uniform` or `waves:COUNT:SPREAD`")).hint("e.g. --arrival waves:3:200ms"))
 }
 
 fn human(out: &mut String, r: &Report) {
