@@ -361,30 +361,38 @@ async fn start_pgbouncer(dir: &Path, port: u16, pg_port: u16, setup: &ServiceSet
     let child = cmd.spawn().map_err(|e| CliError::new(format!("cannot start `{}`: {e}", bin.display())))?;
     let proc = Proc { pid: child.id() as i32, port, log: log.clone(), max_connections: Some(setup.proxy_pool), signature: "pgbouncer".into(), detail: Some(detail) };
     progress(format!("starting PgBouncer on 127.0.0.1:{port} (pid {}, pool {} of PostgreSQL's connections)…", proc.pid, setup.proxy_pool));
+    let (client, task) = connect_when_ready(&format!("host=127.0.0.1 port={port} user=stats dbname=stats connect_timeout=2"), &proc, "PgBouncer", timeout).await?;
+    drop(client);
+    let _ = task.await;
+    Ok(proc)
+}
+
+/// Connects as soon as the process accepts a query (`SELECT 1`), retrying while it starts; fails with its log's
+/// tail when it exits or `timeout` passes.
+async fn connect_when_ready(conn_str: &str, p: &Proc, what: &str, timeout: Duration) -> CliResult<(tokio_postgres::Client, tokio::task::JoinHandle<()>)> {
     let start = Instant::now();
-    let conn_str = format!("host=127.0.0.1 port={port} user=stats dbname=stats connect_timeout=2");
     loop {
-        match tokio_postgres::connect(&conn_str, tokio_postgres::NoTls).await {
+        let err = match tokio_postgres::connect(conn_str, tokio_postgres::NoTls).await {
             Ok((client, conn)) => {
-                let task = tokio::spawn(conn);
-                let r = client.simple_query("SELECT 1").await;
-                drop(client);
-                let _ = task.await;
-                if r.is_ok() {
-                    return Ok(proc);
+                let task = tokio::spawn(async move {
+                    let _ = conn.await;
+                });
+                match client.simple_query("SELECT 1").await {
+                    Ok(_) => return Ok((client, task)),
+                    Err(e) => e,
                 }
             }
-            Err(_) if start.elapsed() < timeout && unsafe { libc::kill(proc.pid, 0) } == 0 => {}
-            Err(e) => {
-                return Err(CliError::new(format!("PgBouncer did not become ready: {e}\n{}", tail(&log)))
-                    .hint(format!("see {}; `statsctl local down` stops what was started", log.display())))
-            }
+            Err(e) => e,
+        };
+        if start.elapsed() >= timeout || unsafe { libc::kill(p.pid, 0) } != 0 {
+            return Err(CliError::new(format!("{what} did not become ready: {err}\n{}", tail(&p.log)))
+                .hint(format!("see {}; `statsctl local down` stops what was started", p.log.display())));
         }
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
 }
 
-/// PgBouncer holds a descriptor per client: lift the soft limit to the hard one.
+/// PgBouncer and the service hold a descriptor per client: lift the soft file limit towards the hard one.
 fn raise_nofile(cmd: &mut Command) {
     // SAFETY: getrlimit/setrlimit are async-signal-safe.
     unsafe {
@@ -639,39 +647,21 @@ async fn start_postgres(dir: &Path, port: u16, max_connections: u32, timeout: Du
     progress(format!("starting PostgreSQL on 127.0.0.1:{port} (pid {}, max_connections {max_connections})…", proc.pid));
 
     // Ready when it accepts a query; then create the application role and database the stack uses.
-    let start = Instant::now();
-    let conn_str = format!("host=127.0.0.1 port={port} user=postgres dbname=postgres connect_timeout=2");
-    loop {
-        match tokio_postgres::connect(&conn_str, tokio_postgres::NoTls).await {
-            Ok((client, conn)) => {
-                let task = tokio::spawn(conn);
-                let setup = "DO $$ BEGIN
-                    IF NOT EXISTS (SELECT FROM pg_roles WHERE rolname = 'stats') THEN CREATE ROLE stats LOGIN; END IF;
-                  END $$;";
-                client.batch_execute(setup).await.map_err(|e| CliError::new(format!("cannot create role `stats`: {e}")))?;
-                let exists = client
-                    .query_opt("SELECT 1 FROM pg_database WHERE datname = 'stats'", &[])
-                    .await
-                    .map_err(|e| CliError::new(format!("cannot query databases: {e}")))?;
-                if exists.is_none() {
-                    client
-                        .batch_execute("CREATE DATABASE stats OWNER stats")
-                        .await
-                        .map_err(|e| CliError::new(format!("cannot create database `stats`: {e}")))?;
-                }
-                drop(client);
-                let _ = task.await;
-                return Ok(proc);
-            }
-            Err(_) if start.elapsed() < timeout && unsafe { libc::kill(proc.pid, 0) } == 0 => {
-                tokio::time::sleep(Duration::from_millis(200)).await
-            }
-            Err(e) => {
-                return Err(CliError::new(format!("PostgreSQL did not become ready: {e}\n{}", tail(&log)))
-                    .hint(format!("see {}; `statsctl local down` stops what was started", log.display())))
-            }
-        }
+    let (client, task) = connect_when_ready(&format!("host=127.0.0.1 port={port} user=postgres dbname=postgres connect_timeout=2"), &proc, "PostgreSQL", timeout).await?;
+    let setup = "DO $$ BEGIN
+        IF NOT EXISTS (SELECT FROM pg_roles WHERE rolname = 'stats') THEN CREATE ROLE stats LOGIN; END IF;
+      END $$;";
+    client.batch_execute(setup).await.map_err(|e| CliError::new(format!("cannot create role `stats`: {e}")))?;
+    let exists = client
+        .query_opt("SELECT 1 FROM pg_database WHERE datname = 'stats'", &[])
+        .await
+        .map_err(|e| CliError::new(format!("cannot query databases: {e}")))?;
+    if exists.is_none() {
+        client.batch_execute("CREATE DATABASE stats OWNER stats").await.map_err(|e| CliError::new(format!("cannot create database `stats`: {e}")))?;
     }
+    drop(client);
+    let _ = task.await;
+    Ok(proc)
 }
 
 fn status(g: &Global, dir: &Path) -> CliResult {
