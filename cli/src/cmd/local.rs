@@ -44,7 +44,7 @@ pub struct UpArgs {
     #[arg(long, default_value_t = 4566, env = "STATSCTL_MOTO_PORT")]
     pub moto_port: u16,
     /// Port of PostgreSQL
-    #[arg(long, default_value_t = 55432, env = "STATSCTL_PG_PORT")]
+    #[arg(long, default_value_t = 25432, env = "STATSCTL_PG_PORT")]
     pub pg_port: u16,
     /// PostgreSQL max_connections (small on purpose: connection exhaustion should be reproducible)
     #[arg(long, default_value_t = 30)]
@@ -53,10 +53,10 @@ pub struct UpArgs {
     #[arg(long, default_value_t = 60)]
     pub timeout: u64,
     /// Port of the stats service (the `local` environment's load-test target)
-    #[arg(long, default_value_t = 58080, env = "STATSCTL_SERVICE_PORT")]
+    #[arg(long, default_value_t = 28080, env = "STATSCTL_SERVICE_PORT")]
     pub service_port: u16,
     /// Port of PgBouncer, started when the stack's service reaches the database `via: proxy`
-    #[arg(long, default_value_t = 56432, env = "STATSCTL_PGBOUNCER_PORT")]
+    #[arg(long, default_value_t = 26432, env = "STATSCTL_PGBOUNCER_PORT")]
     pub pgbouncer_port: u16,
     /// Only the emulator and PostgreSQL: do not start the stats service (or PgBouncer)
     #[arg(long)]
