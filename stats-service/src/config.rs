@@ -10,8 +10,11 @@ use std::time::Duration;
 pub enum DbMode {
     /// A pool of at most `size` connections, shared by all requests; a request waits up to the pool timeout.
     Pool { size: usize },
-    /// A fresh connection for every request, closed after it: what a Lambda container without a proxy does.
-    PerRequest,
+    /// No shared pool: a request that finds no idle connection opens its own, and keeps it open `idle` after the
+    /// request — what Lambda containers without a proxy do (each warm container holds its own connection). The
+    /// service then holds as many connections as requests were ever in flight at once, and the database refuses
+    /// the rest.
+    PerRequest { idle: Duration },
 }
 
 #[derive(Clone, PartialEq, Eq)]
@@ -50,7 +53,7 @@ impl fmt::Display for Config {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let mode = match self.mode {
             DbMode::Pool { size } => format!("pool of {size}"),
-            DbMode::PerRequest => "one connection per request".into(),
+            DbMode::PerRequest { idle } => format!("a connection per request in flight, kept {}s idle", idle.as_secs()),
         };
         write!(
             f,
@@ -87,6 +90,8 @@ Environment:
   DB_MODE           pool | per-request (default pool)
   DB_POOL_SIZE      connections in the pool (default 10)
   DB_TIMEOUT_MS     wait for a pooled or new connection (default 5000)
+  DB_IDLE_TIMEOUT_MS  per-request mode: close a connection idle this long (default 300000,
+                    as a warm Lambda container keeps its connection between invocations)
   MAX_BODY_BYTES    largest POST /logs body (default 1048576)
 ";
 
@@ -131,9 +136,10 @@ impl Config {
         if size == 0 || size > 10_000 {
             errors.push(format!("DB_POOL_SIZE={size} must be between 1 and 10000 (for no pool use DB_MODE=per-request)"));
         }
+        let idle_ms: u64 = num(&mut errors, "DB_IDLE_TIMEOUT_MS", get("DB_IDLE_TIMEOUT_MS"), 300_000, "milliseconds");
         let mode = match get("DB_MODE").as_deref() {
             None | Some("pool") => DbMode::Pool { size: size.clamp(1, 10_000) },
-            Some("per-request") | Some("per_request") => DbMode::PerRequest,
+            Some("per-request") | Some("per_request") => DbMode::PerRequest { idle: Duration::from_millis(idle_ms.max(1)) },
             Some(other) => {
                 errors.push(format!("DB_MODE={other:?} is not `pool` or `per-request`"));
                 DbMode::Pool { size: 1 }
@@ -177,10 +183,12 @@ mod tests {
     #[test]
     fn modes_and_errors() {
         let c = Config::from_map(&vars(&[("DB_MODE", "per-request"), ("PORT", "58080"), ("BIND", "127.0.0.1")])).unwrap();
-        assert_eq!(c.mode, DbMode::PerRequest);
+        assert_eq!(c.mode, DbMode::PerRequest { idle: Duration::from_secs(300) });
         assert_eq!(c.listen, "127.0.0.1:58080".parse().unwrap());
-        let e = Config::from_map(&vars(&[("DB_MODE", "lots"), ("PORT", "99999"), ("DB_POOL_SIZE", "0")])).unwrap_err();
-        for want in ["DB_MODE=\"lots\"", "PORT=\"99999\"", "DB_POOL_SIZE=0"] {
+        let c = Config::from_map(&vars(&[("DB_MODE", "per_request"), ("DB_IDLE_TIMEOUT_MS", "1500")])).unwrap();
+        assert_eq!(c.mode, DbMode::PerRequest { idle: Duration::from_millis(1500) });
+        let e = Config::from_map(&vars(&[("DB_MODE", "lots"), ("PORT", "99999"), ("DB_POOL_SIZE", "0"), ("DB_IDLE_TIMEOUT_MS", "soon")])).unwrap_err();
+        for want in ["DB_MODE=\"lots\"", "PORT=\"99999\"", "DB_POOL_SIZE=0", "DB_IDLE_TIMEOUT_MS=\"soon\""] {
             assert!(e.0.contains(want), "{want} in {e}");
         }
     }

@@ -1,8 +1,9 @@
-//! PostgreSQL: the schema, storing events, reading a scoreboard — through a pool or one connection per request.
+//! PostgreSQL: the schema, storing events, reading a scoreboard — through a bounded pool, or a connection of its
+//! own for every request in flight (per-request mode).
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
-use std::time::SystemTime;
+use std::time::{Duration, SystemTime};
 
 use deadpool_postgres::{Manager, ManagerConfig, Pool, PoolError, RecyclingMethod, Runtime};
 use serde::Serialize;
@@ -110,29 +111,24 @@ pub struct DbCounters {
     pub other_errors: AtomicU64,
 }
 
-enum Access {
-    Pool(Pool),
-    PerRequest(tokio_postgres::Config),
-}
-
 pub struct Db {
-    access: Access,
+    /// Both modes keep connections in a deadpool pool: bounded and shared (pool mode), or grown by one for every
+    /// request that finds none idle and shrunk only by the idle reaper (per-request mode).
+    pool: Pool,
     schema: OnceCell<()>,
     pub counters: Arc<DbCounters>,
 }
 
-/// One borrowed connection: returned to the pool, or closed, when dropped.
-enum Conn {
-    Pooled(deadpool_postgres::Object),
-    Own(tokio_postgres::Client),
-}
+/// The most connections per-request mode opens: far above any database's max_connections, so the database, not
+/// the service, is what refuses.
+const PER_REQUEST_MAX: usize = 100_000;
+
+/// One borrowed connection, returned to the pool when dropped.
+struct Conn(deadpool_postgres::Object);
 
 impl Conn {
     fn client(&mut self) -> &mut tokio_postgres::Client {
-        match self {
-            Conn::Pooled(o) => o,
-            Conn::Own(c) => c,
-        }
+        &mut self.0
     }
 }
 
@@ -187,27 +183,43 @@ impl Db {
         if let Some(p) = &cfg.db_password {
             pg.password(p);
         }
-        let access = match cfg.mode {
-            DbMode::PerRequest => Access::PerRequest(pg),
-            DbMode::Pool { size } => {
-                let opened = counters.clone();
-                let mgr = Manager::from_config(pg, NoTls, ManagerConfig { recycling_method: RecyclingMethod::Fast });
-                let pool = Pool::builder(mgr)
-                    .max_size(size)
-                    .runtime(Runtime::Tokio1)
-                    .wait_timeout(Some(cfg.db_timeout))
-                    .create_timeout(Some(cfg.db_timeout))
-                    .recycle_timeout(Some(cfg.db_timeout))
-                    .post_create(deadpool_postgres::Hook::sync_fn(move |_, _| {
-                        opened.connections_opened.fetch_add(1, Ordering::Relaxed);
-                        Ok(())
-                    }))
-                    .build()
-                    .expect("a pool with a runtime and a size ≥ 1 always builds");
-                Access::Pool(pool)
-            }
+        let opened = counters.clone();
+        let mgr = Manager::from_config(pg, NoTls, ManagerConfig { recycling_method: RecyclingMethod::Fast });
+        let (size, wait) = match cfg.mode {
+            DbMode::Pool { size } => (size, Some(cfg.db_timeout)),
+            // Never waits for another request's connection: opens its own.
+            DbMode::PerRequest { .. } => (PER_REQUEST_MAX, None),
         };
-        Db { access, schema: OnceCell::new(), counters }
+        let pool = Pool::builder(mgr)
+            .max_size(size)
+            .runtime(Runtime::Tokio1)
+            .wait_timeout(wait)
+            .create_timeout(Some(cfg.db_timeout))
+            .recycle_timeout(Some(cfg.db_timeout))
+            .post_create(deadpool_postgres::Hook::sync_fn(move |_, _| {
+                opened.connections_opened.fetch_add(1, Ordering::Relaxed);
+                Ok(())
+            }))
+            .build()
+            .expect("a pool with a runtime and a size ≥ 1 always builds");
+        if let (DbMode::PerRequest { idle }, Ok(rt)) = (cfg.mode, tokio::runtime::Handle::try_current()) {
+            // Warm containers are reclaimed after a while idle; so are these connections.
+            let weak = pool.weak();
+            rt.spawn(async move {
+                let mut tick = tokio::time::interval((idle / 4).clamp(Duration::from_millis(50), Duration::from_secs(10)));
+                loop {
+                    tick.tick().await;
+                    let Some(pool) = weak.upgrade() else { break };
+                    pool.retain(|_, m| m.last_used() < idle);
+                }
+            });
+        }
+        Db { pool, schema: OnceCell::new(), counters }
+    }
+
+    /// Connections open now (idle or in use).
+    pub fn open_connections(&self) -> usize {
+        self.pool.status().size
     }
 
     fn count(&self, e: &DbError) {
@@ -220,20 +232,7 @@ impl Db {
     }
 
     async fn conn(&self) -> Result<Conn, DbError> {
-        let r = match &self.access {
-            Access::Pool(pool) => pool.get().await.map(Conn::Pooled).map_err(DbError::from_pool),
-            Access::PerRequest(cfg) => match cfg.connect(NoTls).await {
-                Ok((client, connection)) => {
-                    self.counters.connections_opened.fetch_add(1, Ordering::Relaxed);
-                    // The connection task ends when the client is dropped.
-                    tokio::spawn(async move {
-                        let _ = connection.await;
-                    });
-                    Ok(Conn::Own(client))
-                }
-                Err(e) => Err(DbError::from_pg(e, true)),
-            },
-        };
+        let r = self.pool.get().await.map(Conn).map_err(DbError::from_pool);
         let mut conn = r.inspect_err(|e| self.count(e))?;
         // The schema, once per process; retried by the next request when it failed.
         self.schema
@@ -307,10 +306,11 @@ impl Db {
 
     /// The live scoreboard, or `None` when nothing was logged for the match.
     pub async fn scoreboard(&self, match_id: i64) -> Result<Option<Scoreboard>, DbError> {
-        let mut conn = self.conn().await?;
-        let c = conn.client();
-        let summary = c
-            .query_one(
+        let conn = self.conn().await?;
+        // Prepared once per connection: a poll then skips the parse round trip.
+        let c = &conn.0;
+        let summary_stmt = c
+            .prepare_cached(
                 "SELECT count(*),
                         count(*) FILTER (WHERE kind = 'round_end'),
                         to_char(max(logged_at) AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS.MS\"Z\"'),
@@ -319,12 +319,11 @@ impl Db {
                         (array_agg(score_t ORDER BY logged_at DESC, id DESC) FILTER (WHERE kind IN ('status', 'round_won')))[1],
                         (array_agg(rounds_played ORDER BY logged_at DESC, id DESC) FILTER (WHERE kind = 'status'))[1]
                    FROM match_events WHERE match_id = $1",
-                &[&match_id],
             )
             .await
             .map_err(|e| self.fail(e))?;
-        let rows = c
-            .query(
+        let players_stmt = c
+            .prepare_cached(
                 "WITH ev AS (SELECT * FROM player_events WHERE match_id = $1),
                  people AS (SELECT steam_id, player AS name, team, logged_at, id FROM ev
                             UNION ALL SELECT victim_steam_id, victim, victim_team, logged_at, id FROM ev),
@@ -341,10 +340,12 @@ impl Db {
                         (SELECT to_char(max(logged_at) AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS.MS\"Z\"') FROM ev)
                    FROM latest l LEFT JOIN actor a USING (steam_id) LEFT JOIN victim v USING (steam_id)
                   ORDER BY 4 DESC, 8 ASC, l.name",
-                &[&match_id],
             )
             .await
             .map_err(|e| self.fail(e))?;
+        // Both queries in flight at once on the one connection (pipelined): one round trip.
+        let params: [&(dyn tokio_postgres::types::ToSql + Sync); 1] = [&match_id];
+        let (summary, rows) = tokio::try_join!(c.query_one(&summary_stmt, &params), c.query(&players_stmt, &params)).map_err(|e| self.fail(e))?;
         let match_events: i64 = summary.get(0);
         if match_events == 0 && rows.is_empty() {
             return Ok(None);

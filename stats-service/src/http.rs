@@ -180,6 +180,7 @@ impl App {
             "lines_skipped": h.lines_skipped.load(Ordering::Relaxed),
             "lines_skipped_by_reason": skipped,
             "db_connections_opened": d.connections_opened.load(Ordering::Relaxed),
+            "db_connections_open": self.db.open_connections(),
             "db_too_many_connections": d.too_many_connections.load(Ordering::Relaxed),
             "db_pool_timeouts": d.pool_timeouts.load(Ordering::Relaxed),
             "db_other_errors": d.other_errors.load(Ordering::Relaxed),

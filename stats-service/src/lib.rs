@@ -2,9 +2,9 @@
 //! `GET /matches/{id}/stats`. Events are stored in PostgreSQL with their logged-at time; the scoreboard is
 //! computed from them on every read.
 //!
-//! Database access goes through a pool (`DB_MODE=pool`, the default) or opens one connection per request
-//! (`DB_MODE=per-request`), which is how a Lambda function without a proxy behaves — kept so the connection
-//! exhaustion incident can be reproduced on purpose.
+//! Database access goes through a pool (`DB_MODE=pool`, the default), or every request in flight opens a
+//! connection of its own and keeps it until it has been idle a while (`DB_MODE=per-request`), which is how Lambda
+//! functions without a proxy behave — kept so the connection exhaustion incident can be reproduced on purpose.
 
 pub mod config;
 pub mod db;

@@ -21,7 +21,7 @@ fn main() {
         std::process::exit(1);
     });
     rt.block_on(async move {
-        let listener = match tokio::net::TcpListener::bind(cfg.listen).await {
+        let listener = match listen(cfg.listen) {
             Ok(l) => l,
             Err(e) => {
                 eprintln!("stats-service: cannot listen on {}: {e}\nhint: choose another PORT, or stop what uses it", cfg.listen);
@@ -42,4 +42,14 @@ fn main() {
         };
         serve(listener, app, shutdown, Duration::from_secs(10)).await;
     });
+}
+
+/// A page-load wave opens hundreds of connections at once: the standard library's (and mio's) backlog of 128 drops
+/// SYNs beyond it, and each dropped one costs its viewer a one-second retransmit. The kernel caps this at
+/// net.core.somaxconn.
+fn listen(addr: std::net::SocketAddr) -> std::io::Result<tokio::net::TcpListener> {
+    let socket = if addr.is_ipv4() { tokio::net::TcpSocket::new_v4()? } else { tokio::net::TcpSocket::new_v6()? };
+    socket.set_reuseaddr(true)?;
+    socket.bind(addr)?;
+    socket.listen(4096)
 }

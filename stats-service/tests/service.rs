@@ -276,9 +276,10 @@ fn burst(port: u16, n: usize) -> HashMap<u16, usize> {
 #[test]
 fn per_request_connections_exhaust_the_database_and_a_pool_does_not() {
     // 12 connections, one reserved for superusers; the service connects as `postgres` (a superuser), so it
-    // gets all 12. Each request holds its connection for the whole scoreboard.
+    // gets all 12. Each request in flight holds a connection of its own, kept after the request as a warm Lambda
+    // container keeps its own, until idle for DB_IDLE_TIMEOUT_MS.
     let pg = Pg::start(12);
-    let direct = Service::start(pg.port, &[("DB_MODE", "per-request")]);
+    let direct = Service::start(pg.port, &[("DB_MODE", "per-request"), ("DB_IDLE_TIMEOUT_MS", "700")]);
     direct.wait_healthy();
     assert_eq!(direct.request("POST", "/logs?match=7", &sample_log()).0, 200);
     let counts = burst(direct.port, 150);
@@ -286,6 +287,18 @@ fn per_request_connections_exhaust_the_database_and_a_pool_does_not() {
     assert!(refused > 0, "150 simultaneous per-request connections against max_connections 12 must be refused: {counts:?}");
     let (_, m) = direct.request("GET", "/metrics", b"");
     assert!(m["db_too_many_connections"].as_u64().unwrap() > 0, "{m}");
+    let held = m["db_connections_open"].as_u64().unwrap();
+    assert!((1..=12).contains(&held), "the connections stay open after the burst: {m}");
+    // Idle ones are closed by the reaper, as idle containers are reclaimed.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    loop {
+        let (_, m) = direct.request("GET", "/metrics", b"");
+        if m["db_connections_open"].as_u64() == Some(0) {
+            break;
+        }
+        assert!(std::time::Instant::now() < deadline, "idle per-request connections must be closed: {m}");
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
     drop(direct);
 
     let pooled = Service::start(pg.port, &[("DB_MODE", "pool"), ("DB_POOL_SIZE", "4")]);
