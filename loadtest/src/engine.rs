@@ -227,7 +227,6 @@ async fn worker(index: usize, workers: usize, profile: Arc<Profile>, shared: Arc
                 {
                     let mut rec = me.rec.borrow_mut();
                     rec.scheduled += 1;
-                    rec.viewers(second, (active / workers as f64).ceil() as u64);
                 }
                 if shared.sent.fetch_add(1, Ordering::Relaxed) >= profile.max_requests {
                     shared.stop.store(true, Ordering::Relaxed);

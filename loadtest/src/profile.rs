@@ -196,10 +196,13 @@ pub fn first_poll(profile: &Profile, index: u64) -> Option<Duration> {
     let offset = match profile.arrival {
         Arrival::Uniform => rng.unit() * p,
         Arrival::Waves { count, spread } => {
-            // Each viewer joins one of `count` waves, evenly spaced over the interval, within `spread` of it.
-            let count = count.max(1) as f64;
-            let wave = (rng.unit() * count).floor();
-            wave * (p / count) + rng.unit() * spread.as_secs_f64()
+            // Waves leave every poll_interval / count; a viewer who arrives (as the ramp lets it in) joins the
+            // next one, within `spread` of it. So a ramp or a spike fills the waves rather than spreading polls
+            // out, and every viewer of a wave polls with it from then on.
+            let period = p / f64::from(count.max(1));
+            let a = arrival.as_secs_f64();
+            let next_wave = (a / period).ceil() * period;
+            return Some(Duration::from_secs_f64(next_wave + rng.unit() * spread.as_secs_f64()));
         }
     };
     Some(arrival + Duration::from_secs_f64(offset))
@@ -289,6 +292,19 @@ mod tests {
         let times: Vec<f64> = (0..10_000).map(|i| first_poll(&w, i).unwrap().as_secs_f64()).collect();
         let (lo, hi) = times.iter().fold((f64::MAX, 0.0f64), |(a, b), t| (a.min(*t), b.max(*t)));
         assert!(hi - lo <= 0.2 + 1e-9, "{lo}..{hi}");
+        // A ramp fills the waves: viewers let in over 10 s poll in the waves at 0, 5 and 10 s, within 50 ms.
+        let mut r = profile(Arrival::Waves { count: 3, spread: s(0.05) });
+        r.stages = vec![Stage::ramp("ramp", 300, s(10.0))];
+        let mut waves = std::collections::BTreeMap::new();
+        for i in 0..300 {
+            let t = first_poll(&r, i).unwrap().as_secs_f64();
+            let wave = (t / 5.0).floor() as u32;
+            assert!(t - f64::from(wave) * 5.0 <= 0.05 + 1e-9, "viewer {i} polls at {t}, outside its wave");
+            *waves.entry(wave).or_insert(0) += 1;
+        }
+        assert_eq!(waves.keys().copied().collect::<Vec<_>>(), vec![1, 2], "{waves:?}");
+        assert_eq!(waves[&1] + waves[&2], 300);
+        assert!((140..=160).contains(&waves[&1]), "half the ramp arrives by the wave at 5 s: {waves:?}");
         // Reproducible from the seed.
         assert_eq!(first_poll(&p, 42), first_poll(&p, 42));
     }

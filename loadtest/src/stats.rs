@@ -28,7 +28,6 @@ pub struct Bucket {
     pub latency: Histogram<u64>,
     pub requests: u64,
     pub errors: u64,
-    pub viewers: u64,
 }
 
 /// One worker's measurements; workers' recorders are merged at the end.
@@ -65,14 +64,9 @@ impl Recorder {
 
     fn bucket(&mut self, second: usize) -> &mut Bucket {
         while self.buckets.len() <= second {
-            self.buckets.push(Bucket { latency: small_histogram(), requests: 0, errors: 0, viewers: 0 });
+            self.buckets.push(Bucket { latency: small_histogram(), requests: 0, errors: 0 });
         }
         &mut self.buckets[second]
-    }
-
-    pub fn viewers(&mut self, second: usize, viewers: u64) {
-        let b = self.bucket(second);
-        b.viewers = b.viewers.max(viewers);
     }
 
     /// A completed request: `latency_us` from its scheduled time, `service_us` from when it was sent.
@@ -127,7 +121,6 @@ impl Recorder {
             let _ = mine.latency.add(&b.latency);
             mine.requests += b.requests;
             mine.errors += b.errors;
-            mine.viewers += b.viewers;
         }
         for (k, v) in &other.errors {
             *self.errors.entry(k.clone()).or_insert(0) += v;
@@ -260,7 +253,8 @@ impl LoadTestResult {
                 .enumerate()
                 .map(|(i, b)| Second {
                     second: i,
-                    viewers: b.viewers,
+                    // Viewers in the test by the end of that second (whether or not they polled in it).
+                    viewers: crate::profile::active_at(stages, std::time::Duration::from_secs(i as u64 + 1)).0.round() as u64,
                     requests: b.requests,
                     errors: b.errors,
                     p50_ms: if b.latency.is_empty() { 0.0 } else { b.latency.value_at_quantile(0.5) as f64 / 1000.0 },
