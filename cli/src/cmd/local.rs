@@ -233,7 +233,7 @@ impl ServiceSetup {
     /// One line for `local status`; also the fingerprint that decides a restart.
     pub fn describe(&self, db_port: u16) -> String {
         let route = if self.via_proxy { format!("via PgBouncer :{db_port}") } else { format!("direct to PostgreSQL :{db_port}") };
-        let mode = if self.per_request { "one connection per request".to_string() } else { format!("pool of {}", self.pool_size) };
+        let mode = if self.per_request { "a connection per request in flight".to_string() } else { format!("pool of {}", self.pool_size) };
         format!("{route}, {mode}, as {}", self.user)
     }
 }
@@ -253,35 +253,45 @@ async fn service_up(g: &Global, args: &UpArgs, dir: &Path, state: &mut LocalStat
     let pg_port = state.postgres.as_ref().map(|p| p.port).unwrap_or(args.pg_port);
     ensure_roles(pg_port, &setup.users).await?;
 
-    let db_port = if setup.via_proxy {
-        let want = format!("pool {} of PostgreSQL :{pg_port}, wait {}s", setup.proxy_pool, setup.borrow_timeout_secs);
-        match state.pgbouncer.clone() {
-            Some(p) if is_ours(&p) && p.detail.as_deref() == Some(want.as_str()) => progress(format!("pgbouncer already running (pid {}, port {})", p.pid, p.port)),
-            other => {
-                if let Some(p) = other.as_ref().filter(|p| is_ours(p)) {
+    // Where the service will connect, and whether what runs now already matches.
+    let bouncer_want = format!("pool {} of PostgreSQL :{pg_port}, wait {}s", setup.proxy_pool, setup.borrow_timeout_secs);
+    let bouncer_running = state.pgbouncer.clone().filter(|p| is_ours(p) && p.detail.as_deref() == Some(bouncer_want.as_str()));
+    let db_port = match (&bouncer_running, setup.via_proxy) {
+        (_, false) => pg_port,
+        (Some(p), true) => p.port,
+        (None, true) => args.pgbouncer_port,
+    };
+    let detail = setup.describe(db_port);
+    let service_running = state.service.clone().filter(|p| is_ours(p) && p.detail.as_deref() == Some(detail.as_str()) && p.port == args.service_port);
+    if service_running.is_none() {
+        // Stop the old service first: it may hold every connection PostgreSQL allows (that is what
+        // per-request mode does), and PgBouncer could not log in to get ready.
+        if let Some(p) = state.service.clone().filter(is_ours) {
+            progress(format!("restarting stats-service (pid {}): now {detail}", p.pid));
+            stop(&p, libc::SIGTERM);
+            state.service = None;
+            write_state(dir, state)?;
+        }
+    }
+
+    if setup.via_proxy {
+        match bouncer_running {
+            Some(p) => progress(format!("pgbouncer already running (pid {}, port {})", p.pid, p.port)),
+            None => {
+                if let Some(p) = state.pgbouncer.clone().filter(is_ours) {
                     progress(format!("restarting pgbouncer (pid {}): its configuration changed", p.pid));
-                    stop(p, libc::SIGTERM);
+                    stop(&p, libc::SIGTERM);
                 }
-                let p = start_pgbouncer(dir, args.pgbouncer_port, pg_port, &setup, want, deadline).await?;
+                let p = start_pgbouncer(dir, args.pgbouncer_port, pg_port, &setup, bouncer_want, deadline).await?;
                 state.pgbouncer = Some(p);
                 write_state(dir, state)?;
             }
         }
-        state.pgbouncer.as_ref().map(|p| p.port).unwrap_or(args.pgbouncer_port)
-    } else {
-        pg_port
-    };
+    }
 
-    let detail = setup.describe(db_port);
-    match state.service.clone() {
-        Some(p) if is_ours(&p) && p.detail.as_deref() == Some(detail.as_str()) && p.port == args.service_port => {
-            progress(format!("stats-service already running (pid {}, port {}, {detail})", p.pid, p.port))
-        }
-        other => {
-            if let Some(p) = other.as_ref().filter(|p| is_ours(p)) {
-                progress(format!("restarting stats-service (pid {}): now {detail}", p.pid));
-                stop(p, libc::SIGTERM);
-            }
+    match service_running {
+        Some(p) => progress(format!("stats-service already running (pid {}, port {}, {detail})", p.pid, p.port)),
+        None => {
             let p = start_service(dir, args.service_port, db_port, &setup, detail, deadline)?;
             state.service = Some(p);
             write_state(dir, state)?;
