@@ -70,7 +70,7 @@ pub fn budget(stack: &StackFile, unreserved: &Sourced<u32>, max_connections: Opt
                     name: svc.name.clone(),
                     via: db.via,
                     max_instances: n,
-                    instances_from: format!("one connection per request: {viewers} viewers × spike {} polling together", stack.event.spike_factor),
+                    instances_from: format!("a connection per request in flight: {viewers} viewers × spike {} polling together", stack.event.spike_factor),
                     pool_size: 0,
                     connections: peak,
                     capped: false,

@@ -9,7 +9,7 @@ use harness::*;
 
 fn loadtest(env: &LocalAws, server: &TestServer, extra: &[&str]) -> Run {
     let url = server.url();
-    let mut args = vec!["loadtest", "--target", url.as_str(), "--stages", "ramp:240:1s,hold:240:3s", "--viewers", "240", "--output", "json"];
+    let mut args = vec!["loadtest", "--target", url.as_str(), "--stages", "ramp:240:1s,hold:240:3s", "--viewers", "240", "--arrival", "uniform", "--output", "json"];
     args.extend_from_slice(extra);
     env.run(&args)
 }

@@ -66,7 +66,7 @@ fn up_is_idempotent_and_down_leaves_nothing_running() {
     assert_ne!(svc["pid"].as_i64().unwrap(), pids[3]);
     assert!(!alive(pids[3]), "the old service process still runs");
     let detail = svc["detail"].as_str().unwrap();
-    assert!(detail.contains(&format!("direct to PostgreSQL :{}", env.pg_port)) && detail.contains("one connection per request"), "{detail}");
+    assert!(detail.contains(&format!("direct to PostgreSQL :{}", env.pg_port)) && detail.contains("a connection per request in flight"), "{detail}");
     assert_eq!(s3["components"][0]["pid"].as_i64().unwrap(), pids[0], "moto untouched");
     let mut pids = pids;
     pids.push(svc["pid"].as_i64().unwrap());

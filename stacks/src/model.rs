@@ -285,9 +285,10 @@ pub struct DbAccess {
     #[schemars(range(min = 1, max = 1000))]
     pub pool_size: u32,
     /// `pool` (default): each instance keeps at most `pool_size` connections and requests wait for one.
-    /// `per_request`: every request opens its own connection — the service then holds as many connections as
-    /// requests in flight, bounded by nothing (a Lambda execution environment serves one request at a time, so
-    /// for a function it is one connection per instance).
+    /// `per_request`: every request in flight has a connection of its own (opened when none is idle, kept while
+    /// warm) — the service then holds as many connections as requests were in flight at once, bounded by nothing
+    /// (a Lambda execution environment serves one request at a time, so for a function it is one connection per
+    /// instance).
     #[serde(default, skip_serializing_if = "Connections::is_pool")]
     pub connections: Connections,
     /// The database user it connects as.
@@ -548,7 +549,8 @@ pub struct LoadTestCriteria {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub stages: Option<String>,
     /// When viewers poll relative to each other: `uniform` (random phase, default) or `waves:COUNT:SPREAD`
-    /// (page-load waves that stay in sync, e.g. `waves:1:100ms` when a stream starts). `--arrival` overrides it.
+    /// (page-load waves that stay in sync, e.g. `waves:1:100ms` when a stream starts; viewers let in by a ramp or
+    /// a spike join the next wave). `--arrival` overrides it.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub arrival: Option<String>,
 }
