@@ -119,9 +119,9 @@ pub struct Db {
     pub counters: Arc<DbCounters>,
 }
 
-/// The most connections per-request mode opens: far above any database's max_connections, so the database, not
-/// the service, is what refuses.
-const PER_REQUEST_MAX: usize = 100_000;
+/// The most connections per-request mode opens: above any Aurora PostgreSQL max_connections (its default formula
+/// caps at 5,000), so the database, not the service, is what refuses. deadpool reserves a slot list this long.
+const PER_REQUEST_MAX: usize = 10_000;
 
 /// One borrowed connection, returned to the pool when dropped.
 struct Conn(deadpool_postgres::Object);
