@@ -10,10 +10,6 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use bytes::Bytes;
-use http_body_util::{BodyExt, Empty};
-use hyper::client::conn::http1::SendRequest;
-use hyper_util::rt::TokioIo;
 use serde::Serialize;
 
 use crate::profile::{active_at, first_poll, total_duration, Profile, Target};
@@ -41,13 +37,12 @@ struct Shared {
     window: Mutex<hdrhistogram::Histogram<u64>>,
 }
 
-type Conn = SendRequest<Empty<Bytes>>;
+use crate::http1::Conn;
 
 /// A target with what every request to it needs, built once.
 struct Prepared {
     target: Target,
-    uri: hyper::Uri,
-    host: hyper::header::HeaderValue,
+    request: Vec<u8>,
 }
 
 struct Worker {
@@ -187,9 +182,8 @@ async fn worker(index: usize, workers: usize, profile: Arc<Profile>, shared: Arc
         .targets
         .iter()
         .map(|t| {
-            let uri = t.path.parse::<hyper::Uri>().map_err(|e| format!("`{}`: bad path: {e}", t.url))?;
-            let host = hyper::header::HeaderValue::from_str(&format!("{}:{}", t.host, t.port)).map_err(|e| format!("`{}`: bad host: {e}", t.url))?;
-            Ok(Prepared { target: t.clone(), uri, host })
+            let request = crate::http1::request_bytes(&t.host, t.port, &t.path).map_err(|e| format!("`{}`: {e}", t.url))?;
+            Ok(Prepared { target: t.clone(), request })
         })
         .collect::<Result<Vec<_>, String>>()?;
     let me = Rc::new(Worker {
@@ -248,39 +242,6 @@ async fn worker(index: usize, workers: usize, profile: Arc<Profile>, shared: Arc
     me.idle_pool.borrow_mut().clear();
     let rec = me.rec.borrow().clone();
     Ok(rec)
-}
-
-async fn connect(target: &Target) -> Result<Conn, &'static str> {
-    let stream = tokio::net::TcpStream::connect((target.host.as_str(), target.port)).await.map_err(|e| match e.kind() {
-        std::io::ErrorKind::ConnectionRefused => "connect_refused",
-        std::io::ErrorKind::TimedOut => "connect_timeout",
-        _ => "connect_error",
-    })?;
-    let _ = stream.set_nodelay(true);
-    let (sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(stream)).await.map_err(|_| "connect_error")?;
-    tokio::task::spawn_local(async move {
-        let _ = conn.await;
-    });
-    Ok(sender)
-}
-
-fn classify(e: &hyper::Error) -> &'static str {
-    use std::error::Error;
-    let mut source = e.source();
-    while let Some(s) = source {
-        if let Some(io) = s.downcast_ref::<std::io::Error>() {
-            return match io.kind() {
-                std::io::ErrorKind::ConnectionReset | std::io::ErrorKind::BrokenPipe => "connection_reset",
-                _ => "io_error",
-            };
-        }
-        source = s.source();
-    }
-    if e.is_incomplete_message() || e.is_closed() {
-        "connection_reset"
-    } else {
-        "http_error"
-    }
 }
 
 /// Sleeps until `at` with microsecond precision. tokio's timer rounds every deadline up to the next
@@ -378,32 +339,29 @@ async fn attempt(me: &Rc<Worker>, target: &Prepared, viewer: u64, sent: &std::ce
         None => None,
     };
     let idle = if permit.is_some() { me.idle_pool.borrow_mut().pop() } else { me.idle_by_viewer.borrow_mut().remove(&viewer) };
-    let reusable = match idle {
-        Some(mut c) => c.ready().await.is_ok().then_some(c),
-        None => None,
-    };
-    let mut conn = match reusable {
+    // The server may have closed an idle connection meanwhile (keep-alive timeout): that costs a new
+    // connection, not an error.
+    let mut conn = match idle.filter(Conn::is_open) {
         Some(c) => c,
-        None => connect(&target.target).await?,
+        None => crate::http1::connect(&target.target.host, target.target.port).await?,
     };
-    let mut req = hyper::Request::new(Empty::<Bytes>::new());
-    *req.uri_mut() = target.uri.clone();
-    let headers = req.headers_mut();
-    headers.insert(hyper::header::HOST, target.host.clone());
-    headers.insert(hyper::header::USER_AGENT, hyper::header::HeaderValue::from_static("statsctl-loadtest"));
-    let sent_at = Instant::now();
-    sent.set(true);
-    me.rec.borrow_mut().sent += 1;
-    let resp = conn.send_request(req).await.map_err(|e| classify(&e))?;
-    let status = resp.status().as_u16();
-    let body = resp.into_body().collect().await.map_err(|e| classify(&e))?;
-    let bytes = body.to_bytes().len() as u64;
+    let mut sent_at = Instant::now();
+    let resp = conn
+        .exchange(&target.request, || {
+            sent_at = Instant::now();
+            sent.set(true);
+            me.rec.borrow_mut().sent += 1;
+        })
+        .await?;
     // Keep the connection for the next poll.
-    if permit.is_some() {
-        me.idle_pool.borrow_mut().push(conn);
-    } else {
-        me.idle_by_viewer.borrow_mut().insert(viewer, conn);
+    if resp.keep_alive {
+        if permit.is_some() {
+            me.idle_pool.borrow_mut().push(conn);
+        } else {
+            me.idle_by_viewer.borrow_mut().insert(viewer, conn);
+        }
     }
     drop(permit);
+    let (status, bytes) = (resp.status, resp.body_bytes);
     Ok((status, bytes, sent_at))
 }

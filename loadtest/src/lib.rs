@@ -4,6 +4,7 @@
 
 pub mod chart;
 pub mod engine;
+pub mod http1;
 pub mod profile;
 pub mod stats;
 pub mod verdict;
