@@ -43,10 +43,14 @@ secs=${DURATION%s}
 # 1. Maximum throughput.
 wrk -t2 -c64 -d"$DURATION" --latency "$URL" > "$out/wrk-max.txt"
 wrk_rps=$(awk '/Requests\/sec/ {print $2}' "$out/wrk-max.txt")
+wrk -t1 -c64 -d"$DURATION" --latency "$URL" > "$out/wrk1-max.txt"
+wrk1_rps=$(awk '/Requests\/sec/ {print $2}' "$out/wrk1-max.txt")
 "$OHA" -z "$DURATION" -c 64 --no-tui --output-format json "$URL" > "$out/oha-max.json"
 oha_rps=$(json "$out/oha-max.json" "round(d['summary']['requestsPerSec'])")
 "$BENCH" --target "$URL" --viewers 120000 --poll 1s --duration 5s --pool 32 > "$out/statsctl-max.json"
 st_rps=$(json "$out/statsctl-max.json" "round(d['ok_rps'])")
+"$BENCH" --target "$URL" --viewers 200000 --poll 1s --duration 5s --pool 64 --workers 1 > "$out/statsctl1-max.json"
+st1_rps=$(json "$out/statsctl1-max.json" "round(d['ok_rps'])")
 
 # 2. Fixed rates.
 rate_rows=""
@@ -79,8 +83,10 @@ $(wrk --version 2>&1 | head -1 | cut -d' ' -f1-2), $("$OHA" --version), statsctl
 | 1. maximum throughput | req/s |
 |---|---|
 | wrk -t2 -c64 | $wrk_rps |
+| wrk -t1 -c64 | $wrk1_rps |
 | oha -c64 | $oha_rps |
-| statsctl (open model, 32 connections/worker, asked for 120k/s for 5 s: answered per second) | $st_rps |
+| statsctl, 2 workers (open model, 32 connections each, asked for 120k/s for 5 s: answered per second) | $st_rps |
+| statsctl, 1 worker (64 connections, asked for 200k/s for 5 s) | $st1_rps |
 
 | 2. fixed rate | tool | achieved req/s | rate error | p50 ms | p99 ms | |
 |---|---|---|---|---|---|---|

@@ -31,11 +31,23 @@ pub struct Snapshot {
 struct Shared {
     start: Instant,
     stop: Arc<AtomicBool>,
+    /// Requests reserved against `max_requests`, in batches per worker.
     sent: AtomicU64,
+    /// One per worker, each on its own cache lines: workers count without contending; the reporter sums.
+    live: Vec<Live>,
+}
+
+/// What the live progress line needs from one worker.
+#[repr(align(128))]
+struct Live {
     ok: AtomicU64,
     errors: AtomicU64,
+    /// Latencies since the reporter last looked.
     window: Mutex<hdrhistogram::Histogram<u64>>,
 }
+
+/// How many requests a worker reserves against the cap at a time.
+const RESERVE: u64 = 64;
 
 use crate::http1::Conn;
 
@@ -46,14 +58,18 @@ struct Prepared {
 }
 
 struct Worker {
+    index: usize,
     profile: Arc<Profile>,
     targets: Vec<Prepared>,
     shared: Arc<Shared>,
     rec: RefCell<Recorder>,
-    /// Idle keep-alive connections: per viewer, or one shared list (pool mode).
+    /// Idle keep-alive connections, per viewer (without a pool).
     idle_by_viewer: RefCell<HashMap<u64, Conn>>,
-    idle_pool: RefCell<Vec<Conn>>,
-    pool_permits: Option<tokio::sync::Semaphore>,
+    /// Pool mode: polls that are due, for the pool's connections to take in order.
+    queue: RefCell<std::collections::VecDeque<Due>>,
+    wake: tokio::sync::Notify,
+    /// The schedule has ended: pooled connections stop once the queue is empty.
+    done: std::cell::Cell<bool>,
     in_flight: std::cell::Cell<u64>,
 }
 
@@ -68,7 +84,8 @@ pub fn run(profile: Profile, stop: Arc<AtomicBool>, progress: impl Fn(&Snapshot)
     }
     let profile = Arc::new(profile);
     let workers = profile.workers.max(1);
-    let shared = Arc::new(Shared { start: Instant::now(), stop: stop.clone(), sent: AtomicU64::new(0), ok: AtomicU64::new(0), errors: AtomicU64::new(0), window: Mutex::new(histogram()) });
+    let live = (0..workers).map(|_| Live { ok: AtomicU64::new(0), errors: AtomicU64::new(0), window: Mutex::new(histogram()) }).collect();
+    let shared = Arc::new(Shared { start: Instant::now(), stop: stop.clone(), sent: AtomicU64::new(0), live });
     let end = total_duration(&profile.stages).min(profile.max_duration);
 
     let reporter = {
@@ -90,14 +107,14 @@ pub fn run(profile: Profile, stop: Arc<AtomicBool>, progress: impl Fn(&Snapshot)
                 }
                 last = Instant::now();
                 let elapsed = shared.start.elapsed();
-                let ok = shared.ok.load(Ordering::Relaxed);
-                let errors = shared.errors.load(Ordering::Relaxed);
-                let h = {
-                    let mut w = shared.window.lock().unwrap_or_else(|e| e.into_inner());
-                    let h = w.clone();
+                let ok: u64 = shared.live.iter().map(|l| l.ok.load(Ordering::Relaxed)).sum();
+                let errors: u64 = shared.live.iter().map(|l| l.errors.load(Ordering::Relaxed)).sum();
+                let mut h = histogram();
+                for l in &shared.live {
+                    let mut w = l.window.lock().unwrap_or_else(|e| e.into_inner());
+                    let _ = h.add(&*w);
                     w.reset();
-                    h
-                };
+                }
                 seconds.push_back((last, ok + errors, h));
                 while seconds.len() > window + 1 {
                     seconds.pop_front();
@@ -187,16 +204,24 @@ async fn worker(index: usize, workers: usize, profile: Arc<Profile>, shared: Arc
         })
         .collect::<Result<Vec<_>, String>>()?;
     let me = Rc::new(Worker {
+        index,
         targets,
-        pool_permits: profile.pool.map(|k| tokio::sync::Semaphore::new(k.max(1))),
         profile: profile.clone(),
         shared: shared.clone(),
         rec: RefCell::new(Recorder::new(profile.stages.len())),
         idle_by_viewer: RefCell::new(HashMap::new()),
-        idle_pool: RefCell::new(Vec::new()),
+        queue: RefCell::new(std::collections::VecDeque::new()),
+        wake: tokio::sync::Notify::new(),
+        done: std::cell::Cell::new(false),
         in_flight: std::cell::Cell::new(0),
     });
+    if let Some(k) = profile.pool {
+        for _ in 0..k.max(1) {
+            tokio::task::spawn_local(pooled_connection(me.clone()));
+        }
+    }
     let clock = Clock::new();
+    let mut allowance = 0u64;
     let mut round = 0u64;
     'rounds: while !ring.is_empty() {
         let base = round * poll_us;
@@ -222,26 +247,52 @@ async fn worker(index: usize, workers: usize, profile: Arc<Profile>, shared: Arc
                     let mut rec = me.rec.borrow_mut();
                     rec.scheduled += 1;
                 }
-                if shared.sent.fetch_add(1, Ordering::Relaxed) >= profile.max_requests {
-                    shared.stop.store(true, Ordering::Relaxed);
-                    me.rec.borrow_mut().scheduled -= 1;
-                    break 'rounds;
+                if allowance == 0 {
+                    allowance = reserve(&shared.sent, profile.max_requests);
+                    if allowance == 0 {
+                        shared.stop.store(true, Ordering::Relaxed);
+                        me.rec.borrow_mut().scheduled -= 1;
+                        break 'rounds;
+                    }
                 }
+                allowance -= 1;
                 let target = (viewer as usize) % me.targets.len();
                 me.in_flight.set(me.in_flight.get() + 1);
-                tokio::task::spawn_local(request(me.clone(), target, viewer, at, stage, second));
+                if profile.pool.is_some() {
+                    me.queue.borrow_mut().push_back(Due { at, stage, second, target });
+                    me.wake.notify_one();
+                } else {
+                    tokio::task::spawn_local(request(me.clone(), target, viewer, at, stage, second));
+                }
             }
         }
     }
+    me.done.set(true);
+    me.wake.notify_waiters();
     // Let what is in flight finish (each is bounded by the timeout).
     let deadline = Instant::now() + profile.timeout + Duration::from_millis(500);
     while me.in_flight.get() > 0 && Instant::now() < deadline {
         tokio::time::sleep(Duration::from_millis(5)).await;
     }
     me.idle_by_viewer.borrow_mut().clear();
-    me.idle_pool.borrow_mut().clear();
     let rec = me.rec.borrow().clone();
     Ok(rec)
+}
+
+/// Takes up to `RESERVE` requests from what is left under `cap`; 0 when the cap is reached. Never over-reserves,
+/// so the cap is exact.
+fn reserve(sent: &AtomicU64, cap: u64) -> u64 {
+    let mut current = sent.load(Ordering::Relaxed);
+    loop {
+        let take = cap.saturating_sub(current).min(RESERVE);
+        if take == 0 {
+            return 0;
+        }
+        match sent.compare_exchange_weak(current, current + take, Ordering::Relaxed, Ordering::Relaxed) {
+            Ok(_) => return take,
+            Err(now) => current = now,
+        }
+    }
 }
 
 /// Sleeps until `at` with microsecond precision. tokio's timer rounds every deadline up to the next
@@ -296,52 +347,107 @@ impl Clock {
     }
 }
 
+/// How a request ended: an answer (status, body bytes, when it was sent) or an error kind, or its timeout.
+enum Outcome {
+    Done(Result<(u16, u64, Instant), &'static str>),
+    TimedOut,
+}
+
+/// Runs `attempt` until `deadline`.
+async fn within(deadline: Instant, attempt: impl std::future::Future<Output = Result<(u16, u64, Instant), &'static str>>) -> Outcome {
+    match tokio::time::timeout_at(deadline.into(), attempt).await {
+        Ok(r) => Outcome::Done(r),
+        Err(_) => Outcome::TimedOut,
+    }
+}
+
+impl Worker {
+    fn live(&self) -> &Live {
+        &self.shared.live[self.index]
+    }
+
+    /// Counts one request's outcome, measured from `scheduled`.
+    fn record(&self, outcome: Outcome, sent: bool, scheduled: Instant, stage: usize, second: usize) {
+        let now = Instant::now();
+        let latency = now.saturating_duration_since(scheduled).as_micros() as u64;
+        let mut rec = self.rec.borrow_mut();
+        match outcome {
+            Outcome::Done(Ok((status, bytes, sent_at))) if status < 400 => {
+                rec.success(stage, second, latency, now.saturating_duration_since(sent_at).as_micros() as u64, bytes);
+                self.live().ok.fetch_add(1, Ordering::Relaxed);
+                let _ = self.live().window.lock().map(|mut w| w.record(latency.max(1)));
+            }
+            failed => {
+                match failed {
+                    Outcome::Done(Ok((status, _, _))) => rec.error(stage, second, &format!("status_{status}")),
+                    Outcome::Done(Err(kind)) => rec.error(stage, second, kind),
+                    // Never sent: no connection could be had in time. Counted, never silently dropped.
+                    Outcome::TimedOut if !sent => rec.late(stage, second),
+                    Outcome::TimedOut => rec.error(stage, second, "timeout"),
+                }
+                self.live().errors.fetch_add(1, Ordering::Relaxed);
+            }
+        }
+        self.in_flight.set(self.in_flight.get() - 1);
+    }
+}
+
+/// A viewer's poll on its own keep-alive connection (the default: one connection per viewer, like a browser).
 async fn request(me: Rc<Worker>, target: usize, viewer: u64, scheduled: Instant, stage: usize, second: usize) {
     let deadline = scheduled + me.profile.timeout;
     let sent = std::cell::Cell::new(false);
-    let outcome = tokio::time::timeout_at(deadline.into(), attempt(&me, &me.targets[target], viewer, &sent)).await;
-    let now = Instant::now();
-    let latency = now.saturating_duration_since(scheduled).as_micros() as u64;
-    match outcome {
-        Ok(Ok((status, bytes, sent_at))) if status < 400 => {
-            me.rec.borrow_mut().success(stage, second, latency, now.saturating_duration_since(sent_at).as_micros() as u64, bytes);
-            me.shared.ok.fetch_add(1, Ordering::Relaxed);
-            let _ = me.shared.window.lock().map(|mut w| w.record(latency.max(1)));
-        }
-        Ok(Ok((status, _, _))) => {
-            me.rec.borrow_mut().error(stage, second, &format!("status_{status}"));
-            me.shared.errors.fetch_add(1, Ordering::Relaxed);
-        }
-        Ok(Err(kind)) => {
-            me.rec.borrow_mut().error(stage, second, kind);
-            me.shared.errors.fetch_add(1, Ordering::Relaxed);
-        }
-        // Never sent: no connection could be had in time. Counted, never silently dropped.
-        Err(_) if !sent.get() => {
-            me.rec.borrow_mut().late(stage, second);
-            me.shared.errors.fetch_add(1, Ordering::Relaxed);
-        }
-        Err(_) => {
-            me.rec.borrow_mut().error(stage, second, "timeout");
-            me.shared.errors.fetch_add(1, Ordering::Relaxed);
-        }
+    let mut slot = me.idle_by_viewer.borrow_mut().remove(&viewer);
+    let outcome = within(deadline, attempt(&me, &me.targets[target], &mut slot, &sent)).await;
+    if let Some(c) = slot {
+        me.idle_by_viewer.borrow_mut().insert(viewer, c);
     }
-    me.in_flight.set(me.in_flight.get() - 1);
+    me.record(outcome, sent.get(), scheduled, stage, second);
 }
 
-/// One request: a connection (the viewer's idle one, an idle pooled one, or a new one), the GET, the body.
-async fn attempt(me: &Rc<Worker>, target: &Prepared, viewer: u64, sent: &std::cell::Cell<bool>) -> Result<(u16, u64, Instant), &'static str> {
-    let permit = match &me.pool_permits {
-        Some(p) => match p.acquire().await {
-            Ok(permit) => Some(permit),
-            Err(_) => return Err("pool_closed"),
-        },
-        None => None,
-    };
-    let idle = if permit.is_some() { me.idle_pool.borrow_mut().pop() } else { me.idle_by_viewer.borrow_mut().remove(&viewer) };
+/// A poll waiting for a pooled connection: 40 bytes in a queue, however many pile up when the target is slower
+/// than the schedule.
+struct Due {
+    at: Instant,
+    stage: usize,
+    second: usize,
+    target: usize,
+}
+
+/// One connection of a worker's pool (`--pool N`): takes due polls in schedule order, one at a time.
+async fn pooled_connection(me: Rc<Worker>) {
+    let mut slot: Option<Conn> = None;
+    let mut slot_target = usize::MAX;
+    loop {
+        let next = me.queue.borrow_mut().pop_front();
+        let Some(due) = next else {
+            if me.done.get() {
+                return;
+            }
+            me.wake.notified().await;
+            continue;
+        };
+        let deadline = due.at + me.profile.timeout;
+        if Instant::now() >= deadline {
+            // Its turn came after its timeout: never sent.
+            me.record(Outcome::TimedOut, false, due.at, due.stage, due.second);
+            continue;
+        }
+        if slot_target != due.target {
+            slot = None;
+            slot_target = due.target;
+        }
+        let sent = std::cell::Cell::new(false);
+        let outcome = within(deadline, attempt(&me, &me.targets[due.target], &mut slot, &sent)).await;
+        me.record(outcome, sent.get(), due.at, due.stage, due.second);
+    }
+}
+
+/// One request on the connection in `slot` (or a new one when there is none or it was closed), leaving it there
+/// when it can carry the next request.
+async fn attempt(me: &Worker, target: &Prepared, slot: &mut Option<Conn>, sent: &std::cell::Cell<bool>) -> Result<(u16, u64, Instant), &'static str> {
     // The server may have closed an idle connection meanwhile (keep-alive timeout): that costs a new
     // connection, not an error.
-    let mut conn = match idle.filter(Conn::is_open) {
+    let mut conn = match slot.take().filter(Conn::is_open) {
         Some(c) => c,
         None => crate::http1::connect(&target.target.host, target.target.port).await?,
     };
@@ -353,15 +459,8 @@ async fn attempt(me: &Rc<Worker>, target: &Prepared, viewer: u64, sent: &std::ce
             me.rec.borrow_mut().sent += 1;
         })
         .await?;
-    // Keep the connection for the next poll.
     if resp.keep_alive {
-        if permit.is_some() {
-            me.idle_pool.borrow_mut().push(conn);
-        } else {
-            me.idle_by_viewer.borrow_mut().insert(viewer, conn);
-        }
+        *slot = Some(conn);
     }
-    drop(permit);
-    let (status, bytes) = (resp.status, resp.body_bytes);
-    Ok((status, bytes, sent_at))
+    Ok((resp.status, resp.body_bytes, sent_at))
 }

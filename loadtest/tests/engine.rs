@@ -24,12 +24,16 @@ struct Behaviour {
 struct Server {
     port: u16,
     hits: Arc<AtomicU64>,
+    /// Connections accepted.
+    conns: Arc<AtomicU64>,
     _stop: tokio::sync::oneshot::Sender<()>,
     _thread: std::thread::JoinHandle<()>,
 }
 
 fn serve(b: Behaviour) -> Server {
     let hits = Arc::new(AtomicU64::new(0));
+    let conns = Arc::new(AtomicU64::new(0));
+    let accepted = conns.clone();
     let (tx, rx) = std::sync::mpsc::channel();
     let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
     let counter = hits.clone();
@@ -42,6 +46,7 @@ fn serve(b: Behaviour) -> Server {
             let accept = async {
                 loop {
                     let Ok((stream, _)) = listener.accept().await else { continue };
+                    accepted.fetch_add(1, Ordering::SeqCst);
                     let b = b.clone();
                     let counter = counter.clone();
                     let lock = lock.clone();
@@ -71,7 +76,7 @@ fn serve(b: Behaviour) -> Server {
         });
     });
     let port = rx.recv().unwrap();
-    Server { port, hits, _stop: stop_tx, _thread: thread }
+    Server { port, hits, conns, _stop: stop_tx, _thread: thread }
 }
 
 fn profile(port: u16, viewers: u64, poll: Duration, secs: u64) -> Profile {
@@ -153,4 +158,30 @@ fn refused_connections_and_request_caps_are_counted() {
     assert!(r.errors.get("connect_refused").copied().unwrap_or(0) > 0, "{:?}", r.errors);
     assert!(r.sent <= 300 && r.scheduled <= 300);
     assert_eq!(r.ok, 0);
+}
+
+#[test]
+fn a_pool_bounds_the_connections_and_polls_past_their_timeout_are_late() {
+    // 10 ms a request; 2 workers × a pool of 2: 4 connections, ~400 req/s. Offered: 200 req/s for 2 s.
+    let s = serve(Behaviour { delay: Duration::from_millis(10), ..Default::default() });
+    let mut p = profile(s.port, 100, Duration::from_millis(500), 2);
+    p.pool = Some(2);
+    let r = run(p, Arc::new(AtomicBool::new(false)), quiet()).unwrap();
+    assert_eq!(r.failed, 0, "{:?}", r.errors);
+    assert!((350..=450).contains(&r.ok), "ok = {}", r.ok);
+    assert!(s.conns.load(Ordering::SeqCst) <= 4, "{} connections", s.conns.load(Ordering::SeqCst));
+
+    // One worker, one connection: ~100 req/s against 400 offered, timeout 300 ms. The queue grows, waits show
+    // in latency from the schedule, and polls whose turn comes after their timeout are late: never sent.
+    let s = serve(Behaviour { delay: Duration::from_millis(10), ..Default::default() });
+    let mut p = profile(s.port, 200, Duration::from_millis(500), 1);
+    p.pool = Some(1);
+    p.workers = 1;
+    p.timeout = Duration::from_millis(300);
+    let r = run(p, Arc::new(AtomicBool::new(false)), quiet()).unwrap();
+    // (A poll that times out after it was sent takes its connection with it: the next one opens another.)
+    assert!(r.late > 100, "late = {} ({r:?})", r.late);
+    assert_eq!(s.hits.load(Ordering::SeqCst), r.sent);
+    assert_eq!(r.scheduled, r.sent + r.late, "every scheduled poll is sent or counted late");
+    assert!(r.latency_ms.p50 > 50.0, "{:?}", r.latency_ms);
 }
