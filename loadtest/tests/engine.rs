@@ -181,7 +181,9 @@ fn a_pool_bounds_the_connections_and_polls_past_their_timeout_are_late() {
     let r = run(p, Arc::new(AtomicBool::new(false)), quiet()).unwrap();
     // (A poll that times out after it was sent takes its connection with it: the next one opens another.)
     assert!(r.late > 100, "late = {} ({r:?})", r.late);
-    assert_eq!(s.hits.load(Ordering::SeqCst), r.sent);
+    // Every poll sent reached the server, unless it timed out on the way (its connection closed with it).
+    let (hits, timeouts) = (s.hits.load(Ordering::SeqCst), r.errors.get("timeout").copied().unwrap_or(0));
+    assert!(hits <= r.sent && r.sent - hits <= timeouts, "hits {hits}, sent {}, timeouts {timeouts}", r.sent);
     assert_eq!(r.scheduled, r.sent + r.late, "every scheduled poll is sent or counted late");
     assert!(r.latency_ms.p50 > 50.0, "{:?}", r.latency_ms);
 }
