@@ -253,8 +253,11 @@ impl LoadTestResult {
                 .enumerate()
                 .map(|(i, b)| Second {
                     second: i,
-                    // Viewers in the test by the end of that second (whether or not they polled in it).
-                    viewers: crate::profile::active_at(stages, std::time::Duration::from_secs(i as u64 + 1)).0.round() as u64,
+                    // The most viewers in the test during that second, whether or not they polled in it.
+                    viewers: {
+                        let at = |ms: u64| crate::profile::active_at(stages, std::time::Duration::from_millis(ms)).0;
+                        at(i as u64 * 1000).max(at(i as u64 * 1000 + 999)).round() as u64
+                    },
                     requests: b.requests,
                     errors: b.errors,
                     p50_ms: if b.latency.is_empty() { 0.0 } else { b.latency.value_at_quantile(0.5) as f64 / 1000.0 },
@@ -289,5 +292,18 @@ mod tests {
         assert!((r.error_rate - 2.0 / 102.0).abs() < 1e-9);
         assert_eq!(r.stages[0].requests, 102);
         assert_eq!(r.timeline[2].errors, 2);
+    }
+
+    #[test]
+    fn the_timeline_counts_viewers_in_the_test_not_those_who_polled() {
+        // Waves every 5 s: polls in seconds 0 and 5 only; viewers ramp to 100 over 2 s and stay.
+        let mut rec = Recorder::new(2);
+        rec.success(0, 0, 1000, 500, 10);
+        rec.success(1, 5, 1000, 500, 10);
+        let stages = [crate::profile::Stage::ramp("r", 100, std::time::Duration::from_secs(2)), crate::profile::Stage::hold("h", 100, std::time::Duration::from_secs(4))];
+        let r = LoadTestResult::from_recorder(&rec, &stages, vec![], 5.0, 6.0, None);
+        let viewers: Vec<u64> = r.timeline.iter().map(|s| s.viewers).collect();
+        assert_eq!(viewers, vec![50, 100, 100, 100, 100, 100]);
+        assert_eq!(r.timeline[3].requests, 0);
     }
 }
