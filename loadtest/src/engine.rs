@@ -1,5 +1,5 @@
 //! The generator: worker threads, each with its own single-threaded runtime and its share of the viewers in a
-//! timer heap (16 bytes a viewer). Every request is sent at its scheduled time whether or not earlier ones have
+//! schedule sorted by phase (24 bytes a viewer). Every request is sent at its scheduled time whether or not earlier ones have
 //! returned (open model); latency is measured from the scheduled time, so a slow server cannot hide behind a
 //! generator that waits (no coordinated omission).
 
@@ -12,6 +12,7 @@ use std::time::{Duration, Instant};
 
 use serde::Serialize;
 
+use crate::http1::Conn;
 use crate::profile::{active_at, first_poll, total_duration, Profile, Target};
 use crate::stats::{histogram, LoadTestResult, Recorder};
 
@@ -48,8 +49,6 @@ struct Live {
 
 /// How many requests a worker reserves against the cap at a time.
 const RESERVE: u64 = 64;
-
-use crate::http1::Conn;
 
 /// A target with what every request to it needs, built once.
 struct Prepared {
