@@ -95,3 +95,29 @@ fn bad_input_is_refused_before_anything_runs() {
         assert!(r.stderr.contains(want), "{args:?}: {r:?}");
     }
 }
+
+#[test]
+fn a_pool_queues_polls_and_the_wait_shows_in_latency() {
+    let env = LocalAws::start();
+    // 50 ms a request; 120 viewers poll in one wave. On their own connections they are answered in parallel; a
+    // pool of one connection per worker answers them one after another (6 s on one core: hence the timeout),
+    // and the wait is measured from the schedule.
+    let server = TestServer::start(Duration::from_millis(50), false);
+    let url = server.url();
+    let run = |extra: &[&str]| {
+        let mut args = vec!["loadtest", "--target", url.as_str(), "--stages", "hold:120:1s", "--viewers", "120", "--arrival", "waves:1:10ms", "--timeout", "20s", "--no-record", "--output", "json"];
+        args.extend_from_slice(extra);
+        let r = env.run(&args);
+        // 0 or 2: the queue may well break the stack's latency thresholds.
+        assert!(r.code == 0 || r.code == 2, "{r:?}");
+        let j = r.json();
+        assert_eq!(j["verdict"]["passed"], r.code == 0, "{j}");
+        assert_eq!(j["result"]["failed"], 0, "{j}");
+        assert_eq!(j["result"]["ok"], 120, "{j}");
+        j["result"]["latency_ms"]["p99"].as_f64().unwrap()
+    };
+    let own = run(&[]);
+    let pooled = run(&["--pool", "1"]);
+    eprintln!("p99: {own} ms on their own connections, {pooled} ms through a pool of one per worker");
+    assert!(pooled > 3.0 * own, "pooled p99 {pooled} ms vs {own} ms on the viewers' own connections");
+}
