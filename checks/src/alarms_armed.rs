@@ -18,14 +18,21 @@ pub fn check(facts: &Facts) -> Vec<Finding> {
                     silent.push(name.clone());
                 }
                 if a.state == "ALARM" {
-                    firing.push(format!("{name}: {}", a.output("state_reason").unwrap_or("in ALARM")));
+                    firing.push(format!(
+                        "{name}: {}",
+                        a.output("state_reason").unwrap_or("in ALARM")
+                    ));
                 }
             }
         }
     }
     let total = facts.required_alarms.len();
     if missing.is_empty() && silent.is_empty() && firing.is_empty() {
-        return vec![Finding::new(ID, Status::Pass, format!("{total} alarms exist, notify, and none is in ALARM"))];
+        return vec![Finding::new(
+            ID,
+            Status::Pass,
+            format!("{total} alarms exist, notify, and none is in ALARM"),
+        )];
     }
     let mut parts = Vec::new();
     if !missing.is_empty() {
@@ -37,10 +44,21 @@ pub fn check(facts: &Facts) -> Vec<Finding> {
     if !firing.is_empty() {
         parts.push(format!("{} in ALARM", firing.len()));
     }
-    let mut f = Finding::new(ID, Status::Fail, format!("{} of {total} alarms: {}", missing.len() + silent.len() + firing.len(), parts.join(", ")));
-    f.evidence.extend(missing.iter().map(|m| format!("missing: {m}")));
-    f.evidence.extend(silent.iter().map(|m| format!("no alarm action: {m}")));
-    f.evidence.extend(firing.iter().map(|m| format!("in ALARM: {m}")));
+    let mut f = Finding::new(
+        ID,
+        Status::Fail,
+        format!(
+            "{} of {total} alarms: {}",
+            missing.len() + silent.len() + firing.len(),
+            parts.join(", ")
+        ),
+    );
+    f.evidence
+        .extend(missing.iter().map(|m| format!("missing: {m}")));
+    f.evidence
+        .extend(silent.iter().map(|m| format!("no alarm action: {m}")));
+    f.evidence
+        .extend(firing.iter().map(|m| format!("in ALARM: {m}")));
     if !missing.is_empty() || !silent.is_empty() {
         f = f.fix("statsctl deploy (recreates the alarms the stack requires); set `alarms.notify` to an SNS topic");
     }

@@ -47,17 +47,39 @@ pub struct Budget {
 }
 
 /// The arithmetic, pure.
-pub fn budget(stack: &StackFile, unreserved: &Sourced<u32>, max_connections: Option<Sourced<u32>>, viewers: u64) -> Budget {
+pub fn budget(
+    stack: &StackFile,
+    unreserved: &Sourced<u32>,
+    max_connections: Option<Sourced<u32>>,
+    viewers: u64,
+) -> Budget {
     let mut clients = Vec::new();
     for (name, f) in &stack.functions {
         let Some(db) = &f.database else { continue };
         let (max_instances, from, capped) = match f.reserved_concurrency {
             Some(r) => (u64::from(r), "reserved concurrency".to_string(), true),
-            None => (u64::from(unreserved.value), format!("unreserved account concurrency ({})", unreserved.source), false),
+            None => (
+                u64::from(unreserved.value),
+                format!("unreserved account concurrency ({})", unreserved.source),
+                false,
+            ),
         };
         // An execution environment serves one request at a time: per-request connections are one per instance.
-        let pool_size = if db.connections == Connections::PerRequest { 1 } else { db.pool_size };
-        clients.push(ClientLoad { name: name.clone(), via: db.via, max_instances, instances_from: from, pool_size, connections: max_instances * u64::from(pool_size), capped, per_request: false });
+        let pool_size = if db.connections == Connections::PerRequest {
+            1
+        } else {
+            db.pool_size
+        };
+        clients.push(ClientLoad {
+            name: name.clone(),
+            via: db.via,
+            max_instances,
+            instances_from: from,
+            pool_size,
+            connections: max_instances * u64::from(pool_size),
+            capped,
+            per_request: false,
+        });
     }
     if let Some(svc) = &stack.service {
         if let Some(db) = &svc.database {
@@ -77,20 +99,48 @@ pub fn budget(stack: &StackFile, unreserved: &Sourced<u32>, max_connections: Opt
                     per_request: true,
                 });
             } else {
-                clients.push(ClientLoad { name: svc.name.clone(), via: db.via, max_instances: n, instances_from: "service max_count".into(), pool_size: db.pool_size, connections: n * u64::from(db.pool_size), capped: true, per_request: false });
+                clients.push(ClientLoad {
+                    name: svc.name.clone(),
+                    via: db.via,
+                    max_instances: n,
+                    instances_from: "service max_count".into(),
+                    pool_size: db.pool_size,
+                    connections: n * u64::from(db.pool_size),
+                    capped: true,
+                    per_request: false,
+                });
             }
         }
     }
-    let sum = |via: Via| clients.iter().filter(|c| c.via == via).map(|c| c.connections).sum::<u64>();
+    let sum = |via: Via| {
+        clients
+            .iter()
+            .filter(|c| c.via == via)
+            .map(|c| c.connections)
+            .sum::<u64>()
+    };
     let reserved = stack.database.reserved_connections;
-    let db_limit = max_connections.as_ref().map(|m| u64::from(m.value.saturating_sub(reserved)));
+    let db_limit = max_connections
+        .as_ref()
+        .map(|m| u64::from(m.value.saturating_sub(reserved)));
     let proxy_pool = match (&stack.proxy, &max_connections) {
         (Some(p), Some(m)) => Some(u64::from(m.value) * u64::from(p.max_connections_percent) / 100),
         _ => None,
     };
     let e = &stack.event;
-    let expected = viewers as f64 / e.poll_interval.as_secs_f64().max(0.001) * e.request_duration.as_secs_f64() * e.spike_factor;
-    Budget { direct_worst: sum(Via::Direct), proxy_worst: sum(Via::Proxy), clients, max_connections, reserved, db_limit, proxy_pool, expected }
+    let expected = viewers as f64 / e.poll_interval.as_secs_f64().max(0.001)
+        * e.request_duration.as_secs_f64()
+        * e.spike_factor;
+    Budget {
+        direct_worst: sum(Via::Direct),
+        proxy_worst: sum(Via::Proxy),
+        clients,
+        max_connections,
+        reserved,
+        db_limit,
+        proxy_pool,
+        expected,
+    }
 }
 
 fn ratio_status(used: f64, limit: f64) -> Status {
@@ -117,11 +167,20 @@ pub fn judge(stack: &StackFile, b: &Budget) -> Finding {
     if b.direct_worst > 0 {
         let s = ratio_status(b.direct_worst as f64, db_limit as f64);
         if s > Status::Pass {
-            problems.push(format!("direct clients can open {} connections; the database allows {db_limit}", b.direct_worst));
+            problems.push(format!(
+                "direct clients can open {} connections; the database allows {db_limit}",
+                b.direct_worst
+            ));
             // Cap the largest direct client so the total fits.
-            if let Some(big) = b.clients.iter().filter(|c| c.via == Via::Direct).max_by_key(|c| c.connections) {
+            if let Some(big) = b
+                .clients
+                .iter()
+                .filter(|c| c.via == Via::Direct)
+                .max_by_key(|c| c.connections)
+            {
                 let others = b.direct_worst - big.connections;
-                let room = (db_limit as f64 * if s == Status::Fail { 1.0 } else { WARN_RATIO }) as u64;
+                let room =
+                    (db_limit as f64 * if s == Status::Fail { 1.0 } else { WARN_RATIO }) as u64;
                 let cap = room.saturating_sub(others) / u64::from(big.pool_size.max(1));
                 if big.per_request {
                     let per_task = (room.saturating_sub(others) / big.max_instances.max(1)).max(1);
@@ -134,7 +193,9 @@ pub fn judge(stack: &StackFile, b: &Budget) -> Finding {
                 } else if stack.functions.contains_key(&big.name) {
                     fixes.push(format!("set reserved concurrency of {} to ≤ {cap} (functions.{}.reserved_concurrency), or route it `via: proxy`", big.name, big.name));
                 } else {
-                    fixes.push(format!("lower service.max_count to ≤ {cap}, or route it `via: proxy`"));
+                    fixes.push(format!(
+                        "lower service.max_count to ≤ {cap}, or route it `via: proxy`"
+                    ));
                 }
             }
         }
@@ -144,11 +205,25 @@ pub fn judge(stack: &StackFile, b: &Budget) -> Finding {
     if let (Some(pool), true) = (b.proxy_pool, b.proxy_worst > 0) {
         let s = ratio_status(b.expected, pool as f64);
         if s > Status::Pass {
-            problems.push(format!("expected {:.0} concurrent requests at the spike; the proxy pool is {pool}", b.expected.ceil()));
-            let max_conn = b.max_connections.as_ref().map(|m| m.value).unwrap_or(1).max(1);
-            let needed = (b.expected / if s == Status::Fail { 1.0 } else { WARN_RATIO } / f64::from(max_conn) * 100.0).ceil() as u64;
+            problems.push(format!(
+                "expected {:.0} concurrent requests at the spike; the proxy pool is {pool}",
+                b.expected.ceil()
+            ));
+            let max_conn = b
+                .max_connections
+                .as_ref()
+                .map(|m| m.value)
+                .unwrap_or(1)
+                .max(1);
+            let needed = (b.expected
+                / if s == Status::Fail { 1.0 } else { WARN_RATIO }
+                / f64::from(max_conn)
+                * 100.0)
+                .ceil() as u64;
             if needed <= 100 {
-                fixes.push(format!("raise MaxConnectionsPercent to {needed} (proxy.max_connections_percent)"));
+                fixes.push(format!(
+                    "raise MaxConnectionsPercent to {needed} (proxy.max_connections_percent)"
+                ));
             } else {
                 fixes.push("the database itself is too small for the expected load: a larger instance class or more ACUs".into());
             }
@@ -163,12 +238,18 @@ pub fn judge(stack: &StackFile, b: &Budget) -> Finding {
         // The proxy's pool and direct clients share one database.
         if b.direct_worst > 0 && pool + b.direct_worst > db_limit && status < Status::Warn {
             status = Status::Warn;
-            problems.push(format!("proxy pool {pool} + direct {} can exceed the database's {db_limit}", b.direct_worst));
+            problems.push(format!(
+                "proxy pool {pool} + direct {} can exceed the database's {db_limit}",
+                b.direct_worst
+            ));
         }
     } else if b.proxy_worst == 0 && b.direct_worst > 0 {
         let s = ratio_status(b.expected, db_limit as f64);
         if s > Status::Pass {
-            problems.push(format!("expected {:.0} concurrent requests; the database allows {db_limit}", b.expected.ceil()));
+            problems.push(format!(
+                "expected {:.0} concurrent requests; the database allows {db_limit}",
+                b.expected.ceil()
+            ));
         }
         status = status.max(s);
     }
@@ -187,23 +268,51 @@ pub fn judge(stack: &StackFile, b: &Budget) -> Finding {
     let mut f = Finding::new(ID, status, summary);
     f.fixes = fixes;
     if let Some(m) = &b.max_connections {
-        f = f.evidence(format!("max_connections {} ({}), {} reserved", m.value, m.source, b.reserved));
+        f = f.evidence(format!(
+            "max_connections {} ({}), {} reserved",
+            m.value, m.source, b.reserved
+        ));
     }
-    f.table.push(vec!["client".into(), "via".into(), "max instances".into(), "× pool".into(), "= connections".into(), "instances from".into()]);
+    f.table.push(vec![
+        "client".into(),
+        "via".into(),
+        "max instances".into(),
+        "× pool".into(),
+        "= connections".into(),
+        "instances from".into(),
+    ]);
     for c in &b.clients {
         f.table.push(vec![
             c.name.clone(),
             format!("{:?}", c.via).to_lowercase(),
             c.max_instances.to_string(),
-            if c.per_request { "per request".into() } else { c.pool_size.to_string() },
+            if c.per_request {
+                "per request".into()
+            } else {
+                c.pool_size.to_string()
+            },
             c.connections.to_string(),
             c.instances_from.clone(),
         ]);
     }
     let e = &stack.event;
-    f.table.push(vec!["direct total".into(), String::new(), String::new(), String::new(), b.direct_worst.to_string(), format!("database allows {db_limit}")]);
+    f.table.push(vec![
+        "direct total".into(),
+        String::new(),
+        String::new(),
+        String::new(),
+        b.direct_worst.to_string(),
+        format!("database allows {db_limit}"),
+    ]);
     if let Some(p) = b.proxy_pool {
-        f.table.push(vec!["via proxy total".into(), String::new(), String::new(), String::new(), b.proxy_worst.to_string(), format!("proxy pool {p} (the proxy queues the rest)")]);
+        f.table.push(vec![
+            "via proxy total".into(),
+            String::new(),
+            String::new(),
+            String::new(),
+            b.proxy_worst.to_string(),
+            format!("proxy pool {p} (the proxy queues the rest)"),
+        ]);
     }
     f.table.push(vec![
         "expected".into(),
@@ -211,25 +320,44 @@ pub fn judge(stack: &StackFile, b: &Budget) -> Finding {
         String::new(),
         String::new(),
         format!("{:.1}", b.expected),
-        format!("viewers / {} × {} × spike {}", e.poll_interval, e.request_duration, e.spike_factor),
+        format!(
+            "viewers / {} × {} × spike {}",
+            e.poll_interval, e.request_duration, e.spike_factor
+        ),
     ]);
     f
 }
 
 pub fn check(facts: &Facts) -> Vec<Finding> {
     let unreserved = facts.unreserved_concurrency.clone().unwrap_or_else(|| {
-        let reserved: u32 = facts.stack.functions.values().filter_map(|f| f.reserved_concurrency).sum();
-        Sourced::new(facts.account_concurrency.value.saturating_sub(reserved), format!("{} − reserved {reserved}", facts.account_concurrency.source))
+        let reserved: u32 = facts
+            .stack
+            .functions
+            .values()
+            .filter_map(|f| f.reserved_concurrency)
+            .sum();
+        Sourced::new(
+            facts.account_concurrency.value.saturating_sub(reserved),
+            format!("{} − reserved {reserved}", facts.account_concurrency.source),
+        )
     });
     // Reserved concurrency as deployed, not as written: drift matters most here.
     let mut stack = facts.stack.clone();
     for (name, f) in stack.functions.iter_mut() {
-        let live = facts.observed.get(statsctl_stacks::inventory::Kind::Function, &facts.stack.function_name(facts.env, name));
+        let live = facts.observed.get(
+            statsctl_stacks::inventory::Kind::Function,
+            &facts.stack.function_name(facts.env, name),
+        );
         if let Some(v) = live.and_then(|r| r.attrs.get("reserved_concurrency")) {
             f.reserved_concurrency = v.parse().ok();
         }
     }
-    let b = budget(&stack, &unreserved, facts.max_connections.clone(), facts.viewers);
+    let b = budget(
+        &stack,
+        &unreserved,
+        facts.max_connections.clone(),
+        facts.viewers,
+    );
     let mut f = judge(&stack, &b);
     f.evidence.push(format!("{} viewers", facts.viewers));
     vec![f]
@@ -255,32 +383,115 @@ mod tests {
         let cases = [
             // The mission's incident: ~800 direct connections (unreserved concurrency × 1) on a database that
             // allows 405 − 3.
-            Case { name: "mission: functions straight to the database", yaml_patch: "direct", viewers: 1500, max_connections: 405, unreserved: 800, expect: Status::Fail, expect_fix: "set reserved concurrency of stats-api to ≤ " },
+            Case {
+                name: "mission: functions straight to the database",
+                yaml_patch: "direct",
+                viewers: 1500,
+                max_connections: 405,
+                unreserved: 800,
+                expect: Status::Fail,
+                expect_fix: "set reserved concurrency of stats-api to ≤ ",
+            },
             // Through the proxy: 1500 viewers / 15 s × 0.12 s × 3 = 36 concurrent, pool 405 × 90% = 364 — but at
             // worst 950 clients could queue for those 364: a warning, not a failure.
-            Case { name: "mission: through the proxy", yaml_patch: "", viewers: 1500, max_connections: 405, unreserved: 800, expect: Status::Warn, expect_fix: "" },
+            Case {
+                name: "mission: through the proxy",
+                yaml_patch: "",
+                viewers: 1500,
+                max_connections: 405,
+                unreserved: 800,
+                expect: Status::Warn,
+                expect_fix: "",
+            },
             // The same with a large database: every client fits the pool.
-            Case { name: "through the proxy, pool larger than all clients", yaml_patch: "", viewers: 1500, max_connections: 1722, unreserved: 800, expect: Status::Pass, expect_fix: "" },
+            Case {
+                name: "through the proxy, pool larger than all clients",
+                yaml_patch: "",
+                viewers: 1500,
+                max_connections: 1722,
+                unreserved: 800,
+                expect: Status::Pass,
+                expect_fix: "",
+            },
             // 50,000 viewers: 50000/15 × 0.12 × 3 = 1200 > 364.
-            Case { name: "big audience exceeds the pool", yaml_patch: "", viewers: 50_000, max_connections: 405, unreserved: 800, expect: Status::Fail, expect_fix: "the database itself is too small" },
+            Case {
+                name: "big audience exceeds the pool",
+                yaml_patch: "",
+                viewers: 50_000,
+                max_connections: 405,
+                unreserved: 800,
+                expect: Status::Fail,
+                expect_fix: "the database itself is too small",
+            },
             // 10,000 viewers: 240 concurrent, pool 364: 66% → pass; with 12,500: 300 > 0.8 × 364 → warn.
-            Case { name: "near the pool warns", yaml_patch: "", viewers: 12_500, max_connections: 405, unreserved: 800, expect: Status::Warn, expect_fix: "raise MaxConnectionsPercent to " },
-            Case { name: "pool too small, percent can be raised", yaml_patch: "percent10", viewers: 8_000, max_connections: 1722, unreserved: 800, expect: Status::Fail, expect_fix: "raise MaxConnectionsPercent to 12" },
+            Case {
+                name: "near the pool warns",
+                yaml_patch: "",
+                viewers: 12_500,
+                max_connections: 405,
+                unreserved: 800,
+                expect: Status::Warn,
+                expect_fix: "raise MaxConnectionsPercent to ",
+            },
+            Case {
+                name: "pool too small, percent can be raised",
+                yaml_patch: "percent10",
+                viewers: 8_000,
+                max_connections: 1722,
+                unreserved: 800,
+                expect: Status::Fail,
+                expect_fix: "raise MaxConnectionsPercent to 12",
+            },
             // The local incident: the service opens a connection per request, straight to a database with
             // max_connections 30: 200 viewers × spike 3 polling together is 600 connections; 27 are allowed.
             // 10 tasks share the 27: a pool of 2 each.
-            Case { name: "service per request, direct", yaml_patch: "service-direct-per-request", viewers: 200, max_connections: 30, unreserved: 800, expect: Status::Fail, expect_fix: "give svc a pool: service.database.connections: pool with pool_size ≤ 2" },
+            Case {
+                name: "service per request, direct",
+                yaml_patch: "service-direct-per-request",
+                viewers: 200,
+                max_connections: 30,
+                unreserved: 800,
+                expect: Status::Fail,
+                expect_fix:
+                    "give svc a pool: service.database.connections: pool with pool_size ≤ 2",
+            },
             // Pooled, 10 tasks × 2 = 20 of 27 fit; sharing the database with the proxy's pool is worth a warning.
-            Case { name: "service pooled, direct", yaml_patch: "service-direct-pool-2", viewers: 200, max_connections: 30, unreserved: 800, expect: Status::Warn, expect_fix: "" },
-            Case { name: "direct with caps that fit", yaml_patch: "direct-capped", viewers: 100, max_connections: 1722, unreserved: 800, expect: Status::Pass, expect_fix: "" },
+            Case {
+                name: "service pooled, direct",
+                yaml_patch: "service-direct-pool-2",
+                viewers: 200,
+                max_connections: 30,
+                unreserved: 800,
+                expect: Status::Warn,
+                expect_fix: "",
+            },
+            Case {
+                name: "direct with caps that fit",
+                yaml_patch: "direct-capped",
+                viewers: 100,
+                max_connections: 1722,
+                unreserved: 800,
+                expect: Status::Pass,
+                expect_fix: "",
+            },
         ];
         for c in cases {
             let stack = stack_from(c.yaml_patch);
-            let b = budget(&stack, &Sourced::new(c.unreserved, "test"), Some(Sourced::new(c.max_connections, "test")), c.viewers);
+            let b = budget(
+                &stack,
+                &Sourced::new(c.unreserved, "test"),
+                Some(Sourced::new(c.max_connections, "test")),
+                c.viewers,
+            );
             let f = judge(&stack, &b);
             assert_eq!(f.status, c.expect, "{}: {f:#?}", c.name);
             if !c.expect_fix.is_empty() {
-                assert!(f.fixes.iter().any(|x| x.contains(c.expect_fix)), "{}: fixes {:?}", c.name, f.fixes);
+                assert!(
+                    f.fixes.iter().any(|x| x.contains(c.expect_fix)),
+                    "{}: fixes {:?}",
+                    c.name,
+                    f.fixes
+                );
             }
         }
     }
@@ -288,14 +499,26 @@ mod tests {
     #[test]
     fn arithmetic() {
         let stack = stack_from("direct");
-        let b = budget(&stack, &Sourced::new(800, "test"), Some(Sourced::new(405, "test")), 1500);
+        let b = budget(
+            &stack,
+            &Sourced::new(800, "test"),
+            Some(Sourced::new(405, "test")),
+            1500,
+        );
         // stats-api unreserved 800 × 1 + log-ingester reserved 50 × 1 + service max 10 × 10 = 950 direct.
         assert_eq!(b.direct_worst, 800 + 50 + 100);
         assert_eq!(b.db_limit, Some(402));
         assert!((b.expected - 36.0).abs() < 1e-9, "{}", b.expected);
         let f = judge(&stack, &b);
         // Capping stats-api: 402 − (50 + 100) = 252.
-        assert!(f.fixes.iter().any(|x| x.contains("stats-api to ≤ 252")), "{:?}", f.fixes);
-        assert_eq!(judge(&stack, &budget(&stack, &Sourced::new(800, "t"), None, 1)).status, Status::Skip);
+        assert!(
+            f.fixes.iter().any(|x| x.contains("stats-api to ≤ 252")),
+            "{:?}",
+            f.fixes
+        );
+        assert_eq!(
+            judge(&stack, &budget(&stack, &Sourced::new(800, "t"), None, 1)).status,
+            Status::Skip
+        );
     }
 }

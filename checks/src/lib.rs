@@ -58,7 +58,14 @@ pub struct Finding {
 
 impl Finding {
     pub fn new(id: &'static str, status: Status, summary: impl Into<String>) -> Finding {
-        Finding { id, status, summary: summary.into(), evidence: vec![], fixes: vec![], table: vec![] }
+        Finding {
+            id,
+            status,
+            summary: summary.into(),
+            evidence: vec![],
+            fixes: vec![],
+            table: vec![],
+        }
     }
     pub fn evidence(mut self, e: impl Into<String>) -> Finding {
         self.evidence.push(e.into());
@@ -79,7 +86,10 @@ pub struct Sourced<T> {
 
 impl<T> Sourced<T> {
     pub fn new(value: T, source: impl Into<String>) -> Sourced<T> {
-        Sourced { value, source: source.into() }
+        Sourced {
+            value,
+            source: source.into(),
+        }
     }
 }
 
@@ -125,19 +135,53 @@ pub struct Check {
 }
 
 pub const ALL: &[Check] = &[
-    Check { id: proxy_attached::ID, about: "functions and service reach the database through the proxy", run: proxy_attached::check },
-    Check { id: capacity::ID, about: "worst-case connections fit the database and the proxy pool", run: capacity::check },
-    Check { id: loadtest_passed::ID, about: "a load test at the expected audience passed for what is deployed", run: loadtest_passed::check },
-    Check { id: alarms_armed::ID, about: "every required alarm exists, notifies someone and is not in ALARM", run: alarms_armed::check },
-    Check { id: rollback_ready::ID, about: "there is something to roll back to", run: rollback_ready::check },
-    Check { id: stack_drift::ID, about: "live state matches the stack file", run: stack_drift::check },
-    Check { id: service_healthy::ID, about: "the ECS service runs its desired tasks", run: service_healthy::check },
-    Check { id: security::ID, about: "database not public, TLS required, 5432 not open to the internet", run: security::check },
+    Check {
+        id: proxy_attached::ID,
+        about: "functions and service reach the database through the proxy",
+        run: proxy_attached::check,
+    },
+    Check {
+        id: capacity::ID,
+        about: "worst-case connections fit the database and the proxy pool",
+        run: capacity::check,
+    },
+    Check {
+        id: loadtest_passed::ID,
+        about: "a load test at the expected audience passed for what is deployed",
+        run: loadtest_passed::check,
+    },
+    Check {
+        id: alarms_armed::ID,
+        about: "every required alarm exists, notifies someone and is not in ALARM",
+        run: alarms_armed::check,
+    },
+    Check {
+        id: rollback_ready::ID,
+        about: "there is something to roll back to",
+        run: rollback_ready::check,
+    },
+    Check {
+        id: stack_drift::ID,
+        about: "live state matches the stack file",
+        run: stack_drift::check,
+    },
+    Check {
+        id: service_healthy::ID,
+        about: "the ECS service runs its desired tasks",
+        run: service_healthy::check,
+    },
+    Check {
+        id: security::ID,
+        about: "database not public, TLS required, 5432 not open to the internet",
+        run: security::check,
+    },
 ];
 
 /// The overall verdict: fail when any check fails (or warns, with `strict`).
 pub fn failed(findings: &[Finding], strict: bool) -> bool {
-    findings.iter().any(|f| f.status == Status::Fail || (strict && f.status == Status::Warn))
+    findings
+        .iter()
+        .any(|f| f.status == Status::Fail || (strict && f.status == Status::Warn))
 }
 
 #[cfg(test)]

@@ -7,35 +7,78 @@ pub const ID: &str = "loadtest.passed";
 
 pub fn check(facts: &Facts) -> Vec<Finding> {
     let Some(criteria) = &facts.stack.loadtest else {
-        return vec![Finding::new(ID, Status::Skip, "the stack sets no load-test criteria (`loadtest:`)")];
+        return vec![Finding::new(
+            ID,
+            Status::Skip,
+            "the stack sets no load-test criteria (`loadtest:`)",
+        )];
     };
     let needed = (facts.viewers as f64 * criteria.headroom).ceil() as u64;
     let max_age = criteria.max_age.as_secs();
     let fix = format!("statsctl loadtest --env {} --viewers {needed}", facts.env);
-    let mine: Vec<_> = facts.loadtests.iter().filter(|r| r.env == facts.env).collect();
+    let mine: Vec<_> = facts
+        .loadtests
+        .iter()
+        .filter(|r| r.env == facts.env)
+        .collect();
     if mine.is_empty() {
         return vec![Finding::new(ID, Status::Fail, "no load test recorded").fix(fix)];
     }
-    let good = mine.iter().filter(|r| r.passed && r.viewers >= needed && facts.now.saturating_sub(r.finished_at) <= max_age && r.versions == facts.deployed_versions).max_by_key(|r| r.finished_at);
+    let good = mine
+        .iter()
+        .filter(|r| {
+            r.passed
+                && r.viewers >= needed
+                && facts.now.saturating_sub(r.finished_at) <= max_age
+                && r.versions == facts.deployed_versions
+        })
+        .max_by_key(|r| r.finished_at);
     if let Some(r) = good {
-        return vec![Finding::new(ID, Status::Pass, format!("passed at {} viewers {} ago, for the deployed versions", r.viewers, age(facts.now.saturating_sub(r.finished_at))))];
+        return vec![Finding::new(
+            ID,
+            Status::Pass,
+            format!(
+                "passed at {} viewers {} ago, for the deployed versions",
+                r.viewers,
+                age(facts.now.saturating_sub(r.finished_at))
+            ),
+        )];
     }
     // Say why the newest one does not count.
     let newest = mine.iter().max_by_key(|r| r.finished_at).copied();
-    let mut f = Finding::new(ID, Status::Fail, "no passing load test for what is deployed");
+    let mut f = Finding::new(
+        ID,
+        Status::Fail,
+        "no passing load test for what is deployed",
+    );
     if let Some(r) = newest {
         if !r.passed {
             f = f.evidence("the newest load test failed its thresholds");
         }
         if r.viewers < needed {
-            f = f.evidence(format!("the newest ran {} viewers; needed {} ({} × headroom {})", r.viewers, needed, facts.viewers, criteria.headroom));
+            f = f.evidence(format!(
+                "the newest ran {} viewers; needed {} ({} × headroom {})",
+                r.viewers, needed, facts.viewers, criteria.headroom
+            ));
         }
         if facts.now.saturating_sub(r.finished_at) > max_age {
-            f = f.evidence(format!("the newest is {} old; max age {}", age(facts.now.saturating_sub(r.finished_at)), criteria.max_age));
+            f = f.evidence(format!(
+                "the newest is {} old; max age {}",
+                age(facts.now.saturating_sub(r.finished_at)),
+                criteria.max_age
+            ));
         }
         if r.versions != facts.deployed_versions {
-            let changed: Vec<String> = facts.deployed_versions.iter().filter(|(k, v)| r.versions.get(*k) != Some(v)).map(|(k, _)| k.clone()).collect();
-            f = f.evidence(format!("deployed since the newest test: {}", changed.join(", ")));
+            let changed: Vec<String> = facts
+                .deployed_versions
+                .iter()
+                .filter(|(k, v)| r.versions.get(*k) != Some(v))
+                .map(|(k, _)| k.clone())
+                .collect();
+            f = f.evidence(format!(
+                "deployed since the newest test: {}",
+                changed.join(", ")
+            ));
         }
     }
     vec![f.fix(fix)]
@@ -61,17 +104,55 @@ mod tests {
     #[test]
     fn table() {
         let mut stack = stack_from("");
-        stack.loadtest = Some(serde_json::from_value(serde_json::json!({"targets": ["http://x"], "headroom": 1.2, "max_age": "7d"})).unwrap());
+        stack.loadtest = Some(
+            serde_json::from_value(
+                serde_json::json!({"targets": ["http://x"], "headroom": 1.2, "max_age": "7d"}),
+            )
+            .unwrap(),
+        );
         let observed = Observed::default();
         let deployed: BTreeMap<String, String> = [("f".to_string(), "sha-2".to_string())].into();
-        let rec = |viewers, passed, age: u64, sha: &str| LoadTestRecord { env: "prod".into(), finished_at: 1_000_000 - age, viewers, passed, versions: [("f".to_string(), sha.to_string())].into(), target: String::new(), summary: serde_json::Value::Null };
+        let rec = |viewers, passed, age: u64, sha: &str| LoadTestRecord {
+            env: "prod".into(),
+            finished_at: 1_000_000 - age,
+            viewers,
+            passed,
+            versions: [("f".to_string(), sha.to_string())].into(),
+            target: String::new(),
+            summary: serde_json::Value::Null,
+        };
         let cases = vec![
             ("none", vec![], Status::Fail, "no load test recorded"),
-            ("good", vec![rec(1800, true, 3600, "sha-2")], Status::Pass, "passed at 1800"),
-            ("too few viewers", vec![rec(1500, true, 3600, "sha-2")], Status::Fail, "needed 1800"),
-            ("failed", vec![rec(2000, false, 3600, "sha-2")], Status::Fail, "failed its thresholds"),
-            ("too old", vec![rec(2000, true, 8 * 86_400, "sha-2")], Status::Fail, "max age"),
-            ("other version", vec![rec(2000, true, 60, "sha-1")], Status::Fail, "deployed since the newest test: f"),
+            (
+                "good",
+                vec![rec(1800, true, 3600, "sha-2")],
+                Status::Pass,
+                "passed at 1800",
+            ),
+            (
+                "too few viewers",
+                vec![rec(1500, true, 3600, "sha-2")],
+                Status::Fail,
+                "needed 1800",
+            ),
+            (
+                "failed",
+                vec![rec(2000, false, 3600, "sha-2")],
+                Status::Fail,
+                "failed its thresholds",
+            ),
+            (
+                "too old",
+                vec![rec(2000, true, 8 * 86_400, "sha-2")],
+                Status::Fail,
+                "max age",
+            ),
+            (
+                "other version",
+                vec![rec(2000, true, 60, "sha-1")],
+                Status::Fail,
+                "deployed since the newest test: f",
+            ),
         ];
         for (name, records, want, text) in cases {
             let facts = Facts {

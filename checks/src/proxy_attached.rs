@@ -24,7 +24,13 @@ struct Client<'a> {
 }
 
 fn split(v: Option<&String>) -> Vec<String> {
-    v.map(|s| s.split(',').filter(|x| !x.is_empty()).map(str::to_string).collect()).unwrap_or_default()
+    v.map(|s| {
+        s.split(',')
+            .filter(|x| !x.is_empty())
+            .map(str::to_string)
+            .collect()
+    })
+    .unwrap_or_default()
 }
 
 /// What an endpoint is, in words, when it is not the proxy.
@@ -48,11 +54,16 @@ fn name_endpoint(host: &str, o: &Observed, cluster: &str) -> String {
 
 /// Whether a policy document allows `rds-db:connect` on `resource`.
 pub fn allows_connect(policy: &str, resource: &str) -> bool {
-    let Ok(doc) = serde_json::from_str::<serde_json::Value>(policy) else { return false };
+    let Ok(doc) = serde_json::from_str::<serde_json::Value>(policy) else {
+        return false;
+    };
     let list = |v: &serde_json::Value| -> Vec<String> {
         match v {
             serde_json::Value::String(s) => vec![s.clone()],
-            serde_json::Value::Array(a) => a.iter().filter_map(|x| x.as_str().map(str::to_string)).collect(),
+            serde_json::Value::Array(a) => a
+                .iter()
+                .filter_map(|x| x.as_str().map(str::to_string))
+                .collect(),
             _ => vec![],
         }
     };
@@ -63,15 +74,24 @@ pub fn allows_connect(policy: &str, resource: &str) -> bool {
     };
     statements.iter().any(|s| {
         s["Effect"] == "Allow"
-            && list(&s["Action"]).iter().any(|a| matches!(a.as_str(), "rds-db:connect" | "rds-db:*" | "*"))
-            && list(&s["Resource"]).iter().any(|r| wildcard_match(r, resource))
+            && list(&s["Action"])
+                .iter()
+                .any(|a| matches!(a.as_str(), "rds-db:connect" | "rds-db:*" | "*"))
+            && list(&s["Resource"])
+                .iter()
+                .any(|r| wildcard_match(r, resource))
     })
 }
 
 fn wildcard_match(pattern: &str, s: &str) -> bool {
     match pattern.split_once('*') {
         None => pattern == s,
-        Some((head, tail)) => s.starts_with(head) && (tail.is_empty() || (s.len() >= head.len() && (head.len()..=s.len()).any(|i| wildcard_match(tail, &s[i..])))),
+        Some((head, tail)) => {
+            s.starts_with(head)
+                && (tail.is_empty()
+                    || (s.len() >= head.len()
+                        && (head.len()..=s.len()).any(|i| wildcard_match(tail, &s[i..]))))
+        }
     }
 }
 
@@ -84,7 +104,9 @@ pub fn check(facts: &Facts) -> Vec<Finding> {
     let n = Names::new(stack, facts.env);
     let mut clients = Vec::new();
     for (name, f) in &stack.functions {
-        let Some(db) = f.database.as_ref().filter(|d| d.via == Via::Proxy) else { continue };
+        let Some(db) = f.database.as_ref().filter(|d| d.via == Via::Proxy) else {
+            continue;
+        };
         let fname = stack.function_name(facts.env, name);
         let live = o.get(Kind::Function, &fname);
         clients.push((
@@ -92,10 +114,16 @@ pub fn check(facts: &Facts) -> Vec<Finding> {
             Client {
                 label: format!("function {name}"),
                 db,
-                environment: live.and_then(|r| r.attrs.get("environment")).and_then(|e| serde_json::from_str(e).ok()).unwrap_or_default(),
+                environment: live
+                    .and_then(|r| r.attrs.get("environment"))
+                    .and_then(|e| serde_json::from_str(e).ok())
+                    .unwrap_or_default(),
                 subnets: split(live.and_then(|r| r.attrs.get("subnets"))),
                 security_groups: split(live.and_then(|r| r.attrs.get("security_groups"))),
-                role: live.and_then(|r| r.attrs.get("role")).cloned().unwrap_or_default(),
+                role: live
+                    .and_then(|r| r.attrs.get("role"))
+                    .cloned()
+                    .unwrap_or_default(),
                 fix_target: fname,
             },
         ));
@@ -109,37 +137,77 @@ pub fn check(facts: &Facts) -> Vec<Finding> {
                 Client {
                     label: format!("service {}", svc.name),
                     db,
-                    environment: task.and_then(|r| r.attrs.get("environment")).and_then(|e| serde_json::from_str(e).ok()).unwrap_or_default(),
+                    environment: task
+                        .and_then(|r| r.attrs.get("environment"))
+                        .and_then(|e| serde_json::from_str(e).ok())
+                        .unwrap_or_default(),
                     subnets: split(live.and_then(|r| r.attrs.get("subnets"))),
                     security_groups: split(live.and_then(|r| r.attrs.get("security_groups"))),
-                    role: task.and_then(|r| r.attrs.get("task_role")).cloned().unwrap_or_default(),
+                    role: task
+                        .and_then(|r| r.attrs.get("task_role"))
+                        .cloned()
+                        .unwrap_or_default(),
                     fix_target: svc.name.clone(),
                 },
             ));
         }
     }
     let Some(p) = o.get(Kind::Proxy, &proxy.name) else {
-        return vec![Finding::new(ID, Status::Fail, format!("proxy `{}` does not exist", proxy.name)).fix("statsctl deploy")];
+        return vec![Finding::new(
+            ID,
+            Status::Fail,
+            format!("proxy `{}` does not exist", proxy.name),
+        )
+        .fix("statsctl deploy")];
     };
     let endpoint = p.output("endpoint").unwrap_or_default();
     let proxy_subnets = split(p.attrs.get("subnets"));
-    let proxy_vpc = p.output("vpc_id").filter(|v| !v.is_empty()).map(str::to_string).or_else(|| proxy_subnets.iter().find_map(|s| facts.subnet_vpcs.get(s).cloned())).unwrap_or_default();
+    let proxy_vpc = p
+        .output("vpc_id")
+        .filter(|v| !v.is_empty())
+        .map(str::to_string)
+        .or_else(|| {
+            proxy_subnets
+                .iter()
+                .find_map(|s| facts.subnet_vpcs.get(s).cloned())
+        })
+        .unwrap_or_default();
     let proxy_groups = split(p.attrs.get("security_groups"));
-    let ingress: Vec<String> = proxy_groups.iter().flat_map(|g| split(o.get(Kind::Ingress, g).and_then(|r| r.attrs.get("rules")))).collect();
+    let ingress: Vec<String> = proxy_groups
+        .iter()
+        .flat_map(|g| split(o.get(Kind::Ingress, g).and_then(|r| r.attrs.get("rules"))))
+        .collect();
     let prx = proxy_resource_id(&p.id).unwrap_or_default();
 
     let mut problems = Vec::new();
     let mut fixes = Vec::new();
-    let mut evidence = vec![format!("proxy `{}` endpoint `{endpoint}` in VPC `{proxy_vpc}`, status {}", proxy.name, p.state)];
+    let mut evidence = vec![format!(
+        "proxy `{}` endpoint `{endpoint}` in VPC `{proxy_vpc}`, status {}",
+        proxy.name, p.state
+    )];
     if p.state != "available" {
-        problems.push(format!("proxy `{}` is {}, not available", proxy.name, p.state));
+        problems.push(format!(
+            "proxy `{}` is {}, not available",
+            proxy.name, p.state
+        ));
     }
-    let target = o.get(Kind::ProxyTarget, &format!("{}/{}", proxy.name, stack.database.cluster_id));
+    let target = o.get(
+        Kind::ProxyTarget,
+        &format!("{}/{}", proxy.name, stack.database.cluster_id),
+    );
     match target {
-        Some(t) if t.state == "AVAILABLE" => evidence.push(format!("target `{}` AVAILABLE", stack.database.cluster_id)),
-        Some(t) => problems.push(format!("proxy target `{}` is {}", stack.database.cluster_id, t.state)),
+        Some(t) if t.state == "AVAILABLE" => {
+            evidence.push(format!("target `{}` AVAILABLE", stack.database.cluster_id))
+        }
+        Some(t) => problems.push(format!(
+            "proxy target `{}` is {}",
+            stack.database.cluster_id, t.state
+        )),
         None => {
-            problems.push(format!("cluster `{}` is not registered with the proxy", stack.database.cluster_id));
+            problems.push(format!(
+                "cluster `{}` is not registered with the proxy",
+                stack.database.cluster_id
+            ));
             fixes.push("statsctl deploy (registers the cluster as the proxy's target)".to_string());
         }
     }
@@ -149,52 +217,116 @@ pub fn check(facts: &Facts) -> Vec<Finding> {
             fixes.push("statsctl deploy".into());
             continue;
         }
-        let host = c.environment.get(&c.db.host_env).cloned().unwrap_or_default();
+        let host = c
+            .environment
+            .get(&c.db.host_env)
+            .cloned()
+            .unwrap_or_default();
         if host == endpoint && !host.is_empty() {
             evidence.push(format!("{}: {} = proxy endpoint", c.label, c.db.host_env));
         } else {
-            problems.push(format!("{}: {} points at {}", c.label, c.db.host_env, name_endpoint(&host, o, &stack.database.cluster_id)));
-            fixes.push(format!("statsctl deploy (sets {} of {} to `{endpoint}`)", c.db.host_env, c.fix_target));
+            problems.push(format!(
+                "{}: {} points at {}",
+                c.label,
+                c.db.host_env,
+                name_endpoint(&host, o, &stack.database.cluster_id)
+            ));
+            fixes.push(format!(
+                "statsctl deploy (sets {} of {} to `{endpoint}`)",
+                c.db.host_env, c.fix_target
+            ));
         }
         if c.subnets.is_empty() {
-            problems.push(format!("{} runs outside any VPC and cannot reach the proxy", c.label));
+            problems.push(format!(
+                "{} runs outside any VPC and cannot reach the proxy",
+                c.label
+            ));
         }
         for s in &c.subnets {
-            let vpc = facts.subnet_vpcs.get(s).cloned().unwrap_or_else(|| "an unknown VPC".into());
+            let vpc = facts
+                .subnet_vpcs
+                .get(s)
+                .cloned()
+                .unwrap_or_else(|| "an unknown VPC".into());
             if vpc != proxy_vpc {
-                problems.push(format!("{}: subnet `{s}` is in `{vpc}`, the proxy is in `{proxy_vpc}`", c.label));
-                fixes.push(format!("statsctl deploy (puts {} in the proxy's subnets)", c.fix_target));
+                problems.push(format!(
+                    "{}: subnet `{s}` is in `{vpc}`, the proxy is in `{proxy_vpc}`",
+                    c.label
+                ));
+                fixes.push(format!(
+                    "statsctl deploy (puts {} in the proxy's subnets)",
+                    c.fix_target
+                ));
             }
         }
-        let admitted = c.security_groups.iter().any(|g| ingress.iter().any(|r| r == &format!("tcp:{POSTGRES_PORT}:sg:{g}") || r == &format!("-1:all:sg:{g}")))
-            || ingress.iter().any(|r| r.ends_with(":cidr:0.0.0.0/0") && (r.starts_with(&format!("tcp:{POSTGRES_PORT}:")) || r.starts_with("-1:")));
+        let admitted = c.security_groups.iter().any(|g| {
+            ingress.iter().any(|r| {
+                r == &format!("tcp:{POSTGRES_PORT}:sg:{g}") || r == &format!("-1:all:sg:{g}")
+            })
+        }) || ingress.iter().any(|r| {
+            r.ends_with(":cidr:0.0.0.0/0")
+                && (r.starts_with(&format!("tcp:{POSTGRES_PORT}:")) || r.starts_with("-1:"))
+        });
         if !admitted {
-            problems.push(format!("{}: the proxy's security group does not admit {} on {POSTGRES_PORT}", c.label, c.security_groups.join(", ")));
-            fixes.push(format!("statsctl deploy (adds the ingress rule to {})", proxy_groups.join(", ")));
+            problems.push(format!(
+                "{}: the proxy's security group does not admit {} on {POSTGRES_PORT}",
+                c.label,
+                c.security_groups.join(", ")
+            ));
+            fixes.push(format!(
+                "statsctl deploy (adds the ingress rule to {})",
+                proxy_groups.join(", ")
+            ));
         }
         if proxy.iam_auth {
             let resource = db_connect_resource(&o.region, &o.account_id, prx, &c.db.user);
-            let policies: Vec<&String> = [o.get(Kind::Role, &c.role).and_then(|r| r.attrs.get("policy")), o.get(Kind::RolePolicy, &format!("{}/rds-db-connect", c.role)).and_then(|r| r.attrs.get("policy"))]
-                .into_iter()
-                .flatten()
-                .collect();
+            let policies: Vec<&String> = [
+                o.get(Kind::Role, &c.role)
+                    .and_then(|r| r.attrs.get("policy")),
+                o.get(Kind::RolePolicy, &format!("{}/rds-db-connect", c.role))
+                    .and_then(|r| r.attrs.get("policy")),
+            ]
+            .into_iter()
+            .flatten()
+            .collect();
             if policies.iter().any(|p| allows_connect(p, &resource)) {
-                evidence.push(format!("{}: role `{}` allows rds-db:connect on `{resource}`", c.label, c.role));
+                evidence.push(format!(
+                    "{}: role `{}` allows rds-db:connect on `{resource}`",
+                    c.label, c.role
+                ));
             } else {
-                problems.push(format!("{}: role `{}` does not allow rds-db:connect on `{resource}`", c.label, c.role));
-                fixes.push(format!("statsctl deploy (restores the rds-db-connect policy of `{}`)", c.role));
+                problems.push(format!(
+                    "{}: role `{}` does not allow rds-db:connect on `{resource}`",
+                    c.label, c.role
+                ));
+                fixes.push(format!(
+                    "statsctl deploy (restores the rds-db-connect policy of `{}`)",
+                    c.role
+                ));
             }
         }
     }
     fixes.dedup();
-    let status = if problems.is_empty() { Status::Pass } else { Status::Fail };
+    let status = if problems.is_empty() {
+        Status::Pass
+    } else {
+        Status::Fail
+    };
     let summary = if problems.is_empty() {
-        format!("{} client(s) reach the database through `{}`", clients.len(), proxy.name)
+        format!(
+            "{} client(s) reach the database through `{}`",
+            clients.len(),
+            proxy.name
+        )
     } else {
         problems.first().cloned().unwrap_or_default()
     };
     let mut f = Finding::new(ID, status, summary);
-    f.evidence = if problems.is_empty() { evidence } else { problems };
+    f.evidence = if problems.is_empty() {
+        evidence
+    } else {
+        problems
+    };
     f.fixes = fixes;
     vec![f]
 }
@@ -211,7 +343,14 @@ mod tests {
         let other_proxy = r#"{"Statement":[{"Effect":"Allow","Action":"rds-db:connect","Resource":"arn:aws:rds-db:eu-west-1:1:dbuser:prx-2/api"}]}"#;
         let deny = r#"{"Statement":[{"Effect":"Deny","Action":"rds-db:connect","Resource":"*"}]}"#;
         let logs = r#"{"Statement":[{"Effect":"Allow","Action":"logs:*","Resource":"*"}]}"#;
-        for (p, want) in [(ok, true), (wild, true), (other_proxy, false), (deny, false), (logs, false), ("not json", false)] {
+        for (p, want) in [
+            (ok, true),
+            (wild, true),
+            (other_proxy, false),
+            (deny, false),
+            (logs, false),
+            ("not json", false),
+        ] {
             assert_eq!(allows_connect(p, r), want, "{p}");
         }
     }

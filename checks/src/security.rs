@@ -12,16 +12,29 @@ pub fn check(facts: &Facts) -> Vec<Finding> {
     let mut problems = Vec::new();
     let mut fixes = Vec::new();
     for (k, r) in &o.resources {
-        if k.kind == Kind::DbInstance && r.attrs.get("publicly_accessible").map(String::as_str) == Some("true") {
+        if k.kind == Kind::DbInstance
+            && r.attrs.get("publicly_accessible").map(String::as_str) == Some("true")
+        {
             problems.push(format!("DB instance `{}` is publicly accessible", k.name));
             fixes.push("set `database.publicly_accessible: false` and statsctl deploy".to_string());
         }
         if k.kind == Kind::Ingress {
-            for rule in r.attrs.get("rules").map(|v| v.split(',').collect::<Vec<_>>()).unwrap_or_default() {
+            for rule in r
+                .attrs
+                .get("rules")
+                .map(|v| v.split(',').collect::<Vec<_>>())
+                .unwrap_or_default()
+            {
                 let open = rule.ends_with(":cidr:0.0.0.0/0") || rule.ends_with(":cidr:::/0");
                 if open && (rule.starts_with("tcp:5432:") || rule.starts_with("-1:")) {
-                    problems.push(format!("security group `{}` admits the internet on 5432 ({rule})", k.name));
-                    fixes.push(format!("statsctl deploy (restores the rules of `{}`)", k.name));
+                    problems.push(format!(
+                        "security group `{}` admits the internet on 5432 ({rule})",
+                        k.name
+                    ));
+                    fixes.push(format!(
+                        "statsctl deploy (restores the rules of `{}`)",
+                        k.name
+                    ));
                 }
             }
         }
@@ -35,7 +48,11 @@ pub fn check(facts: &Facts) -> Vec<Finding> {
         }
     }
     if problems.is_empty() {
-        return vec![Finding::new(ID, Status::Pass, "database private, TLS required, 5432 closed to the internet")];
+        return vec![Finding::new(
+            ID,
+            Status::Pass,
+            "database private, TLS required, 5432 closed to the internet",
+        )];
     }
     let mut f = Finding::new(ID, Status::Fail, problems[0].clone());
     f.evidence = problems;

@@ -11,7 +11,12 @@ use crate::output::Format;
 #[derive(Args, Debug, Clone)]
 pub struct Global {
     /// Stack file
-    #[arg(long, global = true, default_value = "stacks/live-stats.yaml", env = "STATSCTL_STACK")]
+    #[arg(
+        long,
+        global = true,
+        default_value = "stacks/live-stats.yaml",
+        env = "STATSCTL_STACK"
+    )]
     pub stack: PathBuf,
     /// Environment from the stack file's `environments:` (local, dev, prod, …)
     #[arg(long, global = true, env = "STATSCTL_ENV")]

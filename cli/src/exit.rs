@@ -22,14 +22,24 @@ pub struct CliError {
 
 impl CliError {
     pub fn new(message: impl Into<String>) -> Self {
-        CliError { message: message.into(), hint: None, code: ERROR, printed: false }
+        CliError {
+            message: message.into(),
+            hint: None,
+            code: ERROR,
+            printed: false,
+        }
     }
     pub fn hint(mut self, hint: impl Into<String>) -> Self {
         self.hint = Some(hint.into());
         self
     }
     pub fn printed(code: i32) -> Self {
-        CliError { message: String::new(), hint: None, code, printed: true }
+        CliError {
+            message: String::new(),
+            hint: None,
+            code,
+            printed: true,
+        }
     }
 }
 

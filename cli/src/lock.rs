@@ -15,25 +15,49 @@ pub struct DeployLock {
 }
 
 fn lock_dir() -> PathBuf {
-    std::env::var_os("STATSCTL_LOCK_DIR").map(PathBuf::from).unwrap_or_else(|| PathBuf::from(".statsctl/locks"))
+    std::env::var_os("STATSCTL_LOCK_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from(".statsctl/locks"))
 }
 
 impl DeployLock {
     pub fn acquire(stack: &str, env: &str, command: &str) -> CliResult<DeployLock> {
         let dir = lock_dir();
-        std::fs::create_dir_all(&dir).map_err(|e| CliError::new(format!("cannot create lock directory `{}`: {e}", dir.display())))?;
+        std::fs::create_dir_all(&dir).map_err(|e| {
+            CliError::new(format!(
+                "cannot create lock directory `{}`: {e}",
+                dir.display()
+            ))
+        })?;
         let path = dir.join(format!("{stack}-{env}.lock"));
-        let mut file = OpenOptions::new().create(true).truncate(false).read(true).write(true).open(&path).map_err(|e| CliError::new(format!("cannot open lock `{}`: {e}", path.display())))?;
+        let mut file = OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .read(true)
+            .write(true)
+            .open(&path)
+            .map_err(|e| CliError::new(format!("cannot open lock `{}`: {e}", path.display())))?;
         let got = unsafe { libc::flock(file.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) } == 0;
         if !got {
             let mut holder = String::new();
             let _ = file.read_to_string(&mut holder);
-            return Err(CliError::new(format!("another statsctl is changing {stack}/{env}: {}", holder.trim()))
-                .hint("wait for it to finish; two deploys of the same stack never run at once"));
+            return Err(CliError::new(format!(
+                "another statsctl is changing {stack}/{env}: {}",
+                holder.trim()
+            ))
+            .hint("wait for it to finish; two deploys of the same stack never run at once"));
         }
         let _ = file.set_len(0);
         let _ = file.rewind();
-        let _ = write!(file, "{command} (pid {}, started {}s after the epoch)", std::process::id(), std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0));
+        let _ = write!(
+            file,
+            "{command} (pid {}, started {}s after the epoch)",
+            std::process::id(),
+            std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map(|d| d.as_secs())
+                .unwrap_or(0)
+        );
         let _ = file.flush();
         Ok(DeployLock { file, path })
     }

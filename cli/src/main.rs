@@ -16,7 +16,9 @@ use crate::exit::CliResult;
 /// one at a time, and check before the event that it will hold.
 #[derive(Parser, Debug)]
 #[command(name = "statsctl", version, about, long_about = None, propagate_version = true)]
-#[command(after_help = "Exit codes: 0 ok · 1 error · 2 changes pending / checks failed / load test failed")]
+#[command(
+    after_help = "Exit codes: 0 ok · 1 error · 2 changes pending / checks failed / load test failed"
+)]
 struct Cli {
     #[command(flatten)]
     global: Global,
@@ -49,7 +51,10 @@ enum Command {
 
 fn main() {
     let cli = Cli::parse();
-    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
         Ok(rt) => rt,
         Err(e) => {
             eprintln!("error: cannot start the async runtime: {e}");

@@ -12,7 +12,11 @@ pub enum Format {
 }
 
 /// Prints `value` as JSON, or its human rendering.
-pub fn emit<T: Serialize>(format: Format, value: &T, human: impl FnOnce(&mut String)) -> std::io::Result<()> {
+pub fn emit<T: Serialize>(
+    format: Format,
+    value: &T,
+    human: impl FnOnce(&mut String),
+) -> std::io::Result<()> {
     let mut out = std::io::stdout().lock();
     match format {
         Format::Json => {

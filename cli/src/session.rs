@@ -37,17 +37,34 @@ impl Session {
             BTreeMap::new()
         };
         let target = Target {
-            region: g.region.clone().unwrap_or_else(|| stack.spec.region.clone()),
+            region: g
+                .region
+                .clone()
+                .unwrap_or_else(|| stack.spec.region.clone()),
             profile: g.profile.clone().or_else(|| stack.spec.aws.profile.clone()),
-            endpoint_url: g.endpoint_url.clone().or_else(|| stack.spec.aws.endpoint_url.clone()),
+            endpoint_url: g
+                .endpoint_url
+                .clone()
+                .or_else(|| stack.spec.aws.endpoint_url.clone()),
         };
         let aws = Aws::connect(&target).await;
-        let owner = Owner { stack: stack.spec.stack.clone(), env: env.clone() };
-        Ok(Session { stack, env, owner, artifacts, aws })
+        let owner = Owner {
+            stack: stack.spec.stack.clone(),
+            env: env.clone(),
+        };
+        Ok(Session {
+            stack,
+            env,
+            owner,
+            artifacts,
+            aws,
+        })
     }
 
     pub async fn observe(&self) -> CliResult<Observed> {
-        observe(&self.aws, &self.stack.spec, &self.env).await.map_err(aws_error)
+        observe(&self.aws, &self.stack.spec, &self.env)
+            .await
+            .map_err(aws_error)
     }
 
     pub fn plan(&self, observed: &Observed) -> Plan {
@@ -61,7 +78,14 @@ impl Session {
         let calls = self.aws.calls.get();
         let observed = self.observe().await?;
         let p = self.plan(&observed);
-        Ok((observed, p, Measure { api_calls: self.aws.calls.get() - calls, seconds: start.elapsed().as_secs_f64() }))
+        Ok((
+            observed,
+            p,
+            Measure {
+                api_calls: self.aws.calls.get() - calls,
+                seconds: start.elapsed().as_secs_f64(),
+            },
+        ))
     }
 }
 
@@ -83,6 +107,13 @@ pub fn refuse_blocked(p: &Plan) -> CliResult<()> {
     if blocked.is_empty() {
         return Ok(());
     }
-    let list = blocked.iter().map(|c| format!("  {}: {}", c.key, c.blocked.as_deref().unwrap_or_default())).collect::<Vec<_>>().join("\n");
-    Err(CliError::new(format!("the plan cannot be applied:\n{list}")).hint("nothing was changed; resolve the conflicts above and re-run"))
+    let list = blocked
+        .iter()
+        .map(|c| format!("  {}: {}", c.key, c.blocked.as_deref().unwrap_or_default()))
+        .collect::<Vec<_>>()
+        .join("\n");
+    Err(
+        CliError::new(format!("the plan cannot be applied:\n{list}"))
+            .hint("nothing was changed; resolve the conflicts above and re-run"),
+    )
 }

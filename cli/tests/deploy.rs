@@ -26,12 +26,21 @@ fn create_from_nothing_then_nothing_to_do() {
         "ecs_service.stats-service",
         "alarm.live-stats-local-db-connections",
     ] {
-        assert!(creates.iter().any(|(r, _)| r == expected), "missing {expected} in {creates:?}");
+        assert!(
+            creates.iter().any(|(r, _)| r == expected),
+            "missing {expected} in {creates:?}"
+        );
     }
 
     let r = env.deploy();
-    assert!(r.stdout.contains("Live state matches the stack file"), "{r:?}");
-    assert!(r.stderr.contains("creating db_cluster.live-stats-db"), "progress goes to stderr: {r:?}");
+    assert!(
+        r.stdout.contains("Live state matches the stack file"),
+        "{r:?}"
+    );
+    assert!(
+        r.stderr.contains("creating db_cluster.live-stats-db"),
+        "progress goes to stderr: {r:?}"
+    );
 
     // Second deploy: nothing to do, and plan agrees with exit code 0.
     let again = env.deploy();
@@ -39,30 +48,61 @@ fn create_from_nothing_then_nothing_to_do() {
     let (code, plan) = env.plan_json();
     assert_eq!(code, 0, "{plan}");
     assert!(pending(&plan).is_empty());
-    assert!(plan["measured"]["api_calls"].as_u64().unwrap() > 10, "{plan}");
+    assert!(
+        plan["measured"]["api_calls"].as_u64().unwrap() > 10,
+        "{plan}"
+    );
 
     // The function→proxy link is in place: host variable = proxy endpoint, grant on the prx- id.
     let status = env.run(&["status", "--output", "json"]);
     assert_eq!(status.code, 0, "{status:?}");
     let s = status.json();
     let rows = s["resources"].as_array().unwrap();
-    let proxy_endpoint = rows.iter().find(|r| r["kind"] == "db_proxy").unwrap()["detail"].as_str().unwrap().to_string();
-    let alias = rows.iter().find(|r| r["name"] == format!("{STATS_API}:live")).unwrap();
+    let proxy_endpoint = rows.iter().find(|r| r["kind"] == "db_proxy").unwrap()["detail"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let alias = rows
+        .iter()
+        .find(|r| r["name"] == format!("{STATS_API}:live"))
+        .unwrap();
     assert_eq!(alias["detail"], "version 1", "{alias}");
     block_on(async {
         let conf = sdk_config(&env).await;
         let lambda = aws_sdk_lambda::Client::new(&conf);
-        let f = lambda.get_function_configuration().function_name(STATS_API).send().await.unwrap();
-        assert_eq!(f.environment().unwrap().variables().unwrap()["DB_HOST"], proxy_endpoint);
+        let f = lambda
+            .get_function_configuration()
+            .function_name(STATS_API)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(
+            f.environment().unwrap().variables().unwrap()["DB_HOST"],
+            proxy_endpoint
+        );
         let iam = aws_sdk_iam::Client::new(&conf);
-        let p = iam.get_role_policy().role_name("live-stats-local-fn-stats-api").policy_name("rds-db-connect").send().await.unwrap();
+        let p = iam
+            .get_role_policy()
+            .role_name("live-stats-local-fn-stats-api")
+            .policy_name("rds-db-connect")
+            .send()
+            .await
+            .unwrap();
         let doc = p.policy_document().replace("%3A", ":").replace("%2F", "/");
-        assert!(doc.contains("rds-db:connect") && doc.contains(":dbuser:prx-") && doc.contains("/stats_api"), "{doc}");
+        assert!(
+            doc.contains("rds-db:connect")
+                && doc.contains(":dbuser:prx-")
+                && doc.contains("/stats_api"),
+            "{doc}"
+        );
     });
 
     // Human status shows versions and states.
     let human = env.run(&["status"]);
-    assert!(human.stdout.contains("→ version 1") && human.stdout.contains("0 with pending changes"), "{human:?}");
+    assert!(
+        human.stdout.contains("→ version 1") && human.stdout.contains("0 with pending changes"),
+        "{human:?}"
+    );
 }
 
 #[test]
@@ -72,42 +112,97 @@ fn drift_is_shown_exactly_and_repaired() {
     block_on(async {
         let conf = sdk_config(&env).await;
         let lambda = aws_sdk_lambda::Client::new(&conf);
-        let f = lambda.get_function_configuration().function_name(STATS_API).send().await.unwrap();
-        let mut vars = f.environment().unwrap().variables().unwrap().clone();
-        vars.insert("DB_HOST".into(), "live-stats-db.cluster-abc.us-east-1.rds.amazonaws.com".into());
-        lambda
-            .update_function_configuration()
+        let f = lambda
+            .get_function_configuration()
             .function_name(STATS_API)
-            .environment(aws_sdk_lambda::types::Environment::builder().set_variables(Some(vars)).build())
             .send()
             .await
             .unwrap();
-        lambda.put_function_concurrency().function_name(STATS_API).reserved_concurrent_executions(900).send().await.unwrap();
+        let mut vars = f.environment().unwrap().variables().unwrap().clone();
+        vars.insert(
+            "DB_HOST".into(),
+            "live-stats-db.cluster-abc.us-east-1.rds.amazonaws.com".into(),
+        );
+        lambda
+            .update_function_configuration()
+            .function_name(STATS_API)
+            .environment(
+                aws_sdk_lambda::types::Environment::builder()
+                    .set_variables(Some(vars))
+                    .build(),
+            )
+            .send()
+            .await
+            .unwrap();
+        lambda
+            .put_function_concurrency()
+            .function_name(STATS_API)
+            .reserved_concurrent_executions(900)
+            .send()
+            .await
+            .unwrap();
     });
     let (code, plan) = env.plan_json();
     assert_eq!(code, 2);
     // Exactly the function (two attributes) and its alias, which must move to a version with the fix.
     assert_eq!(
         pending(&plan),
-        vec![(format!("lambda_function.{STATS_API}"), "update".into()), (format!("lambda_alias.{STATS_API}:live"), "update".into())]
+        vec![
+            (format!("lambda_function.{STATS_API}"), "update".into()),
+            (format!("lambda_alias.{STATS_API}:live"), "update".into())
+        ]
     );
-    let f = plan["changes"].as_array().unwrap().iter().find(|c| c["kind"] == "lambda_function" && c["action"] == "update").unwrap();
-    let attrs: Vec<&str> = f["changes"].as_array().unwrap().iter().map(|c| c["attr"].as_str().unwrap()).collect();
+    let f = plan["changes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["kind"] == "lambda_function" && c["action"] == "update")
+        .unwrap();
+    let attrs: Vec<&str> = f["changes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| c["attr"].as_str().unwrap())
+        .collect();
     assert_eq!(attrs, vec!["environment", "reserved_concurrency"]);
     let human = env.run(&["plan"]);
-    assert!(human.stdout.contains("environment.DB_HOST = \"live-stats-db.cluster-abc.us-east-1.rds.amazonaws.com\" →"), "{human:?}");
-    assert!(human.stdout.contains("reserved_concurrency = \"900\" → \"20\""), "{human:?}");
+    assert!(
+        human.stdout.contains(
+            "environment.DB_HOST = \"live-stats-db.cluster-abc.us-east-1.rds.amazonaws.com\" →"
+        ),
+        "{human:?}"
+    );
+    assert!(
+        human
+            .stdout
+            .contains("reserved_concurrency = \"900\" → \"20\""),
+        "{human:?}"
+    );
 
     env.deploy();
     let (code, plan) = env.plan_json();
     assert_eq!(code, 0, "{plan}");
     block_on(async {
         let lambda = aws_sdk_lambda::Client::new(&sdk_config(&env).await);
-        let c = lambda.get_function_concurrency().function_name(STATS_API).send().await.unwrap();
+        let c = lambda
+            .get_function_concurrency()
+            .function_name(STATS_API)
+            .send()
+            .await
+            .unwrap();
         assert_eq!(c.reserved_concurrent_executions(), Some(20));
-        let a = lambda.get_alias().function_name(STATS_API).name("live").send().await.unwrap();
+        let a = lambda
+            .get_alias()
+            .function_name(STATS_API)
+            .name("live")
+            .send()
+            .await
+            .unwrap();
         assert_eq!(a.function_version(), Some("2"));
-        assert!(a.description().unwrap().contains("previous=1"), "the alias remembers the version to roll back to");
+        assert!(
+            a.description().unwrap().contains("previous=1"),
+            "the alias remembers the version to roll back to"
+        );
     });
 }
 
@@ -115,14 +210,21 @@ fn drift_is_shown_exactly_and_repaired() {
 fn missing_artifact_is_an_input_error_and_sends_nothing() {
     let env = LocalAws::start();
     let dir = tempfile::tempdir().unwrap();
-    let text = std::fs::read_to_string(shipped_stack()).unwrap().replace("artifact: ../functions/log-ingester", "artifact: ../functions/missing-ingester");
+    let text = std::fs::read_to_string(shipped_stack()).unwrap().replace(
+        "artifact: ../functions/log-ingester",
+        "artifact: ../functions/missing-ingester",
+    );
     let path = dir.path().join("stacks/live-stats.yaml");
     std::fs::create_dir_all(path.parent().unwrap()).unwrap();
     std::fs::write(&path, text).unwrap();
-    std::os::unix::fs::symlink(repo_root().join("functions"), dir.path().join("functions")).unwrap();
+    std::os::unix::fs::symlink(repo_root().join("functions"), dir.path().join("functions"))
+        .unwrap();
     let r = env.run(&["--stack", path.to_str().unwrap(), "deploy"]);
     assert_eq!(r.code, 1, "{r:?}");
-    assert!(r.stderr.contains("function `log-ingester`") && r.stderr.contains("missing-ingester"), "{r:?}");
+    assert!(
+        r.stderr.contains("function `log-ingester`") && r.stderr.contains("missing-ingester"),
+        "{r:?}"
+    );
     assert!(r.stderr.contains("nothing was sent to AWS"), "{r:?}");
     // Nothing was created.
     let (_, plan) = env.plan_json();
@@ -145,19 +247,39 @@ fn failure_midway_then_rerun_converges() {
     });
     let r = env.run(&["deploy"]);
     assert_eq!(r.code, 1, "{r:?}");
-    assert!(r.stderr.contains("deploy stopped at iam_role.live-stats-local-task"), "{r:?}");
-    assert!(r.stdout.contains("✓ vpc.live-stats-local created") && r.stdout.contains("not attempted"), "done and not done are both reported: {r:?}");
-    assert!(r.stderr.contains("re-running `statsctl deploy` resumes"), "{r:?}");
+    assert!(
+        r.stderr
+            .contains("deploy stopped at iam_role.live-stats-local-task"),
+        "{r:?}"
+    );
+    assert!(
+        r.stdout.contains("✓ vpc.live-stats-local created") && r.stdout.contains("not attempted"),
+        "done and not done are both reported: {r:?}"
+    );
+    assert!(
+        r.stderr.contains("re-running `statsctl deploy` resumes"),
+        "{r:?}"
+    );
     let (_, plan) = env.plan_json();
     let left = pending(&plan);
-    assert!(!left.iter().any(|(r, _)| r == "vpc.live-stats-local"), "what was done stays done: {left:?}");
+    assert!(
+        !left.iter().any(|(r, _)| r == "vpc.live-stats-local"),
+        "what was done stays done: {left:?}"
+    );
 
     block_on(async {
         let iam = aws_sdk_iam::Client::new(&sdk_config(&env).await);
-        iam.delete_role().role_name("live-stats-local-task").send().await.unwrap();
+        iam.delete_role()
+            .role_name("live-stats-local-task")
+            .send()
+            .await
+            .unwrap();
     });
     let r = env.deploy();
-    assert!(r.stdout.contains("Live state matches the stack file"), "{r:?}");
+    assert!(
+        r.stdout.contains("Live state matches the stack file"),
+        "{r:?}"
+    );
     let (code, _) = env.plan_json();
     assert_eq!(code, 0);
 }
@@ -167,7 +289,9 @@ fn killed_deploy_resumes() {
     use std::io::{BufRead, BufReader};
     let env = LocalAws::start();
     let mut c = env.statsctl();
-    c.arg("deploy").stderr(std::process::Stdio::piped()).stdout(std::process::Stdio::null());
+    c.arg("deploy")
+        .stderr(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::null());
     let mut child = c.spawn().unwrap();
     let stderr = BufReader::new(child.stderr.take().unwrap());
     let mut created = 0;
@@ -197,18 +321,41 @@ fn a_second_deploy_is_refused_while_one_runs() {
     let env = LocalAws::start();
     let lock_dir = env.dir.path().join("locks");
     std::fs::create_dir_all(&lock_dir).unwrap();
-    let file = std::fs::OpenOptions::new().create(true).truncate(false).write(true).open(lock_dir.join("live-stats-local.lock")).unwrap();
-    std::fs::write(lock_dir.join("live-stats-local.lock"), "statsctl deploy (pid 4242)").unwrap();
-    assert_eq!(unsafe { libc::flock(file.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) }, 0);
+    let file = std::fs::OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(lock_dir.join("live-stats-local.lock"))
+        .unwrap();
+    std::fs::write(
+        lock_dir.join("live-stats-local.lock"),
+        "statsctl deploy (pid 4242)",
+    )
+    .unwrap();
+    assert_eq!(
+        unsafe { libc::flock(file.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) },
+        0
+    );
     let r = env.run(&["deploy"]);
     assert_eq!(r.code, 1, "{r:?}");
-    assert!(r.stderr.contains("another statsctl is changing live-stats/local") && r.stderr.contains("pid 4242"), "{r:?}");
+    assert!(
+        r.stderr
+            .contains("another statsctl is changing live-stats/local")
+            && r.stderr.contains("pid 4242"),
+        "{r:?}"
+    );
     let (_, plan) = env.plan_json();
-    assert!(pending(&plan).iter().all(|(_, a)| a == "create"), "nothing was changed");
+    assert!(
+        pending(&plan).iter().all(|(_, a)| a == "create"),
+        "nothing was changed"
+    );
     // Dry runs change nothing and need no lock.
     let dry = env.run(&["deploy", "--dry-run"]);
     assert_eq!(dry.code, 0, "{dry:?}");
-    assert!(dry.stdout.contains("Dry run: nothing was changed."), "{dry:?}");
+    assert!(
+        dry.stdout.contains("Dry run: nothing was changed."),
+        "{dry:?}"
+    );
     drop(file);
 }
 
@@ -222,20 +369,50 @@ fn destroy_keeps_data_unless_asked() {
 
     let r = env.run(&["destroy", "--yes"]);
     assert_eq!(r.code, 0, "{r:?}");
-    assert!(r.stdout.contains("Kept (they hold data") && r.stdout.contains("db_cluster.live-stats-db"), "{r:?}");
+    assert!(
+        r.stdout.contains("Kept (they hold data") && r.stdout.contains("db_cluster.live-stats-db"),
+        "{r:?}"
+    );
     block_on(async {
         let conf = sdk_config(&env).await;
         let rds = aws_sdk_rds::Client::new(&conf);
-        assert_eq!(rds.describe_db_clusters().db_cluster_identifier("live-stats-db").send().await.unwrap().db_clusters().len(), 1);
+        assert_eq!(
+            rds.describe_db_clusters()
+                .db_cluster_identifier("live-stats-db")
+                .send()
+                .await
+                .unwrap()
+                .db_clusters()
+                .len(),
+            1
+        );
         let lambda = aws_sdk_lambda::Client::new(&conf);
-        assert!(lambda.get_function().function_name(STATS_API).send().await.is_err(), "functions are gone");
+        assert!(
+            lambda
+                .get_function()
+                .function_name(STATS_API)
+                .send()
+                .await
+                .is_err(),
+            "functions are gone"
+        );
         let cw = aws_sdk_cloudwatch::Client::new(&conf);
-        assert!(cw.describe_alarms().alarm_name_prefix("live-stats-local-").send().await.unwrap().metric_alarms().is_empty());
+        assert!(cw
+            .describe_alarms()
+            .alarm_name_prefix("live-stats-local-")
+            .send()
+            .await
+            .unwrap()
+            .metric_alarms()
+            .is_empty());
     });
 
     let r = env.run(&["destroy", "--yes", "--delete-data"]);
     assert_eq!(r.code, 0, "{r:?}");
     let (_, plan) = env.plan_json();
-    assert!(pending(&plan).iter().all(|(_, a)| a == "create"), "everything is gone: {plan}");
+    assert!(
+        pending(&plan).iter().all(|(_, a)| a == "create"),
+        "everything is gone: {plan}"
+    );
     assert_eq!(pending(&plan).len(), 54);
 }

@@ -17,7 +17,12 @@ fn preflight(env: &LocalAws, extra: &[&str]) -> (Run, serde_json::Value) {
 }
 
 fn finding<'a>(report: &'a serde_json::Value, id: &str) -> &'a serde_json::Value {
-    report["findings"].as_array().unwrap().iter().find(|f| f["id"] == id).unwrap_or_else(|| panic!("no finding {id} in {report}"))
+    report["findings"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|f| f["id"] == id)
+        .unwrap_or_else(|| panic!("no finding {id} in {report}"))
 }
 
 fn text(f: &serde_json::Value) -> String {
@@ -30,7 +35,12 @@ fn healthy_stack_passes_the_link_checks_and_reports_in_three_formats() {
     env.deploy();
     let (r, j) = preflight(&env, &[]);
     for id in ["proxy.attached", "alarms.armed", "stack.drift", "security"] {
-        assert_eq!(finding(&j, id)["status"], "pass", "{id}: {}", finding(&j, id));
+        assert_eq!(
+            finding(&j, id)["status"],
+            "pass",
+            "{id}: {}",
+            finding(&j, id)
+        );
     }
     // Until load tests are recorded, this one cannot pass: and so preflight says not ready (exit 2).
     assert_eq!(finding(&j, "loadtest.passed")["status"], "fail");
@@ -46,15 +56,37 @@ fn healthy_stack_passes_the_link_checks_and_reports_in_three_formats() {
     let (r, j) = preflight(&env, &["--only", "proxy.attached", "security"]);
     assert_eq!(r.code, 0, "{r:?}");
     assert_eq!(j["findings"].as_array().unwrap().len(), 2);
-    let (_, j) = preflight(&env, &["--skip", "loadtest.passed", "--reason", "first event of the season"]);
-    assert!(finding(&j, "loadtest.passed")["summary"].as_str().unwrap().contains("first event of the season"));
+    let (_, j) = preflight(
+        &env,
+        &[
+            "--skip",
+            "loadtest.passed",
+            "--reason",
+            "first event of the season",
+        ],
+    );
+    assert!(finding(&j, "loadtest.passed")["summary"]
+        .as_str()
+        .unwrap()
+        .contains("first event of the season"));
     let bad = env.run(&["preflight", "--only", "proxy.attach"]);
     assert_eq!(bad.code, 1);
-    assert!(bad.stderr.contains("did you mean `proxy.attached`?"), "{bad:?}");
+    assert!(
+        bad.stderr.contains("did you mean `proxy.attached`?"),
+        "{bad:?}"
+    );
 
     let human = env.run(&["preflight"]);
-    assert!(human.stdout.contains("✓ proxy.attached") && human.stdout.contains("✗ loadtest.passed") && human.stdout.contains("NOT READY"), "{human:?}");
-    assert!(human.stdout.contains("statsctl loadtest --env local"), "fixes are listed: {human:?}");
+    assert!(
+        human.stdout.contains("✓ proxy.attached")
+            && human.stdout.contains("✗ loadtest.passed")
+            && human.stdout.contains("NOT READY"),
+        "{human:?}"
+    );
+    assert!(
+        human.stdout.contains("statsctl loadtest --env local"),
+        "fixes are listed: {human:?}"
+    );
     let md = env.run(&["preflight", "--markdown"]);
     assert!(md.stdout.contains("| ✓ | `proxy.attached` |"), "{md:?}");
 }
@@ -70,16 +102,30 @@ fn broken_proxy_links_are_named() {
     let cluster_endpoint = block_on(async {
         let conf = sdk_config(&env).await;
         let rds = aws_sdk_rds::Client::new(&conf);
-        let c = rds.describe_db_clusters().db_cluster_identifier("live-stats-db").send().await.unwrap();
+        let c = rds
+            .describe_db_clusters()
+            .db_cluster_identifier("live-stats-db")
+            .send()
+            .await
+            .unwrap();
         let endpoint = c.db_clusters()[0].endpoint().unwrap().to_string();
         let lambda = aws_sdk_lambda::Client::new(&conf);
-        let f = lambda.get_function_configuration().function_name(STATS_API).send().await.unwrap();
+        let f = lambda
+            .get_function_configuration()
+            .function_name(STATS_API)
+            .send()
+            .await
+            .unwrap();
         let mut vars = f.environment().unwrap().variables().unwrap().clone();
         vars.insert("DB_HOST".into(), endpoint.clone());
         lambda
             .update_function_configuration()
             .function_name(STATS_API)
-            .environment(aws_sdk_lambda::types::Environment::builder().set_variables(Some(vars)).build())
+            .environment(
+                aws_sdk_lambda::types::Environment::builder()
+                    .set_variables(Some(vars))
+                    .build(),
+            )
             .send()
             .await
             .unwrap();
@@ -96,7 +142,12 @@ fn broken_proxy_links_are_named() {
     // 2. The rds-db:connect grant removed.
     block_on(async {
         let iam = aws_sdk_iam::Client::new(&sdk_config(&env).await);
-        iam.delete_role_policy().role_name("live-stats-local-fn-stats-api").policy_name("rds-db-connect").send().await.unwrap();
+        iam.delete_role_policy()
+            .role_name("live-stats-local-fn-stats-api")
+            .policy_name("rds-db-connect")
+            .send()
+            .await
+            .unwrap();
     });
     let (_, j) = preflight(&env, &["--only", "proxy.attached"]);
     let f = finding(&j, "proxy.attached");
@@ -107,14 +158,51 @@ fn broken_proxy_links_are_named() {
     let (other_vpc, other_subnet) = block_on(async {
         let conf = sdk_config(&env).await;
         let ec2 = aws_sdk_ec2::Client::new(&conf);
-        let vpc = ec2.create_vpc().cidr_block("10.99.0.0/16").send().await.unwrap().vpc().unwrap().vpc_id().unwrap().to_string();
-        let subnet = ec2.create_subnet().vpc_id(&vpc).cidr_block("10.99.1.0/24").availability_zone("us-east-1a").send().await.unwrap().subnet().unwrap().subnet_id().unwrap().to_string();
-        let sg = ec2.create_security_group().group_name("elsewhere").description("x").vpc_id(&vpc).send().await.unwrap().group_id().unwrap().to_string();
+        let vpc = ec2
+            .create_vpc()
+            .cidr_block("10.99.0.0/16")
+            .send()
+            .await
+            .unwrap()
+            .vpc()
+            .unwrap()
+            .vpc_id()
+            .unwrap()
+            .to_string();
+        let subnet = ec2
+            .create_subnet()
+            .vpc_id(&vpc)
+            .cidr_block("10.99.1.0/24")
+            .availability_zone("us-east-1a")
+            .send()
+            .await
+            .unwrap()
+            .subnet()
+            .unwrap()
+            .subnet_id()
+            .unwrap()
+            .to_string();
+        let sg = ec2
+            .create_security_group()
+            .group_name("elsewhere")
+            .description("x")
+            .vpc_id(&vpc)
+            .send()
+            .await
+            .unwrap()
+            .group_id()
+            .unwrap()
+            .to_string();
         let lambda = aws_sdk_lambda::Client::new(&conf);
         lambda
             .update_function_configuration()
             .function_name(STATS_API)
-            .vpc_config(aws_sdk_lambda::types::VpcConfig::builder().subnet_ids(&subnet).security_group_ids(&sg).build())
+            .vpc_config(
+                aws_sdk_lambda::types::VpcConfig::builder()
+                    .subnet_ids(&subnet)
+                    .security_group_ids(&sg)
+                    .build(),
+            )
             .send()
             .await
             .unwrap();
@@ -123,10 +211,17 @@ fn broken_proxy_links_are_named() {
     let (_, j) = preflight(&env, &["--only", "proxy.attached"]);
     let f = finding(&j, "proxy.attached");
     assert!(text(f).contains(&format!("function stats-api: subnet `{other_subnet}` is in `{other_vpc}`, the proxy is in `vpc-")), "{f}");
-    assert!(text(f).contains("does not admit"), "its new security group is not admitted either: {f}");
+    assert!(
+        text(f).contains("does not admit"),
+        "its new security group is not admitted either: {f}"
+    );
     env.deploy();
     let (_, j) = preflight(&env, &["--only", "proxy.attached"]);
-    assert_eq!(finding(&j, "proxy.attached")["status"], "pass", "deploy repairs the link");
+    assert_eq!(
+        finding(&j, "proxy.attached")["status"],
+        "pass",
+        "deploy repairs the link"
+    );
 }
 
 #[test]
@@ -136,20 +231,48 @@ fn alarms_and_rollback_problems_are_named() {
     // A second version, so the alias has a previous one (1).
     block_on(async {
         let lambda = aws_sdk_lambda::Client::new(&sdk_config(&env).await);
-        lambda.put_function_concurrency().function_name(STATS_API).reserved_concurrent_executions(7).send().await.unwrap();
-        let f = lambda.get_function_configuration().function_name(STATS_API).send().await.unwrap();
+        lambda
+            .put_function_concurrency()
+            .function_name(STATS_API)
+            .reserved_concurrent_executions(7)
+            .send()
+            .await
+            .unwrap();
+        let f = lambda
+            .get_function_configuration()
+            .function_name(STATS_API)
+            .send()
+            .await
+            .unwrap();
         let mut vars = f.environment().unwrap().variables().unwrap().clone();
         vars.insert("LOG_LEVEL".into(), "debug".into());
-        lambda.update_function_configuration().function_name(STATS_API).environment(aws_sdk_lambda::types::Environment::builder().set_variables(Some(vars)).build()).send().await.unwrap();
+        lambda
+            .update_function_configuration()
+            .function_name(STATS_API)
+            .environment(
+                aws_sdk_lambda::types::Environment::builder()
+                    .set_variables(Some(vars))
+                    .build(),
+            )
+            .send()
+            .await
+            .unwrap();
     });
     env.deploy();
     let (_, j) = preflight(&env, &["--only", "rollback.ready", "alarms.armed"]);
-    assert!(!text(finding(&j, "rollback.ready")).contains("stats-api: no previous"), "{j}");
+    assert!(
+        !text(finding(&j, "rollback.ready")).contains("stats-api: no previous"),
+        "{j}"
+    );
 
     block_on(async {
         let conf = sdk_config(&env).await;
         let cw = aws_sdk_cloudwatch::Client::new(&conf);
-        cw.delete_alarms().alarm_names("live-stats-local-db-connections").send().await.unwrap();
+        cw.delete_alarms()
+            .alarm_names("live-stats-local-db-connections")
+            .send()
+            .await
+            .unwrap();
         cw.set_alarm_state()
             .alarm_name("live-stats-local-lambda-errors-stats-api")
             .state_value(aws_sdk_cloudwatch::types::StateValue::Alarm)
@@ -158,17 +281,36 @@ fn alarms_and_rollback_problems_are_named() {
             .await
             .unwrap();
         let lambda = aws_sdk_lambda::Client::new(&conf);
-        lambda.delete_function().function_name(STATS_API).qualifier("1").send().await.unwrap();
+        lambda
+            .delete_function()
+            .function_name(STATS_API)
+            .qualifier("1")
+            .send()
+            .await
+            .unwrap();
     });
     let (r, j) = preflight(&env, &["--only", "rollback.ready", "alarms.armed"]);
     assert_eq!(r.code, 2);
     let alarms = finding(&j, "alarms.armed");
     assert_eq!(alarms["status"], "fail");
-    assert!(text(alarms).contains("missing: live-stats-local-db-connections"), "{alarms}");
-    assert!(text(alarms).contains("in ALARM: live-stats-local-lambda-errors-stats-api: Threshold Crossed: 12 errors"), "{alarms}");
+    assert!(
+        text(alarms).contains("missing: live-stats-local-db-connections"),
+        "{alarms}"
+    );
+    assert!(
+        text(alarms).contains(
+            "in ALARM: live-stats-local-lambda-errors-stats-api: Threshold Crossed: 12 errors"
+        ),
+        "{alarms}"
+    );
     let rollback = finding(&j, "rollback.ready");
     assert_eq!(rollback["status"], "fail");
-    assert!(text(rollback).contains(&format!("{STATS_API}: the previous version recorded on its alias was deleted")), "{rollback}");
+    assert!(
+        text(rollback).contains(&format!(
+            "{STATS_API}: the previous version recorded on its alias was deleted"
+        )),
+        "{rollback}"
+    );
 }
 
 #[test]
@@ -177,32 +319,94 @@ fn reserved_concurrency_beyond_max_connections_fails_capacity() {
     let env = LocalAws::start();
     let dir = tempfile::tempdir().unwrap();
     let text_in = std::fs::read_to_string(shipped_stack()).unwrap();
-    let direct = text_in.replace("database: { via: proxy, host_env: DB_HOST, pool_size: 1, user: log_ingester }", "database: { via: direct, host_env: DB_HOST, pool_size: 1, user: log_ingester }");
+    let direct = text_in.replace(
+        "database: { via: proxy, host_env: DB_HOST, pool_size: 1, user: log_ingester }",
+        "database: { via: direct, host_env: DB_HOST, pool_size: 1, user: log_ingester }",
+    );
     assert_ne!(direct, text_in);
     std::fs::create_dir_all(dir.path().join("stacks")).unwrap();
     let path = dir.path().join("stacks/live-stats.yaml");
     std::fs::write(&path, direct).unwrap();
-    std::os::unix::fs::symlink(repo_root().join("functions"), dir.path().join("functions")).unwrap();
+    std::os::unix::fs::symlink(repo_root().join("functions"), dir.path().join("functions"))
+        .unwrap();
     let stack = path.to_str().unwrap();
     let r = env.run(&["--stack", stack, "deploy"]);
     assert_eq!(r.code, 0, "{r:?}");
-    let ok = env.run(&["--stack", stack, "preflight", "--only", "capacity.connections", "--output", "json"]);
+    let ok = env.run(&[
+        "--stack",
+        stack,
+        "preflight",
+        "--only",
+        "capacity.connections",
+        "--output",
+        "json",
+    ]);
     assert_eq!(ok.code, 0, "warnings do not fail preflight: {ok:?}");
     assert_ne!(ok.json()["findings"][0]["status"], "fail", "{ok:?}");
-    assert_eq!(env.run(&["--stack", stack, "preflight", "--only", "capacity.connections", "--strict"]).code, 2, "--strict fails on warnings");
+    assert_eq!(
+        env.run(&[
+            "--stack",
+            stack,
+            "preflight",
+            "--only",
+            "capacity.connections",
+            "--strict"
+        ])
+        .code,
+        2,
+        "--strict fails on warnings"
+    );
 
     block_on(async {
         let lambda = aws_sdk_lambda::Client::new(&sdk_config(&env).await);
-        lambda.put_function_concurrency().function_name("live-stats-local-log-ingester").reserved_concurrent_executions(400).send().await.unwrap();
+        lambda
+            .put_function_concurrency()
+            .function_name("live-stats-local-log-ingester")
+            .reserved_concurrent_executions(400)
+            .send()
+            .await
+            .unwrap();
     });
-    let r = env.run(&["--stack", stack, "preflight", "--only", "capacity.connections", "--output", "json"]);
+    let r = env.run(&[
+        "--stack",
+        stack,
+        "preflight",
+        "--only",
+        "capacity.connections",
+        "--output",
+        "json",
+    ]);
     assert_eq!(r.code, 2, "{r:?}");
     let f = &r.json()["findings"][0];
     assert_eq!(f["status"], "fail", "{f}");
-    assert!(f["summary"].as_str().unwrap().contains("direct clients can open 400 connections; the database allows 27"), "{f}");
-    assert!(f["fixes"][0].as_str().unwrap().contains("set reserved concurrency of log-ingester to ≤ 27"), "{f}");
+    assert!(
+        f["summary"]
+            .as_str()
+            .unwrap()
+            .contains("direct clients can open 400 connections; the database allows 27"),
+        "{f}"
+    );
+    assert!(
+        f["fixes"][0]
+            .as_str()
+            .unwrap()
+            .contains("set reserved concurrency of log-ingester to ≤ 27"),
+        "{f}"
+    );
     // The arithmetic is shown as a table in the human view.
-    let human = env.run(&["--stack", stack, "preflight", "--only", "capacity.connections"]);
-    assert!(human.stdout.contains("log-ingester     direct") || human.stdout.contains("log-ingester"), "{human:?}");
-    assert!(human.stdout.contains("400") && human.stdout.contains("database allows 27"), "{human:?}");
+    let human = env.run(&[
+        "--stack",
+        stack,
+        "preflight",
+        "--only",
+        "capacity.connections",
+    ]);
+    assert!(
+        human.stdout.contains("log-ingester     direct") || human.stdout.contains("log-ingester"),
+        "{human:?}"
+    );
+    assert!(
+        human.stdout.contains("400") && human.stdout.contains("database allows 27"),
+        "{human:?}"
+    );
 }

@@ -10,11 +10,23 @@ mod harness;
 
 use harness::*;
 
-const INCIDENT: [(&str, &str); 2] = [("STATSCTL_LOCAL_SERVICE_VIA", "direct"), ("STATSCTL_LOCAL_SERVICE_CONNECTIONS", "per_request")];
+const INCIDENT: [(&str, &str); 2] = [
+    ("STATSCTL_LOCAL_SERVICE_VIA", "direct"),
+    ("STATSCTL_LOCAL_SERVICE_CONNECTIONS", "per_request"),
+];
 
 /// 240 viewers (200 expected × headroom 1.2) arriving in one page-load wave within 10 ms (their polls stay in sync, and arrive faster than PostgreSQL can open connections), spiking
 /// to 720 within a second.
-const LOAD: [&str; 8] = ["loadtest", "--viewers", "240", "--stages", "ramp:240:1s,hold:240:10s,spike:720:1s,hold:720:10s", "--arrival", "waves:1:10ms", "--output"];
+const LOAD: [&str; 8] = [
+    "loadtest",
+    "--viewers",
+    "240",
+    "--stages",
+    "ramp:240:1s,hold:240:10s,spike:720:1s,hold:720:10s",
+    "--arrival",
+    "waves:1:10ms",
+    "--output",
+];
 
 fn loadtest(env: &LocalAws, vars: &[(&str, &str)]) -> (Run, serde_json::Value) {
     let mut args = LOAD.to_vec();
@@ -25,9 +37,24 @@ fn loadtest(env: &LocalAws, vars: &[(&str, &str)]) -> (Run, serde_json::Value) {
 }
 
 fn capacity(env: &LocalAws, vars: &[(&str, &str)]) -> (Run, serde_json::Value) {
-    let r = env.run_with(&["preflight", "--only", "capacity.connections", "--output", "json"], vars);
+    let r = env.run_with(
+        &[
+            "preflight",
+            "--only",
+            "capacity.connections",
+            "--output",
+            "json",
+        ],
+        vars,
+    );
     let v = r.json();
-    let finding = v["findings"].as_array().unwrap().iter().find(|f| f["id"] == "capacity.connections").cloned().unwrap_or_else(|| panic!("no capacity finding: {r:?}"));
+    let finding = v["findings"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|f| f["id"] == "capacity.connections")
+        .cloned()
+        .unwrap_or_else(|| panic!("no capacity finding: {r:?}"));
     (r, finding)
 }
 
@@ -41,18 +68,30 @@ fn per_request_connections_fail_the_load_test_and_the_proxy_with_a_pool_passes()
     let (r, v) = loadtest(&env, &INCIDENT);
     assert_eq!(r.code, 2, "the load test must fail: {r:?}");
     let errors = &v["result"]["errors"];
-    assert!(errors["status_503"].as_u64().unwrap_or(0) > 0, "connection refusals surface as 503s: {errors}");
+    assert!(
+        errors["status_503"].as_u64().unwrap_or(0) > 0,
+        "connection refusals surface as 503s: {errors}"
+    );
     assert!(!v["verdict"]["passed"].as_bool().unwrap());
-    eprintln!("incident: {}", serde_json::json!({"latency_ms": v["result"]["latency_ms"], "errors": errors, "error_rate": v["result"]["error_rate"]}));
+    eprintln!(
+        "incident: {}",
+        serde_json::json!({"latency_ms": v["result"]["latency_ms"], "errors": errors, "error_rate": v["result"]["error_rate"]})
+    );
 
     let (r, f) = capacity(&env, &INCIDENT);
     assert_eq!(r.code, 2, "{r:?}");
     assert_eq!(f["status"], "fail", "{f}");
     let summary = f["summary"].as_str().unwrap();
     // 200 viewers × spike 3 = 600 connections at once; max_connections 30 − 3 reserved = 27.
-    assert!(summary.contains("600") && summary.contains("27"), "the numbers are named: {summary}");
+    assert!(
+        summary.contains("600") && summary.contains("27"),
+        "the numbers are named: {summary}"
+    );
     let fixes = f["fixes"].to_string();
-    assert!(fixes.contains("give stats-service a pool") && fixes.contains("via: proxy"), "{fixes}");
+    assert!(
+        fixes.contains("give stats-service a pool") && fixes.contains("via: proxy"),
+        "{fixes}"
+    );
 
     // 2. Through PgBouncer, pooled: restart the service as the stack now says, deploy, same load.
     let r = env.local_up(30, true, &[]);
@@ -61,8 +100,14 @@ fn per_request_connections_fail_the_load_test_and_the_proxy_with_a_pool_passes()
     let r = env.run_with(&["deploy"], &[]);
     assert_eq!(r.code, 0, "{r:?}");
     let (r, v) = loadtest(&env, &[]);
-    eprintln!("fixed: {}", serde_json::json!({"latency_ms": v["result"]["latency_ms"], "errors": v["result"]["errors"], "error_rate": v["result"]["error_rate"]}));
-    assert_eq!(r.code, 0, "the same load passes through the proxy with a pool: {r:?}");
+    eprintln!(
+        "fixed: {}",
+        serde_json::json!({"latency_ms": v["result"]["latency_ms"], "errors": v["result"]["errors"], "error_rate": v["result"]["error_rate"]})
+    );
+    assert_eq!(
+        r.code, 0,
+        "the same load passes through the proxy with a pool: {r:?}"
+    );
     assert_eq!(v["result"]["failed"], 0, "{}", v["result"]);
 
     let (_, f) = capacity(&env, &[]);

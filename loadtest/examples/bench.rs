@@ -14,12 +14,26 @@ use statsctl_loadtest::{run, Arrival, Profile, Stage, Target};
 fn main() {
     let args: Vec<String> = std::env::args().skip(1).collect();
     let get = |k: &str| args.windows(2).find(|w| w[0] == k).map(|w| w[1].clone());
-    let target = Target::parse(&get("--target").unwrap_or_else(|| "http://127.0.0.1:18999/".into())).expect("--target");
-    let viewers: u64 = get("--viewers").and_then(|v| v.parse().ok()).unwrap_or(1000);
-    let poll = get("--poll").and_then(|v| parse_duration(&v)).unwrap_or(Duration::from_secs(1));
-    let duration = get("--duration").and_then(|v| parse_duration(&v)).unwrap_or(Duration::from_secs(10));
+    let target =
+        Target::parse(&get("--target").unwrap_or_else(|| "http://127.0.0.1:18999/".into()))
+            .expect("--target");
+    let viewers: u64 = get("--viewers")
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(1000);
+    let poll = get("--poll")
+        .and_then(|v| parse_duration(&v))
+        .unwrap_or(Duration::from_secs(1));
+    let duration = get("--duration")
+        .and_then(|v| parse_duration(&v))
+        .unwrap_or(Duration::from_secs(10));
     let pool: Option<usize> = get("--pool").and_then(|v| v.parse().ok());
-    let workers: usize = get("--workers").and_then(|v| v.parse().ok()).unwrap_or_else(|| std::thread::available_parallelism().map(|n| n.get()).unwrap_or(2));
+    let workers: usize = get("--workers")
+        .and_then(|v| v.parse().ok())
+        .unwrap_or_else(|| {
+            std::thread::available_parallelism()
+                .map(|n| n.get())
+                .unwrap_or(2)
+        });
     // Viewers start at a uniform random phase of the poll interval: from the first interval on, the rate is
     // viewers / poll. The first interval (viewers arriving) is part of the measurement, as in a real run.
     let profile = Profile {
@@ -37,7 +51,11 @@ fn main() {
     let r = run(profile, Arc::new(AtomicBool::new(false)), |_| {}).expect("load test");
     let peak_rss_kb = std::fs::read_to_string("/proc/self/status")
         .ok()
-        .and_then(|s| s.lines().find(|l| l.starts_with("VmHWM:")).and_then(|l| l.split_whitespace().nth(1)?.parse::<u64>().ok()))
+        .and_then(|s| {
+            s.lines()
+                .find(|l| l.starts_with("VmHWM:"))
+                .and_then(|l| l.split_whitespace().nth(1)?.parse::<u64>().ok())
+        })
         .unwrap_or(0);
     let out = serde_json::json!({
         "requested_rps": viewers as f64 / poll.as_secs_f64(),

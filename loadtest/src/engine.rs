@@ -74,7 +74,11 @@ struct Worker {
 
 /// Runs the profile to the end (or a stop) and returns the merged result. Blocking: call from a plain thread or
 /// `spawn_blocking`. `stop` ends the run early (Ctrl-C); `progress` is called about once a second.
-pub fn run(profile: Profile, stop: Arc<AtomicBool>, progress: impl Fn(&Snapshot) + Send + Sync + 'static) -> Result<LoadTestResult, String> {
+pub fn run(
+    profile: Profile,
+    stop: Arc<AtomicBool>,
+    progress: impl Fn(&Snapshot) + Send + Sync + 'static,
+) -> Result<LoadTestResult, String> {
     if profile.targets.is_empty() {
         return Err("no targets".into());
     }
@@ -83,8 +87,19 @@ pub fn run(profile: Profile, stop: Arc<AtomicBool>, progress: impl Fn(&Snapshot)
     }
     let profile = Arc::new(profile);
     let workers = profile.workers.max(1);
-    let live = (0..workers).map(|_| Live { ok: AtomicU64::new(0), errors: AtomicU64::new(0), window: Mutex::new(histogram()) }).collect();
-    let shared = Arc::new(Shared { start: Instant::now(), stop: stop.clone(), sent: AtomicU64::new(0), live });
+    let live = (0..workers)
+        .map(|_| Live {
+            ok: AtomicU64::new(0),
+            errors: AtomicU64::new(0),
+            window: Mutex::new(histogram()),
+        })
+        .collect();
+    let shared = Arc::new(Shared {
+        start: Instant::now(),
+        stop: stop.clone(),
+        sent: AtomicU64::new(0),
+        live,
+    });
     let end = total_duration(&profile.stages).min(profile.max_duration);
 
     let reporter = {
@@ -96,7 +111,11 @@ pub fn run(profile: Profile, stop: Arc<AtomicBool>, progress: impl Fn(&Snapshot)
             // Rates and p99 over the last poll interval (at least 1 s, at most 60 s): with synchronised viewers
             // (page-load waves) a one-second window would swing between a burst and nothing.
             let window = (profile.poll_interval.as_secs_f64().ceil() as usize).clamp(1, 60);
-            let mut seconds: std::collections::VecDeque<(Instant, u64, hdrhistogram::Histogram<u64>)> = std::collections::VecDeque::new();
+            let mut seconds: std::collections::VecDeque<(
+                Instant,
+                u64,
+                hdrhistogram::Histogram<u64>,
+            )> = std::collections::VecDeque::new();
             let mut last = Instant::now();
             seconds.push_back((last, 0, histogram()));
             while !done2.load(Ordering::Relaxed) {
@@ -106,8 +125,16 @@ pub fn run(profile: Profile, stop: Arc<AtomicBool>, progress: impl Fn(&Snapshot)
                 }
                 last = Instant::now();
                 let elapsed = shared.start.elapsed();
-                let ok: u64 = shared.live.iter().map(|l| l.ok.load(Ordering::Relaxed)).sum();
-                let errors: u64 = shared.live.iter().map(|l| l.errors.load(Ordering::Relaxed)).sum();
+                let ok: u64 = shared
+                    .live
+                    .iter()
+                    .map(|l| l.ok.load(Ordering::Relaxed))
+                    .sum();
+                let errors: u64 = shared
+                    .live
+                    .iter()
+                    .map(|l| l.errors.load(Ordering::Relaxed))
+                    .sum();
                 let mut h = histogram();
                 for l in &shared.live {
                     let mut w = l.window.lock().unwrap_or_else(|e| e.into_inner());
@@ -124,7 +151,11 @@ pub fn run(profile: Profile, stop: Arc<AtomicBool>, progress: impl Fn(&Snapshot)
                 for (_, _, h) in seconds.iter().skip(1) {
                     let _ = merged.add(h);
                 }
-                let p99 = if merged.is_empty() { 0.0 } else { merged.value_at_quantile(0.99) as f64 / 1000.0 };
+                let p99 = if merged.is_empty() {
+                    0.0
+                } else {
+                    merged.value_at_quantile(0.99) as f64 / 1000.0
+                };
                 progress(&Snapshot {
                     elapsed_secs: elapsed.as_secs_f64(),
                     viewers: active_at(&profile.stages, elapsed).0 as u64,
@@ -143,7 +174,10 @@ pub fn run(profile: Profile, stop: Arc<AtomicBool>, progress: impl Fn(&Snapshot)
             let profile = profile.clone();
             let shared = shared.clone();
             std::thread::spawn(move || -> Result<Recorder, String> {
-                let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().map_err(|e| e.to_string())?;
+                let rt = tokio::runtime::Builder::new_current_thread()
+                    .enable_all()
+                    .build()
+                    .map_err(|e| e.to_string())?;
                 let local = tokio::task::LocalSet::new();
                 local.block_on(&rt, worker(w, workers, profile, shared, end))
             })
@@ -163,19 +197,45 @@ pub fn run(profile: Profile, stop: Arc<AtomicBool>, progress: impl Fn(&Snapshot)
     if let Some(e) = failure {
         return Err(e);
     }
-    let elapsed = shared.start.elapsed().as_secs_f64().min(end.as_secs_f64() + profile.timeout.as_secs_f64());
+    let elapsed = shared
+        .start
+        .elapsed()
+        .as_secs_f64()
+        .min(end.as_secs_f64() + profile.timeout.as_secs_f64());
     let stopped = if stop.load(Ordering::Relaxed) {
-        Some(if shared.sent.load(Ordering::Relaxed) >= profile.max_requests { format!("request cap of {} reached", profile.max_requests) } else { "stopped on request".into() })
+        Some(
+            if shared.sent.load(Ordering::Relaxed) >= profile.max_requests {
+                format!("request cap of {} reached", profile.max_requests)
+            } else {
+                "stopped on request".into()
+            },
+        )
     } else if total_duration(&profile.stages) > profile.max_duration {
-        Some(format!("maximum duration {:.0}s reached", profile.max_duration.as_secs_f64()))
+        Some(format!(
+            "maximum duration {:.0}s reached",
+            profile.max_duration.as_secs_f64()
+        ))
     } else {
         None
     };
     let targets = profile.targets.iter().map(|t| t.url.clone()).collect();
-    Ok(LoadTestResult::from_recorder(&merged, &profile.stages, targets, profile.poll_interval.as_secs_f64(), elapsed, stopped))
+    Ok(LoadTestResult::from_recorder(
+        &merged,
+        &profile.stages,
+        targets,
+        profile.poll_interval.as_secs_f64(),
+        elapsed,
+        stopped,
+    ))
 }
 
-async fn worker(index: usize, workers: usize, profile: Arc<Profile>, shared: Arc<Shared>, end: Duration) -> Result<Recorder, String> {
+async fn worker(
+    index: usize,
+    workers: usize,
+    profile: Arc<Profile>,
+    shared: Arc<Shared>,
+    end: Duration,
+) -> Result<Recorder, String> {
     let peak = crate::profile::peak_viewers(&profile.stages);
     let end_us = end.as_micros() as u64;
     let poll_us = profile.poll_interval.as_micros().max(1) as u64;
@@ -198,8 +258,12 @@ async fn worker(index: usize, workers: usize, profile: Arc<Profile>, shared: Arc
         .targets
         .iter()
         .map(|t| {
-            let request = crate::http1::request_bytes(&t.host, t.port, &t.path).map_err(|e| format!("`{}`: {e}", t.url))?;
-            Ok(Prepared { target: t.clone(), request })
+            let request = crate::http1::request_bytes(&t.host, t.port, &t.path)
+                .map_err(|e| format!("`{}`: {e}", t.url))?;
+            Ok(Prepared {
+                target: t.clone(),
+                request,
+            })
         })
         .collect::<Result<Vec<_>, String>>()?;
     let me = Rc::new(Worker {
@@ -258,10 +322,22 @@ async fn worker(index: usize, workers: usize, profile: Arc<Profile>, shared: Arc
                 let target = (viewer as usize) % me.targets.len();
                 me.in_flight.set(me.in_flight.get() + 1);
                 if profile.pool.is_some() {
-                    me.queue.borrow_mut().push_back(Due { at, stage, second, target });
+                    me.queue.borrow_mut().push_back(Due {
+                        at,
+                        stage,
+                        second,
+                        target,
+                    });
                     me.wake.notify_one();
                 } else {
-                    tokio::task::spawn_local(request(me.clone(), target, viewer, at, stage, second));
+                    tokio::task::spawn_local(request(
+                        me.clone(),
+                        target,
+                        viewer,
+                        at,
+                        stage,
+                        second,
+                    ));
                 }
             }
         }
@@ -287,7 +363,12 @@ fn reserve(sent: &AtomicU64, cap: u64) -> u64 {
         if take == 0 {
             return 0;
         }
-        match sent.compare_exchange_weak(current, current + take, Ordering::Relaxed, Ordering::Relaxed) {
+        match sent.compare_exchange_weak(
+            current,
+            current + take,
+            Ordering::Relaxed,
+            Ordering::Relaxed,
+        ) {
             Ok(_) => return take,
             Err(now) => current = now,
         }
@@ -308,11 +389,24 @@ impl Clock {
         {
             use std::os::fd::FromRawFd;
             // SAFETY: timerfd_create returns a new descriptor we own, or -1.
-            let raw = unsafe { libc::timerfd_create(libc::CLOCK_MONOTONIC, libc::TFD_NONBLOCK | libc::TFD_CLOEXEC) };
-            let fd = (raw >= 0).then(|| unsafe { std::os::fd::OwnedFd::from_raw_fd(raw) }).and_then(|fd| {
-                // SAFETY: the OwnedFd stays open, and the same descriptor, for as long as the AsyncFd owns it.
-                unsafe { tokio::io::unix::AsyncFd::register_with_interest(fd, tokio::io::Interest::READABLE) }.ok()
-            });
+            let raw = unsafe {
+                libc::timerfd_create(
+                    libc::CLOCK_MONOTONIC,
+                    libc::TFD_NONBLOCK | libc::TFD_CLOEXEC,
+                )
+            };
+            let fd = (raw >= 0)
+                .then(|| unsafe { std::os::fd::OwnedFd::from_raw_fd(raw) })
+                .and_then(|fd| {
+                    // SAFETY: the OwnedFd stays open, and the same descriptor, for as long as the AsyncFd owns it.
+                    unsafe {
+                        tokio::io::unix::AsyncFd::register_with_interest(
+                            fd,
+                            tokio::io::Interest::READABLE,
+                        )
+                    }
+                    .ok()
+                });
             Clock { fd }
         }
         #[cfg(not(target_os = "linux"))]
@@ -320,21 +414,37 @@ impl Clock {
     }
 
     async fn sleep_until(&self, at: Instant) {
-        let Some(left) = at.checked_duration_since(Instant::now()).filter(|d| *d >= Duration::from_micros(20)) else { return };
+        let Some(left) = at
+            .checked_duration_since(Instant::now())
+            .filter(|d| *d >= Duration::from_micros(20))
+        else {
+            return;
+        };
         #[cfg(target_os = "linux")]
         if let Some(fd) = &self.fd {
             use std::os::fd::AsRawFd;
             let spec = libc::itimerspec {
-                it_interval: libc::timespec { tv_sec: 0, tv_nsec: 0 },
-                it_value: libc::timespec { tv_sec: left.as_secs() as libc::time_t, tv_nsec: left.subsec_nanos() as libc::c_long },
+                it_interval: libc::timespec {
+                    tv_sec: 0,
+                    tv_nsec: 0,
+                },
+                it_value: libc::timespec {
+                    tv_sec: left.as_secs() as libc::time_t,
+                    tv_nsec: left.subsec_nanos() as libc::c_long,
+                },
             };
             // SAFETY: a valid timerfd and a valid itimerspec.
-            if unsafe { libc::timerfd_settime(fd.as_raw_fd(), 0, &spec, std::ptr::null_mut()) } == 0 {
+            if unsafe { libc::timerfd_settime(fd.as_raw_fd(), 0, &spec, std::ptr::null_mut()) } == 0
+            {
                 loop {
-                    let Ok(mut guard) = fd.readable().await else { break };
+                    let Ok(mut guard) = fd.readable().await else {
+                        break;
+                    };
                     let mut expirations = 0u64;
                     // SAFETY: reading 8 bytes into a u64 from a timerfd.
-                    let n = unsafe { libc::read(fd.as_raw_fd(), (&mut expirations as *mut u64).cast(), 8) };
+                    let n = unsafe {
+                        libc::read(fd.as_raw_fd(), (&mut expirations as *mut u64).cast(), 8)
+                    };
                     if n == 8 {
                         return;
                     }
@@ -353,7 +463,10 @@ enum Outcome {
 }
 
 /// Runs `attempt` until `deadline`.
-async fn within(deadline: Instant, attempt: impl std::future::Future<Output = Result<(u16, u64, Instant), &'static str>>) -> Outcome {
+async fn within(
+    deadline: Instant,
+    attempt: impl std::future::Future<Output = Result<(u16, u64, Instant), &'static str>>,
+) -> Outcome {
     match tokio::time::timeout_at(deadline.into(), attempt).await {
         Ok(r) => Outcome::Done(r),
         Err(_) => Outcome::TimedOut,
@@ -366,19 +479,38 @@ impl Worker {
     }
 
     /// Counts one request's outcome, measured from `scheduled`.
-    fn record(&self, outcome: Outcome, sent: bool, scheduled: Instant, stage: usize, second: usize) {
+    fn record(
+        &self,
+        outcome: Outcome,
+        sent: bool,
+        scheduled: Instant,
+        stage: usize,
+        second: usize,
+    ) {
         let now = Instant::now();
         let latency = now.saturating_duration_since(scheduled).as_micros() as u64;
         let mut rec = self.rec.borrow_mut();
         match outcome {
             Outcome::Done(Ok((status, bytes, sent_at))) if status < 400 => {
-                rec.success(stage, second, latency, now.saturating_duration_since(sent_at).as_micros() as u64, bytes);
+                rec.success(
+                    stage,
+                    second,
+                    latency,
+                    now.saturating_duration_since(sent_at).as_micros() as u64,
+                    bytes,
+                );
                 self.live().ok.fetch_add(1, Ordering::Relaxed);
-                let _ = self.live().window.lock().map(|mut w| w.record(latency.max(1)));
+                let _ = self
+                    .live()
+                    .window
+                    .lock()
+                    .map(|mut w| w.record(latency.max(1)));
             }
             failed => {
                 match failed {
-                    Outcome::Done(Ok((status, _, _))) => rec.error(stage, second, &format!("status_{status}")),
+                    Outcome::Done(Ok((status, _, _))) => {
+                        rec.error(stage, second, &format!("status_{status}"))
+                    }
                     Outcome::Done(Err(kind)) => rec.error(stage, second, kind),
                     // Never sent: no connection could be had in time. Counted, never silently dropped.
                     Outcome::TimedOut if !sent => rec.late(stage, second),
@@ -392,11 +524,22 @@ impl Worker {
 }
 
 /// A viewer's poll on its own keep-alive connection (the default: one connection per viewer, like a browser).
-async fn request(me: Rc<Worker>, target: usize, viewer: u64, scheduled: Instant, stage: usize, second: usize) {
+async fn request(
+    me: Rc<Worker>,
+    target: usize,
+    viewer: u64,
+    scheduled: Instant,
+    stage: usize,
+    second: usize,
+) {
     let deadline = scheduled + me.profile.timeout;
     let sent = std::cell::Cell::new(false);
     let mut slot = me.idle_by_viewer.borrow_mut().remove(&viewer);
-    let outcome = within(deadline, attempt(&me, &me.targets[target], &mut slot, &sent)).await;
+    let outcome = within(
+        deadline,
+        attempt(&me, &me.targets[target], &mut slot, &sent),
+    )
+    .await;
     if let Some(c) = slot {
         me.idle_by_viewer.borrow_mut().insert(viewer, c);
     }
@@ -436,14 +579,23 @@ async fn pooled_connection(me: Rc<Worker>) {
             slot_target = due.target;
         }
         let sent = std::cell::Cell::new(false);
-        let outcome = within(deadline, attempt(&me, &me.targets[due.target], &mut slot, &sent)).await;
+        let outcome = within(
+            deadline,
+            attempt(&me, &me.targets[due.target], &mut slot, &sent),
+        )
+        .await;
         me.record(outcome, sent.get(), due.at, due.stage, due.second);
     }
 }
 
 /// One request on the connection in `slot` (or a new one when there is none or it was closed), leaving it there
 /// when it can carry the next request.
-async fn attempt(me: &Worker, target: &Prepared, slot: &mut Option<Conn>, sent: &std::cell::Cell<bool>) -> Result<(u16, u64, Instant), &'static str> {
+async fn attempt(
+    me: &Worker,
+    target: &Prepared,
+    slot: &mut Option<Conn>,
+    sent: &std::cell::Cell<bool>,
+) -> Result<(u16, u64, Instant), &'static str> {
     // The server may have closed an idle connection meanwhile (keep-alive timeout): that costs a new
     // connection, not an error.
     let mut conn = match slot.take().filter(Conn::is_open) {

@@ -35,18 +35,26 @@ pub struct Response {
 }
 
 pub async fn connect(host: &str, port: u16) -> Result<Conn, ErrorKind> {
-    let stream = TcpStream::connect((host, port)).await.map_err(|e| match e.kind() {
-        std::io::ErrorKind::ConnectionRefused => "connect_refused",
-        std::io::ErrorKind::TimedOut => "connect_timeout",
-        _ => "connect_error",
-    })?;
+    let stream = TcpStream::connect((host, port))
+        .await
+        .map_err(|e| match e.kind() {
+            std::io::ErrorKind::ConnectionRefused => "connect_refused",
+            std::io::ErrorKind::TimedOut => "connect_timeout",
+            _ => "connect_error",
+        })?;
     let _ = stream.set_nodelay(true);
-    Ok(Conn { stream, buf: Vec::new() })
+    Ok(Conn {
+        stream,
+        buf: Vec::new(),
+    })
 }
 
 fn io_kind(e: &std::io::Error) -> ErrorKind {
     match e.kind() {
-        std::io::ErrorKind::ConnectionReset | std::io::ErrorKind::BrokenPipe | std::io::ErrorKind::ConnectionAborted | std::io::ErrorKind::UnexpectedEof => "connection_reset",
+        std::io::ErrorKind::ConnectionReset
+        | std::io::ErrorKind::BrokenPipe
+        | std::io::ErrorKind::ConnectionAborted
+        | std::io::ErrorKind::UnexpectedEof => "connection_reset",
         _ => "io_error",
     }
 }
@@ -76,8 +84,15 @@ impl Conn {
     }
 
     /// Sends `request` and reads the whole response. `on_sent` runs when the request has been written.
-    pub async fn exchange(&mut self, request: &[u8], on_sent: impl FnOnce()) -> Result<Response, ErrorKind> {
-        self.stream.write_all(request).await.map_err(|e| io_kind(&e))?;
+    pub async fn exchange(
+        &mut self,
+        request: &[u8],
+        on_sent: impl FnOnce(),
+    ) -> Result<Response, ErrorKind> {
+        self.stream
+            .write_all(request)
+            .await
+            .map_err(|e| io_kind(&e))?;
         on_sent();
         // The head.
         let (status, head_len, framing, keep_alive) = loop {
@@ -86,7 +101,8 @@ impl Conn {
             match resp.parse(&self.buf) {
                 Ok(httparse::Status::Complete(n)) => {
                     let status = resp.code.unwrap_or(0);
-                    let (framing, keep_alive) = framing(status, resp.version.unwrap_or(1), resp.headers)?;
+                    let (framing, keep_alive) =
+                        framing(status, resp.version.unwrap_or(1), resp.headers)?;
                     // 1xx: an interim response (100 Continue); the real one follows.
                     if (100..200).contains(&status) && status != 101 {
                         self.buf.drain(..n);
@@ -134,7 +150,11 @@ impl Conn {
             // keep 400 MB of them between polls.
             self.buf = Vec::new();
         }
-        Ok(Response { status, body_bytes, keep_alive })
+        Ok(Response {
+            status,
+            body_bytes,
+            keep_alive,
+        })
     }
 
     /// A chunked body, up to and including its trailers; returns the data bytes.
@@ -143,7 +163,10 @@ impl Conn {
         loop {
             let line = self.line().await?;
             let size_text = line.split(|&b| b == b';').next().unwrap_or(&[]);
-            let size = std::str::from_utf8(size_text).ok().and_then(|s| u64::from_str_radix(s.trim(), 16).ok()).ok_or("http_error")?;
+            let size = std::str::from_utf8(size_text)
+                .ok()
+                .and_then(|s| u64::from_str_radix(s.trim(), 16).ok())
+                .ok_or("http_error")?;
             if size == 0 {
                 // Trailers, to the empty line.
                 while !self.line().await?.is_empty() {}
@@ -189,12 +212,18 @@ enum Framing {
 }
 
 /// How the body is delimited (RFC 9112 §6.3, for a response to GET) and whether the connection stays open.
-fn framing(status: u16, version: u8, headers: &[httparse::Header]) -> Result<(Framing, bool), ErrorKind> {
+fn framing(
+    status: u16,
+    version: u8,
+    headers: &[httparse::Header],
+) -> Result<(Framing, bool), ErrorKind> {
     let mut length = None;
     let mut chunked = false;
     let mut keep_alive = version >= 1;
     for h in headers {
-        let value = std::str::from_utf8(h.value).map_err(|_| "http_error")?.trim();
+        let value = std::str::from_utf8(h.value)
+            .map_err(|_| "http_error")?
+            .trim();
         if h.name.eq_ignore_ascii_case("content-length") {
             let n: u64 = value.parse().map_err(|_| "http_error")?;
             if length.is_some_and(|m| m != n) {
@@ -202,7 +231,10 @@ fn framing(status: u16, version: u8, headers: &[httparse::Header]) -> Result<(Fr
             }
             length = Some(n);
         } else if h.name.eq_ignore_ascii_case("transfer-encoding") {
-            chunked = value.rsplit(',').next().is_some_and(|last| last.trim().eq_ignore_ascii_case("chunked"));
+            chunked = value
+                .rsplit(',')
+                .next()
+                .is_some_and(|last| last.trim().eq_ignore_ascii_case("chunked"));
         } else if h.name.eq_ignore_ascii_case("connection") {
             for token in value.split(',').map(str::trim) {
                 if token.eq_ignore_ascii_case("close") {
@@ -288,7 +320,15 @@ mod tests {
     async fn keep_alive_carries_several_requests() {
         let r: &'static [u8] = b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok";
         let got = exchange_all(vec![r, r, r]).await;
-        assert!(got.iter().all(|g| *g == Ok(Response { status: 200, body_bytes: 2, keep_alive: true })), "{got:?}");
+        assert!(
+            got.iter().all(|g| *g
+                == Ok(Response {
+                    status: 200,
+                    body_bytes: 2,
+                    keep_alive: true
+                })),
+            "{got:?}"
+        );
     }
 
     #[tokio::test]

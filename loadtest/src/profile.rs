@@ -17,7 +17,9 @@ pub struct Target {
 
 impl Target {
     pub fn parse(url: &str) -> Result<Target, String> {
-        let rest = url.strip_prefix("http://").ok_or_else(|| format!("`{url}`: only http:// targets are supported"))?;
+        let rest = url
+            .strip_prefix("http://")
+            .ok_or_else(|| format!("`{url}`: only http:// targets are supported"))?;
         let (authority, path) = match rest.find('/') {
             Some(i) => (&rest[..i], &rest[i..]),
             None => (rest, "/"),
@@ -26,13 +28,22 @@ impl Target {
             return Err(format!("`{url}`: no host"));
         }
         let (host, port) = match authority.rsplit_once(':') {
-            Some((h, p)) => (h.to_string(), p.parse::<u16>().map_err(|_| format!("`{url}`: bad port `{p}`"))?),
+            Some((h, p)) => (
+                h.to_string(),
+                p.parse::<u16>()
+                    .map_err(|_| format!("`{url}`: bad port `{p}`"))?,
+            ),
             None => (authority.to_string(), 80),
         };
         if host.is_empty() {
             return Err(format!("`{url}`: no host"));
         }
-        Ok(Target { url: url.to_string(), host, port, path: path.to_string() })
+        Ok(Target {
+            url: url.to_string(),
+            host,
+            port,
+            path: path.to_string(),
+        })
     }
 }
 
@@ -44,7 +55,11 @@ pub enum Arrival {
     Uniform,
     /// Page-load waves: viewers arrive in `count` waves per poll interval, each within `spread` of its wave, so
     /// their polls stay synchronised (a stream starting, a link posted in chat).
-    Waves { count: u32, #[serde(with = "secs_f64")] spread: Duration },
+    Waves {
+        count: u32,
+        #[serde(with = "secs_f64")]
+        spread: Duration,
+    },
 }
 
 /// How many viewers are active: each stage moves from the previous level to `viewers`, linearly (`ramp`) or at
@@ -60,22 +75,45 @@ pub struct Stage {
 
 impl Stage {
     pub fn ramp(name: &str, to: u64, over: Duration) -> Stage {
-        Stage { name: name.into(), duration: over, viewers: to, ramp: true }
+        Stage {
+            name: name.into(),
+            duration: over,
+            viewers: to,
+            ramp: true,
+        }
     }
     pub fn hold(name: &str, at: u64, for_: Duration) -> Stage {
-        Stage { name: name.into(), duration: for_, viewers: at, ramp: false }
+        Stage {
+            name: name.into(),
+            duration: for_,
+            viewers: at,
+            ramp: false,
+        }
     }
 }
 
 /// The default profile from an event: ramp to N, hold, spike × factor within one second, hold, ramp down.
-pub fn event_profile(viewers: u64, spike_factor: f64, ramp: Duration, hold: Duration) -> Vec<Stage> {
+pub fn event_profile(
+    viewers: u64,
+    spike_factor: f64,
+    ramp: Duration,
+    hold: Duration,
+) -> Vec<Stage> {
     let spiked = ((viewers as f64) * spike_factor.max(1.0)).round() as u64;
-    let mut stages = vec![Stage::ramp("ramp up", viewers, ramp), Stage::hold("hold", viewers, hold)];
+    let mut stages = vec![
+        Stage::ramp("ramp up", viewers, ramp),
+        Stage::hold("hold", viewers, hold),
+    ];
     if spiked > viewers {
         stages.push(Stage::ramp("spike", spiked, Duration::from_secs(1)));
         stages.push(Stage::hold("hold spike", spiked, hold));
     }
-    stages.push(Stage::ramp("ramp down", 0, ramp.min(Duration::from_secs(10)).max(Duration::from_secs(1))));
+    stages.push(Stage::ramp(
+        "ramp down",
+        0,
+        ramp.min(Duration::from_secs(10))
+            .max(Duration::from_secs(1)),
+    ));
     stages
 }
 
@@ -202,7 +240,9 @@ pub fn first_poll(profile: &Profile, index: u64) -> Option<Duration> {
             let period = p / f64::from(count.max(1));
             let a = arrival.as_secs_f64();
             let next_wave = (a / period).ceil() * period;
-            return Some(Duration::from_secs_f64(next_wave + rng.unit() * spread.as_secs_f64()));
+            return Some(Duration::from_secs_f64(
+                next_wave + rng.unit() * spread.as_secs_f64(),
+            ));
         }
     };
     Some(arrival + Duration::from_secs_f64(offset))
@@ -233,7 +273,10 @@ mod tests {
     #[test]
     fn targets() {
         let t = Target::parse("http://127.0.0.1:8080/matches/1/stats?x=1").unwrap();
-        assert_eq!((t.host.as_str(), t.port, t.path.as_str()), ("127.0.0.1", 8080, "/matches/1/stats?x=1"));
+        assert_eq!(
+            (t.host.as_str(), t.port, t.path.as_str()),
+            ("127.0.0.1", 8080, "/matches/1/stats?x=1")
+        );
         assert_eq!(Target::parse("http://example.com").unwrap().port, 80);
         assert!(Target::parse("https://x").is_err());
         assert!(Target::parse("http://:80/").is_err());
@@ -244,7 +287,17 @@ mod tests {
     fn stage_levels() {
         let stages = event_profile(1000, 3.0, s(10.0), s(20.0));
         // ramp 10 s, hold 20 s, spike 1 s, hold 20 s, ramp down 10 s
-        let cases = [(0.0, 0.0), (5.0, 500.0), (10.0, 1000.0), (29.9, 1000.0), (30.5, 2000.0), (31.0, 3000.0), (50.9, 3000.0), (56.0, 1500.0), (99.0, 0.0)];
+        let cases = [
+            (0.0, 0.0),
+            (5.0, 500.0),
+            (10.0, 1000.0),
+            (29.9, 1000.0),
+            (30.5, 2000.0),
+            (31.0, 3000.0),
+            (50.9, 3000.0),
+            (56.0, 1500.0),
+            (99.0, 0.0),
+        ];
         for (t, want) in cases {
             let (v, _) = active_at(&stages, s(t));
             assert!((v - want).abs() < 1.0, "t={t}: {v} != {want}");
@@ -258,7 +311,10 @@ mod tests {
         let stages = event_profile(1000, 3.0, s(10.0), s(20.0));
         let first_spiked = arrival_time(&stages, 1000).unwrap();
         let last_spiked = arrival_time(&stages, 2999).unwrap();
-        assert!(first_spiked >= s(30.0) && last_spiked <= s(31.0), "{first_spiked:?}..{last_spiked:?}");
+        assert!(
+            first_spiked >= s(30.0) && last_spiked <= s(31.0),
+            "{first_spiked:?}..{last_spiked:?}"
+        );
         assert_eq!(arrival_time(&stages, 3000), None);
         assert_eq!(arrival_time(&stages, 0).unwrap(), s(0.01));
     }
@@ -288,23 +344,43 @@ mod tests {
         }
         assert!(slots.iter().all(|n| (800..1200).contains(n)), "{slots:?}");
         // One wave, 200 ms spread: everyone polls within 200 ms of each other.
-        let w = profile(Arrival::Waves { count: 1, spread: s(0.2) });
-        let times: Vec<f64> = (0..10_000).map(|i| first_poll(&w, i).unwrap().as_secs_f64()).collect();
-        let (lo, hi) = times.iter().fold((f64::MAX, 0.0f64), |(a, b), t| (a.min(*t), b.max(*t)));
+        let w = profile(Arrival::Waves {
+            count: 1,
+            spread: s(0.2),
+        });
+        let times: Vec<f64> = (0..10_000)
+            .map(|i| first_poll(&w, i).unwrap().as_secs_f64())
+            .collect();
+        let (lo, hi) = times
+            .iter()
+            .fold((f64::MAX, 0.0f64), |(a, b), t| (a.min(*t), b.max(*t)));
         assert!(hi - lo <= 0.2 + 1e-9, "{lo}..{hi}");
         // A ramp fills the waves: viewers let in over 10 s poll in the waves at 0, 5 and 10 s, within 50 ms.
-        let mut r = profile(Arrival::Waves { count: 3, spread: s(0.05) });
+        let mut r = profile(Arrival::Waves {
+            count: 3,
+            spread: s(0.05),
+        });
         r.stages = vec![Stage::ramp("ramp", 300, s(10.0))];
         let mut waves = std::collections::BTreeMap::new();
         for i in 0..300 {
             let t = first_poll(&r, i).unwrap().as_secs_f64();
             let wave = (t / 5.0).floor() as u32;
-            assert!(t - f64::from(wave) * 5.0 <= 0.05 + 1e-9, "viewer {i} polls at {t}, outside its wave");
+            assert!(
+                t - f64::from(wave) * 5.0 <= 0.05 + 1e-9,
+                "viewer {i} polls at {t}, outside its wave"
+            );
             *waves.entry(wave).or_insert(0) += 1;
         }
-        assert_eq!(waves.keys().copied().collect::<Vec<_>>(), vec![1, 2], "{waves:?}");
+        assert_eq!(
+            waves.keys().copied().collect::<Vec<_>>(),
+            vec![1, 2],
+            "{waves:?}"
+        );
         assert_eq!(waves[&1] + waves[&2], 300);
-        assert!((140..=160).contains(&waves[&1]), "half the ramp arrives by the wave at 5 s: {waves:?}");
+        assert!(
+            (140..=160).contains(&waves[&1]),
+            "half the ramp arrives by the wave at 5 s: {waves:?}"
+        );
         // Reproducible from the seed.
         assert_eq!(first_poll(&p, 42), first_poll(&p, 42));
     }

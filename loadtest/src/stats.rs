@@ -51,7 +51,13 @@ impl Recorder {
         Recorder {
             latency: histogram(),
             service: histogram(),
-            stages: (0..stages).map(|_| StageRecord { latency: histogram(), requests: 0, errors: 0 }).collect(),
+            stages: (0..stages)
+                .map(|_| StageRecord {
+                    latency: histogram(),
+                    requests: 0,
+                    errors: 0,
+                })
+                .collect(),
             buckets: Vec::new(),
             errors: BTreeMap::new(),
             scheduled: 0,
@@ -64,13 +70,24 @@ impl Recorder {
 
     fn bucket(&mut self, second: usize) -> &mut Bucket {
         while self.buckets.len() <= second {
-            self.buckets.push(Bucket { latency: small_histogram(), requests: 0, errors: 0 });
+            self.buckets.push(Bucket {
+                latency: small_histogram(),
+                requests: 0,
+                errors: 0,
+            });
         }
         &mut self.buckets[second]
     }
 
     /// A completed request: `latency_us` from its scheduled time, `service_us` from when it was sent.
-    pub fn success(&mut self, stage: usize, second: usize, latency_us: u64, service_us: u64, bytes: u64) {
+    pub fn success(
+        &mut self,
+        stage: usize,
+        second: usize,
+        latency_us: u64,
+        service_us: u64,
+        bytes: u64,
+    ) {
         let l = latency_us.clamp(1, 3_600_000_000);
         self.ok += 1;
         self.bytes += bytes;
@@ -224,7 +241,14 @@ pub struct LoadTestResult {
 }
 
 impl LoadTestResult {
-    pub fn from_recorder(r: &Recorder, stages: &[crate::profile::Stage], targets: Vec<String>, poll: f64, elapsed: f64, stopped: Option<String>) -> LoadTestResult {
+    pub fn from_recorder(
+        r: &Recorder,
+        stages: &[crate::profile::Stage],
+        targets: Vec<String>,
+        poll: f64,
+        elapsed: f64,
+        stopped: Option<String>,
+    ) -> LoadTestResult {
         let failed: u64 = r.errors.values().sum();
         let attempted = r.ok + failed + r.late;
         LoadTestResult {
@@ -237,15 +261,29 @@ impl LoadTestResult {
             ok: r.ok,
             failed,
             late: r.late,
-            error_rate: if attempted == 0 { 0.0 } else { (failed + r.late) as f64 / attempted as f64 },
-            throughput_rps: if elapsed > 0.0 { r.ok as f64 / elapsed } else { 0.0 },
+            error_rate: if attempted == 0 {
+                0.0
+            } else {
+                (failed + r.late) as f64 / attempted as f64
+            },
+            throughput_rps: if elapsed > 0.0 {
+                r.ok as f64 / elapsed
+            } else {
+                0.0
+            },
             latency_ms: Percentiles::of(&r.latency),
             service_time_ms: Percentiles::of(&r.service),
             errors: r.errors.clone(),
             stages: stages
                 .iter()
                 .zip(&r.stages)
-                .map(|(s, rec)| StageResult { name: s.name.clone(), viewers: s.viewers, requests: rec.requests, errors: rec.errors, latency_ms: Percentiles::of(&rec.latency) })
+                .map(|(s, rec)| StageResult {
+                    name: s.name.clone(),
+                    viewers: s.viewers,
+                    requests: rec.requests,
+                    errors: rec.errors,
+                    latency_ms: Percentiles::of(&rec.latency),
+                })
                 .collect(),
             timeline: r
                 .buckets
@@ -255,13 +293,24 @@ impl LoadTestResult {
                     second: i,
                     // The most viewers in the test during that second, whether or not they polled in it.
                     viewers: {
-                        let at = |ms: u64| crate::profile::active_at(stages, std::time::Duration::from_millis(ms)).0;
+                        let at = |ms: u64| {
+                            crate::profile::active_at(stages, std::time::Duration::from_millis(ms))
+                                .0
+                        };
                         at(i as u64 * 1000).max(at(i as u64 * 1000 + 999)).round() as u64
                     },
                     requests: b.requests,
                     errors: b.errors,
-                    p50_ms: if b.latency.is_empty() { 0.0 } else { b.latency.value_at_quantile(0.5) as f64 / 1000.0 },
-                    p99_ms: if b.latency.is_empty() { 0.0 } else { b.latency.value_at_quantile(0.99) as f64 / 1000.0 },
+                    p50_ms: if b.latency.is_empty() {
+                        0.0
+                    } else {
+                        b.latency.value_at_quantile(0.5) as f64 / 1000.0
+                    },
+                    p99_ms: if b.latency.is_empty() {
+                        0.0
+                    } else {
+                        b.latency.value_at_quantile(0.99) as f64 / 1000.0
+                    },
                 })
                 .collect(),
             stopped,
@@ -284,10 +333,24 @@ mod tests {
         b.error(0, 2, "timeout");
         a.merge(&b);
         let p = Percentiles::of(&a.latency);
-        assert!((p.p50 - 50.0).abs() < 0.1 && (p.max - 100.0).abs() < 0.1, "{p:?}");
+        assert!(
+            (p.p50 - 50.0).abs() < 0.1 && (p.max - 100.0).abs() < 0.1,
+            "{p:?}"
+        );
         assert_eq!(a.buckets.len(), 3);
         assert_eq!(a.errors.len(), 2);
-        let r = LoadTestResult::from_recorder(&a, &[crate::profile::Stage::hold("h", 1, std::time::Duration::from_secs(3))], vec![], 1.0, 3.0, None);
+        let r = LoadTestResult::from_recorder(
+            &a,
+            &[crate::profile::Stage::hold(
+                "h",
+                1,
+                std::time::Duration::from_secs(3),
+            )],
+            vec![],
+            1.0,
+            3.0,
+            None,
+        );
         assert_eq!(r.failed, 2);
         assert!((r.error_rate - 2.0 / 102.0).abs() < 1e-9);
         assert_eq!(r.stages[0].requests, 102);
@@ -300,7 +363,10 @@ mod tests {
         let mut rec = Recorder::new(2);
         rec.success(0, 0, 1000, 500, 10);
         rec.success(1, 5, 1000, 500, 10);
-        let stages = [crate::profile::Stage::ramp("r", 100, std::time::Duration::from_secs(2)), crate::profile::Stage::hold("h", 100, std::time::Duration::from_secs(4))];
+        let stages = [
+            crate::profile::Stage::ramp("r", 100, std::time::Duration::from_secs(2)),
+            crate::profile::Stage::hold("h", 100, std::time::Duration::from_secs(4)),
+        ];
         let r = LoadTestResult::from_recorder(&rec, &stages, vec![], 5.0, 6.0, None);
         let viewers: Vec<u64> = r.timeline.iter().map(|s| s.viewers).collect();
         assert_eq!(viewers, vec![50, 100, 100, 100, 100, 100]);

@@ -27,17 +27,26 @@ pub fn verdict(r: &LoadTestResult, t: &Thresholds) -> Verdict {
         violations.push("no request completed".to_string());
     }
     if r.error_rate > t.max_error_rate {
-        violations.push(format!("error rate {:.2}% > {:.2}%", r.error_rate * 100.0, t.max_error_rate * 100.0));
+        violations.push(format!(
+            "error rate {:.2}% > {:.2}%",
+            r.error_rate * 100.0,
+            t.max_error_rate * 100.0
+        ));
     }
     for (key, limit) in &t.latency {
         let limit_ms = limit.as_secs_f64() * 1000.0;
         match r.latency_ms.get(key) {
-            Some(v) if v > limit_ms => violations.push(format!("{key} {v:.1} ms > {limit_ms:.1} ms")),
+            Some(v) if v > limit_ms => {
+                violations.push(format!("{key} {v:.1} ms > {limit_ms:.1} ms"))
+            }
             Some(_) => {}
             None => violations.push(format!("unknown percentile `{key}`")),
         }
     }
-    Verdict { passed: violations.is_empty(), violations }
+    Verdict {
+        passed: violations.is_empty(),
+        violations,
+    }
 }
 
 #[cfg(test)]
@@ -58,7 +67,12 @@ mod tests {
             late: 0,
             error_rate: failed as f64 / (ok + failed).max(1) as f64,
             throughput_rps: 0.0,
-            latency_ms: Percentiles { p50: p99 / 2.0, p99, max: p99, ..Default::default() },
+            latency_ms: Percentiles {
+                p50: p99 / 2.0,
+                p99,
+                max: p99,
+                ..Default::default()
+            },
             service_time_ms: Percentiles::default(),
             errors: BTreeMap::new(),
             stages: vec![],
@@ -69,13 +83,31 @@ mod tests {
 
     #[test]
     fn table() {
-        let t = Thresholds { latency: [("p99".to_string(), Duration::from_millis(500))].into(), max_error_rate: 0.01 };
+        let t = Thresholds {
+            latency: [("p99".to_string(), Duration::from_millis(500))].into(),
+            max_error_rate: 0.01,
+        };
         let cases = [
             ("fast and clean", result(120.0, 0, 1000), true, ""),
-            ("slow", result(800.0, 0, 1000), false, "p99 800.0 ms > 500.0 ms"),
-            ("errors", result(120.0, 20, 980), false, "error rate 2.00% > 1.00%"),
+            (
+                "slow",
+                result(800.0, 0, 1000),
+                false,
+                "p99 800.0 ms > 500.0 ms",
+            ),
+            (
+                "errors",
+                result(120.0, 20, 980),
+                false,
+                "error rate 2.00% > 1.00%",
+            ),
             ("at the limit", result(500.0, 10, 990), true, ""),
-            ("nothing answered", result(0.0, 0, 0), false, "no request completed"),
+            (
+                "nothing answered",
+                result(0.0, 0, 0),
+                false,
+                "no request completed",
+            ),
         ];
         for (name, r, pass, why) in cases {
             let v = verdict(&r, &t);

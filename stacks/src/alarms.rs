@@ -81,7 +81,8 @@ fn generated(stack: &StackFile, env: &str, ctx: &AlarmContext) -> Vec<Gen> {
             comparison: Comparison::Greater,
             threshold: 90.0,
             datapoints: 5,
-            description: "proxy→database connections above 90% of what MaxConnectionsPercent allows".into(),
+            description:
+                "proxy→database connections above 90% of what MaxConnectionsPercent allows".into(),
         });
         // Clients the stack can open through the proxy at worst; a surge past 90% of it means the budget
         // the stack was designed for is being used up.
@@ -96,7 +97,8 @@ fn generated(stack: &StackFile, env: &str, ctx: &AlarmContext) -> Vec<Gen> {
             comparison: Comparison::Greater,
             threshold: 90.0,
             datapoints: 5,
-            description: "client connections to the proxy above 90% of the stack's worst-case budget".into(),
+            description:
+                "client connections to the proxy above 90% of the stack's worst-case budget".into(),
         });
     }
     for (name, f) in &stack.functions {
@@ -167,8 +169,14 @@ fn generated(stack: &StackFile, env: &str, ctx: &AlarmContext) -> Vec<Gen> {
         });
     }
     if let Some(svc) = &stack.service {
-        let dims = vec![("ClusterName", svc.cluster.clone()), ("ServiceName", svc.name.clone())];
-        for (id, metric) in [("ecs-cpu", "CPUUtilization"), ("ecs-memory", "MemoryUtilization")] {
+        let dims = vec![
+            ("ClusterName", svc.cluster.clone()),
+            ("ServiceName", svc.name.clone()),
+        ];
+        for (id, metric) in [
+            ("ecs-cpu", "CPUUtilization"),
+            ("ecs-memory", "MemoryUtilization"),
+        ] {
             out.push(Gen {
                 id: id.into(),
                 percent_of: None,
@@ -183,14 +191,26 @@ fn generated(stack: &StackFile, env: &str, ctx: &AlarmContext) -> Vec<Gen> {
             });
         }
         let lb_dims = |tg_only: bool| {
-            let mut d = vec![("LoadBalancer", ctx.load_balancer_dimension.clone().unwrap_or_else(|| crate::inventory::KNOWN_AFTER_APPLY.into()))];
+            let mut d = vec![(
+                "LoadBalancer",
+                ctx.load_balancer_dimension
+                    .clone()
+                    .unwrap_or_else(|| crate::inventory::KNOWN_AFTER_APPLY.into()),
+            )];
             if !tg_only {
-                d.push(("TargetGroup", ctx.target_group_dimension.clone().unwrap_or_else(|| crate::inventory::KNOWN_AFTER_APPLY.into())));
+                d.push((
+                    "TargetGroup",
+                    ctx.target_group_dimension
+                        .clone()
+                        .unwrap_or_else(|| crate::inventory::KNOWN_AFTER_APPLY.into()),
+                ));
             }
             d
         };
         // 5% of expected traffic per minute: viewers / poll interval × 60 s.
-        let per_minute = stack.event.expected_viewers as f64 / stack.event.poll_interval.as_secs_f64().max(0.001) * 60.0;
+        let per_minute = stack.event.expected_viewers as f64
+            / stack.event.poll_interval.as_secs_f64().max(0.001)
+            * 60.0;
         out.push(Gen {
             id: "target-5xx".into(),
             percent_of: Some(Some(per_minute)),
@@ -225,7 +245,8 @@ pub fn proxy_client_budget(stack: &StackFile, account_concurrency: u32) -> u64 {
     let mut total = 0u64;
     for f in stack.functions.values() {
         if let Some(db) = f.database.as_ref().filter(|d| d.via == Via::Proxy) {
-            total += u64::from(f.reserved_concurrency.unwrap_or(account_concurrency)) * u64::from(db.pool_size);
+            total += u64::from(f.reserved_concurrency.unwrap_or(account_concurrency))
+                * u64::from(db.pool_size);
         }
     }
     if let Some(svc) = &stack.service {
@@ -238,7 +259,17 @@ pub fn proxy_client_budget(stack: &StackFile, account_concurrency: u32) -> u64 {
 
 /// The ids of the generated alarms (independent of live facts), for validating `alarms.overrides`.
 pub fn generated_ids(stack: &StackFile) -> Vec<String> {
-    generated(stack, "default", &AlarmContext { account_concurrency: 1000, ..Default::default() }).into_iter().map(|g| g.id).collect()
+    generated(
+        stack,
+        "default",
+        &AlarmContext {
+            account_concurrency: 1000,
+            ..Default::default()
+        },
+    )
+    .into_iter()
+    .map(|g| g.id)
+    .collect()
 }
 
 /// The complete desired alarm set for a stack in an environment.
@@ -246,7 +277,12 @@ pub fn desired_alarms(stack: &StackFile, env: &str, ctx: &AlarmContext) -> Vec<D
     let prefix = format!("{}-{}", stack.stack, env);
     let mut out = Vec::new();
     for g in generated(stack, env, ctx) {
-        let ov = stack.alarms.overrides.get(&g.id).cloned().unwrap_or_default();
+        let ov = stack
+            .alarms
+            .overrides
+            .get(&g.id)
+            .cloned()
+            .unwrap_or_default();
         if ov.enabled == Some(false) {
             continue;
         }
@@ -260,13 +296,20 @@ pub fn desired_alarms(stack: &StackFile, env: &str, ctx: &AlarmContext) -> Vec<D
         };
         let period = ov.period.map(|p| p.as_secs() as u32).unwrap_or(60).max(10);
         let evaluation_periods = ov.evaluation_periods.unwrap_or(g.datapoints);
-        let datapoints = ov.datapoints_to_alarm.unwrap_or(g.datapoints).min(evaluation_periods);
+        let datapoints = ov
+            .datapoints_to_alarm
+            .unwrap_or(g.datapoints)
+            .min(evaluation_periods);
         out.push(DesiredAlarm {
             name: format!("{prefix}-{}", g.id),
             id: g.id,
             namespace: g.namespace.into(),
             metric: g.metric.into(),
-            dimensions: g.dimensions.into_iter().map(|(k, v)| (k.to_string(), v)).collect(),
+            dimensions: g
+                .dimensions
+                .into_iter()
+                .map(|(k, v)| (k.to_string(), v))
+                .collect(),
             statistic: g.statistic.into(),
             comparison: g.comparison,
             threshold,
@@ -295,7 +338,10 @@ fn from_spec(prefix: &str, id: &str, spec: &AlarmSpec, notify: &[String]) -> Des
         threshold: spec.threshold,
         period_secs: spec.period.as_secs().max(10) as u32,
         evaluation_periods: spec.evaluation_periods,
-        datapoints_to_alarm: spec.datapoints_to_alarm.unwrap_or(spec.evaluation_periods).min(spec.evaluation_periods),
+        datapoints_to_alarm: spec
+            .datapoints_to_alarm
+            .unwrap_or(spec.evaluation_periods)
+            .min(spec.evaluation_periods),
         actions: notify.to_vec(),
         description: format!("stack alarm `{id}`"),
     }

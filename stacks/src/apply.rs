@@ -78,12 +78,17 @@ pub async fn apply(aws: &Aws, ctx: &ApplyCtx<'_>, plan: &Plan, observed: &mut Ob
         };
         (ctx.progress)(format!("[{}/{}] {verb} {}…", i + 1, total, change.key));
         let result = match change.action {
-            Action::Delete => delete_one(aws, ctx, &change.key, observed).await.map(|()| None),
+            Action::Delete => delete_one(aws, ctx, &change.key, observed)
+                .await
+                .map(|()| None),
             _ => {
                 let wanted = desired(ctx.stack, ctx.env, observed, ctx.artifacts);
                 match wanted.into_iter().find(|d| d.key == change.key) {
                     Some(d) => upsert(aws, ctx, &d, observed).await.map(Some),
-                    None => Err(AwsError::new(format!("apply {}", change.key), "the stack no longer wants it; re-run plan")),
+                    None => Err(AwsError::new(
+                        format!("apply {}", change.key),
+                        "the stack no longer wants it; re-run plan",
+                    )),
                 }
             }
         };
@@ -103,11 +108,25 @@ pub async fn apply(aws: &Aws, ctx: &ApplyCtx<'_>, plan: &Plan, observed: &mut Ob
                     Action::Update => "updated",
                     _ => "deleted",
                 };
-                (ctx.progress)(format!("[{}/{}] {past} {} ({seconds:.1}s)", i + 1, total, change.key));
-                outcome.done.push(Step { key: change.key.clone(), action: change.action, seconds });
+                (ctx.progress)(format!(
+                    "[{}/{}] {past} {} ({seconds:.1}s)",
+                    i + 1,
+                    total,
+                    change.key
+                ));
+                outcome.done.push(Step {
+                    key: change.key.clone(),
+                    action: change.action,
+                    seconds,
+                });
             }
             Err(e) => {
-                outcome.failed = Some(Failure { key: change.key.clone(), action: change.action, error: e.to_string(), hint: e.hint.clone() });
+                outcome.failed = Some(Failure {
+                    key: change.key.clone(),
+                    action: change.action,
+                    error: e.to_string(),
+                    hint: e.hint.clone(),
+                });
             }
         }
     }
@@ -116,10 +135,20 @@ pub async fn apply(aws: &Aws, ctx: &ApplyCtx<'_>, plan: &Plan, observed: &mut Ob
 
 /// Values only known once a dependency exists must be known by the time a resource is applied.
 fn unresolved(d: &Desired) -> Option<&str> {
-    d.attrs.iter().find(|(k, v)| v.contains(KNOWN_AFTER_APPLY) && !matches!(k.as_str(), "version" | "task_definition")).map(|(k, _)| k.as_str())
+    d.attrs
+        .iter()
+        .find(|(k, v)| {
+            v.contains(KNOWN_AFTER_APPLY) && !matches!(k.as_str(), "version" | "task_definition")
+        })
+        .map(|(k, _)| k.as_str())
 }
 
-async fn upsert(aws: &Aws, ctx: &ApplyCtx<'_>, d: &Desired, observed: &Observed) -> AwsResult<ObservedResource> {
+async fn upsert(
+    aws: &Aws,
+    ctx: &ApplyCtx<'_>,
+    d: &Desired,
+    observed: &Observed,
+) -> AwsResult<ObservedResource> {
     if let Some(attr) = unresolved(d) {
         return Err(AwsError::new(format!("apply {}", d.key), format!("`{attr}` depends on a resource that does not exist yet")).hint("re-run deploy; if it persists, run `statsctl plan` and check the resources before this one"));
     }
@@ -133,15 +162,26 @@ async fn upsert(aws: &Aws, ctx: &ApplyCtx<'_>, d: &Desired, observed: &Observed)
         (Kind::Role, None) => aws::iam::create_role(aws, ctx, d).await,
         (Kind::Role, Some(cur)) => {
             aws::iam::put_policy(aws, &d.key.name, aws::iam::BASE_POLICY, d.get("policy")).await?;
-            Ok(ObservedResource { attrs: d.attrs.clone(), ..cur.clone() })
+            Ok(ObservedResource {
+                attrs: d.attrs.clone(),
+                ..cur.clone()
+            })
         }
         (Kind::RolePolicy, _) => {
             let role = d.key.name.split('/').next().unwrap_or_default();
             aws::iam::put_policy(aws, role, aws::iam::DB_CONNECT_POLICY, d.get("policy")).await?;
-            Ok(ObservedResource { id: role.to_string(), owner: Some(ctx.owner.clone()), state: "exists".into(), attrs: d.attrs.clone(), ..Default::default() })
+            Ok(ObservedResource {
+                id: role.to_string(),
+                owner: Some(ctx.owner.clone()),
+                state: "exists".into(),
+                attrs: d.attrs.clone(),
+                ..Default::default()
+            })
         }
         (Kind::Ledger, cur) => aws::s3::put_bucket(aws, ctx, d, cur).await,
-        (Kind::Secret, None) => aws::secrets::create(aws, ctx, d, &ctx.stack.database.master_username).await,
+        (Kind::Secret, None) => {
+            aws::secrets::create(aws, ctx, d, &ctx.stack.database.master_username).await
+        }
         (Kind::DbSubnetGroup, cur) => aws::rds::put_subnet_group(aws, ctx, d, cur, observed).await,
         (Kind::DbCluster, cur) => aws::rds::put_cluster(aws, ctx, d, cur, observed).await,
         (Kind::DbInstance, cur) => aws::rds::put_instance(aws, ctx, d, cur).await,
@@ -154,37 +194,65 @@ async fn upsert(aws: &Aws, ctx: &ApplyCtx<'_>, d: &Desired, observed: &Observed)
         (Kind::LoadBalancer, cur) => aws::elb::put_load_balancer(aws, ctx, d, cur, observed).await,
         (Kind::TargetGroup, cur) => aws::elb::put_target_group(aws, ctx, d, cur, observed).await,
         (Kind::Listener, cur) => aws::elb::put_listener(aws, d, cur, observed).await,
-        (Kind::TaskDefinition, _) => aws::ecs::register_task_definition(aws, ctx, d, observed).await,
+        (Kind::TaskDefinition, _) => {
+            aws::ecs::register_task_definition(aws, ctx, d, observed).await
+        }
         (Kind::EcsService, cur) => aws::ecs::put_service(aws, ctx, d, cur, observed).await,
         (Kind::Alarm, _) => aws::cloudwatch::put_alarm(aws, d).await,
-        (kind, Some(_)) => Err(AwsError::new(format!("update {}", d.key), format!("{} cannot be updated in place", kind.label()))),
+        (kind, Some(_)) => Err(AwsError::new(
+            format!("update {}", d.key),
+            format!("{} cannot be updated in place", kind.label()),
+        )),
     }
 }
 
-async fn delete_one(aws: &Aws, ctx: &ApplyCtx<'_>, key: &Key, observed: &Observed) -> AwsResult<()> {
-    let Some(cur) = observed.resources.get(key) else { return Ok(()) };
+async fn delete_one(
+    aws: &Aws,
+    ctx: &ApplyCtx<'_>,
+    key: &Key,
+    observed: &Observed,
+) -> AwsResult<()> {
+    let Some(cur) = observed.resources.get(key) else {
+        return Ok(());
+    };
     match key.kind {
         Kind::Vpc | Kind::Subnet | Kind::SecurityGroup => aws::ec2::delete(aws, key, &cur.id).await,
         Kind::Ingress => {
             let empty = Desired::new(Kind::Ingress, key.name.clone()).attr("rules", "");
-            aws::ec2::set_ingress(aws, &empty, Some(cur), observed, &ctx.owner).await.map(|_| ())
+            aws::ec2::set_ingress(aws, &empty, Some(cur), observed, &ctx.owner)
+                .await
+                .map(|_| ())
         }
         Kind::Role => aws::iam::delete_role(aws, &key.name).await,
-        Kind::RolePolicy => aws::iam::delete_policy(aws, &cur.id, aws::iam::DB_CONNECT_POLICY).await,
+        Kind::RolePolicy => {
+            aws::iam::delete_policy(aws, &cur.id, aws::iam::DB_CONNECT_POLICY).await
+        }
         Kind::Secret => aws::secrets::delete(aws, &key.name).await,
         Kind::Ledger => aws::s3::delete_bucket(aws, &key.name).await,
-        Kind::DbSubnetGroup | Kind::DbCluster | Kind::DbInstance | Kind::Proxy | Kind::ProxyTarget | Kind::ProxyTargetGroup => {
-            aws::rds::delete(aws, ctx, key).await
-        }
+        Kind::DbSubnetGroup
+        | Kind::DbCluster
+        | Kind::DbInstance
+        | Kind::Proxy
+        | Kind::ProxyTarget
+        | Kind::ProxyTargetGroup => aws::rds::delete(aws, ctx, key).await,
         Kind::Function | Kind::Alias => aws::lambda::delete(aws, key).await,
-        Kind::EcsCluster | Kind::TaskDefinition | Kind::EcsService => aws::ecs::delete(aws, ctx, key, cur).await,
-        Kind::LoadBalancer | Kind::TargetGroup | Kind::Listener => aws::elb::delete(aws, key, cur).await,
+        Kind::EcsCluster | Kind::TaskDefinition | Kind::EcsService => {
+            aws::ecs::delete(aws, ctx, key, cur).await
+        }
+        Kind::LoadBalancer | Kind::TargetGroup | Kind::Listener => {
+            aws::elb::delete(aws, key, cur).await
+        }
         Kind::Alarm => aws::cloudwatch::delete(aws, &key.name).await,
     }
 }
 
 /// Polls `check` until it returns `Ok(true)`, with progress every 30 s and a deadline.
-pub async fn wait_until<F, Fut>(ctx: &ApplyCtx<'_>, what: &str, timeout: Duration, mut check: F) -> AwsResult<()>
+pub async fn wait_until<F, Fut>(
+    ctx: &ApplyCtx<'_>,
+    what: &str,
+    timeout: Duration,
+    mut check: F,
+) -> AwsResult<()>
 where
     F: FnMut() -> Fut,
     Fut: std::future::Future<Output = AwsResult<bool>>,
@@ -197,10 +265,17 @@ where
             return Ok(());
         }
         if start.elapsed() > timeout {
-            return Err(AwsError::new(format!("wait for {what}"), format!("not ready after {}s", timeout.as_secs())).hint("check the resource in the AWS console; re-running deploy resumes from here"));
+            return Err(AwsError::new(
+                format!("wait for {what}"),
+                format!("not ready after {}s", timeout.as_secs()),
+            )
+            .hint("check the resource in the AWS console; re-running deploy resumes from here"));
         }
         if last_report.elapsed() > Duration::from_secs(30) {
-            (ctx.progress)(format!("    still waiting for {what} ({}s)…", start.elapsed().as_secs()));
+            (ctx.progress)(format!(
+                "    still waiting for {what} ({}s)…",
+                start.elapsed().as_secs()
+            ));
             last_report = Instant::now();
         }
         tokio::time::sleep(delay).await;

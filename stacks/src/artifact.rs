@@ -21,7 +21,9 @@ pub struct ArtifactError {
 }
 
 /// Packages every function's artifact; all problems are reported together.
-pub fn package_all(stack: &ResolvedStack) -> Result<BTreeMap<String, Artifact>, Vec<ArtifactError>> {
+pub fn package_all(
+    stack: &ResolvedStack,
+) -> Result<BTreeMap<String, Artifact>, Vec<ArtifactError>> {
     let mut out = BTreeMap::new();
     let mut errors = Vec::new();
     for (name, f) in &stack.spec.functions {
@@ -30,7 +32,11 @@ pub fn package_all(stack: &ResolvedStack) -> Result<BTreeMap<String, Artifact>, 
             Ok(a) => {
                 out.insert(name.clone(), a);
             }
-            Err(problem) => errors.push(ArtifactError { function: name.clone(), path, problem }),
+            Err(problem) => errors.push(ArtifactError {
+                function: name.clone(),
+                path,
+                problem,
+            }),
         }
     }
     if errors.is_empty() {
@@ -44,13 +50,19 @@ pub fn package(path: &Path) -> Result<Artifact, String> {
     let meta = std::fs::metadata(path).map_err(|e| format!("cannot be read: {e}"))?;
     let zip = if meta.is_dir() {
         zip_dir(path)?
-    } else if path.extension().is_some_and(|e| e.eq_ignore_ascii_case("zip")) {
+    } else if path
+        .extension()
+        .is_some_and(|e| e.eq_ignore_ascii_case("zip"))
+    {
         std::fs::read(path).map_err(|e| format!("cannot be read: {e}"))?
     } else {
         return Err("is neither a directory nor a .zip file".into());
     };
     if zip.len() > 50 * 1024 * 1024 {
-        return Err(format!("is {} MB zipped; Lambda accepts at most 50 MB in a direct upload", zip.len() / 1024 / 1024));
+        return Err(format!(
+            "is {} MB zipped; Lambda accepts at most 50 MB in a direct upload",
+            zip.len() / 1024 / 1024
+        ));
     }
     let sha256 = base64::engine::general_purpose::STANDARD.encode(Sha256::digest(&zip));
     Ok(Artifact { sha256, zip })
@@ -71,8 +83,10 @@ fn zip_dir(dir: &Path) -> Result<Vec<u8>, String> {
             .last_modified_time(zip::DateTime::default())
             .unix_permissions(0o755);
         for rel in files {
-            let data = std::fs::read(dir.join(&rel)).map_err(|e| format!("`{rel}` cannot be read: {e}"))?;
-            zw.start_file(rel.clone(), opts).map_err(|e| e.to_string())?;
+            let data = std::fs::read(dir.join(&rel))
+                .map_err(|e| format!("`{rel}` cannot be read: {e}"))?;
+            zw.start_file(rel.clone(), opts)
+                .map_err(|e| e.to_string())?;
             zw.write_all(&data).map_err(|e| e.to_string())?;
         }
         zw.finish().map_err(|e| e.to_string())?;
@@ -108,7 +122,11 @@ mod tests {
     #[test]
     fn directory_zips_are_reproducible_and_track_content() {
         let dir = tempfile::tempdir().unwrap();
-        std::fs::write(dir.path().join("app.py"), "def handler(e, c):\n    return 1\n").unwrap();
+        std::fs::write(
+            dir.path().join("app.py"),
+            "def handler(e, c):\n    return 1\n",
+        )
+        .unwrap();
         std::fs::create_dir(dir.path().join("__pycache__")).unwrap();
         std::fs::write(dir.path().join("__pycache__/app.pyc"), "junk").unwrap();
         let a = package(dir.path()).unwrap();
@@ -116,8 +134,14 @@ mod tests {
         std::fs::write(dir.path().join("__pycache__/app.pyc"), "other junk").unwrap();
         let b = package(dir.path()).unwrap();
         assert_eq!(a.sha256, b.sha256);
-        std::fs::write(dir.path().join("app.py"), "def handler(e, c):\n    return 2\n").unwrap();
+        std::fs::write(
+            dir.path().join("app.py"),
+            "def handler(e, c):\n    return 2\n",
+        )
+        .unwrap();
         assert_ne!(package(dir.path()).unwrap().sha256, a.sha256);
-        assert!(package(&dir.path().join("missing")).unwrap_err().contains("cannot be read"));
+        assert!(package(&dir.path().join("missing"))
+            .unwrap_err()
+            .contains("cannot be read"));
     }
 }

@@ -29,7 +29,9 @@ pub struct Names {
 
 impl Names {
     pub fn new(stack: &StackFile, env: &str) -> Names {
-        Names { prefix: stack.prefix(env) }
+        Names {
+            prefix: stack.prefix(env),
+        }
     }
     pub fn vpc(&self) -> String {
         self.prefix.clone()
@@ -91,7 +93,10 @@ fn policy(statements: serde_json::Value) -> String {
 /// The host a client using `db` is given: the proxy endpoint or the cluster's writer endpoint.
 fn db_host(stack: &StackFile, observed: &Observed, db: &DbAccess) -> String {
     let found = match db.via {
-        Via::Proxy => stack.proxy.as_ref().and_then(|p| observed.output(Kind::Proxy, &p.name, "endpoint")),
+        Via::Proxy => stack
+            .proxy
+            .as_ref()
+            .and_then(|p| observed.output(Kind::Proxy, &p.name, "endpoint")),
         Via::Direct => observed.output(Kind::DbCluster, &stack.database.cluster_id, "endpoint"),
     };
     found.unwrap_or(KNOWN_AFTER_APPLY).to_string()
@@ -103,22 +108,40 @@ pub fn max_connections_estimate(stack: &StackFile) -> Option<u32> {
         if let Some(class) = &stack.database.instance_class {
             facts::aurora_max_connections_for_class(class).map(|t| t.max_connections)
         } else {
-            stack.database.serverless.as_ref().and_then(|s| facts::aurora_serverless_max_connections(s.min_acu, s.max_acu)).map(|t| t.max_connections)
+            stack
+                .database
+                .serverless
+                .as_ref()
+                .and_then(|s| facts::aurora_serverless_max_connections(s.min_acu, s.max_acu))
+                .map(|t| t.max_connections)
         }
     })
 }
 
 /// Everything the stack wants, in dependency order.
-pub fn desired(stack: &StackFile, env: &str, observed: &Observed, artifacts: &BTreeMap<String, Artifact>) -> Vec<Desired> {
+pub fn desired(
+    stack: &StackFile,
+    env: &str,
+    observed: &Observed,
+    artifacts: &BTreeMap<String, Artifact>,
+) -> Vec<Desired> {
     let n = Names::new(stack, env);
     let mut out = Vec::new();
     let subnets = subnet_names(stack, &n);
     let subnets_attr = join_sorted(subnets.iter().cloned());
-    let account = if observed.account_id.is_empty() { KNOWN_AFTER_APPLY } else { observed.account_id.as_str() };
+    let account = if observed.account_id.is_empty() {
+        KNOWN_AFTER_APPLY
+    } else {
+        observed.account_id.as_str()
+    };
 
     // Network.
     if let Some(c) = &stack.network.create {
-        out.push(Desired::new(Kind::Vpc, n.vpc()).attr("cidr", c.cidr.clone()).immutable(&["cidr"]));
+        out.push(
+            Desired::new(Kind::Vpc, n.vpc())
+                .attr("cidr", c.cidr.clone())
+                .immutable(&["cidr"]),
+        );
         for (i, s) in c.subnets.iter().enumerate() {
             out.push(
                 Desired::new(Kind::Subnet, n.subnet(i))
@@ -130,13 +153,27 @@ pub fn desired(stack: &StackFile, env: &str, observed: &Observed, artifacts: &BT
     }
     let vpc_cidr = match (&stack.network.create, &stack.network.existing) {
         (Some(c), _) => c.cidr.clone(),
-        (None, Some(e)) => observed.output(Kind::Vpc, &e.vpc_id, "cidr").unwrap_or(KNOWN_AFTER_APPLY).to_string(),
+        (None, Some(e)) => observed
+            .output(Kind::Vpc, &e.vpc_id, "cidr")
+            .unwrap_or(KNOWN_AFTER_APPLY)
+            .to_string(),
         (None, None) => KNOWN_AFTER_APPLY.to_string(),
     };
 
     // Security groups and who may reach whom.
-    let fn_via = |via: Via| stack.functions.values().any(|f| f.database.as_ref().is_some_and(|d| d.via == via));
-    let svc_via = |via: Via| stack.service.as_ref().and_then(|s| s.database.as_ref()).is_some_and(|d| d.via == via);
+    let fn_via = |via: Via| {
+        stack
+            .functions
+            .values()
+            .any(|f| f.database.as_ref().is_some_and(|d| d.via == via))
+    };
+    let svc_via = |via: Via| {
+        stack
+            .service
+            .as_ref()
+            .and_then(|s| s.database.as_ref())
+            .is_some_and(|d| d.via == via)
+    };
     let from_sg = |port: u16, sg: String| format!("tcp:{port}:sg:{sg}");
     let mut db_ingress = vec![];
     if stack.proxy.is_some() {
@@ -154,7 +191,11 @@ pub fn desired(stack: &StackFile, env: &str, observed: &Observed, artifacts: &BT
     };
     // Groups first, then their rules: rules reference other groups, which must all exist by then.
     let mut group = |role: &str, ingress: Vec<String>| {
-        out.push(Desired::new(Kind::SecurityGroup, n.sg(role)).attr("vpc", vpc.clone()).immutable(&["vpc"]));
+        out.push(
+            Desired::new(Kind::SecurityGroup, n.sg(role))
+                .attr("vpc", vpc.clone())
+                .immutable(&["vpc"]),
+        );
         out.push(Desired::new(Kind::Ingress, n.sg(role)).attr("rules", join_sorted(ingress)));
     };
     group("db", db_ingress);
@@ -173,8 +214,18 @@ pub fn desired(stack: &StackFile, env: &str, observed: &Observed, artifacts: &BT
     }
     if let Some(svc) = &stack.service {
         group("svc", vec![from_sg(svc.port, n.sg("lb"))]);
-        let lb_from = if svc.load_balancer.internal { vpc_cidr.clone() } else { "0.0.0.0/0".to_string() };
-        group("lb", vec![format!("tcp:{}:cidr:{lb_from}", svc.load_balancer.listener_port)]);
+        let lb_from = if svc.load_balancer.internal {
+            vpc_cidr.clone()
+        } else {
+            "0.0.0.0/0".to_string()
+        };
+        group(
+            "lb",
+            vec![format!(
+                "tcp:{}:cidr:{lb_from}",
+                svc.load_balancer.listener_port
+            )],
+        );
     }
 
     // IAM roles (their base inline policy) — the database-connect grant comes after the proxy exists.
@@ -188,7 +239,10 @@ pub fn desired(stack: &StackFile, env: &str, observed: &Observed, artifacts: &BT
                 .immutable(&["trust"]),
         );
     }
-    let secret_arn = observed.output(Kind::Secret, &stack.database.credentials_secret, "arn").unwrap_or(KNOWN_AFTER_APPLY).to_string();
+    let secret_arn = observed
+        .output(Kind::Secret, &stack.database.credentials_secret, "arn")
+        .unwrap_or(KNOWN_AFTER_APPLY)
+        .to_string();
     if stack.proxy.is_some() {
         out.push(
             Desired::new(Kind::Role, n.proxy_role())
@@ -198,19 +252,32 @@ pub fn desired(stack: &StackFile, env: &str, observed: &Observed, artifacts: &BT
         );
     }
     if stack.service.is_some() {
-        out.push(Desired::new(Kind::Role, n.task_role()).attr("trust", "ecs-tasks.amazonaws.com").attr("policy", policy(json!([logs]))).immutable(&["trust"]));
+        out.push(
+            Desired::new(Kind::Role, n.task_role())
+                .attr("trust", "ecs-tasks.amazonaws.com")
+                .attr("policy", policy(json!([logs])))
+                .immutable(&["trust"]),
+        );
     }
 
     // The ledger: load-test results and deploy history, append-only.
     if account != KNOWN_AFTER_APPLY {
         // Versioning is switched on at creation but not compared: records are append-only by their unique keys
         // (written with If-None-Match), which is what the ledger relies on.
-        out.push(Desired::new(Kind::Ledger, crate::ledger::bucket_name(stack, env, account)));
+        out.push(Desired::new(
+            Kind::Ledger,
+            crate::ledger::bucket_name(stack, env, account),
+        ));
     }
 
     // Database.
-    out.push(Desired::new(Kind::Secret, stack.database.credentials_secret.clone()));
-    out.push(Desired::new(Kind::DbSubnetGroup, n.prefix.clone()).attr("subnets", subnets_attr.clone()));
+    out.push(Desired::new(
+        Kind::Secret,
+        stack.database.credentials_secret.clone(),
+    ));
+    out.push(
+        Desired::new(Kind::DbSubnetGroup, n.prefix.clone()).attr("subnets", subnets_attr.clone()),
+    );
     let db = &stack.database;
     let mut cluster = Desired::new(Kind::DbCluster, db.cluster_id.clone())
         .attr("engine", "aurora-postgresql")
@@ -224,7 +291,11 @@ pub fn desired(stack: &StackFile, env: &str, observed: &Observed, artifacts: &BT
         cluster = cluster.attr("serverless_acu", format!("{}-{}", s.min_acu, s.max_acu));
     }
     out.push(cluster);
-    let class = if db.serverless.is_some() { "db.serverless".to_string() } else { db.instance_class.clone().unwrap_or_default() };
+    let class = if db.serverless.is_some() {
+        "db.serverless".to_string()
+    } else {
+        db.instance_class.clone().unwrap_or_default()
+    };
     for i in 1..=db.instances {
         out.push(
             Desired::new(Kind::DbInstance, format!("{}-{i}", db.cluster_id))
@@ -236,7 +307,12 @@ pub fn desired(stack: &StackFile, env: &str, observed: &Observed, artifacts: &BT
     }
 
     // Proxy.
-    let prx_id = stack.proxy.as_ref().and_then(|p| observed.get(Kind::Proxy, &p.name)).and_then(|r| proxy_resource_id(&r.id)).map(str::to_string);
+    let prx_id = stack
+        .proxy
+        .as_ref()
+        .and_then(|p| observed.get(Kind::Proxy, &p.name))
+        .and_then(|r| proxy_resource_id(&r.id))
+        .map(str::to_string);
     if let Some(p) = &stack.proxy {
         out.push(
             Desired::new(Kind::Proxy, p.name.clone())
@@ -245,34 +321,58 @@ pub fn desired(stack: &StackFile, env: &str, observed: &Observed, artifacts: &BT
                 .attr("secret", secret_arn.clone())
                 .attr("iam_auth", if p.iam_auth { "REQUIRED" } else { "DISABLED" })
                 .attr("require_tls", p.require_tls.to_string())
-                .attr("idle_client_timeout", p.idle_client_timeout.as_secs().to_string())
+                .attr(
+                    "idle_client_timeout",
+                    p.idle_client_timeout.as_secs().to_string(),
+                )
                 .attr("subnets", subnets_attr.clone())
                 .attr("security_groups", n.sg("proxy"))
                 .immutable(&["engine_family", "subnets"]),
         );
         let mut tg = Desired::new(Kind::ProxyTargetGroup, format!("{}/default", p.name))
-            .attr("max_connections_percent", p.max_connections_percent.to_string())
-            .attr("connection_borrow_timeout", p.connection_borrow_timeout.as_secs().to_string());
+            .attr(
+                "max_connections_percent",
+                p.max_connections_percent.to_string(),
+            )
+            .attr(
+                "connection_borrow_timeout",
+                p.connection_borrow_timeout.as_secs().to_string(),
+            );
         // Only managed when the stack says: AWS picks a default otherwise, which must not read as drift.
         if let Some(idle) = p.max_idle_connections_percent {
             tg = tg.attr("max_idle_connections_percent", idle.to_string());
         }
         out.push(tg);
-        out.push(Desired::new(Kind::ProxyTarget, format!("{}/{}", p.name, db.cluster_id)).attr("cluster", db.cluster_id.clone()));
+        out.push(
+            Desired::new(Kind::ProxyTarget, format!("{}/{}", p.name, db.cluster_id))
+                .attr("cluster", db.cluster_id.clone()),
+        );
 
         // rds-db:connect for every client that goes through the proxy with IAM auth.
         if p.iam_auth {
             let mut grants: Vec<(String, &DbAccess)> = stack
                 .functions
                 .iter()
-                .filter_map(|(name, f)| f.database.as_ref().filter(|d| d.via == Via::Proxy).map(|d| (n.function_role(name), d)))
+                .filter_map(|(name, f)| {
+                    f.database
+                        .as_ref()
+                        .filter(|d| d.via == Via::Proxy)
+                        .map(|d| (n.function_role(name), d))
+                })
                 .collect();
-            if let Some(d) = stack.service.as_ref().and_then(|s| s.database.as_ref()).filter(|d| d.via == Via::Proxy) {
+            if let Some(d) = stack
+                .service
+                .as_ref()
+                .and_then(|s| s.database.as_ref())
+                .filter(|d| d.via == Via::Proxy)
+            {
                 grants.push((n.task_role(), d));
             }
             for (role, d) in grants {
                 let resource = match &prx_id {
-                    Some(prx) if account != KNOWN_AFTER_APPLY => db_connect_resource(&observed.region, account, prx, &d.user),
+                    Some(prx) if account != KNOWN_AFTER_APPLY => {
+                        db_connect_resource(&observed.region, account, prx, &d.user)
+                    }
                     _ => KNOWN_AFTER_APPLY.to_string(),
                 };
                 out.push(
@@ -290,7 +390,10 @@ pub fn desired(stack: &StackFile, env: &str, observed: &Observed, artifacts: &BT
         if let Some(d) = &f.database {
             vars.insert(d.host_env.clone(), db_host(stack, observed, d));
         }
-        let sha = artifacts.get(name).map(|a| a.sha256.clone()).unwrap_or_else(|| KNOWN_AFTER_APPLY.into());
+        let sha = artifacts
+            .get(name)
+            .map(|a| a.sha256.clone())
+            .unwrap_or_else(|| KNOWN_AFTER_APPLY.into());
         let function = Desired::new(Kind::Function, fname.clone())
             .attr("runtime", f.runtime.clone())
             .attr("handler", f.handler.clone())
@@ -301,17 +404,31 @@ pub fn desired(stack: &StackFile, env: &str, observed: &Observed, artifacts: &BT
             .attr("subnets", subnets_attr.clone())
             .attr("security_groups", n.sg("fn"))
             .attr("code_sha256", sha)
-            .attr("reserved_concurrency", f.reserved_concurrency.map(|c| c.to_string()).unwrap_or_else(|| "unreserved".into()));
+            .attr(
+                "reserved_concurrency",
+                f.reserved_concurrency
+                    .map(|c| c.to_string())
+                    .unwrap_or_else(|| "unreserved".into()),
+            );
         // The alias must point at a version published from exactly this code and configuration; any pending
         // change to the function (other than concurrency, which is not versioned) means a new version.
         let live = observed.get(Kind::Function, &fname);
         let versioned_change = match live {
             None => true,
-            Some(o) => function.attrs.iter().any(|(k, v)| k != "reserved_concurrency" && o.attrs.get(k) != Some(v)),
+            Some(o) => function
+                .attrs
+                .iter()
+                .any(|(k, v)| k != "reserved_concurrency" && o.attrs.get(k) != Some(v)),
         };
-        let alias_target = if versioned_change { KNOWN_AFTER_APPLY } else { "published from current code and configuration" };
+        let alias_target = if versioned_change {
+            KNOWN_AFTER_APPLY
+        } else {
+            "published from current code and configuration"
+        };
         out.push(function);
-        out.push(Desired::new(Kind::Alias, format!("{fname}:{}", f.alias)).attr("version", alias_target));
+        out.push(
+            Desired::new(Kind::Alias, format!("{fname}:{}", f.alias)).attr("version", alias_target),
+        );
     }
 
     // The ECS service behind its load balancer.
@@ -319,7 +436,14 @@ pub fn desired(stack: &StackFile, env: &str, observed: &Observed, artifacts: &BT
         out.push(Desired::new(Kind::EcsCluster, svc.cluster.clone()));
         out.push(
             Desired::new(Kind::LoadBalancer, n.load_balancer())
-                .attr("scheme", if svc.load_balancer.internal { "internal" } else { "internet-facing" })
+                .attr(
+                    "scheme",
+                    if svc.load_balancer.internal {
+                        "internal"
+                    } else {
+                        "internet-facing"
+                    },
+                )
                 .attr("subnets", subnets_attr.clone())
                 .attr("security_groups", n.sg("lb"))
                 .immutable(&["scheme"]),
@@ -334,17 +458,24 @@ pub fn desired(stack: &StackFile, env: &str, observed: &Observed, artifacts: &BT
                 .immutable(&["vpc", "port", "protocol", "target_type"]),
         );
         out.push(
-            Desired::new(Kind::Listener, format!("{}:{}", n.load_balancer(), svc.load_balancer.listener_port))
-                .attr("port", svc.load_balancer.listener_port.to_string())
-                .attr("target_group", n.target_group())
-                .immutable(&["port"]),
+            Desired::new(
+                Kind::Listener,
+                format!("{}:{}", n.load_balancer(), svc.load_balancer.listener_port),
+            )
+            .attr("port", svc.load_balancer.listener_port.to_string())
+            .attr("target_group", n.target_group())
+            .immutable(&["port"]),
         );
         let mut vars = svc.environment.clone();
         if let Some(d) = &svc.database {
             vars.insert(d.host_env.clone(), db_host(stack, observed, d));
             // What the stats service (stats-service/) reads, from the same block preflight budgets with;
             // values set in `service.environment` win.
-            let mode = if d.connections == crate::model::Connections::PerRequest { "per-request" } else { "pool" };
+            let mode = if d.connections == crate::model::Connections::PerRequest {
+                "per-request"
+            } else {
+                "pool"
+            };
             for (k, v) in [
                 ("PORT", svc.port.to_string()),
                 ("DB_USER", d.user.clone()),
@@ -363,8 +494,13 @@ pub fn desired(stack: &StackFile, env: &str, observed: &Observed, artifacts: &BT
             .attr("port", svc.port.to_string())
             .attr("environment", canonical_map(&vars))
             .attr("task_role", n.task_role());
-        let task_current = observed.get(Kind::TaskDefinition, &family).filter(|o| o.attrs == task.attrs);
-        let revision = task_current.and_then(|o| o.output("revision_ref")).unwrap_or(KNOWN_AFTER_APPLY).to_string();
+        let task_current = observed
+            .get(Kind::TaskDefinition, &family)
+            .filter(|o| o.attrs == task.attrs);
+        let revision = task_current
+            .and_then(|o| o.output("revision_ref"))
+            .unwrap_or(KNOWN_AFTER_APPLY)
+            .to_string();
         out.push(task);
         out.push(
             Desired::new(Kind::EcsService, svc.name.clone())
@@ -381,8 +517,12 @@ pub fn desired(stack: &StackFile, env: &str, observed: &Observed, artifacts: &BT
     // Alarms.
     let ctx = AlarmContext {
         max_connections: max_connections_estimate(stack),
-        load_balancer_dimension: observed.output(Kind::LoadBalancer, &n.load_balancer(), "dimension").map(str::to_string),
-        target_group_dimension: observed.output(Kind::TargetGroup, &n.target_group(), "dimension").map(str::to_string),
+        load_balancer_dimension: observed
+            .output(Kind::LoadBalancer, &n.load_balancer(), "dimension")
+            .map(str::to_string),
+        target_group_dimension: observed
+            .output(Kind::TargetGroup, &n.target_group(), "dimension")
+            .map(str::to_string),
         account_concurrency: stack.aws.lambda_concurrency_limit,
     };
     for a in desired_alarms(stack, env, &ctx) {
@@ -438,27 +578,72 @@ mod tests {
     #[test]
     fn proxy_link_is_built_from_observed_proxy() {
         let stack = shipped("local");
-        let mut observed = Observed { account_id: "123456789012".into(), region: "us-east-1".into(), ..Default::default() };
+        let mut observed = Observed {
+            account_id: "123456789012".into(),
+            region: "us-east-1".into(),
+            ..Default::default()
+        };
         let before = desired(&stack, "local", &observed, &BTreeMap::new());
-        let f = before.iter().find(|d| d.key == Key::new(Kind::Function, "live-stats-local-stats-api")).unwrap();
+        let f = before
+            .iter()
+            .find(|d| d.key == Key::new(Kind::Function, "live-stats-local-stats-api"))
+            .unwrap();
         assert!(f.get("environment").contains(KNOWN_AFTER_APPLY), "{f:?}");
 
-        let mut proxy = ObservedResource { id: "arn:aws:rds:us-east-1:123456789012:db-proxy:prx-0abc".into(), ..Default::default() };
-        proxy.outputs.insert("endpoint".into(), "live-stats-proxy.proxy-x.us-east-1.rds.amazonaws.com".into());
-        observed.resources.insert(Key::new(Kind::Proxy, "live-stats-proxy"), proxy);
+        let mut proxy = ObservedResource {
+            id: "arn:aws:rds:us-east-1:123456789012:db-proxy:prx-0abc".into(),
+            ..Default::default()
+        };
+        proxy.outputs.insert(
+            "endpoint".into(),
+            "live-stats-proxy.proxy-x.us-east-1.rds.amazonaws.com".into(),
+        );
+        observed
+            .resources
+            .insert(Key::new(Kind::Proxy, "live-stats-proxy"), proxy);
         let after = desired(&stack, "local", &observed, &BTreeMap::new());
-        let f = after.iter().find(|d| d.key == Key::new(Kind::Function, "live-stats-local-stats-api")).unwrap();
-        assert!(f.get("environment").contains("\"DB_HOST\":\"live-stats-proxy.proxy-x.us-east-1.rds.amazonaws.com\""), "{f:?}");
+        let f = after
+            .iter()
+            .find(|d| d.key == Key::new(Kind::Function, "live-stats-local-stats-api"))
+            .unwrap();
+        assert!(
+            f.get("environment")
+                .contains("\"DB_HOST\":\"live-stats-proxy.proxy-x.us-east-1.rds.amazonaws.com\""),
+            "{f:?}"
+        );
         assert_eq!(f.get("security_groups"), "live-stats-local-fn");
-        let grant = after.iter().find(|d| d.key == Key::new(Kind::RolePolicy, "live-stats-local-fn-stats-api/rds-db-connect")).unwrap();
-        assert!(grant.get("policy").contains("arn:aws:rds-db:us-east-1:123456789012:dbuser:prx-0abc/stats_api"), "{grant:?}");
-        let proxy_sg = after.iter().find(|d| d.key == Key::new(Kind::Ingress, "live-stats-local-proxy")).unwrap();
-        assert_eq!(proxy_sg.get("rules"), "tcp:5432:sg:live-stats-local-fn,tcp:5432:sg:live-stats-local-svc");
+        let grant = after
+            .iter()
+            .find(|d| {
+                d.key
+                    == Key::new(
+                        Kind::RolePolicy,
+                        "live-stats-local-fn-stats-api/rds-db-connect",
+                    )
+            })
+            .unwrap();
+        assert!(
+            grant
+                .get("policy")
+                .contains("arn:aws:rds-db:us-east-1:123456789012:dbuser:prx-0abc/stats_api"),
+            "{grant:?}"
+        );
+        let proxy_sg = after
+            .iter()
+            .find(|d| d.key == Key::new(Kind::Ingress, "live-stats-local-proxy"))
+            .unwrap();
+        assert_eq!(
+            proxy_sg.get("rules"),
+            "tcp:5432:sg:live-stats-local-fn,tcp:5432:sg:live-stats-local-svc"
+        );
     }
 
     #[test]
     fn helpers() {
-        assert_eq!(proxy_resource_id("arn:aws:rds:eu-west-1:1:db-proxy:prx-123"), Some("prx-123"));
+        assert_eq!(
+            proxy_resource_id("arn:aws:rds:eu-west-1:1:db-proxy:prx-123"),
+            Some("prx-123")
+        );
         assert_eq!(proxy_resource_id("arn:aws:rds:eu-west-1:1:cluster:c"), None);
         assert_eq!(format_number(90.0), "90");
         assert_eq!(format_number(0.5), "0.5");

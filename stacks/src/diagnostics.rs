@@ -27,7 +27,12 @@ pub struct Diagnostic {
 
 impl Diagnostic {
     pub fn at(at: Location, message: impl Into<String>) -> Diagnostic {
-        Diagnostic { at: Some(at), field: None, message: message.into(), hint: None }
+        Diagnostic {
+            at: Some(at),
+            field: None,
+            message: message.into(),
+            hint: None,
+        }
     }
     pub fn with_hint(mut self, hint: impl Into<String>) -> Diagnostic {
         self.hint = Some(hint.into());
@@ -72,8 +77,11 @@ impl fmt::Display for Diagnostics {
                         let text = mask_secret_value(text);
                         let text = text.as_str();
                         writeln!(f, "{} | {}", at.line, text)?;
-                        let caret_pad: String =
-                            text.chars().take(at.col.saturating_sub(1)).map(|c| if c == '\t' { '\t' } else { ' ' }).collect();
+                        let caret_pad: String = text
+                            .chars()
+                            .take(at.col.saturating_sub(1))
+                            .map(|c| if c == '\t' { '\t' } else { ' ' })
+                            .collect();
                         writeln!(f, "{:gutter$} | {}^", "", caret_pad)?;
                     }
                 }
@@ -89,7 +97,13 @@ impl fmt::Display for Diagnostics {
             }
         }
         let n = self.errors.len();
-        write!(f, "\n{} error{} in {}", n, if n == 1 { "" } else { "s" }, self.file.display())?;
+        write!(
+            f,
+            "\n{} error{} in {}",
+            n,
+            if n == 1 { "" } else { "s" },
+            self.file.display()
+        )?;
         if let Some(env) = &self.env {
             write!(f, " (environment `{env}`)")?;
         }
@@ -101,11 +115,24 @@ impl fmt::Display for Diagnostics {
 /// a secret typed into a stack file by mistake is not echoed into terminals and CI logs by the error about it.
 pub fn mask_secret_value(line: &str) -> String {
     let trimmed = line.trim_start().trim_start_matches("- ");
-    let Some((key, value)) = trimmed.split_once(':') else { return line.to_string() };
-    let key_l = key.trim().trim_matches(|c| c == '"' || c == '\'').to_ascii_lowercase();
-    let sensitive = ["password", "passwd", "token", "secret_key", "private_key", "api_key", "access_key"]
-        .iter()
-        .any(|s| key_l.contains(s));
+    let Some((key, value)) = trimmed.split_once(':') else {
+        return line.to_string();
+    };
+    let key_l = key
+        .trim()
+        .trim_matches(|c| c == '"' || c == '\'')
+        .to_ascii_lowercase();
+    let sensitive = [
+        "password",
+        "passwd",
+        "token",
+        "secret_key",
+        "private_key",
+        "api_key",
+        "access_key",
+    ]
+    .iter()
+    .any(|s| key_l.contains(s));
     if !sensitive || value.trim().is_empty() {
         return line.to_string();
     }
@@ -134,7 +161,10 @@ mod tests {
             ("  db_password: \"x y\"", "  db_password: ********"),
             ("    API_TOKEN: abc", "    API_TOKEN: ********"),
             ("  password_env: PGPASSWORD", "  password_env: ********"),
-            ("  credentials_secret: live-stats/db", "  credentials_secret: live-stats/db"),
+            (
+                "  credentials_secret: live-stats/db",
+                "  credentials_secret: live-stats/db",
+            ),
             ("  password:", "  password:"),
             ("  memory_mb: 256", "  memory_mb: 256"),
             ("no colon here", "no colon here"),
@@ -146,7 +176,10 @@ mod tests {
     #[test]
     fn closest_key() {
         let keys = ["reserved_concurrency", "runtime", "handler", "memory_mb"];
-        assert_eq!(closest("reserved_concurency", keys), Some("reserved_concurrency"));
+        assert_eq!(
+            closest("reserved_concurency", keys),
+            Some("reserved_concurrency")
+        );
         assert_eq!(closest("memory", keys), Some("memory_mb"));
         assert_eq!(closest("zzz", keys), None);
     }
@@ -157,7 +190,10 @@ mod tests {
             file: "s.yaml".into(),
             env: None,
             source: "a: 1\nbb: 2\n".into(),
-            errors: vec![Diagnostic::at(Location { line: 2, col: 1 }, "unknown field `bb`").with_hint("did you mean `b`?")],
+            errors: vec![
+                Diagnostic::at(Location { line: 2, col: 1 }, "unknown field `bb`")
+                    .with_hint("did you mean `b`?"),
+            ],
         };
         let text = d.to_string();
         assert!(text.contains("--> s.yaml:2:1"), "{text}");

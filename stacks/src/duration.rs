@@ -35,8 +35,11 @@ pub fn parse_span(text: &str) -> Result<Span, String> {
         .find(|c: char| !(c.is_ascii_digit() || c == '.'))
         .ok_or_else(|| format!("`{t}` has no unit; write e.g. `{t}s` (units: ms, s, m, h, d)"))?;
     let (num, unit) = t.split_at(split);
-    if num.is_empty() || num.starts_with('.') || num.ends_with('.') || num.matches('.').count() > 1 {
-        return Err(format!("`{t}` is not a duration; write a number and a unit, e.g. `15s`, `250ms`, `5m`"));
+    if num.is_empty() || num.starts_with('.') || num.ends_with('.') || num.matches('.').count() > 1
+    {
+        return Err(format!(
+            "`{t}` is not a duration; write a number and a unit, e.g. `15s`, `250ms`, `5m`"
+        ));
     }
     let value: f64 = num
         .parse()
@@ -47,14 +50,20 @@ pub fn parse_span(text: &str) -> Result<Span, String> {
         "m" => 60_000.0,
         "h" => 3_600_000.0,
         "d" => 86_400_000.0,
-        other => return Err(format!("unknown unit `{other}` in `{t}`; use ms, s, m, h or d")),
+        other => {
+            return Err(format!(
+                "unknown unit `{other}` in `{t}`; use ms, s, m, h or d"
+            ))
+        }
     };
     let millis = value * millis_per_unit;
     // Ten years is far beyond any timeout or bake time; larger values are typos.
     if !millis.is_finite() || millis > 315_360_000_000.0 {
         return Err(format!("`{t}` is too long a duration"));
     }
-    Ok(Span(Duration::from_micros((millis * 1000.0).round() as u64)))
+    Ok(Span(
+        Duration::from_micros((millis * 1000.0).round() as u64),
+    ))
 }
 
 impl fmt::Display for Span {

@@ -67,7 +67,10 @@ impl Kind {
 
     /// Resources whose deletion loses data: destroyed only with `--delete-data`.
     pub fn holds_data(self) -> bool {
-        matches!(self, Kind::DbCluster | Kind::DbInstance | Kind::Secret | Kind::Ledger)
+        matches!(
+            self,
+            Kind::DbCluster | Kind::DbInstance | Kind::Secret | Kind::Ledger
+        )
     }
 }
 
@@ -87,7 +90,10 @@ pub struct Key {
 
 impl Key {
     pub fn new(kind: Kind, name: impl Into<String>) -> Key {
-        Key { kind, name: name.into() }
+        Key {
+            kind,
+            name: name.into(),
+        }
     }
 }
 
@@ -115,7 +121,11 @@ pub struct Desired {
 
 impl Desired {
     pub fn new(kind: Kind, name: impl Into<String>) -> Desired {
-        Desired { key: Key::new(kind, name), attrs: Attrs::new(), immutable: &[] }
+        Desired {
+            key: Key::new(kind, name),
+            attrs: Attrs::new(),
+            immutable: &[],
+        }
     }
     pub fn attr(mut self, k: &str, v: impl Into<String>) -> Desired {
         self.attrs.insert(k.to_string(), v.into());
@@ -170,7 +180,9 @@ pub struct Observed {
 impl Observed {
     pub fn get(&self, kind: Kind, name: &str) -> Option<&ObservedResource> {
         let key = Key::new(kind, name);
-        self.resources.get(&key).or_else(|| self.referenced.get(&key))
+        self.resources
+            .get(&key)
+            .or_else(|| self.referenced.get(&key))
     }
     pub fn id_of(&self, kind: Kind, name: &str) -> Option<&str> {
         self.get(kind, name).map(|r| r.id.as_str())

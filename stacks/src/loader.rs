@@ -19,7 +19,10 @@ pub fn schema() -> &'static Value {
     SCHEMA.get_or_init(|| {
         let mut schema = schemars::schema_for!(StackFile).to_value();
         if let Some(obj) = schema.as_object_mut() {
-            obj.insert("$id".into(), Value::String("https://statsctl.dev/schema/stack.json".into()));
+            obj.insert(
+                "$id".into(),
+                Value::String("https://statsctl.dev/schema/stack.json".into()),
+            );
         }
         schema
     })
@@ -37,7 +40,11 @@ pub fn environment_names(text: &str) -> Vec<String> {
 }
 
 /// Reads and loads a stack file for `env`.
-pub fn load_file(path: &Path, env: Option<&str>, vars: &dyn Vars) -> Result<ResolvedStack, Diagnostics> {
+pub fn load_file(
+    path: &Path,
+    env: Option<&str>,
+    vars: &dyn Vars,
+) -> Result<ResolvedStack, Diagnostics> {
     let text = std::fs::read_to_string(path).map_err(|e| Diagnostics {
         file: path.to_path_buf(),
         env: env.map(str::to_string),
@@ -45,7 +52,9 @@ pub fn load_file(path: &Path, env: Option<&str>, vars: &dyn Vars) -> Result<Reso
             at: None,
             field: None,
             message: format!("cannot read the stack file: {e}"),
-            hint: Some("pass the right file with `--stack FILE` (default stacks/live-stats.yaml)".into()),
+            hint: Some(
+                "pass the right file with `--stack FILE` (default stacks/live-stats.yaml)".into(),
+            ),
         }],
         source: String::new(),
     })?;
@@ -53,7 +62,12 @@ pub fn load_file(path: &Path, env: Option<&str>, vars: &dyn Vars) -> Result<Reso
 }
 
 /// Loads a stack from text; `path` is used for messages and to resolve relative artifact paths.
-pub fn load_str(path: &Path, text: &str, env: Option<&str>, vars: &dyn Vars) -> Result<ResolvedStack, Diagnostics> {
+pub fn load_str(
+    path: &Path,
+    text: &str,
+    env: Option<&str>,
+    vars: &dyn Vars,
+) -> Result<ResolvedStack, Diagnostics> {
     let fail = |errors: Vec<Diagnostic>| Diagnostics {
         file: path.to_path_buf(),
         env: env.map(str::to_string),
@@ -63,8 +77,14 @@ pub fn load_str(path: &Path, text: &str, env: Option<&str>, vars: &dyn Vars) -> 
 
     let mut root = yaml_tree::parse(text).map_err(fail)?;
     if !matches!(root.kind, Kind::Map(_)) {
-        return Err(fail(vec![Diagnostic::at(root.at, format!("a stack file is a map of settings, found {}", root.describe()))
-            .with_hint("start with `stack: <name>`; see stacks/live-stats.yaml")]));
+        return Err(fail(vec![Diagnostic::at(
+            root.at,
+            format!(
+                "a stack file is a map of settings, found {}",
+                root.describe()
+            ),
+        )
+        .with_hint("start with `stack: <name>`; see stacks/live-stats.yaml")]));
     }
 
     let mut errors = Vec::new();
@@ -92,12 +112,25 @@ pub fn load_str(path: &Path, text: &str, env: Option<&str>, vars: &dyn Vars) -> 
                 }
             }
             _ if env_node.is_null() => {}
-            _ => errors.push(Diagnostic::at(env_node.at, "`environments` must be a map of environment names to overrides")
-                .with_hint("e.g. `environments: {local: {...}, prod: {...}}`")),
+            _ => errors.push(
+                Diagnostic::at(
+                    env_node.at,
+                    "`environments` must be a map of environment names to overrides",
+                )
+                .with_hint("e.g. `environments: {local: {...}, prod: {...}}`"),
+            ),
         }
         if env.is_none() && !env_names.is_empty() {
-            errors.push(Diagnostic::at(env_key.at, format!("this stack defines environments {}; choose one", list(&env_names)))
-                .with_hint("pass `--env NAME` (or set STATSCTL_ENV)"));
+            errors.push(
+                Diagnostic::at(
+                    env_key.at,
+                    format!(
+                        "this stack defines environments {}; choose one",
+                        list(&env_names)
+                    ),
+                )
+                .with_hint("pass `--env NAME` (or set STATSCTL_ENV)"),
+            );
         }
     }
     if let Some(wanted) = env {
@@ -110,10 +143,17 @@ pub fn load_str(path: &Path, text: &str, env: Option<&str>, vars: &dyn Vars) -> 
             None => {
                 let hint = match closest(wanted, env_names.iter().map(String::as_str)) {
                     Some(c) => format!("did you mean `{c}`?"),
-                    None if env_names.is_empty() => "this stack file has no `environments:` section".to_string(),
+                    None if env_names.is_empty() => {
+                        "this stack file has no `environments:` section".to_string()
+                    }
                     None => format!("environments in this file: {}", list(&env_names)),
                 };
-                errors.push(Diagnostic { at: None, field: None, message: format!("no environment `{wanted}` in this stack file"), hint: Some(hint) });
+                errors.push(Diagnostic {
+                    at: None,
+                    field: None,
+                    message: format!("no environment `{wanted}` in this stack file"),
+                    hint: Some(hint),
+                });
             }
         }
     }
@@ -133,7 +173,14 @@ pub fn load_str(path: &Path, text: &str, env: Option<&str>, vars: &dyn Vars) -> 
     let spec: StackFile = match serde_json::from_value(value) {
         Ok(s) => s,
         // The schema check should have caught everything serde rejects; if not, still fail cleanly.
-        Err(e) => return Err(fail(vec![Diagnostic { at: None, field: None, message: format!("invalid stack file: {e}"), hint: None }])),
+        Err(e) => {
+            return Err(fail(vec![Diagnostic {
+                at: None,
+                field: None,
+                message: format!("invalid stack file: {e}"),
+                hint: None,
+            }]))
+        }
     };
 
     let problems = crate::validate::validate(&spec, env.unwrap_or("default"));
@@ -141,12 +188,20 @@ pub fn load_str(path: &Path, text: &str, env: Option<&str>, vars: &dyn Vars) -> 
         return Err(fail(
             problems
                 .into_iter()
-                .map(|p| Diagnostic::at(locate_field(&root, &p.path), p.message).with_hint(p.hint).with_field(&p.path))
+                .map(|p| {
+                    Diagnostic::at(locate_field(&root, &p.path), p.message)
+                        .with_hint(p.hint)
+                        .with_field(&p.path)
+                })
                 .collect(),
         ));
     }
 
-    Ok(ResolvedStack { env: env.map(str::to_string), path: path.to_path_buf(), spec })
+    Ok(ResolvedStack {
+        env: env.map(str::to_string),
+        path: path.to_path_buf(),
+        spec,
+    })
 }
 
 fn locate_field(root: &Node, path: &[String]) -> Location {
@@ -154,13 +209,20 @@ fn locate_field(root: &Node, path: &[String]) -> Location {
 }
 
 fn list(names: &[String]) -> String {
-    names.iter().map(|n| format!("`{n}`")).collect::<Vec<_>>().join(", ")
+    names
+        .iter()
+        .map(|n| format!("`{n}`"))
+        .collect::<Vec<_>>()
+        .join(", ")
 }
 
 impl ResolvedStack {
     /// The directory relative paths in the stack file are resolved against.
     pub fn base_dir(&self) -> PathBuf {
-        self.path.parent().map(Path::to_path_buf).unwrap_or_else(|| PathBuf::from("."))
+        self.path
+            .parent()
+            .map(Path::to_path_buf)
+            .unwrap_or_else(|| PathBuf::from("."))
     }
 
     /// The environment name used in resource names and tags (`default` when the file has none).

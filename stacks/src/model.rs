@@ -95,7 +95,11 @@ pub struct AwsSettings {
 
 impl Default for AwsSettings {
     fn default() -> Self {
-        AwsSettings { endpoint_url: None, profile: None, lambda_concurrency_limit: default_account_concurrency() }
+        AwsSettings {
+            endpoint_url: None,
+            profile: None,
+            lambda_concurrency_limit: default_account_concurrency(),
+        }
     }
 }
 
@@ -383,7 +387,10 @@ pub struct LoadBalancer {
 
 impl Default for LoadBalancer {
     fn default() -> Self {
-        LoadBalancer { listener_port: http_port(), internal: false }
+        LoadBalancer {
+            listener_port: http_port(),
+            internal: false,
+        }
     }
 }
 

@@ -61,7 +61,10 @@ impl Plan {
         self.changes.iter().any(|c| c.action != Action::NoOp)
     }
     pub fn blocked(&self) -> Vec<&Change> {
-        self.changes.iter().filter(|c| c.blocked.is_some()).collect()
+        self.changes
+            .iter()
+            .filter(|c| c.blocked.is_some())
+            .collect()
     }
     pub fn pending(&self) -> impl Iterator<Item = &Change> {
         self.changes.iter().filter(|c| c.action != Action::NoOp)
@@ -79,8 +82,21 @@ pub fn plan(owner: &Owner, desired: &[Desired], observed: &Observed) -> Plan {
     }
     for (key, o) in &observed.resources {
         if !wanted.contains(key) && o.owner.as_ref() == Some(owner) && !key.kind.holds_data() {
-            let changes_list = o.attrs.iter().map(|(k, v)| AttrChange { attr: k.clone(), old: Some(v.clone()), new: None }).collect();
-            changes.push(Change { key: key.clone(), action: Action::Delete, changes: changes_list, blocked: None });
+            let changes_list = o
+                .attrs
+                .iter()
+                .map(|(k, v)| AttrChange {
+                    attr: k.clone(),
+                    old: Some(v.clone()),
+                    new: None,
+                })
+                .collect();
+            changes.push(Change {
+                key: key.clone(),
+                action: Action::Delete,
+                changes: changes_list,
+                blocked: None,
+            });
         }
     }
     changes.sort_by(|a, b| order(a).cmp(&order(b)));
@@ -93,7 +109,12 @@ pub fn plan(owner: &Owner, desired: &[Desired], observed: &Observed) -> Plan {
             Action::NoOp => summary.unchanged += 1,
         }
     }
-    Plan { stack: owner.stack.clone(), env: owner.env.clone(), changes, summary }
+    Plan {
+        stack: owner.stack.clone(),
+        env: owner.env.clone(),
+        changes,
+        summary,
+    }
 }
 
 /// Creates and updates in dependency order; deletes after them, dependents first.
@@ -106,14 +127,31 @@ fn order(c: &Change) -> (u8, i32, String) {
 
 fn diff_one(owner: &Owner, d: &Desired, observed: &Observed) -> Change {
     let Some(o) = observed.resources.get(&d.key) else {
-        let changes = d.attrs.iter().map(|(k, v)| AttrChange { attr: k.clone(), old: None, new: Some(v.clone()) }).collect();
-        return Change { key: d.key.clone(), action: Action::Create, changes, blocked: None };
+        let changes = d
+            .attrs
+            .iter()
+            .map(|(k, v)| AttrChange {
+                attr: k.clone(),
+                old: None,
+                new: Some(v.clone()),
+            })
+            .collect();
+        return Change {
+            key: d.key.clone(),
+            action: Action::Create,
+            changes,
+            blocked: None,
+        };
     };
     let mut changes = Vec::new();
     for (k, want) in &d.attrs {
         let have = o.attrs.get(k);
         if have != Some(want) {
-            changes.push(AttrChange { attr: k.clone(), old: have.cloned(), new: Some(want.clone()) });
+            changes.push(AttrChange {
+                attr: k.clone(),
+                old: have.cloned(),
+                new: Some(want.clone()),
+            });
         }
     }
     let mut blocked = None;
@@ -133,19 +171,41 @@ fn diff_one(owner: &Owner, d: &Desired, observed: &Observed) -> Change {
         ));
     }
     if blocked.is_none() {
-        let fixed: Vec<&str> = changes.iter().filter(|c| d.immutable.contains(&c.attr.as_str())).map(|c| c.attr.as_str()).collect();
+        let fixed: Vec<&str> = changes
+            .iter()
+            .filter(|c| d.immutable.contains(&c.attr.as_str()))
+            .map(|c| c.attr.as_str())
+            .collect();
         if !fixed.is_empty() {
-            blocked = Some(format!("{} cannot change in place; revert the stack file, or destroy and re-create `{}`", fixed.join(", "), d.key.name));
+            blocked = Some(format!(
+                "{} cannot change in place; revert the stack file, or destroy and re-create `{}`",
+                fixed.join(", "),
+                d.key.name
+            ));
         }
     }
-    let action = if changes.is_empty() { Action::NoOp } else { Action::Update };
-    Change { key: d.key.clone(), action, changes, blocked }
+    let action = if changes.is_empty() {
+        Action::NoOp
+    } else {
+        Action::Update
+    };
+    Change {
+        key: d.key.clone(),
+        action,
+        changes,
+        blocked,
+    }
 }
 
 /// What `destroy` deletes: everything this stack+environment owns, dependents first. Without `delete_data`,
 /// the database, its credentials and what it stands in (its subnet group, security group, the network) are
 /// kept and returned separately.
-pub fn destroy_plan(owner: &Owner, observed: &Observed, delete_data: bool, db_security_group: &str) -> (Plan, Vec<Key>) {
+pub fn destroy_plan(
+    owner: &Owner,
+    observed: &Observed,
+    delete_data: bool,
+    db_security_group: &str,
+) -> (Plan, Vec<Key>) {
     let mut changes = Vec::new();
     let mut kept = Vec::new();
     for (key, o) in &observed.resources {
@@ -161,21 +221,53 @@ pub fn destroy_plan(owner: &Owner, observed: &Observed, delete_data: bool, db_se
             kept.push(key.clone());
             continue;
         }
-        changes.push(Change { key: key.clone(), action: Action::Delete, changes: vec![], blocked: None });
+        changes.push(Change {
+            key: key.clone(),
+            action: Action::Delete,
+            changes: vec![],
+            blocked: None,
+        });
     }
     changes.sort_by(|a, b| order(a).cmp(&order(b)));
-    let summary = Summary { delete: changes.len(), ..Default::default() };
-    (Plan { stack: owner.stack.clone(), env: owner.env.clone(), changes, summary }, kept)
+    let summary = Summary {
+        delete: changes.len(),
+        ..Default::default()
+    };
+    (
+        Plan {
+            stack: owner.stack.clone(),
+            env: owner.env.clone(),
+            changes,
+            summary,
+        },
+        kept,
+    )
 }
 
 /// Kinds whose ownership is recorded in tags.
 pub fn owned_by_tags(kind: Kind) -> bool {
-    !matches!(kind, Kind::Ingress | Kind::Secret | Kind::Alias | Kind::ProxyTargetGroup | Kind::ProxyTarget | Kind::RolePolicy | Kind::Listener | Kind::Alarm)
+    !matches!(
+        kind,
+        Kind::Ingress
+            | Kind::Secret
+            | Kind::Alias
+            | Kind::ProxyTargetGroup
+            | Kind::ProxyTarget
+            | Kind::RolePolicy
+            | Kind::Listener
+            | Kind::Alarm
+    )
 }
 
 /// Terraform-like text: one block per change, attributes `old → new`, then the summary line.
 pub fn render(plan: &Plan, color: bool) -> String {
-    let paint = |code: &str, s: &str| if color { format!("\x1b[{code}m{s}\x1b[0m") } else { s.to_string() };
+    let paint = |code: &str, s: &str| {
+        if color {
+            format!("\x1b[{code}m{s}\x1b[0m")
+        } else {
+            s.to_string()
+        }
+    };
     let mut out = String::new();
     for c in plan.pending() {
         let (sym, code, verb) = match c.action {
@@ -184,7 +276,13 @@ pub fn render(plan: &Plan, color: bool) -> String {
             Action::Delete => ("-", "31", "will be deleted"),
             Action::NoOp => continue,
         };
-        let _ = writeln!(out, "{} {} {}", paint(code, sym), paint("1", &c.key.to_string()), verb);
+        let _ = writeln!(
+            out,
+            "{} {} {}",
+            paint(code, sym),
+            paint("1", &c.key.to_string()),
+            verb
+        );
         let width = c.changes.iter().map(|a| a.attr.len()).max().unwrap_or(0);
         for a in &c.changes {
             // Maps (environment variables, dimensions) diff key by key: the one changed variable stands out.
@@ -198,7 +296,9 @@ pub fn render(plan: &Plan, color: bool) -> String {
             }
             let line = match (&a.old, &a.new) {
                 (None, Some(new)) => format!("    {:width$} = {}", a.attr, show(new)),
-                (Some(old), Some(new)) => format!("    {:width$} = {} → {}", a.attr, show(old), show(new)),
+                (Some(old), Some(new)) => {
+                    format!("    {:width$} = {} → {}", a.attr, show(old), show(new))
+                }
                 (Some(old), None) => format!("    {:width$} = {}", a.attr, show(old)),
                 (None, None) => continue,
             };
@@ -211,7 +311,11 @@ pub fn render(plan: &Plan, color: bool) -> String {
     }
     let s = &plan.summary;
     if !plan.has_changes() {
-        let _ = writeln!(out, "No changes. {}/{} matches the stack file ({} resources).", plan.stack, plan.env, s.unchanged);
+        let _ = writeln!(
+            out,
+            "No changes. {}/{} matches the stack file ({} resources).",
+            plan.stack, plan.env, s.unchanged
+        );
     } else {
         let _ = writeln!(
             out,
@@ -229,7 +333,9 @@ fn map_diff(attr: &str, old: &str, new: &str) -> Option<Vec<String>> {
     let mut out = Vec::new();
     for k in keys {
         match (old.get(k), new.get(k)) {
-            (Some(a), Some(b)) if a != b => out.push(format!("{attr}.{k} = {} → {}", show(a), show(b))),
+            (Some(a), Some(b)) if a != b => {
+                out.push(format!("{attr}.{k} = {} → {}", show(a), show(b)))
+            }
             (Some(a), None) => out.push(format!("{attr}.{k} = {} → (removed)", show(a))),
             (None, Some(b)) => out.push(format!("{attr}.{k} = (unset) → {}", show(b))),
             _ => {}
@@ -254,21 +360,42 @@ mod tests {
     use crate::inventory::ObservedResource;
 
     fn owner() -> Owner {
-        Owner { stack: "s".into(), env: "e".into() }
+        Owner {
+            stack: "s".into(),
+            env: "e".into(),
+        }
     }
 
-    fn observed_with(kind: Kind, name: &str, attrs: &[(&str, &str)], owner: Option<Owner>) -> Observed {
+    fn observed_with(
+        kind: Kind,
+        name: &str,
+        attrs: &[(&str, &str)],
+        owner: Option<Owner>,
+    ) -> Observed {
         let mut o = Observed::default();
         o.resources.insert(
             Key::new(kind, name),
-            ObservedResource { id: "id".into(), attrs: attrs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect(), owner, ..Default::default() },
+            ObservedResource {
+                id: "id".into(),
+                attrs: attrs
+                    .iter()
+                    .map(|(k, v)| (k.to_string(), v.to_string()))
+                    .collect(),
+                owner,
+                ..Default::default()
+            },
         );
         o
     }
 
     #[test]
     fn table() {
-        let fun = || Desired::new(Kind::Function, "f").attr("memory_mb", "256").attr("timeout", "3").immutable(&["runtime"]);
+        let fun = || {
+            Desired::new(Kind::Function, "f")
+                .attr("memory_mb", "256")
+                .attr("timeout", "3")
+                .immutable(&["runtime"])
+        };
         struct Case {
             name: &'static str,
             desired: Vec<Desired>,
@@ -276,35 +403,72 @@ mod tests {
             expect: Vec<(Action, usize, bool)>, // (action, number of attribute changes, blocked)
         }
         let cases = vec![
-            Case { name: "create from nothing", desired: vec![fun()], observed: Observed::default(), expect: vec![(Action::Create, 2, false)] },
+            Case {
+                name: "create from nothing",
+                desired: vec![fun()],
+                observed: Observed::default(),
+                expect: vec![(Action::Create, 2, false)],
+            },
             Case {
                 name: "no-op when equal (unmanaged AWS defaults are not observed at all)",
                 desired: vec![fun()],
-                observed: observed_with(Kind::Function, "f", &[("memory_mb", "256"), ("timeout", "3")], Some(owner())),
+                observed: observed_with(
+                    Kind::Function,
+                    "f",
+                    &[("memory_mb", "256"), ("timeout", "3")],
+                    Some(owner()),
+                ),
                 expect: vec![(Action::NoOp, 0, false)],
             },
             Case {
                 name: "drift is an update back to the stack's value",
                 desired: vec![fun()],
-                observed: observed_with(Kind::Function, "f", &[("memory_mb", "512"), ("timeout", "3")], Some(owner())),
+                observed: observed_with(
+                    Kind::Function,
+                    "f",
+                    &[("memory_mb", "512"), ("timeout", "3")],
+                    Some(owner()),
+                ),
                 expect: vec![(Action::Update, 1, false)],
             },
             Case {
                 name: "someone else's resource is never adopted",
                 desired: vec![fun()],
-                observed: observed_with(Kind::Function, "f", &[("memory_mb", "256"), ("timeout", "3")], Some(Owner { stack: "s".into(), env: "prod".into() })),
+                observed: observed_with(
+                    Kind::Function,
+                    "f",
+                    &[("memory_mb", "256"), ("timeout", "3")],
+                    Some(Owner {
+                        stack: "s".into(),
+                        env: "prod".into(),
+                    }),
+                ),
                 expect: vec![(Action::NoOp, 0, true)],
             },
             Case {
                 name: "untagged and different: refused",
                 desired: vec![fun()],
-                observed: observed_with(Kind::Function, "f", &[("memory_mb", "128"), ("timeout", "3")], None),
+                observed: observed_with(
+                    Kind::Function,
+                    "f",
+                    &[("memory_mb", "128"), ("timeout", "3")],
+                    None,
+                ),
                 expect: vec![(Action::Update, 1, true)],
             },
             Case {
                 name: "immutable attribute change is blocked",
                 desired: vec![fun().attr("runtime", "python3.12")],
-                observed: observed_with(Kind::Function, "f", &[("memory_mb", "256"), ("timeout", "3"), ("runtime", "python3.11")], Some(owner())),
+                observed: observed_with(
+                    Kind::Function,
+                    "f",
+                    &[
+                        ("memory_mb", "256"),
+                        ("timeout", "3"),
+                        ("runtime", "python3.11"),
+                    ],
+                    Some(owner()),
+                ),
                 expect: vec![(Action::Update, 1, true)],
             },
             Case {
@@ -322,13 +486,25 @@ mod tests {
             Case {
                 name: "a foreign resource not in the stack is left alone",
                 desired: vec![],
-                observed: observed_with(Kind::Function, "x", &[], Some(Owner { stack: "other".into(), env: "e".into() })),
+                observed: observed_with(
+                    Kind::Function,
+                    "x",
+                    &[],
+                    Some(Owner {
+                        stack: "other".into(),
+                        env: "e".into(),
+                    }),
+                ),
                 expect: vec![],
             },
         ];
         for case in cases {
             let p = plan(&owner(), &case.desired, &case.observed);
-            let got: Vec<(Action, usize, bool)> = p.changes.iter().map(|c| (c.action, c.changes.len(), c.blocked.is_some())).collect();
+            let got: Vec<(Action, usize, bool)> = p
+                .changes
+                .iter()
+                .map(|c| (c.action, c.changes.len(), c.blocked.is_some()))
+                .collect();
             assert_eq!(got, case.expect, "{}", case.name);
         }
     }
@@ -336,10 +512,32 @@ mod tests {
     #[test]
     fn destroy_keeps_data_unless_asked() {
         let mut o = Observed::default();
-        for (kind, name) in [(Kind::Function, "f"), (Kind::DbCluster, "db"), (Kind::SecurityGroup, "p-db"), (Kind::SecurityGroup, "p-fn"), (Kind::Vpc, "p"), (Kind::Secret, "s")] {
-            o.resources.insert(Key::new(kind, name), ObservedResource { owner: Some(owner()), ..Default::default() });
+        for (kind, name) in [
+            (Kind::Function, "f"),
+            (Kind::DbCluster, "db"),
+            (Kind::SecurityGroup, "p-db"),
+            (Kind::SecurityGroup, "p-fn"),
+            (Kind::Vpc, "p"),
+            (Kind::Secret, "s"),
+        ] {
+            o.resources.insert(
+                Key::new(kind, name),
+                ObservedResource {
+                    owner: Some(owner()),
+                    ..Default::default()
+                },
+            );
         }
-        o.resources.insert(Key::new(Kind::Function, "theirs"), ObservedResource { owner: Some(Owner { stack: "x".into(), env: "e".into() }), ..Default::default() });
+        o.resources.insert(
+            Key::new(Kind::Function, "theirs"),
+            ObservedResource {
+                owner: Some(Owner {
+                    stack: "x".into(),
+                    env: "e".into(),
+                }),
+                ..Default::default()
+            },
+        );
         let (p, kept) = destroy_plan(&owner(), &o, false, "p-db");
         let deleted: Vec<String> = p.changes.iter().map(|c| c.key.to_string()).collect();
         assert_eq!(deleted, vec!["lambda_function.f", "security_group.p-fn"]);
@@ -349,8 +547,14 @@ mod tests {
         assert!(kept.is_empty());
         // Dependents go first: the function before its security group, the cluster before the VPC.
         let order: Vec<Kind> = p.changes.iter().map(|c| c.key.kind).collect();
-        assert!(order.iter().position(|k| *k == Kind::Function) < order.iter().position(|k| *k == Kind::SecurityGroup));
-        assert!(order.iter().position(|k| *k == Kind::DbCluster) < order.iter().position(|k| *k == Kind::Vpc));
+        assert!(
+            order.iter().position(|k| *k == Kind::Function)
+                < order.iter().position(|k| *k == Kind::SecurityGroup)
+        );
+        assert!(
+            order.iter().position(|k| *k == Kind::DbCluster)
+                < order.iter().position(|k| *k == Kind::Vpc)
+        );
     }
 
     #[test]
@@ -365,14 +569,30 @@ mod tests {
         let kinds: Vec<Kind> = p.changes.iter().map(|c| c.key.kind).collect();
         assert_eq!(kinds, vec![Kind::Vpc, Kind::Function, Kind::Alarm]);
         let text = render(&p, false);
-        assert!(text.contains("~ lambda_function.f will be updated in place"), "{text}");
+        assert!(
+            text.contains("~ lambda_function.f will be updated in place"),
+            "{text}"
+        );
         assert!(text.contains("memory_mb = \"128\" → \"256\""), "{text}");
         assert!(text.contains("+ vpc.v will be created"), "{text}");
-        let env_change = vec![Desired::new(Kind::Function, "f").attr("environment", r#"{"A":"1","DB_HOST":"proxy"}"#)];
-        let drifted = observed_with(Kind::Function, "f", &[("environment", r#"{"A":"1","DB_HOST":"cluster"}"#)], Some(owner()));
+        let env_change =
+            vec![Desired::new(Kind::Function, "f")
+                .attr("environment", r#"{"A":"1","DB_HOST":"proxy"}"#)];
+        let drifted = observed_with(
+            Kind::Function,
+            "f",
+            &[("environment", r#"{"A":"1","DB_HOST":"cluster"}"#)],
+            Some(owner()),
+        );
         let env_text = render(&plan(&owner(), &env_change, &drifted), false);
-        assert!(env_text.contains("environment.DB_HOST = \"cluster\" → \"proxy\""), "{env_text}");
+        assert!(
+            env_text.contains("environment.DB_HOST = \"cluster\" → \"proxy\""),
+            "{env_text}"
+        );
         assert!(!env_text.contains("environment.A"), "{env_text}");
-        assert!(text.contains("Plan for s/e: 2 to create, 1 to update, 0 to delete, 0 unchanged."), "{text}");
+        assert!(
+            text.contains("Plan for s/e: 2 to create, 1 to update, 0 to delete, 0 unchanged."),
+            "{text}"
+        );
     }
 }

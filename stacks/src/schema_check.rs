@@ -15,7 +15,10 @@ pub struct SchemaCheck<'a> {
 
 impl<'a> SchemaCheck<'a> {
     pub fn new(root: &'a Value) -> Self {
-        SchemaCheck { root, errors: Vec::new() }
+        SchemaCheck {
+            root,
+            errors: Vec::new(),
+        }
     }
 
     fn resolve(&self, schema: &'a Value) -> &'a Value {
@@ -23,14 +26,17 @@ impl<'a> SchemaCheck<'a> {
         // `$ref: "#/$defs/Name"` (bounded: the generated schema has no ref cycles through a bare ref).
         for _ in 0..16 {
             match s.get("$ref").and_then(Value::as_str) {
-                Some(r) => match r.strip_prefix("#/").map(|p| p.split('/')).and_then(|mut parts| {
-                    let first = parts.next()?;
-                    let mut v = self.root.get(first)?;
-                    for p in parts {
-                        v = v.get(p)?;
-                    }
-                    Some(v)
-                }) {
+                Some(r) => match r
+                    .strip_prefix("#/")
+                    .map(|p| p.split('/'))
+                    .and_then(|mut parts| {
+                        let first = parts.next()?;
+                        let mut v = self.root.get(first)?;
+                        for p in parts {
+                            v = v.get(p)?;
+                        }
+                        Some(v)
+                    }) {
                     Some(target) => s = target,
                     None => return s,
                 },
@@ -40,7 +46,13 @@ impl<'a> SchemaCheck<'a> {
         s
     }
 
-    fn error(&mut self, node_at: crate::diagnostics::Location, path: &[String], msg: String, hint: Option<String>) {
+    fn error(
+        &mut self,
+        node_at: crate::diagnostics::Location,
+        path: &[String],
+        msg: String,
+        hint: Option<String>,
+    ) {
         let mut d = Diagnostic::at(node_at, msg).with_field(path);
         d.hint = hint;
         self.errors.push(d);
@@ -54,7 +66,11 @@ impl<'a> SchemaCheck<'a> {
         }
 
         // Alternatives: `anyOf`/`oneOf` (options, enums with documented variants).
-        if let Some(alts) = schema.get("anyOf").or_else(|| schema.get("oneOf")).and_then(Value::as_array) {
+        if let Some(alts) = schema
+            .get("anyOf")
+            .or_else(|| schema.get("oneOf"))
+            .and_then(Value::as_array)
+        {
             return self.check_alternatives(node, alts, path);
         }
 
@@ -79,7 +95,9 @@ impl<'a> SchemaCheck<'a> {
         }
 
         match &node.kind {
-            Kind::Map(entries) if types.contains(&"object") => self.check_object(node, entries, schema, path),
+            Kind::Map(entries) if types.contains(&"object") => {
+                self.check_object(node, entries, schema, path)
+            }
             Kind::Seq(items) if types.contains(&"array") => {
                 if let Some(min) = schema.get("minItems").and_then(Value::as_u64) {
                     if (items.len() as u64) < min {
@@ -95,16 +113,29 @@ impl<'a> SchemaCheck<'a> {
                 }
                 Value::Array(out)
             }
-            Kind::Scalar { value, quoted } => self.check_scalar(node, value, *quoted, &types, schema, path),
+            Kind::Scalar { value, quoted } => {
+                self.check_scalar(node, value, *quoted, &types, schema, path)
+            }
             _ => {
                 let expected = describe_types(&types);
-                self.error(node.at, path, format!("expected {expected}, found {}", node.describe()), None);
+                self.error(
+                    node.at,
+                    path,
+                    format!("expected {expected}, found {}", node.describe()),
+                    None,
+                );
                 Value::Null
             }
         }
     }
 
-    fn check_object(&mut self, node: &Node, entries: &[(crate::yaml_tree::Key, Node)], schema: &'a Value, path: &mut Vec<String>) -> Value {
+    fn check_object(
+        &mut self,
+        node: &Node,
+        entries: &[(crate::yaml_tree::Key, Node)],
+        schema: &'a Value,
+        path: &mut Vec<String>,
+    ) -> Value {
         let props = schema.get("properties").and_then(Value::as_object);
         let additional = schema.get("additionalProperties");
         let mut out = Map::new();
@@ -113,10 +144,17 @@ impl<'a> SchemaCheck<'a> {
             let value_schema = match (prop_schema, additional) {
                 (Some(s), _) => s,
                 (None, Some(Value::Bool(false))) => {
-                    let known: Vec<&str> = props.map(|p| p.keys().map(String::as_str).collect()).unwrap_or_default();
+                    let known: Vec<&str> = props
+                        .map(|p| p.keys().map(String::as_str).collect())
+                        .unwrap_or_default();
                     let hint = unknown_key_hint(&key.name, &known);
                     path.push(key.name.clone());
-                    self.error(key.at, path, format!("unknown field `{}`", key.name), Some(hint));
+                    self.error(
+                        key.at,
+                        path,
+                        format!("unknown field `{}`", key.name),
+                        Some(hint),
+                    );
                     path.pop();
                     continue;
                 }
@@ -144,10 +182,23 @@ impl<'a> SchemaCheck<'a> {
         Value::Object(out)
     }
 
-    fn check_scalar(&mut self, node: &Node, value: &str, quoted: bool, types: &[&str], schema: &Value, path: &[String]) -> Value {
+    fn check_scalar(
+        &mut self,
+        node: &Node,
+        value: &str,
+        quoted: bool,
+        types: &[&str],
+        schema: &Value,
+        path: &[String],
+    ) -> Value {
         let plain = !quoted;
         if plain && is_null_literal(value) && !types.contains(&"string") {
-            self.error(node.at, path, format!("expected {}, found nothing", describe_types(types)), None);
+            self.error(
+                node.at,
+                path,
+                format!("expected {}, found nothing", describe_types(types)),
+                None,
+            );
             return Value::Null;
         }
         if types.contains(&"integer") && plain {
@@ -159,7 +210,9 @@ impl<'a> SchemaCheck<'a> {
         if types.contains(&"number") && plain {
             if let Some(x) = parse_float(value) {
                 self.check_range(node, x, schema, path, value);
-                return serde_json::Number::from_f64(x).map(Value::Number).unwrap_or(Value::Null);
+                return serde_json::Number::from_f64(x)
+                    .map(Value::Number)
+                    .unwrap_or(Value::Null);
             }
         }
         if types.contains(&"boolean") && plain {
@@ -182,14 +235,27 @@ impl<'a> SchemaCheck<'a> {
             }
             return Value::String(value.to_string());
         }
-        let hint = if quoted && (types.contains(&"integer") || types.contains(&"number") || types.contains(&"boolean")) {
+        let hint = if quoted
+            && (types.contains(&"integer")
+                || types.contains(&"number")
+                || types.contains(&"boolean"))
+        {
             Some("remove the quotes".to_string())
         } else if types.contains(&"integer") && parse_float(value).is_some() {
             Some("use a whole number".to_string())
         } else {
             None
         };
-        self.error(node.at, path, format!("expected {}, found {}", describe_types(types), node.describe()), hint);
+        self.error(
+            node.at,
+            path,
+            format!(
+                "expected {}, found {}",
+                describe_types(types),
+                node.describe()
+            ),
+            hint,
+        );
         Value::Null
     }
 
@@ -205,7 +271,12 @@ impl<'a> SchemaCheck<'a> {
                 (None, None) => unreachable!("out_of_range implies a bound"),
             };
             let field = path.last().map(String::as_str).unwrap_or("value");
-            self.error(node.at, path, format!("`{field}` is {text}, but must be {range}"), None);
+            self.error(
+                node.at,
+                path,
+                format!("`{field}` is {text}, but must be {range}"),
+                None,
+            );
         }
     }
 
@@ -216,18 +287,32 @@ impl<'a> SchemaCheck<'a> {
                 return Value::String(value.clone());
             }
         }
-        let list = allowed_strs.iter().map(|s| format!("`{s}`")).collect::<Vec<_>>().join(", ");
+        let list = allowed_strs
+            .iter()
+            .map(|s| format!("`{s}`"))
+            .collect::<Vec<_>>()
+            .join(", ");
         let hint = match &node.kind {
             Kind::Scalar { value, .. } => closest(value, allowed_strs.iter().copied())
                 .map(|c| format!("did you mean `{c}`?"))
                 .unwrap_or_else(|| format!("use one of {list}")),
             _ => format!("use one of {list}"),
         };
-        self.error(node.at, path, format!("expected one of {list}, found {}", node.describe()), Some(hint));
+        self.error(
+            node.at,
+            path,
+            format!("expected one of {list}, found {}", node.describe()),
+            Some(hint),
+        );
         Value::Null
     }
 
-    fn check_alternatives(&mut self, node: &Node, alts: &'a [Value], path: &mut Vec<String>) -> Value {
+    fn check_alternatives(
+        &mut self,
+        node: &Node,
+        alts: &'a [Value],
+        path: &mut Vec<String>,
+    ) -> Value {
         let resolved: Vec<&'a Value> = alts.iter().map(|a| self.resolve(a)).collect();
         let is_null_alt = |s: &Value| s.get("type").and_then(Value::as_str) == Some("null");
         if node.is_null() && resolved.iter().any(|s| is_null_alt(s)) {
@@ -237,7 +322,13 @@ impl<'a> SchemaCheck<'a> {
         let consts: Option<Vec<Value>> = resolved
             .iter()
             .filter(|s| !is_null_alt(s))
-            .map(|s| s.get("const").cloned().or_else(|| s.get("enum").and_then(|e| e.as_array()).and_then(|e| (e.len() == 1).then(|| e[0].clone()))))
+            .map(|s| {
+                s.get("const").cloned().or_else(|| {
+                    s.get("enum")
+                        .and_then(|e| e.as_array())
+                        .and_then(|e| (e.len() == 1).then(|| e[0].clone()))
+                })
+            })
             .collect();
         if let Some(consts) = consts {
             if !consts.is_empty() {
@@ -281,7 +372,11 @@ fn unknown_key_hint(name: &str, known: &[&str]) -> String {
 
 fn first_sentence(s: &str) -> String {
     let line = s.lines().next().unwrap_or(s);
-    line.split(". ").next().unwrap_or(line).trim_end_matches('.').to_string()
+    line.split(". ")
+        .next()
+        .unwrap_or(line)
+        .trim_end_matches('.')
+        .to_string()
 }
 
 fn describe_types(types: &[&str]) -> String {
@@ -311,7 +406,12 @@ fn fmt_num(x: f64) -> String {
 
 fn parse_int(s: &str) -> Option<i64> {
     let t = s.strip_prefix('+').unwrap_or(s);
-    if t.is_empty() || !t.trim_start_matches('-').chars().all(|c| c.is_ascii_digit()) {
+    if t.is_empty()
+        || !t
+            .trim_start_matches('-')
+            .chars()
+            .all(|c| c.is_ascii_digit())
+    {
         return None;
     }
     t.parse().ok()
@@ -319,7 +419,9 @@ fn parse_int(s: &str) -> Option<i64> {
 
 fn parse_float(s: &str) -> Option<f64> {
     let t = s.strip_prefix('+').unwrap_or(s);
-    let ok = !t.is_empty() && t.chars().all(|c| c.is_ascii_digit() || matches!(c, '.' | '-' | 'e' | 'E' | '+'));
+    let ok = !t.is_empty()
+        && t.chars()
+            .all(|c| c.is_ascii_digit() || matches!(c, '.' | '-' | 'e' | 'E' | '+'));
     if !ok {
         return None;
     }
@@ -329,10 +431,21 @@ fn parse_float(s: &str) -> Option<f64> {
 /// A tree as JSON without a schema to guide it (YAML 1.2 core scalars).
 pub fn to_json_untyped(node: &Node) -> Value {
     match &node.kind {
-        Kind::Map(entries) => Value::Object(entries.iter().map(|(k, v)| (k.name.clone(), to_json_untyped(v))).collect()),
+        Kind::Map(entries) => Value::Object(
+            entries
+                .iter()
+                .map(|(k, v)| (k.name.clone(), to_json_untyped(v)))
+                .collect(),
+        ),
         Kind::Seq(items) => Value::Array(items.iter().map(to_json_untyped).collect()),
-        Kind::Scalar { value, quoted: true } => Value::String(value.clone()),
-        Kind::Scalar { value, quoted: false } => {
+        Kind::Scalar {
+            value,
+            quoted: true,
+        } => Value::String(value.clone()),
+        Kind::Scalar {
+            value,
+            quoted: false,
+        } => {
             if is_null_literal(value) {
                 Value::Null
             } else if let Some(n) = parse_int(value) {

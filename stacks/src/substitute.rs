@@ -15,7 +15,12 @@ impl<F: Fn(&str) -> Option<String>> Vars for F {
 }
 
 /// Substitutes variables in every scalar value of the tree (not in keys), collecting every error.
-pub fn substitute_tree(node: &mut Node, vars: &dyn Vars, path: &mut Vec<String>, errors: &mut Vec<Diagnostic>) {
+pub fn substitute_tree(
+    node: &mut Node,
+    vars: &dyn Vars,
+    path: &mut Vec<String>,
+    errors: &mut Vec<Diagnostic>,
+) {
     match &mut node.kind {
         Kind::Map(entries) => {
             for (key, value) in entries.iter_mut() {
@@ -41,7 +46,10 @@ pub fn substitute_tree(node: &mut Node, vars: &dyn Vars, path: &mut Vec<String>,
                     // Point at the `$` itself when the scalar sits on one line.
                     let mut at = node.at;
                     if !value.contains('\n') {
-                        at = Location { line: at.line, col: at.col + offset + usize::from(*quoted) };
+                        at = Location {
+                            line: at.line,
+                            col: at.col + offset + usize::from(*quoted),
+                        };
                     }
                     errors.push(Diagnostic::at(at, message).with_hint(hint).with_field(path));
                 }
@@ -69,9 +77,17 @@ pub fn substitute(text: &str, vars: &dyn Vars) -> Result<String, (usize, String,
             }
             Some('{') => {
                 let start = i;
-                let close = chars[i + 2..].iter().position(|&c| c == '}').map(|p| p + i + 2).ok_or_else(|| {
-                    (start, "unterminated `${`".to_string(), "close it with `}`, or write `$$` for a literal `$`".to_string())
-                })?;
+                let close = chars[i + 2..]
+                    .iter()
+                    .position(|&c| c == '}')
+                    .map(|p| p + i + 2)
+                    .ok_or_else(|| {
+                        (
+                            start,
+                            "unterminated `${`".to_string(),
+                            "close it with `}`, or write `$$` for a literal `$`".to_string(),
+                        )
+                    })?;
                 let inner: String = chars[i + 2..close].iter().collect();
                 let (name, default) = match inner.split_once(":-") {
                     Some((n, d)) => (n, Some(d)),
@@ -87,15 +103,19 @@ pub fn substitute(text: &str, vars: &dyn Vars) -> Result<String, (usize, String,
                         "write `${NAME}` or `${NAME:-default}` with NAME made of letters, digits and `_`".into(),
                     ));
                 }
-                match vars.get(name).filter(|v| !v.is_empty()).or_else(|| default.map(str::to_string)) {
+                match vars
+                    .get(name)
+                    .filter(|v| !v.is_empty())
+                    .or_else(|| default.map(str::to_string))
+                {
                     Some(v) => out.push_str(&v),
-                    None => {
-                        return Err((
-                            start,
-                            format!("environment variable `{name}` is not set"),
-                            format!("set it (`export {name}=…`) or give a default: `${{{name}:-value}}`"),
-                        ))
-                    }
+                    None => return Err((
+                        start,
+                        format!("environment variable `{name}` is not set"),
+                        format!(
+                            "set it (`export {name}=…`) or give a default: `${{{name}:-value}}`"
+                        ),
+                    )),
                 }
                 i = close + 1;
             }
@@ -125,7 +145,10 @@ mod tests {
         let cases: &[(&str, Result<&str, usize>)] = &[
             ("plain", Ok("plain")),
             ("${HOST}", Ok("db.local")),
-            ("postgres://${HOST}:5432/x", Ok("postgres://db.local:5432/x")),
+            (
+                "postgres://${HOST}:5432/x",
+                Ok("postgres://db.local:5432/x"),
+            ),
             ("${PORT:-5432}", Ok("5432")),
             ("${HOST:-other}", Ok("db.local")),
             ("${EMPTY:-fallback}", Ok("fallback")),

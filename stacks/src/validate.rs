@@ -14,18 +14,33 @@ pub struct Problem {
 }
 
 fn p(path: &[&str], message: impl Into<String>, hint: impl Into<String>) -> Problem {
-    Problem { path: path.iter().map(|s| s.to_string()).collect(), message: message.into(), hint: hint.into() }
+    Problem {
+        path: path.iter().map(|s| s.to_string()).collect(),
+        message: message.into(),
+        hint: hint.into(),
+    }
 }
 
 /// Every semantic problem in a stack (empty when it is valid).
 pub fn validate(stack: &StackFile, env: &str) -> Vec<Problem> {
     let mut out = Vec::new();
 
-    let name_ok = stack.stack.chars().next().is_some_and(|c| c.is_ascii_lowercase())
-        && stack.stack.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-')
+    let name_ok = stack
+        .stack
+        .chars()
+        .next()
+        .is_some_and(|c| c.is_ascii_lowercase())
+        && stack
+            .stack
+            .chars()
+            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-')
         && stack.stack.len() <= 32;
     if !name_ok {
-        out.push(p(&["stack"], format!("stack name `{}` is not valid", stack.stack), "use 1–32 lowercase letters, digits and `-`, starting with a letter"));
+        out.push(p(
+            &["stack"],
+            format!("stack name `{}` is not valid", stack.stack),
+            "use 1–32 lowercase letters, digits and `-`, starting with a letter",
+        ));
     }
 
     match (&stack.network.existing, &stack.network.create) {
@@ -35,48 +50,104 @@ pub fn validate(stack: &StackFile, env: &str) -> Vec<Problem> {
     }
     if let Some(create) = &stack.network.create {
         if create.subnets.len() < 2 {
-            out.push(p(&["network", "create", "subnets"], "Aurora and RDS Proxy need subnets in at least two availability zones", "add a second subnet in another availability zone"));
+            out.push(p(
+                &["network", "create", "subnets"],
+                "Aurora and RDS Proxy need subnets in at least two availability zones",
+                "add a second subnet in another availability zone",
+            ));
         }
     }
 
     let db = &stack.database;
     match (&db.instance_class, &db.serverless) {
-        (Some(_), Some(_)) => out.push(p(&["database"], "database has both `instance_class` and `serverless`", "keep exactly one: a provisioned class or a Serverless v2 ACU range")),
-        (None, None) => out.push(p(&["database"], "database has neither `instance_class` nor `serverless`", "add `instance_class: db.r6g.large` or `serverless: {min_acu: 0.5, max_acu: 16}`")),
+        (Some(_), Some(_)) => out.push(p(
+            &["database"],
+            "database has both `instance_class` and `serverless`",
+            "keep exactly one: a provisioned class or a Serverless v2 ACU range",
+        )),
+        (None, None) => out.push(p(
+            &["database"],
+            "database has neither `instance_class` nor `serverless`",
+            "add `instance_class: db.r6g.large` or `serverless: {min_acu: 0.5, max_acu: 16}`",
+        )),
         _ => {}
     }
     if let Some(s) = &db.serverless {
         if s.min_acu > s.max_acu {
-            out.push(p(&["database", "serverless", "min_acu"], format!("min_acu {} is above max_acu {}", s.min_acu, s.max_acu), "make min_acu ≤ max_acu"));
+            out.push(p(
+                &["database", "serverless", "min_acu"],
+                format!("min_acu {} is above max_acu {}", s.min_acu, s.max_acu),
+                "make min_acu ≤ max_acu",
+            ));
         }
         for (field, v) in [("min_acu", s.min_acu), ("max_acu", s.max_acu)] {
             if (v * 2.0).fract() != 0.0 {
-                out.push(p(&["database", "serverless", field], format!("{field} {v} is not a multiple of 0.5"), "Aurora capacity moves in steps of 0.5 ACU"));
+                out.push(p(
+                    &["database", "serverless", field],
+                    format!("{field} {v} is not a multiple of 0.5"),
+                    "Aurora capacity moves in steps of 0.5 ACU",
+                ));
             }
         }
     }
     if db.credentials_secret.trim().is_empty() {
-        out.push(p(&["database", "credentials_secret"], "credentials_secret is empty", "name a Secrets Manager secret, e.g. `live-stats/db-master`"));
+        out.push(p(
+            &["database", "credentials_secret"],
+            "credentials_secret is empty",
+            "name a Secrets Manager secret, e.g. `live-stats/db-master`",
+        ));
     }
 
     if let Some(proxy) = &stack.proxy {
         if let Some(idle) = proxy.max_idle_connections_percent {
             if idle > proxy.max_connections_percent {
-                out.push(p(&["proxy", "max_idle_connections_percent"], format!("max_idle_connections_percent {idle} is above max_connections_percent {}", proxy.max_connections_percent), "idle connections are a part of all connections: lower it"));
+                out.push(p(
+                    &["proxy", "max_idle_connections_percent"],
+                    format!(
+                        "max_idle_connections_percent {idle} is above max_connections_percent {}",
+                        proxy.max_connections_percent
+                    ),
+                    "idle connections are a part of all connections: lower it",
+                ));
             }
         }
-        check_range(&mut out, &["proxy", "connection_borrow_timeout"], proxy.connection_borrow_timeout.0, Duration::ZERO, Duration::from_secs(300), "RDS Proxy accepts 0s–300s");
-        check_range(&mut out, &["proxy", "idle_client_timeout"], proxy.idle_client_timeout.0, Duration::from_secs(1), Duration::from_secs(28_800), "RDS Proxy accepts 1s–8h");
+        check_range(
+            &mut out,
+            &["proxy", "connection_borrow_timeout"],
+            proxy.connection_borrow_timeout.0,
+            Duration::ZERO,
+            Duration::from_secs(300),
+            "RDS Proxy accepts 0s–300s",
+        );
+        check_range(
+            &mut out,
+            &["proxy", "idle_client_timeout"],
+            proxy.idle_client_timeout.0,
+            Duration::from_secs(1),
+            Duration::from_secs(28_800),
+            "RDS Proxy accepts 1s–8h",
+        );
     }
 
     let mut reserved_total: u64 = 0;
     for (name, f) in &stack.functions {
         let base = ["functions", name.as_str()];
         let fname = stack.function_name(env, name);
-        if fname.len() > 64 || !fname.chars().all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_') {
+        if fname.len() > 64
+            || !fname
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
+        {
             out.push(p(&base, format!("function name `{fname}` is not valid in Lambda"), "use letters, digits, `-` and `_`, 64 characters at most including the stack prefix"));
         }
-        check_range(&mut out, &["functions", name, "timeout"], f.timeout.0, Duration::from_secs(1), Duration::from_secs(900), "Lambda timeouts are 1s–15m");
+        check_range(
+            &mut out,
+            &["functions", name, "timeout"],
+            f.timeout.0,
+            Duration::from_secs(1),
+            Duration::from_secs(900),
+            "Lambda timeouts are 1s–15m",
+        );
         if let Some(rc) = f.reserved_concurrency {
             reserved_total += u64::from(rc);
         }
@@ -84,7 +155,11 @@ pub fn validate(stack: &StackFile, env: &str) -> Vec<Problem> {
             check_access(&mut out, stack, access, &["functions", name, "database"]);
         }
         if f.alias.is_empty() || f.alias.chars().all(|c| c.is_ascii_digit()) {
-            out.push(p(&["functions", name, "alias"], format!("alias `{}` is not valid", f.alias), "an alias name must contain a letter, e.g. `live`"));
+            out.push(p(
+                &["functions", name, "alias"],
+                format!("alias `{}` is not valid", f.alias),
+                "an alias name must contain a letter, e.g. `live`",
+            ));
         }
     }
     let limit = u64::from(stack.aws.lambda_concurrency_limit);
@@ -95,10 +170,21 @@ pub fn validate(stack: &StackFile, env: &str) -> Vec<Problem> {
 
     if let Some(svc) = &stack.service {
         if svc.max_count < svc.desired_count {
-            out.push(p(&["service", "max_count"], format!("max_count {} is below desired_count {}", svc.max_count, svc.desired_count), "max_count is the autoscaling ceiling: make it ≥ desired_count"));
+            out.push(p(
+                &["service", "max_count"],
+                format!(
+                    "max_count {} is below desired_count {}",
+                    svc.max_count, svc.desired_count
+                ),
+                "max_count is the autoscaling ceiling: make it ≥ desired_count",
+            ));
         }
         if !svc.health_check_path.starts_with('/') {
-            out.push(p(&["service", "health_check_path"], "health_check_path must start with `/`", "e.g. `/healthz`"));
+            out.push(p(
+                &["service", "health_check_path"],
+                "health_check_path must start with `/`",
+                "e.g. `/healthz`",
+            ));
         }
         if let Some(access) = &svc.database {
             check_access(&mut out, stack, access, &["service", "database"]);
@@ -107,23 +193,46 @@ pub fn validate(stack: &StackFile, env: &str) -> Vec<Problem> {
 
     let ev = &stack.event;
     if ev.poll_interval.0.is_zero() {
-        out.push(p(&["event", "poll_interval"], "poll_interval must be above zero", "e.g. `15s`"));
+        out.push(p(
+            &["event", "poll_interval"],
+            "poll_interval must be above zero",
+            "e.g. `15s`",
+        ));
     }
     if ev.request_duration.0.is_zero() {
-        out.push(p(&["event", "request_duration"], "request_duration must be above zero", "e.g. `120ms`"));
+        out.push(p(
+            &["event", "request_duration"],
+            "request_duration must be above zero",
+            "e.g. `120ms`",
+        ));
     }
 
     let r = &stack.rollout;
-    check_range(&mut out, &["rollout", "bake_time"], r.bake_time.0, Duration::ZERO, Duration::from_secs(86_400), "bake time is 0s–24h");
+    check_range(
+        &mut out,
+        &["rollout", "bake_time"],
+        r.bake_time.0,
+        Duration::ZERO,
+        Duration::from_secs(86_400),
+        "bake time is 0s–24h",
+    );
     if r.strategy == Strategy::Linear && r.step_interval.0.is_zero() {
-        out.push(p(&["rollout", "step_interval"], "step_interval must be above zero for linear rollouts", "e.g. `1m`"));
+        out.push(p(
+            &["rollout", "step_interval"],
+            "step_interval must be above zero for linear rollouts",
+            "e.g. `1m`",
+        ));
     }
 
     if let Some(lt) = &stack.loadtest {
         for (i, t) in lt.targets.iter().enumerate() {
             if !(t.starts_with("http://") || t.starts_with("https://")) {
                 let idx = i.to_string();
-                out.push(p(&["loadtest", "targets", idx.as_str()], format!("target `{t}` is not an http(s) URL"), "e.g. `http://127.0.0.1:8080/matches/1/stats`"));
+                out.push(p(
+                    &["loadtest", "targets", idx.as_str()],
+                    format!("target `{t}` is not an http(s) URL"),
+                    "e.g. `http://127.0.0.1:8080/matches/1/stats`",
+                ));
             }
         }
         if let Some(stages) = &lt.stages {
@@ -133,7 +242,11 @@ pub fn validate(stack: &StackFile, env: &str) -> Vec<Problem> {
         }
         if let Some(arrival) = &lt.arrival {
             if let Err(e) = check_arrival(arrival) {
-                out.push(p(&["loadtest", "arrival"], e, "`uniform`, or `waves:COUNT:SPREAD` such as `waves:1:100ms`"));
+                out.push(p(
+                    &["loadtest", "arrival"],
+                    e,
+                    "`uniform`, or `waves:COUNT:SPREAD` such as `waves:1:100ms`",
+                ));
             }
         }
         for key in lt.latency.keys() {
@@ -141,7 +254,11 @@ pub fn validate(stack: &StackFile, env: &str) -> Vec<Problem> {
                 let hint = crate::diagnostics::closest(key, crate::PERCENTILE_KEYS.iter().copied())
                     .map(|c| format!("did you mean `{c}`?"))
                     .unwrap_or_else(|| format!("use one of {}", crate::PERCENTILE_KEYS.join(", ")));
-                out.push(p(&["loadtest", "latency", key.as_str()], format!("unknown percentile `{key}`"), hint));
+                out.push(p(
+                    &["loadtest", "latency", key.as_str()],
+                    format!("unknown percentile `{key}`"),
+                    hint,
+                ));
             }
         }
     }
@@ -152,12 +269,20 @@ pub fn validate(stack: &StackFile, env: &str) -> Vec<Problem> {
             let hint = crate::diagnostics::closest(id, known.iter().map(String::as_str))
                 .map(|c| format!("did you mean `{c}`?"))
                 .unwrap_or_else(|| format!("generated alarm ids: {}", known.join(", ")));
-            out.push(p(&["alarms", "overrides", id.as_str()], format!("no generated alarm has the id `{id}`"), hint));
+            out.push(p(
+                &["alarms", "overrides", id.as_str()],
+                format!("no generated alarm has the id `{id}`"),
+                hint,
+            ));
         }
     }
     for id in stack.alarms.extra.keys() {
         if crate::alarms::generated_ids(stack).iter().any(|k| k == id) {
-            out.push(p(&["alarms", "extra", id.as_str()], format!("alarm id `{id}` is already used by a generated alarm"), "pick another id, or change the generated one under `alarms.overrides`"));
+            out.push(p(
+                &["alarms", "extra", id.as_str()],
+                format!("alarm id `{id}` is already used by a generated alarm"),
+                "pick another id, or change the generated one under `alarms.overrides`",
+            ));
         }
     }
     out
@@ -167,19 +292,46 @@ fn check_access(out: &mut Vec<Problem>, stack: &StackFile, access: &DbAccess, pa
     if access.via == Via::Proxy && stack.proxy.is_none() {
         let mut via_path = path.to_vec();
         via_path.push("via");
-        out.push(p(&via_path, "`via: proxy`, but the stack has no proxy", "add a `proxy:` section (name, max_connections_percent, …) or use `via: direct`"));
+        out.push(p(
+            &via_path,
+            "`via: proxy`, but the stack has no proxy",
+            "add a `proxy:` section (name, max_connections_percent, …) or use `via: direct`",
+        ));
     }
-    if access.host_env.is_empty() || !access.host_env.chars().all(|c| c.is_ascii_alphanumeric() || c == '_') {
+    if access.host_env.is_empty()
+        || !access
+            .host_env
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '_')
+    {
         let mut env_path = path.to_vec();
         env_path.push("host_env");
-        out.push(p(&env_path, format!("`{}` is not a valid environment variable name", access.host_env), "use letters, digits and `_`, e.g. `DB_HOST`"));
+        out.push(p(
+            &env_path,
+            format!(
+                "`{}` is not a valid environment variable name",
+                access.host_env
+            ),
+            "use letters, digits and `_`, e.g. `DB_HOST`",
+        ));
     }
 }
 
-fn check_range(out: &mut Vec<Problem>, path: &[&str], v: Duration, min: Duration, max: Duration, hint: &str) {
+fn check_range(
+    out: &mut Vec<Problem>,
+    path: &[&str],
+    v: Duration,
+    min: Duration,
+    max: Duration,
+    hint: &str,
+) {
     if v < min || v > max {
         let field = path.last().copied().unwrap_or("value");
-        out.push(p(path, format!("`{field}` is {} — out of range", crate::duration::Span(v)), hint));
+        out.push(p(
+            path,
+            format!("`{field}` is {} — out of range", crate::duration::Span(v)),
+            hint,
+        ));
     }
 }
 
@@ -195,7 +347,11 @@ pub struct StageSpec {
 /// `kind:viewers:duration,…`: the one parser of this syntax, for the stack file's `loadtest.stages` and
 /// `statsctl loadtest --stages` alike.
 pub fn parse_stages(text: &str) -> Result<Vec<StageSpec>, String> {
-    let parts: Vec<&str> = text.split(',').map(str::trim).filter(|p| !p.is_empty()).collect();
+    let parts: Vec<&str> = text
+        .split(',')
+        .map(str::trim)
+        .filter(|p| !p.is_empty())
+        .collect();
     if parts.is_empty() {
         return Err("no stages".into());
     }
@@ -203,17 +359,38 @@ pub fn parse_stages(text: &str) -> Result<Vec<StageSpec>, String> {
     for (i, part) in parts.iter().enumerate() {
         let fields: Vec<&str> = part.split(':').collect();
         let [kind, viewers, duration] = fields[..] else {
-            return Err(format!("stage {}: `{part}` is not kind:viewers:duration", i + 1));
+            return Err(format!(
+                "stage {}: `{part}` is not kind:viewers:duration",
+                i + 1
+            ));
         };
         let kind = match kind {
             "ramp" => "ramp",
             "hold" => "hold",
             "spike" => "spike",
-            other => return Err(format!("stage {}: unknown kind `{other}` (ramp, hold, spike)", i + 1)),
+            other => {
+                return Err(format!(
+                    "stage {}: unknown kind `{other}` (ramp, hold, spike)",
+                    i + 1
+                ))
+            }
         };
-        let viewers = viewers.parse::<u64>().map_err(|_| format!("stage {}: `{viewers}` is not a number of viewers", i + 1))?;
-        let duration = crate::duration::parse_span(duration).map_err(|_| format!("stage {}: `{duration}` is not a duration like 30s or 2m", i + 1))?.0;
-        out.push(StageSpec { kind, viewers, duration });
+        let viewers = viewers
+            .parse::<u64>()
+            .map_err(|_| format!("stage {}: `{viewers}` is not a number of viewers", i + 1))?;
+        let duration = crate::duration::parse_span(duration)
+            .map_err(|_| {
+                format!(
+                    "stage {}: `{duration}` is not a duration like 30s or 2m",
+                    i + 1
+                )
+            })?
+            .0;
+        out.push(StageSpec {
+            kind,
+            viewers,
+            duration,
+        });
     }
     Ok(out)
 }
@@ -238,12 +415,20 @@ pub fn parse_arrival(text: &str) -> Result<Option<(u32, Duration)>, String> {
         ["waves", count, spread] => {
             let count = match count.parse::<u32>() {
                 Ok(n) if n >= 1 => n,
-                _ => return Err(format!("arrival `{text}`: `{count}` is not a wave count ≥ 1")),
+                _ => {
+                    return Err(format!(
+                        "arrival `{text}`: `{count}` is not a wave count ≥ 1"
+                    ))
+                }
             };
-            let spread = crate::duration::parse_span(spread).map_err(|_| format!("arrival `{text}`: `{spread}` is not a duration like 100ms"))?;
+            let spread = crate::duration::parse_span(spread).map_err(|_| {
+                format!("arrival `{text}`: `{spread}` is not a duration like 100ms")
+            })?;
             Ok(Some((count, spread.0)))
         }
-        _ => Err(format!("arrival `{text}` is not `uniform` or `waves:COUNT:SPREAD`")),
+        _ => Err(format!(
+            "arrival `{text}` is not `uniform` or `waves:COUNT:SPREAD`"
+        )),
     }
 }
 
@@ -253,9 +438,17 @@ mod tests {
 
     #[test]
     fn stage_lists_parse() {
-        let st = parse_stages("ramp:100:10s, hold:100:1m,spike:300:1s,ramp:0:500ms,hold:1:1d").unwrap();
+        let st =
+            parse_stages("ramp:100:10s, hold:100:1m,spike:300:1s,ramp:0:500ms,hold:1:1d").unwrap();
         assert_eq!(st.len(), 5);
-        assert_eq!(st[1], StageSpec { kind: "hold", viewers: 100, duration: Duration::from_secs(60) });
+        assert_eq!(
+            st[1],
+            StageSpec {
+                kind: "hold",
+                viewers: 100,
+                duration: Duration::from_secs(60)
+            }
+        );
         assert_eq!(st[2].kind, "spike");
         assert_eq!(st[3].duration, Duration::from_millis(500));
         assert_eq!(st[4].duration, Duration::from_secs(86_400));
@@ -263,17 +456,32 @@ mod tests {
 
     #[test]
     fn stages_and_arrival() {
-        for ok in ["ramp:1500:60s,hold:1500:5m,spike:4500:1s,ramp:0:30s", " hold:10:1s ", "ramp:0:500ms,"] {
+        for ok in [
+            "ramp:1500:60s,hold:1500:5m,spike:4500:1s,ramp:0:30s",
+            " hold:10:1s ",
+            "ramp:0:500ms,",
+        ] {
             assert_eq!(check_stages(ok), Ok(()), "{ok}");
         }
-        for (bad, want) in [("", "no stages"), ("ramp:10", "not kind:viewers:duration"), ("jump:1:1s", "unknown kind `jump`"), ("hold:many:1s", "`many` is not a number"), ("hold:1:soon", "`soon` is not a duration")] {
+        for (bad, want) in [
+            ("", "no stages"),
+            ("ramp:10", "not kind:viewers:duration"),
+            ("jump:1:1s", "unknown kind `jump`"),
+            ("hold:many:1s", "`many` is not a number"),
+            ("hold:1:soon", "`soon` is not a duration"),
+        ] {
             let e = check_stages(bad).unwrap_err();
             assert!(e.contains(want), "{bad}: {e}");
         }
         for ok in ["uniform", "waves:1:100ms", "waves:3:0s"] {
             assert_eq!(check_arrival(ok), Ok(()), "{ok}");
         }
-        for (bad, want) in [("bursty", "is not `uniform`"), ("waves:0:1s", "`0` is not a wave count"), ("waves:2", "is not `uniform`"), ("waves:2:x", "`x` is not a duration")] {
+        for (bad, want) in [
+            ("bursty", "is not `uniform`"),
+            ("waves:0:1s", "`0` is not a wave count"),
+            ("waves:2", "is not `uniform`"),
+            ("waves:2:x", "`x` is not a duration"),
+        ] {
             let e = check_arrival(bad).unwrap_err();
             assert!(e.contains(want), "{bad}: {e}");
         }

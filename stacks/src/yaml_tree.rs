@@ -35,7 +35,10 @@ impl Node {
 
     pub fn key_location(&self, key: &str) -> Option<Location> {
         match &self.kind {
-            Kind::Map(entries) => entries.iter().find(|(k, _)| k.name == key).map(|(k, _)| k.at),
+            Kind::Map(entries) => entries
+                .iter()
+                .find(|(k, _)| k.name == key)
+                .map(|(k, _)| k.at),
             _ => None,
         }
     }
@@ -57,7 +60,10 @@ impl Node {
         let mut node = self;
         for segment in path {
             let next = match &node.kind {
-                Kind::Map(entries) => entries.iter().find(|(k, _)| &k.name == segment).map(|(_, v)| v),
+                Kind::Map(entries) => entries
+                    .iter()
+                    .find(|(k, _)| &k.name == segment)
+                    .map(|(_, v)| v),
                 Kind::Seq(items) => segment.parse::<usize>().ok().and_then(|i| items.get(i)),
                 Kind::Scalar { .. } => None,
             };
@@ -116,8 +122,13 @@ pub fn parse(text: &str) -> Result<Node, Vec<Diagnostic>> {
     }
     match builder.root {
         Some(root) => Ok(root),
-        None => Err(vec![Diagnostic::at(Location { line: 1, col: 1 }, "the stack file is empty")
-            .with_hint("start from stacks/live-stats.yaml, or run `statsctl schema` for the file's structure")]),
+        None => Err(vec![Diagnostic::at(
+            Location { line: 1, col: 1 },
+            "the stack file is empty",
+        )
+        .with_hint(
+            "start from stacks/live-stats.yaml, or run `statsctl schema` for the file's structure",
+        )]),
     }
 }
 
@@ -139,12 +150,24 @@ fn syntax_hint(info: &str) -> String {
 
 fn location(m: &Marker) -> Location {
     // yaml-rust2 markers: 1-based lines, 0-based columns.
-    Location { line: m.line(), col: m.col() + 1 }
+    Location {
+        line: m.line(),
+        col: m.col() + 1,
+    }
 }
 
 enum Frame {
-    Map { at: Location, entries: Vec<(Key, Node)>, pending_key: Option<Key>, anchor: usize },
-    Seq { at: Location, items: Vec<Node>, anchor: usize },
+    Map {
+        at: Location,
+        entries: Vec<(Key, Node)>,
+        pending_key: Option<Key>,
+        anchor: usize,
+    },
+    Seq {
+        at: Location,
+        items: Vec<Node>,
+        anchor: usize,
+    },
 }
 
 #[derive(Default)]
@@ -169,16 +192,31 @@ impl Builder {
                 }
             }
             Some(Frame::Seq { items, .. }) => items.push(node),
-            Some(Frame::Map { entries, pending_key, .. }) => match pending_key.take() {
+            Some(Frame::Map {
+                entries,
+                pending_key,
+                ..
+            }) => match pending_key.take() {
                 None => match &node.kind {
-                    Kind::Scalar { value, .. } => *pending_key = Some(Key { name: value.clone(), at: node.at }),
+                    Kind::Scalar { value, .. } => {
+                        *pending_key = Some(Key {
+                            name: value.clone(),
+                            at: node.at,
+                        })
+                    }
                     _ => {
                         self.errors.push(
-                            Diagnostic::at(node.at, "a map key must be a plain name, not a list or map")
-                                .with_hint("write `name: value`"),
+                            Diagnostic::at(
+                                node.at,
+                                "a map key must be a plain name, not a list or map",
+                            )
+                            .with_hint("write `name: value`"),
                         );
                         // Keep the structure parseable: use a placeholder key.
-                        *pending_key = Some(Key { name: String::from("\u{0}invalid"), at: node.at });
+                        *pending_key = Some(Key {
+                            name: String::from("\u{0}invalid"),
+                            at: node.at,
+                        });
                     }
                 },
                 Some(key) => {
@@ -213,33 +251,68 @@ impl MarkedEventReceiver for Builder {
                     self.reject_tag(&tag, at);
                 }
                 let quoted = !matches!(style, TScalarStyle::Plain);
-                self.push_value(Node { kind: Kind::Scalar { value, quoted }, at }, anchor);
+                self.push_value(
+                    Node {
+                        kind: Kind::Scalar { value, quoted },
+                        at,
+                    },
+                    anchor,
+                );
             }
             Event::SequenceStart(anchor, tag) => {
                 if let Some(tag) = tag {
                     self.reject_tag(&tag, at);
                 }
-                self.stack.push(Frame::Seq { at, items: Vec::new(), anchor });
+                self.stack.push(Frame::Seq {
+                    at,
+                    items: Vec::new(),
+                    anchor,
+                });
             }
             Event::MappingStart(anchor, tag) => {
                 if let Some(tag) = tag {
                     self.reject_tag(&tag, at);
                 }
-                self.stack.push(Frame::Map { at, entries: Vec::new(), pending_key: None, anchor });
+                self.stack.push(Frame::Map {
+                    at,
+                    entries: Vec::new(),
+                    pending_key: None,
+                    anchor,
+                });
             }
             Event::SequenceEnd => {
                 if let Some(Frame::Seq { at, items, anchor }) = self.stack.pop() {
-                    self.push_value(Node { kind: Kind::Seq(items), at }, anchor);
+                    self.push_value(
+                        Node {
+                            kind: Kind::Seq(items),
+                            at,
+                        },
+                        anchor,
+                    );
                 }
             }
             Event::MappingEnd => {
-                if let Some(Frame::Map { at, entries, anchor, .. }) = self.stack.pop() {
-                    self.push_value(Node { kind: Kind::Map(entries), at }, anchor);
+                if let Some(Frame::Map {
+                    at,
+                    entries,
+                    anchor,
+                    ..
+                }) = self.stack.pop()
+                {
+                    self.push_value(
+                        Node {
+                            kind: Kind::Map(entries),
+                            at,
+                        },
+                        anchor,
+                    );
                 }
             }
             Event::Alias(id) => match self.anchors.get(&id).cloned() {
                 Some(node) => self.push_value(node, 0),
-                None => self.errors.push(Diagnostic::at(at, "alias to an unknown anchor")),
+                None => self
+                    .errors
+                    .push(Diagnostic::at(at, "alias to an unknown anchor")),
             },
             Event::Nothing | Event::StreamStart | Event::StreamEnd | Event::DocumentEnd => {}
         }
@@ -249,8 +322,14 @@ impl MarkedEventReceiver for Builder {
 impl Builder {
     fn reject_tag(&mut self, tag: &Tag, at: Location) {
         self.errors.push(
-            Diagnostic::at(at, format!("YAML tags like `{}{}` are not supported", tag.handle, tag.suffix))
-                .with_hint("remove the tag; use `${VAR}` to take values from the environment"),
+            Diagnostic::at(
+                at,
+                format!(
+                    "YAML tags like `{}{}` are not supported",
+                    tag.handle, tag.suffix
+                ),
+            )
+            .with_hint("remove the tag; use `${VAR}` to take values from the environment"),
         );
     }
 }
@@ -281,7 +360,10 @@ mod tests {
     #[test]
     fn locations_are_one_based() {
         let root = parse("a: 1\nb:\n  c: x\n").unwrap();
-        assert_eq!(root.locate(&["b".into(), "c".into()]), Location { line: 3, col: 6 });
+        assert_eq!(
+            root.locate(&["b".into(), "c".into()]),
+            Location { line: 3, col: 6 }
+        );
         assert_eq!(root.key_location("b"), Some(Location { line: 2, col: 1 }));
     }
 
@@ -306,7 +388,13 @@ mod tests {
         let over = parse("a:\n  y: 3\nb: [4, 5]\n").unwrap();
         merge(&mut base, over);
         let y = base.get("a").unwrap().get("y").unwrap();
-        assert_eq!(y.kind, Kind::Scalar { value: "3".into(), quoted: false });
+        assert_eq!(
+            y.kind,
+            Kind::Scalar {
+                value: "3".into(),
+                quoted: false
+            }
+        );
         assert_eq!(y.at.line, 2);
         assert!(matches!(&base.get("b").unwrap().kind, Kind::Seq(v) if v.len() == 2));
         assert!(base.get("a").unwrap().get("x").is_some());
@@ -321,7 +409,9 @@ mod tests {
     #[test]
     fn empty_and_tags() {
         assert!(parse("").is_err());
-        assert!(parse("a: !Ref x\n").unwrap_err()[0].message.contains("tags"));
+        assert!(parse("a: !Ref x\n").unwrap_err()[0]
+            .message
+            .contains("tags"));
         assert!(parse("a: 1\n---\nb: 2\n").is_err());
     }
 }

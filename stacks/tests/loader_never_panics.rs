@@ -22,7 +22,11 @@ fn check(text: &str, env: Option<&str>) {
             let lines = text.lines().count().max(1);
             for e in &d.errors {
                 if let Some(at) = e.at {
-                    assert!(at.line >= 1 && at.line <= lines + 1, "line {} outside a {lines}-line file: {e:?}", at.line);
+                    assert!(
+                        at.line >= 1 && at.line <= lines + 1,
+                        "line {} outside a {lines}-line file: {e:?}",
+                        at.line
+                    );
                     assert!(at.col >= 1, "{e:?}");
                 }
             }

@@ -53,7 +53,10 @@ impl fmt::Display for Config {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let mode = match self.mode {
             DbMode::Pool { size } => format!("pool of {size}"),
-            DbMode::PerRequest { idle } => format!("a connection per request in flight, kept {}s idle", idle.as_secs()),
+            DbMode::PerRequest { idle } => format!(
+                "a connection per request in flight, kept {}s idle",
+                idle.as_secs()
+            ),
         };
         write!(
             f,
@@ -64,7 +67,11 @@ impl fmt::Display for Config {
             self.db_port,
             self.db_name,
             self.db_timeout,
-            if self.db_password.is_some() { "set" } else { "not set" }
+            if self.db_password.is_some() {
+                "set"
+            } else {
+                "not set"
+            }
         )
     }
 }
@@ -112,8 +119,18 @@ impl Config {
     /// Every problem at once, each naming the variable and what it accepts.
     pub fn from_map(vars: &HashMap<String, String>) -> Result<Config, ConfigError> {
         let mut errors = Vec::new();
-        let get = |k: &str| vars.get(k).map(|v| v.trim().to_string()).filter(|v| !v.is_empty());
-        fn num<T: std::str::FromStr>(errors: &mut Vec<String>, k: &str, v: Option<String>, default: T, what: &str) -> T {
+        let get = |k: &str| {
+            vars.get(k)
+                .map(|v| v.trim().to_string())
+                .filter(|v| !v.is_empty())
+        };
+        fn num<T: std::str::FromStr>(
+            errors: &mut Vec<String>,
+            k: &str,
+            v: Option<String>,
+            default: T,
+            what: &str,
+        ) -> T {
             match v {
                 None => default,
                 Some(v) => v.parse().unwrap_or_else(|_| {
@@ -122,31 +139,73 @@ impl Config {
                 }),
             }
         }
-        let port: u16 = num(&mut errors, "PORT", get("PORT"), 8080, "a port number (1-65535)");
+        let port: u16 = num(
+            &mut errors,
+            "PORT",
+            get("PORT"),
+            8080,
+            "a port number (1-65535)",
+        );
         let bind = get("BIND").unwrap_or_else(|| "0.0.0.0".into());
         let listen = match format!("{bind}:{port}").parse::<SocketAddr>() {
             Ok(a) => a,
             Err(_) => {
-                errors.push(format!("BIND={bind:?} is not an IP address (e.g. 0.0.0.0 or 127.0.0.1)"));
+                errors.push(format!(
+                    "BIND={bind:?} is not an IP address (e.g. 0.0.0.0 or 127.0.0.1)"
+                ));
                 SocketAddr::from(([0, 0, 0, 0], port))
             }
         };
-        let db_port: u16 = num(&mut errors, "DB_PORT", get("DB_PORT"), 5432, "a port number (1-65535)");
-        let size: usize = num(&mut errors, "DB_POOL_SIZE", get("DB_POOL_SIZE"), 10, "a number of connections");
+        let db_port: u16 = num(
+            &mut errors,
+            "DB_PORT",
+            get("DB_PORT"),
+            5432,
+            "a port number (1-65535)",
+        );
+        let size: usize = num(
+            &mut errors,
+            "DB_POOL_SIZE",
+            get("DB_POOL_SIZE"),
+            10,
+            "a number of connections",
+        );
         if size == 0 || size > 10_000 {
             errors.push(format!("DB_POOL_SIZE={size} must be between 1 and 10000 (for no pool use DB_MODE=per-request)"));
         }
-        let idle_ms: u64 = num(&mut errors, "DB_IDLE_TIMEOUT_MS", get("DB_IDLE_TIMEOUT_MS"), 300_000, "milliseconds");
+        let idle_ms: u64 = num(
+            &mut errors,
+            "DB_IDLE_TIMEOUT_MS",
+            get("DB_IDLE_TIMEOUT_MS"),
+            300_000,
+            "milliseconds",
+        );
         let mode = match get("DB_MODE").as_deref() {
-            None | Some("pool") => DbMode::Pool { size: size.clamp(1, 10_000) },
-            Some("per-request") | Some("per_request") => DbMode::PerRequest { idle: Duration::from_millis(idle_ms.max(1)) },
+            None | Some("pool") => DbMode::Pool {
+                size: size.clamp(1, 10_000),
+            },
+            Some("per-request") | Some("per_request") => DbMode::PerRequest {
+                idle: Duration::from_millis(idle_ms.max(1)),
+            },
             Some(other) => {
                 errors.push(format!("DB_MODE={other:?} is not `pool` or `per-request`"));
                 DbMode::Pool { size: 1 }
             }
         };
-        let timeout_ms: u64 = num(&mut errors, "DB_TIMEOUT_MS", get("DB_TIMEOUT_MS"), 5000, "milliseconds");
-        let max_body_bytes: usize = num(&mut errors, "MAX_BODY_BYTES", get("MAX_BODY_BYTES"), 1 << 20, "a byte count");
+        let timeout_ms: u64 = num(
+            &mut errors,
+            "DB_TIMEOUT_MS",
+            get("DB_TIMEOUT_MS"),
+            5000,
+            "milliseconds",
+        );
+        let max_body_bytes: usize = num(
+            &mut errors,
+            "MAX_BODY_BYTES",
+            get("MAX_BODY_BYTES"),
+            1 << 20,
+            "a byte count",
+        );
         if !errors.is_empty() {
             return Err(ConfigError(errors.join("\n")));
         }
@@ -169,7 +228,10 @@ mod tests {
     use super::*;
 
     fn vars(pairs: &[(&str, &str)]) -> HashMap<String, String> {
-        pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect()
+        pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect()
     }
 
     #[test]
@@ -177,18 +239,51 @@ mod tests {
         let c = Config::from_map(&vars(&[])).unwrap();
         assert_eq!(c.listen, "0.0.0.0:8080".parse().unwrap());
         assert_eq!(c.mode, DbMode::Pool { size: 10 });
-        assert_eq!((c.db_host.as_str(), c.db_port, c.db_user.as_str()), ("127.0.0.1", 5432, "stats"));
+        assert_eq!(
+            (c.db_host.as_str(), c.db_port, c.db_user.as_str()),
+            ("127.0.0.1", 5432, "stats")
+        );
     }
 
     #[test]
     fn modes_and_errors() {
-        let c = Config::from_map(&vars(&[("DB_MODE", "per-request"), ("PORT", "58080"), ("BIND", "127.0.0.1")])).unwrap();
-        assert_eq!(c.mode, DbMode::PerRequest { idle: Duration::from_secs(300) });
+        let c = Config::from_map(&vars(&[
+            ("DB_MODE", "per-request"),
+            ("PORT", "58080"),
+            ("BIND", "127.0.0.1"),
+        ]))
+        .unwrap();
+        assert_eq!(
+            c.mode,
+            DbMode::PerRequest {
+                idle: Duration::from_secs(300)
+            }
+        );
         assert_eq!(c.listen, "127.0.0.1:58080".parse().unwrap());
-        let c = Config::from_map(&vars(&[("DB_MODE", "per_request"), ("DB_IDLE_TIMEOUT_MS", "1500")])).unwrap();
-        assert_eq!(c.mode, DbMode::PerRequest { idle: Duration::from_millis(1500) });
-        let e = Config::from_map(&vars(&[("DB_MODE", "lots"), ("PORT", "99999"), ("DB_POOL_SIZE", "0"), ("DB_IDLE_TIMEOUT_MS", "soon")])).unwrap_err();
-        for want in ["DB_MODE=\"lots\"", "PORT=\"99999\"", "DB_POOL_SIZE=0", "DB_IDLE_TIMEOUT_MS=\"soon\""] {
+        let c = Config::from_map(&vars(&[
+            ("DB_MODE", "per_request"),
+            ("DB_IDLE_TIMEOUT_MS", "1500"),
+        ]))
+        .unwrap();
+        assert_eq!(
+            c.mode,
+            DbMode::PerRequest {
+                idle: Duration::from_millis(1500)
+            }
+        );
+        let e = Config::from_map(&vars(&[
+            ("DB_MODE", "lots"),
+            ("PORT", "99999"),
+            ("DB_POOL_SIZE", "0"),
+            ("DB_IDLE_TIMEOUT_MS", "soon"),
+        ]))
+        .unwrap_err();
+        for want in [
+            "DB_MODE=\"lots\"",
+            "PORT=\"99999\"",
+            "DB_POOL_SIZE=0",
+            "DB_IDLE_TIMEOUT_MS=\"soon\"",
+        ] {
             assert!(e.0.contains(want), "{want} in {e}");
         }
     }

@@ -82,7 +82,9 @@ impl DbError {
             None => e.to_string(),
         };
         // PgBouncer answers an over-full client limit with a protocol error whose text says so.
-        let too_many = e.code() == Some(&SqlState::TOO_MANY_CONNECTIONS) || text.contains("too many") || text.contains("no more connections");
+        let too_many = e.code() == Some(&SqlState::TOO_MANY_CONNECTIONS)
+            || text.contains("too many")
+            || text.contains("no more connections");
         let kind = if too_many {
             DbErrorKind::TooManyConnections
         } else if connecting || e.is_closed() || e.as_db_error().is_none() {
@@ -90,14 +92,23 @@ impl DbError {
         } else {
             DbErrorKind::Query
         };
-        DbError { kind, message: text }
+        DbError {
+            kind,
+            message: text,
+        }
     }
 
     fn from_pool(e: PoolError) -> DbError {
         match e {
-            PoolError::Timeout(_) => DbError { kind: DbErrorKind::PoolTimeout, message: "timed out waiting for a pooled connection".into() },
+            PoolError::Timeout(_) => DbError {
+                kind: DbErrorKind::PoolTimeout,
+                message: "timed out waiting for a pooled connection".into(),
+            },
             PoolError::Backend(e) => DbError::from_pg(e, true),
-            other => DbError { kind: DbErrorKind::Unavailable, message: other.to_string() },
+            other => DbError {
+                kind: DbErrorKind::Unavailable,
+                message: other.to_string(),
+            },
         }
     }
 }
@@ -184,7 +195,13 @@ impl Db {
             pg.password(p);
         }
         let opened = counters.clone();
-        let mgr = Manager::from_config(pg, NoTls, ManagerConfig { recycling_method: RecyclingMethod::Fast });
+        let mgr = Manager::from_config(
+            pg,
+            NoTls,
+            ManagerConfig {
+                recycling_method: RecyclingMethod::Fast,
+            },
+        );
         let (size, wait) = match cfg.mode {
             DbMode::Pool { size } => (size, Some(cfg.db_timeout)),
             // Never waits for another request's connection: opens its own.
@@ -202,11 +219,15 @@ impl Db {
             }))
             .build()
             .expect("a pool with a runtime and a size ≥ 1 always builds");
-        if let (DbMode::PerRequest { idle }, Ok(rt)) = (cfg.mode, tokio::runtime::Handle::try_current()) {
+        if let (DbMode::PerRequest { idle }, Ok(rt)) =
+            (cfg.mode, tokio::runtime::Handle::try_current())
+        {
             // Warm containers are reclaimed after a while idle; so are these connections.
             let weak = pool.weak();
             rt.spawn(async move {
-                let mut tick = tokio::time::interval((idle / 4).clamp(Duration::from_millis(50), Duration::from_secs(10)));
+                let mut tick = tokio::time::interval(
+                    (idle / 4).clamp(Duration::from_millis(50), Duration::from_secs(10)),
+                );
                 loop {
                     tick.tick().await;
                     let Some(pool) = weak.upgrade() else { break };
@@ -214,7 +235,11 @@ impl Db {
                 }
             });
         }
-        Db { pool, schema: OnceCell::new(), counters }
+        Db {
+            pool,
+            schema: OnceCell::new(),
+            counters,
+        }
     }
 
     /// Connections open now (idle or in use).
@@ -237,10 +262,18 @@ impl Db {
         // The schema, once per process; retried by the next request when it failed.
         self.schema
             .get_or_try_init(|| async {
-                let tx = conn.client().transaction().await.map_err(|e| DbError::from_pg(e, false))?;
+                let tx = conn
+                    .client()
+                    .transaction()
+                    .await
+                    .map_err(|e| DbError::from_pg(e, false))?;
                 // Concurrent first requests (or replicas) must not race on CREATE TABLE.
-                tx.batch_execute("SELECT pg_advisory_xact_lock(727174)").await.map_err(|e| DbError::from_pg(e, false))?;
-                tx.batch_execute(SCHEMA).await.map_err(|e| DbError::from_pg(e, false))?;
+                tx.batch_execute("SELECT pg_advisory_xact_lock(727174)")
+                    .await
+                    .map_err(|e| DbError::from_pg(e, false))?;
+                tx.batch_execute(SCHEMA)
+                    .await
+                    .map_err(|e| DbError::from_pg(e, false))?;
                 tx.commit().await.map_err(|e| DbError::from_pg(e, false))
             })
             .await
@@ -257,28 +290,112 @@ impl Db {
     /// Round-trips `SELECT 1`.
     pub async fn ping(&self) -> Result<(), DbError> {
         let mut c = self.conn().await?;
-        c.client().simple_query("SELECT 1").await.map_err(|e| self.fail(e))?;
+        c.client()
+            .simple_query("SELECT 1")
+            .await
+            .map_err(|e| self.fail(e))?;
         Ok(())
     }
 
     /// Stores a batch of events in one transaction.
-    pub async fn store(&self, match_id: i64, events: &[(SystemTime, Event)]) -> Result<Stored, DbError> {
+    pub async fn store(
+        &self,
+        match_id: i64,
+        events: &[(SystemTime, Event)],
+    ) -> Result<Stored, DbError> {
         let mut m = MatchRows::default();
         let mut p = PlayerRows::default();
         for (at, e) in events {
             match e {
-                Event::Status { score_ct, score_t, map, rounds_played } => m.push(*at, e.kind(), Some(map.clone()), Some(*score_ct), Some(*score_t), Some(*rounds_played), None, None),
-                Event::RoundStart | Event::RoundEnd => m.push(*at, e.kind(), None, None, None, None, None, None),
-                Event::RoundWon { team, how, score_ct, score_t } => m.push(*at, e.kind(), None, Some(*score_ct), Some(*score_t), None, Some(team.clone()), Some(how.clone())),
-                Event::Kill { killer, victim, weapon, headshot } => p.push(*at, e.kind(), killer, victim, Some(weapon.clone()), None, None, *headshot, false),
-                Event::Assist { assister, victim, flash } => p.push(*at, e.kind(), assister, victim, None, None, None, false, *flash),
-                Event::Damage { attacker, victim, weapon, damage, hitgroup } => {
-                    p.push(*at, e.kind(), attacker, victim, Some(weapon.clone()), Some(*damage), Some(hitgroup.clone()), false, false)
+                Event::Status {
+                    score_ct,
+                    score_t,
+                    map,
+                    rounds_played,
+                } => m.push(
+                    *at,
+                    e.kind(),
+                    Some(map.clone()),
+                    Some(*score_ct),
+                    Some(*score_t),
+                    Some(*rounds_played),
+                    None,
+                    None,
+                ),
+                Event::RoundStart | Event::RoundEnd => {
+                    m.push(*at, e.kind(), None, None, None, None, None, None)
                 }
+                Event::RoundWon {
+                    team,
+                    how,
+                    score_ct,
+                    score_t,
+                } => m.push(
+                    *at,
+                    e.kind(),
+                    None,
+                    Some(*score_ct),
+                    Some(*score_t),
+                    None,
+                    Some(team.clone()),
+                    Some(how.clone()),
+                ),
+                Event::Kill {
+                    killer,
+                    victim,
+                    weapon,
+                    headshot,
+                } => p.push(
+                    *at,
+                    e.kind(),
+                    killer,
+                    victim,
+                    Some(weapon.clone()),
+                    None,
+                    None,
+                    *headshot,
+                    false,
+                ),
+                Event::Assist {
+                    assister,
+                    victim,
+                    flash,
+                } => p.push(
+                    *at,
+                    e.kind(),
+                    assister,
+                    victim,
+                    None,
+                    None,
+                    None,
+                    false,
+                    *flash,
+                ),
+                Event::Damage {
+                    attacker,
+                    victim,
+                    weapon,
+                    damage,
+                    hitgroup,
+                } => p.push(
+                    *at,
+                    e.kind(),
+                    attacker,
+                    victim,
+                    Some(weapon.clone()),
+                    Some(*damage),
+                    Some(hitgroup.clone()),
+                    false,
+                    false,
+                ),
             }
         }
         let mut conn = self.conn().await?;
-        let tx = conn.client().transaction().await.map_err(|e| self.fail(e))?;
+        let tx = conn
+            .client()
+            .transaction()
+            .await
+            .map_err(|e| self.fail(e))?;
         let mut stored = Stored::default();
         if !m.kind.is_empty() {
             stored.match_events = tx
@@ -345,14 +462,20 @@ impl Db {
             .map_err(|e| self.fail(e))?;
         // Both queries in flight at once on the one connection (pipelined): one round trip.
         let params: [&(dyn tokio_postgres::types::ToSql + Sync); 1] = [&match_id];
-        let (summary, rows) = tokio::try_join!(c.query_one(&summary_stmt, &params), c.query(&players_stmt, &params)).map_err(|e| self.fail(e))?;
+        let (summary, rows) = tokio::try_join!(
+            c.query_one(&summary_stmt, &params),
+            c.query(&players_stmt, &params)
+        )
+        .map_err(|e| self.fail(e))?;
         let match_events: i64 = summary.get(0);
         if match_events == 0 && rows.is_empty() {
             return Ok(None);
         }
         let rounds_ended: i64 = summary.get(1);
         let status_rounds: Option<i32> = summary.get(6);
-        let rounds_played = status_rounds.unwrap_or(0).max(i32::try_from(rounds_ended).unwrap_or(i32::MAX));
+        let rounds_played = status_rounds
+            .unwrap_or(0)
+            .max(i32::try_from(rounds_ended).unwrap_or(i32::MAX));
         let per_round = f64::from(rounds_played.max(1));
         let players = rows
             .iter()
@@ -369,7 +492,11 @@ impl Db {
                     deaths: r.get(7),
                     damage,
                     adr: round1(damage as f64 / per_round),
-                    headshot_percent: if kills > 0 { round1(hs as f64 * 100.0 / kills as f64) } else { 0.0 },
+                    headshot_percent: if kills > 0 {
+                        round1(hs as f64 * 100.0 / kills as f64)
+                    } else {
+                        0.0
+                    },
                 }
             })
             .collect();
@@ -378,7 +505,10 @@ impl Db {
         Ok(Some(Scoreboard {
             match_id,
             map: summary.get(3),
-            score: Score { ct: summary.get::<_, Option<i32>>(4).unwrap_or(0), t: summary.get::<_, Option<i32>>(5).unwrap_or(0) },
+            score: Score {
+                ct: summary.get::<_, Option<i32>>(4).unwrap_or(0),
+                t: summary.get::<_, Option<i32>>(5).unwrap_or(0),
+            },
             rounds_played,
             // The fixed-width format sorts as text.
             updated_at: updated_match.into_iter().chain(updated_players).max(),
@@ -405,7 +535,17 @@ struct MatchRows {
 
 impl MatchRows {
     #[allow(clippy::too_many_arguments)]
-    fn push(&mut self, at: SystemTime, kind: &'static str, map: Option<String>, ct: Option<i32>, t: Option<i32>, rounds: Option<i32>, team: Option<String>, detail: Option<String>) {
+    fn push(
+        &mut self,
+        at: SystemTime,
+        kind: &'static str,
+        map: Option<String>,
+        ct: Option<i32>,
+        t: Option<i32>,
+        rounds: Option<i32>,
+        team: Option<String>,
+        detail: Option<String>,
+    ) {
         self.at.push(at);
         self.kind.push(kind);
         self.map.push(map);

@@ -42,7 +42,8 @@ fn json<T: Serialize>(status: StatusCode, body: &T) -> Resp {
     let bytes = serde_json::to_vec(body).unwrap_or_else(|_| b"{}".to_vec());
     let mut r = Response::new(Full::new(Bytes::from(bytes)));
     *r.status_mut() = status;
-    r.headers_mut().insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
+    r.headers_mut()
+        .insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
     r
 }
 
@@ -83,7 +84,12 @@ struct Ingested {
 
 impl App {
     pub fn new(cfg: &Config) -> App {
-        App { db: Db::new(cfg), max_body_bytes: cfg.max_body_bytes, counters: HttpCounters::default(), skipped_by_reason: Default::default() }
+        App {
+            db: Db::new(cfg),
+            max_body_bytes: cfg.max_body_bytes,
+            counters: HttpCounters::default(),
+            skipped_by_reason: Default::default(),
+        }
     }
 
     pub async fn handle(&self, req: Request<Incoming>) -> Resp {
@@ -107,27 +113,62 @@ impl App {
             (&Method::GET, ["matches", id, "stats"]) => match id.parse::<i64>() {
                 Ok(id) => match self.db.scoreboard(id).await {
                     Ok(Some(board)) => json(StatusCode::OK, &board),
-                    Ok(None) => error(StatusCode::NOT_FOUND, &format!("no events logged for match {id}"), "game servers POST /logs?match=ID"),
+                    Ok(None) => error(
+                        StatusCode::NOT_FOUND,
+                        &format!("no events logged for match {id}"),
+                        "game servers POST /logs?match=ID",
+                    ),
                     Err(e) => db_error(&e),
                 },
-                Err(_) => error(StatusCode::BAD_REQUEST, &format!("match id `{id}` is not a number"), "GET /matches/42/stats"),
+                Err(_) => error(
+                    StatusCode::BAD_REQUEST,
+                    &format!("match id `{id}` is not a number"),
+                    "GET /matches/42/stats",
+                ),
             },
             (&Method::POST, ["logs"]) => self.ingest(req).await,
-            (_, ["healthz"] | ["metrics"] | ["matches", _, "stats"] | ["logs"]) => error(StatusCode::METHOD_NOT_ALLOWED, "method not allowed", "GET /matches/ID/stats, GET /healthz, POST /logs"),
-            _ => error(StatusCode::NOT_FOUND, &format!("no such endpoint: {path}"), "GET /matches/ID/stats, GET /healthz, GET /metrics, POST /logs?match=ID"),
+            (_, ["healthz"] | ["metrics"] | ["matches", _, "stats"] | ["logs"]) => error(
+                StatusCode::METHOD_NOT_ALLOWED,
+                "method not allowed",
+                "GET /matches/ID/stats, GET /healthz, POST /logs",
+            ),
+            _ => error(
+                StatusCode::NOT_FOUND,
+                &format!("no such endpoint: {path}"),
+                "GET /matches/ID/stats, GET /healthz, GET /metrics, POST /logs?match=ID",
+            ),
         }
     }
 
     async fn ingest(&self, req: Request<Incoming>) -> Resp {
-        let from_query = req.uri().query().and_then(|q| q.split('&').find_map(|kv| kv.strip_prefix("match=")).map(str::to_string));
-        let from_header = req.headers().get("x-match-id").and_then(|v| v.to_str().ok()).map(str::to_string);
+        let from_query = req.uri().query().and_then(|q| {
+            q.split('&')
+                .find_map(|kv| kv.strip_prefix("match="))
+                .map(str::to_string)
+        });
+        let from_header = req
+            .headers()
+            .get("x-match-id")
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_string);
         let Some(raw_id) = from_query.or(from_header) else {
-            return error(StatusCode::BAD_REQUEST, "which match? no `match` query parameter or X-Match-Id header", "POST /logs?match=42");
+            return error(
+                StatusCode::BAD_REQUEST,
+                "which match? no `match` query parameter or X-Match-Id header",
+                "POST /logs?match=42",
+            );
         };
         let Ok(match_id) = raw_id.trim().parse::<i64>() else {
-            return error(StatusCode::BAD_REQUEST, &format!("match id `{raw_id}` is not a number"), "POST /logs?match=42");
+            return error(
+                StatusCode::BAD_REQUEST,
+                &format!("match id `{raw_id}` is not a number"),
+                "POST /logs?match=42",
+            );
         };
-        let body = match Limited::new(req.into_body(), self.max_body_bytes).collect().await {
+        let body = match Limited::new(req.into_body(), self.max_body_bytes)
+            .collect()
+            .await
+        {
             Ok(b) => b.to_bytes(),
             Err(_) => {
                 return error(
@@ -156,22 +197,41 @@ impl App {
                 Err(e) => return db_error(&e),
             }
         };
-        self.counters.lines_stored.fetch_add(stored, Ordering::Relaxed);
+        self.counters
+            .lines_stored
+            .fetch_add(stored, Ordering::Relaxed);
         let skipped_total: u64 = skipped.values().sum();
-        self.counters.lines_skipped.fetch_add(skipped_total, Ordering::Relaxed);
+        self.counters
+            .lines_skipped
+            .fetch_add(skipped_total, Ordering::Relaxed);
         if skipped_total > 0 {
-            let mut by = self.skipped_by_reason.lock().unwrap_or_else(|p| p.into_inner());
+            let mut by = self
+                .skipped_by_reason
+                .lock()
+                .unwrap_or_else(|p| p.into_inner());
             for (k, v) in &skipped {
                 *by.entry(k).or_default() += v;
             }
         }
-        json(StatusCode::OK, &Ingested { match_id, lines: lines.len(), stored, skipped })
+        json(
+            StatusCode::OK,
+            &Ingested {
+                match_id,
+                lines: lines.len(),
+                stored,
+                skipped,
+            },
+        )
     }
 
     pub fn metrics(&self) -> serde_json::Value {
         let h = &self.counters;
         let d = &self.db.counters;
-        let skipped = self.skipped_by_reason.lock().map(|m| m.clone()).unwrap_or_default();
+        let skipped = self
+            .skipped_by_reason
+            .lock()
+            .map(|m| m.clone())
+            .unwrap_or_default();
         serde_json::json!({
             "requests": h.requests.load(Ordering::Relaxed),
             "in_flight": h.in_flight.load(Ordering::Relaxed),
@@ -189,7 +249,12 @@ impl App {
 }
 
 /// Serves until `shutdown` resolves, then stops accepting and gives in-flight requests up to `drain` to finish.
-pub async fn serve(listener: TcpListener, app: Arc<App>, shutdown: impl std::future::Future<Output = ()>, drain: Duration) {
+pub async fn serve(
+    listener: TcpListener,
+    app: Arc<App>,
+    shutdown: impl std::future::Future<Output = ()>,
+    drain: Duration,
+) {
     tokio::pin!(shutdown);
     loop {
         let accepted = tokio::select! {
@@ -217,7 +282,10 @@ pub async fn serve(listener: TcpListener, app: Arc<App>, shutdown: impl std::fut
                     Ok::<_, Infallible>(r)
                 }
             });
-            let _ = http1::Builder::new().keep_alive(true).serve_connection(TokioIo::new(stream), svc).await;
+            let _ = http1::Builder::new()
+                .keep_alive(true)
+                .serve_connection(TokioIo::new(stream), svc)
+                .await;
         });
     }
     let start = std::time::Instant::now();

@@ -29,14 +29,39 @@ pub struct Player {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Event {
     /// `MatchStatus: Score: CT:T on map "m" RoundsPlayed: n`
-    Status { score_ct: i32, score_t: i32, map: String, rounds_played: i32 },
-    Kill { killer: Player, victim: Player, weapon: String, headshot: bool },
-    Assist { assister: Player, victim: Player, flash: bool },
-    Damage { attacker: Player, victim: Player, weapon: String, damage: i32, hitgroup: String },
+    Status {
+        score_ct: i32,
+        score_t: i32,
+        map: String,
+        rounds_played: i32,
+    },
+    Kill {
+        killer: Player,
+        victim: Player,
+        weapon: String,
+        headshot: bool,
+    },
+    Assist {
+        assister: Player,
+        victim: Player,
+        flash: bool,
+    },
+    Damage {
+        attacker: Player,
+        victim: Player,
+        weapon: String,
+        damage: i32,
+        hitgroup: String,
+    },
     RoundStart,
     RoundEnd,
     /// `Team "CT" triggered "SFUI_Notice_CTs_Win" (CT "1") (T "0")`
-    RoundWon { team: String, how: String, score_ct: i32, score_t: i32 },
+    RoundWon {
+        team: String,
+        how: String,
+        score_ct: i32,
+        score_t: i32,
+    },
 }
 
 impl Event {
@@ -90,7 +115,9 @@ pub fn parse_line(line: &str) -> Line {
     if line.is_empty() {
         return Line::Skipped(Skip::Empty);
     }
-    let Some((logged_at, message)) = timestamp(line) else { return Line::Skipped(Skip::NoTimestamp) };
+    let Some((logged_at, message)) = timestamp(line) else {
+        return Line::Skipped(Skip::NoTimestamp);
+    };
     match message_event(message) {
         Ok(event) => Line::Event { logged_at, event },
         Err(skip) => Line::Skipped(skip),
@@ -118,12 +145,22 @@ fn timestamp(line: &str) -> Option<(SystemTime, &str)> {
             None
         }
     };
-    if &b[2..3] != b"/" || &b[5..6] != b"/" || &b[10..13] != b" - " || &b[15..16] != b":" || &b[18..19] != b":" {
+    if &b[2..3] != b"/"
+        || &b[5..6] != b"/"
+        || &b[10..13] != b" - "
+        || &b[15..16] != b":"
+        || &b[18..19] != b":"
+    {
         return None;
     }
     let (month, day, year) = (num(0..2)?, num(3..5)?, num(6..10)?);
     let (hour, minute, second) = (num(13..15)?, num(16..18)?, num(19..21)?);
-    if !(1..=12).contains(&month) || !(1..=31).contains(&day) || hour > 23 || minute > 59 || second > 60 {
+    if !(1..=12).contains(&month)
+        || !(1..=31).contains(&day)
+        || hour > 23
+        || minute > 59
+        || second > 60
+    {
         return None;
     }
     let mut rest = &s[21..];
@@ -139,11 +176,16 @@ fn timestamp(line: &str) -> Option<(SystemTime, &str)> {
         millis = padded.parse().ok()?;
         rest = &frac[digits..];
     }
-    let message = rest.strip_prefix(" - ").or_else(|| rest.strip_prefix(": "))?;
+    let message = rest
+        .strip_prefix(" - ")
+        .or_else(|| rest.strip_prefix(": "))?;
     let days = days_from_civil(year as i64, month, day);
     let secs = days * 86_400 + i64::from(hour) * 3600 + i64::from(minute) * 60 + i64::from(second);
     let secs = u64::try_from(secs).ok()?;
-    Some((UNIX_EPOCH + Duration::from_secs(secs) + Duration::from_millis(u64::from(millis)), message))
+    Some((
+        UNIX_EPOCH + Duration::from_secs(secs) + Duration::from_millis(u64::from(millis)),
+        message,
+    ))
 }
 
 /// Days since 1970-01-01 of a proleptic Gregorian date (Howard Hinnant's algorithm).
@@ -191,11 +233,19 @@ fn match_status(s: &str) -> Option<Event> {
     let score_ct = small_int(ct.trim())?;
     let score_t = small_int(t.trim())?;
     // `RoundsPlayed: -1` is what the game prints during warmup.
-    let rounds_played: i32 = rounds.parse().ok().filter(|n: &i32| (-1..=10_000).contains(n))?;
+    let rounds_played: i32 = rounds
+        .parse()
+        .ok()
+        .filter(|n: &i32| (-1..=10_000).contains(n))?;
     if map.is_empty() || map.len() > 64 {
         return None;
     }
-    Some(Event::Status { score_ct, score_t, map: map.to_string(), rounds_played: rounds_played.max(0) })
+    Some(Event::Status {
+        score_ct,
+        score_t,
+        map: map.to_string(),
+        rounds_played: rounds_played.max(0),
+    })
 }
 
 fn small_int(s: &str) -> Option<i32> {
@@ -205,12 +255,24 @@ fn small_int(s: &str) -> Option<i32> {
 /// `CT" triggered "SFUI_Notice_CTs_Win" (CT "1") (T "0")`
 fn round_won(rest: &str) -> Result<Event, Skip> {
     let (team, rest) = rest.split_once('"').ok_or(Skip::Malformed)?;
-    let Some(rest) = rest.strip_prefix(" triggered \"") else { return Err(Skip::Ignored) };
+    let Some(rest) = rest.strip_prefix(" triggered \"") else {
+        return Err(Skip::Ignored);
+    };
     let (how, rest) = rest.split_once('"').ok_or(Skip::Malformed)?;
     let props = properties(rest);
-    let score = |k: &str| props.iter().find(|(n, _)| *n == k).and_then(|(_, v)| small_int(v));
+    let score = |k: &str| {
+        props
+            .iter()
+            .find(|(n, _)| *n == k)
+            .and_then(|(_, v)| small_int(v))
+    };
     match (score("CT"), score("T")) {
-        (Some(score_ct), Some(score_t)) => Ok(Event::RoundWon { team: team.to_string(), how: how.to_string(), score_ct, score_t }),
+        (Some(score_ct), Some(score_t)) => Ok(Event::RoundWon {
+            team: team.to_string(),
+            how: how.to_string(),
+            score_ct,
+            score_t,
+        }),
         // Other team triggers (e.g. `Team "CT" triggered "..."` without scores) are not round results.
         _ => Err(Skip::Ignored),
     }
@@ -239,19 +301,37 @@ fn player_event(msg: &str) -> Result<Event, Skip> {
     let (victim, rest) = quoted_player(rest).ok_or(Skip::Malformed)?;
     let rest = skip_position(rest);
     match verb {
-        "assisted" | "flash-assisted" => Ok(Event::Assist { assister: actor, victim, flash: verb == "flash-assisted" }),
+        "assisted" | "flash-assisted" => Ok(Event::Assist {
+            assister: actor,
+            victim,
+            flash: verb == "flash-assisted",
+        }),
         _ => {
             let rest = rest.strip_prefix("with \"").ok_or(Skip::Malformed)?;
             let (weapon, rest) = rest.split_once('"').ok_or(Skip::Malformed)?;
             let props = properties(rest);
             if verb == "killed" {
                 let headshot = props.iter().any(|(k, v)| *k == "headshot" && v.is_empty());
-                Ok(Event::Kill { killer: actor, victim, weapon: weapon.to_string(), headshot })
+                Ok(Event::Kill {
+                    killer: actor,
+                    victim,
+                    weapon: weapon.to_string(),
+                    headshot,
+                })
             } else {
                 let get = |k: &str| props.iter().find(|(n, _)| *n == k).map(|(_, v)| *v);
-                let damage = get("damage").and_then(|v| v.parse::<i32>().ok()).filter(|d| (0..=100_000).contains(d)).ok_or(Skip::Malformed)?;
+                let damage = get("damage")
+                    .and_then(|v| v.parse::<i32>().ok())
+                    .filter(|d| (0..=100_000).contains(d))
+                    .ok_or(Skip::Malformed)?;
                 let hitgroup = get("hitgroup").unwrap_or("").to_string();
-                Ok(Event::Damage { attacker: actor, victim, weapon: weapon.to_string(), damage, hitgroup })
+                Ok(Event::Damage {
+                    attacker: actor,
+                    victim,
+                    weapon: weapon.to_string(),
+                    damage,
+                    hitgroup,
+                })
             }
         }
     }
@@ -279,14 +359,23 @@ fn player_groups(inner: &str) -> Option<Player> {
     }
     let (team, steam_id) = (groups[0], groups[1]);
     let name = tail;
-    if name.is_empty() || steam_id.is_empty() || name.len() > 128 || steam_id.len() > 64 || team.len() > 32 {
+    if name.is_empty()
+        || steam_id.is_empty()
+        || name.len() > 128
+        || steam_id.len() > 64
+        || team.len() > 32
+    {
         return None;
     }
     let team = match team {
         "Unassigned" | "Spectator" => "",
         t => t,
     };
-    Some(Player { name: name.to_string(), steam_id: steam_id.to_string(), team: team.to_string() })
+    Some(Player {
+        name: name.to_string(),
+        steam_id: steam_id.to_string(),
+        team: team.to_string(),
+    })
 }
 
 /// Skips an optional `[x y z] ` position.
@@ -302,7 +391,9 @@ fn properties(s: &str) -> Vec<(&str, &str)> {
     let mut out = Vec::new();
     let mut rest = s;
     while let Some(start) = rest.find('(') {
-        let Some(len) = rest[start..].find(')') else { break };
+        let Some(len) = rest[start..].find(')') else {
+            break;
+        };
         let inside = &rest[start + 1..start + len];
         rest = &rest[start + len + 1..];
         match inside.split_once(' ') {
@@ -319,29 +410,56 @@ mod tests {
 
     fn at(line: &str) -> (u64, Event) {
         match parse_line(line) {
-            Line::Event { logged_at, event } => (logged_at.duration_since(UNIX_EPOCH).unwrap().as_millis() as u64, event),
+            Line::Event { logged_at, event } => (
+                logged_at.duration_since(UNIX_EPOCH).unwrap().as_millis() as u64,
+                event,
+            ),
             Line::Skipped(s) => panic!("{line:?} skipped: {s:?}"),
         }
     }
 
     fn p(name: &str, steam: &str, team: &str) -> Player {
-        Player { name: name.into(), steam_id: steam.into(), team: team.into() }
+        Player {
+            name: name.into(),
+            steam_id: steam.into(),
+            team: team.into(),
+        }
     }
 
     #[test]
     fn the_mission_line() {
         let (ms, e) = at("01/01/1970 - 00:00:00.000 - MatchStatus: Score: 0:0 on map \"de_overpass\" RoundsPlayed: 0");
         assert_eq!(ms, 0);
-        assert_eq!(e, Event::Status { score_ct: 0, score_t: 0, map: "de_overpass".into(), rounds_played: 0 });
+        assert_eq!(
+            e,
+            Event::Status {
+                score_ct: 0,
+                score_t: 0,
+                map: "de_overpass".into(),
+                rounds_played: 0
+            }
+        );
     }
 
     #[test]
     fn timestamps() {
         let cases = [
-            ("01/01/1970 - 00:00:01.250 - World triggered \"Round_Start\"", 1_250),
-            ("L 01/02/1970 - 00:00:00: World triggered \"Round_Start\"", 86_400_000),
-            ("11/28/2026 - 20:01:02.5 - World triggered \"Round_Start\"", 1_795_896_062_500),
-            ("02/29/2024 - 12:00:00.000 - World triggered \"Round_Start\"", 1_709_208_000_000),
+            (
+                "01/01/1970 - 00:00:01.250 - World triggered \"Round_Start\"",
+                1_250,
+            ),
+            (
+                "L 01/02/1970 - 00:00:00: World triggered \"Round_Start\"",
+                86_400_000,
+            ),
+            (
+                "11/28/2026 - 20:01:02.5 - World triggered \"Round_Start\"",
+                1_795_896_062_500,
+            ),
+            (
+                "02/29/2024 - 12:00:00.000 - World triggered \"Round_Start\"",
+                1_709_208_000_000,
+            ),
         ];
         for (line, want) in cases {
             assert_eq!(at(line).0, want, "{line}");
@@ -355,33 +473,70 @@ mod tests {
         let cases: Vec<(&str, Event)> = vec![
             (
                 r#"11/28/2026 - 20:01:02.000 - "s1mple<12><STEAM_1:0:123><CT>" [10 20 30] killed "ZywOo<13><STEAM_1:1:456><TERRORIST>" [1 2 3] with "awp" (headshot)"#,
-                Event::Kill { killer: s1.clone(), victim: zy.clone(), weapon: "awp".into(), headshot: true },
+                Event::Kill {
+                    killer: s1.clone(),
+                    victim: zy.clone(),
+                    weapon: "awp".into(),
+                    headshot: true,
+                },
             ),
             (
                 r#"11/28/2026 - 20:01:02.000 - "s1mple<12><STEAM_1:0:123><CT>" killed "ZywOo<13><STEAM_1:1:456><TERRORIST>" with "ak47" (penetrated)"#,
-                Event::Kill { killer: s1.clone(), victim: zy.clone(), weapon: "ak47".into(), headshot: false },
+                Event::Kill {
+                    killer: s1.clone(),
+                    victim: zy.clone(),
+                    weapon: "ak47".into(),
+                    headshot: false,
+                },
             ),
             (
                 r#"11/28/2026 - 20:01:02.000 - "s1mple<12><STEAM_1:0:123><CT>" assisted killing "ZywOo<13><STEAM_1:1:456><TERRORIST>""#,
-                Event::Assist { assister: s1.clone(), victim: zy.clone(), flash: false },
+                Event::Assist {
+                    assister: s1.clone(),
+                    victim: zy.clone(),
+                    flash: false,
+                },
             ),
             (
                 r#"11/28/2026 - 20:01:02.000 - "s1mple<12><STEAM_1:0:123><CT>" flash-assisted killing "ZywOo<13><STEAM_1:1:456><TERRORIST>""#,
-                Event::Assist { assister: s1.clone(), victim: zy.clone(), flash: true },
+                Event::Assist {
+                    assister: s1.clone(),
+                    victim: zy.clone(),
+                    flash: true,
+                },
             ),
             (
                 r#"11/28/2026 - 20:01:02.000 - "s1mple<12><STEAM_1:0:123><CT>" [1 2 3] attacked "ZywOo<13><STEAM_1:1:456><TERRORIST>" [4 5 6] with "awp" (damage "112") (damage_armor "0") (health "0") (armor "0") (hitgroup "head")"#,
-                Event::Damage { attacker: s1.clone(), victim: zy.clone(), weapon: "awp".into(), damage: 112, hitgroup: "head".into() },
+                Event::Damage {
+                    attacker: s1.clone(),
+                    victim: zy.clone(),
+                    weapon: "awp".into(),
+                    damage: 112,
+                    hitgroup: "head".into(),
+                },
             ),
             (
                 r#"11/28/2026 - 20:01:40.000 - Team "CT" triggered "SFUI_Notice_CTs_Win" (CT "1") (T "0")"#,
-                Event::RoundWon { team: "CT".into(), how: "SFUI_Notice_CTs_Win".into(), score_ct: 1, score_t: 0 },
+                Event::RoundWon {
+                    team: "CT".into(),
+                    how: "SFUI_Notice_CTs_Win".into(),
+                    score_ct: 1,
+                    score_t: 0,
+                },
             ),
-            (r#"11/28/2026 - 20:01:40.000 - World triggered "Round_End""#, Event::RoundEnd),
+            (
+                r#"11/28/2026 - 20:01:40.000 - World triggered "Round_End""#,
+                Event::RoundEnd,
+            ),
             // A name with quotes and angle brackets, a bot, an unassigned team.
             (
                 r#"11/28/2026 - 20:01:02.000 - "a "<b>" x<3><BOT><Unassigned>" killed "ZywOo<13><STEAM_1:1:456><TERRORIST>" with "knife""#,
-                Event::Kill { killer: p("a \"<b>\" x", "BOT", ""), victim: zy.clone(), weapon: "knife".into(), headshot: false },
+                Event::Kill {
+                    killer: p("a \"<b>\" x", "BOT", ""),
+                    victim: zy.clone(),
+                    weapon: "knife".into(),
+                    headshot: false,
+                },
             ),
         ];
         for (line, want) in cases {
@@ -416,7 +571,15 @@ mod tests {
     #[test]
     fn warmup_rounds_are_zero() {
         let (_, e) = at("01/01/2026 - 00:00:00.000 - MatchStatus: Score: 0:0 on map \"de_inferno\" RoundsPlayed: -1");
-        assert_eq!(e, Event::Status { score_ct: 0, score_t: 0, map: "de_inferno".into(), rounds_played: 0 });
+        assert_eq!(
+            e,
+            Event::Status {
+                score_ct: 0,
+                score_t: 0,
+                map: "de_inferno".into(),
+                rounds_played: 0
+            }
+        );
     }
 
     proptest::proptest! {

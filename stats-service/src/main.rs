@@ -16,10 +16,13 @@ fn main() {
             std::process::exit(1);
         }
     };
-    let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build().unwrap_or_else(|e| {
-        eprintln!("stats-service: cannot start the runtime: {e}");
-        std::process::exit(1);
-    });
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .unwrap_or_else(|e| {
+            eprintln!("stats-service: cannot start the runtime: {e}");
+            std::process::exit(1);
+        });
     rt.block_on(async move {
         let listener = match listen(cfg.listen) {
             Ok(l) => l,
@@ -48,7 +51,11 @@ fn main() {
 /// SYNs beyond it, and each dropped one costs its viewer a one-second retransmit. The kernel caps this at
 /// net.core.somaxconn.
 fn listen(addr: std::net::SocketAddr) -> std::io::Result<tokio::net::TcpListener> {
-    let socket = if addr.is_ipv4() { tokio::net::TcpSocket::new_v4()? } else { tokio::net::TcpSocket::new_v6()? };
+    let socket = if addr.is_ipv4() {
+        tokio::net::TcpSocket::new_v4()?
+    } else {
+        tokio::net::TcpSocket::new_v6()?
+    };
     socket.set_reuseaddr(true)?;
     socket.bind(addr)?;
     socket.listen(4096)

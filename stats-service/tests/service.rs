@@ -12,16 +12,25 @@ use std::time::{Duration, Instant};
 use serde_json::Value;
 
 fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+    TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
 }
 
 fn pg_bin() -> PathBuf {
     if let Some(d) = std::env::var_os("STATSCTL_PG_BIN") {
         return d.into();
     }
-    let mut v: Vec<PathBuf> = std::fs::read_dir("/usr/lib/postgresql").expect("PostgreSQL server binaries (apt-get install postgresql)").flatten().map(|e| e.path().join("bin")).collect();
+    let mut v: Vec<PathBuf> = std::fs::read_dir("/usr/lib/postgresql")
+        .expect("PostgreSQL server binaries (apt-get install postgresql)")
+        .flatten()
+        .map(|e| e.path().join("bin"))
+        .collect();
     v.sort();
-    v.pop().expect("a PostgreSQL version under /usr/lib/postgresql")
+    v.pop()
+        .expect("a PostgreSQL version under /usr/lib/postgresql")
 }
 
 /// PostgreSQL refuses root: run it as `postgres` then.
@@ -35,7 +44,10 @@ fn as_postgres(cmd: &mut Command) {
     let (uid, gid) = unsafe { ((*pw).pw_uid, (*pw).pw_gid) };
     unsafe {
         cmd.pre_exec(move || {
-            if libc::setgroups(0, std::ptr::null()) != 0 || libc::setgid(gid) != 0 || libc::setuid(uid) != 0 {
+            if libc::setgroups(0, std::ptr::null()) != 0
+                || libc::setgid(gid) != 0
+                || libc::setuid(uid) != 0
+            {
                 return Err(std::io::Error::last_os_error());
             }
             Ok(())
@@ -57,23 +69,58 @@ impl Pg {
             std::os::unix::fs::chown(dir.path(), Some(uid_of("postgres")), None).unwrap();
         }
         let mut initdb = Command::new(pg_bin().join("initdb"));
-        initdb.arg("-D").arg(&data).args(["-U", "postgres", "-A", "trust", "-E", "UTF8", "--no-sync", "--locale=C"]).stdout(Stdio::null()).stderr(Stdio::null());
+        initdb
+            .arg("-D")
+            .arg(&data)
+            .args([
+                "-U",
+                "postgres",
+                "-A",
+                "trust",
+                "-E",
+                "UTF8",
+                "--no-sync",
+                "--locale=C",
+            ])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null());
         as_postgres(&mut initdb);
         assert!(initdb.status().unwrap().success(), "initdb failed");
         let port = free_port();
         let mut cmd = Command::new(pg_bin().join("postgres"));
         cmd.arg("-D")
             .arg(&data)
-            .args(["-p", &port.to_string(), "-c", "listen_addresses=127.0.0.1", "-c", "unix_socket_directories=", "-c", "fsync=off"])
-            .args(["-c", &format!("max_connections={max_connections}"), "-c", "superuser_reserved_connections=1"])
+            .args([
+                "-p",
+                &port.to_string(),
+                "-c",
+                "listen_addresses=127.0.0.1",
+                "-c",
+                "unix_socket_directories=",
+                "-c",
+                "fsync=off",
+            ])
+            .args([
+                "-c",
+                &format!("max_connections={max_connections}"),
+                "-c",
+                "superuser_reserved_connections=1",
+            ])
             .stdout(Stdio::null())
             .stderr(Stdio::null());
         as_postgres(&mut cmd);
         let child = cmd.spawn().unwrap();
-        let pg = Pg { _dir: dir, port, child };
+        let pg = Pg {
+            _dir: dir,
+            port,
+            child,
+        };
         let start = Instant::now();
         while TcpStream::connect(("127.0.0.1", port)).is_err() {
-            assert!(start.elapsed() < Duration::from_secs(30), "postgres did not start");
+            assert!(
+                start.elapsed() < Duration::from_secs(30),
+                "postgres did not start"
+            );
             std::thread::sleep(Duration::from_millis(100));
         }
         // Accepting TCP is not accepting queries yet: psql-free readiness by waiting for a startup to succeed.
@@ -118,7 +165,10 @@ impl Service {
         let child = cmd.spawn().unwrap();
         let start = Instant::now();
         while TcpStream::connect(("127.0.0.1", port)).is_err() {
-            assert!(start.elapsed() < Duration::from_secs(10), "service did not listen");
+            assert!(
+                start.elapsed() < Duration::from_secs(10),
+                "service did not listen"
+            );
             std::thread::sleep(Duration::from_millis(20));
         }
         Service { port, child }
@@ -135,7 +185,10 @@ impl Service {
             if self.request("GET", "/healthz", b"").0 == 200 {
                 return;
             }
-            assert!(start.elapsed() < Duration::from_secs(30), "service never became healthy");
+            assert!(
+                start.elapsed() < Duration::from_secs(30),
+                "service never became healthy"
+            );
             std::thread::sleep(Duration::from_millis(100));
         }
     }
@@ -157,9 +210,16 @@ fn request(port: u16, method: &str, path: &str, body: &[u8]) -> (u16, Value) {
     let mut out = Vec::new();
     let _ = s.read_to_end(&mut out);
     let text = String::from_utf8_lossy(&out);
-    let status = text.split(' ').nth(1).and_then(|c| c.parse().ok()).unwrap_or(0);
+    let status = text
+        .split(' ')
+        .nth(1)
+        .and_then(|c| c.parse().ok())
+        .unwrap_or(0);
     let body = text.split_once("\r\n\r\n").map(|(_, b)| b).unwrap_or("");
-    (status, serde_json::from_str(body).unwrap_or(Value::String(body.to_string())))
+    (
+        status,
+        serde_json::from_str(body).unwrap_or(Value::String(body.to_string())),
+    )
 }
 
 fn sample_log() -> Vec<u8> {
@@ -176,7 +236,10 @@ fn ingest_and_scoreboard() {
     assert_eq!(status, 200, "{body}");
     assert_eq!(body["lines"], 27, "{body}");
     assert_eq!(body["stored"], 22, "{body}");
-    assert_eq!(body["skipped"], serde_json::json!({"empty": 1, "ignored": 2, "malformed": 1, "no_timestamp": 1}));
+    assert_eq!(
+        body["skipped"],
+        serde_json::json!({"empty": 1, "ignored": 2, "malformed": 1, "no_timestamp": 1})
+    );
 
     let (status, board) = svc.request("GET", "/matches/7/stats", b"");
     assert_eq!(status, 200, "{board}");
@@ -184,7 +247,12 @@ fn ingest_and_scoreboard() {
     assert_eq!(board["score"], serde_json::json!({"ct": 1, "t": 1}));
     assert_eq!(board["rounds_played"], 2);
     assert_eq!(board["updated_at"], "2026-11-28T20:01:00.000Z");
-    let players: HashMap<String, Value> = board["players"].as_array().unwrap().iter().map(|p| (p["name"].as_str().unwrap().to_string(), p.clone())).collect();
+    let players: HashMap<String, Value> = board["players"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| (p["name"].as_str().unwrap().to_string(), p.clone()))
+        .collect();
     // (kills, deaths, assists, damage, adr, hs%)
     let want = [
         ("alex", 2, 1, 0, 160, 80.0, 50.0),
@@ -194,11 +262,33 @@ fn ingest_and_scoreboard() {
     ];
     for (name, k, d, a, dmg, adr, hs) in want {
         let p = &players[name];
-        assert_eq!((p["kills"].as_i64(), p["deaths"].as_i64(), p["assists"].as_i64(), p["damage"].as_i64()), (Some(k), Some(d), Some(a), Some(dmg)), "{name}: {p}");
-        assert_eq!((p["adr"].as_f64(), p["headshot_percent"].as_f64()), (Some(adr), Some(hs)), "{name}: {p}");
+        assert_eq!(
+            (
+                p["kills"].as_i64(),
+                p["deaths"].as_i64(),
+                p["assists"].as_i64(),
+                p["damage"].as_i64()
+            ),
+            (Some(k), Some(d), Some(a), Some(dmg)),
+            "{name}: {p}"
+        );
+        assert_eq!(
+            (p["adr"].as_f64(), p["headshot_percent"].as_f64()),
+            (Some(adr), Some(hs)),
+            "{name}: {p}"
+        );
     }
-    let order: Vec<&str> = board["players"].as_array().unwrap().iter().map(|p| p["name"].as_str().unwrap()).collect();
-    assert_eq!(order, ["alex", "cole", "dana", "bea"], "sorted by kills, then fewest deaths");
+    let order: Vec<&str> = board["players"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| p["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        order,
+        ["alex", "cole", "dana", "bea"],
+        "sorted by kills, then fewest deaths"
+    );
 
     // The same batch again through the X-Match-Id header, into another match: matches do not mix.
     let mut s = TcpStream::connect(("127.0.0.1", svc.port)).unwrap();
@@ -209,11 +299,20 @@ fn ingest_and_scoreboard() {
     s.read_to_string(&mut out).unwrap();
     assert!(out.starts_with("HTTP/1.1 200"), "{out}");
     let (_, board7) = svc.request("GET", "/matches/7/stats", b"");
-    assert_eq!(board7["players"][0]["kills"], 2, "match 7 unchanged by match 8");
+    assert_eq!(
+        board7["players"][0]["kills"], 2,
+        "match 7 unchanged by match 8"
+    );
 
     // Errors: each a status and a hint, and the service keeps serving.
     let cases: [(&str, &str, &[u8], u16, &str); 6] = [
-        ("GET", "/matches/999/stats", b"", 404, "no events logged for match 999"),
+        (
+            "GET",
+            "/matches/999/stats",
+            b"",
+            404,
+            "no events logged for match 999",
+        ),
         ("GET", "/matches/abc/stats", b"", 400, "not a number"),
         ("POST", "/logs", b"x", 400, "which match?"),
         ("POST", "/logs?match=zz", b"x", 400, "not a number"),
@@ -223,11 +322,21 @@ fn ingest_and_scoreboard() {
     for (m, path, body, want, msg) in cases {
         let (status, v) = svc.request(m, path, body);
         assert_eq!(status, want, "{m} {path}: {v}");
-        assert!(v["error"].as_str().unwrap_or("").contains(msg), "{m} {path}: {v}");
-        assert!(!v["hint"].as_str().unwrap_or("").is_empty(), "{m} {path}: {v}");
+        assert!(
+            v["error"].as_str().unwrap_or("").contains(msg),
+            "{m} {path}: {v}"
+        );
+        assert!(
+            !v["hint"].as_str().unwrap_or("").is_empty(),
+            "{m} {path}: {v}"
+        );
     }
     // Garbage bytes are lines to skip, not a crash.
-    let (status, v) = svc.request("POST", "/logs?match=9", &[0xff, 0xfe, b'\n', 0, 1, 2, b'\n']);
+    let (status, v) = svc.request(
+        "POST",
+        "/logs?match=9",
+        &[0xff, 0xfe, b'\n', 0, 1, 2, b'\n'],
+    );
     assert_eq!((status, v["stored"].as_u64()), (200, Some(0)), "{v}");
     let (status, _) = svc.request("GET", "/healthz", b"");
     assert_eq!(status, 200);
@@ -249,7 +358,13 @@ fn database_down_is_503_with_a_hint() {
     let svc = Service::start(free_port(), &[("DB_TIMEOUT_MS", "500")]);
     let (status, v) = svc.request("GET", "/healthz", b"");
     assert_eq!(status, 503, "{v}");
-    assert!(v["error"].as_str().unwrap().contains("database unavailable"), "{v}");
+    assert!(
+        v["error"]
+            .as_str()
+            .unwrap()
+            .contains("database unavailable"),
+        "{v}"
+    );
     let (status, _) = svc.request("GET", "/matches/1/stats", b"");
     assert_eq!(status, 503);
 }
@@ -279,16 +394,25 @@ fn per_request_connections_exhaust_the_database_and_a_pool_does_not() {
     // gets all 12. Each request in flight holds a connection of its own, kept after the request as a warm Lambda
     // container keeps its own, until idle for DB_IDLE_TIMEOUT_MS.
     let pg = Pg::start(12);
-    let direct = Service::start(pg.port, &[("DB_MODE", "per-request"), ("DB_IDLE_TIMEOUT_MS", "700")]);
+    let direct = Service::start(
+        pg.port,
+        &[("DB_MODE", "per-request"), ("DB_IDLE_TIMEOUT_MS", "700")],
+    );
     direct.wait_healthy();
-    assert_eq!(direct.request("POST", "/logs?match=7", &sample_log()).0, 200);
+    assert_eq!(
+        direct.request("POST", "/logs?match=7", &sample_log()).0,
+        200
+    );
     let counts = burst(direct.port, 150);
     let refused = counts.get(&503).copied().unwrap_or(0);
     assert!(refused > 0, "150 simultaneous per-request connections against max_connections 12 must be refused: {counts:?}");
     let (_, m) = direct.request("GET", "/metrics", b"");
     assert!(m["db_too_many_connections"].as_u64().unwrap() > 0, "{m}");
     let held = m["db_connections_open"].as_u64().unwrap();
-    assert!((1..=12).contains(&held), "the connections stay open after the burst: {m}");
+    assert!(
+        (1..=12).contains(&held),
+        "the connections stay open after the burst: {m}"
+    );
     // Idle ones are closed by the reaper, as idle containers are reclaimed.
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
     loop {
@@ -296,7 +420,10 @@ fn per_request_connections_exhaust_the_database_and_a_pool_does_not() {
         if m["db_connections_open"].as_u64() == Some(0) {
             break;
         }
-        assert!(std::time::Instant::now() < deadline, "idle per-request connections must be closed: {m}");
+        assert!(
+            std::time::Instant::now() < deadline,
+            "idle per-request connections must be closed: {m}"
+        );
         std::thread::sleep(std::time::Duration::from_millis(100));
     }
     drop(direct);
@@ -304,7 +431,11 @@ fn per_request_connections_exhaust_the_database_and_a_pool_does_not() {
     let pooled = Service::start(pg.port, &[("DB_MODE", "pool"), ("DB_POOL_SIZE", "4")]);
     pooled.wait_healthy();
     let counts = burst(pooled.port, 150);
-    assert_eq!(counts.get(&200).copied(), Some(150), "a pool of 4 queues the same burst: {counts:?}");
+    assert_eq!(
+        counts.get(&200).copied(),
+        Some(150),
+        "a pool of 4 queues the same burst: {counts:?}"
+    );
     let (_, m) = pooled.request("GET", "/metrics", b"");
     assert!(m["db_connections_opened"].as_u64().unwrap() <= 4, "{m}");
 }

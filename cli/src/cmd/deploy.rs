@@ -43,7 +43,9 @@ pub fn stop_on_interrupt() -> Arc<AtomicBool> {
     tokio::spawn(async move {
         if tokio::signal::ctrl_c().await.is_ok() {
             flag.store(true, Ordering::SeqCst);
-            eprintln!("interrupted: finishing the current step, then stopping (Ctrl-C again to exit now)");
+            eprintln!(
+                "interrupted: finishing the current step, then stopping (Ctrl-C again to exit now)"
+            );
             if tokio::signal::ctrl_c().await.is_ok() {
                 std::process::exit(130);
             }
@@ -55,19 +57,47 @@ pub fn stop_on_interrupt() -> Arc<AtomicBool> {
 pub async fn run(g: &Global, args: DeployArgs) -> CliResult {
     let started = std::time::Instant::now();
     let s = Session::open(g, true).await?;
-    let _lock = if args.dry_run { None } else { Some(DeployLock::acquire(&s.owner.stack, &s.env, "statsctl deploy")?) };
+    let _lock = if args.dry_run {
+        None
+    } else {
+        Some(DeployLock::acquire(
+            &s.owner.stack,
+            &s.env,
+            "statsctl deploy",
+        )?)
+    };
     progress(format!("reading {}/{} from AWS…", s.owner.stack, s.env));
     let (mut observed, p, _) = s.observe_and_plan().await?;
-    fn report<'a>(s: &'a Session, dry_run: bool, started: std::time::Instant, outcome: Option<&'a Outcome>, converged: Option<bool>, plan: &'a Plan) -> DeployReport<'a> {
-        DeployReport { stack: &s.owner.stack, env: &s.env, dry_run, plan, outcome, converged, api_calls: s.aws.calls.get(), seconds: started.elapsed().as_secs_f64() }
+    fn report<'a>(
+        s: &'a Session,
+        dry_run: bool,
+        started: std::time::Instant,
+        outcome: Option<&'a Outcome>,
+        converged: Option<bool>,
+        plan: &'a Plan,
+    ) -> DeployReport<'a> {
+        DeployReport {
+            stack: &s.owner.stack,
+            env: &s.env,
+            dry_run,
+            plan,
+            outcome,
+            converged,
+            api_calls: s.aws.calls.get(),
+            seconds: started.elapsed().as_secs_f64(),
+        }
     }
     if args.dry_run || !p.has_changes() {
-        emit(g.output, &report(&s, args.dry_run, started, None, None, &p), |out| {
-            out.push_str(&render(&p, output::color()));
-            if args.dry_run && p.has_changes() {
-                out.push_str("Dry run: nothing was changed.\n");
-            }
-        })?;
+        emit(
+            g.output,
+            &report(&s, args.dry_run, started, None, None, &p),
+            |out| {
+                out.push_str(&render(&p, output::color()));
+                if args.dry_run && p.has_changes() {
+                    out.push_str("Dry run: nothing was changed.\n");
+                }
+            },
+        )?;
         return Ok(OK);
     }
     refuse_blocked(&p)?;
@@ -76,7 +106,15 @@ pub async fn run(g: &Global, args: DeployArgs) -> CliResult {
     }
     let stop = stop_on_interrupt();
     let progress_fn = |line: String| progress(line);
-    let ctx = ApplyCtx { owner: s.owner.clone(), tags: &s.stack.spec.tags, stack: &s.stack.spec, env: &s.env, artifacts: &s.artifacts, progress: &progress_fn, stop: &stop };
+    let ctx = ApplyCtx {
+        owner: s.owner.clone(),
+        tags: &s.stack.spec.tags,
+        stack: &s.stack.spec,
+        env: &s.env,
+        artifacts: &s.artifacts,
+        progress: &progress_fn,
+        stop: &stop,
+    };
     let outcome = apply(&s.aws, &ctx, &p, &mut observed).await;
     let converged = if outcome.failed.is_none() && !outcome.interrupted {
         progress("reading back to confirm…");
@@ -85,17 +123,35 @@ pub async fn run(g: &Global, args: DeployArgs) -> CliResult {
     } else {
         None
     };
-    emit(g.output, &report(&s, args.dry_run, started, Some(&outcome), converged, &p), |out| human_outcome(out, &outcome, converged))?;
+    emit(
+        g.output,
+        &report(&s, args.dry_run, started, Some(&outcome), converged, &p),
+        |out| human_outcome(out, &outcome, converged),
+    )?;
     if let Some(f) = &outcome.failed {
         let mut e = CliError::new(format!("deploy stopped at {}: {}", f.key, f.error));
-        e.hint = Some(format!("{}re-running `statsctl deploy` resumes: every step is checked against live state", f.hint.as_ref().map(|h| format!("{h}; ")).unwrap_or_default()));
+        e.hint = Some(format!(
+            "{}re-running `statsctl deploy` resumes: every step is checked against live state",
+            f.hint
+                .as_ref()
+                .map(|h| format!("{h}; "))
+                .unwrap_or_default()
+        ));
         return Err(e);
     }
     if outcome.interrupted {
-        return Err(CliError::new(format!("deploy interrupted after {} of {} changes", outcome.done.len(), outcome.done.len() + outcome.not_done.len())).hint("re-run `statsctl deploy` to finish"));
+        return Err(CliError::new(format!(
+            "deploy interrupted after {} of {} changes",
+            outcome.done.len(),
+            outcome.done.len() + outcome.not_done.len()
+        ))
+        .hint("re-run `statsctl deploy` to finish"));
     }
     if converged == Some(false) {
-        return Err(CliError::new("deploy finished but a fresh plan still shows changes").hint("run `statsctl plan` to see them; something else may be changing the stack"));
+        return Err(
+            CliError::new("deploy finished but a fresh plan still shows changes")
+                .hint("run `statsctl plan` to see them; something else may be changing the stack"),
+        );
     }
     Ok(OK)
 }
@@ -107,15 +163,30 @@ fn human_outcome(out: &mut String, o: &Outcome, converged: Option<bool>) {
             statsctl_stacks::plan::Action::Update => "updated",
             _ => "deleted",
         };
-        out.push_str(&format!("{} {} {verb} ({:.1}s)\n", output::green("✓"), step.key, step.seconds));
+        out.push_str(&format!(
+            "{} {} {verb} ({:.1}s)\n",
+            output::green("✓"),
+            step.key,
+            step.seconds
+        ));
     }
     if let Some(f) = &o.failed {
-        out.push_str(&format!("{} {} failed: {}\n", output::red("✗"), f.key, f.error));
+        out.push_str(&format!(
+            "{} {} failed: {}\n",
+            output::red("✗"),
+            f.key,
+            f.error
+        ));
     }
     for k in &o.not_done {
         out.push_str(&format!("{} {} not attempted\n", output::dim("–"), k));
     }
-    out.push_str(&format!("\n{} done, {} failed, {} not attempted.", o.done.len(), usize::from(o.failed.is_some()), o.not_done.len()));
+    out.push_str(&format!(
+        "\n{} done, {} failed, {} not attempted.",
+        o.done.len(),
+        usize::from(o.failed.is_some()),
+        o.not_done.len()
+    ));
     if converged == Some(true) {
         out.push_str(" Live state matches the stack file.");
     }

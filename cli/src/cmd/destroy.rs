@@ -43,29 +43,62 @@ pub async fn run(g: &Global, args: DestroyArgs) -> CliResult {
         return Err(CliError::new("destroy needs an explicit environment").hint("pass --env NAME"));
     }
     let s = Session::open(g, false).await?;
-    let _lock = if args.dry_run { None } else { Some(DeployLock::acquire(&s.owner.stack, &s.env, "statsctl destroy")?) };
+    let _lock = if args.dry_run {
+        None
+    } else {
+        Some(DeployLock::acquire(
+            &s.owner.stack,
+            &s.env,
+            "statsctl destroy",
+        )?)
+    };
     let observed = s.observe().await?;
     let names = Names::new(&s.stack.spec, &s.env);
     let (p, kept) = destroy_plan(&s.owner, &observed, args.delete_data, &names.sg("db"));
     let describe = |out: &mut String, outcome: Option<&Outcome>| {
         out.push_str(&render(&p, output::color()));
         if !kept.is_empty() {
-            out.push_str(&format!("Kept (they hold data; add --delete-data to delete them): {}\n", kept.iter().map(|k| k.to_string()).collect::<Vec<_>>().join(", ")));
+            out.push_str(&format!(
+                "Kept (they hold data; add --delete-data to delete them): {}\n",
+                kept.iter()
+                    .map(|k| k.to_string())
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ));
         }
         if let Some(o) = outcome {
-            out.push_str(&format!("{} deleted, {} not attempted{}\n", o.done.len(), o.not_done.len(), if o.failed.is_some() { ", 1 failed" } else { "" }));
+            out.push_str(&format!(
+                "{} deleted, {} not attempted{}\n",
+                o.done.len(),
+                o.not_done.len(),
+                if o.failed.is_some() { ", 1 failed" } else { "" }
+            ));
         }
     };
     if args.dry_run || p.changes.is_empty() {
-        emit(g.output, &DestroyReport { plan: &p, kept: &kept, outcome: None }, |out| describe(out, None))?;
+        emit(
+            g.output,
+            &DestroyReport {
+                plan: &p,
+                kept: &kept,
+                outcome: None,
+            },
+            |out| describe(out, None),
+        )?;
         return Ok(OK);
     }
     if !args.yes {
         eprint!("{}", render(&p, false));
         if !std::io::stdin().is_terminal() {
-            return Err(CliError::new("refusing to destroy without confirmation").hint("pass --yes to confirm non-interactively"));
+            return Err(CliError::new("refusing to destroy without confirmation")
+                .hint("pass --yes to confirm non-interactively"));
         }
-        eprint!("Type `{}/{}` to delete these {} resources: ", s.owner.stack, s.env, p.changes.len());
+        eprint!(
+            "Type `{}/{}` to delete these {} resources: ",
+            s.owner.stack,
+            s.env,
+            p.changes.len()
+        );
         let _ = std::io::stderr().flush();
         let mut answer = String::new();
         std::io::stdin().lock().read_line(&mut answer)?;
@@ -75,13 +108,33 @@ pub async fn run(g: &Global, args: DestroyArgs) -> CliResult {
     }
     let stop = stop_on_interrupt();
     let progress_fn = |line: String| progress(line);
-    let ctx = ApplyCtx { owner: s.owner.clone(), tags: &s.stack.spec.tags, stack: &s.stack.spec, env: &s.env, artifacts: &s.artifacts, progress: &progress_fn, stop: &stop };
+    let ctx = ApplyCtx {
+        owner: s.owner.clone(),
+        tags: &s.stack.spec.tags,
+        stack: &s.stack.spec,
+        env: &s.env,
+        artifacts: &s.artifacts,
+        progress: &progress_fn,
+        stop: &stop,
+    };
     let mut observed = observed;
     let outcome = apply(&s.aws, &ctx, &p, &mut observed).await;
-    emit(g.output, &DestroyReport { plan: &p, kept: &kept, outcome: Some(&outcome) }, |out| describe(out, Some(&outcome)))?;
+    emit(
+        g.output,
+        &DestroyReport {
+            plan: &p,
+            kept: &kept,
+            outcome: Some(&outcome),
+        },
+        |out| describe(out, Some(&outcome)),
+    )?;
     if let Some(f) = &outcome.failed {
         let mut e = CliError::new(format!("destroy stopped at {}: {}", f.key, f.error));
-        e.hint = Some(f.hint.clone().unwrap_or_else(|| "re-run `statsctl destroy` to continue".into()));
+        e.hint = Some(
+            f.hint
+                .clone()
+                .unwrap_or_else(|| "re-run `statsctl destroy` to continue".into()),
+        );
         return Err(e);
     }
     Ok(OK)

@@ -9,7 +9,10 @@ use std::time::Duration;
 
 use clap::Args;
 use serde::Serialize;
-use statsctl_loadtest::{event_profile, run, verdict, Stage, Arrival, LoadTestResult, Profile, Target, Thresholds, Verdict};
+use statsctl_loadtest::{
+    event_profile, run, verdict, Arrival, LoadTestResult, Profile, Stage, Target, Thresholds,
+    Verdict,
+};
 use statsctl_stacks::ledger::{self, LoadTestRecord};
 
 use crate::context::Global;
@@ -63,7 +66,8 @@ pub struct LoadtestArgs {
 }
 
 fn parse_span(s: &str) -> Result<Duration, String> {
-    statsctl_loadtest::profile::parse_duration(s).ok_or_else(|| format!("`{s}` is not a duration like 500ms, 30s, 2m"))
+    statsctl_loadtest::profile::parse_duration(s)
+        .ok_or_else(|| format!("`{s}` is not a duration like 500ms, 30s, 2m"))
 }
 
 #[derive(Serialize)]
@@ -83,25 +87,54 @@ pub async fn run_cmd(g: &Global, args: LoadtestArgs) -> CliResult {
     let spec = &s.stack.spec;
     let criteria = spec.loadtest.clone();
     let headroom = criteria.as_ref().map(|c| c.headroom).unwrap_or(1.0);
-    let viewers = args.viewers.unwrap_or_else(|| (spec.event.expected_viewers as f64 * headroom).ceil() as u64);
-    let urls: Vec<String> = if args.targets.is_empty() { criteria.as_ref().map(|c| c.targets.clone()).unwrap_or_default() } else { args.targets.clone() };
+    let viewers = args
+        .viewers
+        .unwrap_or_else(|| (spec.event.expected_viewers as f64 * headroom).ceil() as u64);
+    let urls: Vec<String> = if args.targets.is_empty() {
+        criteria
+            .as_ref()
+            .map(|c| c.targets.clone())
+            .unwrap_or_default()
+    } else {
+        args.targets.clone()
+    };
     if urls.is_empty() {
-        return Err(CliError::new("no target to load").hint("set `loadtest.targets` in the stack file or pass --target URL"));
+        return Err(CliError::new("no target to load")
+            .hint("set `loadtest.targets` in the stack file or pass --target URL"));
     }
-    let targets = urls.iter().map(|u| Target::parse(u)).collect::<Result<Vec<_>, _>>().map_err(|e| CliError::new(format!("bad target {e}")))?;
+    let targets = urls
+        .iter()
+        .map(|u| Target::parse(u))
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(|e| CliError::new(format!("bad target {e}")))?;
     let stack_stages = criteria.as_ref().and_then(|c| c.stages.clone());
     let stages = match (&args.stages, &stack_stages) {
-        (Some(text), _) => stages_from(text).map_err(|e| CliError::new(format!("--stages: {e}")).hint("e.g. ramp:500:30s,hold:500:2m,spike:1500:1s,hold:1500:1m,ramp:0:10s"))?,
-        (None, Some(text)) => stages_from(text).map_err(|e| CliError::new(format!("loadtest.stages: {e}")).hint("fix `loadtest.stages` in the stack file, or pass --stages"))?,
+        (Some(text), _) => stages_from(text).map_err(|e| {
+            CliError::new(format!("--stages: {e}"))
+                .hint("e.g. ramp:500:30s,hold:500:2m,spike:1500:1s,hold:1500:1m,ramp:0:10s")
+        })?,
+        (None, Some(text)) => stages_from(text).map_err(|e| {
+            CliError::new(format!("loadtest.stages: {e}"))
+                .hint("fix `loadtest.stages` in the stack file, or pass --stages")
+        })?,
         (None, None) => event_profile(viewers, spec.event.spike_factor, args.ramp, args.hold),
     };
-    let arrival_text = args.arrival.clone().or_else(|| criteria.as_ref().and_then(|c| c.arrival.clone())).unwrap_or_else(|| "uniform".into());
+    let arrival_text = args
+        .arrival
+        .clone()
+        .or_else(|| criteria.as_ref().and_then(|c| c.arrival.clone()))
+        .unwrap_or_else(|| "uniform".into());
     let arrival = parse_arrival(&arrival_text)?;
     let thresholds = Thresholds {
-        latency: criteria.as_ref().map(|c| c.latency.iter().map(|(k, v)| (k.clone(), v.0)).collect()).unwrap_or_default(),
+        latency: criteria
+            .as_ref()
+            .map(|c| c.latency.iter().map(|(k, v)| (k.clone(), v.0)).collect())
+            .unwrap_or_default(),
         max_error_rate: criteria.as_ref().map(|c| c.max_error_rate).unwrap_or(0.01),
     };
-    let workers = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(2);
+    let workers = std::thread::available_parallelism()
+        .map(|n| n.get())
+        .unwrap_or(2);
     let profile = Profile {
         targets,
         poll_interval: spec.event.poll_interval.0,
@@ -116,7 +149,11 @@ pub async fn run_cmd(g: &Global, args: LoadtestArgs) -> CliResult {
     };
 
     // What is deployed now, recorded with the result (read before the test: the test proves what ran during it).
-    let observed = if args.no_record { None } else { Some(s.observe().await?) };
+    let observed = if args.no_record {
+        None
+    } else {
+        Some(s.observe().await?)
+    };
     let peak = statsctl_loadtest::profile::peak_viewers(&stages);
     let total = statsctl_loadtest::profile::total_duration(&stages).min(args.max_duration);
     progress(format!(
@@ -140,7 +177,10 @@ pub async fn run_cmd(g: &Global, args: LoadtestArgs) -> CliResult {
     let tty = std::io::stderr().is_terminal();
     let result = tokio::task::spawn_blocking(move || {
         run(profile, stop, move |p| {
-            let line = format!("{:>5.0}s  {:>7} viewers  {:>8.0} req/s  p99 {:>8.1} ms  {:>6} errors", p.elapsed_secs, p.viewers, p.rps, p.p99_ms, p.errors);
+            let line = format!(
+                "{:>5.0}s  {:>7} viewers  {:>8.0} req/s  p99 {:>8.1} ms  {:>6} errors",
+                p.elapsed_secs, p.viewers, p.rps, p.p99_ms, p.errors
+            );
             if tty {
                 eprint!("\r{line}");
             } else if (p.elapsed_secs as u64) % 5 == 0 {
@@ -157,8 +197,16 @@ pub async fn run_cmd(g: &Global, args: LoadtestArgs) -> CliResult {
     let v = verdict(&result, &thresholds);
 
     if let Some(path) = &args.chart {
-        let title = format!("{}/{}: {} viewers, p99 {:.1} ms, {:.2}% errors", s.owner.stack, s.env, viewers, result.latency_ms.p99, result.error_rate * 100.0);
-        std::fs::write(path, statsctl_loadtest::chart::render_svg(&result, &title)).map_err(|e| CliError::new(format!("cannot write `{}`: {e}", path.display())))?;
+        let title = format!(
+            "{}/{}: {} viewers, p99 {:.1} ms, {:.2}% errors",
+            s.owner.stack,
+            s.env,
+            viewers,
+            result.latency_ms.p99,
+            result.error_rate * 100.0
+        );
+        std::fs::write(path, statsctl_loadtest::chart::render_svg(&result, &title))
+            .map_err(|e| CliError::new(format!("cannot write `{}`: {e}", path.display())))?;
         progress(format!("chart written to {}", path.display()));
     }
 
@@ -166,7 +214,10 @@ pub async fn run_cmd(g: &Global, args: LoadtestArgs) -> CliResult {
         Some(o) => {
             let record = LoadTestRecord {
                 env: s.env.clone(),
-                finished_at: std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0),
+                finished_at: std::time::SystemTime::now()
+                    .duration_since(std::time::UNIX_EPOCH)
+                    .map(|d| d.as_secs())
+                    .unwrap_or(0),
                 viewers,
                 passed: v.passed,
                 versions: ledger::deployed_versions(spec, &s.env, o),
@@ -177,11 +228,23 @@ pub async fn run_cmd(g: &Global, args: LoadtestArgs) -> CliResult {
                 }),
             };
             let bucket = ledger::bucket_name(spec, &s.env, &o.account_id);
-            Some(ledger::append(&s.aws, &bucket, "loadtests", &s.env, &record).await.map_err(aws_error)?)
+            Some(
+                ledger::append(&s.aws, &bucket, "loadtests", &s.env, &record)
+                    .await
+                    .map_err(aws_error)?,
+            )
         }
         None => None,
     };
-    let report = Report { stack: &s.owner.stack, env: &s.env, viewers, verdict: &v, thresholds: &thresholds, recorded: recorded.clone(), result: &result };
+    let report = Report {
+        stack: &s.owner.stack,
+        env: &s.env,
+        viewers,
+        verdict: &v,
+        thresholds: &thresholds,
+        recorded: recorded.clone(),
+        result: &result,
+    };
     emit(g.output, &report, |out| human(out, &report))?;
     Ok(if v.passed { OK } else { ATTENTION })
 }
@@ -192,7 +255,12 @@ fn stages_from(text: &str) -> Result<Vec<Stage>, String> {
     Ok(specs
         .into_iter()
         .enumerate()
-        .map(|(i, s)| Stage { name: format!("{} {}", s.kind, i + 1), duration: s.duration, viewers: s.viewers, ramp: s.kind != "hold" })
+        .map(|(i, s)| Stage {
+            name: format!("{} {}", s.kind, i + 1),
+            duration: s.duration,
+            viewers: s.viewers,
+            ramp: s.kind != "hold",
+        })
         .collect())
 }
 
@@ -206,8 +274,18 @@ fn parse_arrival(s: &str) -> CliResult<Arrival> {
 
 fn human(out: &mut String, r: &Report) {
     let res = r.result;
-    let verdict = if r.verdict.passed { output::green("PASS") } else { output::red("FAIL") };
-    out.push_str(&format!("{verdict}  {}/{}: {} viewers → {}\n\n", r.stack, r.env, r.viewers, res.targets.join(", ")));
+    let verdict = if r.verdict.passed {
+        output::green("PASS")
+    } else {
+        output::red("FAIL")
+    };
+    out.push_str(&format!(
+        "{verdict}  {}/{}: {} viewers → {}\n\n",
+        r.stack,
+        r.env,
+        r.viewers,
+        res.targets.join(", ")
+    ));
     out.push_str(&format!(
         "requests   {} scheduled, {} sent, {} ok, {} failed, {} not sent in time  ({:.1} req/s over {:.1}s)\n",
         res.scheduled, res.sent, res.ok, res.failed, res.late, res.throughput_rps, res.duration_secs
@@ -215,7 +293,10 @@ fn human(out: &mut String, r: &Report) {
     let l = &res.latency_ms;
     out.push_str(&format!("latency    p50 {:.1} ms  p90 {:.1}  p99 {:.1}  p99.9 {:.1}  max {:.1}   (from each request's scheduled time)\n", l.p50, l.p90, l.p99, l.p99_9, l.max));
     let st = &res.service_time_ms;
-    out.push_str(&format!("service    p50 {:.1} ms  p99 {:.1}   (from the actual send)\n", st.p50, st.p99));
+    out.push_str(&format!(
+        "service    p50 {:.1} ms  p99 {:.1}   (from the actual send)\n",
+        st.p50, st.p99
+    ));
     out.push_str(&format!("errors     {:.2}%", res.error_rate * 100.0));
     for (k, v) in &res.errors {
         out.push_str(&format!("  {k}: {v}"));
@@ -223,7 +304,10 @@ fn human(out: &mut String, r: &Report) {
     out.push('\n');
     out.push_str("\nstage              viewers  requests  errors    p50 ms    p99 ms\n");
     for s in &res.stages {
-        out.push_str(&format!("{:<18} {:>7} {:>9} {:>7} {:>9.1} {:>9.1}\n", s.name, s.viewers, s.requests, s.errors, s.latency_ms.p50, s.latency_ms.p99));
+        out.push_str(&format!(
+            "{:<18} {:>7} {:>9} {:>7} {:>9.1} {:>9.1}\n",
+            s.name, s.viewers, s.requests, s.errors, s.latency_ms.p50, s.latency_ms.p99
+        ));
     }
     if !r.verdict.violations.is_empty() {
         out.push_str("\nthresholds not met:\n");

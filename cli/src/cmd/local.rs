@@ -121,12 +121,18 @@ fn state_path(dir: &Path) -> PathBuf {
 }
 
 fn read_state(dir: &Path) -> LocalState {
-    fs::read(state_path(dir)).ok().and_then(|b| serde_json::from_slice(&b).ok()).unwrap_or_default()
+    fs::read(state_path(dir))
+        .ok()
+        .and_then(|b| serde_json::from_slice(&b).ok())
+        .unwrap_or_default()
 }
 
 fn write_state(dir: &Path, s: &LocalState) -> CliResult<()> {
     let tmp = dir.join("state.json.tmp");
-    fs::write(&tmp, serde_json::to_vec_pretty(s).map_err(|e| CliError::new(e.to_string()))?)?;
+    fs::write(
+        &tmp,
+        serde_json::to_vec_pretty(s).map_err(|e| CliError::new(e.to_string()))?,
+    )?;
     fs::rename(tmp, state_path(dir))?;
     Ok(())
 }
@@ -146,16 +152,21 @@ fn is_ours(p: &Proc) -> bool {
 
 async fn up(g: &Global, args: UpArgs) -> CliResult {
     let dir = args.dir.dir.clone();
-    fs::create_dir_all(&dir).map_err(|e| CliError::new(format!("cannot create `{}`: {e}", dir.display())))?;
+    fs::create_dir_all(&dir)
+        .map_err(|e| CliError::new(format!("cannot create `{}`: {e}", dir.display())))?;
     let mut state = read_state(&dir);
     let deadline = Duration::from_secs(args.timeout);
 
     // moto
     match &state.moto {
-        Some(p) if is_ours(p) => progress(format!("moto already running (pid {}, port {})", p.pid, p.port)),
+        Some(p) if is_ours(p) => progress(format!(
+            "moto already running (pid {}, port {})",
+            p.pid, p.port
+        )),
         _ => {
             let moto = which("moto_server").ok_or_else(|| {
-                CliError::new("`moto_server` is not installed").hint("install the AWS emulator: pip install 'moto[server]'")
+                CliError::new("`moto_server` is not installed")
+                    .hint("install the AWS emulator: pip install 'moto[server]'")
             })?;
             ensure_port_free(args.moto_port, "--moto-port")?;
             let log = dir.join("moto.log");
@@ -167,17 +178,30 @@ async fn up(g: &Global, args: UpArgs) -> CliResult {
                 .process_group(0)
                 .spawn()
                 .map_err(|e| CliError::new(format!("cannot start `{}`: {e}", moto.display())))?;
-            let proc = Proc { pid: child.id() as i32, port: args.moto_port, log: log.clone(), max_connections: None, signature: "moto_server".into(), detail: None };
+            let proc = Proc {
+                pid: child.id() as i32,
+                port: args.moto_port,
+                log: log.clone(),
+                max_connections: None,
+                signature: "moto_server".into(),
+                detail: None,
+            };
             state.moto = Some(proc.clone());
             write_state(&dir, &state)?;
-            progress(format!("starting moto on 127.0.0.1:{} (pid {})…", args.moto_port, proc.pid));
+            progress(format!(
+                "starting moto on 127.0.0.1:{} (pid {})…",
+                args.moto_port, proc.pid
+            ));
             wait_http(&proc, deadline)?;
         }
     }
 
     // PostgreSQL
     match &state.postgres {
-        Some(p) if is_ours(p) => progress(format!("postgres already running (pid {}, port {})", p.pid, p.port)),
+        Some(p) if is_ours(p) => progress(format!(
+            "postgres already running (pid {}, port {})",
+            p.pid, p.port
+        )),
         _ => {
             let proc = start_postgres(&dir, args.pg_port, args.max_connections, deadline).await?;
             state.postgres = Some(proc);
@@ -209,15 +233,26 @@ pub struct ServiceSetup {
 }
 
 impl ServiceSetup {
-    pub fn from_stack(spec: &statsctl_stacks::model::StackFile, max_connections: u32) -> Option<ServiceSetup> {
+    pub fn from_stack(
+        spec: &statsctl_stacks::model::StackFile,
+        max_connections: u32,
+    ) -> Option<ServiceSetup> {
         use statsctl_stacks::model::{Connections, Via};
         let svc = spec.service.as_ref()?;
         let db = svc.database.as_ref()?;
-        let mut users: Vec<String> = spec.functions.values().filter_map(|f| f.database.as_ref().map(|d| d.user.clone())).collect();
+        let mut users: Vec<String> = spec
+            .functions
+            .values()
+            .filter_map(|f| f.database.as_ref().map(|d| d.user.clone()))
+            .collect();
         users.push(db.user.clone());
         users.sort();
         users.dedup();
-        let percent = spec.proxy.as_ref().map(|p| p.max_connections_percent).unwrap_or(100);
+        let percent = spec
+            .proxy
+            .as_ref()
+            .map(|p| p.max_connections_percent)
+            .unwrap_or(100);
         Some(ServiceSetup {
             name: svc.name.clone(),
             via_proxy: db.via == Via::Proxy,
@@ -225,49 +260,90 @@ impl ServiceSetup {
             pool_size: db.pool_size,
             user: db.user.clone(),
             proxy_pool: (max_connections * percent / 100).max(1),
-            borrow_timeout_secs: spec.proxy.as_ref().map(|p| p.connection_borrow_timeout.0.as_secs()).unwrap_or(30).max(1),
+            borrow_timeout_secs: spec
+                .proxy
+                .as_ref()
+                .map(|p| p.connection_borrow_timeout.0.as_secs())
+                .unwrap_or(30)
+                .max(1),
             users,
         })
     }
 
     /// One line for `local status`; also the fingerprint that decides a restart.
     pub fn describe(&self, db_port: u16) -> String {
-        let route = if self.via_proxy { format!("via PgBouncer :{db_port}") } else { format!("direct to PostgreSQL :{db_port}") };
-        let mode = if self.per_request { "a connection per request in flight".to_string() } else { format!("pool of {}", self.pool_size) };
+        let route = if self.via_proxy {
+            format!("via PgBouncer :{db_port}")
+        } else {
+            format!("direct to PostgreSQL :{db_port}")
+        };
+        let mode = if self.per_request {
+            "a connection per request in flight".to_string()
+        } else {
+            format!("pool of {}", self.pool_size)
+        };
         format!("{route}, {mode}, as {}", self.user)
     }
 }
 
 /// Starts (or restarts, when its configuration changed) PgBouncer and the stats service.
-async fn service_up(g: &Global, args: &UpArgs, dir: &Path, state: &mut LocalState, deadline: Duration) -> CliResult<()> {
+async fn service_up(
+    g: &Global,
+    args: &UpArgs,
+    dir: &Path,
+    state: &mut LocalState,
+    deadline: Duration,
+) -> CliResult<()> {
     if !g.stack.is_file() {
-        progress(format!("no stack file at {}: not starting the stats service", g.stack.display()));
+        progress(format!(
+            "no stack file at {}: not starting the stats service",
+            g.stack.display()
+        ));
         return Ok(());
     }
     let stack = g.load_stack_for(Some(g.env.as_deref().unwrap_or("local")))?;
-    let max_connections = state.postgres.as_ref().and_then(|p| p.max_connections).unwrap_or(args.max_connections);
+    let max_connections = state
+        .postgres
+        .as_ref()
+        .and_then(|p| p.max_connections)
+        .unwrap_or(args.max_connections);
     let Some(setup) = ServiceSetup::from_stack(&stack.spec, max_connections) else {
         progress("the stack has no service with database access: not starting the stats service");
         return Ok(());
     };
-    let pg_port = state.postgres.as_ref().map(|p| p.port).unwrap_or(args.pg_port);
+    let pg_port = state
+        .postgres
+        .as_ref()
+        .map(|p| p.port)
+        .unwrap_or(args.pg_port);
     ensure_roles(pg_port, &setup.users).await?;
 
     // Where the service will connect, and whether what runs now already matches.
-    let bouncer_want = format!("pool {} of PostgreSQL :{pg_port}, wait {}s", setup.proxy_pool, setup.borrow_timeout_secs);
-    let bouncer_running = state.pgbouncer.clone().filter(|p| is_ours(p) && p.detail.as_deref() == Some(bouncer_want.as_str()));
+    let bouncer_want = format!(
+        "pool {} of PostgreSQL :{pg_port}, wait {}s",
+        setup.proxy_pool, setup.borrow_timeout_secs
+    );
+    let bouncer_running = state
+        .pgbouncer
+        .clone()
+        .filter(|p| is_ours(p) && p.detail.as_deref() == Some(bouncer_want.as_str()));
     let db_port = match (&bouncer_running, setup.via_proxy) {
         (_, false) => pg_port,
         (Some(p), true) => p.port,
         (None, true) => args.pgbouncer_port,
     };
     let detail = setup.describe(db_port);
-    let service_running = state.service.clone().filter(|p| is_ours(p) && p.detail.as_deref() == Some(detail.as_str()) && p.port == args.service_port);
+    let service_running = state.service.clone().filter(|p| {
+        is_ours(p) && p.detail.as_deref() == Some(detail.as_str()) && p.port == args.service_port
+    });
     if service_running.is_none() {
         // Stop the old service first: it may hold every connection PostgreSQL allows (that is what
         // per-request mode does), and PgBouncer could not log in to get ready.
         if let Some(p) = state.service.clone().filter(is_ours) {
-            progress(format!("restarting stats-service (pid {}): now {detail}", p.pid));
+            progress(format!(
+                "restarting stats-service (pid {}): now {detail}",
+                p.pid
+            ));
             stop(&p, libc::SIGTERM);
             state.service = None;
             write_state(dir, state)?;
@@ -276,13 +352,27 @@ async fn service_up(g: &Global, args: &UpArgs, dir: &Path, state: &mut LocalStat
 
     if setup.via_proxy {
         match bouncer_running {
-            Some(p) => progress(format!("pgbouncer already running (pid {}, port {})", p.pid, p.port)),
+            Some(p) => progress(format!(
+                "pgbouncer already running (pid {}, port {})",
+                p.pid, p.port
+            )),
             None => {
                 if let Some(p) = state.pgbouncer.clone().filter(is_ours) {
-                    progress(format!("restarting pgbouncer (pid {}): its configuration changed", p.pid));
+                    progress(format!(
+                        "restarting pgbouncer (pid {}): its configuration changed",
+                        p.pid
+                    ));
                     stop(&p, libc::SIGTERM);
                 }
-                let p = start_pgbouncer(dir, args.pgbouncer_port, pg_port, &setup, bouncer_want, deadline).await?;
+                let p = start_pgbouncer(
+                    dir,
+                    args.pgbouncer_port,
+                    pg_port,
+                    &setup,
+                    bouncer_want,
+                    deadline,
+                )
+                .await?;
                 state.pgbouncer = Some(p);
                 write_state(dir, state)?;
             }
@@ -290,7 +380,10 @@ async fn service_up(g: &Global, args: &UpArgs, dir: &Path, state: &mut LocalStat
     }
 
     match service_running {
-        Some(p) => progress(format!("stats-service already running (pid {}, port {}, {detail})", p.pid, p.port)),
+        Some(p) => progress(format!(
+            "stats-service already running (pid {}, port {}, {detail})",
+            p.pid, p.port
+        )),
         None => {
             let p = start_service(dir, args.service_port, db_port, &setup, detail, deadline)?;
             state.service = Some(p);
@@ -305,19 +398,31 @@ async fn service_up(g: &Global, args: &UpArgs, dir: &Path, state: &mut LocalStat
 
 /// A login role for every database user the stack names, members of `stats` (owner of the `stats` database).
 async fn ensure_roles(pg_port: u16, users: &[String]) -> CliResult<()> {
-    let conn_str = format!("host=127.0.0.1 port={pg_port} user=postgres dbname=postgres connect_timeout=5");
+    let conn_str =
+        format!("host=127.0.0.1 port={pg_port} user=postgres dbname=postgres connect_timeout=5");
     let (client, conn) = tokio_postgres::connect(&conn_str, tokio_postgres::NoTls)
         .await
-        .map_err(|e| CliError::new(format!("cannot reach the local PostgreSQL on port {pg_port}: {e}")).hint("`statsctl local status` shows what runs"))?;
+        .map_err(|e| {
+            CliError::new(format!(
+                "cannot reach the local PostgreSQL on port {pg_port}: {e}"
+            ))
+            .hint("`statsctl local status` shows what runs")
+        })?;
     let task = tokio::spawn(conn);
     for user in users {
         if !user.chars().all(|c| c.is_ascii_alphanumeric() || c == '_') || user.is_empty() {
-            return Err(CliError::new(format!("database user `{user}` is not a plain identifier")).hint("use letters, digits and `_` in `database.user`"));
+            return Err(
+                CliError::new(format!("database user `{user}` is not a plain identifier"))
+                    .hint("use letters, digits and `_` in `database.user`"),
+            );
         }
         let sql = format!(
             "DO $$ BEGIN IF NOT EXISTS (SELECT FROM pg_roles WHERE rolname = '{user}') THEN CREATE ROLE \"{user}\" LOGIN IN ROLE stats; END IF; END $$;"
         );
-        client.batch_execute(&sql).await.map_err(|e| CliError::new(format!("cannot create role `{user}`: {e}")))?;
+        client
+            .batch_execute(&sql)
+            .await
+            .map_err(|e| CliError::new(format!("cannot create role `{user}`: {e}")))?;
     }
     drop(client);
     let _ = task.await;
@@ -329,7 +434,10 @@ fn find_binary(name: &str, env_var: &str, extra: &[&str]) -> Option<PathBuf> {
         return Some(PathBuf::from(p));
     }
     // Next to this binary (target/debug/statsctl and target/debug/stats-service), then PATH, then known places.
-    if let Some(sibling) = std::env::current_exe().ok().and_then(|e| e.parent().map(|d| d.join(name))) {
+    if let Some(sibling) = std::env::current_exe()
+        .ok()
+        .and_then(|e| e.parent().map(|d| d.join(name)))
+    {
         if sibling.is_file() {
             return Some(sibling);
         }
@@ -337,7 +445,14 @@ fn find_binary(name: &str, env_var: &str, extra: &[&str]) -> Option<PathBuf> {
     which(name).or_else(|| extra.iter().map(PathBuf::from).find(|p| p.is_file()))
 }
 
-async fn start_pgbouncer(dir: &Path, port: u16, pg_port: u16, setup: &ServiceSetup, detail: String, timeout: Duration) -> CliResult<Proc> {
+async fn start_pgbouncer(
+    dir: &Path,
+    port: u16,
+    pg_port: u16,
+    setup: &ServiceSetup,
+    detail: String,
+    timeout: Duration,
+) -> CliResult<Proc> {
     let bin = find_binary("pgbouncer", "STATSCTL_PGBOUNCER_BIN", &["/usr/sbin/pgbouncer", "/usr/bin/pgbouncer"]).ok_or_else(|| {
         CliError::new(format!("the stack's {} reaches the database `via: proxy`, and PgBouncer (the local stand-in for RDS Proxy) is not installed", setup.name))
             .hint("install it: apt-get install pgbouncer (or start without the service: statsctl local up --no-service)")
@@ -347,7 +462,12 @@ async fn start_pgbouncer(dir: &Path, port: u16, pg_port: u16, setup: &ServiceSet
     fs::create_dir_all(&bdir)?;
     let run_as = pg_run_as();
     let log = bdir.join("pgbouncer.log");
-    let users: String = setup.users.iter().chain(["stats".to_string(), "postgres".to_string()].iter()).map(|u| format!("\"{u}\" \"\"\n")).collect();
+    let users: String = setup
+        .users
+        .iter()
+        .chain(["stats".to_string(), "postgres".to_string()].iter())
+        .map(|u| format!("\"{u}\" \"\"\n"))
+        .collect();
     fs::write(bdir.join("userlist.txt"), users)?;
     // Session pooling: the service's driver uses named prepared statements, which transaction pooling in
     // PgBouncer < 1.21 breaks. The server-side pool is what bounds PostgreSQL, as RDS Proxy's
@@ -365,13 +485,35 @@ async fn start_pgbouncer(dir: &Path, port: u16, pg_port: u16, setup: &ServiceSet
     log_file(&log)?;
     chown_tree(&bdir, run_as)?;
     let mut cmd = Command::new(&bin);
-    cmd.arg(&ini_path).stdin(Stdio::null()).stdout(log_file(&log)?).stderr(log_file(&log)?).process_group(0);
+    cmd.arg(&ini_path)
+        .stdin(Stdio::null())
+        .stdout(log_file(&log)?)
+        .stderr(log_file(&log)?)
+        .process_group(0);
     raise_nofile(&mut cmd);
     as_user(&mut cmd, run_as);
-    let child = cmd.spawn().map_err(|e| CliError::new(format!("cannot start `{}`: {e}", bin.display())))?;
-    let proc = Proc { pid: child.id() as i32, port, log: log.clone(), max_connections: Some(setup.proxy_pool), signature: "pgbouncer".into(), detail: Some(detail) };
-    progress(format!("starting PgBouncer on 127.0.0.1:{port} (pid {}, pool {} of PostgreSQL's connections)…", proc.pid, setup.proxy_pool));
-    let (client, task) = connect_when_ready(&format!("host=127.0.0.1 port={port} user=stats dbname=stats connect_timeout=2"), &proc, "PgBouncer", timeout).await?;
+    let child = cmd
+        .spawn()
+        .map_err(|e| CliError::new(format!("cannot start `{}`: {e}", bin.display())))?;
+    let proc = Proc {
+        pid: child.id() as i32,
+        port,
+        log: log.clone(),
+        max_connections: Some(setup.proxy_pool),
+        signature: "pgbouncer".into(),
+        detail: Some(detail),
+    };
+    progress(format!(
+        "starting PgBouncer on 127.0.0.1:{port} (pid {}, pool {} of PostgreSQL's connections)…",
+        proc.pid, setup.proxy_pool
+    ));
+    let (client, task) = connect_when_ready(
+        &format!("host=127.0.0.1 port={port} user=stats dbname=stats connect_timeout=2"),
+        &proc,
+        "PgBouncer",
+        timeout,
+    )
+    .await?;
     drop(client);
     let _ = task.await;
     Ok(proc)
@@ -379,7 +521,12 @@ async fn start_pgbouncer(dir: &Path, port: u16, pg_port: u16, setup: &ServiceSet
 
 /// Connects as soon as the process accepts a query (`SELECT 1`), retrying while it starts; fails with its log's
 /// tail when it exits or `timeout` passes.
-async fn connect_when_ready(conn_str: &str, p: &Proc, what: &str, timeout: Duration) -> CliResult<(tokio_postgres::Client, tokio::task::JoinHandle<()>)> {
+async fn connect_when_ready(
+    conn_str: &str,
+    p: &Proc,
+    what: &str,
+    timeout: Duration,
+) -> CliResult<(tokio_postgres::Client, tokio::task::JoinHandle<()>)> {
     let start = Instant::now();
     loop {
         let err = match tokio_postgres::connect(conn_str, tokio_postgres::NoTls).await {
@@ -395,8 +542,14 @@ async fn connect_when_ready(conn_str: &str, p: &Proc, what: &str, timeout: Durat
             Err(e) => e,
         };
         if start.elapsed() >= timeout || unsafe { libc::kill(p.pid, 0) } != 0 {
-            return Err(CliError::new(format!("{what} did not become ready: {err}\n{}", tail(&p.log)))
-                .hint(format!("see {}; `statsctl local down` stops what was started", p.log.display())));
+            return Err(CliError::new(format!(
+                "{what} did not become ready: {err}\n{}",
+                tail(&p.log)
+            ))
+            .hint(format!(
+                "see {}; `statsctl local down` stops what was started",
+                p.log.display()
+            )));
         }
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
@@ -407,7 +560,10 @@ fn raise_nofile(cmd: &mut Command) {
     // SAFETY: getrlimit/setrlimit are async-signal-safe.
     unsafe {
         cmd.pre_exec(|| {
-            let mut lim = libc::rlimit { rlim_cur: 0, rlim_max: 0 };
+            let mut lim = libc::rlimit {
+                rlim_cur: 0,
+                rlim_max: 0,
+            };
             if libc::getrlimit(libc::RLIMIT_NOFILE, &mut lim) == 0 && lim.rlim_cur < lim.rlim_max {
                 lim.rlim_cur = lim.rlim_max.min(65_536);
                 libc::setrlimit(libc::RLIMIT_NOFILE, &lim);
@@ -417,7 +573,14 @@ fn raise_nofile(cmd: &mut Command) {
     }
 }
 
-fn start_service(dir: &Path, port: u16, db_port: u16, setup: &ServiceSetup, detail: String, timeout: Duration) -> CliResult<Proc> {
+fn start_service(
+    dir: &Path,
+    port: u16,
+    db_port: u16,
+    setup: &ServiceSetup,
+    detail: String,
+    timeout: Duration,
+) -> CliResult<Proc> {
     let bin = find_binary("stats-service", "STATSCTL_SERVICE_BIN", &[]).ok_or_else(|| {
         CliError::new("the `stats-service` binary was not found next to statsctl or on PATH")
             .hint("build it: cargo build -p stats-service (or set STATSCTL_SERVICE_BIN, or pass --no-service)")
@@ -431,7 +594,14 @@ fn start_service(dir: &Path, port: u16, db_port: u16, setup: &ServiceSetup, deta
         .env("DB_PORT", db_port.to_string())
         .env("DB_USER", &setup.user)
         .env("DB_NAME", "stats")
-        .env("DB_MODE", if setup.per_request { "per-request" } else { "pool" })
+        .env(
+            "DB_MODE",
+            if setup.per_request {
+                "per-request"
+            } else {
+                "pool"
+            },
+        )
         .env("DB_POOL_SIZE", setup.pool_size.to_string())
         .env("DB_TIMEOUT_MS", "5000")
         .env_remove("DB_PASSWORD")
@@ -440,9 +610,21 @@ fn start_service(dir: &Path, port: u16, db_port: u16, setup: &ServiceSetup, deta
         .stderr(log_file(&log)?)
         .process_group(0);
     raise_nofile(&mut cmd);
-    let child = cmd.spawn().map_err(|e| CliError::new(format!("cannot start `{}`: {e}", bin.display())))?;
-    let proc = Proc { pid: child.id() as i32, port, log: log.clone(), max_connections: None, signature: "stats-service".into(), detail: Some(detail.clone()) };
-    progress(format!("starting stats-service on 127.0.0.1:{port} (pid {}, {detail})…", proc.pid));
+    let child = cmd
+        .spawn()
+        .map_err(|e| CliError::new(format!("cannot start `{}`: {e}", bin.display())))?;
+    let proc = Proc {
+        pid: child.id() as i32,
+        port,
+        log: log.clone(),
+        max_connections: None,
+        signature: "stats-service".into(),
+        detail: Some(detail.clone()),
+    };
+    progress(format!(
+        "starting stats-service on 127.0.0.1:{port} (pid {}, {detail})…",
+        proc.pid
+    ));
     let start = Instant::now();
     loop {
         if let Some((200, _)) = http_call(port, "GET", "/healthz", b"") {
@@ -450,11 +632,22 @@ fn start_service(dir: &Path, port: u16, db_port: u16, setup: &ServiceSetup, deta
         }
         if unsafe { libc::kill(proc.pid, 0) } != 0 {
             reap(proc.pid);
-            return Err(CliError::new(format!("stats-service exited during startup; its log says:\n{}", tail(&log))).hint(format!("see {}", log.display())));
+            return Err(CliError::new(format!(
+                "stats-service exited during startup; its log says:\n{}",
+                tail(&log)
+            ))
+            .hint(format!("see {}", log.display())));
         }
         if start.elapsed() > timeout {
-            return Err(CliError::new(format!("stats-service is not healthy after {}s:\n{}", timeout.as_secs(), tail(&log)))
-                .hint(format!("see {}; `statsctl local down` stops what was started", log.display())));
+            return Err(CliError::new(format!(
+                "stats-service is not healthy after {}s:\n{}",
+                timeout.as_secs(),
+                tail(&log)
+            ))
+            .hint(format!(
+                "see {}; `statsctl local down` stops what was started",
+                log.display()
+            )));
         }
         std::thread::sleep(Duration::from_millis(100));
     }
@@ -471,14 +664,19 @@ fn seed_match(port: u16) -> CliResult<()> {
                 progress("logged a sample match as match 1: GET /matches/1/stats");
                 Ok(())
             }
-            other => Err(CliError::new(format!("stats-service did not store the sample match: {other:?}")).hint("see the service's log (statsctl local status)")),
+            other => Err(CliError::new(format!(
+                "stats-service did not store the sample match: {other:?}"
+            ))
+            .hint("see the service's log (statsctl local status)")),
         },
     }
 }
 
 /// One HTTP/1.1 request on its own connection: (status, body).
 fn http_call(port: u16, method: &str, path: &str, body: &[u8]) -> Option<(u16, String)> {
-    let mut s = TcpStream::connect_timeout(&([127, 0, 0, 1], port).into(), Duration::from_millis(500)).ok()?;
+    let mut s =
+        TcpStream::connect_timeout(&([127, 0, 0, 1], port).into(), Duration::from_millis(500))
+            .ok()?;
     s.set_read_timeout(Some(Duration::from_secs(10))).ok()?;
     let head = format!("{method} {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\nContent-Length: {}\r\n\r\n", body.len());
     s.write_all(head.as_bytes()).ok()?;
@@ -487,7 +685,12 @@ fn http_call(port: u16, method: &str, path: &str, body: &[u8]) -> Option<(u16, S
     s.read_to_end(&mut out).ok()?;
     let text = String::from_utf8_lossy(&out);
     let status = text.split(' ').nth(1)?.parse().ok()?;
-    Some((status, text.split_once("\r\n\r\n").map(|(_, b)| b.to_string()).unwrap_or_default()))
+    Some((
+        status,
+        text.split_once("\r\n\r\n")
+            .map(|(_, b)| b.to_string())
+            .unwrap_or_default(),
+    ))
 }
 
 fn log_file(path: &Path) -> CliResult<fs::File> {
@@ -499,15 +702,23 @@ fn log_file(path: &Path) -> CliResult<fs::File> {
 }
 
 fn ensure_port_free(port: u16, flag: &str) -> CliResult<()> {
-    TcpListener::bind(("127.0.0.1", port)).map(drop).map_err(|_| {
-        CliError::new(format!("port {port} on 127.0.0.1 is already in use by another program"))
-            .hint(format!("stop that program, or choose another port with `{flag}`"))
-    })
+    TcpListener::bind(("127.0.0.1", port))
+        .map(drop)
+        .map_err(|_| {
+            CliError::new(format!(
+                "port {port} on 127.0.0.1 is already in use by another program"
+            ))
+            .hint(format!(
+                "stop that program, or choose another port with `{flag}`"
+            ))
+        })
 }
 
 fn which(name: &str) -> Option<PathBuf> {
     let path = std::env::var_os("PATH")?;
-    std::env::split_paths(&path).map(|d| d.join(name)).find(|p| p.is_file())
+    std::env::split_paths(&path)
+        .map(|d| d.join(name))
+        .find(|p| p.is_file())
 }
 
 fn tail(path: &Path) -> String {
@@ -520,22 +731,39 @@ fn tail(path: &Path) -> String {
 fn wait_http(p: &Proc, timeout: Duration) -> CliResult<()> {
     let start = Instant::now();
     loop {
-        if let Ok(mut s) = TcpStream::connect_timeout(&([127, 0, 0, 1], p.port).into(), Duration::from_millis(500)) {
+        if let Ok(mut s) =
+            TcpStream::connect_timeout(&([127, 0, 0, 1], p.port).into(), Duration::from_millis(500))
+        {
             let _ = s.set_read_timeout(Some(Duration::from_secs(2)));
-            if s.write_all(b"GET /moto-api/ HTTP/1.0\r\nHost: 127.0.0.1\r\n\r\n").is_ok() {
+            if s.write_all(b"GET /moto-api/ HTTP/1.0\r\nHost: 127.0.0.1\r\n\r\n")
+                .is_ok()
+            {
                 let mut buf = [0u8; 12];
-                if s.read(&mut buf).map(|n| buf[..n].starts_with(b"HTTP/")).unwrap_or(false) {
+                if s.read(&mut buf)
+                    .map(|n| buf[..n].starts_with(b"HTTP/"))
+                    .unwrap_or(false)
+                {
                     return Ok(());
                 }
             }
         }
         if unsafe { libc::kill(p.pid, 0) } != 0 {
-            return Err(CliError::new(format!("the process exited during startup; its log says:\n{}", tail(&p.log)))
-                .hint(format!("see {}", p.log.display())));
+            return Err(CliError::new(format!(
+                "the process exited during startup; its log says:\n{}",
+                tail(&p.log)
+            ))
+            .hint(format!("see {}", p.log.display())));
         }
         if start.elapsed() > timeout {
-            return Err(CliError::new(format!("no answer on port {} after {}s", p.port, timeout.as_secs()))
-                .hint(format!("see {}; `statsctl local down` stops what was started", p.log.display())));
+            return Err(CliError::new(format!(
+                "no answer on port {} after {}s",
+                p.port,
+                timeout.as_secs()
+            ))
+            .hint(format!(
+                "see {}; `statsctl local down` stops what was started",
+                p.log.display()
+            )));
         }
         std::thread::sleep(Duration::from_millis(200));
     }
@@ -581,7 +809,10 @@ fn as_user(cmd: &mut Command, ids: Option<(u32, u32)>) {
         // SAFETY: only async-signal-safe calls between fork and exec.
         unsafe {
             cmd.pre_exec(move || {
-                if libc::setgroups(0, std::ptr::null()) != 0 || libc::setgid(gid) != 0 || libc::setuid(uid) != 0 {
+                if libc::setgroups(0, std::ptr::null()) != 0
+                    || libc::setgid(gid) != 0
+                    || libc::setuid(uid) != 0
+                {
                     return Err(std::io::Error::last_os_error());
                 }
                 Ok(())
@@ -594,8 +825,12 @@ fn chown_tree(path: &Path, ids: Option<(u32, u32)>) -> CliResult<()> {
     let Some((uid, gid)) = ids else { return Ok(()) };
     let mut stack = vec![path.to_path_buf()];
     while let Some(p) = stack.pop() {
-        std::os::unix::fs::lchown(&p, Some(uid), Some(gid))
-            .map_err(|e| CliError::new(format!("cannot hand `{}` to the postgres user: {e}", p.display())))?;
+        std::os::unix::fs::lchown(&p, Some(uid), Some(gid)).map_err(|e| {
+            CliError::new(format!(
+                "cannot hand `{}` to the postgres user: {e}",
+                p.display()
+            ))
+        })?;
         if p.is_dir() && !p.is_symlink() {
             for entry in fs::read_dir(&p)?.flatten() {
                 stack.push(entry.path());
@@ -605,10 +840,16 @@ fn chown_tree(path: &Path, ids: Option<(u32, u32)>) -> CliResult<()> {
     Ok(())
 }
 
-async fn start_postgres(dir: &Path, port: u16, max_connections: u32, timeout: Duration) -> CliResult<Proc> {
+async fn start_postgres(
+    dir: &Path,
+    port: u16,
+    max_connections: u32,
+    timeout: Duration,
+) -> CliResult<Proc> {
     let bin = pg_bin_dir().ok_or_else(|| {
-        CliError::new("PostgreSQL server binaries (initdb, postgres) are not installed")
-            .hint("install them: apt-get install postgresql (or set STATSCTL_PG_BIN to their directory)")
+        CliError::new("PostgreSQL server binaries (initdb, postgres) are not installed").hint(
+            "install them: apt-get install postgresql (or set STATSCTL_PG_BIN to their directory)",
+        )
     })?;
     ensure_port_free(port, "--pg-port")?;
     let pg_dir = dir.join("pg");
@@ -626,48 +867,94 @@ async fn start_postgres(dir: &Path, port: u16, max_connections: u32, timeout: Du
     log_file(&log)?;
     chown_tree(&pg_dir, run_as)?;
     if !data.join("PG_VERSION").is_file() {
-        progress(format!("initialising a PostgreSQL cluster in {}…", data.display()));
+        progress(format!(
+            "initialising a PostgreSQL cluster in {}…",
+            data.display()
+        ));
         let mut initdb = Command::new(bin.join("initdb"));
         initdb
             .args(["-D"])
             .arg(&data)
-            .args(["-U", "postgres", "-A", "trust", "-E", "UTF8", "--no-sync", "--no-instructions"])
+            .args([
+                "-U",
+                "postgres",
+                "-A",
+                "trust",
+                "-E",
+                "UTF8",
+                "--no-sync",
+                "--no-instructions",
+            ])
             .stdin(Stdio::null())
             .stdout(log_file(&log)?)
             .stderr(log_file(&log)?);
         as_user(&mut initdb, run_as);
-        let status = initdb.status().map_err(|e| CliError::new(format!("cannot run initdb: {e}")))?;
+        let status = initdb
+            .status()
+            .map_err(|e| CliError::new(format!("cannot run initdb: {e}")))?;
         if !status.success() {
-            return Err(CliError::new(format!("initdb failed:\n{}", tail(&log))).hint(format!("see {}", log.display())));
+            return Err(CliError::new(format!("initdb failed:\n{}", tail(&log)))
+                .hint(format!("see {}", log.display())));
         }
     }
     let mut cmd = Command::new(bin.join("postgres"));
     cmd.arg("-D")
         .arg(&data)
         .args(["-p", &port.to_string()])
-        .args(["-c", "listen_addresses=127.0.0.1", "-c", "unix_socket_directories=", "-c", "fsync=off"])
+        .args([
+            "-c",
+            "listen_addresses=127.0.0.1",
+            "-c",
+            "unix_socket_directories=",
+            "-c",
+            "fsync=off",
+        ])
         .args(["-c", &format!("max_connections={max_connections}")])
         .stdin(Stdio::null())
         .stdout(log_file(&log)?)
         .stderr(log_file(&log)?)
         .process_group(0);
     as_user(&mut cmd, run_as);
-    let child = cmd.spawn().map_err(|e| CliError::new(format!("cannot start postgres: {e}")))?;
-    let proc = Proc { pid: child.id() as i32, port, log: log.clone(), max_connections: Some(max_connections), signature: "postgres".into(), detail: None };
-    progress(format!("starting PostgreSQL on 127.0.0.1:{port} (pid {}, max_connections {max_connections})…", proc.pid));
+    let child = cmd
+        .spawn()
+        .map_err(|e| CliError::new(format!("cannot start postgres: {e}")))?;
+    let proc = Proc {
+        pid: child.id() as i32,
+        port,
+        log: log.clone(),
+        max_connections: Some(max_connections),
+        signature: "postgres".into(),
+        detail: None,
+    };
+    progress(format!(
+        "starting PostgreSQL on 127.0.0.1:{port} (pid {}, max_connections {max_connections})…",
+        proc.pid
+    ));
 
     // Ready when it accepts a query; then create the application role and database the stack uses.
-    let (client, task) = connect_when_ready(&format!("host=127.0.0.1 port={port} user=postgres dbname=postgres connect_timeout=2"), &proc, "PostgreSQL", timeout).await?;
+    let (client, task) = connect_when_ready(
+        &format!("host=127.0.0.1 port={port} user=postgres dbname=postgres connect_timeout=2"),
+        &proc,
+        "PostgreSQL",
+        timeout,
+    )
+    .await?;
     let setup = "DO $$ BEGIN
         IF NOT EXISTS (SELECT FROM pg_roles WHERE rolname = 'stats') THEN CREATE ROLE stats LOGIN; END IF;
       END $$;";
-    client.batch_execute(setup).await.map_err(|e| CliError::new(format!("cannot create role `stats`: {e}")))?;
+    client
+        .batch_execute(setup)
+        .await
+        .map_err(|e| CliError::new(format!("cannot create role `stats`: {e}")))?;
     let exists = client
         .query_opt("SELECT 1 FROM pg_database WHERE datname = 'stats'", &[])
         .await
         .map_err(|e| CliError::new(format!("cannot query databases: {e}")))?;
     if exists.is_none() {
-        client.batch_execute("CREATE DATABASE stats OWNER stats").await.map_err(|e| CliError::new(format!("cannot create database `stats`: {e}")))?;
+        client
+            .batch_execute("CREATE DATABASE stats OWNER stats")
+            .await
+            .map_err(|e| CliError::new(format!("cannot create database `stats`: {e}")))?;
     }
     drop(client);
     let _ = task.await;
@@ -676,7 +963,8 @@ async fn start_postgres(dir: &Path, port: u16, max_connections: u32, timeout: Du
 
 fn status(g: &Global, dir: &Path) -> CliResult {
     let state = read_state(dir);
-    let component = |name: &'static str, p: &Option<Proc>, endpoint: &dyn Fn(u16) -> String| match p {
+    let component = |name: &'static str, p: &Option<Proc>, endpoint: &dyn Fn(u16) -> String| match p
+    {
         Some(p) if is_ours(p) => ComponentStatus {
             name,
             state: "running",
@@ -686,22 +974,53 @@ fn status(g: &Global, dir: &Path) -> CliResult {
             max_connections: p.max_connections,
             detail: p.detail.clone(),
         },
-        Some(p) => ComponentStatus { name, state: "stopped (stale pid file)", pid: Some(p.pid), endpoint: None, log: Some(p.log.clone()), max_connections: None, detail: None },
-        None => ComponentStatus { name, state: "stopped", pid: None, endpoint: None, log: None, max_connections: None, detail: None },
+        Some(p) => ComponentStatus {
+            name,
+            state: "stopped (stale pid file)",
+            pid: Some(p.pid),
+            endpoint: None,
+            log: Some(p.log.clone()),
+            max_connections: None,
+            detail: None,
+        },
+        None => ComponentStatus {
+            name,
+            state: "stopped",
+            pid: None,
+            endpoint: None,
+            log: None,
+            max_connections: None,
+            detail: None,
+        },
     };
     let report = StatusReport {
         dir: dir.to_path_buf(),
         components: vec![
-            component("moto", &state.moto, &|port| format!("http://127.0.0.1:{port}")),
-            component("postgres", &state.postgres, &|port| format!("postgres://postgres@127.0.0.1:{port}/postgres")),
-            component("pgbouncer", &state.pgbouncer, &|port| format!("postgres://stats@127.0.0.1:{port}/stats")),
-            component("stats-service", &state.service, &|port| format!("http://127.0.0.1:{port}/matches/1/stats")),
+            component("moto", &state.moto, &|port| {
+                format!("http://127.0.0.1:{port}")
+            }),
+            component("postgres", &state.postgres, &|port| {
+                format!("postgres://postgres@127.0.0.1:{port}/postgres")
+            }),
+            component("pgbouncer", &state.pgbouncer, &|port| {
+                format!("postgres://stats@127.0.0.1:{port}/stats")
+            }),
+            component("stats-service", &state.service, &|port| {
+                format!("http://127.0.0.1:{port}/matches/1/stats")
+            }),
         ],
     };
     output::emit(g.output, &report, |s| {
-        s.push_str(&format!("{:<14} {:<26} {:<8} {}\n", "COMPONENT", "STATE", "PID", "ENDPOINT"));
+        s.push_str(&format!(
+            "{:<14} {:<26} {:<8} {}\n",
+            "COMPONENT", "STATE", "PID", "ENDPOINT"
+        ));
         for c in &report.components {
-            let state = if c.state == "running" { output::green(c.state) } else { output::dim(c.state) };
+            let state = if c.state == "running" {
+                output::green(c.state)
+            } else {
+                output::dim(c.state)
+            };
             let pad = 26usize.saturating_sub(c.state.chars().count());
             s.push_str(&format!(
                 "{:<14} {}{} {:<8} {}{}{}\n",
@@ -715,7 +1034,11 @@ fn status(g: &Global, dir: &Path) -> CliResult {
                     (_, Some(m)) => format!("  (max_connections {m})"),
                     _ => String::new(),
                 },
-                c.detail.as_ref().filter(|_| c.name == "stats-service").map(|d| format!("  ({d})")).unwrap_or_default()
+                c.detail
+                    .as_ref()
+                    .filter(|_| c.name == "stats-service")
+                    .map(|d| format!("  ({d})"))
+                    .unwrap_or_default()
             ));
         }
     })?;

@@ -27,10 +27,22 @@ pub async fn run(g: &Global, args: PlanArgs) -> CliResult {
     let s = Session::open(g, true).await?;
     output::progress(format!("reading {}/{} from AWS…", s.owner.stack, s.env));
     let (_, p, measured) = s.observe_and_plan().await?;
-    output::progress(format!("read in {:.2}s with {} AWS API calls", measured.seconds, measured.api_calls));
-    emit(g.output, &PlanReport { plan: &p, measured }, |out| out.push_str(&render(&p, output::color())))?;
+    output::progress(format!(
+        "read in {:.2}s with {} AWS API calls",
+        measured.seconds, measured.api_calls
+    ));
+    emit(g.output, &PlanReport { plan: &p, measured }, |out| {
+        out.push_str(&render(&p, output::color()))
+    })?;
     if g.output == Format::Human && !p.blocked().is_empty() {
-        eprintln!("{}", output::red("some changes are blocked: `statsctl deploy` will refuse this plan"));
+        eprintln!(
+            "{}",
+            output::red("some changes are blocked: `statsctl deploy` will refuse this plan")
+        );
     }
-    Ok(if args.detailed_exitcode && p.has_changes() { ATTENTION } else { OK })
+    Ok(if args.detailed_exitcode && p.has_changes() {
+        ATTENTION
+    } else {
+        OK
+    })
 }

@@ -56,8 +56,11 @@ pub async fn run(g: &Global, args: PreflightArgs) -> CliResult {
     let ids: Vec<&str> = ALL.iter().map(|c| c.id).collect();
     for id in args.only.iter().chain(&args.skip) {
         if !ids.contains(&id.as_str()) {
-            let hint = statsctl_stacks::diagnostics::closest(id, ids.iter().copied()).map(|c| format!("did you mean `{c}`? ")).unwrap_or_default();
-            return Err(CliError::new(format!("unknown check `{id}`")).hint(format!("{hint}checks: {}", ids.join(", "))));
+            let hint = statsctl_stacks::diagnostics::closest(id, ids.iter().copied())
+                .map(|c| format!("did you mean `{c}`? "))
+                .unwrap_or_default();
+            return Err(CliError::new(format!("unknown check `{id}`"))
+                .hint(format!("{hint}checks: {}", ids.join(", "))));
         }
     }
     let started = Instant::now();
@@ -67,9 +70,19 @@ pub async fn run(g: &Global, args: PreflightArgs) -> CliResult {
     let spec = &s.stack.spec;
     let viewers = args.viewers.unwrap_or(spec.event.expected_viewers);
     let extra = gather(&s, &observed).await?;
-    let pending: Vec<String> = plan.pending().map(|c| format!("{} ({:?})", c.key, c.action).to_lowercase()).collect();
-    let required_alarms = desired(spec, &s.env, &observed, &s.artifacts).into_iter().filter(|d| d.key.kind == Kind::Alarm).map(|d| d.key.name).collect();
-    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0);
+    let pending: Vec<String> = plan
+        .pending()
+        .map(|c| format!("{} ({:?})", c.key, c.action).to_lowercase())
+        .collect();
+    let required_alarms = desired(spec, &s.env, &observed, &s.artifacts)
+        .into_iter()
+        .filter(|d| d.key.kind == Kind::Alarm)
+        .map(|d| d.key.name)
+        .collect();
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0);
     let facts = Facts {
         stack: spec,
         env: &s.env,
@@ -94,24 +107,41 @@ pub async fn run(g: &Global, args: PreflightArgs) -> CliResult {
             continue;
         }
         if args.skip.iter().any(|o| o == c.id) {
-            findings.push(Finding::new(c.id, Status::Skip, format!("skipped: {}", args.reason.clone().unwrap_or_default())));
+            findings.push(Finding::new(
+                c.id,
+                Status::Skip,
+                format!("skipped: {}", args.reason.clone().unwrap_or_default()),
+            ));
             continue;
         }
         findings.extend((c.run)(&facts));
     }
     let mut summary = BTreeMap::new();
     for f in &findings {
-        *summary.entry(match f.status {
-            Status::Pass => "pass",
-            Status::Warn => "warn",
-            Status::Fail => "fail",
-            Status::Skip => "skip",
-        })
-        .or_insert(0) += 1;
+        *summary
+            .entry(match f.status {
+                Status::Pass => "pass",
+                Status::Warn => "warn",
+                Status::Fail => "fail",
+                Status::Skip => "skip",
+            })
+            .or_insert(0) += 1;
     }
     let ready = !failed(&findings, args.strict);
-    let report = Report { stack: s.owner.stack.clone(), env: s.env.clone(), viewers, ready, findings, summary, api_calls: s.aws.calls.get(), seconds: started.elapsed().as_secs_f64() };
-    progress(format!("checked in {:.2}s with {} AWS API calls", report.seconds, report.api_calls));
+    let report = Report {
+        stack: s.owner.stack.clone(),
+        env: s.env.clone(),
+        viewers,
+        ready,
+        findings,
+        summary,
+        api_calls: s.aws.calls.get(),
+        seconds: started.elapsed().as_secs_f64(),
+    };
+    progress(format!(
+        "checked in {:.2}s with {} AWS API calls",
+        report.seconds, report.api_calls
+    ));
     if args.markdown && g.output == output::Format::Human {
         print!("{}", markdown(&report));
     } else {
@@ -136,7 +166,18 @@ async fn gather(s: &Session, o: &Observed) -> CliResult<Extra> {
     let spec = &s.stack.spec;
     let a = &s.aws;
     // Subnets: ours are known; anything else a client or the proxy uses is looked up.
-    let mut subnet_vpcs: BTreeMap<String, String> = o.resources.iter().chain(o.referenced.iter()).filter(|(k, _)| k.kind == Kind::Subnet).map(|(k, r)| (k.name.clone(), r.output("vpc_id").unwrap_or_default().to_string())).collect();
+    let mut subnet_vpcs: BTreeMap<String, String> = o
+        .resources
+        .iter()
+        .chain(o.referenced.iter())
+        .filter(|(k, _)| k.kind == Kind::Subnet)
+        .map(|(k, r)| {
+            (
+                k.name.clone(),
+                r.output("vpc_id").unwrap_or_default().to_string(),
+            )
+        })
+        .collect();
     let unknown: Vec<String> = o
         .resources
         .values()
@@ -151,39 +192,70 @@ async fn gather(s: &Session, o: &Observed) -> CliResult<Extra> {
         .iter()
         .map(|(name, f)| {
             let fname = spec.function_name(&s.env, name);
-            let prev = o.output(Kind::Alias, &format!("{fname}:{}", f.alias), "previous").map(str::to_string);
+            let prev = o
+                .output(Kind::Alias, &format!("{fname}:{}", f.alias), "previous")
+                .map(str::to_string);
             (fname, prev)
         })
         .collect();
-    let prev_task = spec.service.as_ref().and_then(|svc| o.output(Kind::TaskDefinition, &Names::new(spec, &s.env).task_family(&svc.name), "revision_ref")).and_then(|r| {
-        let (family, n) = r.rsplit_once(':')?;
-        let n: u32 = n.parse().ok()?;
-        (n > 1).then(|| format!("{family}:{}", n - 1))
-    });
+    let prev_task = spec
+        .service
+        .as_ref()
+        .and_then(|svc| {
+            o.output(
+                Kind::TaskDefinition,
+                &Names::new(spec, &s.env).task_family(&svc.name),
+                "revision_ref",
+            )
+        })
+        .and_then(|r| {
+            let (family, n) = r.rsplit_once(':')?;
+            let n: u32 = n.parse().ok()?;
+            (n > 1).then(|| format!("{family}:{}", n - 1))
+        });
     let bucket = statsctl_stacks::ledger::bucket_name(spec, &s.env, &o.account_id);
     let (vpcs, account, versions, task_prev, sql, loadtests) = tokio::join!(
         aws::ec2::subnet_vpcs(a, unknown),
         aws::lambda::account_concurrency(a),
         futures::future::join_all(functions.iter().map(|(f, prev)| async move {
             match prev {
-                Some(v) => aws::lambda::version_exists(a, f, v).await.map(|e| (f.clone(), Some(e))),
+                Some(v) => aws::lambda::version_exists(a, f, v)
+                    .await
+                    .map(|e| (f.clone(), Some(e))),
                 None => Ok((f.clone(), None)),
             }
         })),
         async {
             match &prev_task {
-                Some(r) => aws::ecs::task_definition_active(a, r).await.map(|e| Some((r.clone(), e))),
+                Some(r) => aws::ecs::task_definition_active(a, r)
+                    .await
+                    .map(|e| Some((r.clone(), e))),
                 None => Ok(None),
             }
         },
         measure_sql(spec),
-        statsctl_stacks::ledger::read::<statsctl_checks::LoadTestRecord>(a, &bucket, "loadtests", &s.env, 50),
+        statsctl_stacks::ledger::read::<statsctl_checks::LoadTestRecord>(
+            a,
+            &bucket,
+            "loadtests",
+            &s.env,
+            50
+        ),
     );
     subnet_vpcs.extend(vpcs.map_err(aws_error)?);
     let (account_concurrency, unreserved) = match account {
-        Ok((limit, unreserved)) => (Sourced::new(limit, "GetAccountSettings"), Some(Sourced::new(unreserved, "GetAccountSettings"))),
+        Ok((limit, unreserved)) => (
+            Sourced::new(limit, "GetAccountSettings"),
+            Some(Sourced::new(unreserved, "GetAccountSettings")),
+        ),
         Err(e) => (
-            Sourced::new(spec.aws.lambda_concurrency_limit, format!("stack file aws.lambda_concurrency_limit; GetAccountSettings unavailable ({})", e.detail)),
+            Sourced::new(
+                spec.aws.lambda_concurrency_limit,
+                format!(
+                    "stack file aws.lambda_concurrency_limit; GetAccountSettings unavailable ({})",
+                    e.detail
+                ),
+            ),
             None,
         ),
     };
@@ -193,40 +265,94 @@ async fn gather(s: &Session, o: &Observed) -> CliResult<Extra> {
         previous_versions.insert(f, e);
     }
     let (measured, current_connections) = sql;
-    let max_connections = measured.or_else(|| spec.database.max_connections.map(|m| Sourced::new(m, "stack file database.max_connections"))).or_else(|| {
-        max_connections_estimate(spec).map(|m| {
-            let source = spec
-                .database
-                .instance_class
-                .as_deref()
-                .and_then(facts::aurora_max_connections_for_class)
-                .map(|t| t.source)
-                .or_else(|| spec.database.serverless.as_ref().and_then(|s| facts::aurora_serverless_max_connections(s.min_acu, s.max_acu)).map(|t| t.source))
-                .unwrap_or_default();
-            Sourced::new(m, source)
+    let max_connections = measured
+        .or_else(|| {
+            spec.database
+                .max_connections
+                .map(|m| Sourced::new(m, "stack file database.max_connections"))
         })
-    });
-    Ok(Extra { subnet_vpcs, account_concurrency, unreserved, max_connections, current_connections, previous_versions, previous_task_definition: task_prev.map_err(aws_error)?, loadtests: loadtests.map_err(aws_error)? })
+        .or_else(|| {
+            max_connections_estimate(spec).map(|m| {
+                let source = spec
+                    .database
+                    .instance_class
+                    .as_deref()
+                    .and_then(facts::aurora_max_connections_for_class)
+                    .map(|t| t.source)
+                    .or_else(|| {
+                        spec.database
+                            .serverless
+                            .as_ref()
+                            .and_then(|s| {
+                                facts::aurora_serverless_max_connections(s.min_acu, s.max_acu)
+                            })
+                            .map(|t| t.source)
+                    })
+                    .unwrap_or_default();
+                Sourced::new(m, source)
+            })
+        });
+    Ok(Extra {
+        subnet_vpcs,
+        account_concurrency,
+        unreserved,
+        max_connections,
+        current_connections,
+        previous_versions,
+        previous_task_definition: task_prev.map_err(aws_error)?,
+        loadtests: loadtests.map_err(aws_error)?,
+    })
 }
 
 /// `SHOW max_connections` and the open connection count, when the stack says where SQL can reach the database.
 async fn measure_sql(spec: &StackFile) -> (Option<Sourced<u32>>, Option<u32>) {
-    let Some(sql) = &spec.database.sql else { return (None, None) };
+    let Some(sql) = &spec.database.sql else {
+        return (None, None);
+    };
     let mut cfg = tokio_postgres::Config::new();
-    cfg.host(&sql.host).port(sql.port).user(&sql.user).dbname(sql.dbname.as_deref().unwrap_or(&spec.database.database_name)).connect_timeout(Duration::from_secs(3));
+    cfg.host(&sql.host)
+        .port(sql.port)
+        .user(&sql.user)
+        .dbname(
+            sql.dbname
+                .as_deref()
+                .unwrap_or(&spec.database.database_name),
+        )
+        .connect_timeout(Duration::from_secs(3));
     if let Some(var) = &sql.password_env {
         if let Ok(p) = std::env::var(var) {
             cfg.password(p);
         }
     }
-    let Ok(Ok((client, conn))) = tokio::time::timeout(Duration::from_secs(5), cfg.connect(tokio_postgres::NoTls)).await else {
-        progress(format!("database not reachable at {}:{}: SQL measurements skipped", sql.host, sql.port));
+    let Ok(Ok((client, conn))) =
+        tokio::time::timeout(Duration::from_secs(5), cfg.connect(tokio_postgres::NoTls)).await
+    else {
+        progress(format!(
+            "database not reachable at {}:{}: SQL measurements skipped",
+            sql.host, sql.port
+        ));
         return (None, None);
     };
     tokio::spawn(conn);
-    let max = client.query_one("SHOW max_connections", &[]).await.ok().and_then(|r| r.get::<_, String>(0).parse::<u32>().ok());
-    let current = client.query_one("SELECT count(*)::int FROM pg_stat_activity", &[]).await.ok().map(|r| r.get::<_, i32>(0).max(0) as u32);
-    (max.map(|m| Sourced::new(m, format!("SHOW max_connections on {}:{}", sql.host, sql.port))), current)
+    let max = client
+        .query_one("SHOW max_connections", &[])
+        .await
+        .ok()
+        .and_then(|r| r.get::<_, String>(0).parse::<u32>().ok());
+    let current = client
+        .query_one("SELECT count(*)::int FROM pg_stat_activity", &[])
+        .await
+        .ok()
+        .map(|r| r.get::<_, i32>(0).max(0) as u32);
+    (
+        max.map(|m| {
+            Sourced::new(
+                m,
+                format!("SHOW max_connections on {}:{}", sql.host, sql.port),
+            )
+        }),
+        current,
+    )
 }
 
 fn paint_status(st: Status) -> String {
@@ -239,10 +365,18 @@ fn paint_status(st: Status) -> String {
 }
 
 fn human(out: &mut String, r: &Report) {
-    out.push_str(&format!("preflight {}/{} for {} viewers\n\n", r.stack, r.env, r.viewers));
+    out.push_str(&format!(
+        "preflight {}/{} for {} viewers\n\n",
+        r.stack, r.env, r.viewers
+    ));
     let width = r.findings.iter().map(|f| f.id.len()).max().unwrap_or(10);
     for f in &r.findings {
-        out.push_str(&format!("{} {:width$}  {}\n", paint_status(f.status), f.id, f.summary));
+        out.push_str(&format!(
+            "{} {:width$}  {}\n",
+            paint_status(f.status),
+            f.id,
+            f.summary
+        ));
         if matches!(f.status, Status::Fail | Status::Warn) {
             for e in &f.evidence {
                 out.push_str(&format!("      {e}\n"));
@@ -252,7 +386,12 @@ fn human(out: &mut String, r: &Report) {
             out.push_str(&table(&f.table, "      "));
         }
     }
-    let fixes: Vec<(&str, &String)> = r.findings.iter().filter(|f| matches!(f.status, Status::Fail | Status::Warn)).flat_map(|f| f.fixes.iter().map(move |x| (f.id, x))).collect();
+    let fixes: Vec<(&str, &String)> = r
+        .findings
+        .iter()
+        .filter(|f| matches!(f.status, Status::Fail | Status::Warn))
+        .flat_map(|f| f.fixes.iter().map(move |x| (f.id, x)))
+        .collect();
     if !fixes.is_empty() {
         out.push_str("\nFixes:\n");
         for (id, fix) in fixes {
@@ -262,7 +401,11 @@ fn human(out: &mut String, r: &Report) {
     let n = |k: &str| r.summary.get(k).copied().unwrap_or(0);
     out.push_str(&format!(
         "\n{} — {} passed, {} warnings, {} failed, {} skipped\n",
-        if r.ready { output::green("READY") } else { output::red("NOT READY") },
+        if r.ready {
+            output::green("READY")
+        } else {
+            output::red("NOT READY")
+        },
         n("pass"),
         n("warn"),
         n("fail"),
@@ -272,21 +415,52 @@ fn human(out: &mut String, r: &Report) {
 
 fn table(rows: &[Vec<String>], indent: &str) -> String {
     let cols = rows.iter().map(Vec::len).max().unwrap_or(0);
-    let widths: Vec<usize> = (0..cols).map(|c| rows.iter().filter_map(|r| r.get(c)).map(|s| s.chars().count()).max().unwrap_or(0)).collect();
+    let widths: Vec<usize> = (0..cols)
+        .map(|c| {
+            rows.iter()
+                .filter_map(|r| r.get(c))
+                .map(|s| s.chars().count())
+                .max()
+                .unwrap_or(0)
+        })
+        .collect();
     let mut out = String::new();
     for r in rows {
-        let cells: Vec<String> = r.iter().enumerate().map(|(i, c)| format!("{c:<w$}", w = widths[i])).collect();
+        let cells: Vec<String> = r
+            .iter()
+            .enumerate()
+            .map(|(i, c)| format!("{c:<w$}", w = widths[i]))
+            .collect();
         out.push_str(&format!("{indent}{}\n", cells.join("  ").trim_end()));
     }
     out
 }
 
 fn markdown(r: &Report) -> String {
-    let mut out = format!("### Preflight `{}/{}` for {} viewers: {}\n\n| | check | result |\n|---|---|---|\n", r.stack, r.env, r.viewers, if r.ready { "**READY**" } else { "**NOT READY**" });
+    let mut out = format!(
+        "### Preflight `{}/{}` for {} viewers: {}\n\n| | check | result |\n|---|---|---|\n",
+        r.stack,
+        r.env,
+        r.viewers,
+        if r.ready {
+            "**READY**"
+        } else {
+            "**NOT READY**"
+        }
+    );
     for f in &r.findings {
-        out.push_str(&format!("| {} | `{}` | {} |\n", f.status.symbol(), f.id, f.summary.replace('|', "\\|")));
+        out.push_str(&format!(
+            "| {} | `{}` | {} |\n",
+            f.status.symbol(),
+            f.id,
+            f.summary.replace('|', "\\|")
+        ));
     }
-    for f in r.findings.iter().filter(|f| matches!(f.status, Status::Fail | Status::Warn)) {
+    for f in r
+        .findings
+        .iter()
+        .filter(|f| matches!(f.status, Status::Fail | Status::Warn))
+    {
         out.push_str(&format!("\n**{}**\n", f.id));
         for e in &f.evidence {
             out.push_str(&format!("- {e}\n"));

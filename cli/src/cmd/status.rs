@@ -44,13 +44,19 @@ pub async fn run(g: &Global) -> CliResult {
             (Kind::Alias, Some(r)) => format!(
                 "version {}{}",
                 r.output("version").unwrap_or("?"),
-                r.output("previous").map(|p| format!(" (previous {p})")).unwrap_or_default()
+                r.output("previous")
+                    .map(|p| format!(" (previous {p})"))
+                    .unwrap_or_default()
             ),
-            (Kind::TaskDefinition, Some(r)) => r.output("revision_ref").unwrap_or_default().to_string(),
+            (Kind::TaskDefinition, Some(r)) => {
+                r.output("revision_ref").unwrap_or_default().to_string()
+            }
             (Kind::Proxy, Some(r)) => r.output("endpoint").unwrap_or_default().to_string(),
             (Kind::DbCluster, Some(r)) => r.output("endpoint").unwrap_or_default().to_string(),
             (Kind::LoadBalancer, Some(r)) => r.output("dns_name").unwrap_or_default().to_string(),
-            (Kind::Alarm, Some(r)) if r.state == "ALARM" => r.output("state_reason").unwrap_or_default().to_string(),
+            (Kind::Alarm, Some(r)) if r.state == "ALARM" => {
+                r.output("state_reason").unwrap_or_default().to_string()
+            }
             _ => String::new(),
         };
         rows.push(Row {
@@ -58,12 +64,18 @@ pub async fn run(g: &Global) -> CliResult {
             kind: c.key.kind.label(),
             name: c.key.name.clone(),
             exists: live.is_some(),
-            state: live.map(|r| r.state.clone()).unwrap_or_else(|| "missing".into()),
+            state: live
+                .map(|r| r.state.clone())
+                .unwrap_or_else(|| "missing".into()),
             detail,
             pending: c.action != Action::NoOp,
         });
     }
-    let alarms_in_alarm: Vec<String> = rows.iter().filter(|r| r.kind == "alarm" && r.state == "ALARM").map(|r| r.name.clone()).collect();
+    let alarms_in_alarm: Vec<String> = rows
+        .iter()
+        .filter(|r| r.kind == "alarm" && r.state == "ALARM")
+        .map(|r| r.name.clone())
+        .collect();
     let report = StatusReport {
         stack: s.owner.stack.clone(),
         env: s.env.clone(),
@@ -74,9 +86,20 @@ pub async fn run(g: &Global) -> CliResult {
         resources: rows,
     };
     emit(g.output, &report, |out| {
-        out.push_str(&format!("{}/{} in account {} ({})\n\n", report.stack, report.env, report.account, report.region));
-        let width = report.resources.iter().map(|r| r.resource.chars().count()).max().unwrap_or(10);
-        out.push_str(&format!("{:width$}  {:<28} {}\n", "RESOURCE", "STATE", "DETAIL"));
+        out.push_str(&format!(
+            "{}/{} in account {} ({})\n\n",
+            report.stack, report.env, report.account, report.region
+        ));
+        let width = report
+            .resources
+            .iter()
+            .map(|r| r.resource.chars().count())
+            .max()
+            .unwrap_or(10);
+        out.push_str(&format!(
+            "{:width$}  {:<28} {}\n",
+            "RESOURCE", "STATE", "DETAIL"
+        ));
         for r in &report.resources {
             let state = match r.state.as_str() {
                 "missing" | "ALARM" | "Failed" => output::red(&r.state),
@@ -84,10 +107,26 @@ pub async fn run(g: &Global) -> CliResult {
                 _ => r.state.clone(),
             };
             let pad = 28usize.saturating_sub(r.state.chars().count());
-            let drift = if r.pending && r.exists { output::yellow(" (drifted from the stack file)") } else { String::new() };
-            out.push_str(&format!("{:width$}  {}{} {}{}\n", r.resource, state, " ".repeat(pad), r.detail, drift));
+            let drift = if r.pending && r.exists {
+                output::yellow(" (drifted from the stack file)")
+            } else {
+                String::new()
+            };
+            out.push_str(&format!(
+                "{:width$}  {}{} {}{}\n",
+                r.resource,
+                state,
+                " ".repeat(pad),
+                r.detail,
+                drift
+            ));
         }
-        out.push_str(&format!("\n{} resources, {} with pending changes, {} alarms in ALARM\n", report.resources.len(), report.pending_changes, report.alarms_in_alarm.len()));
+        out.push_str(&format!(
+            "\n{} resources, {} with pending changes, {} alarms in ALARM\n",
+            report.resources.len(),
+            report.pending_changes,
+            report.alarms_in_alarm.len()
+        ));
     })?;
     Ok(OK)
 }

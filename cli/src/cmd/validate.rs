@@ -27,8 +27,11 @@ pub fn run(g: &Global, args: ValidateArgs) -> CliResult {
         return validate_one(g, &args);
     }
     let text = std::fs::read_to_string(&g.stack).map_err(|e| {
-        CliError::new(format!("cannot read the stack file `{}`: {e}", g.stack.display()))
-            .hint("pass the right file with `--stack FILE`")
+        CliError::new(format!(
+            "cannot read the stack file `{}`: {e}",
+            g.stack.display()
+        ))
+        .hint("pass the right file with `--stack FILE`")
     })?;
     let envs = loader::environment_names(&text);
     if envs.is_empty() {
@@ -39,47 +42,76 @@ pub fn run(g: &Global, args: ValidateArgs) -> CliResult {
     let mut verdicts = Vec::new();
     for env in &envs {
         match loader::load_str(&g.stack, &text, Some(env), &vars) {
-            Ok(_) => verdicts.push(EnvVerdict { env: env.clone(), valid: true, errors: vec![] }),
+            Ok(_) => verdicts.push(EnvVerdict {
+                env: env.clone(),
+                valid: true,
+                errors: vec![],
+            }),
             Err(d) => {
                 if g.output == Format::Human {
                     eprint!("{d}");
                     eprintln!();
                 }
-                verdicts.push(EnvVerdict { env: env.clone(), valid: false, errors: d.errors });
+                verdicts.push(EnvVerdict {
+                    env: env.clone(),
+                    valid: false,
+                    errors: d.errors,
+                });
             }
         }
     }
     let all_valid = verdicts.iter().all(|v| v.valid);
-    output::emit(g.output, &serde_json::json!({"file": g.stack, "valid": all_valid, "environments": verdicts}), |s| {
-        for v in &verdicts {
-            if v.valid {
-                s.push_str(&format!("{} {} valid\n", output::green("✓"), v.env));
-            } else {
-                let n = v.errors.len();
-                s.push_str(&format!("{} {} {} error{}\n", output::red("✗"), v.env, n, if n == 1 { "" } else { "s" }));
+    output::emit(
+        g.output,
+        &serde_json::json!({"file": g.stack, "valid": all_valid, "environments": verdicts}),
+        |s| {
+            for v in &verdicts {
+                if v.valid {
+                    s.push_str(&format!("{} {} valid\n", output::green("✓"), v.env));
+                } else {
+                    let n = v.errors.len();
+                    s.push_str(&format!(
+                        "{} {} {} error{}\n",
+                        output::red("✗"),
+                        v.env,
+                        n,
+                        if n == 1 { "" } else { "s" }
+                    ));
+                }
             }
-        }
-        if all_valid {
-            s.push_str(&format!("{} is valid in every environment; `statsctl validate --env NAME` prints one resolved\n", g.stack.display()));
-        }
-    })?;
+            if all_valid {
+                s.push_str(&format!("{} is valid in every environment; `statsctl validate --env NAME` prints one resolved\n", g.stack.display()));
+            }
+        },
+    )?;
     Ok(if all_valid { OK } else { ERROR })
 }
 
 fn validate_one(g: &Global, args: &ValidateArgs) -> CliResult {
     let stack = g.load_stack()?;
     let env = stack.env.clone().unwrap_or_else(|| "(none)".into());
-    output::emit(g.output, &serde_json::json!({"file": g.stack, "env": stack.env, "valid": true, "stack": stack.spec}), |s| {
-        s.push_str(&format!("# {} is valid for environment `{env}`. Resolved stack:\n", g.stack.display()));
-        if !args.quiet {
-            s.push_str(&serde_yaml::to_string(&stack.spec).unwrap_or_else(|e| format!("# (cannot render: {e})\n")));
-        }
-    })?;
+    output::emit(
+        g.output,
+        &serde_json::json!({"file": g.stack, "env": stack.env, "valid": true, "stack": stack.spec}),
+        |s| {
+            s.push_str(&format!(
+                "# {} is valid for environment `{env}`. Resolved stack:\n",
+                g.stack.display()
+            ));
+            if !args.quiet {
+                s.push_str(
+                    &serde_yaml::to_string(&stack.spec)
+                        .unwrap_or_else(|e| format!("# (cannot render: {e})\n")),
+                );
+            }
+        },
+    )?;
     Ok(OK)
 }
 
 pub fn schema() -> CliResult {
-    let text = serde_json::to_string_pretty(loader::schema()).map_err(|e| CliError::new(format!("cannot render the schema: {e}")))?;
+    let text = serde_json::to_string_pretty(loader::schema())
+        .map_err(|e| CliError::new(format!("cannot render the schema: {e}")))?;
     println!("{text}");
     Ok(OK)
 }

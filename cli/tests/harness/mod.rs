@@ -11,7 +11,10 @@ pub fn bin() -> &'static str {
 }
 
 pub fn repo_root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).parent().unwrap().to_path_buf()
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .unwrap()
+        .to_path_buf()
 }
 
 pub fn shipped_stack() -> PathBuf {
@@ -22,7 +25,13 @@ pub fn shipped_stack() -> PathBuf {
 pub fn statsctl() -> Command {
     let mut c = Command::new(bin());
     c.current_dir(repo_root());
-    for var in ["AWS_ENDPOINT_URL", "STATSCTL_ENV", "STATSCTL_STACK", "AWS_PROFILE", "NO_COLOR"] {
+    for var in [
+        "AWS_ENDPOINT_URL",
+        "STATSCTL_ENV",
+        "STATSCTL_STACK",
+        "AWS_PROFILE",
+        "NO_COLOR",
+    ] {
         c.env_remove(var);
     }
     c.env("NO_COLOR", "1");
@@ -37,13 +46,22 @@ pub struct Run {
 
 impl Run {
     pub fn json(&self) -> serde_json::Value {
-        serde_json::from_str(&self.stdout).unwrap_or_else(|e| panic!("stdout is not JSON ({e}):\n{}\nstderr:\n{}", self.stdout, self.stderr))
+        serde_json::from_str(&self.stdout).unwrap_or_else(|e| {
+            panic!(
+                "stdout is not JSON ({e}):\n{}\nstderr:\n{}",
+                self.stdout, self.stderr
+            )
+        })
     }
 }
 
 impl std::fmt::Debug for Run {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "exit {}\n--- stdout\n{}\n--- stderr\n{}", self.code, self.stdout, self.stderr)
+        write!(
+            f,
+            "exit {}\n--- stdout\n{}\n--- stderr\n{}",
+            self.code, self.stdout, self.stderr
+        )
     }
 }
 
@@ -57,7 +75,11 @@ pub fn run(mut c: Command) -> Run {
 }
 
 pub fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+    TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
 }
 
 /// A private moto + PostgreSQL (and, when asked, the stats service and PgBouncer) for one test.
@@ -80,8 +102,17 @@ impl LocalAws {
 
     /// With the stats service (and PgBouncer when the stack routes it via the proxy), configured by `vars`.
     pub fn start_opts(max_connections: u32, service: bool, vars: &[(&str, &str)]) -> LocalAws {
-        let dir = tempfile::Builder::new().prefix("statsctl-test").tempdir().unwrap();
-        let env = LocalAws { dir, moto_port: free_port(), pg_port: free_port(), service_port: free_port(), pgbouncer_port: free_port() };
+        let dir = tempfile::Builder::new()
+            .prefix("statsctl-test")
+            .tempdir()
+            .unwrap();
+        let env = LocalAws {
+            dir,
+            moto_port: free_port(),
+            pg_port: free_port(),
+            service_port: free_port(),
+            pgbouncer_port: free_port(),
+        };
         let r = env.local_up(max_connections, service, vars);
         assert_eq!(r.code, 0, "local up failed: {r:?}");
         env
@@ -90,8 +121,14 @@ impl LocalAws {
     /// `statsctl local up` for this test's ports (again: what runs is kept, a changed service restarted).
     pub fn local_up(&self, max_connections: u32, service: bool, vars: &[(&str, &str)]) -> Run {
         let mut c = self.statsctl();
-        c.args(["local", "up", "--dir"]).arg(self.dir.path().join("local"));
-        c.args(["--moto-port", &self.moto_port.to_string(), "--pg-port", &self.pg_port.to_string()]);
+        c.args(["local", "up", "--dir"])
+            .arg(self.dir.path().join("local"));
+        c.args([
+            "--moto-port",
+            &self.moto_port.to_string(),
+            "--pg-port",
+            &self.pg_port.to_string(),
+        ]);
         c.args(["--max-connections", &max_connections.to_string()]);
         if !service {
             c.arg("--no-service");
@@ -128,7 +165,8 @@ impl LocalAws {
 impl Drop for LocalAws {
     fn drop(&mut self) {
         let mut c = statsctl();
-        c.args(["local", "down", "--dir"]).arg(self.dir.path().join("local"));
+        c.args(["local", "down", "--dir"])
+            .arg(self.dir.path().join("local"));
         let _ = c.output();
     }
 }
@@ -138,13 +176,23 @@ pub async fn sdk_config(env: &LocalAws) -> aws_config::SdkConfig {
     aws_config::defaults(aws_config::BehaviorVersion::latest())
         .region(aws_config::Region::new("us-east-1"))
         .endpoint_url(env.endpoint())
-        .credentials_provider(aws_sdk_lambda::config::Credentials::new("test", "test", None, None, "statsctl-tests"))
+        .credentials_provider(aws_sdk_lambda::config::Credentials::new(
+            "test",
+            "test",
+            None,
+            None,
+            "statsctl-tests",
+        ))
         .load()
         .await
 }
 
 pub fn block_on<F: std::future::Future>(f: F) -> F::Output {
-    tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap().block_on(f)
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap()
+        .block_on(f)
 }
 
 impl LocalAws {
@@ -185,7 +233,16 @@ pub fn pending(plan: &serde_json::Value) -> Vec<(String, String)> {
         .unwrap()
         .iter()
         .filter(|c| c["action"] != "no_op")
-        .map(|c| (format!("{}.{}", c["kind"].as_str().unwrap(), c["name"].as_str().unwrap()), c["action"].as_str().unwrap().to_string()))
+        .map(|c| {
+            (
+                format!(
+                    "{}.{}",
+                    c["kind"].as_str().unwrap(),
+                    c["name"].as_str().unwrap()
+                ),
+                c["action"].as_str().unwrap().to_string(),
+            )
+        })
         .collect()
 }
 
@@ -224,7 +281,14 @@ impl TestServer {
                         match reader.read_line(&mut line) {
                             Ok(0) => return,
                             Ok(_) => {}
-                            Err(e) if matches!(e.kind(), std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut) => continue,
+                            Err(e)
+                                if matches!(
+                                    e.kind(),
+                                    std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
+                                ) =>
+                            {
+                                continue
+                            }
                             Err(_) => return,
                         }
                         if !line.starts_with("GET") {
@@ -238,7 +302,11 @@ impl TestServer {
                             }
                         }
                         std::thread::sleep(delay);
-                        let (status, body) = if fail { ("503 Service Unavailable", "{\"error\":\"db_connect\"}") } else { ("200 OK", "{\"score\":\"1:0\"}") };
+                        let (status, body) = if fail {
+                            ("503 Service Unavailable", "{\"error\":\"db_connect\"}")
+                        } else {
+                            ("200 OK", "{\"score\":\"1:0\"}")
+                        };
                         let resp = format!("HTTP/1.1 {status}\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}", body.len());
                         if stream.write_all(resp.as_bytes()).is_err() {
                             return;

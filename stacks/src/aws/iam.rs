@@ -54,39 +54,86 @@ fn trust_policy(service: &str) -> String {
 
 fn trusted_service(doc: &str) -> String {
     let v: serde_json::Value = serde_json::from_str(&percent_decode(doc)).unwrap_or_default();
-    v["Statement"][0]["Principal"]["Service"].as_str().unwrap_or_default().to_string()
+    v["Statement"][0]["Principal"]["Service"]
+        .as_str()
+        .unwrap_or_default()
+        .to_string()
 }
 
 /// Every role under the stack's path, with its inline policies.
 pub async fn observe(aws: &Aws, owner: &Owner) -> AwsResult<Vec<(Key, ObservedResource)>> {
-    let roles = aws.iam.list_roles().path_prefix(path_for(owner)).send().await.map_err(|e| fail("list IAM roles", e))?;
+    let roles = aws
+        .iam
+        .list_roles()
+        .path_prefix(path_for(owner))
+        .send()
+        .await
+        .map_err(|e| fail("list IAM roles", e))?;
     let mut out = Vec::new();
     let lookups = roles.roles().iter().map(|role| async move {
         let name = role.role_name().to_string();
         let (base, grant) = tokio::join!(
-            aws.iam.get_role_policy().role_name(&name).policy_name(BASE_POLICY).send(),
-            aws.iam.get_role_policy().role_name(&name).policy_name(DB_CONNECT_POLICY).send(),
+            aws.iam
+                .get_role_policy()
+                .role_name(&name)
+                .policy_name(BASE_POLICY)
+                .send(),
+            aws.iam
+                .get_role_policy()
+                .role_name(&name)
+                .policy_name(DB_CONNECT_POLICY)
+                .send(),
         );
         (role, name, base.ok(), grant.ok())
     });
     for (role, name, base, grant) in futures::future::join_all(lookups).await {
-        let mut r = ObservedResource { id: name.clone(), owner: Some(owner.clone()), state: "exists".into(), ..Default::default() };
+        let mut r = ObservedResource {
+            id: name.clone(),
+            owner: Some(owner.clone()),
+            state: "exists".into(),
+            ..Default::default()
+        };
         r.outputs.insert("arn".into(), role.arn().to_string());
-        r.attrs.insert("trust".into(), role.assume_role_policy_document().map(trusted_service).unwrap_or_default());
-        r.attrs.insert("policy".into(), base.map(|p| canonical_policy(p.policy_document())).unwrap_or_default());
+        r.attrs.insert(
+            "trust".into(),
+            role.assume_role_policy_document()
+                .map(trusted_service)
+                .unwrap_or_default(),
+        );
+        r.attrs.insert(
+            "policy".into(),
+            base.map(|p| canonical_policy(p.policy_document()))
+                .unwrap_or_default(),
+        );
         out.push((Key::new(Kind::Role, name.clone()), r));
         if let Some(g) = grant {
-            let mut p = ObservedResource { id: name.clone(), owner: Some(owner.clone()), state: "exists".into(), ..Default::default() };
-            p.attrs.insert("policy".into(), canonical_policy(g.policy_document()));
-            out.push((Key::new(Kind::RolePolicy, format!("{name}/{DB_CONNECT_POLICY}")), p));
+            let mut p = ObservedResource {
+                id: name.clone(),
+                owner: Some(owner.clone()),
+                state: "exists".into(),
+                ..Default::default()
+            };
+            p.attrs
+                .insert("policy".into(), canonical_policy(g.policy_document()));
+            out.push((
+                Key::new(Kind::RolePolicy, format!("{name}/{DB_CONNECT_POLICY}")),
+                p,
+            ));
         }
     }
     Ok(out)
 }
 
-pub async fn create_role(aws: &Aws, ctx: &ApplyCtx<'_>, d: &Desired) -> AwsResult<ObservedResource> {
+pub async fn create_role(
+    aws: &Aws,
+    ctx: &ApplyCtx<'_>,
+    d: &Desired,
+) -> AwsResult<ObservedResource> {
     let name = &d.key.name;
-    let tags: Vec<Tag> = tags_for(&ctx.owner, ctx.tags, name).into_iter().filter_map(|(k, v)| Tag::builder().key(k).value(v).build().ok()).collect();
+    let tags: Vec<Tag> = tags_for(&ctx.owner, ctx.tags, name)
+        .into_iter()
+        .filter_map(|(k, v)| Tag::builder().key(k).value(v).build().ok())
+        .collect();
     let r = aws
         .iam
         .create_role()
@@ -99,14 +146,23 @@ pub async fn create_role(aws: &Aws, ctx: &ApplyCtx<'_>, d: &Desired) -> AwsResul
         .map_err(|e| fail(format!("create IAM role `{name}`"), e))?;
     let arn = r.role().map(|r| r.arn().to_string()).unwrap_or_default();
     put_policy(aws, name, BASE_POLICY, d.get("policy")).await?;
-    let mut o = ObservedResource { id: name.clone(), owner: Some(ctx.owner.clone()), state: "exists".into(), attrs: d.attrs.clone(), ..Default::default() };
+    let mut o = ObservedResource {
+        id: name.clone(),
+        owner: Some(ctx.owner.clone()),
+        state: "exists".into(),
+        attrs: d.attrs.clone(),
+        ..Default::default()
+    };
     o.outputs.insert("arn".into(), arn);
     Ok(o)
 }
 
 pub async fn put_policy(aws: &Aws, role: &str, policy: &str, doc: &str) -> AwsResult<()> {
     if doc.contains(crate::inventory::KNOWN_AFTER_APPLY) {
-        return Err(AwsError::new(format!("put policy `{policy}` on `{role}`"), "it refers to a resource that does not exist yet"));
+        return Err(AwsError::new(
+            format!("put policy `{policy}` on `{role}`"),
+            "it refers to a resource that does not exist yet",
+        ));
     }
     aws.iam
         .put_role_policy()
@@ -121,13 +177,32 @@ pub async fn put_policy(aws: &Aws, role: &str, policy: &str, doc: &str) -> AwsRe
 
 pub async fn delete_role(aws: &Aws, name: &str) -> AwsResult<()> {
     for policy in [BASE_POLICY, DB_CONNECT_POLICY] {
-        let _ = aws.iam.delete_role_policy().role_name(name).policy_name(policy).send().await;
+        let _ = aws
+            .iam
+            .delete_role_policy()
+            .role_name(name)
+            .policy_name(policy)
+            .send()
+            .await;
     }
-    aws.iam.delete_role().role_name(name).send().await.map(|_| ()).map_err(|e| fail(format!("delete IAM role `{name}`"), e))
+    aws.iam
+        .delete_role()
+        .role_name(name)
+        .send()
+        .await
+        .map(|_| ())
+        .map_err(|e| fail(format!("delete IAM role `{name}`"), e))
 }
 
 pub async fn delete_policy(aws: &Aws, role: &str, policy: &str) -> AwsResult<()> {
-    aws.iam.delete_role_policy().role_name(role).policy_name(policy).send().await.map(|_| ()).map_err(|e| fail(format!("delete policy `{policy}` of `{role}`"), e))
+    aws.iam
+        .delete_role_policy()
+        .role_name(role)
+        .policy_name(policy)
+        .send()
+        .await
+        .map(|_| ())
+        .map_err(|e| fail(format!("delete policy `{policy}` of `{role}`"), e))
 }
 
 #[cfg(test)]
@@ -139,6 +214,9 @@ mod tests {
         let a = canonical_policy("%7B%22b%22%3A1%2C%22a%22%3A2%7D");
         let b = canonical_policy("{\"a\": 2, \"b\": 1}");
         assert_eq!(a, b);
-        assert_eq!(trusted_service(&trust_policy("lambda.amazonaws.com")), "lambda.amazonaws.com");
+        assert_eq!(
+            trusted_service(&trust_policy("lambda.amazonaws.com")),
+            "lambda.amazonaws.com"
+        );
     }
 }

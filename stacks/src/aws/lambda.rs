@@ -10,13 +10,19 @@ use aws_sdk_lambda::types::{Environment, FunctionCode, Runtime, VpcConfig};
 
 use super::{code_of, fail, owner_from, tags_for, Aws, AwsError, AwsResult};
 use crate::apply::{wait_until, ApplyCtx};
-use crate::inventory::{canonical_map, join_sorted, Desired, Key, Kind, Observed, ObservedResource};
+use crate::inventory::{
+    canonical_map, join_sorted, Desired, Key, Kind, Observed, ObservedResource,
+};
 
 pub const CURRENT: &str = "published from current code and configuration";
 
 /// `previous=N` in an alias description.
 pub fn previous_version(description: &str) -> Option<String> {
-    description.split_whitespace().find_map(|w| w.strip_prefix("previous=")).filter(|v| !v.is_empty()).map(str::to_string)
+    description
+        .split_whitespace()
+        .find_map(|w| w.strip_prefix("previous="))
+        .filter(|v| !v.is_empty())
+        .map(str::to_string)
 }
 
 /// The managed attributes of a function configuration; `GetFunction` and `GetFunctionConfiguration` return
@@ -25,26 +31,75 @@ macro_rules! config_attrs {
     ($c:expr) => {{
         let c = $c;
         let mut a = BTreeMap::new();
-        a.insert("runtime".to_string(), c.runtime().map(|r| r.as_str().to_string()).unwrap_or_default());
-        a.insert("handler".to_string(), c.handler().unwrap_or_default().to_string());
-        a.insert("memory_mb".to_string(), c.memory_size().unwrap_or_default().to_string());
-        a.insert("timeout".to_string(), c.timeout().unwrap_or_default().to_string());
-        a.insert("role".to_string(), c.role().unwrap_or_default().rsplit('/').next().unwrap_or_default().to_string());
-        let vars: BTreeMap<String, String> =
-            c.environment().and_then(|e| e.variables()).map(|v| v.iter().map(|(k, v)| (k.clone(), v.clone())).collect()).unwrap_or_default();
+        a.insert(
+            "runtime".to_string(),
+            c.runtime()
+                .map(|r| r.as_str().to_string())
+                .unwrap_or_default(),
+        );
+        a.insert(
+            "handler".to_string(),
+            c.handler().unwrap_or_default().to_string(),
+        );
+        a.insert(
+            "memory_mb".to_string(),
+            c.memory_size().unwrap_or_default().to_string(),
+        );
+        a.insert(
+            "timeout".to_string(),
+            c.timeout().unwrap_or_default().to_string(),
+        );
+        a.insert(
+            "role".to_string(),
+            c.role()
+                .unwrap_or_default()
+                .rsplit('/')
+                .next()
+                .unwrap_or_default()
+                .to_string(),
+        );
+        let vars: BTreeMap<String, String> = c
+            .environment()
+            .and_then(|e| e.variables())
+            .map(|v| v.iter().map(|(k, v)| (k.clone(), v.clone())).collect())
+            .unwrap_or_default();
         a.insert("environment".to_string(), canonical_map(&vars));
-        a.insert("subnets".to_string(), join_sorted(c.vpc_config().map(|v| v.subnet_ids().to_vec()).unwrap_or_default()));
-        a.insert("security_groups".to_string(), join_sorted(c.vpc_config().map(|v| v.security_group_ids().to_vec()).unwrap_or_default()));
-        a.insert("code_sha256".to_string(), c.code_sha256().unwrap_or_default().to_string());
+        a.insert(
+            "subnets".to_string(),
+            join_sorted(
+                c.vpc_config()
+                    .map(|v| v.subnet_ids().to_vec())
+                    .unwrap_or_default(),
+            ),
+        );
+        a.insert(
+            "security_groups".to_string(),
+            join_sorted(
+                c.vpc_config()
+                    .map(|v| v.security_group_ids().to_vec())
+                    .unwrap_or_default(),
+            ),
+        );
+        a.insert(
+            "code_sha256".to_string(),
+            c.code_sha256().unwrap_or_default().to_string(),
+        );
         a
     }};
 }
 
 /// The stack's functions (by name) and any other function this stack+environment owns (by name prefix), with
 /// their aliases.
-pub async fn observe(aws: &Aws, prefix: &str, wanted: &[(String, String)]) -> AwsResult<Vec<(Key, ObservedResource)>> {
+pub async fn observe(
+    aws: &Aws,
+    prefix: &str,
+    wanted: &[(String, String)],
+) -> AwsResult<Vec<(Key, ObservedResource)>> {
     // Functions the stack no longer lists are found by prefix, so plan can delete them.
-    let mut names: Vec<(String, Option<String>)> = wanted.iter().map(|(f, a)| (f.clone(), Some(a.clone()))).collect();
+    let mut names: Vec<(String, Option<String>)> = wanted
+        .iter()
+        .map(|(f, a)| (f.clone(), Some(a.clone())))
+        .collect();
     let mut pages = aws.lambda.list_functions().into_paginator().items().send();
     let want_prefix = format!("{prefix}-");
     while let Some(f) = pages.next().await {
@@ -55,7 +110,9 @@ pub async fn observe(aws: &Aws, prefix: &str, wanted: &[(String, String)]) -> Aw
             }
         }
     }
-    let lookups = names.into_iter().map(|(name, alias)| async move { observe_one(aws, &name, alias.as_deref()).await });
+    let lookups = names
+        .into_iter()
+        .map(|(name, alias)| async move { observe_one(aws, &name, alias.as_deref()).await });
     let mut out = Vec::new();
     for r in futures::future::join_all(lookups).await {
         out.extend(r?);
@@ -63,25 +120,60 @@ pub async fn observe(aws: &Aws, prefix: &str, wanted: &[(String, String)]) -> Aw
     Ok(out)
 }
 
-async fn observe_one(aws: &Aws, name: &str, alias: Option<&str>) -> AwsResult<Vec<(Key, ObservedResource)>> {
+async fn observe_one(
+    aws: &Aws,
+    name: &str,
+    alias: Option<&str>,
+) -> AwsResult<Vec<(Key, ObservedResource)>> {
     let f = match aws.lambda.get_function().function_name(name).send().await {
         Ok(f) => f,
         Err(e) if code_of(&e) == Some("ResourceNotFoundException") => return Ok(vec![]),
         Err(e) => return Err(fail(format!("get Lambda function `{name}`"), e)),
     };
-    let Some(c) = f.configuration() else { return Ok(vec![]) };
-    let tags = f.tags().map(|t| t.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect::<Vec<_>>()).unwrap_or_default();
+    let Some(c) = f.configuration() else {
+        return Ok(vec![]);
+    };
+    let tags = f
+        .tags()
+        .map(|t| {
+            t.iter()
+                .map(|(k, v)| (k.as_str(), v.as_str()))
+                .collect::<Vec<_>>()
+        })
+        .unwrap_or_default();
     let owner = owner_from(tags);
     let mut attrs: BTreeMap<String, String> = config_attrs!(c);
     attrs.insert(
         "reserved_concurrency".into(),
-        f.concurrency().and_then(|c| c.reserved_concurrent_executions()).map(|n| n.to_string()).unwrap_or_else(|| "unreserved".into()),
+        f.concurrency()
+            .and_then(|c| c.reserved_concurrent_executions())
+            .map(|n| n.to_string())
+            .unwrap_or_else(|| "unreserved".into()),
     );
-    let mut fr = ObservedResource { id: c.function_arn().unwrap_or_default().into(), attrs, owner: owner.clone(), state: c.state().map(|s| s.as_str().to_string()).unwrap_or_default(), ..Default::default() };
-    fr.outputs.insert("code_sha256".into(), c.code_sha256().unwrap_or_default().into());
+    let mut fr = ObservedResource {
+        id: c.function_arn().unwrap_or_default().into(),
+        attrs,
+        owner: owner.clone(),
+        state: c
+            .state()
+            .map(|s| s.as_str().to_string())
+            .unwrap_or_default(),
+        ..Default::default()
+    };
+    fr.outputs.insert(
+        "code_sha256".into(),
+        c.code_sha256().unwrap_or_default().into(),
+    );
     let mut out = vec![(Key::new(Kind::Function, name), fr.clone())];
     let Some(alias) = alias else { return Ok(out) };
-    match aws.lambda.get_alias().function_name(name).name(alias).send().await {
+    match aws
+        .lambda
+        .get_alias()
+        .function_name(name)
+        .name(alias)
+        .send()
+        .await
+    {
         Ok(a) => {
             let version = a.function_version().unwrap_or_default().to_string();
             let published = aws
@@ -94,10 +186,25 @@ async fn observe_one(aws: &Aws, name: &str, alias: Option<&str>) -> AwsResult<Ve
                 .map_err(|e| fail(format!("get version {version} of `{name}`"), e))?;
             // A version is current when its code and configuration are what $LATEST has now.
             let mut published_attrs: BTreeMap<String, String> = config_attrs!(&published);
-            published_attrs.insert("reserved_concurrency".into(), fr.attrs["reserved_concurrency"].clone());
+            published_attrs.insert(
+                "reserved_concurrency".into(),
+                fr.attrs["reserved_concurrency"].clone(),
+            );
             let current = published_attrs == fr.attrs;
-            let mut r = ObservedResource { id: a.alias_arn().unwrap_or_default().into(), owner: owner.clone(), state: format!("→ version {version}"), ..Default::default() };
-            r.attrs.insert("version".into(), if current { CURRENT.to_string() } else { format!("version {version} (older code or configuration)") });
+            let mut r = ObservedResource {
+                id: a.alias_arn().unwrap_or_default().into(),
+                owner: owner.clone(),
+                state: format!("→ version {version}"),
+                ..Default::default()
+            };
+            r.attrs.insert(
+                "version".into(),
+                if current {
+                    CURRENT.to_string()
+                } else {
+                    format!("version {version} (older code or configuration)")
+                },
+            );
             r.outputs.insert("version".into(), version);
             if let Some(prev) = previous_version(a.description().unwrap_or_default()) {
                 r.outputs.insert("previous".into(), prev);
@@ -111,39 +218,88 @@ async fn observe_one(aws: &Aws, name: &str, alias: Option<&str>) -> AwsResult<Ve
 }
 
 fn vpc(d: &Desired, observed: &Observed) -> VpcConfig {
-    let ids = |kind: Kind, list: &str| list.split(',').filter(|s| !s.is_empty()).map(|n| observed.id_of(kind, n).unwrap_or(n).to_string()).collect::<Vec<_>>();
-    VpcConfig::builder().set_subnet_ids(Some(ids(Kind::Subnet, d.get("subnets")))).set_security_group_ids(Some(ids(Kind::SecurityGroup, d.get("security_groups")))).build()
+    let ids = |kind: Kind, list: &str| {
+        list.split(',')
+            .filter(|s| !s.is_empty())
+            .map(|n| observed.id_of(kind, n).unwrap_or(n).to_string())
+            .collect::<Vec<_>>()
+    };
+    VpcConfig::builder()
+        .set_subnet_ids(Some(ids(Kind::Subnet, d.get("subnets"))))
+        .set_security_group_ids(Some(ids(Kind::SecurityGroup, d.get("security_groups"))))
+        .build()
 }
 
 fn environment(d: &Desired) -> Environment {
-    let vars: std::collections::HashMap<String, String> = serde_json::from_str(d.get("environment")).unwrap_or_default();
+    let vars: std::collections::HashMap<String, String> =
+        serde_json::from_str(d.get("environment")).unwrap_or_default();
     Environment::builder().set_variables(Some(vars)).build()
 }
 
 async fn wait_ready(aws: &Aws, ctx: &ApplyCtx<'_>, name: &str) -> AwsResult<()> {
-    wait_until(ctx, &format!("function `{name}` to be ready"), Duration::from_secs(900), || async {
-        let c = aws.lambda.get_function_configuration().function_name(name).send().await.map_err(|e| fail(format!("get function `{name}`"), e))?;
-        let state = c.state().map(|s| s.as_str().to_string()).unwrap_or_else(|| "Active".into());
-        let update = c.last_update_status().map(|s| s.as_str().to_string()).unwrap_or_else(|| "Successful".into());
-        if state == "Failed" || update == "Failed" {
-            return Err(AwsError::new(format!("deploy function `{name}`"), c.state_reason().or(c.last_update_status_reason()).unwrap_or("Lambda reports Failed").to_string()));
-        }
-        Ok(state == "Active" && update == "Successful")
-    })
+    wait_until(
+        ctx,
+        &format!("function `{name}` to be ready"),
+        Duration::from_secs(900),
+        || async {
+            let c = aws
+                .lambda
+                .get_function_configuration()
+                .function_name(name)
+                .send()
+                .await
+                .map_err(|e| fail(format!("get function `{name}`"), e))?;
+            let state = c
+                .state()
+                .map(|s| s.as_str().to_string())
+                .unwrap_or_else(|| "Active".into());
+            let update = c
+                .last_update_status()
+                .map(|s| s.as_str().to_string())
+                .unwrap_or_else(|| "Successful".into());
+            if state == "Failed" || update == "Failed" {
+                return Err(AwsError::new(
+                    format!("deploy function `{name}`"),
+                    c.state_reason()
+                        .or(c.last_update_status_reason())
+                        .unwrap_or("Lambda reports Failed")
+                        .to_string(),
+                ));
+            }
+            Ok(state == "Active" && update == "Successful")
+        },
+    )
     .await
 }
 
-pub async fn put_function(aws: &Aws, ctx: &ApplyCtx<'_>, d: &Desired, cur: Option<&ObservedResource>, observed: &Observed) -> AwsResult<ObservedResource> {
+pub async fn put_function(
+    aws: &Aws,
+    ctx: &ApplyCtx<'_>,
+    d: &Desired,
+    cur: Option<&ObservedResource>,
+    observed: &Observed,
+) -> AwsResult<ObservedResource> {
     let name = &d.key.name;
-    let short = name.strip_prefix(&format!("{}-{}-", ctx.stack.stack, ctx.env)).unwrap_or(name);
-    let artifact = ctx.artifacts.get(short).ok_or_else(|| AwsError::new(format!("deploy function `{name}`"), "its artifact was not packaged"))?;
-    let role_arn = observed.output(Kind::Role, d.get("role"), "arn").unwrap_or_default().to_string();
+    let short = name
+        .strip_prefix(&format!("{}-{}-", ctx.stack.stack, ctx.env))
+        .unwrap_or(name);
+    let artifact = ctx.artifacts.get(short).ok_or_else(|| {
+        AwsError::new(
+            format!("deploy function `{name}`"),
+            "its artifact was not packaged",
+        )
+    })?;
+    let role_arn = observed
+        .output(Kind::Role, d.get("role"), "arn")
+        .unwrap_or_default()
+        .to_string();
     let timeout: i32 = d.get("timeout").parse().unwrap_or(3);
     let memory: i32 = d.get("memory_mb").parse().unwrap_or(128);
     let arn;
     match cur {
         None => {
-            let tags: std::collections::HashMap<String, String> = tags_for(&ctx.owner, ctx.tags, name).into_iter().collect();
+            let tags: std::collections::HashMap<String, String> =
+                tags_for(&ctx.owner, ctx.tags, name).into_iter().collect();
             let r = aws
                 .lambda
                 .create_function()
@@ -175,8 +331,20 @@ pub async fn put_function(aws: &Aws, ctx: &ApplyCtx<'_>, d: &Desired, cur: Optio
                     .map_err(|e| fail(format!("update code of `{name}`"), e))?;
                 wait_ready(aws, ctx, name).await?;
             }
-            let config_keys = ["runtime", "handler", "memory_mb", "timeout", "role", "environment", "subnets", "security_groups"];
-            if config_keys.iter().any(|k| c.attrs.get(*k).map(String::as_str) != Some(d.get(k))) {
+            let config_keys = [
+                "runtime",
+                "handler",
+                "memory_mb",
+                "timeout",
+                "role",
+                "environment",
+                "subnets",
+                "security_groups",
+            ];
+            if config_keys
+                .iter()
+                .any(|k| c.attrs.get(*k).map(String::as_str) != Some(d.get(k)))
+            {
                 aws.lambda
                     .update_function_configuration()
                     .function_name(name)
@@ -194,7 +362,10 @@ pub async fn put_function(aws: &Aws, ctx: &ApplyCtx<'_>, d: &Desired, cur: Optio
             }
         }
     }
-    let current = cur.and_then(|c| c.attrs.get("reserved_concurrency")).map(String::as_str).unwrap_or("unreserved");
+    let current = cur
+        .and_then(|c| c.attrs.get("reserved_concurrency"))
+        .map(String::as_str)
+        .unwrap_or("unreserved");
     let wanted = d.get("reserved_concurrency");
     if current != wanted {
         if let Ok(n) = wanted.parse::<i32>() {
@@ -204,25 +375,54 @@ pub async fn put_function(aws: &Aws, ctx: &ApplyCtx<'_>, d: &Desired, cur: Optio
                 .reserved_concurrent_executions(n)
                 .send()
                 .await
-                .map_err(|e| fail(format!("set reserved concurrency of `{name}` to {n}"), e).hint("reserved concurrency must leave 100 unreserved executions in the account"))?;
+                .map_err(|e| {
+                    fail(format!("set reserved concurrency of `{name}` to {n}"), e).hint(
+                        "reserved concurrency must leave 100 unreserved executions in the account",
+                    )
+                })?;
         } else {
-            aws.lambda.delete_function_concurrency().function_name(name).send().await.map_err(|e| fail(format!("remove reserved concurrency of `{name}`"), e))?;
+            aws.lambda
+                .delete_function_concurrency()
+                .function_name(name)
+                .send()
+                .await
+                .map_err(|e| fail(format!("remove reserved concurrency of `{name}`"), e))?;
         }
     }
-    let mut o = ObservedResource { id: arn, owner: Some(ctx.owner.clone()), state: "Active".into(), attrs: d.attrs.clone(), ..Default::default() };
-    o.outputs.insert("code_sha256".into(), d.get("code_sha256").into());
+    let mut o = ObservedResource {
+        id: arn,
+        owner: Some(ctx.owner.clone()),
+        state: "Active".into(),
+        attrs: d.attrs.clone(),
+        ..Default::default()
+    };
+    o.outputs
+        .insert("code_sha256".into(), d.get("code_sha256").into());
     Ok(o)
 }
 
 /// Publishes the current code and configuration and points the alias at it, remembering the old version.
-pub async fn put_alias(aws: &Aws, d: &Desired, cur: Option<&ObservedResource>) -> AwsResult<ObservedResource> {
+pub async fn put_alias(
+    aws: &Aws,
+    d: &Desired,
+    cur: Option<&ObservedResource>,
+) -> AwsResult<ObservedResource> {
     let (function, alias) = d.key.name.split_once(':').unwrap_or((&d.key.name, "live"));
-    let published = aws.lambda.publish_version().function_name(function).send().await.map_err(|e| fail(format!("publish a version of `{function}`"), e))?;
+    let published = aws
+        .lambda
+        .publish_version()
+        .function_name(function)
+        .send()
+        .await
+        .map_err(|e| fail(format!("publish a version of `{function}`"), e))?;
     let version = published.version().unwrap_or_default().to_string();
     let previous = cur.and_then(|c| c.output("version")).map(str::to_string);
     let description = match &previous {
         Some(p) if *p != version => format!("statsctl previous={p}"),
-        _ => cur.and_then(|c| c.output("previous")).map(|p| format!("statsctl previous={p}")).unwrap_or_else(|| "statsctl".into()),
+        _ => cur
+            .and_then(|c| c.output("previous"))
+            .map(|p| format!("statsctl previous={p}"))
+            .unwrap_or_else(|| "statsctl".into()),
     };
     let arn = if cur.is_some() {
         let r = aws
@@ -234,7 +434,12 @@ pub async fn put_alias(aws: &Aws, d: &Desired, cur: Option<&ObservedResource>) -
             .description(&description)
             .send()
             .await
-            .map_err(|e| fail(format!("point alias `{alias}` of `{function}` at version {version}"), e))?;
+            .map_err(|e| {
+                fail(
+                    format!("point alias `{alias}` of `{function}` at version {version}"),
+                    e,
+                )
+            })?;
         r.alias_arn().unwrap_or_default().to_string()
     } else {
         let r = aws
@@ -249,7 +454,12 @@ pub async fn put_alias(aws: &Aws, d: &Desired, cur: Option<&ObservedResource>) -
             .map_err(|e| fail(format!("create alias `{alias}` of `{function}`"), e))?;
         r.alias_arn().unwrap_or_default().to_string()
     };
-    let mut o = ObservedResource { id: arn, state: format!("→ version {version}"), attrs: d.attrs.clone(), ..Default::default() };
+    let mut o = ObservedResource {
+        id: arn,
+        state: format!("→ version {version}"),
+        attrs: d.attrs.clone(),
+        ..Default::default()
+    };
     o.attrs.insert("version".into(), CURRENT.into());
     o.outputs.insert("version".into(), version);
     if let Some(p) = previous_version(&description) {
@@ -260,7 +470,13 @@ pub async fn put_alias(aws: &Aws, d: &Desired, cur: Option<&ObservedResource>) -
 
 pub async fn delete(aws: &Aws, key: &Key) -> AwsResult<()> {
     match key.kind {
-        Kind::Function => match aws.lambda.delete_function().function_name(&key.name).send().await {
+        Kind::Function => match aws
+            .lambda
+            .delete_function()
+            .function_name(&key.name)
+            .send()
+            .await
+        {
             Ok(_) => Ok(()),
             Err(e) if code_of(&e) == Some("ResourceNotFoundException") => Ok(()),
             Err(e) => Err(fail(format!("delete function `{}`", key.name), e)),
@@ -274,7 +490,10 @@ pub async fn delete(aws: &Aws, key: &Key) -> AwsResult<()> {
 mod tests {
     #[test]
     fn previous_version_from_description() {
-        assert_eq!(super::previous_version("statsctl previous=7"), Some("7".into()));
+        assert_eq!(
+            super::previous_version("statsctl previous=7"),
+            Some("7".into())
+        );
         assert_eq!(super::previous_version("statsctl"), None);
         assert_eq!(super::previous_version("statsctl previous="), None);
     }
@@ -282,14 +501,35 @@ mod tests {
 
 /// The account's concurrency limit and its unreserved part, from `GetAccountSettings`.
 pub async fn account_concurrency(aws: &Aws) -> AwsResult<(u32, u32)> {
-    let s = aws.lambda.get_account_settings().send().await.map_err(|e| fail("read Lambda account settings", e))?;
-    let limit = s.account_limit().map(|l| (l.concurrent_executions(), l.unreserved_concurrent_executions().unwrap_or(l.concurrent_executions()))).unwrap_or((1000, 1000));
+    let s = aws
+        .lambda
+        .get_account_settings()
+        .send()
+        .await
+        .map_err(|e| fail("read Lambda account settings", e))?;
+    let limit = s
+        .account_limit()
+        .map(|l| {
+            (
+                l.concurrent_executions(),
+                l.unreserved_concurrent_executions()
+                    .unwrap_or(l.concurrent_executions()),
+            )
+        })
+        .unwrap_or((1000, 1000));
     Ok((limit.0.max(0) as u32, limit.1.max(0) as u32))
 }
 
 /// Whether a published version of a function still exists.
 pub async fn version_exists(aws: &Aws, function: &str, version: &str) -> AwsResult<bool> {
-    match aws.lambda.get_function_configuration().function_name(function).qualifier(version).send().await {
+    match aws
+        .lambda
+        .get_function_configuration()
+        .function_name(function)
+        .qualifier(version)
+        .send()
+        .await
+    {
         Ok(_) => Ok(true),
         Err(e) if code_of(&e) == Some("ResourceNotFoundException") => Ok(false),
         Err(e) => Err(fail(format!("get version {version} of `{function}`"), e)),

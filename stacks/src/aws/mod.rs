@@ -45,7 +45,12 @@ impl Intercept for CallCounter {
     fn name(&self) -> &'static str {
         "statsctl-call-counter"
     }
-    fn read_before_transmit(&self, _: &BeforeTransmitInterceptorContextRef<'_>, _: &RuntimeComponents, _: &mut ConfigBag) -> Result<(), BoxError> {
+    fn read_before_transmit(
+        &self,
+        _: &BeforeTransmitInterceptorContextRef<'_>,
+        _: &RuntimeComponents,
+        _: &mut ConfigBag,
+    ) -> Result<(), BoxError> {
         self.0.fetch_add(1, Ordering::Relaxed);
         Ok(())
     }
@@ -79,7 +84,8 @@ pub struct Aws {
 
 impl Aws {
     pub async fn connect(t: &Target) -> Aws {
-        let mut loader = aws_config::defaults(BehaviorVersion::latest()).region(aws_config::Region::new(t.region.clone()));
+        let mut loader = aws_config::defaults(BehaviorVersion::latest())
+            .region(aws_config::Region::new(t.region.clone()));
         if let Some(p) = &t.profile {
             loader = loader.profile_name(p);
         }
@@ -90,11 +96,18 @@ impl Aws {
         let calls = CallCounter::default();
         macro_rules! client {
             ($krate:ident) => {
-                $krate::Client::from_conf($krate::config::Builder::from(&conf).interceptor(calls.clone()).build())
+                $krate::Client::from_conf(
+                    $krate::config::Builder::from(&conf)
+                        .interceptor(calls.clone())
+                        .build(),
+                )
             };
         }
         let s3 = aws_sdk_s3::Client::from_conf(
-            aws_sdk_s3::config::Builder::from(&conf).interceptor(calls.clone()).force_path_style(t.endpoint_url.is_some()).build(),
+            aws_sdk_s3::config::Builder::from(&conf)
+                .interceptor(calls.clone())
+                .force_path_style(t.endpoint_url.is_some())
+                .build(),
         );
         Aws {
             region: t.region.clone(),
@@ -125,7 +138,12 @@ pub struct AwsError {
 
 impl AwsError {
     pub fn new(what: impl Into<String>, detail: impl Into<String>) -> AwsError {
-        AwsError { what: what.into(), detail: detail.into(), code: None, hint: None }
+        AwsError {
+            what: what.into(),
+            detail: detail.into(),
+            code: None,
+            hint: None,
+        }
     }
     pub fn hint(mut self, hint: impl Into<String>) -> AwsError {
         self.hint = Some(hint.into());
@@ -156,7 +174,12 @@ where
         }
         _ => None,
     };
-    AwsError { what: what.into(), detail, code, hint }
+    AwsError {
+        what: what.into(),
+        detail,
+        code,
+        hint,
+    }
 }
 
 /// The error code of an SDK error, if AWS sent one.
@@ -177,12 +200,22 @@ pub fn owner_from<'a>(tags: impl IntoIterator<Item = (&'a str, &'a str)>) -> Opt
             _ => {}
         }
     }
-    Some(Owner { stack: stack?, env: env? })
+    Some(Owner {
+        stack: stack?,
+        env: env?,
+    })
 }
 
 /// The tags statsctl puts on what it creates: the stack's own tags plus ownership.
-pub fn tags_for(owner: &Owner, stack_tags: &std::collections::BTreeMap<String, String>, name: &str) -> Vec<(String, String)> {
-    let mut t: Vec<(String, String)> = stack_tags.iter().map(|(k, v)| (k.clone(), v.clone())).collect();
+pub fn tags_for(
+    owner: &Owner,
+    stack_tags: &std::collections::BTreeMap<String, String>,
+    name: &str,
+) -> Vec<(String, String)> {
+    let mut t: Vec<(String, String)> = stack_tags
+        .iter()
+        .map(|(k, v)| (k.clone(), v.clone()))
+        .collect();
     t.push((TAG_STACK.into(), owner.stack.clone()));
     t.push((TAG_ENV.into(), owner.env.clone()));
     t.push((TAG_NAME.into(), name.to_string()));

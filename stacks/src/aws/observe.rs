@@ -7,11 +7,27 @@ use crate::inventory::{Kind, Observed, Owner};
 use crate::model::StackFile;
 
 pub async fn observe(aws: &Aws, stack: &StackFile, env: &str) -> AwsResult<Observed> {
-    let owner = Owner { stack: stack.stack.clone(), env: env.to_string() };
+    let owner = Owner {
+        stack: stack.stack.clone(),
+        env: env.to_string(),
+    };
     let n = Names::new(stack, env);
-    let existing = stack.network.existing.as_ref().map(|e| (e.vpc_id.as_str(), e.subnet_ids.as_slice()));
-    let functions: Vec<(String, String)> = stack.functions.iter().map(|(name, f)| (stack.function_name(env, name), f.alias.clone())).collect();
-    let identity = aws.sts.get_caller_identity().send().await.map_err(|e| fail("identify the AWS account (sts:GetCallerIdentity)", e))?;
+    let existing = stack
+        .network
+        .existing
+        .as_ref()
+        .map(|e| (e.vpc_id.as_str(), e.subnet_ids.as_slice()));
+    let functions: Vec<(String, String)> = stack
+        .functions
+        .iter()
+        .map(|(name, f)| (stack.function_name(env, name), f.alias.clone()))
+        .collect();
+    let identity = aws
+        .sts
+        .get_caller_identity()
+        .send()
+        .await
+        .map_err(|e| fail("identify the AWS account (sts:GetCallerIdentity)", e))?;
     let account = identity.account().unwrap_or_default().to_string();
     let bucket = crate::ledger::bucket_name(stack, env, &account);
     let (ledger, ec2, iam, secret, rds, lambda, ecs, elb, alarms) = tokio::join!(
@@ -19,11 +35,18 @@ pub async fn observe(aws: &Aws, stack: &StackFile, env: &str) -> AwsResult<Obser
         super::ec2::observe(aws, &owner, existing),
         super::iam::observe(aws, &owner),
         super::secrets::observe(aws, &stack.database.credentials_secret),
-        super::rds::observe(aws, &n.prefix, &stack.database.cluster_id, stack.proxy.as_ref().map(|p| p.name.as_str())),
+        super::rds::observe(
+            aws,
+            &n.prefix,
+            &stack.database.cluster_id,
+            stack.proxy.as_ref().map(|p| p.name.as_str())
+        ),
         super::lambda::observe(aws, &n.prefix, &functions),
         async {
             match &stack.service {
-                Some(s) => super::ecs::observe(aws, &s.cluster, &s.name, &n.task_family(&s.name)).await,
+                Some(s) => {
+                    super::ecs::observe(aws, &s.cluster, &s.name, &n.task_family(&s.name)).await
+                }
                 None => Ok(vec![]),
             }
         },
@@ -35,9 +58,15 @@ pub async fn observe(aws: &Aws, stack: &StackFile, env: &str) -> AwsResult<Obser
         },
         super::cloudwatch::observe(aws, &owner, &n.prefix),
     );
-    let mut observed = Observed { account_id: account, region: aws.region.clone(), ..Default::default() };
+    let mut observed = Observed {
+        account_id: account,
+        region: aws.region.clone(),
+        ..Default::default()
+    };
     let (owned_ec2, referenced) = ec2?;
-    for part in [ledger?, owned_ec2, iam?, secret?, rds?, lambda?, ecs?, elb?, alarms?] {
+    for part in [
+        ledger?, owned_ec2, iam?, secret?, rds?, lambda?, ecs?, elb?, alarms?,
+    ] {
         observed.resources.extend(part);
     }
     observed.referenced.extend(referenced);
@@ -49,7 +78,11 @@ pub async fn observe(aws: &Aws, stack: &StackFile, env: &str) -> AwsResult<Obser
 pub fn normalize(observed: &mut Observed) {
     let snapshot = observed.clone();
     for r in observed.resources.values_mut() {
-        for (attr, kind) in [("subnets", Kind::Subnet), ("security_groups", Kind::SecurityGroup), ("vpc", Kind::Vpc)] {
+        for (attr, kind) in [
+            ("subnets", Kind::Subnet),
+            ("security_groups", Kind::SecurityGroup),
+            ("vpc", Kind::Vpc),
+        ] {
             if let Some(v) = r.attrs.get(attr) {
                 let ids: Vec<&str> = v.split(',').filter(|s| !s.is_empty()).collect();
                 let names = snapshot.names_of(kind, ids);

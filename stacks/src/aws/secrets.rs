@@ -9,8 +9,17 @@ use crate::inventory::{Desired, Key, Kind, ObservedResource};
 pub async fn observe(aws: &Aws, name: &str) -> AwsResult<Vec<(Key, ObservedResource)>> {
     match aws.secrets.describe_secret().secret_id(name).send().await {
         Ok(s) => {
-            let owner = super::owner_from(s.tags().iter().map(|t| (t.key().unwrap_or(""), t.value().unwrap_or(""))));
-            let mut r = ObservedResource { id: s.arn().unwrap_or_default().into(), state: "exists".into(), owner, ..Default::default() };
+            let owner = super::owner_from(
+                s.tags()
+                    .iter()
+                    .map(|t| (t.key().unwrap_or(""), t.value().unwrap_or(""))),
+            );
+            let mut r = ObservedResource {
+                id: s.arn().unwrap_or_default().into(),
+                state: "exists".into(),
+                owner,
+                ..Default::default()
+            };
             r.outputs.insert("arn".into(), r.id.clone());
             Ok(vec![(Key::new(Kind::Secret, name), r)])
         }
@@ -27,38 +36,84 @@ fn generate_password() -> std::io::Result<String> {
     std::fs::File::open("/dev/urandom")?.read_exact(&mut raw)?;
     // Rejection sampling keeps the distribution uniform.
     let limit = 256 - (256 % ALPHABET.len());
-    Ok(raw.iter().filter(|b| (**b as usize) < limit).take(32).map(|b| ALPHABET[*b as usize % ALPHABET.len()] as char).collect())
+    Ok(raw
+        .iter()
+        .filter(|b| (**b as usize) < limit)
+        .take(32)
+        .map(|b| ALPHABET[*b as usize % ALPHABET.len()] as char)
+        .collect())
 }
 
-pub async fn create(aws: &Aws, ctx: &ApplyCtx<'_>, d: &Desired, username: &str) -> AwsResult<ObservedResource> {
+pub async fn create(
+    aws: &Aws,
+    ctx: &ApplyCtx<'_>,
+    d: &Desired,
+    username: &str,
+) -> AwsResult<ObservedResource> {
     let name = &d.key.name;
-    let password = generate_password().map_err(|e| super::AwsError::new(format!("create secret `{name}`"), format!("no randomness: {e}")))?;
+    let password = generate_password().map_err(|e| {
+        super::AwsError::new(
+            format!("create secret `{name}`"),
+            format!("no randomness: {e}"),
+        )
+    })?;
     let value = serde_json::json!({ "username": username, "password": password }).to_string();
-    let tags: Vec<aws_sdk_secretsmanager::types::Tag> =
-        tags_for(&ctx.owner, ctx.tags, name).into_iter().map(|(k, v)| aws_sdk_secretsmanager::types::Tag::builder().key(k).value(v).build()).collect();
+    let tags: Vec<aws_sdk_secretsmanager::types::Tag> = tags_for(&ctx.owner, ctx.tags, name)
+        .into_iter()
+        .map(|(k, v)| {
+            aws_sdk_secretsmanager::types::Tag::builder()
+                .key(k)
+                .value(v)
+                .build()
+        })
+        .collect();
     let r = aws
         .secrets
         .create_secret()
         .name(name)
-        .description(format!("master credentials of the statsctl stack {}/{}", ctx.owner.stack, ctx.owner.env))
+        .description(format!(
+            "master credentials of the statsctl stack {}/{}",
+            ctx.owner.stack, ctx.owner.env
+        ))
         .secret_string(value)
         .set_tags(Some(tags))
         .send()
         .await
         .map_err(|e| fail(format!("create secret `{name}`"), e))?;
-    let mut o = ObservedResource { id: r.arn().unwrap_or_default().into(), state: "exists".into(), owner: Some(ctx.owner.clone()), ..Default::default() };
+    let mut o = ObservedResource {
+        id: r.arn().unwrap_or_default().into(),
+        state: "exists".into(),
+        owner: Some(ctx.owner.clone()),
+        ..Default::default()
+    };
     o.outputs.insert("arn".into(), o.id.clone());
     Ok(o)
 }
 
 /// The master password, for creating the cluster. Never logged or returned to callers outside apply.
 pub async fn password(aws: &Aws, name: &str) -> AwsResult<String> {
-    let v = aws.secrets.get_secret_value().secret_id(name).send().await.map_err(|e| fail(format!("read secret `{name}`"), e))?;
+    let v = aws
+        .secrets
+        .get_secret_value()
+        .secret_id(name)
+        .send()
+        .await
+        .map_err(|e| fail(format!("read secret `{name}`"), e))?;
     let s = v.secret_string().unwrap_or_default();
     let parsed: serde_json::Value = serde_json::from_str(s).unwrap_or_default();
-    Ok(parsed["password"].as_str().map(str::to_string).unwrap_or_else(|| s.to_string()))
+    Ok(parsed["password"]
+        .as_str()
+        .map(str::to_string)
+        .unwrap_or_else(|| s.to_string()))
 }
 
 pub async fn delete(aws: &Aws, name: &str) -> AwsResult<()> {
-    aws.secrets.delete_secret().secret_id(name).force_delete_without_recovery(true).send().await.map(|_| ()).map_err(|e| fail(format!("delete secret `{name}`"), e))
+    aws.secrets
+        .delete_secret()
+        .secret_id(name)
+        .force_delete_without_recovery(true)
+        .send()
+        .await
+        .map(|_| ())
+        .map_err(|e| fail(format!("delete secret `{name}`"), e))
 }
