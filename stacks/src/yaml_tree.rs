@@ -1,6 +1,8 @@
 //! A YAML document as a tree whose every key and value remembers its line and column, so that any error found
 //! later (schema, semantics, environment merge, substitution) can point at the exact place in the file.
 
+use std::collections::HashMap;
+
 use yaml_rust2::parser::{Event, MarkedEventReceiver, Parser, Tag};
 use yaml_rust2::scanner::{Marker, TScalarStyle};
 
@@ -23,6 +25,9 @@ pub struct Key {
 pub struct Node {
     pub kind: Kind,
     pub at: Location,
+    /// The scalar as written in the file, when `${…}` substitution changed it. Errors about the value show this,
+    /// never the substituted text (which may be a secret).
+    pub written: Option<String>,
 }
 
 impl Node {
@@ -84,7 +89,10 @@ impl Node {
             Kind::Map(_) => "a map".into(),
             Kind::Seq(_) => "a list".into(),
             Kind::Scalar { value, quoted } => {
-                if !quoted && is_null_literal(value) {
+                if let Some(written) = &self.written {
+                    let shown: String = written.chars().take(80).collect();
+                    format!("`{shown}`")
+                } else if !quoted && is_null_literal(value) {
                     "nothing (null)".into()
                 } else {
                     let shown: String = value.chars().take(40).collect();
@@ -99,17 +107,90 @@ pub fn is_null_literal(s: &str) -> bool {
     matches!(s, "" | "~" | "null" | "Null" | "NULL")
 }
 
+/// Largest stack file read, in bytes. The shipped stack is about 6 KB; 4 MiB leaves room for any real stack (even
+/// 100,000 tags) while keeping the tree, and everything derived from it, within a few hundred MB.
+pub const MAX_FILE_BYTES: usize = 4 << 20;
+
+/// Deepest nesting of lists and maps. The shipped stack nests 6 levels; the cap keeps every recursive walk of the
+/// tree (merge, substitution, schema check, serde, drop) far from the stack limit on any input.
+pub const MAX_DEPTH: usize = 64;
+
+/// Most alias uses (`*name`) in one file. Real stacks use a handful; the cap stops alias bombs early.
+pub const MAX_ALIASES: usize = 100;
+
+/// Most nodes that anchors and aliases may copy in total. Each alias copies its anchor's whole subtree, so aliases
+/// of aliases multiply ("billion laughs": 400 bytes that expand to gigabytes); this bounds the expansion.
+pub const MAX_COPIED_NODES: usize = 10_000;
+
+/// Most text (scalars and keys, in bytes) that anchors and aliases may copy in total: an alias of one huge scalar
+/// copies few nodes but many bytes.
+pub const MAX_COPIED_BYTES: usize = 1 << 20;
+
+/// What parsing built, for callers (and tests) that want to see that the work stayed bounded.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct ParseStats {
+    /// Nodes built from the text itself.
+    pub nodes: usize,
+    /// Alias uses seen.
+    pub aliases: usize,
+    /// Nodes copied for anchors and aliases.
+    pub copied_nodes: usize,
+    /// Bytes of scalars and keys copied for anchors and aliases.
+    pub copied_bytes: usize,
+    /// Deepest nesting of lists and maps built.
+    pub max_depth: usize,
+}
+
 /// Parses one YAML document. Syntax errors, duplicate keys, non-scalar keys, tags and multiple documents are
 /// reported with their locations; everything that can be reported in one pass is.
 pub fn parse(text: &str) -> Result<Node, Vec<Diagnostic>> {
+    parse_with_stats(text).0
+}
+
+/// [`parse`], also returning what was built. Size, depth and alias caps stop parsing at the first violation with
+/// an error located where the cap was crossed.
+pub fn parse_with_stats(text: &str) -> (Result<Node, Vec<Diagnostic>>, ParseStats) {
     let mut builder = Builder::default();
+    if text.len() > MAX_FILE_BYTES {
+        let d = Diagnostic::at(
+            Location { line: 1, col: 1 },
+            format!(
+                "the stack file is {} bytes, more than the {} byte cap (MAX_FILE_BYTES)",
+                text.len(),
+                MAX_FILE_BYTES
+            ),
+        )
+        .with_hint("a stack file is a few KB; check that `--stack` names the stack file");
+        return (Err(vec![d]), builder.stats);
+    }
+    // yaml-rust2's `Parser::load` walks nested collections by recursion, so deep input overflows the stack before
+    // any receiver could object. Its event stream (`next_token`) is an explicit state machine: pulling events
+    // here, with a depth counter, rejects deep nesting at the first level past the cap.
     let mut parser = Parser::new_from_str(text);
-    if let Err(e) = parser.load(&mut builder, true) {
-        let at = location(e.marker());
-        let mut d = Diagnostic::at(at, format!("invalid YAML: {}", e.info()));
-        d.hint = Some(syntax_hint(e.info()));
-        builder.errors.insert(0, d);
-        return Err(builder.errors);
+    loop {
+        match parser.next_token() {
+            Ok((Event::StreamEnd, _)) => break,
+            Ok((ev, mark)) => {
+                builder.on_event(ev, mark);
+                if builder.fatal {
+                    return (Err(builder.errors), builder.stats);
+                }
+            }
+            Err(e) if e.info().contains("recursion limit") => {
+                // The scanner reads ahead of the events while a `[`/`{` may still turn out to be a key, and stops
+                // by itself at 255 open flow collections; that is this cap too, found a little later.
+                builder.errors.clear();
+                builder.cap_error(location(e.marker()), depth_message(), DEPTH_HINT);
+                return (Err(builder.errors), builder.stats);
+            }
+            Err(e) => {
+                let at = location(e.marker());
+                let mut d = Diagnostic::at(at, format!("invalid YAML: {}", e.info()));
+                d.hint = Some(syntax_hint(e.info()));
+                builder.errors.insert(0, d);
+                return (Err(builder.errors), builder.stats);
+            }
+        }
     }
     if builder.documents > 1 {
         builder.errors.push(Diagnostic::at(
@@ -118,9 +199,9 @@ pub fn parse(text: &str) -> Result<Node, Vec<Diagnostic>> {
         ));
     }
     if !builder.errors.is_empty() {
-        return Err(builder.errors);
+        return (Err(builder.errors), builder.stats);
     }
-    match builder.root {
+    let result = match builder.root.take() {
         Some(root) => Ok(root),
         None => Err(vec![Diagnostic::at(
             Location { line: 1, col: 1 },
@@ -129,8 +210,16 @@ pub fn parse(text: &str) -> Result<Node, Vec<Diagnostic>> {
         .with_hint(
             "start from stacks/live-stats.yaml, or run `statsctl schema` for the file's structure",
         )]),
-    }
+    };
+    (result, builder.stats)
 }
+
+fn depth_message() -> String {
+    format!("lists and maps nest deeper than {MAX_DEPTH} levels here (the nesting cap, MAX_DEPTH)")
+}
+
+const DEPTH_HINT: &str =
+    "a stack file nests a handful of levels; check the indentation, or for unclosed `[`/`{`";
 
 fn syntax_hint(info: &str) -> String {
     if info.contains("tab") {
@@ -156,10 +245,29 @@ fn location(m: &Marker) -> Location {
     }
 }
 
+/// Size of a finished subtree: (nodes, bytes of scalars and keys, nesting of lists and maps). Recursion is safe:
+/// every tree the builder finishes is within `MAX_DEPTH`.
+fn measure(node: &Node) -> (usize, usize, usize) {
+    match &node.kind {
+        Kind::Scalar { value, .. } => (1, value.len(), 0),
+        Kind::Seq(items) => items.iter().fold((1, 0, 1), |(n, b, h), item| {
+            let (n2, b2, h2) = measure(item);
+            (n + n2, b + b2, h.max(h2 + 1))
+        }),
+        Kind::Map(entries) => entries.iter().fold((1, 0, 1), |(n, b, h), (k, v)| {
+            let (n2, b2, h2) = measure(v);
+            (n + n2, b + b2 + k.name.len(), h.max(h2 + 1))
+        }),
+    }
+}
+
 enum Frame {
     Map {
         at: Location,
         entries: Vec<(Key, Node)>,
+        /// Where each key was first defined: duplicate checks in constant time (a linear scan per key made a
+        /// 100,000-key map take minutes).
+        seen: HashMap<String, Location>,
         pending_key: Option<Key>,
         anchor: usize,
     },
@@ -170,20 +278,94 @@ enum Frame {
     },
 }
 
+/// An anchored subtree, kept for its aliases, with its measured size.
+struct Anchored {
+    node: Node,
+    nodes: usize,
+    bytes: usize,
+    height: usize,
+}
+
+/// The placeholder key used after a non-scalar key, so that the rest of the map still parses.
+const INVALID_KEY: &str = "\u{0}invalid";
+
 #[derive(Default)]
 struct Builder {
     stack: Vec<Frame>,
     root: Option<Node>,
-    anchors: std::collections::HashMap<usize, Node>,
+    anchors: HashMap<usize, Anchored>,
     errors: Vec<Diagnostic>,
     documents: usize,
     second_doc: Option<Location>,
+    stats: ParseStats,
+    /// A cap was crossed: stop parsing (the input may be hostile; nothing more is worth building).
+    fatal: bool,
 }
 
 impl Builder {
+    fn cap_error(&mut self, at: Location, message: String, hint: &str) {
+        self.errors
+            .push(Diagnostic::at(at, message).with_hint(hint));
+        self.fatal = true;
+    }
+
+    /// Counts a copy of `nodes`/`bytes` against the expansion caps; false (and a fatal error at `at`) past them.
+    fn charge_copy(&mut self, at: Location, nodes: usize, bytes: usize) -> bool {
+        self.stats.copied_nodes += nodes;
+        self.stats.copied_bytes += bytes;
+        if self.stats.copied_nodes > MAX_COPIED_NODES {
+            self.cap_error(
+                at,
+                format!(
+                    "anchors and aliases here copy more than {MAX_COPIED_NODES} nodes (the alias expansion cap, \
+                     MAX_COPIED_NODES)"
+                ),
+                "an alias copies its anchor's whole value, so aliases of aliases multiply; write the values out, \
+                 or put per-environment differences under `environments:`",
+            );
+            return false;
+        }
+        if self.stats.copied_bytes > MAX_COPIED_BYTES {
+            self.cap_error(
+                at,
+                format!(
+                    "anchors and aliases here copy more than {MAX_COPIED_BYTES} bytes of text (the alias expansion \
+                     cap, MAX_COPIED_BYTES)"
+                ),
+                "an alias copies its anchor's whole value; write large values out once instead of aliasing them",
+            );
+            return false;
+        }
+        true
+    }
+
+    /// Opens a list or map, unless that would nest deeper than `MAX_DEPTH`.
+    fn open(&mut self, frame: Frame, at: Location) {
+        let depth = self.stack.len() + 1;
+        if depth > MAX_DEPTH {
+            self.cap_error(at, depth_message(), DEPTH_HINT);
+            return;
+        }
+        self.stats.max_depth = self.stats.max_depth.max(depth);
+        self.stats.nodes += 1;
+        self.stack.push(frame);
+    }
+
     fn push_value(&mut self, node: Node, anchor: usize) {
         if anchor > 0 {
-            self.anchors.insert(anchor, node.clone());
+            let (nodes, bytes, height) = measure(&node);
+            if !self.charge_copy(node.at, nodes, bytes) {
+                return;
+            }
+            self.anchors.insert(
+                anchor,
+                Anchored {
+                    node: node.clone(),
+                    nodes,
+                    bytes,
+                    height,
+                },
+            );
         }
         match self.stack.last_mut() {
             None => {
@@ -194,6 +376,7 @@ impl Builder {
             Some(Frame::Seq { items, .. }) => items.push(node),
             Some(Frame::Map {
                 entries,
+                seen,
                 pending_key,
                 ..
             }) => match pending_key.take() {
@@ -214,25 +397,66 @@ impl Builder {
                         );
                         // Keep the structure parseable: use a placeholder key.
                         *pending_key = Some(Key {
-                            name: String::from("\u{0}invalid"),
+                            name: String::from(INVALID_KEY),
                             at: node.at,
                         });
                     }
                 },
-                Some(key) => {
-                    if let Some((first, _)) = entries.iter().find(|(k, _)| k.name == key.name) {
+                Some(key) if key.name == INVALID_KEY => entries.push((key, node)),
+                Some(key) => match seen.get(&key.name) {
+                    Some(first) => {
+                        let first_line = first.line;
                         self.errors.push(
                             Diagnostic::at(key.at, format!("duplicate key `{}`", key.name)).with_hint(format!(
-                                "`{}` is already defined at line {}; names must be unique — remove or rename one",
-                                key.name, first.at.line
+                                "`{}` is already defined at line {first_line}; names must be unique — remove or rename one",
+                                key.name
                             )),
                         );
-                    } else {
+                    }
+                    None => {
+                        seen.insert(key.name.clone(), key.at);
                         entries.push((key, node));
                     }
-                }
+                },
             },
         }
+    }
+
+    fn alias(&mut self, id: usize, at: Location) {
+        self.stats.aliases += 1;
+        if self.stats.aliases > MAX_ALIASES {
+            self.cap_error(
+                at,
+                format!("more than {MAX_ALIASES} aliases (`*name`) in one file (the alias cap, MAX_ALIASES)"),
+                "a stack file needs only a few aliases; write the values out, or put per-environment differences \
+                 under `environments:`",
+            );
+            return;
+        }
+        let Some(anchored) = self.anchors.get(&id) else {
+            self.errors
+                .push(Diagnostic::at(at, "alias to an unknown anchor").with_hint(
+                    "an alias (`*name`) must come after its anchor's value (`&name`) is complete",
+                ));
+            return;
+        };
+        let (nodes, bytes, height) = (anchored.nodes, anchored.bytes, anchored.height);
+        if self.stack.len() + height > MAX_DEPTH {
+            self.cap_error(
+                at,
+                format!(
+                    "this alias nests lists and maps deeper than {MAX_DEPTH} levels (the nesting cap, MAX_DEPTH)"
+                ),
+                "a stack file nests a handful of levels; write the values out instead of aliasing nested aliases",
+            );
+            return;
+        }
+        if !self.charge_copy(at, nodes, bytes) {
+            return;
+        }
+        self.stats.max_depth = self.stats.max_depth.max(self.stack.len() + height);
+        let node = self.anchors[&id].node.clone();
+        self.push_value(node, 0);
     }
 }
 
@@ -250,11 +474,13 @@ impl MarkedEventReceiver for Builder {
                 if let Some(tag) = tag {
                     self.reject_tag(&tag, at);
                 }
+                self.stats.nodes += 1;
                 let quoted = !matches!(style, TScalarStyle::Plain);
                 self.push_value(
                     Node {
                         kind: Kind::Scalar { value, quoted },
                         at,
+                        written: None,
                     },
                     anchor,
                 );
@@ -263,22 +489,29 @@ impl MarkedEventReceiver for Builder {
                 if let Some(tag) = tag {
                     self.reject_tag(&tag, at);
                 }
-                self.stack.push(Frame::Seq {
+                self.open(
+                    Frame::Seq {
+                        at,
+                        items: Vec::new(),
+                        anchor,
+                    },
                     at,
-                    items: Vec::new(),
-                    anchor,
-                });
+                );
             }
             Event::MappingStart(anchor, tag) => {
                 if let Some(tag) = tag {
                     self.reject_tag(&tag, at);
                 }
-                self.stack.push(Frame::Map {
+                self.open(
+                    Frame::Map {
+                        at,
+                        entries: Vec::new(),
+                        seen: HashMap::new(),
+                        pending_key: None,
+                        anchor,
+                    },
                     at,
-                    entries: Vec::new(),
-                    pending_key: None,
-                    anchor,
-                });
+                );
             }
             Event::SequenceEnd => {
                 if let Some(Frame::Seq { at, items, anchor }) = self.stack.pop() {
@@ -286,6 +519,7 @@ impl MarkedEventReceiver for Builder {
                         Node {
                             kind: Kind::Seq(items),
                             at,
+                            written: None,
                         },
                         anchor,
                     );
@@ -303,17 +537,13 @@ impl MarkedEventReceiver for Builder {
                         Node {
                             kind: Kind::Map(entries),
                             at,
+                            written: None,
                         },
                         anchor,
                     );
                 }
             }
-            Event::Alias(id) => match self.anchors.get(&id).cloned() {
-                Some(node) => self.push_value(node, 0),
-                None => self
-                    .errors
-                    .push(Diagnostic::at(at, "alias to an unknown anchor")),
-            },
+            Event::Alias(id) => self.alias(id, at),
             Event::Nothing | Event::StreamStart | Event::StreamEnd | Event::DocumentEnd => {}
         }
     }
@@ -339,16 +569,26 @@ impl Builder {
 pub fn merge(base: &mut Node, overlay: Node) {
     match (&mut base.kind, overlay.kind) {
         (Kind::Map(base_entries), Kind::Map(over_entries)) => {
+            // Index the base's keys once: a scan per overlay key would be quadratic in the map's size.
+            let mut index: HashMap<String, usize> = base_entries
+                .iter()
+                .enumerate()
+                .map(|(i, (k, _))| (k.name.clone(), i))
+                .collect();
             for (key, value) in over_entries {
-                match base_entries.iter_mut().find(|(k, _)| k.name == key.name) {
-                    Some((_, existing)) => merge(existing, value),
-                    None => base_entries.push((key, value)),
+                match index.get(&key.name) {
+                    Some(&i) => merge(&mut base_entries[i].1, value),
+                    None => {
+                        index.insert(key.name.clone(), base_entries.len());
+                        base_entries.push((key, value));
+                    }
                 }
             }
         }
         (_, kind) => {
             base.kind = kind;
             base.at = overlay.at;
+            base.written = overlay.written;
         }
     }
 }
@@ -404,6 +644,118 @@ mod tests {
     fn anchors_and_aliases_expand() {
         let root = parse("base: &b {x: 1}\nother: *b\n").unwrap();
         assert!(root.get("other").unwrap().get("x").is_some());
+    }
+
+    #[test]
+    fn nesting_past_the_cap_is_a_located_error() {
+        let deep = MAX_DEPTH + 1;
+        let block_map: String = (0..deep)
+            .map(|i| format!("{}a:\n", "  ".repeat(i)))
+            .collect();
+        let cases: Vec<(&str, String, usize)> = vec![
+            // (name, text, line of the error)
+            ("block lists, 10k levels", "- ".repeat(10_000) + "x\n", 1),
+            ("flow lists, 10k levels", "[".repeat(10_000), 1),
+            ("flow maps", "{a: ".repeat(10_000), 1),
+            (
+                "block maps",
+                block_map + &"  ".repeat(deep) + "b: 1\n",
+                deep,
+            ),
+            (
+                "after a valid line",
+                format!("ok: 1\nx: {}\n", "[".repeat(deep)),
+                2,
+            ),
+        ];
+        for (name, text, line) in cases {
+            let (result, stats) = parse_with_stats(&text);
+            let errs = result.expect_err(name);
+            assert!(errs[0].message.contains("MAX_DEPTH"), "{name}: {errs:?}");
+            assert_eq!(errs[0].at.map(|a| a.line), Some(line), "{name}: {errs:?}");
+            assert!(errs[0].hint.is_some(), "{name}");
+            assert!(stats.max_depth <= MAX_DEPTH, "{name}: {stats:?}");
+        }
+        // Exactly at the cap is fine.
+        let ok = format!("{}1{}", "[".repeat(MAX_DEPTH), "]".repeat(MAX_DEPTH));
+        assert!(parse(&ok).is_ok());
+    }
+
+    /// The classic "billion laughs": each level is ten aliases of the previous one.
+    fn laughs(levels: usize) -> String {
+        let mut text = String::from("l0: &l0 [lol, lol, lol, lol, lol, lol, lol, lol, lol, lol]\n");
+        for i in 1..levels {
+            let refs = vec![format!("*l{}", i - 1); 10].join(", ");
+            text.push_str(&format!("l{i}: &l{i} [{refs}]\n"));
+        }
+        text
+    }
+
+    #[test]
+    fn alias_bombs_stop_at_the_expansion_cap() {
+        let text = laughs(9);
+        let (result, stats) = parse_with_stats(&text);
+        let errs = result.unwrap_err();
+        assert_eq!(errs.len(), 1, "{errs:?}");
+        assert!(errs[0].message.contains("MAX_COPIED_NODES"), "{errs:?}");
+        // Located at the alias (or anchor) that crossed the cap: line 4, where copies first pass 10,000 nodes.
+        assert_eq!(errs[0].at.unwrap().line, 4, "{errs:?}");
+        assert!(stats.copied_nodes <= MAX_COPIED_NODES + 2_000, "{stats:?}");
+        // A few small aliases are fine.
+        assert!(parse(&laughs(2)).is_ok());
+    }
+
+    #[test]
+    fn alias_count_bytes_and_depth_are_capped() {
+        let many = format!("a: &a x\nb: [{}]\n", vec!["*a"; MAX_ALIASES + 1].join(", "));
+        let errs = parse(&many).unwrap_err();
+        assert!(errs[0].message.contains("MAX_ALIASES"), "{errs:?}");
+        assert_eq!(errs[0].at.unwrap().line, 2);
+
+        let big = format!(
+            "a: &a {}\nb: [*a, *a, *a]\n",
+            "x".repeat(MAX_COPIED_BYTES / 2)
+        );
+        let errs = parse(&big).unwrap_err();
+        assert!(errs[0].message.contains("MAX_COPIED_BYTES"), "{errs:?}");
+        assert_eq!(errs[0].at.unwrap().line, 2);
+
+        // Each level nests the previous anchor one level deeper: depth grows past the cap through aliases alone.
+        let half = MAX_DEPTH / 2 + 1;
+        let text = format!(
+            "a: &a {}1{}\nb: {}*a{}\n",
+            "[".repeat(half),
+            "]".repeat(half),
+            "[".repeat(half),
+            "]".repeat(half)
+        );
+        let errs = parse(&text).unwrap_err();
+        assert!(errs[0].message.contains("MAX_DEPTH"), "{errs:?}");
+        assert_eq!(errs[0].at.unwrap().line, 2);
+    }
+
+    #[test]
+    fn alias_inside_its_own_anchor_is_an_error() {
+        let errs = parse("a: &a [1, *a]\n").unwrap_err();
+        assert!(errs[0].message.contains("unknown anchor"), "{errs:?}");
+    }
+
+    #[test]
+    fn duplicate_keys_in_a_large_map() {
+        let mut text: String = (0..50_000).map(|i| format!("k{i}: {i}\n")).collect();
+        text.push_str("k123: again\n");
+        let errs = parse(&text).unwrap_err();
+        assert_eq!(errs.len(), 1, "{:?}", &errs[..errs.len().min(3)]);
+        assert_eq!(errs[0].at.unwrap().line, 50_001);
+        assert!(errs[0].hint.as_deref().unwrap().contains("line 124"));
+    }
+
+    #[test]
+    fn oversized_text_is_refused_before_parsing() {
+        let text = "#".repeat(MAX_FILE_BYTES + 1);
+        let (result, stats) = parse_with_stats(&text);
+        assert!(result.unwrap_err()[0].message.contains("MAX_FILE_BYTES"));
+        assert_eq!(stats.nodes, 0);
     }
 
     #[test]
