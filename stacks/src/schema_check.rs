@@ -11,6 +11,9 @@ use crate::yaml_tree::{is_null_literal, Kind, Node};
 pub struct SchemaCheck<'a> {
     root: &'a Value,
     pub errors: Vec<Diagnostic>,
+    /// Values may still hold `${VAR}` (an environment overlay is checked before substitution, and those of other
+    /// environments are never substituted): such scalars are not type-checked.
+    unsubstituted: bool,
 }
 
 impl<'a> SchemaCheck<'a> {
@@ -18,6 +21,16 @@ impl<'a> SchemaCheck<'a> {
         SchemaCheck {
             root,
             errors: Vec::new(),
+            unsubstituted: false,
+        }
+    }
+
+    /// A check for an environment overlay: keys, structure and literal values are checked; scalars that still
+    /// hold a `${VAR}` reference are accepted as written.
+    pub fn for_overlay(root: &'a Value) -> Self {
+        SchemaCheck {
+            unsubstituted: true,
+            ..SchemaCheck::new(root)
         }
     }
 
@@ -62,6 +75,11 @@ impl<'a> SchemaCheck<'a> {
     pub fn check(&mut self, node: &Node, schema: &'a Value, path: &mut Vec<String>) -> Value {
         let schema = self.resolve(schema);
         if schema.as_bool() == Some(true) {
+            return to_json_untyped(node);
+        }
+        if self.unsubstituted
+            && matches!(&node.kind, Kind::Scalar { value, .. } if value.contains("${"))
+        {
             return to_json_untyped(node);
         }
 
@@ -201,15 +219,16 @@ impl<'a> SchemaCheck<'a> {
             );
             return Value::Null;
         }
+        let shown = node.written.as_deref().unwrap_or(value);
         if types.contains(&"integer") && plain {
             if let Some(n) = parse_int(value) {
-                self.check_range(node, n as f64, schema, path, value);
+                self.check_range(node, n as f64, schema, path, shown);
                 return Value::from(n);
             }
         }
         if types.contains(&"number") && plain {
             if let Some(x) = parse_float(value) {
-                self.check_range(node, x, schema, path, value);
+                self.check_range(node, x, schema, path, shown);
                 return serde_json::Number::from_f64(x)
                     .map(Value::Number)
                     .unwrap_or(Value::Null);
@@ -225,6 +244,13 @@ impl<'a> SchemaCheck<'a> {
         if types.contains(&"string") {
             if schema.get("x-statsctl-kind").and_then(Value::as_str) == Some("duration") {
                 if let Err(e) = parse_span(value) {
+                    let e = match &node.written {
+                        // The error quotes the value; show the `${VAR}` the file holds, not what it became.
+                        Some(written) if !value.trim().is_empty() => {
+                            e.replace(value.trim(), written)
+                        }
+                        _ => e,
+                    };
                     self.error(node.at, path, format!("invalid duration: {e}"), None);
                 }
             }
@@ -338,7 +364,10 @@ impl<'a> SchemaCheck<'a> {
         // Otherwise try each non-null alternative; keep the first that fits, else report the first's errors.
         let mut first_errors = None;
         for alt in resolved.iter().filter(|s| !is_null_alt(s)) {
-            let mut trial = SchemaCheck::new(self.root);
+            let mut trial = SchemaCheck {
+                unsubstituted: self.unsubstituted,
+                ..SchemaCheck::new(self.root)
+            };
             let v = trial.check(node, alt, path);
             if trial.errors.is_empty() {
                 return v;

@@ -41,7 +41,13 @@ pub fn substitute_tree(
                 return;
             }
             match substitute(value, vars) {
-                Ok(v) => *value = v,
+                Ok(v) => {
+                    if v != *value {
+                        // Keep what the file says: errors about this value show it instead of the substituted
+                        // text, which may be a secret.
+                        node.written = Some(std::mem::replace(value, v));
+                    }
+                }
                 Err((offset, message, hint)) => {
                     // Point at the `$` itself when the scalar sits on one line.
                     let mut at = node.at;
@@ -109,13 +115,15 @@ pub fn substitute(text: &str, vars: &dyn Vars) -> Result<String, (usize, String,
                     .or_else(|| default.map(str::to_string))
                 {
                     Some(v) => out.push_str(&v),
-                    None => return Err((
-                        start,
-                        format!("environment variable `{name}` is not set"),
-                        format!(
+                    None => {
+                        return Err((
+                            start,
+                            format!("environment variable `{name}` is not set"),
+                            format!(
                             "set it (`export {name}=…`) or give a default: `${{{name}:-value}}`"
                         ),
-                    )),
+                        ))
+                    }
                 }
                 i = close + 1;
             }
