@@ -111,18 +111,74 @@ impl fmt::Display for Diagnostics {
     }
 }
 
-/// A source line as it may be shown: the value of a key that names a password, token or secret key is masked, so
-/// a secret typed into a stack file by mistake is not echoed into terminals and CI logs by the error about it.
+/// A source line as it may be shown: the value of every key that names a password, token or secret key is masked
+/// — in block style (`password: x`) and inside flow maps (`db: {user: u, password: x}`) — so a secret typed into a
+/// stack file by mistake is not echoed into terminals and CI logs by the error about it.
 pub fn mask_secret_value(line: &str) -> String {
-    let trimmed = line.trim_start().trim_start_matches("- ");
-    let Some((key, value)) = trimmed.split_once(':') else {
-        return line.to_string();
-    };
-    let key_l = key
-        .trim()
-        .trim_matches(|c| c == '"' || c == '\'')
-        .to_ascii_lowercase();
-    let sensitive = [
+    let chars: Vec<(usize, char)> = line.char_indices().collect();
+    let mut out = String::with_capacity(line.len());
+    let mut copied = 0; // bytes of `line` already in `out`
+    let mut flow_depth = 0usize;
+    let mut quote: Option<char> = None;
+    let mut i = 0;
+    while i < chars.len() {
+        let (at, c) = chars[i];
+        if let Some(q) = quote {
+            if c == q {
+                quote = None;
+            }
+            i += 1;
+            continue;
+        }
+        match c {
+            '"' | '\'' if opens_quote(&chars, i) => quote = Some(c),
+            '{' | '[' => flow_depth += 1,
+            '}' | ']' => flow_depth = flow_depth.saturating_sub(1),
+            ':' if is_sensitive_key(key_before(&line[..at])) => {
+                let end = value_end(&chars, i + 1, flow_depth > 0).unwrap_or(line.len());
+                let end = at + 1 + line[at + 1..end].trim_end().len();
+                if end > at + 1 {
+                    out.push_str(&line[copied..=at]);
+                    out.push_str(" ********");
+                    copied = end;
+                    // Continue after the masked value (its brackets and quotes are gone from view anyway).
+                    i = chars.partition_point(|(b, _)| *b < end);
+                    continue;
+                }
+            }
+            _ => {}
+        }
+        i += 1;
+    }
+    out.push_str(&line[copied..]);
+    out
+}
+
+/// A quote starts a quoted scalar only where a scalar can start; elsewhere (`don't`) it is an ordinary character.
+fn opens_quote(chars: &[(usize, char)], i: usize) -> bool {
+    i == 0 || matches!(chars[i - 1].1, ' ' | '\t' | '{' | '[' | ',' | ':' | '-')
+}
+
+/// The key that ends right before a `:`: a quoted name, or the run of name characters.
+fn key_before(before: &str) -> &str {
+    let before = before.trim_end();
+    if let Some(q) = before.chars().last().filter(|c| *c == '"' || *c == '\'') {
+        let inner = &before[..before.len() - 1];
+        return match inner.rfind(q) {
+            Some(open) => &inner[open + 1..],
+            None => inner,
+        };
+    }
+    let start = before
+        .rfind(|c: char| c.is_whitespace() || matches!(c, '{' | '[' | ',' | '"' | '\''))
+        .map(|i| i + 1)
+        .unwrap_or(0);
+    &before[start..]
+}
+
+fn is_sensitive_key(key: &str) -> bool {
+    let key = key.to_ascii_lowercase();
+    [
         "password",
         "passwd",
         "token",
@@ -132,12 +188,34 @@ pub fn mask_secret_value(line: &str) -> String {
         "access_key",
     ]
     .iter()
-    .any(|s| key_l.contains(s));
-    if !sensitive || value.trim().is_empty() {
-        return line.to_string();
+    .any(|s| key.contains(s))
+}
+
+/// Byte offset where a value starting at `chars[from]` ends: the end of the line in block style; in a flow
+/// collection, the `,` or closing bracket of the enclosing collection (quotes and nested brackets skipped).
+fn value_end(chars: &[(usize, char)], from: usize, in_flow: bool) -> Option<usize> {
+    if !in_flow {
+        return None;
     }
-    let value_start = line.len() - value.len();
-    format!("{}: ********", &line[..value_start - 1])
+    let mut depth = 0usize;
+    let mut quote: Option<char> = None;
+    for (i, &(at, c)) in chars.iter().enumerate().skip(from) {
+        if let Some(q) = quote {
+            if c == q {
+                quote = None;
+            }
+            continue;
+        }
+        match c {
+            '"' | '\'' if opens_quote(chars, i) => quote = Some(c),
+            '{' | '[' => depth += 1,
+            '}' | ']' if depth == 0 => return Some(at),
+            '}' | ']' => depth -= 1,
+            ',' if depth == 0 => return Some(at),
+            _ => {}
+        }
+    }
+    None
 }
 
 /// The closest of `candidates` to `word`, if it is close enough to be a plausible typo.
@@ -168,6 +246,30 @@ mod tests {
             ("  password:", "  password:"),
             ("  memory_mb: 256", "  memory_mb: 256"),
             ("no colon here", "no colon here"),
+            // Flow maps: only the secret's value is hidden, the rest of the line stays readable.
+            (
+                "  database: { user: app, password: hunter2 }",
+                "  database: { user: app, password: ******** }",
+            ),
+            ("x: {password: hunter2}", "x: {password: ********}"),
+            (
+                "x: {\"db_password\": \"a, b}\", port: 5432}",
+                "x: {\"db_password\": ********, port: 5432}",
+            ),
+            ("- {token: abc, name: t}", "- {token: ********, name: t}"),
+            (
+                "  sql: {host: h, password: [a, b], user: u}",
+                "  sql: {host: h, password: ********, user: u}",
+            ),
+            ("  url: http://example.com", "  url: http://example.com"),
+            (
+                "  name: ünïcode: password: x",
+                "  name: ünïcode: password: ********",
+            ),
+            (
+                "  note: don't, password: x",
+                "  note: don't, password: ********",
+            ),
         ] {
             assert_eq!(mask_secret_value(line), shown, "{line}");
         }
