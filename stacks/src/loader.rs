@@ -1,7 +1,9 @@
-//! Loads a stack file: parse (with locations) → pick the environment and deep-merge it over the base →
+//! Loads a stack file: read (a regular UTF-8 file within a size cap) → parse (with locations, and caps on depth and
+//! alias expansion) → pick the environment and deep-merge it over the base →
 //! substitute `${VAR}` → check against the JSON Schema → deserialize → semantic validation. Every error of a
 //! stage is reported together, each with file:line:column and a fix. Nothing here talks to AWS.
 
+use std::io::Read;
 use std::path::{Path, PathBuf};
 use std::sync::OnceLock;
 
@@ -11,13 +13,14 @@ use crate::diagnostics::{closest, Diagnostic, Diagnostics, Location};
 use crate::model::{ResolvedStack, StackFile};
 use crate::schema_check::SchemaCheck;
 use crate::substitute::{substitute_tree, Vars};
-use crate::yaml_tree::{self, Kind, Node};
+use crate::yaml_tree::{self, Kind, Node, MAX_FILE_BYTES};
 
 /// The stack file's JSON Schema (draft 2020-12), generated from the Rust types.
 pub fn schema() -> &'static Value {
     static SCHEMA: OnceLock<Value> = OnceLock::new();
     SCHEMA.get_or_init(|| {
         let mut schema = schemars::schema_for!(StackFile).to_value();
+        add_overlay_defs(&mut schema);
         if let Some(obj) = schema.as_object_mut() {
             obj.insert(
                 "$id".into(),
@@ -26,6 +29,86 @@ pub fn schema() -> &'static Value {
         }
         schema
     })
+}
+
+/// Describes environment overlays with the real types: `$defs/EnvironmentOverlay` becomes the root's properties
+/// (minus `environments`), and every definition it reaches gets a `<Name>Overlay` copy without `required`, since an
+/// overlay sets only what differs. Editors then flag a typo at any depth of an overlay, and the loader checks
+/// overlays against this same definition, so the two agree.
+fn add_overlay_defs(schema: &mut Value) {
+    let Some(defs) = schema.get("$defs").and_then(Value::as_object).cloned() else {
+        return;
+    };
+    let mut properties = schema
+        .get("properties")
+        .and_then(Value::as_object)
+        .cloned()
+        .unwrap_or_default();
+    properties.remove("environments");
+    let properties = properties
+        .into_iter()
+        .map(|(k, v)| (k, partial_schema(v)))
+        .collect::<serde_json::Map<_, _>>();
+    let description = defs
+        .get("EnvironmentOverlay")
+        .and_then(|d| d.get("description"))
+        .cloned()
+        .unwrap_or(Value::Null);
+    let mut overlay = serde_json::json!({
+        "type": "object",
+        "properties": properties,
+        "additionalProperties": false,
+    });
+    if !description.is_null() {
+        overlay["description"] = description;
+    }
+    let Some(out) = schema.get_mut("$defs").and_then(Value::as_object_mut) else {
+        return;
+    };
+    for (name, def) in defs {
+        if name != "EnvironmentOverlay" {
+            out.insert(format!("{name}{OVERLAY_SUFFIX}"), partial_schema(def));
+        }
+    }
+    out.insert("EnvironmentOverlay".into(), overlay);
+}
+
+const OVERLAY_SUFFIX: &str = "Overlay";
+
+/// A schema that accepts any part of what `s` accepts: no `required` at any depth, references to `<Name>Overlay`.
+/// Only schema-valued keywords are walked; `default`, `enum`, `const` and `examples` are data and stay as they are.
+fn partial_schema(mut s: Value) -> Value {
+    if let Value::Object(m) = &mut s {
+        m.remove("required");
+        if let Some(Value::String(r)) = m.get_mut("$ref") {
+            if let Some(name) = r.strip_prefix("#/$defs/") {
+                *r = format!("#/$defs/{name}{OVERLAY_SUFFIX}");
+            }
+        }
+        for (keyword, v) in m.iter_mut() {
+            match keyword.as_str() {
+                "properties" | "patternProperties" => {
+                    if let Value::Object(props) = v {
+                        for p in props.values_mut() {
+                            *p = partial_schema(p.take());
+                        }
+                    }
+                }
+                "additionalProperties" | "items" | "contains" | "propertyNames" | "not" => {
+                    *v = partial_schema(v.take())
+                }
+                "anyOf" | "oneOf" | "allOf" | "prefixItems" => {
+                    if let Value::Array(alts) = v {
+                        for a in alts.iter_mut() {
+                            *a = partial_schema(a.take());
+                        }
+                    }
+                }
+                _ => {}
+            }
+        }
+    }
+    s
 }
 
 /// The environment names a stack file defines (in file order), without validating the rest.
@@ -39,24 +122,119 @@ pub fn environment_names(text: &str) -> Vec<String> {
     }
 }
 
+/// Reads a stack file: a regular file of at most `MAX_FILE_BYTES`, in UTF-8. Anything else (a directory, a FIFO,
+/// `/dev/zero`, a huge or binary file) is refused with a located error before any of it is parsed.
+pub fn read_stack_file(path: &Path) -> Result<String, Diagnostics> {
+    let whole_file = |message: String, hint: &str| Diagnostics {
+        file: path.to_path_buf(),
+        env: None,
+        errors: vec![Diagnostic {
+            at: None,
+            field: None,
+            message,
+            hint: Some(hint.to_string()),
+        }],
+        source: String::new(),
+    };
+    let pass_right_file =
+        "pass the right file with `--stack FILE` (default stacks/live-stats.yaml)";
+    // `metadata` does not open the file: opening a FIFO would block until someone writes to it.
+    let meta = std::fs::metadata(path)
+        .map_err(|e| whole_file(format!("cannot read the stack file: {e}"), pass_right_file))?;
+    if !meta.is_file() {
+        return Err(whole_file(
+            format!(
+                "the stack file is not a regular file (it is {})",
+                file_kind(&meta.file_type())
+            ),
+            "statsctl reads stack files only from regular files; pass the YAML file itself with `--stack FILE`",
+        ));
+    }
+    let too_big = |len: u64| {
+        whole_file(
+            format!(
+                "the stack file is {len} bytes, more than the {} MiB cap (MAX_FILE_BYTES = {MAX_FILE_BYTES} bytes)",
+                MAX_FILE_BYTES >> 20
+            ),
+            "a stack file is a few KB; check that `--stack` names the stack file",
+        )
+    };
+    if meta.len() > MAX_FILE_BYTES as u64 {
+        return Err(too_big(meta.len()));
+    }
+    let file = std::fs::File::open(path)
+        .map_err(|e| whole_file(format!("cannot read the stack file: {e}"), pass_right_file))?;
+    // Read one byte past the cap: a file that grows after `metadata` is still refused, never read without bound.
+    let mut bytes = Vec::new();
+    file.take(MAX_FILE_BYTES as u64 + 1)
+        .read_to_end(&mut bytes)
+        .map_err(|e| whole_file(format!("cannot read the stack file: {e}"), pass_right_file))?;
+    if bytes.len() > MAX_FILE_BYTES {
+        return Err(too_big(bytes.len() as u64));
+    }
+    String::from_utf8(bytes).map_err(|e| {
+        let bytes = e.as_bytes();
+        let good = e.utf8_error().valid_up_to();
+        let at = utf8_error_location(bytes, good);
+        Diagnostics {
+            file: path.to_path_buf(),
+            env: None,
+            errors: vec![Diagnostic::at(
+                at,
+                format!(
+                    "the stack file is not valid UTF-8: byte 0x{:02x} at line {}, column {}",
+                    bytes[good], at.line, at.col
+                ),
+            )
+            .with_hint("save the file as UTF-8 (YAML stack files are text)")],
+            source: String::from_utf8_lossy(bytes).into_owned(),
+        }
+    })
+}
+
+/// The line and column (in characters, like the parser's) of the first invalid byte; `bytes[..good]` is UTF-8.
+fn utf8_error_location(bytes: &[u8], good: usize) -> Location {
+    let before = std::str::from_utf8(&bytes[..good]).unwrap_or_default();
+    let line_start = before.rfind('\n').map(|i| i + 1).unwrap_or(0);
+    Location {
+        line: before.matches('\n').count() + 1,
+        col: before[line_start..].chars().count() + 1,
+    }
+}
+
+fn file_kind(t: &std::fs::FileType) -> &'static str {
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::FileTypeExt;
+        if t.is_fifo() {
+            return "a FIFO";
+        }
+        if t.is_char_device() {
+            return "a character device";
+        }
+        if t.is_block_device() {
+            return "a block device";
+        }
+        if t.is_socket() {
+            return "a socket";
+        }
+    }
+    if t.is_dir() {
+        "a directory"
+    } else {
+        "not a file"
+    }
+}
+
 /// Reads and loads a stack file for `env`.
 pub fn load_file(
     path: &Path,
     env: Option<&str>,
     vars: &dyn Vars,
 ) -> Result<ResolvedStack, Diagnostics> {
-    let text = std::fs::read_to_string(path).map_err(|e| Diagnostics {
-        file: path.to_path_buf(),
-        env: env.map(str::to_string),
-        errors: vec![Diagnostic {
-            at: None,
-            field: None,
-            message: format!("cannot read the stack file: {e}"),
-            hint: Some(
-                "pass the right file with `--stack FILE` (default stacks/live-stats.yaml)".into(),
-            ),
-        }],
-        source: String::new(),
+    let text = read_stack_file(path).map_err(|mut d| {
+        d.env = env.map(str::to_string);
+        d
     })?;
     load_str(path, &text, env, vars)
 }
@@ -89,8 +267,8 @@ pub fn load_str(
 
     let mut errors = Vec::new();
 
-    // Environments: check every overlay's top-level keys (a typo in `prod` is found while working on `local`),
-    // then merge the chosen one.
+    // Environments: check every overlay at every depth against the partial schema (a typo in `prod` is found
+    // while working on `local`), then merge the chosen one.
     let environments = root.take("environments");
     let mut env_names = Vec::new();
     let mut chosen = None;
@@ -101,7 +279,7 @@ pub fn load_str(
                 for (name, overlay) in entries {
                     env_names.push(name.name.clone());
                     if !overlay.is_null() {
-                        let mut check = SchemaCheck::new(schema());
+                        let mut check = SchemaCheck::for_overlay(schema());
                         let mut p = vec!["environments".to_string(), name.name.clone()];
                         check.check(&overlay, overlay_schema, &mut p);
                         errors.extend(check.errors);
@@ -167,7 +345,7 @@ pub fn load_str(
     let value = check.check(&root, schema(), &mut Vec::new());
     errors.extend(check.errors);
     if !errors.is_empty() {
-        return Err(fail(errors));
+        return Err(fail(hide_substituted(&root, errors)));
     }
 
     let spec: StackFile = match serde_json::from_value(value) {
@@ -185,16 +363,15 @@ pub fn load_str(
 
     let problems = crate::validate::validate(&spec, env.unwrap_or("default"));
     if !problems.is_empty() {
-        return Err(fail(
-            problems
-                .into_iter()
-                .map(|p| {
-                    Diagnostic::at(locate_field(&root, &p.path), p.message)
-                        .with_hint(p.hint)
-                        .with_field(&p.path)
-                })
-                .collect(),
-        ));
+        let errors = problems
+            .into_iter()
+            .map(|p| {
+                Diagnostic::at(locate_field(&root, &p.path), p.message)
+                    .with_hint(p.hint)
+                    .with_field(&p.path)
+            })
+            .collect();
+        return Err(fail(hide_substituted(&root, errors)));
     }
 
     Ok(ResolvedStack {
@@ -202,6 +379,63 @@ pub fn load_str(
         path: path.to_path_buf(),
         spec,
     })
+}
+
+/// Errors must not echo a value that came from `${VAR}` (it may be a secret): in every error about a substituted
+/// value, or about a field that contains one, the substituted text is replaced by what the file says.
+fn hide_substituted(root: &Node, mut errors: Vec<Diagnostic>) -> Vec<Diagnostic> {
+    let mut substituted = Vec::new();
+    collect_substituted(root, &mut Vec::new(), &mut substituted);
+    if substituted.is_empty() {
+        return errors;
+    }
+    for e in &mut errors {
+        let field = e.field.clone().unwrap_or_default();
+        for (path, value, written) in &substituted {
+            let related = field.is_empty()
+                || path == &field
+                || path.starts_with(&format!("{field}."))
+                || field.starts_with(&format!("{path}."));
+            let value = value.trim();
+            if !related || value.is_empty() {
+                continue;
+            }
+            e.message = e.message.replace(value, written);
+            if let Some(h) = &mut e.hint {
+                *h = h.replace(value, written);
+            }
+        }
+    }
+    errors
+}
+
+/// (dotted path, substituted value, text as written) of every scalar that substitution changed.
+fn collect_substituted(
+    node: &Node,
+    path: &mut Vec<String>,
+    out: &mut Vec<(String, String, String)>,
+) {
+    match &node.kind {
+        Kind::Map(entries) => {
+            for (k, v) in entries {
+                path.push(k.name.clone());
+                collect_substituted(v, path, out);
+                path.pop();
+            }
+        }
+        Kind::Seq(items) => {
+            for (i, v) in items.iter().enumerate() {
+                path.push(i.to_string());
+                collect_substituted(v, path, out);
+                path.pop();
+            }
+        }
+        Kind::Scalar { value, .. } => {
+            if let Some(written) = &node.written {
+                out.push((path.join("."), value.clone(), written.clone()));
+            }
+        }
+    }
 }
 
 fn locate_field(root: &Node, path: &[String]) -> Location {

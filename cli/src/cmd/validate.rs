@@ -26,13 +26,11 @@ pub fn run(g: &Global, args: ValidateArgs) -> CliResult {
     if g.env.is_some() {
         return validate_one(g, &args);
     }
-    let text = std::fs::read_to_string(&g.stack).map_err(|e| {
-        CliError::new(format!(
-            "cannot read the stack file `{}`: {e}",
-            g.stack.display()
-        ))
-        .hint("pass the right file with `--stack FILE`")
-    })?;
+    // Read with the loader's caps (regular file, size, UTF-8); when it refuses, `validate_one` reports why exactly as
+    // every other command does.
+    let Ok(text) = loader::read_stack_file(&g.stack) else {
+        return validate_one(g, &args);
+    };
     let envs = loader::environment_names(&text);
     if envs.is_empty() {
         return validate_one(g, &args);
