@@ -290,4 +290,207 @@ fn schema_is_json_schema_with_descriptions() {
         100
     );
     assert!(j["properties"]["environments"].is_object());
+    // Overlays are described with the real types (no required keys), so editors flag typos inside them too.
+    assert_eq!(
+        j["$defs"]["EnvironmentOverlay"]["properties"]["functions"]["additionalProperties"]["$ref"],
+        "#/$defs/FunctionOverlay"
+    );
+    assert_eq!(j["$defs"]["FunctionOverlay"]["additionalProperties"], false);
+    assert!(j["$defs"]["FunctionOverlay"].get("required").is_none());
+}
+
+/// Runs `statsctl` with a deadline: a test of a hostile input must end even if the binary does not.
+fn run_within(
+    mut c: std::process::Command,
+    limit: std::time::Duration,
+) -> (harness::Run, std::time::Duration) {
+    let dir = tempfile::tempdir().unwrap();
+    let (out, err) = (dir.path().join("out"), dir.path().join("err"));
+    c.stdout(std::fs::File::create(&out).unwrap())
+        .stderr(std::fs::File::create(&err).unwrap());
+    let start = std::time::Instant::now();
+    let mut child = c.spawn().expect("run statsctl");
+    let status = loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            break status;
+        }
+        if start.elapsed() > limit {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!("statsctl did not finish within {limit:?}");
+        }
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    };
+    let elapsed = start.elapsed();
+    let read =
+        |p: &std::path::Path| String::from_utf8_lossy(&std::fs::read(p).unwrap()).into_owned();
+    let r = harness::Run {
+        code: status.code().unwrap_or(-1),
+        stdout: read(&out),
+        stderr: read(&err),
+    };
+    (r, elapsed)
+}
+
+/// Generous: every case here finishes in well under a second; before the caps some ran for minutes or aborted.
+const LIMIT: std::time::Duration = std::time::Duration::from_secs(20);
+
+fn validate_path(path: &std::path::Path, env: Option<&str>) -> harness::Run {
+    let mut c = statsctl();
+    c.arg("validate").arg("--stack").arg(path);
+    if let Some(e) = env {
+        c.args(["--env", e]);
+    }
+    run_within(c, LIMIT).0
+}
+
+#[test]
+fn non_regular_files_are_refused_without_reading() {
+    let dir = tempfile::tempdir().unwrap();
+    let fifo = dir.path().join("stack.fifo");
+    assert!(std::process::Command::new("mkfifo")
+        .arg(&fifo)
+        .status()
+        .unwrap()
+        .success());
+    let cases: [(&str, std::path::PathBuf, &str); 3] = [
+        ("/dev/zero", "/dev/zero".into(), "it is a character device"),
+        ("a FIFO", fifo, "it is a FIFO"),
+        ("a directory", dir.path().to_path_buf(), "it is a directory"),
+    ];
+    for (name, path, expect) in cases {
+        // Both paths: one environment (every command's loader) and all environments (validate's own read).
+        for env in [Some("local"), None] {
+            let r = validate_path(&path, env);
+            assert_eq!(r.code, 1, "{name} {env:?}: {r:?}");
+            assert!(r.stderr.contains("not a regular file"), "{name}: {r:?}");
+            assert!(r.stderr.contains(expect), "{name}: {r:?}");
+            assert!(r.stderr.contains("hint:"), "{name}: {r:?}");
+        }
+    }
+}
+
+#[test]
+fn an_oversized_file_and_invalid_utf8_are_located_errors() {
+    let dir = tempfile::tempdir().unwrap();
+    let big = dir.path().join("big.yaml");
+    std::fs::write(&big, "#".repeat(5 << 20)).unwrap();
+    let r = validate_path(&big, None);
+    assert_eq!(r.code, 1, "{r:?}");
+    assert!(r.stderr.contains("MAX_FILE_BYTES"), "{r:?}");
+
+    let bad = dir.path().join("bad.yaml");
+    std::fs::write(&bad, b"stack: live-stats\nregion: eu-\xffwest-1\n").unwrap();
+    for env in [Some("local"), None] {
+        let r = validate_path(&bad, env);
+        assert_eq!(r.code, 1, "{r:?}");
+        assert!(r.stderr.contains("not valid UTF-8"), "{r:?}");
+        assert!(r.stderr.contains("bad.yaml:2:12"), "{r:?}");
+        assert!(!r.stderr.contains("pass the right file"), "{r:?}");
+    }
+}
+
+#[test]
+fn bombs_end_in_located_errors_not_crashes() {
+    let dir = tempfile::tempdir().unwrap();
+    // The shapes: 9 levels of 9 aliases (~400 bytes, 1.9 GB before the cap), and `- - - …` 10,000 deep
+    // (exit 134, a stack overflow in the YAML parser, before the cap).
+    let mut laughs = String::from("a0: &a0 [lol, lol, lol, lol, lol, lol, lol, lol, lol]\n");
+    for i in 1..9 {
+        laughs.push_str(&format!(
+            "a{i}: &a{i} [{}]\n",
+            vec![format!("*a{}", i - 1); 9].join(",")
+        ));
+    }
+    let cases = [
+        ("alias bomb", laughs, "MAX_COPIED_NODES", 4),
+        ("deep nesting", "- ".repeat(10_000) + "x\n", "MAX_DEPTH", 1),
+    ];
+    for (name, text, cap, line) in cases {
+        let path = dir.path().join("bomb.yaml");
+        std::fs::write(&path, &text).unwrap();
+        let r = validate_path(&path, None);
+        assert_eq!(r.code, 1, "{name}: {r:?}");
+        assert!(r.stderr.contains(cap), "{name}: {r:?}");
+        assert!(
+            r.stderr.contains(&format!("bomb.yaml:{line}:")),
+            "{name}: {r:?}"
+        );
+    }
+}
+
+#[test]
+fn a_typo_deep_in_another_environment_fails_validate_env_local() {
+    let text = shipped_with(
+        "      stats-api: { memory_mb: 512 }\n",
+        "      stats-api: { memry_mb: 512 }\n",
+    );
+    let r = validate_text(&text, Some("local"));
+    assert_eq!(r.code, 1, "{r:?}");
+    let line = line_of(&text, "memry_mb");
+    assert!(r.stderr.contains(&format!("stack.yaml:{line}:")), "{r:?}");
+    assert!(r.stderr.contains("unknown field `memry_mb`"), "{r:?}");
+    assert!(r.stderr.contains("did you mean `memory_mb`?"), "{r:?}");
+    assert!(r.stdout.is_empty(), "{r:?}");
+}
+
+#[test]
+fn a_100k_key_stack_validates_quickly() {
+    // 100,000 tags, 1.3 MB: the duplicate-key check was quadratic (over two minutes).
+    let tags: String = (0..100_000).map(|i| format!("  t{i:06}: v\n")).collect();
+    let text = shipped_with(
+        "  team: live-stats\n",
+        &format!("  team: live-stats\n{tags}"),
+    );
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("stack.yaml");
+    std::fs::write(&path, &text).unwrap();
+    let mut c = statsctl();
+    c.arg("validate")
+        .arg("--stack")
+        .arg(&path)
+        .args(["--env", "local", "--quiet"]);
+    let (r, _elapsed) = run_within(c, LIMIT);
+    assert_eq!(r.code, 0, "{r:?}");
+
+    // A duplicate at the end is still found, at its line.
+    let dup = text.replacen(
+        "  cost-center: esports\n",
+        "  cost-center: esports\n  t000042: again\n",
+        1,
+    );
+    let r = validate_text(&dup, Some("local"));
+    assert_eq!(r.code, 1, "{r:?}");
+    assert!(r.stderr.contains("duplicate key `t000042`"), "{r:?}");
+    assert!(
+        r.stderr
+            .contains(&format!("stack.yaml:{}:", line_of(&dup, "t000042: again"))),
+        "{r:?}"
+    );
+}
+
+#[test]
+fn substituted_secrets_and_flow_map_passwords_are_not_echoed() {
+    let text = shipped_with("    memory_mb: 512\n", "    memory_mb: ${LEAKY_SECRET}\n").replacen(
+        "  master_username: stats_admin\n",
+        "  master_username: stats_admin\n  sql: { host: db, user: u, password: hunter2 }\n",
+        1,
+    );
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("stack.yaml");
+    std::fs::write(&path, &text).unwrap();
+    for output in ["human", "json"] {
+        let mut c = statsctl();
+        c.arg("validate")
+            .arg("--stack")
+            .arg(&path)
+            .args(["--env", "prod", "--output", output])
+            .env("LEAKY_SECRET", "s3cr3t-hunter2");
+        let r = run(c);
+        assert_eq!(r.code, 1, "{r:?}");
+        let all = format!("{}{}", r.stdout, r.stderr);
+        assert!(!all.contains("hunter2"), "{output}: {r:?}");
+        assert!(all.contains("${LEAKY_SECRET}"), "{output}: {r:?}");
+        assert!(all.contains("unknown field `password`"), "{output}: {r:?}");
+    }
 }
