@@ -56,6 +56,8 @@ pub struct StackFile {
 
 /// Any part of the stack file, overriding the base for one environment. Maps merge key by key; scalars and
 /// lists replace.
+// Only this description is kept: `loader::schema()` replaces the generated definition by a partial copy of the
+// stack's own schema (every type, nothing required), so overlay keys are checked at every depth.
 #[derive(JsonSchema)]
 #[allow(dead_code)]
 #[schemars(extend("additionalProperties" = false))]
