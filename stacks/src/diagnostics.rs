@@ -123,17 +123,17 @@ pub fn mask_secret_value(line: &str) -> String {
     let mut i = 0;
     while i < chars.len() {
         let (at, c) = chars[i];
-        if let Some(q) = quote {
-            if c == q {
-                quote = None;
-            }
-            i += 1;
-            continue;
+        // Quotes only keep brackets inside strings from counting as flow nesting. Every `:` is looked at, even
+        // inside a string that may never close: masking too much is harmless, too little leaks.
+        match (c, quote) {
+            (_, Some(q)) if c == q => quote = None,
+            (_, Some(_)) => {}
+            ('"' | '\'', None) if opens_quote(&chars, i) => quote = Some(c),
+            _ => {}
         }
         match c {
-            '"' | '\'' if opens_quote(&chars, i) => quote = Some(c),
-            '{' | '[' => flow_depth += 1,
-            '}' | ']' => flow_depth = flow_depth.saturating_sub(1),
+            '{' | '[' if quote.is_none() => flow_depth += 1,
+            '}' | ']' if quote.is_none() => flow_depth = flow_depth.saturating_sub(1),
             ':' if is_sensitive_key(key_before(&line[..at])) => {
                 let end = value_end(&chars, i + 1, flow_depth > 0).unwrap_or(line.len());
                 let end = at + 1 + line[at + 1..end].trim_end().len();
@@ -143,6 +143,7 @@ pub fn mask_secret_value(line: &str) -> String {
                     copied = end;
                     // Continue after the masked value (its brackets and quotes are gone from view anyway).
                     i = chars.partition_point(|(b, _)| *b < end);
+                    quote = None;
                     continue;
                 }
             }
@@ -170,8 +171,10 @@ fn key_before(before: &str) -> &str {
         };
     }
     let start = before
-        .rfind(|c: char| c.is_whitespace() || matches!(c, '{' | '[' | ',' | '"' | '\''))
-        .map(|i| i + 1)
+        .char_indices()
+        .rfind(|(_, c)| c.is_whitespace() || matches!(c, '{' | '[' | ',' | '"' | '\''))
+        // The separator may be multi-byte whitespace (U+0085): skip all of it.
+        .map(|(i, c)| i + c.len_utf8())
         .unwrap_or(0);
     &before[start..]
 }
@@ -270,6 +273,8 @@ mod tests {
                 "  note: don't, password: x",
                 "  note: don't, password: ********",
             ),
+            ("\u{85}:x", "\u{85}:x"),
+            ("a\u{85}password: x", "a\u{85}password: ********"),
         ] {
             assert_eq!(mask_secret_value(line), shown, "{line}");
         }

@@ -6,7 +6,7 @@ use std::path::Path;
 use std::time::{Duration, Instant};
 
 use proptest::prelude::*;
-use statsctl_stacks::diagnostics::Diagnostics;
+use statsctl_stacks::diagnostics::{mask_secret_value, Diagnostics};
 use statsctl_stacks::loader::{load_file, load_str, read_stack_file, schema};
 use statsctl_stacks::yaml_tree::{
     parse_with_stats, MAX_ALIASES, MAX_COPIED_BYTES, MAX_COPIED_NODES, MAX_DEPTH, MAX_FILE_BYTES,
@@ -175,6 +175,15 @@ proptest! {
         kinds in prop::collection::vec(any::<u8>(), (MAX_DEPTH + 1)..20_000),
     ) {
         assert_refused(&nesting_bomb(&kinds), "MAX_DEPTH");
+    }
+
+    /// Masking snippets never panics on any line (multi-byte whitespace, stray quotes and brackets), and never
+    /// shows a masked password's value.
+    #[test]
+    fn masking_any_line_is_safe(line in "[a-z_:{}\\[\\], \"'#-]{0,40}|\\PC{0,40}", secret in "[A-Z]{8}") {
+        let _ = mask_secret_value(&line);
+        let shown = mask_secret_value(&format!("{line} {{ password: {secret} }}"));
+        prop_assert!(!shown.contains(&secret) || line.contains(&secret), "{}", shown);
     }
 
     /// Up to the cap, the same shapes load (as YAML: the stack itself is then wrong, which is a schema error).
