@@ -453,6 +453,28 @@ fn a_100k_key_stack_validates_quickly() {
     let (r, _elapsed) = run_within(c, LIMIT);
     assert_eq!(r.code, 0, "{r:?}");
 
+    // 100,000 unknown keys: every one is an error, found quickly; text shows the first hundred, not megabytes.
+    let unknown: String = (0..100_000).map(|i| format!("k{i:06}: 1\n")).collect();
+    let unknown_path = dir.path().join("unknown.yaml");
+    std::fs::write(&unknown_path, &unknown).unwrap();
+    let r = validate_path(&unknown_path, None);
+    assert_eq!(r.code, 1, "{r:?}");
+    assert!(
+        r.stderr.contains("unknown field `k000000`"),
+        "{}",
+        &r.stderr[..r.stderr.len().min(2000)]
+    );
+    assert!(
+        r.stderr.contains("more errors not shown"),
+        "{}",
+        &r.stderr[r.stderr.len().saturating_sub(2000)..]
+    );
+    assert!(
+        r.stderr.len() < 100_000,
+        "{} bytes of errors",
+        r.stderr.len()
+    );
+
     // A duplicate at the end is still found, at its line.
     let dup = text.replacen(
         "  cost-center: esports\n",

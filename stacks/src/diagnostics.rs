@@ -60,12 +60,24 @@ pub struct Diagnostics {
 
 impl std::error::Error for Diagnostics {}
 
+/// Errors shown in text. A file with 100,000 unknown keys would otherwise print 100,000 snippets (megabytes, for
+/// the same mistake); `--output json` still lists every one.
+pub const MAX_SHOWN_ERRORS: usize = 100;
+
 impl fmt::Display for Diagnostics {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let lines: Vec<&str> = self.source.lines().collect();
         for (i, d) in self.errors.iter().enumerate() {
             if i > 0 {
                 writeln!(f)?;
+            }
+            if i == MAX_SHOWN_ERRORS {
+                writeln!(
+                    f,
+                    "… and {} more errors not shown (`--output json` lists every one)",
+                    self.errors.len() - i
+                )?;
+                break;
             }
             writeln!(f, "error: {}", d.message)?;
             match d.at {
@@ -289,6 +301,32 @@ mod tests {
         );
         assert_eq!(closest("memory", keys), Some("memory_mb"));
         assert_eq!(closest("zzz", keys), None);
+    }
+
+    #[test]
+    fn many_errors_are_summarised_after_the_first_hundred() {
+        let d = Diagnostics {
+            file: "s.yaml".into(),
+            env: None,
+            source: "a: 1\n".into(),
+            errors: (0..MAX_SHOWN_ERRORS + 5)
+                .map(|i| Diagnostic::at(Location { line: 1, col: 1 }, format!("problem {i}")))
+                .collect(),
+        };
+        let text = d.to_string();
+        assert!(
+            text.contains(&format!("problem {}", MAX_SHOWN_ERRORS - 1)),
+            "{text}"
+        );
+        assert!(
+            !text.contains(&format!("problem {MAX_SHOWN_ERRORS}")),
+            "{text}"
+        );
+        assert!(text.contains("… and 5 more errors not shown"), "{text}");
+        assert!(
+            text.contains(&format!("{} errors in s.yaml", MAX_SHOWN_ERRORS + 5)),
+            "{text}"
+        );
     }
 
     #[test]
