@@ -118,12 +118,13 @@ pub const MAX_DEPTH: usize = 64;
 /// Most alias uses (`*name`) in one file. Real stacks use a handful; the cap stops alias bombs early.
 pub const MAX_ALIASES: usize = 100;
 
-/// Most nodes that anchors and aliases may copy in total. Each alias copies its anchor's whole subtree, so aliases
-/// of aliases multiply ("billion laughs": 400 bytes that expand to gigabytes); this bounds the expansion.
+/// Most nodes that aliases may copy in total (and, separately, that anchors may keep copies of). Each alias copies
+/// its anchor's whole subtree, so aliases of aliases multiply ("billion laughs": 400 bytes that expand to
+/// gigabytes); this bounds the expansion. Real stacks copy a few dozen nodes.
 pub const MAX_COPIED_NODES: usize = 10_000;
 
-/// Most text (scalars and keys, in bytes) that anchors and aliases may copy in total: an alias of one huge scalar
-/// copies few nodes but many bytes.
+/// Most text (scalars and keys, in bytes) that aliases may copy in total (and, separately, anchors): an alias of one
+/// huge scalar copies few nodes but many bytes.
 pub const MAX_COPIED_BYTES: usize = 1 << 20;
 
 /// What parsing built, for callers (and tests) that want to see that the work stayed bounded.
@@ -133,10 +134,14 @@ pub struct ParseStats {
     pub nodes: usize,
     /// Alias uses seen.
     pub aliases: usize,
-    /// Nodes copied for anchors and aliases.
+    /// Nodes copied by aliases.
     pub copied_nodes: usize,
-    /// Bytes of scalars and keys copied for anchors and aliases.
+    /// Bytes of scalars and keys copied by aliases.
     pub copied_bytes: usize,
+    /// Nodes kept as copies of anchored values (for aliases to copy from).
+    pub anchored_nodes: usize,
+    /// Bytes of scalars and keys kept as copies of anchored values.
+    pub anchored_bytes: usize,
     /// Deepest nesting of lists and maps built.
     pub max_depth: usize,
 }
@@ -309,34 +314,45 @@ impl Builder {
         self.fatal = true;
     }
 
-    /// Counts a copy of `nodes`/`bytes` against the expansion caps; false (and a fatal error at `at`) past them.
-    fn charge_copy(&mut self, at: Location, nodes: usize, bytes: usize) -> bool {
+    /// Counts an alias's copy of `nodes`/`bytes` against the expansion caps; false (and a fatal error at the alias)
+    /// past them.
+    fn charge_alias(&mut self, at: Location, nodes: usize, bytes: usize) -> bool {
         self.stats.copied_nodes += nodes;
         self.stats.copied_bytes += bytes;
-        if self.stats.copied_nodes > MAX_COPIED_NODES {
-            self.cap_error(
-                at,
-                format!(
-                    "anchors and aliases here copy more than {MAX_COPIED_NODES} nodes (the alias expansion cap, \
-                     MAX_COPIED_NODES)"
-                ),
-                "an alias copies its anchor's whole value, so aliases of aliases multiply; write the values out, \
-                 or put per-environment differences under `environments:`",
-            );
-            return false;
-        }
-        if self.stats.copied_bytes > MAX_COPIED_BYTES {
-            self.cap_error(
-                at,
-                format!(
-                    "anchors and aliases here copy more than {MAX_COPIED_BYTES} bytes of text (the alias expansion \
-                     cap, MAX_COPIED_BYTES)"
-                ),
-                "an alias copies its anchor's whole value; write large values out once instead of aliasing them",
-            );
-            return false;
-        }
-        true
+        let what = if self.stats.copied_nodes > MAX_COPIED_NODES {
+            format!("{MAX_COPIED_NODES} nodes (the alias expansion cap, MAX_COPIED_NODES)")
+        } else if self.stats.copied_bytes > MAX_COPIED_BYTES {
+            format!("{MAX_COPIED_BYTES} bytes of text (the alias expansion cap, MAX_COPIED_BYTES)")
+        } else {
+            return true;
+        };
+        self.cap_error(
+            at,
+            format!("with this alias, aliases copy more than {what}"),
+            "an alias copies its anchor's whole value, so aliases of aliases multiply; write the values out, or \
+             put per-environment differences under `environments:`",
+        );
+        false
+    }
+
+    /// Counts the copy an anchor keeps of its value. Without a cap, anchors nested 64 deep around one large value
+    /// would each keep a copy of it.
+    fn charge_anchor(&mut self, at: Location, nodes: usize, bytes: usize) -> bool {
+        self.stats.anchored_nodes += nodes;
+        self.stats.anchored_bytes += bytes;
+        let what = if self.stats.anchored_nodes > MAX_COPIED_NODES {
+            format!("{MAX_COPIED_NODES} nodes (MAX_COPIED_NODES)")
+        } else if self.stats.anchored_bytes > MAX_COPIED_BYTES {
+            format!("{MAX_COPIED_BYTES} bytes of text (MAX_COPIED_BYTES)")
+        } else {
+            return true;
+        };
+        self.cap_error(
+            at,
+            format!("with this anchor, anchored values hold more than {what}"),
+            "anchor (`&name`) only small values you repeat; write large values out",
+        );
+        false
     }
 
     /// Opens a list or map, unless that would nest deeper than `MAX_DEPTH`.
@@ -354,7 +370,7 @@ impl Builder {
     fn push_value(&mut self, node: Node, anchor: usize) {
         if anchor > 0 {
             let (nodes, bytes, height) = measure(&node);
-            if !self.charge_copy(node.at, nodes, bytes) {
+            if !self.charge_anchor(node.at, nodes, bytes) {
                 return;
             }
             self.anchors.insert(
@@ -451,7 +467,7 @@ impl Builder {
             );
             return;
         }
-        if !self.charge_copy(at, nodes, bytes) {
+        if !self.charge_alias(at, nodes, bytes) {
             return;
         }
         self.stats.max_depth = self.stats.max_depth.max(self.stack.len() + height);
@@ -698,9 +714,11 @@ mod tests {
         let errs = result.unwrap_err();
         assert_eq!(errs.len(), 1, "{errs:?}");
         assert!(errs[0].message.contains("MAX_COPIED_NODES"), "{errs:?}");
-        // Located at the alias (or anchor) that crossed the cap: line 4, where copies first pass 10,000 nodes.
-        assert_eq!(errs[0].at.unwrap().line, 4, "{errs:?}");
-        assert!(stats.copied_nodes <= MAX_COPIED_NODES + 2_000, "{stats:?}");
+        // Located at the alias that crossed the cap: lines 2 and 3 copy 110 and 1,110 nodes, then each `*l2` on
+        // line 4 copies 1,111, so the 8th (column 45) passes 10,000.
+        assert_eq!(errs[0].at, Some(Location { line: 4, col: 45 }), "{errs:?}");
+        assert!(errs[0].message.contains("with this alias"), "{errs:?}");
+        assert!(stats.copied_nodes <= 2 * MAX_COPIED_NODES, "{stats:?}");
         // A few small aliases are fine.
         assert!(parse(&laughs(2)).is_ok());
     }
@@ -719,6 +737,17 @@ mod tests {
         let errs = parse(&big).unwrap_err();
         assert!(errs[0].message.contains("MAX_COPIED_BYTES"), "{errs:?}");
         assert_eq!(errs[0].at.unwrap().line, 2);
+
+        // Anchors nested around one large value would each keep a copy of it: capped too, at the anchor.
+        let nested = format!(
+            "a: {}{}{}\n",
+            (0..20).map(|i| format!("&n{i} [")).collect::<String>(),
+            "x".repeat(MAX_COPIED_BYTES / 8),
+            "]".repeat(20)
+        );
+        let (result, stats) = parse_with_stats(&nested);
+        assert!(result.unwrap_err()[0].message.contains("with this anchor"));
+        assert!(stats.anchored_bytes <= 2 * MAX_COPIED_BYTES, "{stats:?}");
 
         // Each level nests the previous anchor one level deeper: depth grows past the cap through aliases alone.
         let half = MAX_DEPTH / 2 + 1;

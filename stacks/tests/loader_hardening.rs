@@ -74,6 +74,14 @@ fn assert_refused(text: &str, cap: &str) {
         stats.copied_bytes <= 2 * MAX_COPIED_BYTES + text.len(),
         "{stats:?}"
     );
+    assert!(
+        stats.anchored_nodes <= 2 * MAX_COPIED_NODES + stats.nodes,
+        "{stats:?}"
+    );
+    assert!(
+        stats.anchored_bytes <= 2 * MAX_COPIED_BYTES + text.len(),
+        "{stats:?}"
+    );
 }
 
 /// Aliases of aliases: level 0 has `fanout` scalars, each next level `fanout` aliases of the previous one.
