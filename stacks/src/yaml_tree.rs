@@ -1,5 +1,7 @@
 //! A YAML document as a tree whose every key and value remembers its line and column, so that any error found
-//! later (schema, semantics, environment merge, substitution) can point at the exact place in the file.
+//! later (schema, semantics, environment merge, substitution) can point at the exact place in the file. Building
+//! it is bounded on any input: text size, nesting depth and alias expansion are capped (the `MAX_*` constants),
+//! and each cap ends parsing with an error located where it was crossed.
 
 use std::collections::HashMap;
 
