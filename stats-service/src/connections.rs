@@ -481,6 +481,27 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn a_response_stuck_on_a_client_that_does_not_read_fails_after_the_idle_timeout() {
+        let (server, _client) = tokio::io::duplex(64);
+        let activity = Arc::new(Activity::default());
+        let mut w = Watched::new(
+            server,
+            activity.clone(),
+            Timeouts {
+                header_read: Duration::from_secs(3600),
+                idle: Duration::from_millis(50),
+            },
+        );
+        // The client never reads: after 64 bytes the write cannot proceed.
+        let e = tokio::time::timeout(Duration::from_secs(60), w.write_all(&[b'x'; 4096]))
+            .await
+            .expect("the stuck write ends")
+            .unwrap_err();
+        assert_eq!(e.kind(), io::ErrorKind::TimedOut);
+        assert!(activity.timed_out());
+    }
+
+    #[tokio::test]
     async fn a_busy_connection_has_no_read_deadline_and_is_idle_again_after() {
         let (mut w, mut client, activity) = watched(Timeouts {
             header_read: Duration::from_millis(20),

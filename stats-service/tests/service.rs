@@ -843,9 +843,20 @@ fn slowloris_and_silent_connections_are_closed_and_the_service_keeps_answering()
         200,
         "answers meanwhile"
     );
+    // A keep-alive client that got its answer and then goes quiet is idle again: closed too.
+    let mut done = TcpStream::connect(("127.0.0.1", svc.port)).unwrap();
+    done.set_read_timeout(Some(Duration::from_secs(30)))
+        .unwrap();
+    done.write_all(b"GET /metrics HTTP/1.1\r\nHost: x\r\n\r\n")
+        .unwrap();
+    let mut first = [0u8; 12];
+    done.read_exact(&mut first).unwrap();
+    assert_eq!(&first, b"HTTP/1.1 200");
+    done.set_nonblocking(true).unwrap();
+    silent.push(Some(done));
     wait_for(
         Duration::from_secs(60),
-        "the server to close all 200",
+        "the server to close all 201",
         || {
             for slot in dribblers.iter_mut() {
                 if let Some(s) = slot {
@@ -876,7 +887,7 @@ fn slowloris_and_silent_connections_are_closed_and_the_service_keeps_answering()
     assert!(out.contains("BODY_READ_TIMEOUT_MS"), "{out}");
 
     let m = svc.metrics();
-    assert!(m["connections_timed_out"].as_u64().unwrap() >= 200, "{m}");
+    assert!(m["connections_timed_out"].as_u64().unwrap() >= 201, "{m}");
     assert_eq!(svc.request("GET", "/healthz", b"").0, 200);
 }
 
