@@ -11,8 +11,8 @@ use std::future::Future;
 use std::io;
 use std::pin::Pin;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::Arc;
-use std::task::{Context, Poll};
+use std::sync::{Arc, Mutex};
+use std::task::{Context, Poll, Waker};
 use std::time::Duration;
 
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
@@ -136,12 +136,15 @@ pub struct Activity {
     busy: AtomicBool,
     finished: AtomicU64,
     timed_out: AtomicBool,
+    /// The connection's task, when a read went pending while busy (no deadline armed). hyper does not read
+    /// again after writing a response unless woken, so the end of the request wakes it to arm the idle deadline.
+    parked: Mutex<Option<Waker>>,
 }
 
 impl Activity {
     /// Marks a request in progress until the guard is dropped — also when its future is cancelled.
     pub fn begin(self: &Arc<Self>) -> BusyGuard {
-        self.busy.store(true, Ordering::Relaxed);
+        self.busy.store(true, Ordering::SeqCst);
         BusyGuard(self.clone())
     }
 
@@ -156,7 +159,16 @@ pub struct BusyGuard(Arc<Activity>);
 impl Drop for BusyGuard {
     fn drop(&mut self) {
         self.0.finished.fetch_add(1, Ordering::Relaxed);
-        self.0.busy.store(false, Ordering::Relaxed);
+        self.0.busy.store(false, Ordering::SeqCst);
+        let parked = self
+            .0
+            .parked
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .take();
+        if let Some(w) = parked {
+            w.wake();
+        }
     }
 }
 
@@ -212,7 +224,7 @@ impl<T> Watched<T> {
 
     /// Follows the handler: busy while it has a request, idle from the moment it is done with one.
     fn sync(&mut self) {
-        if self.activity.busy.load(Ordering::Relaxed) {
+        if self.activity.busy.load(Ordering::SeqCst) {
             self.phase = Phase::Busy;
             return;
         }
@@ -228,6 +240,13 @@ impl<T> Watched<T> {
             Phase::Idle(since) => Some(since + self.timeouts.idle),
             Phase::Head(since) => Some(since + self.timeouts.header_read),
             Phase::Busy => None,
+        }
+    }
+
+    fn phase_name(&self) -> &'static str {
+        match self.phase {
+            Phase::Head(_) => "reading the request headers",
+            _ => "idle connection",
         }
     }
 
@@ -260,6 +279,12 @@ impl<T: AsyncRead + Unpin> AsyncRead for Watched<T> {
     ) -> Poll<io::Result<()>> {
         let me = &mut *self;
         me.sync();
+        // Checked before reading too: a client dribbling a byte whenever the socket is polled still runs out.
+        if let Some(deadline) = me.read_deadline() {
+            if Instant::now() >= deadline {
+                return Poll::Ready(Err(me.expired(me.phase_name())));
+            }
+        }
         let before = buf.filled().len();
         match Pin::new(&mut me.io).poll_read(cx, buf) {
             Poll::Ready(Ok(())) => {
@@ -273,14 +298,16 @@ impl<T: AsyncRead + Unpin> AsyncRead for Watched<T> {
             Poll::Ready(Err(e)) => Poll::Ready(Err(e)),
             Poll::Pending => {
                 let Some(deadline) = me.read_deadline() else {
+                    *me.activity.parked.lock().unwrap_or_else(|p| p.into_inner()) =
+                        Some(cx.waker().clone());
+                    // The request may have ended between `sync` and parking: then nobody wakes us.
+                    if !me.activity.busy.load(Ordering::SeqCst) {
+                        cx.waker().wake_by_ref();
+                    }
                     return Poll::Pending;
                 };
                 if passed(&mut me.read_timer, &mut me.read_armed, deadline, cx) {
-                    let what = match me.phase {
-                        Phase::Head(_) => "reading the request headers",
-                        _ => "idle connection",
-                    };
-                    return Poll::Ready(Err(me.expired(what)));
+                    return Poll::Ready(Err(me.expired(me.phase_name())));
                 }
                 Poll::Pending
             }
@@ -499,6 +526,28 @@ mod tests {
             .unwrap_err();
         assert_eq!(e.kind(), io::ErrorKind::TimedOut);
         assert!(activity.timed_out());
+    }
+
+    /// hyper parks its read while the handler runs and, after writing the response, reads again only when woken:
+    /// the end of the request must wake it, or the idle deadline is never armed.
+    #[tokio::test]
+    async fn a_read_parked_while_busy_gets_the_idle_deadline_when_the_request_ends() {
+        let (mut w, _client, activity) = watched(Timeouts {
+            header_read: Duration::from_secs(3600),
+            idle: Duration::from_millis(20),
+        });
+        let guard = activity.begin();
+        let reader = tokio::spawn(async move {
+            let mut buf = [0u8; 16];
+            w.read(&mut buf).await
+        });
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        drop(guard);
+        let r = tokio::time::timeout(Duration::from_secs(60), reader)
+            .await
+            .expect("woken when the request ended")
+            .unwrap();
+        assert_eq!(r.unwrap_err().kind(), io::ErrorKind::TimedOut);
     }
 
     #[tokio::test]

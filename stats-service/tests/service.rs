@@ -854,25 +854,38 @@ fn slowloris_and_silent_connections_are_closed_and_the_service_keeps_answering()
     assert_eq!(&first, b"HTTP/1.1 200");
     done.set_nonblocking(true).unwrap();
     silent.push(Some(done));
-    wait_for(
-        Duration::from_secs(60),
-        "the server to close all 201",
-        || {
-            for slot in dribblers.iter_mut() {
-                if let Some(s) = slot {
-                    if s.write(b"X").is_err() || closed_by_server(s) {
-                        *slot = None;
-                    }
-                }
-            }
-            for slot in silent.iter_mut() {
-                if slot.as_mut().is_some_and(closed_by_server) {
+    let start = Instant::now();
+    loop {
+        for slot in dribblers.iter_mut() {
+            if let Some(s) = slot {
+                if s.write(b"X").is_err() || closed_by_server(s) {
                     *slot = None;
                 }
             }
-            (dribblers.iter().chain(&silent).all(Option::is_none)).then_some(())
-        },
-    );
+        }
+        for slot in silent.iter_mut() {
+            if slot.as_mut().is_some_and(closed_by_server) {
+                *slot = None;
+            }
+        }
+        let open = |v: &[Option<TcpStream>]| v.iter().filter(|s| s.is_some()).count();
+        if open(&dribblers) + open(&silent) == 0 {
+            break;
+        }
+        assert!(
+            start.elapsed() < Duration::from_secs(60),
+            "still open after 60 s: {} dribbling, {} silent, the quiet keep-alive one {}; {}",
+            open(&dribblers),
+            open(&silent),
+            if silent.last().unwrap().is_some() {
+                "too"
+            } else {
+                "not"
+            },
+            svc.metrics()
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
     // A body announced and never finished gets a 408 rather than holding the request.
     let mut s = TcpStream::connect(("127.0.0.1", svc.port)).unwrap();
     s.set_read_timeout(Some(Duration::from_secs(30))).unwrap();
