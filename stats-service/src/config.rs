@@ -130,8 +130,9 @@ Environment:
                     connection is closed (default 10000)
   IDLE_TIMEOUT_MS   close a keep-alive connection that sends nothing this long (default 75000,
                     longer than a load balancer's 60 s idle timeout, so it closes first)
-  MAX_CONNECTIONS   most client connections at once; more wait in the listen backlog (default
-                    4096, lowered to what the open-file limit, `ulimit -n`, leaves room for)
+  MAX_CONNECTIONS   most client connections at once; more wait in the listen backlog while idle
+                    keep-alive ones are closed to make room (default 4096, lowered to what the
+                    open-file limit, `ulimit -n`, leaves room for)
   DRAIN_TIMEOUT_MS  on SIGTERM, how long requests in flight get to finish (default 10000)
 ";
 

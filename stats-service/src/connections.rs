@@ -134,6 +134,8 @@ impl AcceptBackoff {
 #[derive(Debug, Default)]
 pub struct Activity {
     busy: AtomicBool,
+    /// Part of a request has arrived, its headers not all yet.
+    in_head: AtomicBool,
     finished: AtomicU64,
     timed_out: AtomicBool,
     /// The connection's task, when a read went pending while busy (no deadline armed). hyper does not read
@@ -145,7 +147,13 @@ impl Activity {
     /// Marks a request in progress until the guard is dropped — also when its future is cancelled.
     pub fn begin(self: &Arc<Self>) -> BusyGuard {
         self.busy.store(true, Ordering::SeqCst);
+        self.in_head.store(false, Ordering::Relaxed);
         BusyGuard(self.clone())
+    }
+
+    /// Waiting for a request with not a byte of one yet: safe to close, the client just reconnects.
+    pub fn idle(&self) -> bool {
+        !self.busy.load(Ordering::SeqCst) && !self.in_head.load(Ordering::Relaxed)
     }
 
     /// Whether the connection was closed by one of the timeouts.
@@ -159,6 +167,7 @@ pub struct BusyGuard(Arc<Activity>);
 impl Drop for BusyGuard {
     fn drop(&mut self) {
         self.0.finished.fetch_add(1, Ordering::Relaxed);
+        self.0.in_head.store(false, Ordering::Relaxed);
         self.0.busy.store(false, Ordering::SeqCst);
         let parked = self
             .0
@@ -226,12 +235,14 @@ impl<T> Watched<T> {
     fn sync(&mut self) {
         if self.activity.busy.load(Ordering::SeqCst) {
             self.phase = Phase::Busy;
+            self.activity.in_head.store(false, Ordering::Relaxed);
             return;
         }
         let finished = self.activity.finished.load(Ordering::Relaxed);
         if finished != self.seen_finished || self.phase == Phase::Busy {
             self.seen_finished = finished;
             self.phase = Phase::Idle(Instant::now());
+            self.activity.in_head.store(false, Ordering::Relaxed);
         }
     }
 
@@ -291,6 +302,7 @@ impl<T: AsyncRead + Unpin> AsyncRead for Watched<T> {
                 if buf.filled().len() > before {
                     if let Phase::Idle(_) = me.phase {
                         me.phase = Phase::Head(Instant::now());
+                        me.activity.in_head.store(true, Ordering::Relaxed);
                     }
                 }
                 Poll::Ready(Ok(()))

@@ -15,7 +15,7 @@ use hyper::{Method, Request, Response, StatusCode};
 use hyper_util::rt::TokioIo;
 use serde::Serialize;
 use tokio::net::TcpListener;
-use tokio::sync::Semaphore;
+use tokio::sync::{Notify, Semaphore};
 use tokio::time::Instant;
 
 use crate::config::Config;
@@ -372,8 +372,10 @@ const LOG_EVERY: Duration = Duration::from_secs(10);
 
 /// Serves until `shutdown` resolves, then stops accepting and gives in-flight requests up to `drain` to finish.
 ///
-/// At most `max_connections` are open at once. At the cap the loop stops calling `accept`, so new connections wait
-/// in the kernel's listen backlog (back-pressure) rather than being accepted and dropped.
+/// At most `max_connections` are served at once. At the cap the loop stops calling `accept` (one connection
+/// accepted and held aside), so new connections wait in the kernel's listen backlog (back-pressure) rather than
+/// being accepted and dropped. Idle keep-alive connections are then closed to make room, as nginx does when it runs
+/// out of connections: otherwise they hold their slots for the whole idle timeout while clients with a request wait.
 pub async fn serve(
     listener: TcpListener,
     app: Arc<App>,
@@ -386,25 +388,8 @@ pub async fn serve(
     let mut backoff = AcceptBackoff::default();
     let mut accept_log = LogEvery::new(LOG_EVERY);
     let mut full_log = LogEvery::new(LOG_EVERY);
-    loop {
-        let permit = match permits.clone().try_acquire_owned() {
-            Ok(p) => p,
-            Err(_) => {
-                if let Some(more) = full_log.should_log(Instant::now()) {
-                    eprintln!(
-                        "stats-service: {max_connections} connections open (MAX_CONNECTIONS): new ones wait in the listen backlog{}",
-                        also(more, "time")
-                    );
-                }
-                tokio::select! {
-                    p = permits.clone().acquire_owned() => match p {
-                        Ok(p) => p,
-                        Err(_) => break,
-                    },
-                    _ = &mut shutdown => break,
-                }
-            }
-        };
+    let shed_idle = Arc::new(Notify::new());
+    'serve: loop {
         let accepted = tokio::select! {
             a = listener.accept() => a,
             _ = &mut shutdown => break,
@@ -415,7 +400,6 @@ pub async fn serve(
                 s
             }
             Err(e) => {
-                drop(permit);
                 // Out of file descriptors and the like: back off instead of spinning or exiting, and say so once
                 // in a while rather than for every attempt.
                 if let Some(more) = accept_log.should_log(Instant::now()) {
@@ -427,8 +411,34 @@ pub async fn serve(
                 }
             }
         };
+        let permit = match permits.clone().try_acquire_owned() {
+            Ok(p) => p,
+            Err(_) => {
+                if let Some(more) = full_log.should_log(Instant::now()) {
+                    eprintln!(
+                        "stats-service: {max_connections} connections open (MAX_CONNECTIONS): new ones wait in the listen backlog{}",
+                        also(more, "time")
+                    );
+                }
+                // This one connection is held unserved (one descriptor over the cap) and the rest stay in the
+                // backlog. Someone is waiting, so idle keep-alive connections make room; again every second,
+                // for connections that became idle meanwhile.
+                loop {
+                    shed_idle.notify_waiters();
+                    tokio::select! {
+                        p = permits.clone().acquire_owned() => match p {
+                            Ok(p) => break p,
+                            Err(_) => break 'serve,
+                        },
+                        _ = tokio::time::sleep(Duration::from_secs(1)) => {}
+                        _ = &mut shutdown => break 'serve,
+                    }
+                }
+            }
+        };
         let _ = stream.set_nodelay(true);
         let app = app.clone();
+        let shed_idle = shed_idle.clone();
         tokio::spawn(async move {
             let _permit = permit;
             let _open = Gauge::up(&app.counters.connections_open);
@@ -446,10 +456,21 @@ pub async fn serve(
                     Ok::<_, Infallible>(r)
                 }
             });
-            let _ = http1::Builder::new()
+            let conn = http1::Builder::new()
                 .keep_alive(true)
-                .serve_connection(io, svc)
-                .await;
+                .serve_connection(io, svc);
+            tokio::pin!(conn);
+            loop {
+                tokio::select! {
+                    _ = conn.as_mut() => break,
+                    _ = shed_idle.notified() => {
+                        if activity.idle() {
+                            // hyper closes an idle connection at once, and lets a busy one finish first.
+                            conn.as_mut().graceful_shutdown();
+                        }
+                    }
+                }
+            }
             if activity.timed_out() {
                 app.counters
                     .connections_timed_out

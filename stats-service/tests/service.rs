@@ -150,6 +150,7 @@ struct Service {
     /// Everything the service wrote to stderr so far: read continuously, so a chatty service never blocks on a
     /// full pipe.
     log: Arc<Mutex<String>>,
+    log_reader: Option<std::thread::JoinHandle<()>>,
 }
 
 impl Service {
@@ -194,7 +195,7 @@ impl Service {
         let log = Arc::new(Mutex::new(String::new()));
         let mut stderr = child.stderr.take().unwrap();
         let sink = log.clone();
-        std::thread::spawn(move || {
+        let log_reader = std::thread::spawn(move || {
             let mut buf = [0u8; 8192];
             while let Ok(n) = stderr.read(&mut buf) {
                 if n == 0 {
@@ -213,7 +214,12 @@ impl Service {
             );
             std::thread::sleep(Duration::from_millis(20));
         }
-        Service { port, child, log }
+        Service {
+            port,
+            child,
+            log,
+            log_reader: Some(log_reader),
+        }
     }
 
     fn log(&self) -> String {
@@ -226,12 +232,16 @@ impl Service {
         m
     }
 
-    /// SIGTERM, then how long the service took to exit.
+    /// SIGTERM, then how long the service took to exit. Its whole log is in `log()` after.
     fn stop(&mut self) -> Duration {
         let t = Instant::now();
         unsafe { libc::kill(self.child.id() as i32, libc::SIGTERM) };
         let _ = self.child.wait();
-        t.elapsed()
+        let took = t.elapsed();
+        if let Some(r) = self.log_reader.take() {
+            let _ = r.join();
+        }
+        took
     }
 
     fn request(&self, method: &str, path: &str, body: &[u8]) -> (u16, Value) {
@@ -932,5 +942,38 @@ fn four_hundred_slowloris_under_ulimit_256_neither_starve_healthz_nor_flood_the_
     assert!(
         accept_errors <= 3,
         "{accept_errors} accept errors logged:\n{log}"
+    );
+}
+
+#[test]
+fn at_the_connection_cap_idle_keep_alive_connections_make_room() {
+    let pg = Pg::start(10);
+    let mut svc = Service::start(
+        pg.port,
+        &[("MAX_CONNECTIONS", "4"), ("IDLE_TIMEOUT_MS", "600000")],
+    );
+    svc.wait_healthy();
+    // Four keep-alive clients that got their answer and keep the connection: the cap is full of idle ones.
+    let idle: Vec<TcpStream> = (0..4)
+        .map(|_| {
+            let mut s = TcpStream::connect(("127.0.0.1", svc.port)).unwrap();
+            s.set_read_timeout(Some(Duration::from_secs(30))).unwrap();
+            s.write_all(b"GET /metrics HTTP/1.1\r\nHost: x\r\n\r\n")
+                .unwrap();
+            let mut first = [0u8; 12];
+            s.read_exact(&mut first).unwrap();
+            assert_eq!(&first, b"HTTP/1.1 200");
+            s
+        })
+        .collect();
+    // A fifth client is answered, long before the ten-minute idle timeout would free a slot.
+    let (status, v) = svc.request("GET", "/healthz", b"");
+    assert_eq!(status, 200, "{v}");
+    drop(idle);
+    svc.stop();
+    assert!(
+        svc.log().contains("4 connections open (MAX_CONNECTIONS)"),
+        "{}",
+        svc.log()
     );
 }
