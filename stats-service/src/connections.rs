@@ -151,9 +151,13 @@ impl Activity {
         BusyGuard(self.clone())
     }
 
-    /// Waiting for a request with not a byte of one yet: safe to close, the client just reconnects.
+    /// A keep-alive connection between requests: it has had one, and not a byte of the next has arrived. Safe
+    /// to close, the client just reconnects. A connection that has not sent its first request yet is not: its
+    /// client most likely is about to.
     pub fn idle(&self) -> bool {
-        !self.busy.load(Ordering::SeqCst) && !self.in_head.load(Ordering::Relaxed)
+        self.finished.load(Ordering::Relaxed) > 0
+            && !self.busy.load(Ordering::SeqCst)
+            && !self.in_head.load(Ordering::Relaxed)
     }
 
     /// Whether the connection was closed by one of the timeouts.
@@ -560,6 +564,18 @@ mod tests {
             .expect("woken when the request ended")
             .unwrap();
         assert_eq!(r.unwrap_err().kind(), io::ErrorKind::TimedOut);
+    }
+
+    #[test]
+    fn only_a_connection_between_requests_is_idle_enough_to_close() {
+        let activity = Arc::new(Activity::default());
+        assert!(!activity.idle(), "before its first request");
+        let guard = activity.begin();
+        assert!(!activity.idle(), "busy");
+        drop(guard);
+        assert!(activity.idle(), "after a request");
+        activity.in_head.store(true, Ordering::Relaxed);
+        assert!(!activity.idle(), "part of the next request arrived");
     }
 
     #[tokio::test]
