@@ -31,6 +31,18 @@ pub struct Config {
     pub db_timeout: Duration,
     /// Largest `POST /logs` body.
     pub max_body_bytes: usize,
+    /// Longest a database round trip (query, transaction, `SELECT 1`) may take once a connection is in hand.
+    pub db_statement_timeout: Duration,
+    /// From a request's first byte to the end of its headers: a slowloris client is cut off after this.
+    pub header_read_timeout: Duration,
+    /// A keep-alive connection with no request (not even a first byte) is closed after this.
+    pub idle_timeout: Duration,
+    /// Longest the service waits for a `POST /logs` body to arrive.
+    pub body_read_timeout: Duration,
+    /// Most client connections open at once; more wait in the listen backlog until one closes.
+    pub max_connections: usize,
+    /// On SIGTERM: how long requests in flight get to finish.
+    pub drain_timeout: Duration,
 }
 
 impl fmt::Debug for Config {
@@ -45,6 +57,12 @@ impl fmt::Debug for Config {
             .field("mode", &self.mode)
             .field("db_timeout", &self.db_timeout)
             .field("max_body_bytes", &self.max_body_bytes)
+            .field("db_statement_timeout", &self.db_statement_timeout)
+            .field("header_read_timeout", &self.header_read_timeout)
+            .field("idle_timeout", &self.idle_timeout)
+            .field("body_read_timeout", &self.body_read_timeout)
+            .field("max_connections", &self.max_connections)
+            .field("drain_timeout", &self.drain_timeout)
             .finish()
     }
 }
@@ -60,13 +78,18 @@ impl fmt::Display for Config {
         };
         write!(
             f,
-            "listening on {}, database {}@{}:{}/{} ({mode}, timeout {:?}, password {})",
+            "listening on {} (at most {} connections; header read {:?}, idle {:?}, body {:?}), database {}@{}:{}/{} ({mode}, timeout {:?}, statement timeout {:?}, password {})",
             self.listen,
+            self.max_connections,
+            self.header_read_timeout,
+            self.idle_timeout,
+            self.body_read_timeout,
             self.db_user,
             self.db_host,
             self.db_port,
             self.db_name,
             self.db_timeout,
+            self.db_statement_timeout,
             if self.db_password.is_some() {
                 "set"
             } else {
@@ -99,8 +122,22 @@ Environment:
   DB_TIMEOUT_MS     wait for a pooled or new connection (default 5000)
   DB_IDLE_TIMEOUT_MS  per-request mode: close a connection idle this long (default 300000,
                     as a warm Lambda container keeps its connection between invocations)
+  DB_STATEMENT_TIMEOUT_MS  longest a query or transaction may take; then the request gets a 503,
+                    the query is cancelled and its connection closed (default 5000)
   MAX_BODY_BYTES    largest POST /logs body (default 1048576)
+  BODY_READ_TIMEOUT_MS  longest a POST /logs body may take to arrive; then 408 (default 30000)
+  HEADER_READ_TIMEOUT_MS  from a request's first byte to the end of its headers; then the
+                    connection is closed (default 10000)
+  IDLE_TIMEOUT_MS   close a keep-alive connection that sends nothing this long (default 75000,
+                    longer than a load balancer's 60 s idle timeout, so it closes first)
+  MAX_CONNECTIONS   most client connections at once; more wait in the listen backlog while idle
+                    keep-alive ones are closed to make room (default 4096, lowered to what the
+                    open-file limit, `ulimit -n`, leaves room for)
+  DRAIN_TIMEOUT_MS  on SIGTERM, how long requests in flight get to finish (default 10000)
 ";
+
+/// The longest any `*_TIMEOUT_MS` may be: a day.
+const MAX_TIMEOUT_MS: u64 = 86_400_000;
 
 #[derive(Debug, PartialEq, Eq)]
 pub struct ConfigError(pub String);
@@ -206,6 +243,33 @@ impl Config {
             1 << 20,
             "a byte count",
         );
+        // Bounded above so no deadline computed from them can overflow.
+        let mut millis = |k: &str, default: u64| -> Duration {
+            let ms: u64 = num(&mut errors, k, get(k), default, "milliseconds");
+            if !(1..=MAX_TIMEOUT_MS).contains(&ms) {
+                errors.push(format!(
+                    "{k}={ms} must be between 1 and {MAX_TIMEOUT_MS} milliseconds (a day)"
+                ));
+            }
+            Duration::from_millis(ms.clamp(1, MAX_TIMEOUT_MS))
+        };
+        let db_statement_timeout = millis("DB_STATEMENT_TIMEOUT_MS", 5000);
+        let header_read_timeout = millis("HEADER_READ_TIMEOUT_MS", 10_000);
+        let idle_timeout = millis("IDLE_TIMEOUT_MS", 75_000);
+        let body_read_timeout = millis("BODY_READ_TIMEOUT_MS", 30_000);
+        let drain_timeout = millis("DRAIN_TIMEOUT_MS", 10_000);
+        let max_connections: usize = num(
+            &mut errors,
+            "MAX_CONNECTIONS",
+            get("MAX_CONNECTIONS"),
+            4096,
+            "a number of connections",
+        );
+        if !(1..=1_000_000).contains(&max_connections) {
+            errors.push(format!(
+                "MAX_CONNECTIONS={max_connections} must be between 1 and 1000000"
+            ));
+        }
         if !errors.is_empty() {
             return Err(ConfigError(errors.join("\n")));
         }
@@ -219,6 +283,12 @@ impl Config {
             mode,
             db_timeout: Duration::from_millis(timeout_ms.max(1)),
             max_body_bytes: max_body_bytes.max(1024),
+            db_statement_timeout,
+            header_read_timeout,
+            idle_timeout,
+            body_read_timeout,
+            max_connections,
+            drain_timeout,
         })
     }
 }
@@ -285,6 +355,103 @@ mod tests {
             "DB_IDLE_TIMEOUT_MS=\"soon\"",
         ] {
             assert!(e.0.contains(want), "{want} in {e}");
+        }
+    }
+
+    #[test]
+    fn timeouts_and_the_connection_cap() {
+        let c = Config::from_map(&vars(&[])).unwrap();
+        assert_eq!(
+            (
+                c.db_statement_timeout,
+                c.header_read_timeout,
+                c.idle_timeout,
+                c.body_read_timeout,
+                c.drain_timeout,
+                c.max_connections
+            ),
+            (
+                Duration::from_secs(5),
+                Duration::from_secs(10),
+                Duration::from_secs(75),
+                Duration::from_secs(30),
+                Duration::from_secs(10),
+                4096
+            )
+        );
+        let c = Config::from_map(&vars(&[
+            ("DB_STATEMENT_TIMEOUT_MS", "250"),
+            ("HEADER_READ_TIMEOUT_MS", "1000"),
+            ("IDLE_TIMEOUT_MS", "2000"),
+            ("BODY_READ_TIMEOUT_MS", "3000"),
+            ("DRAIN_TIMEOUT_MS", "4000"),
+            ("MAX_CONNECTIONS", "64"),
+        ]))
+        .unwrap();
+        assert_eq!(
+            (
+                c.db_statement_timeout,
+                c.header_read_timeout,
+                c.idle_timeout,
+                c.body_read_timeout,
+                c.drain_timeout,
+                c.max_connections
+            ),
+            (
+                Duration::from_millis(250),
+                Duration::from_secs(1),
+                Duration::from_secs(2),
+                Duration::from_secs(3),
+                Duration::from_secs(4),
+                64
+            )
+        );
+        // (variable, value, what the error must say)
+        let cases = [
+            (
+                "DB_STATEMENT_TIMEOUT_MS",
+                "0",
+                "DB_STATEMENT_TIMEOUT_MS=0 must be between 1 and",
+            ),
+            (
+                "HEADER_READ_TIMEOUT_MS",
+                "soon",
+                "HEADER_READ_TIMEOUT_MS=\"soon\" is not milliseconds",
+            ),
+            (
+                "IDLE_TIMEOUT_MS",
+                "86400001",
+                "IDLE_TIMEOUT_MS=86400001 must be between",
+            ),
+            (
+                "IDLE_TIMEOUT_MS",
+                "18446744073709551616",
+                "is not milliseconds",
+            ),
+            (
+                "BODY_READ_TIMEOUT_MS",
+                "-1",
+                "BODY_READ_TIMEOUT_MS=\"-1\" is not milliseconds",
+            ),
+            (
+                "DRAIN_TIMEOUT_MS",
+                "0",
+                "DRAIN_TIMEOUT_MS=0 must be between",
+            ),
+            (
+                "MAX_CONNECTIONS",
+                "0",
+                "MAX_CONNECTIONS=0 must be between 1 and 1000000",
+            ),
+            (
+                "MAX_CONNECTIONS",
+                "many",
+                "MAX_CONNECTIONS=\"many\" is not a number",
+            ),
+        ];
+        for (k, v, want) in cases {
+            let e = Config::from_map(&vars(&[(k, v)])).unwrap_err();
+            assert!(e.0.contains(want), "{k}={v}: {e}");
         }
     }
 

@@ -59,8 +59,22 @@ pub enum DbErrorKind {
     PoolTimeout,
     /// The database could not be reached or the connection broke.
     Unavailable,
+    /// A query (or the whole transaction) did not finish within the statement timeout.
+    Timeout,
     /// A query failed.
     Query,
+}
+
+impl DbErrorKind {
+    pub fn as_str(&self) -> &'static str {
+        match self {
+            DbErrorKind::TooManyConnections => "too many connections",
+            DbErrorKind::PoolTimeout => "pool timeout",
+            DbErrorKind::Unavailable => "database unavailable",
+            DbErrorKind::Timeout => "statement timeout",
+            DbErrorKind::Query => "query failed",
+        }
+    }
 }
 
 #[derive(Debug, Clone)]
@@ -100,9 +114,20 @@ impl DbError {
 
     fn from_pool(e: PoolError) -> DbError {
         match e {
-            PoolError::Timeout(_) => DbError {
+            PoolError::Timeout(deadpool_postgres::TimeoutType::Wait) => DbError {
                 kind: DbErrorKind::PoolTimeout,
                 message: "timed out waiting for a pooled connection".into(),
+            },
+            // Opening or checking a connection took too long: the database, not the pool, is the problem.
+            PoolError::Timeout(t) => DbError {
+                kind: DbErrorKind::Unavailable,
+                message: format!(
+                    "timed out {} a connection (DB_TIMEOUT_MS)",
+                    match t {
+                        deadpool_postgres::TimeoutType::Create => "opening",
+                        _ => "checking",
+                    }
+                ),
             },
             PoolError::Backend(e) => DbError::from_pg(e, true),
             other => DbError {
@@ -119,6 +144,8 @@ pub struct DbCounters {
     pub connections_opened: AtomicU64,
     pub too_many_connections: AtomicU64,
     pub pool_timeouts: AtomicU64,
+    /// Operations cut off by the statement timeout.
+    pub timeouts: AtomicU64,
     pub other_errors: AtomicU64,
 }
 
@@ -127,6 +154,7 @@ pub struct Db {
     /// request that finds none idle and shrunk only by the idle reaper (per-request mode).
     pool: Pool,
     schema: OnceCell<()>,
+    statement_timeout: Duration,
     pub counters: Arc<DbCounters>,
 }
 
@@ -134,12 +162,62 @@ pub struct Db {
 /// caps at 5,000), so the database, not the service, is what refuses. deadpool reserves a slot list this long.
 const PER_REQUEST_MAX: usize = 10_000;
 
-/// One borrowed connection, returned to the pool when dropped.
-struct Conn(deadpool_postgres::Object);
+/// One borrowed connection, returned to the pool when dropped — unless an operation on it was cut short (timed
+/// out, or its request's future dropped because the client hung up). Its query may then still be running, or
+/// waiting on a lock, and the next request to borrow the connection would queue behind it: such a connection is
+/// closed instead, and the server is asked to cancel the query so it stops holding a backend and its locks.
+struct Conn {
+    obj: Option<deadpool_postgres::Object>,
+    cancel: tokio_postgres::CancelToken,
+    /// Set while an operation runs; still set at drop means it did not finish.
+    busy: bool,
+    cancel_timeout: Duration,
+}
 
 impl Conn {
-    fn client(&mut self) -> &mut tokio_postgres::Client {
-        &mut self.0
+    fn new(obj: deadpool_postgres::Object, cancel_timeout: Duration) -> Conn {
+        Conn {
+            cancel: obj.cancel_token(),
+            obj: Some(obj),
+            busy: false,
+            cancel_timeout,
+        }
+    }
+
+    /// Ends an operation: the connection goes back to the pool when dropped, unless the operation timed out.
+    fn settle<T>(&mut self, r: Result<T, DbError>) -> Result<T, DbError> {
+        if !matches!(&r, Err(e) if e.kind == DbErrorKind::Timeout) {
+            self.busy = false;
+        }
+        r
+    }
+
+    /// deadpool's wrapper: a `tokio_postgres::Client` that also caches prepared statements.
+    fn client(&mut self) -> &mut deadpool_postgres::ClientWrapper {
+        self.obj
+            .as_deref_mut()
+            .expect("only Drop takes the object out")
+    }
+}
+
+impl Drop for Conn {
+    fn drop(&mut self) {
+        if !self.busy {
+            return;
+        }
+        if let Some(obj) = self.obj.take() {
+            // Detached from the pool and dropped: the connection closes.
+            drop(deadpool_postgres::Object::take(obj));
+        }
+        // PgBouncer and RDS Proxy forward cancel requests; a stalled database may not answer this either, so it
+        // is bounded too. PostgreSQL would otherwise notice the closed connection only when it next writes to it.
+        if let Ok(rt) = tokio::runtime::Handle::try_current() {
+            let cancel = self.cancel.clone();
+            let bound = self.cancel_timeout;
+            rt.spawn(async move {
+                let _ = tokio::time::timeout(bound, cancel.cancel_query(NoTls)).await;
+            });
+        }
     }
 }
 
@@ -238,6 +316,7 @@ impl Db {
         Db {
             pool,
             schema: OnceCell::new(),
+            statement_timeout: cfg.db_statement_timeout,
             counters,
         }
     }
@@ -251,18 +330,55 @@ impl Db {
         let c = match e.kind {
             DbErrorKind::TooManyConnections => &self.counters.too_many_connections,
             DbErrorKind::PoolTimeout => &self.counters.pool_timeouts,
+            DbErrorKind::Timeout => &self.counters.timeouts,
             _ => &self.counters.other_errors,
         };
         c.fetch_add(1, Ordering::Relaxed);
     }
 
+    /// Runs `op` within the statement timeout. Statement timeouts are kept on this side, not set with
+    /// `SET statement_timeout`: a SET pins the session to one backend behind RDS Proxy, PgBouncer drops the
+    /// `options` startup parameter, and only a client-side bound also covers a database that stopped answering at
+    /// all. The caller marks its connection busy before and calls [`Conn::settle`] after, so a connection whose
+    /// operation timed out is closed, not reused.
+    async fn bounded<T>(
+        &self,
+        op: impl std::future::Future<Output = Result<T, DbError>>,
+    ) -> Result<T, DbError> {
+        match tokio::time::timeout(self.statement_timeout, op).await {
+            Ok(r) => r,
+            Err(_) => {
+                let e = DbError {
+                    kind: DbErrorKind::Timeout,
+                    message: format!(
+                        "no answer within {} ms (DB_STATEMENT_TIMEOUT_MS); the query was cancelled and its connection closed",
+                        self.statement_timeout.as_millis()
+                    ),
+                };
+                self.count(&e);
+                Err(e)
+            }
+        }
+    }
+
     async fn conn(&self) -> Result<Conn, DbError> {
-        let r = self.pool.get().await.map(Conn).map_err(DbError::from_pool);
+        let cancel_timeout = self.statement_timeout;
+        let r = self
+            .pool
+            .get()
+            .await
+            .map(|o| Conn::new(o, cancel_timeout))
+            .map_err(DbError::from_pool);
         let mut conn = r.inspect_err(|e| self.count(e))?;
+        if self.schema.initialized() {
+            return Ok(conn);
+        }
         // The schema, once per process; retried by the next request when it failed.
-        self.schema
-            .get_or_try_init(|| async {
-                let tx = conn
+        conn.busy = true;
+        let c = &mut conn;
+        let r = self
+            .bounded(self.schema.get_or_try_init(move || async move {
+                let tx = c
                     .client()
                     .transaction()
                     .await
@@ -275,9 +391,14 @@ impl Db {
                     .await
                     .map_err(|e| DbError::from_pg(e, false))?;
                 tx.commit().await.map_err(|e| DbError::from_pg(e, false))
-            })
+            }))
             .await
-            .inspect_err(|e| self.count(e))?;
+            .map(|_| ());
+        conn.settle(r).inspect_err(|e| {
+            if e.kind != DbErrorKind::Timeout {
+                self.count(e)
+            }
+        })?;
         Ok(conn)
     }
 
@@ -290,11 +411,16 @@ impl Db {
     /// Round-trips `SELECT 1`.
     pub async fn ping(&self) -> Result<(), DbError> {
         let mut c = self.conn().await?;
-        c.client()
-            .simple_query("SELECT 1")
-            .await
-            .map_err(|e| self.fail(e))?;
-        Ok(())
+        c.busy = true;
+        let r = self
+            .bounded(async {
+                c.client()
+                    .simple_query("SELECT 1")
+                    .await
+                    .map_err(|e| self.fail(e))
+            })
+            .await;
+        c.settle(r).map(|_| ())
     }
 
     /// Stores a batch of events in one transaction.
@@ -391,6 +517,18 @@ impl Db {
             }
         }
         let mut conn = self.conn().await?;
+        conn.busy = true;
+        let r = self.bounded(self.insert(&mut conn, match_id, &m, &p)).await;
+        conn.settle(r)
+    }
+
+    async fn insert(
+        &self,
+        conn: &mut Conn,
+        match_id: i64,
+        m: &MatchRows,
+        p: &PlayerRows,
+    ) -> Result<Stored, DbError> {
         let tx = conn
             .client()
             .transaction()
@@ -423,9 +561,21 @@ impl Db {
 
     /// The live scoreboard, or `None` when nothing was logged for the match.
     pub async fn scoreboard(&self, match_id: i64) -> Result<Option<Scoreboard>, DbError> {
-        let conn = self.conn().await?;
+        let mut conn = self.conn().await?;
+        conn.busy = true;
+        let r = self
+            .bounded(self.read_scoreboard(&mut conn, match_id))
+            .await;
+        conn.settle(r)
+    }
+
+    async fn read_scoreboard(
+        &self,
+        conn: &mut Conn,
+        match_id: i64,
+    ) -> Result<Option<Scoreboard>, DbError> {
         // Prepared once per connection: a poll then skips the parse round trip.
-        let c = &conn.0;
+        let c: &deadpool_postgres::ClientWrapper = conn.client();
         let summary_stmt = c
             .prepare_cached(
                 "SELECT count(*),

@@ -1,12 +1,12 @@
-//! The HTTP side: routing, bodies, status codes. HTTP/1.1 with keep-alive on hyper.
+//! The HTTP side: the accept loop, routing, bodies, status codes, request ids. HTTP/1.1 with keep-alive on hyper.
 
 use std::collections::BTreeMap;
 use std::convert::Infallible;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
-use http_body_util::{BodyExt, Full, Limited};
+use http_body_util::{BodyExt, Full, LengthLimitError, Limited};
 use hyper::body::{Bytes, Incoming};
 use hyper::header::{HeaderValue, CONTENT_TYPE};
 use hyper::server::conn::http1;
@@ -15,8 +15,11 @@ use hyper::{Method, Request, Response, StatusCode};
 use hyper_util::rt::TokioIo;
 use serde::Serialize;
 use tokio::net::TcpListener;
+use tokio::sync::{Notify, Semaphore};
+use tokio::time::Instant;
 
 use crate::config::Config;
+use crate::connections::{AcceptBackoff, Activity, LogEvery, Timeouts, Watched};
 use crate::db::{Db, DbError, DbErrorKind};
 use crate::logparse::{self, Line};
 
@@ -27,11 +30,33 @@ pub struct HttpCounters {
     pub lines_stored: AtomicU64,
     pub lines_skipped: AtomicU64,
     pub in_flight: AtomicUsize,
+    pub connections_open: AtomicUsize,
+    /// Closed by the header-read, idle or stuck-write timeout.
+    pub connections_timed_out: AtomicU64,
+}
+
+/// Counts one up while alive. A drop guard, because hyper drops a request's future when its client hangs up
+/// mid-request, and code after an `.await` then never runs.
+struct Gauge<'a>(&'a AtomicUsize);
+
+impl<'a> Gauge<'a> {
+    fn up(g: &'a AtomicUsize) -> Gauge<'a> {
+        g.fetch_add(1, Ordering::Relaxed);
+        Gauge(g)
+    }
+}
+
+impl Drop for Gauge<'_> {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::Relaxed);
+    }
 }
 
 pub struct App {
     pub db: Db,
     pub max_body_bytes: usize,
+    pub body_read_timeout: Duration,
+    pub timeouts: Timeouts,
     pub counters: HttpCounters,
     skipped_by_reason: std::sync::Mutex<BTreeMap<&'static str, u64>>,
 }
@@ -51,27 +76,86 @@ fn json<T: Serialize>(status: StatusCode, body: &T) -> Resp {
 struct ErrorBody<'a> {
     error: &'a str,
     hint: &'a str,
+    /// Also the `x-request-id` header, and in the service's log line about this request.
+    request_id: &'a str,
 }
 
-fn error(status: StatusCode, error: &str, hint: &str) -> Resp {
-    json(status, &ErrorBody { error, hint })
+/// One request being handled: its id, and what the log says about it.
+struct Req<'a> {
+    id: &'a str,
+    method: &'a Method,
+    path: &'a str,
 }
 
-fn db_error(e: &DbError) -> Resp {
-    match e.kind {
-        DbErrorKind::TooManyConnections => error(
-            StatusCode::SERVICE_UNAVAILABLE,
-            &format!("database refused a connection: {}", e.message),
-            "the database's max_connections is exhausted: pool connections (DB_MODE=pool) or go through a proxy",
-        ),
-        DbErrorKind::PoolTimeout => error(
-            StatusCode::SERVICE_UNAVAILABLE,
-            "no database connection became free in time",
-            "the pool is too small for the load (DB_POOL_SIZE), or queries are slow",
-        ),
-        DbErrorKind::Unavailable => error(StatusCode::SERVICE_UNAVAILABLE, &format!("database unavailable: {}", e.message), "check DB_HOST/DB_PORT and that the database runs"),
-        DbErrorKind::Query => error(StatusCode::INTERNAL_SERVER_ERROR, &format!("query failed: {}", e.message), "see the service's log"),
+impl Req<'_> {
+    fn error(&self, status: StatusCode, error: &str, hint: &str) -> Resp {
+        json(
+            status,
+            &ErrorBody {
+                error,
+                hint,
+                request_id: self.id,
+            },
+        )
     }
+
+    /// The database's own words can name users, databases and hosts: they go to the log under the request id,
+    /// and the client gets what kind of failure it was and that id.
+    fn db_error(&self, e: &DbError) -> Resp {
+        eprintln!(
+            "stats-service: request {} {} {}: {}: {}",
+            self.id,
+            self.method,
+            self.path,
+            e.kind.as_str(),
+            e.message
+        );
+        let see_log = format!(
+            "the service's log has the detail under request id {}",
+            self.id
+        );
+        match e.kind {
+            DbErrorKind::TooManyConnections => self.error(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "database refused a connection: too many connections",
+                "the database's max_connections is exhausted: pool connections (DB_MODE=pool) or go through a proxy",
+            ),
+            DbErrorKind::PoolTimeout => self.error(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "no database connection became free in time",
+                "the pool is too small for the load (DB_POOL_SIZE), or queries are slow",
+            ),
+            DbErrorKind::Timeout => self.error(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "the database did not answer in time",
+                &format!("it is stalled or overloaded; the query was cancelled after DB_STATEMENT_TIMEOUT_MS; {see_log}"),
+            ),
+            DbErrorKind::Unavailable => self.error(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "database unavailable",
+                &format!("check DB_HOST/DB_PORT, DB_USER/DB_NAME/DB_PASSWORD and that the database runs; {see_log}"),
+            ),
+            DbErrorKind::Query => self.error(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "query failed",
+                &see_log,
+            ),
+        }
+    }
+}
+
+/// Unique per request and per process: a tag from the start time and pid, then a counter.
+fn next_request_id() -> String {
+    static TAG: OnceLock<u32> = OnceLock::new();
+    static NEXT: AtomicU64 = AtomicU64::new(1);
+    let tag = TAG.get_or_init(|| {
+        let nanos = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.subsec_nanos() ^ (d.as_secs() as u32))
+            .unwrap_or(0);
+        nanos ^ std::process::id().rotate_left(16)
+    });
+    format!("{tag:08x}-{:x}", NEXT.fetch_add(1, Ordering::Relaxed))
 }
 
 #[derive(Serialize)]
@@ -87,52 +171,68 @@ impl App {
         App {
             db: Db::new(cfg),
             max_body_bytes: cfg.max_body_bytes,
+            body_read_timeout: cfg.body_read_timeout,
+            timeouts: Timeouts {
+                header_read: cfg.header_read_timeout,
+                idle: cfg.idle_timeout,
+            },
             counters: HttpCounters::default(),
             skipped_by_reason: Default::default(),
         }
     }
 
     pub async fn handle(&self, req: Request<Incoming>) -> Resp {
+        let _in_flight = Gauge::up(&self.counters.in_flight);
         self.counters.requests.fetch_add(1, Ordering::Relaxed);
-        let r = self.route(req).await;
+        let id = next_request_id();
+        let mut r = self.route(req, &id).await;
         if r.status().is_server_error() {
             self.counters.responses_5xx.fetch_add(1, Ordering::Relaxed);
+        }
+        if let Ok(v) = HeaderValue::from_str(&id) {
+            r.headers_mut().insert("x-request-id", v);
         }
         r
     }
 
-    async fn route(&self, req: Request<Incoming>) -> Resp {
+    async fn route(&self, req: Request<Incoming>, id: &str) -> Resp {
         let path = req.uri().path().to_string();
+        let method = req.method().clone();
+        let rq = Req {
+            id,
+            method: &method,
+            path: &path,
+        };
         let segments: Vec<&str> = path.trim_matches('/').split('/').collect();
         match (req.method(), segments.as_slice()) {
             (&Method::GET, ["healthz"]) => match self.db.ping().await {
                 Ok(()) => json(StatusCode::OK, &serde_json::json!({"status": "ok"})),
-                Err(e) => db_error(&e),
+                Err(e) => rq.db_error(&e),
             },
             (&Method::GET, ["metrics"]) => json(StatusCode::OK, &self.metrics()),
             (&Method::GET, ["matches", id, "stats"]) => match id.parse::<i64>() {
                 Ok(id) => match self.db.scoreboard(id).await {
                     Ok(Some(board)) => json(StatusCode::OK, &board),
-                    Ok(None) => error(
+                    Ok(None) => rq.error(
                         StatusCode::NOT_FOUND,
                         &format!("no events logged for match {id}"),
                         "game servers POST /logs?match=ID",
                     ),
-                    Err(e) => db_error(&e),
+                    Err(e) => rq.db_error(&e),
                 },
-                Err(_) => error(
+                Err(_) => rq.error(
                     StatusCode::BAD_REQUEST,
                     &format!("match id `{id}` is not a number"),
                     "GET /matches/42/stats",
                 ),
             },
-            (&Method::POST, ["logs"]) => self.ingest(req).await,
-            (_, ["healthz"] | ["metrics"] | ["matches", _, "stats"] | ["logs"]) => error(
+            (&Method::POST, ["logs"]) => self.ingest(req, &rq).await,
+            (_, ["healthz"] | ["metrics"] | ["matches", _, "stats"] | ["logs"]) => rq.error(
                 StatusCode::METHOD_NOT_ALLOWED,
                 "method not allowed",
                 "GET /matches/ID/stats, GET /healthz, POST /logs",
             ),
-            _ => error(
+            _ => rq.error(
                 StatusCode::NOT_FOUND,
                 &format!("no such endpoint: {path}"),
                 "GET /matches/ID/stats, GET /healthz, GET /metrics, POST /logs?match=ID",
@@ -140,7 +240,7 @@ impl App {
         }
     }
 
-    async fn ingest(&self, req: Request<Incoming>) -> Resp {
+    async fn ingest(&self, req: Request<Incoming>, rq: &Req<'_>) -> Resp {
         let from_query = req.uri().query().and_then(|q| {
             q.split('&')
                 .find_map(|kv| kv.strip_prefix("match="))
@@ -152,29 +252,45 @@ impl App {
             .and_then(|v| v.to_str().ok())
             .map(str::to_string);
         let Some(raw_id) = from_query.or(from_header) else {
-            return error(
+            return rq.error(
                 StatusCode::BAD_REQUEST,
                 "which match? no `match` query parameter or X-Match-Id header",
                 "POST /logs?match=42",
             );
         };
         let Ok(match_id) = raw_id.trim().parse::<i64>() else {
-            return error(
+            return rq.error(
                 StatusCode::BAD_REQUEST,
                 &format!("match id `{raw_id}` is not a number"),
                 "POST /logs?match=42",
             );
         };
-        let body = match Limited::new(req.into_body(), self.max_body_bytes)
-            .collect()
-            .await
-        {
-            Ok(b) => b.to_bytes(),
-            Err(_) => {
-                return error(
+        // A client that announces a body and sends it a byte at a time must not hold the request forever.
+        let collect = Limited::new(req.into_body(), self.max_body_bytes).collect();
+        let body = match tokio::time::timeout(self.body_read_timeout, collect).await {
+            Ok(Ok(b)) => b.to_bytes(),
+            Ok(Err(e)) if e.is::<LengthLimitError>() => {
+                return rq.error(
                     StatusCode::PAYLOAD_TOO_LARGE,
                     &format!("body larger than {} bytes", self.max_body_bytes),
                     "send logs in smaller batches, or raise MAX_BODY_BYTES",
+                )
+            }
+            Ok(Err(_)) => {
+                return rq.error(
+                    StatusCode::BAD_REQUEST,
+                    "the body could not be read",
+                    "send the batch with a Content-Length or chunked encoding, complete",
+                )
+            }
+            Err(_) => {
+                return rq.error(
+                    StatusCode::REQUEST_TIMEOUT,
+                    &format!(
+                        "the body did not arrive within {} ms",
+                        self.body_read_timeout.as_millis()
+                    ),
+                    "send each batch at once, or raise BODY_READ_TIMEOUT_MS",
                 )
             }
         };
@@ -194,7 +310,7 @@ impl App {
         } else {
             match self.db.store(match_id, &events).await {
                 Ok(s) => s.match_events + s.player_events,
-                Err(e) => return db_error(&e),
+                Err(e) => return rq.db_error(&e),
             }
         };
         self.counters
@@ -236,6 +352,8 @@ impl App {
             "requests": h.requests.load(Ordering::Relaxed),
             "in_flight": h.in_flight.load(Ordering::Relaxed),
             "responses_5xx": h.responses_5xx.load(Ordering::Relaxed),
+            "connections_open": h.connections_open.load(Ordering::Relaxed),
+            "connections_timed_out": h.connections_timed_out.load(Ordering::Relaxed),
             "lines_stored": h.lines_stored.load(Ordering::Relaxed),
             "lines_skipped": h.lines_skipped.load(Ordering::Relaxed),
             "lines_skipped_by_reason": skipped,
@@ -243,53 +361,135 @@ impl App {
             "db_connections_open": self.db.open_connections(),
             "db_too_many_connections": d.too_many_connections.load(Ordering::Relaxed),
             "db_pool_timeouts": d.pool_timeouts.load(Ordering::Relaxed),
+            "db_timeouts": d.timeouts.load(Ordering::Relaxed),
             "db_other_errors": d.other_errors.load(Ordering::Relaxed),
         })
     }
 }
 
+/// How often a recurring listener problem (accept errors, the connection cap reached) is logged at most.
+const LOG_EVERY: Duration = Duration::from_secs(10);
+
 /// Serves until `shutdown` resolves, then stops accepting and gives in-flight requests up to `drain` to finish.
+///
+/// At most `max_connections` are served at once. At the cap the loop stops calling `accept` (one connection
+/// accepted and held aside), so new connections wait in the kernel's listen backlog (back-pressure) rather than
+/// being accepted and dropped. Idle keep-alive connections are then closed to make room, as nginx does when it runs
+/// out of connections: otherwise they hold their slots for the whole idle timeout while clients with a request wait.
 pub async fn serve(
     listener: TcpListener,
     app: Arc<App>,
     shutdown: impl std::future::Future<Output = ()>,
     drain: Duration,
+    max_connections: usize,
 ) {
     tokio::pin!(shutdown);
-    loop {
+    let permits = Arc::new(Semaphore::new(max_connections.max(1)));
+    let mut backoff = AcceptBackoff::default();
+    let mut accept_log = LogEvery::new(LOG_EVERY);
+    let mut full_log = LogEvery::new(LOG_EVERY);
+    let shed_idle = Arc::new(Notify::new());
+    'serve: loop {
         let accepted = tokio::select! {
             a = listener.accept() => a,
             _ = &mut shutdown => break,
         };
         let stream = match accepted {
-            Ok((s, _)) => s,
+            Ok((s, _)) => {
+                backoff.succeeded();
+                s
+            }
             Err(e) => {
-                // Out of file descriptors and the like: back off instead of spinning or exiting.
-                eprintln!("stats-service: accept failed: {e}");
-                tokio::time::sleep(Duration::from_millis(20)).await;
-                continue;
+                // Out of file descriptors and the like: back off instead of spinning or exiting, and say so once
+                // in a while rather than for every attempt.
+                if let Some(more) = accept_log.should_log(Instant::now()) {
+                    eprintln!("stats-service: accept failed: {e}{}", also(more, "failure"));
+                }
+                tokio::select! {
+                    _ = tokio::time::sleep(backoff.failed()) => continue,
+                    _ = &mut shutdown => break,
+                }
+            }
+        };
+        let permit = match permits.clone().try_acquire_owned() {
+            Ok(p) => p,
+            Err(_) => {
+                if let Some(more) = full_log.should_log(Instant::now()) {
+                    eprintln!(
+                        "stats-service: {max_connections} connections open (MAX_CONNECTIONS): new ones wait in the listen backlog{}",
+                        also(more, "time")
+                    );
+                }
+                // This one connection is held unserved (one descriptor over the cap) and the rest stay in the
+                // backlog. Someone is waiting, so idle keep-alive connections make room; again every second,
+                // for connections that became idle meanwhile.
+                loop {
+                    shed_idle.notify_waiters();
+                    tokio::select! {
+                        p = permits.clone().acquire_owned() => match p {
+                            Ok(p) => break p,
+                            Err(_) => break 'serve,
+                        },
+                        _ = tokio::time::sleep(Duration::from_secs(1)) => {}
+                        _ = &mut shutdown => break 'serve,
+                    }
+                }
             }
         };
         let _ = stream.set_nodelay(true);
         let app = app.clone();
+        let shed_idle = shed_idle.clone();
         tokio::spawn(async move {
+            let _permit = permit;
+            let _open = Gauge::up(&app.counters.connections_open);
+            let activity = Arc::new(Activity::default());
+            let io = TokioIo::new(Watched::new(stream, activity.clone(), app.timeouts));
+            let svc_app = app.clone();
+            let svc_activity = activity.clone();
             let svc = service_fn(move |req| {
-                let app = app.clone();
+                // Busy from the moment hyper has the headers, so the header timeout no longer applies.
+                let busy = svc_activity.begin();
+                let app = svc_app.clone();
                 async move {
-                    app.counters.in_flight.fetch_add(1, Ordering::Relaxed);
                     let r = app.handle(req).await;
-                    app.counters.in_flight.fetch_sub(1, Ordering::Relaxed);
+                    drop(busy);
                     Ok::<_, Infallible>(r)
                 }
             });
-            let _ = http1::Builder::new()
+            let conn = http1::Builder::new()
                 .keep_alive(true)
-                .serve_connection(TokioIo::new(stream), svc)
-                .await;
+                .serve_connection(io, svc);
+            tokio::pin!(conn);
+            loop {
+                tokio::select! {
+                    _ = conn.as_mut() => break,
+                    _ = shed_idle.notified() => {
+                        if activity.idle() {
+                            // hyper closes an idle connection at once, and lets a busy one finish first.
+                            conn.as_mut().graceful_shutdown();
+                        }
+                    }
+                }
+            }
+            if activity.timed_out() {
+                app.counters
+                    .connections_timed_out
+                    .fetch_add(1, Ordering::Relaxed);
+            }
         });
     }
+    // Closed now, so new connections are refused (and a load balancer retries elsewhere) instead of queueing.
+    drop(listener);
     let start = std::time::Instant::now();
     while app.counters.in_flight.load(Ordering::Relaxed) > 0 && start.elapsed() < drain {
         tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+fn also(suppressed: u64, what: &str) -> String {
+    match suppressed {
+        0 => String::new(),
+        1 => format!(" (and 1 more {what} not logged)"),
+        n => format!(" (and {n} more {what}s not logged)"),
     }
 }

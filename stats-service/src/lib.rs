@@ -7,6 +7,7 @@
 //! functions without a proxy behave — kept so the connection exhaustion incident can be reproduced on purpose.
 
 pub mod config;
+pub mod connections;
 pub mod db;
 pub mod http;
 pub mod logparse;

@@ -96,6 +96,8 @@ pub enum Skip {
     Ignored,
     /// A line that looks like a known event but does not parse.
     Malformed,
+    /// A NUL byte: PostgreSQL text cannot hold one, and storing it would fail the whole batch.
+    NulByte,
 }
 
 impl Skip {
@@ -105,6 +107,7 @@ impl Skip {
             Skip::NoTimestamp => "no_timestamp",
             Skip::Ignored => "ignored",
             Skip::Malformed => "malformed",
+            Skip::NulByte => "nul_byte",
         }
     }
 }
@@ -114,6 +117,9 @@ pub fn parse_line(line: &str) -> Line {
     let line = line.trim_end_matches(['\r', '\n']).trim();
     if line.is_empty() {
         return Line::Skipped(Skip::Empty);
+    }
+    if line.contains('\0') {
+        return Line::Skipped(Skip::NulByte);
     }
     let Some((logged_at, message)) = timestamp(line) else {
         return Line::Skipped(Skip::NoTimestamp);
@@ -562,6 +568,9 @@ mod tests {
             (r#"01/01/2026 - 00:00:00.000 - "s1mple<12><STEAM_1:0:123><CT>" killed "ZywOo<13><STE"#, Skip::Malformed),
             (r#"01/01/2026 - 00:00:00.000 - "s1mple<12><STEAM_1:0:123><CT>" attacked "ZywOo<13><S><T>" with "awp" (damage "lots")"#, Skip::Malformed),
             (r#"01/01/2026 - 00:00:00.000 - "no brackets" killed "x""#, Skip::Malformed),
+            ("01/01/2026 - 00:00:00.000 - World triggered \"Round_Start\0\"", Skip::NulByte),
+            ("\0", Skip::NulByte),
+            ("01/01/2026 - 00:00:00.000 - \"s1\0mple<12><STEAM_1:0:123><CT>\" killed \"ZywOo<13><STEAM_1:1:456><TERRORIST>\" with \"awp\"", Skip::NulByte),
         ];
         for (line, want) in cases {
             assert_eq!(parse_line(line), Line::Skipped(want), "{line:?}");
@@ -586,6 +595,19 @@ mod tests {
         #[test]
         fn never_panics(s in "\\PC*") {
             let _ = parse(&s);
+        }
+
+        /// Whatever is stored can be stored: no event carries a NUL into a PostgreSQL text column.
+        #[test]
+        fn no_event_carries_a_nul(cut in 0usize..200, at in 0usize..200) {
+            let line = r#"11/28/2026 - 20:01:02.000 - "s1mple<12><STEAM_1:0:123><CT>" [1 2 3] attacked "ZywOo<13><STEAM_1:1:456><TERRORIST>" [4 5 6] with "awp" (damage "112") (hitgroup "head")"#;
+            let mut chars: Vec<char> = line.chars().take(cut.max(1)).collect();
+            let at = at % chars.len();
+            chars.insert(at, '\0');
+            let s: String = chars.into_iter().collect();
+            if let Line::Event { event, .. } = parse_line(&s) {
+                proptest::prop_assert!(!format!("{event:?}").contains("\\0"), "{s:?} → {event:?}");
+            }
         }
 
         #[test]

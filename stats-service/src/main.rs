@@ -1,7 +1,7 @@
 use std::sync::Arc;
-use std::time::Duration;
 
 use stats_service::config::{Config, HELP};
+use stats_service::connections::{connection_cap, open_file_limit};
 use stats_service::http::{serve, App};
 
 fn main() {
@@ -32,6 +32,10 @@ fn main() {
             }
         };
         eprintln!("stats-service: {cfg}");
+        let cap = connection_cap(cfg.max_connections, open_file_limit(), cfg.mode);
+        if let Some(why) = &cap.lowered_because {
+            eprintln!("stats-service: {why}");
+        }
         let app = Arc::new(App::new(&cfg));
         let shutdown = async {
             use tokio::signal::unix::{signal, SignalKind};
@@ -43,7 +47,7 @@ fn main() {
             }
             eprintln!("stats-service: stopping: no new connections, draining requests in flight");
         };
-        serve(listener, app, shutdown, Duration::from_secs(10)).await;
+        serve(listener, app, shutdown, cfg.drain_timeout, cap.limit).await;
     });
 }
 
