@@ -25,6 +25,7 @@ pub struct Session {
 impl Session {
     /// Validates everything local first: a bad stack file or a missing artifact stops here, with nothing sent.
     pub async fn open(g: &Global, with_artifacts: bool) -> CliResult<Session> {
+        let timeouts = g.aws_timeouts()?;
         let stack = g.load_stack()?;
         let env = stack.env_name().to_string();
         let artifacts = if with_artifacts {
@@ -46,6 +47,7 @@ impl Session {
                 .endpoint_url
                 .clone()
                 .or_else(|| stack.spec.aws.endpoint_url.clone()),
+            timeouts,
         };
         let aws = Aws::connect(&target).await;
         let owner = Owner {
