@@ -384,3 +384,29 @@ fn bad_timeouts_are_input_errors_and_send_nothing() {
     }
     assert_eq!(peer.accepted(), 0);
 }
+
+#[test]
+fn a_malformed_endpoint_is_an_input_error_that_hides_passwords() {
+    let dir = tempfile::tempdir().unwrap();
+    for (url, want) in [
+        ("notaurl", "has no `http://`"),
+        ("http://127.0.0.1:", "no valid port"),
+        ("http://me:s3cret@127.0.0.1:4566", "holds user info"),
+    ] {
+        let mut c = statsctl_at(url, dir.path());
+        c.arg("plan");
+        let r = run_bounded(c);
+        assert_eq!(r.code, 1, "{r:?}");
+        assert!(
+            r.stderr
+                .contains("error: bad AWS endpoint from --endpoint-url"),
+            "{r:?}"
+        );
+        assert!(r.stderr.contains(want), "{r:?}");
+        assert!(!r.stderr.contains("s3cret"), "{r:?}");
+        assert!(
+            !r.stderr.contains("reading live-stats"),
+            "nothing was sent: {r:?}"
+        );
+    }
+}

@@ -29,7 +29,7 @@ use aws_smithy_types::config_bag::ConfigBag;
 
 use crate::duration::Span;
 use crate::inventory::Owner;
-use fault::{fault_of, judge, Cause, NameCalls};
+use fault::{endpoint_of, fault_of, judge, Cause, NameCalls};
 
 /// Tag keys that mark what statsctl owns.
 pub const TAG_STACK: &str = "statsctl:stack";
@@ -162,6 +162,51 @@ impl Timeouts {
             call,
         })
     }
+}
+
+/// Checks an endpoint override before the SDK sees it: a malformed one would otherwise surface as a confusing
+/// dispatch failure on the first call. The error never repeats user info (it may hold a password).
+pub fn check_endpoint_url(url: &str) -> Result<(), String> {
+    let shown = match endpoint_of(url) {
+        Some(clean) if url.contains('@') => format!("{clean}…"),
+        _ if url.contains('@') => "(a URL with user info)".to_string(),
+        _ => url.to_string(),
+    };
+    let Some((scheme, rest)) = url.split_once("://") else {
+        return Err(format!(
+            "`{shown}` is not a URL: it has no `http://` or `https://`"
+        ));
+    };
+    if !scheme.eq_ignore_ascii_case("http") && !scheme.eq_ignore_ascii_case("https") {
+        return Err(format!(
+            "`{shown}` uses `{scheme}://`; only http:// and https:// reach AWS"
+        ));
+    }
+    let authority = rest.split(['/', '?', '#']).next().unwrap_or_default();
+    if authority.contains('@') {
+        return Err(format!(
+            "`{shown}` holds user info (`user:password@`); AWS credentials come from the profile or environment, never the URL"
+        ));
+    }
+    let (host, port) = match authority.strip_prefix('[') {
+        Some(v6) => match v6.split_once(']') {
+            Some((h, after)) => (h, after.strip_prefix(':')),
+            None => return Err(format!("`{shown}` has an unclosed `[` in its host")),
+        },
+        None => match authority.rsplit_once(':') {
+            Some((h, p)) => (h, Some(p)),
+            None => (authority, None),
+        },
+    };
+    if host.is_empty() {
+        return Err(format!("`{shown}` has no host"));
+    }
+    if let Some(p) = port {
+        if !p.parse::<u16>().is_ok_and(|p| p > 0) {
+            return Err(format!("`{shown}` has no valid port after `:` (1–65535)"));
+        }
+    }
+    Ok(())
 }
 
 /// One client per service, sharing configuration and the call counter.
@@ -505,6 +550,34 @@ mod tests {
             let a = fail("create function `f`", e).hint("check the role");
             assert_eq!(a.hint.as_deref(), Some("check the role"));
             assert_eq!(AwsError::new("x", "y").hint("z").hint.as_deref(), Some("z"));
+        }
+    }
+
+    #[test]
+    fn endpoint_urls_are_checked_without_echoing_passwords() {
+        for ok in [
+            "http://127.0.0.1:4566",
+            "https://lambda.us-east-1.amazonaws.com",
+            "http://localhost:4566/",
+            "HTTP://[::1]:4566",
+            "https://vpce-1.lambda.us-east-1.vpce.amazonaws.com/path",
+        ] {
+            assert_eq!(check_endpoint_url(ok), Ok(()), "{ok}");
+        }
+        let cases = [
+            ("notaurl", "has no `http://`"),
+            ("ftp://x", "uses `ftp://`"),
+            ("http://", "has no host"),
+            ("http://127.0.0.1:", "no valid port"),
+            ("http://127.0.0.1:99999", "no valid port"),
+            ("http://127.0.0.1:0", "no valid port"),
+            ("http://[::1", "unclosed `[`"),
+            ("http://me:s3cret@127.0.0.1:4566", "holds user info"),
+        ];
+        for (url, want) in cases {
+            let e = check_endpoint_url(url).unwrap_err();
+            assert!(e.contains(want), "{url}: {e}");
+            assert!(!e.contains("s3cret"), "{url}: {e}");
         }
     }
 }
