@@ -114,7 +114,6 @@ const THROTTLED: &[&str] = &[
     "PriorRequestNotComplete",
     "ProvisionedThroughputExceededException",
     "BandwidthLimitExceeded",
-    "LimitExceededException",
 ];
 const DENIED: &[&str] = &[
     "AccessDenied",
@@ -124,6 +123,8 @@ const DENIED: &[&str] = &[
     "AuthorizationError",
     "AuthorizationErrorException",
     "NotAuthorized",
+    // S3 answers a HEAD request that it refuses with no body; the SDK names the status.
+    "Forbidden",
 ];
 const EXPIRED: &[&str] = &["ExpiredToken", "ExpiredTokenException", "RequestExpired"];
 const INVALID_CREDENTIALS: &[&str] = &[
@@ -177,7 +178,10 @@ pub fn judge(f: &Fault) -> Verdict {
         _ => String::new(),
     };
     let line = match (cause, f.stage) {
-        (Cause::NoCredentials, _) => format!("{call}was not sent: no AWS credentials found"),
+        (Cause::NoCredentials, _) => match credential_failures(&f.chain) {
+            Some(why) => format!("{call}was not sent: no AWS credentials found ({why})"),
+            None => format!("{call}was not sent: no AWS credentials found"),
+        },
         (_, Stage::TimedOut) => match timeout_after(&f.chain) {
             Some(after) => format!("{call}timed out after {after}{attempts}"),
             None => format!("{call}timed out{attempts}"),
@@ -283,6 +287,18 @@ pub fn judge(f: &Fault) -> Verdict {
         Cause::Rejected | Cause::NotSent => None,
     };
     Verdict { cause, line, hint }
+}
+
+/// What the credential providers that were configured said: the SDK lists every provider in its chain, one a
+/// line, and those that were simply not set up ("not enabled") say nothing the hint does not.
+fn credential_failures(chain: &[String]) -> Option<String> {
+    let innermost = chain.last()?;
+    let said: Vec<&str> = innermost
+        .lines()
+        .map(str::trim)
+        .filter(|l| !l.is_empty() && !l.contains("not enabled") && !l.ends_with("Attempted:"))
+        .collect();
+    (!said.is_empty()).then(|| excerpt(&said.join("; ")))
 }
 
 /// The duration an SDK or HTTP-client timeout reports ("… timeout occurred after 10s").
@@ -623,7 +639,7 @@ mod tests {
                     ..fault(Stage::NotSent)
                 },
                 cause: Cause::NoCredentials,
-                line: "`lambda:ListFunctions` was not sent: no AWS credentials found",
+                line: "`lambda:ListFunctions` was not sent: no AWS credentials found (no providers in chain provided credentials)",
                 hint: Some("AWS_PROFILE"),
             },
             Case {
@@ -765,6 +781,31 @@ mod tests {
                 hint: Some("points at AWS or the local emulator"),
             },
             Case {
+                name: "S3 refusing a HEAD request (no body; the SDK names the status)",
+                fault: Fault {
+                    call: Some("s3:HeadBucket".into()),
+                    status: Some(403),
+                    code: Some("Forbidden".into()),
+                    ..fault(Stage::Answered)
+                },
+                cause: Cause::AccessDenied,
+                line: "`s3:HeadBucket` answered HTTP 403 Forbidden",
+                hint: Some("lack permission for `s3:HeadBucket`"),
+            },
+            Case {
+                name: "a quota is not throttling: waiting a minute does not help",
+                fault: Fault {
+                    call: Some("iam:CreateRole".into()),
+                    status: Some(409),
+                    code: Some("LimitExceeded".into()),
+                    message: Some("Cannot exceed quota for RolesPerAccount: 1000".into()),
+                    ..fault(Stage::Answered)
+                },
+                cause: Cause::Rejected,
+                line: "`iam:CreateRole` answered HTTP 409 LimitExceeded: Cannot exceed quota for RolesPerAccount: 1000",
+                hint: None,
+            },
+            Case {
                 name: "a 200 whose body is not the answer",
                 fault: Fault {
                     status: Some(200),
@@ -852,6 +893,26 @@ mod tests {
         ] {
             assert_eq!(iam_prefix(service), want);
         }
+    }
+
+    #[test]
+    fn credential_failures_keep_what_configured_providers_said() {
+        let chain = |s: &str| vec!["failed to resolve identity".to_string(), s.to_string()];
+        let none_configured = "no credentials found in chain. Attempted:\n  Environment: the credential provider \
+            was not enabled: environment variable not set\n  Profile: the credential provider was not enabled";
+        assert_eq!(credential_failures(&chain(none_configured)), None);
+        let profile_failed =
+            "no credentials found in chain. Attempted:\n  Environment: the credential provider \
+            was not enabled\n  Profile: the SSO token for profile `dev` has expired";
+        assert_eq!(
+            credential_failures(&chain(profile_failed)).as_deref(),
+            Some("Profile: the SSO token for profile `dev` has expired")
+        );
+        assert_eq!(
+            credential_failures(&chain("request forbidden: IMDS is disabled")).as_deref(),
+            Some("request forbidden: IMDS is disabled")
+        );
+        assert_eq!(credential_failures(&[]), None);
     }
 
     #[test]
