@@ -1,5 +1,6 @@
 //! AWS misbehaving, against the real binary: an endpoint that accepts connections and never answers, one that
-//! answers 5xx with an HTML page or 403 AccessDenied, one that refuses connections, and no credentials at all.
+//! answers 5xx with an HTML page, 403 AccessDenied or Throttling, one that refuses connections, and no
+//! credentials at all.
 //! Each command must end by itself with exit 1, one line naming the call, a hint for the cause, and (for a
 //! deploy) its lock released. The peers are tiny servers inside the test, on 127.0.0.1 and free ports.
 
@@ -299,6 +300,29 @@ fn access_denied_names_the_permission() {
             .contains("lack permission for `sts:GetCallerIdentity`"),
         "{r:?}"
     );
+    assert_one_clean_line(&r);
+}
+
+#[test]
+fn throttling_says_the_retries_did_not_get_through() {
+    let peer = Peer::answering(
+        "400 Bad Request",
+        "Content-Type: text/xml\r\n",
+        "<ErrorResponse><Error><Type>Sender</Type><Code>Throttling</Code><Message>Rate exceeded</Message>\
+         </Error><RequestId>4d0c</RequestId></ErrorResponse>",
+    );
+    let dir = tempfile::tempdir().unwrap();
+    let mut c = statsctl_at(&peer.url(), dir.path());
+    c.arg("plan");
+    let r = run_bounded(c);
+    assert_eq!(r.code, 1, "{r:?}");
+    assert!(
+        r.stderr
+            .contains("answered HTTP 400 Throttling: Rate exceeded (3 attempts)"),
+        "{r:?}"
+    );
+    assert!(r.stderr.contains("2 retries did not get through"), "{r:?}");
+    assert_eq!(peer.accepted(), 3, "the SDK retried twice");
     assert_one_clean_line(&r);
 }
 
