@@ -3,10 +3,15 @@
 use std::path::PathBuf;
 
 use clap::Args;
+use statsctl_stacks::aws::Timeouts;
+use statsctl_stacks::duration::{parse_span, Span};
 use statsctl_stacks::model::ResolvedStack;
 
 use crate::exit::{CliError, CliResult, ERROR};
 use crate::output::Format;
+
+/// The `--help` section of the timeout flags; the defaults are `statsctl_stacks::aws::Timeouts::default()`.
+const AWS_TIMEOUTS: &str = "AWS timeouts (default: connect 3s, attempt 10s, call 30s)";
 
 #[derive(Args, Debug, Clone)]
 pub struct Global {
@@ -30,6 +35,15 @@ pub struct Global {
     /// AWS endpoint override, e.g. the local emulator (also read from AWS_ENDPOINT_URL)
     #[arg(long, global = true, env = "AWS_ENDPOINT_URL")]
     pub endpoint_url: Option<String>,
+    /// Longest any one AWS call may take, retries included; a call that runs out ends the command (exit 1)
+    #[arg(long, global = true, value_name = "DURATION", value_parser = parse_span, env = "STATSCTL_AWS_CALL_TIMEOUT", help_heading = AWS_TIMEOUTS)]
+    pub aws_call_timeout: Option<Span>,
+    /// Longest one attempt of an AWS call may take: connecting, sending and reading the answer
+    #[arg(long, global = true, value_name = "DURATION", value_parser = parse_span, env = "STATSCTL_AWS_ATTEMPT_TIMEOUT", help_heading = AWS_TIMEOUTS)]
+    pub aws_attempt_timeout: Option<Span>,
+    /// Longest opening a connection to AWS may take
+    #[arg(long, global = true, value_name = "DURATION", value_parser = parse_span, env = "STATSCTL_AWS_CONNECT_TIMEOUT", help_heading = AWS_TIMEOUTS)]
+    pub aws_connect_timeout: Option<Span>,
     /// Output format: human text or JSON on stdout
     #[arg(long, global = true, value_enum, default_value = "human")]
     pub output: Format,
@@ -39,6 +53,16 @@ pub struct Global {
 }
 
 impl Global {
+    /// The AWS timeouts from the flags (or their environment variables), checked before anything runs.
+    pub fn aws_timeouts(&self) -> CliResult<Timeouts> {
+        Timeouts::resolve(
+            self.aws_connect_timeout,
+            self.aws_attempt_timeout,
+            self.aws_call_timeout,
+        )
+        .map_err(|e| CliError::new(e.message).hint(e.hint))
+    }
+
     /// Loads and validates the stack for `--env`. Diagnostics are printed here; nothing has touched AWS yet.
     pub fn load_stack(&self) -> CliResult<ResolvedStack> {
         self.load_stack_for(self.env.as_deref())

@@ -50,7 +50,19 @@ enum Command {
 }
 
 fn main() {
-    let cli = Cli::parse();
+    // clap exits 2 on a bad argument, which statsctl documents as "attention" (changes pending, checks
+    // failed): bad input is 1 here. --help and --version still exit 0.
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(e) => {
+            let _ = e.print();
+            std::process::exit(if e.use_stderr() {
+                exit::ERROR
+            } else {
+                exit::OK
+            });
+        }
+    };
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()

@@ -5,7 +5,7 @@ use std::collections::BTreeMap;
 use std::time::Instant;
 
 use statsctl_stacks::artifact;
-use statsctl_stacks::aws::{observe::observe, Aws, AwsError, Target};
+use statsctl_stacks::aws::{check_endpoint_url, observe::observe, Aws, AwsError, Target};
 use statsctl_stacks::desired::{desired, Artifact};
 use statsctl_stacks::inventory::{Observed, Owner};
 use statsctl_stacks::model::ResolvedStack;
@@ -25,6 +25,7 @@ pub struct Session {
 impl Session {
     /// Validates everything local first: a bad stack file or a missing artifact stops here, with nothing sent.
     pub async fn open(g: &Global, with_artifacts: bool) -> CliResult<Session> {
+        let timeouts = g.aws_timeouts()?;
         let stack = g.load_stack()?;
         let env = stack.env_name().to_string();
         let artifacts = if with_artifacts {
@@ -46,7 +47,21 @@ impl Session {
                 .endpoint_url
                 .clone()
                 .or_else(|| stack.spec.aws.endpoint_url.clone()),
+            timeouts,
         };
+        if let Some(url) = &target.endpoint_url {
+            check_endpoint_url(url).map_err(|e| {
+                let from = if g.endpoint_url.is_some() {
+                    "--endpoint-url (or AWS_ENDPOINT_URL)"
+                } else {
+                    "the stack's aws.endpoint_url"
+                };
+                CliError::new(format!("bad AWS endpoint from {from}: {e}")).hint(
+                    "write it as http://HOST:PORT (the local emulator: http://127.0.0.1:4566) or https://HOST; \
+                     nothing was sent to AWS",
+                )
+            })?;
+        }
         let aws = Aws::connect(&target).await;
         let owner = Owner {
             stack: stack.spec.stack.clone(),
