@@ -3,7 +3,7 @@
 
 use std::time::Duration;
 
-use crate::model::{DbAccess, StackFile, Strategy, Via};
+use crate::model::{DbAccess, EnvValue, StackFile, Strategy, Via};
 
 /// A semantic problem: the dotted path of the field it concerns, what is wrong, how to fix it.
 #[derive(Debug, Clone, PartialEq)]
@@ -154,6 +154,11 @@ pub fn validate(stack: &StackFile, env: &str) -> Vec<Problem> {
         if let Some(access) = &f.database {
             check_access(&mut out, stack, access, &["functions", name, "database"]);
         }
+        check_environment(
+            &mut out,
+            &f.environment,
+            &["functions", name, "environment"],
+        );
         if f.alias.is_empty() || f.alias.chars().all(|c| c.is_ascii_digit()) {
             out.push(p(
                 &["functions", name, "alias"],
@@ -189,6 +194,7 @@ pub fn validate(stack: &StackFile, env: &str) -> Vec<Problem> {
         if let Some(access) = &svc.database {
             check_access(&mut out, stack, access, &["service", "database"]);
         }
+        check_environment(&mut out, &svc.environment, &["service", "environment"]);
     }
 
     let ev = &stack.event;
@@ -314,6 +320,64 @@ fn check_access(out: &mut Vec<Problem>, stack: &StackFile, access: &DbAccess, pa
             ),
             "use letters, digits and `_`, e.g. `DB_HOST`",
         ));
+    }
+}
+
+/// Environment variables: valid names, and no secret written as a plain value (the value is never repeated in
+/// the message: the error would print it).
+fn check_environment(
+    out: &mut Vec<Problem>,
+    vars: &std::collections::BTreeMap<String, EnvValue>,
+    path: &[&str],
+) {
+    for (name, value) in vars {
+        let mut at = path.to_vec();
+        at.push(name.as_str());
+        let name_ok = name
+            .chars()
+            .next()
+            .is_some_and(|c| c.is_ascii_alphabetic() || c == '_')
+            && name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_');
+        if !name_ok {
+            out.push(p(
+                &at,
+                format!("`{name}` is not a valid environment variable name"),
+                "use letters, digits and `_`, starting with a letter, e.g. `LOG_LEVEL`",
+            ));
+        }
+        match value {
+            EnvValue::Plain(v) => {
+                let by_name = crate::sensitive::is_secret_key(name);
+                if by_name || crate::sensitive::looks_like_secret_value(v) {
+                    let why = if by_name {
+                        format!("`{name}` names a secret")
+                    } else {
+                        format!("the value of `{name}` contains a secret (a password in a URL, or a private key)")
+                    };
+                    out.push(p(
+                        &at,
+                        format!("{why}, and secrets are never written in a stack file"),
+                        format!("put it in Secrets Manager and reference it: `{name}: {{ secret: NAME_OR_ARN, key: JSON_KEY }}` (`key` optional: the whole secret); functions get `{name}_SECRET_ARN`, the service gets `{name}` from the secret"),
+                    ));
+                }
+            }
+            EnvValue::Secret(r) => {
+                if r.secret.trim().is_empty() {
+                    out.push(p(
+                        &at,
+                        format!("`{name}` references an empty secret name"),
+                        "name a Secrets Manager secret or give its ARN, e.g. `{ secret: live-stats/api-token }`",
+                    ));
+                }
+                if r.key.as_deref().is_some_and(|k| k.trim().is_empty()) {
+                    out.push(p(
+                        &at,
+                        format!("`{name}` has an empty `key`"),
+                        "name the key inside the JSON secret (e.g. `password`), or leave `key` out for the whole secret",
+                    ));
+                }
+            }
+        }
     }
 }
 
