@@ -741,6 +741,124 @@ mod tests {
     }
 
     #[test]
+    fn secret_references_reach_lambda_and_ecs_the_aws_native_way() {
+        use crate::model::{EnvValue, SecretRef};
+        let reference = |secret: &str, key: Option<&str>| {
+            EnvValue::Secret(SecretRef {
+                secret: secret.into(),
+                key: key.map(str::to_string),
+            })
+        };
+        let mut stack = shipped("local");
+        let api = stack.functions.get_mut("stats-api").unwrap();
+        api.environment.insert(
+            "API_TOKEN".into(),
+            reference("live-stats/api-token", Some("token")),
+        );
+        let ingester = stack.functions.get_mut("log-ingester").unwrap();
+        // The credentials secret, which deploy itself creates: known after apply, not missing.
+        ingester.environment.insert(
+            "DB_PASSWORD".into(),
+            reference("live-stats/db-master", Some("password")),
+        );
+        let svc = stack.service.as_mut().unwrap();
+        svc.environment
+            .insert("API_TOKEN".into(), reference("live-stats/api-token", None));
+        svc.environment.insert(
+            "DB_USER".into(),
+            reference("live-stats/api-token", Some("user")),
+        );
+        assert_eq!(
+            referenced_secrets(&stack),
+            vec!["live-stats/api-token", "live-stats/db-master"]
+        );
+
+        let arn =
+            "arn:aws:secretsmanager:us-east-1:123456789012:secret:live-stats/api-token-AbCdEf";
+        let mut observed = Observed {
+            account_id: "123456789012".into(),
+            region: "us-east-1".into(),
+            ..Default::default()
+        };
+        let mut secret = ObservedResource {
+            id: arn.into(),
+            ..Default::default()
+        };
+        secret.outputs.insert("arn".into(), arn.into());
+        observed
+            .referenced
+            .insert(Key::new(Kind::Secret, "live-stats/api-token"), secret);
+        let all = desired(&stack, "local", &observed, &BTreeMap::new());
+        let get = |kind: Kind, name: &str| {
+            all.iter()
+                .find(|d| d.key == Key::new(kind, name))
+                .unwrap_or_else(|| panic!("{kind:?} {name}"))
+        };
+        let env: BTreeMap<String, String> = serde_json::from_str(
+            get(Kind::Function, "live-stats-local-stats-api").get("environment"),
+        )
+        .unwrap();
+        assert_eq!(env["API_TOKEN_SECRET_ARN"], arn);
+        assert_eq!(env["API_TOKEN_SECRET_KEY"], "token");
+        assert!(!env.contains_key("API_TOKEN"), "{env:?}");
+        let policy = get(Kind::Role, "live-stats-local-fn-stats-api").get("policy");
+        assert!(
+            policy.contains(&format!(
+                r#"{{"Action":["secretsmanager:GetSecretValue"],"Effect":"Allow","Resource":["{arn}"]}}"#
+            )),
+            "{policy}"
+        );
+        let ingester_env = get(Kind::Function, "live-stats-local-log-ingester").get("environment");
+        assert!(
+            ingester_env.contains(&format!(
+                r#""DB_PASSWORD_SECRET_ARN":"{KNOWN_AFTER_APPLY}""#
+            )),
+            "{ingester_env}"
+        );
+
+        let task = get(Kind::TaskDefinition, "live-stats-local-stats-service");
+        assert_eq!(
+            task.get("secrets"),
+            format!(r#"{{"API_TOKEN":"{arn}","DB_USER":"{arn}:user::"}}"#)
+        );
+        // A variable delivered as a secret is not also set in plain text by the service defaults.
+        assert!(!task.get("environment").contains("DB_USER"), "{task:?}");
+        assert!(get(Kind::Role, "live-stats-local-task")
+            .get("policy")
+            .contains("secretsmanager:GetSecretValue"),);
+        // Without references, no grant and an empty `secrets`.
+        let plain = desired(&shipped("local"), "local", &observed, &BTreeMap::new());
+        assert!(plain.iter().all(
+            |d| !d.get("policy").contains("secretsmanager:GetSecretValue")
+                || d.key.name == "live-stats-local-proxy"
+        ));
+
+        // A secret that does not exist is marked, and the plan blocks what uses it.
+        observed.referenced.clear();
+        let all = desired(&stack, "local", &observed, &BTreeMap::new());
+        let f = all
+            .iter()
+            .find(|d| d.key == Key::new(Kind::Function, "live-stats-local-stats-api"))
+            .unwrap();
+        assert_eq!(
+            missing_secret_in(f.get("environment")),
+            Some("live-stats/api-token")
+        );
+        let owner = crate::inventory::Owner {
+            stack: "live-stats".into(),
+            env: "local".into(),
+        };
+        let p = crate::plan::plan(&owner, &all, &observed);
+        let blocked: Vec<String> = p.blocked().iter().map(|c| c.key.to_string()).collect();
+        assert!(
+            blocked.contains(&"lambda_function.live-stats-local-stats-api".to_string())
+                && blocked.contains(&"task_definition.live-stats-local-stats-service".to_string()),
+            "{blocked:?}"
+        );
+        assert!(!blocked.contains(&"lambda_function.live-stats-local-log-ingester".to_string()));
+    }
+
+    #[test]
     fn helpers() {
         assert_eq!(
             proxy_resource_id("arn:aws:rds:eu-west-1:1:db-proxy:prx-123"),

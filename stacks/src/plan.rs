@@ -525,6 +525,47 @@ mod tests {
     }
 
     #[test]
+    fn secrets_in_live_state_are_masked_in_the_plan_itself() {
+        let want = vec![Desired::new(Kind::Function, "f")
+            .attr("environment", r#"{"DB_PASSWORD":"new-pw","LOG":"info"}"#)];
+        let live = observed_with(
+            Kind::Function,
+            "f",
+            &[(
+                "environment",
+                r#"{"API_TOKEN":"Hunter2","DB_PASSWORD":"old-pw","LOG":"info","URL":"postgres://u:Hunter2@h/d"}"#,
+            )],
+            Some(owner()),
+        );
+        let p = plan(&owner(), &want, &live);
+        let json = serde_json::to_string(&p).unwrap();
+        for secret in ["Hunter2", "old-pw", "new-pw"] {
+            assert!(!json.contains(secret), "{json}");
+        }
+        let text = render(&p, false);
+        for (line, why) in [
+            (
+                "environment.API_TOKEN = (sensitive) → (removed)",
+                "a removed secret",
+            ),
+            (
+                "environment.DB_PASSWORD = (sensitive) → (sensitive, changed)",
+                "a changed secret still shows as changed",
+            ),
+            (
+                "environment.URL = \"postgres://u:***@h/d\" → (removed)",
+                "a URL keeps all but its password",
+            ),
+        ] {
+            assert!(text.contains(line), "{why}: {text}");
+        }
+        assert!(
+            !text.contains("Hunter2") && !text.contains("environment.LOG"),
+            "{text}"
+        );
+    }
+
+    #[test]
     fn destroy_keeps_data_unless_asked() {
         let mut o = Observed::default();
         for (kind, name) in [

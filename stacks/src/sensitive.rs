@@ -3,12 +3,14 @@
 //!
 //! The rule, for keys (environment variable names, map keys), case-insensitive:
 //! - `PASSWORD`, `PASSWD` or `PASSPHRASE` anywhere in the key (`DB_PASSWORD`, `PGPASSWORD`);
-//! - or a `_`/`-`/`.`-separated part that is `SECRET`, `SECRETS`, `TOKEN`, `TOKENS`, `CREDENTIAL`,
+//! - or a `_`/`.`-separated part that is `SECRET`, `SECRETS`, `TOKEN`, `TOKENS`, `CREDENTIAL`,
 //!   `CREDENTIALS`, `APIKEY`, or two parts `API KEY`, `PRIVATE KEY`, `ACCESS KEY` (`API_TOKEN`, `CLIENT_SECRET`,
 //!   `STRIPE_API_KEY`, `AWS_SECRET_ACCESS_KEY`);
 //! - except keys that say *where* a secret is rather than hold it: the last part is `ARN`, `NAME`, `ENV`,
 //!   `FILE`, `PATH` or `URL` (`DB_PASSWORD_SECRET_ARN`, `password_env`), or the key ends in `SECRET_KEY` after
-//!   another secret word (`DB_PASSWORD_SECRET_KEY`: the JSON key deploy passes next to `…_SECRET_ARN`).
+//!   another secret word (`DB_PASSWORD_SECRET_KEY`: the JSON key deploy passes next to `…_SECRET_ARN`);
+//! - and keys with `-` or spaces: those name things (functions, alarms, resources such as
+//!   `token-refresher`), and no environment variable may contain them.
 //!
 //! And for values, whatever the key: a URL with a password in it (`postgres://user:pw@host/db`) and a PEM
 //! private key. Nothing is guessed from how random a value looks: that would refuse ordinary ids.
@@ -38,11 +40,11 @@ const REFERENCE_FIELDS: &[&str] = &["credentials_secret", "password_env", "secre
 
 /// Whether a key (an environment variable name, a map key) holds a secret value. See the module doc.
 pub fn is_secret_key(key: &str) -> bool {
+    if key.contains(|c: char| c == '-' || c.is_whitespace()) {
+        return false;
+    }
     let upper = key.to_ascii_uppercase();
-    let parts: Vec<&str> = upper
-        .split(['_', '-', '.'])
-        .filter(|p| !p.is_empty())
-        .collect();
+    let parts: Vec<&str> = upper.split(['_', '.']).filter(|p| !p.is_empty()).collect();
     let Some(last) = parts.last() else {
         return false;
     };
@@ -300,7 +302,7 @@ mod tests {
             ("AWS_SECRET_KEY", true),
             ("AWS_ACCESS_KEY_ID", true),
             ("STRIPE_API_KEY", true),
-            ("stripe-api-key", true),
+            ("stripe_api_key", true),
             ("APIKEY", true),
             ("TLS_PRIVATE_KEY", true),
             ("GOOGLE_CREDENTIALS", true),
@@ -321,6 +323,9 @@ mod tests {
             ("API_URL", false),
             ("CACHE_KEY_PREFIX", false),
             ("PWD", false),
+            ("token-refresher", false),
+            ("password-rotator", false),
+            ("the password", false),
             ("", false),
             ("_", false),
         ] {

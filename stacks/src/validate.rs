@@ -501,6 +501,59 @@ mod tests {
     use super::*;
 
     #[test]
+    fn secrets_in_environment_values_are_refused() {
+        let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("live-stats.yaml");
+        let base = std::fs::read_to_string(&path).unwrap();
+        for (line, refused) in [
+            ("DB_PASSWORD: Hunter2", Some("DB_PASSWORD")),
+            ("api_token: abc", Some("api_token")),
+            ("STRIPE_API_KEY: sk_live_1", Some("STRIPE_API_KEY")),
+            ("DATABASE_URL: postgres://u:pw@h/d", Some("DATABASE_URL")),
+            (
+                "DB_PASSWORD: { secret: live-stats/db-master, key: password }",
+                None,
+            ),
+            (
+                "API_TOKEN: { secret: arn:aws:secretsmanager:eu-west-1:1:secret:t }",
+                None,
+            ),
+            ("DATABASE_URL: postgres://u@h/d", None),
+            (
+                "DB_PASSWORD_SECRET_ARN: arn:aws:secretsmanager:eu-west-1:1:secret:x",
+                None,
+            ),
+            ("API_TOKEN: { secret: \"\" }", Some("API_TOKEN")),
+            ("API_TOKEN: { secret: t, key: \"\" }", Some("API_TOKEN")),
+            ("BAD-NAME: x", Some("BAD-NAME")),
+        ] {
+            let text = base.replacen(
+                "      LOG_LEVEL: info",
+                &format!("      LOG_LEVEL: info\n      {line}"),
+                1,
+            );
+            let got = crate::loader::load_str(&path, &text, Some("local"), &|_: &str| None);
+            match (refused, got) {
+                (None, Ok(_)) => {}
+                (Some(key), Err(d)) => {
+                    let field = format!("functions.stats-api.environment.{key}");
+                    assert!(
+                        d.errors
+                            .iter()
+                            .any(|e| e.field.as_deref().is_some_and(|f| f.starts_with(&field))),
+                        "{line}: {d}"
+                    );
+                    // The value is never repeated in messages or hints.
+                    let shown = serde_json::to_string(&d.errors).unwrap() + &d.to_string();
+                    for secret in ["Hunter2", "sk_live_1", ":pw@"] {
+                        assert!(!shown.contains(secret), "{line}: {shown}");
+                    }
+                }
+                (want, got) => panic!("{line}: wanted refused={want:?}, got {:?}", got.err()),
+            }
+        }
+    }
+
+    #[test]
     fn stage_lists_parse() {
         let st =
             parse_stages("ramp:100:10s, hold:100:1m,spike:300:1s,ramp:0:500ms,hold:1:1d").unwrap();
