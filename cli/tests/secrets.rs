@@ -152,9 +152,13 @@ fn references_are_delivered_and_planted_secrets_appear_in_no_output() {
             t,
             &["API_TOKEN: { secret: live-stats/api-token, key: token }"],
         );
+        // The credentials secret does not exist before the first deploy, which creates it first.
         with_service_env(
             t,
-            &["API_TOKEN: { secret: live-stats/api-token, key: token }"],
+            &[
+                "API_TOKEN: { secret: live-stats/api-token, key: token }",
+                "DB_PASSWORD: { secret: live-stats/db-master, key: password }",
+            ],
         )
     });
     let stack = stack.to_str().unwrap().to_string();
@@ -211,15 +215,41 @@ fn references_are_delivered_and_planted_secrets_appear_in_no_output() {
             .iter()
             .map(|s| (s.name().to_string(), s.value_from().to_string()))
             .collect();
+        let sm = aws_sdk_secretsmanager::Client::new(&conf);
+        let master = sm
+            .describe_secret()
+            .secret_id("live-stats/db-master")
+            .send()
+            .await
+            .unwrap();
         assert_eq!(
             secrets,
-            vec![("API_TOKEN".to_string(), format!("{arn}:token::"))]
+            vec![
+                ("API_TOKEN".to_string(), format!("{arn}:token::")),
+                (
+                    "DB_PASSWORD".to_string(),
+                    format!("{}:password::", master.arn().unwrap())
+                )
+            ]
         );
         assert!(container
             .environment()
             .iter()
-            .all(|kv| kv.name() != Some("API_TOKEN")));
+            .all(|kv| kv.name() != Some("API_TOKEN") && kv.name() != Some("DB_PASSWORD")));
     });
+    // The generated master password is a secret too: it must not show up anywhere either.
+    let master_password = block_on(async {
+        let conf = sdk_config(&env).await;
+        let v = aws_sdk_secretsmanager::Client::new(&conf)
+            .get_secret_value()
+            .secret_id("live-stats/db-master")
+            .send()
+            .await
+            .unwrap();
+        let doc: serde_json::Value = serde_json::from_str(v.secret_string().unwrap()).unwrap();
+        doc["password"].as_str().unwrap().to_string()
+    });
+    assert!(master_password.len() >= 16);
     let (code, plan) = {
         let r = run_stack(&["plan", "--detailed-exitcode", "--output", "json"]);
         (r.code, r.json())
@@ -275,6 +305,10 @@ fn references_are_delivered_and_planted_secrets_appear_in_no_output() {
             let what = a.join(" ");
             assert!(r.code == 0 || r.code == 2, "{what}: {r:?}");
             assert_not_printed(&what, &r);
+            assert!(
+                !r.stdout.contains(&master_password) && !r.stderr.contains(&master_password),
+                "`{what}` printed the master password: {r:?}"
+            );
         }
     }
 
