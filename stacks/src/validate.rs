@@ -157,6 +157,8 @@ pub fn validate(stack: &StackFile, env: &str) -> Vec<Problem> {
         check_environment(
             &mut out,
             &f.environment,
+            f.database.as_ref().map(|d| d.host_env.as_str()),
+            true,
             &["functions", name, "environment"],
         );
         if f.alias.is_empty() || f.alias.chars().all(|c| c.is_ascii_digit()) {
@@ -194,7 +196,13 @@ pub fn validate(stack: &StackFile, env: &str) -> Vec<Problem> {
         if let Some(access) = &svc.database {
             check_access(&mut out, stack, access, &["service", "database"]);
         }
-        check_environment(&mut out, &svc.environment, &["service", "environment"]);
+        check_environment(
+            &mut out,
+            &svc.environment,
+            svc.database.as_ref().map(|d| d.host_env.as_str()),
+            false,
+            &["service", "environment"],
+        );
     }
 
     let ev = &stack.event;
@@ -324,10 +332,13 @@ fn check_access(out: &mut Vec<Problem>, stack: &StackFile, access: &DbAccess, pa
 }
 
 /// Environment variables: valid names, and no secret written as a plain value (the value is never repeated in
-/// the message: the error would print it).
+/// the message: the error would print it). A reference must not collide with what deploy sets itself: the
+/// database host variable, and for a function (`lambda`) the `<NAME>_SECRET_ARN`/`_SECRET_KEY` it derives.
 fn check_environment(
     out: &mut Vec<Problem>,
     vars: &std::collections::BTreeMap<String, EnvValue>,
+    host_env: Option<&str>,
+    lambda: bool,
     path: &[&str],
 ) {
     for (name, value) in vars {
@@ -362,6 +373,24 @@ fn check_environment(
                 }
             }
             EnvValue::Secret(r) => {
+                if host_env == Some(name.as_str()) {
+                    out.push(p(
+                        &at,
+                        format!("`{name}` is the database host variable, which deploy sets itself"),
+                        "reference the secret under another name, or change `database.host_env`",
+                    ));
+                }
+                if lambda {
+                    for derived in [format!("{name}_SECRET_ARN"), format!("{name}_SECRET_KEY")] {
+                        if vars.contains_key(&derived) {
+                            out.push(p(
+                                &at,
+                                format!("`{derived}` is set here, and deploy also derives it from the reference `{name}`"),
+                                format!("remove `{derived}`: deploy sets it from `{name}: {{ secret: … }}`"),
+                            ));
+                        }
+                    }
+                }
                 if r.secret.trim().is_empty() {
                     out.push(p(
                         &at,
@@ -525,6 +554,11 @@ mod tests {
             ("API_TOKEN: { secret: \"\" }", Some("API_TOKEN")),
             ("API_TOKEN: { secret: t, key: \"\" }", Some("API_TOKEN")),
             ("BAD-NAME: x", Some("BAD-NAME")),
+            ("DB_HOST: { secret: h }", Some("DB_HOST")),
+            (
+                "API_TOKEN: { secret: t }\n      API_TOKEN_SECRET_ARN: arn:aws:secretsmanager:eu-west-1:1:secret:t",
+                Some("API_TOKEN"),
+            ),
         ] {
             let text = base.replacen(
                 "      LOG_LEVEL: info",
