@@ -115,13 +115,23 @@ pub fn mask_url_passwords(text: &str) -> String {
 /// A value as it may be shown, given its key: `(sensitive)` for a secret key or a PEM key, the URL with its
 /// password masked, or the value itself.
 pub fn mask_value(key: &str, value: &str) -> String {
-    if is_secret_key(key) || is_pem_private_key(value) {
+    if is_reference(value) {
+        value.to_string()
+    } else if is_secret_key(key) || is_pem_private_key(value) {
         MASK.to_string()
     } else if url_password_span(value).is_some() {
         mask_url_passwords(value)
     } else {
         value.to_string()
     }
+}
+
+/// Values that point at a secret rather than hold one, under whatever key: an ARN (an ECS `valueFrom`), or what
+/// a plan shows before the ARN is known.
+fn is_reference(value: &str) -> bool {
+    value.starts_with("arn:")
+        || value == crate::inventory::KNOWN_AFTER_APPLY
+        || crate::desired::missing_secret_in(value).is_some()
 }
 
 /// An attribute's old and new values as a plan may show them. Maps (environment variables, secrets) are masked
@@ -176,7 +186,11 @@ pub fn redact_json(v: &mut Value) {
     match v {
         Value::Object(map) => {
             for (k, child) in map.iter_mut() {
-                let scalar = matches!(child, Value::String(_) | Value::Number(_));
+                let scalar = match child {
+                    Value::String(s) => !is_reference(s),
+                    Value::Number(_) => true,
+                    _ => false,
+                };
                 if scalar && is_secret_key(k) && !REFERENCE_FIELDS.contains(&k.as_str()) {
                     *child = Value::String(MASK.into());
                 } else {
@@ -248,7 +262,10 @@ pub fn redact_line(line: &str) -> String {
         };
         let (value, after) = tail.split_at(value_end);
         let trimmed = value.trim();
-        let keep = REFERENCE_FIELDS.contains(&key) || trimmed.is_empty() || trimmed == MASK;
+        let keep = REFERENCE_FIELDS.contains(&key)
+            || trimmed.is_empty()
+            || trimmed == MASK
+            || is_reference(trimmed);
         if is_secret_key(key) && !keep {
             out.push(' ');
             out.push_str(MASK);
@@ -378,6 +395,9 @@ mod tests {
             r#"{"API_TOKEN":"(sensitive)"}"#
         );
         assert_eq!(mask_change(None, Some("256")).1.unwrap(), "256");
+        // ECS `secrets` point at a secret: the reference is shown, never a value.
+        let refs = r#"{"API_TOKEN":"arn:aws:secretsmanager:us-east-1:1:secret:t-AbCdEf:token::","DB_PASSWORD":"(known after apply)"}"#;
+        assert_eq!(mask_change(None, Some(refs)).1.unwrap(), refs);
     }
 
     #[test]
