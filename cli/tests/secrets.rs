@@ -131,6 +131,46 @@ fn a_plain_secret_in_a_stack_file_is_refused_and_never_echoed() {
 }
 
 #[test]
+fn secret_looking_values_outside_environments_are_masked_in_the_resolved_stack() {
+    // Not refused (tags and load-test targets are not environment variables), but never printed either.
+    let dir = tempfile::tempdir().unwrap();
+    let stack = stack_file(dir.path(), |t| {
+        t.replacen(
+            "  cost-center: esports",
+            &format!("  cost-center: esports\n  deploy_token: {PLANTED}"),
+            1,
+        )
+        .replacen(
+            "targets: [\"http://127.0.0.1:",
+            &format!("targets: [\"http://viewer:{PLANTED}@127.0.0.1:"),
+            1,
+        )
+    });
+    for json in [false, true] {
+        let mut c = statsctl();
+        c.args([
+            "--stack",
+            stack.to_str().unwrap(),
+            "--env",
+            "local",
+            "validate",
+        ]);
+        if json {
+            c.args(["--output", "json"]);
+        }
+        let r = run(c);
+        assert_eq!(r.code, 0, "{r:?}");
+        assert_not_printed("validate", &r);
+        assert!(r.stdout.contains("http://viewer:***@127.0.0.1:"), "{r:?}");
+        if json {
+            assert_eq!(r.json()["stack"]["tags"]["deploy_token"], "(sensitive)");
+        } else {
+            assert!(r.stdout.contains("deploy_token: (sensitive)"), "{r:?}");
+        }
+    }
+}
+
+#[test]
 fn references_are_delivered_and_planted_secrets_appear_in_no_output() {
     let env = LocalAws::start();
     let arn = block_on(async {
@@ -346,6 +386,18 @@ fn references_are_delivered_and_planted_secrets_appear_in_no_output() {
         .find(|r| r["resource"] == format!("lambda_function.{STATS_API}"))
         .unwrap();
     assert_eq!(row["pending"], true, "{row}");
+
+    // Deploy repairs the drift; the plan it prints on stderr (not a command result) is masked too, because the
+    // plan itself carries no secret.
+    let repair = run_stack(&["deploy"]);
+    assert_eq!(repair.code, 0, "{repair:?}");
+    assert_not_printed("deploy (repair)", &repair);
+    assert!(
+        repair
+            .stderr
+            .contains("environment.DB_PASSWORD = (sensitive) → (removed)"),
+        "{repair:?}"
+    );
 }
 
 #[test]
