@@ -425,6 +425,34 @@ mod tests {
     }
 
     #[test]
+    fn odd_text_never_panics_and_ends() {
+        let long = "a: b, ".repeat(2000) + &"x://u:p@".repeat(500);
+        for text in [
+            ":",
+            ": ",
+            "::",
+            "{: ,}",
+            "é: ü, ö: {",
+            "TOKEN: é://ü:ö@ä",
+            "://:@",
+            "x://u:@h",
+            "x://:p@",
+            "{{{{: : : }}}}",
+            "- - - TOKEN:",
+            "\u{1F600}: \u{1F600}://\u{1F600}:\u{1F600}@x",
+            long.as_str(),
+        ] {
+            let _ = redact_text(text);
+            let _ = mask_url_passwords(text);
+            let _ = is_secret_key(text);
+            let mut v = serde_json::json!({ text: text });
+            redact_json(&mut v);
+            let _ = mask_change(Some(text), Some(text));
+        }
+        assert!(!redact_text(&long).contains(":p@"));
+    }
+
+    #[test]
     fn lines_are_redacted() {
         for (line, shown) in [
             ("    DB_PASSWORD: Hunter2", "    DB_PASSWORD: (sensitive)"),
