@@ -386,6 +386,14 @@ fn references_are_delivered_and_planted_secrets_appear_in_no_output() {
         .find(|r| r["resource"] == format!("lambda_function.{STATS_API}"))
         .unwrap();
     assert_eq!(row["pending"], true, "{row}");
+    let secret_row = status["resources"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|r| r["resource"] == "secret.live-stats/api-token")
+        .unwrap();
+    assert_eq!(secret_row["state"], "exists (referenced)");
+    assert_eq!(secret_row["detail"], arn.as_str());
 
     // Deploy repairs the drift; the plan it prints on stderr (not a command result) is masked too, because the
     // plan itself carries no secret.
@@ -422,6 +430,16 @@ fn a_missing_secret_blocks_the_plan_and_nothing_is_applied() {
             .contains("✗ blocked: the secret `live-stats/no-such-secret` does not exist"),
         "{plan:?}"
     );
+
+    // status names it as missing (and still works).
+    let status = env.run(&["--stack", stack, "status", "--output", "json"]);
+    assert_eq!(status.code, 0, "{status:?}");
+    let rows = status.json()["resources"].as_array().unwrap().clone();
+    let row = rows
+        .iter()
+        .find(|r| r["resource"] == "secret.live-stats/no-such-secret")
+        .unwrap_or_else(|| panic!("{status:?}"));
+    assert_eq!(row["state"], "missing", "{row}");
 
     let deploy = env.run(&["--stack", stack, "deploy"]);
     assert_eq!(deploy.code, 1, "{deploy:?}");
