@@ -1,9 +1,11 @@
 //! Rendering: every command result is one value that prints as text for people or as JSON for machines.
-//! Results go to stdout; progress and logs go to stderr.
+//! Results go to stdout; progress and logs go to stderr. Everything printed here goes through the stack
+//! layer's one masking (`statsctl_stacks::sensitive`), so no command can print a secret by forgetting to.
 
 use std::io::{IsTerminal, Write};
 
 use serde::Serialize;
+use statsctl_stacks::sensitive;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
 pub enum Format {
@@ -20,13 +22,15 @@ pub fn emit<T: Serialize>(
     let mut out = std::io::stdout().lock();
     match format {
         Format::Json => {
-            serde_json::to_writer_pretty(&mut out, value)?;
+            let mut v = serde_json::to_value(value)?;
+            sensitive::redact_json(&mut v);
+            serde_json::to_writer_pretty(&mut out, &v)?;
             writeln!(out)
         }
         Format::Human => {
             let mut s = String::new();
             human(&mut s);
-            out.write_all(s.as_bytes())
+            out.write_all(sensitive::redact_text(&s).as_bytes())
         }
     }
 }
@@ -58,5 +62,5 @@ pub fn dim(t: &str) -> String {
 
 /// A progress line on stderr (never on stdout, so `--output json` stays parseable).
 pub fn progress(msg: impl AsRef<str>) {
-    eprintln!("{}", msg.as_ref());
+    eprintln!("{}", sensitive::redact_text(msg.as_ref()));
 }

@@ -12,7 +12,7 @@ use serde_json::json;
 use crate::alarms::{desired_alarms, AlarmContext};
 use crate::facts;
 use crate::inventory::{canonical_map, join_sorted, Desired, Kind, Observed, KNOWN_AFTER_APPLY};
-use crate::model::{DbAccess, StackFile, Via};
+use crate::model::{DbAccess, EnvValue, SecretRef, StackFile, Via};
 
 /// A function's code, packaged (deterministically) before anything talks to AWS.
 #[derive(Debug, Clone)]
@@ -100,6 +100,83 @@ fn db_host(stack: &StackFile, observed: &Observed, db: &DbAccess) -> String {
         Via::Direct => observed.output(Kind::DbCluster, &stack.database.cluster_id, "endpoint"),
     };
     found.unwrap_or(KNOWN_AFTER_APPLY).to_string()
+}
+
+/// Every secret the stack's environment variables reference, by name or ARN as written (sorted, once each):
+/// what observe resolves with `DescribeSecret`.
+pub fn referenced_secrets(stack: &StackFile) -> Vec<String> {
+    let functions = stack.functions.values().map(|f| &f.environment);
+    let service = stack.service.iter().map(|s| &s.environment);
+    let mut names: Vec<String> = functions
+        .chain(service)
+        .flat_map(|vars| vars.values())
+        .filter_map(|v| match v {
+            EnvValue::Secret(r) => Some(r.secret.clone()),
+            EnvValue::Plain(_) => None,
+        })
+        .collect();
+    names.sort();
+    names.dedup();
+    names
+}
+
+/// Stands in for the ARN of a referenced secret that does not exist: the plan blocks the resource using it.
+pub fn missing_secret(name: &str) -> String {
+    format!("(secret `{name}` does not exist)")
+}
+
+/// The secret a value names as missing (see [`missing_secret`]), if any.
+pub fn missing_secret_in(value: &str) -> Option<&str> {
+    let start = value.find("(secret `")? + "(secret `".len();
+    let len = value[start..].find("` does not exist)")?;
+    Some(&value[start..start + len])
+}
+
+/// The ARN of a referenced secret: from live state; the credentials secret, which deploy creates, may not
+/// exist yet (known after apply); any other secret that does not exist is marked missing.
+fn secret_arn(stack: &StackFile, observed: &Observed, r: &SecretRef) -> String {
+    match observed.output(Kind::Secret, &r.secret, "arn") {
+        Some(arn) => arn.to_string(),
+        None if r.secret == stack.database.credentials_secret => KNOWN_AFTER_APPLY.to_string(),
+        None => missing_secret(&r.secret),
+    }
+}
+
+/// A function's or the service's environment split into plain variables and secret references resolved to
+/// `(variable, arn, key)`.
+fn split_environment(
+    stack: &StackFile,
+    observed: &Observed,
+    vars: &BTreeMap<String, EnvValue>,
+) -> (
+    BTreeMap<String, String>,
+    Vec<(String, String, Option<String>)>,
+) {
+    let mut plain = BTreeMap::new();
+    let mut secrets = Vec::new();
+    for (k, v) in vars {
+        match v {
+            EnvValue::Plain(v) => {
+                plain.insert(k.clone(), v.clone());
+            }
+            EnvValue::Secret(r) => {
+                secrets.push((k.clone(), secret_arn(stack, observed, r), r.key.clone()))
+            }
+        }
+    }
+    (plain, secrets)
+}
+
+/// The statement letting a role read the secrets it references (none: no statement).
+fn read_secrets(arns: impl IntoIterator<Item = String>) -> Option<serde_json::Value> {
+    let arns: Vec<String> = join_sorted(arns)
+        .split(',')
+        .filter(|a| !a.is_empty())
+        .map(str::to_string)
+        .collect();
+    (!arns.is_empty()).then(
+        || json!({"Effect": "Allow", "Action": ["secretsmanager:GetSecretValue"], "Resource": arns}),
+    )
 }
 
 /// The database's max_connections as far as the stack file and AWS's table know it (alarm thresholds).
@@ -231,11 +308,14 @@ pub fn desired(
     // IAM roles (their base inline policy) — the database-connect grant comes after the proxy exists.
     let logs = json!({"Effect": "Allow", "Action": ["logs:CreateLogGroup", "logs:CreateLogStream", "logs:PutLogEvents"], "Resource": "*"});
     let eni = json!({"Effect": "Allow", "Action": ["ec2:AssignPrivateIpAddresses", "ec2:CreateNetworkInterface", "ec2:DeleteNetworkInterface", "ec2:DescribeNetworkInterfaces", "ec2:UnassignPrivateIpAddresses"], "Resource": "*"});
-    for name in stack.functions.keys() {
+    for (name, f) in &stack.functions {
+        let (_, secrets) = split_environment(stack, observed, &f.environment);
+        let mut statements = vec![logs.clone(), eni.clone()];
+        statements.extend(read_secrets(secrets.into_iter().map(|(_, arn, _)| arn)));
         out.push(
             Desired::new(Kind::Role, n.function_role(name))
                 .attr("trust", "lambda.amazonaws.com")
-                .attr("policy", policy(json!([logs.clone(), eni.clone()])))
+                .attr("policy", policy(json!(statements)))
                 .immutable(&["trust"]),
         );
     }
@@ -251,11 +331,15 @@ pub fn desired(
                 .immutable(&["trust"]),
         );
     }
-    if stack.service.is_some() {
+    if let Some(svc) = &stack.service {
+        // The task's role is also its execution role: the one ECS uses to fetch `secrets` at task start.
+        let (_, secrets) = split_environment(stack, observed, &svc.environment);
+        let mut statements = vec![logs];
+        statements.extend(read_secrets(secrets.into_iter().map(|(_, arn, _)| arn)));
         out.push(
             Desired::new(Kind::Role, n.task_role())
                 .attr("trust", "ecs-tasks.amazonaws.com")
-                .attr("policy", policy(json!([logs])))
+                .attr("policy", policy(json!(statements)))
                 .immutable(&["trust"]),
         );
     }
@@ -386,7 +470,14 @@ pub fn desired(
     // Functions and their aliases.
     for (name, f) in &stack.functions {
         let fname = stack.function_name(env, name);
-        let mut vars = f.environment.clone();
+        let (mut vars, secrets) = split_environment(stack, observed, &f.environment);
+        // Lambda has no secret variables: the code reads the secret at start from the ARN (and JSON key) given.
+        for (k, arn, key) in secrets {
+            vars.insert(format!("{k}_SECRET_ARN"), arn);
+            if let Some(key) = key {
+                vars.insert(format!("{k}_SECRET_KEY"), key);
+            }
+        }
         if let Some(d) = &f.database {
             vars.insert(d.host_env.clone(), db_host(stack, observed, d));
         }
@@ -466,7 +557,15 @@ pub fn desired(
             .attr("target_group", n.target_group())
             .immutable(&["port"]),
         );
-        let mut vars = svc.environment.clone();
+        let (mut vars, secrets) = split_environment(stack, observed, &svc.environment);
+        // ECS sets these from Secrets Manager when a task starts: `<arn>:<json-key>::`, or the whole secret.
+        let secrets: BTreeMap<String, String> = secrets
+            .into_iter()
+            .map(|(k, arn, key)| match key {
+                Some(key) => (k, format!("{arn}:{key}::")),
+                None => (k, arn),
+            })
+            .collect();
         if let Some(d) = &svc.database {
             vars.insert(d.host_env.clone(), db_host(stack, observed, d));
             // What the stats service (stats-service/) reads, from the same block preflight budgets with;
@@ -483,7 +582,9 @@ pub fn desired(
                 ("DB_MODE", mode.to_string()),
                 ("DB_POOL_SIZE", d.pool_size.to_string()),
             ] {
-                vars.entry(k.to_string()).or_insert(v);
+                if !secrets.contains_key(k) {
+                    vars.entry(k.to_string()).or_insert(v);
+                }
             }
         }
         let family = n.task_family(&svc.name);
@@ -493,6 +594,7 @@ pub fn desired(
             .attr("memory_mb", svc.memory_mb.to_string())
             .attr("port", svc.port.to_string())
             .attr("environment", canonical_map(&vars))
+            .attr("secrets", canonical_map(&secrets))
             .attr("task_role", n.task_role());
         let task_current = observed
             .get(Kind::TaskDefinition, &family)
@@ -636,6 +738,124 @@ mod tests {
             proxy_sg.get("rules"),
             "tcp:5432:sg:live-stats-local-fn,tcp:5432:sg:live-stats-local-svc"
         );
+    }
+
+    #[test]
+    fn secret_references_reach_lambda_and_ecs_the_aws_native_way() {
+        use crate::model::{EnvValue, SecretRef};
+        let reference = |secret: &str, key: Option<&str>| {
+            EnvValue::Secret(SecretRef {
+                secret: secret.into(),
+                key: key.map(str::to_string),
+            })
+        };
+        let mut stack = shipped("local");
+        let api = stack.functions.get_mut("stats-api").unwrap();
+        api.environment.insert(
+            "API_TOKEN".into(),
+            reference("live-stats/api-token", Some("token")),
+        );
+        let ingester = stack.functions.get_mut("log-ingester").unwrap();
+        // The credentials secret, which deploy itself creates: known after apply, not missing.
+        ingester.environment.insert(
+            "DB_PASSWORD".into(),
+            reference("live-stats/db-master", Some("password")),
+        );
+        let svc = stack.service.as_mut().unwrap();
+        svc.environment
+            .insert("API_TOKEN".into(), reference("live-stats/api-token", None));
+        svc.environment.insert(
+            "DB_USER".into(),
+            reference("live-stats/api-token", Some("user")),
+        );
+        assert_eq!(
+            referenced_secrets(&stack),
+            vec!["live-stats/api-token", "live-stats/db-master"]
+        );
+
+        let arn =
+            "arn:aws:secretsmanager:us-east-1:123456789012:secret:live-stats/api-token-AbCdEf";
+        let mut observed = Observed {
+            account_id: "123456789012".into(),
+            region: "us-east-1".into(),
+            ..Default::default()
+        };
+        let mut secret = ObservedResource {
+            id: arn.into(),
+            ..Default::default()
+        };
+        secret.outputs.insert("arn".into(), arn.into());
+        observed
+            .referenced
+            .insert(Key::new(Kind::Secret, "live-stats/api-token"), secret);
+        let all = desired(&stack, "local", &observed, &BTreeMap::new());
+        let get = |kind: Kind, name: &str| {
+            all.iter()
+                .find(|d| d.key == Key::new(kind, name))
+                .unwrap_or_else(|| panic!("{kind:?} {name}"))
+        };
+        let env: BTreeMap<String, String> = serde_json::from_str(
+            get(Kind::Function, "live-stats-local-stats-api").get("environment"),
+        )
+        .unwrap();
+        assert_eq!(env["API_TOKEN_SECRET_ARN"], arn);
+        assert_eq!(env["API_TOKEN_SECRET_KEY"], "token");
+        assert!(!env.contains_key("API_TOKEN"), "{env:?}");
+        let policy = get(Kind::Role, "live-stats-local-fn-stats-api").get("policy");
+        assert!(
+            policy.contains(&format!(
+                r#"{{"Action":["secretsmanager:GetSecretValue"],"Effect":"Allow","Resource":["{arn}"]}}"#
+            )),
+            "{policy}"
+        );
+        let ingester_env = get(Kind::Function, "live-stats-local-log-ingester").get("environment");
+        assert!(
+            ingester_env.contains(&format!(
+                r#""DB_PASSWORD_SECRET_ARN":"{KNOWN_AFTER_APPLY}""#
+            )),
+            "{ingester_env}"
+        );
+
+        let task = get(Kind::TaskDefinition, "live-stats-local-stats-service");
+        assert_eq!(
+            task.get("secrets"),
+            format!(r#"{{"API_TOKEN":"{arn}","DB_USER":"{arn}:user::"}}"#)
+        );
+        // A variable delivered as a secret is not also set in plain text by the service defaults.
+        assert!(!task.get("environment").contains("DB_USER"), "{task:?}");
+        assert!(get(Kind::Role, "live-stats-local-task")
+            .get("policy")
+            .contains("secretsmanager:GetSecretValue"),);
+        // Without references, no grant and an empty `secrets`.
+        let plain = desired(&shipped("local"), "local", &observed, &BTreeMap::new());
+        assert!(plain.iter().all(
+            |d| !d.get("policy").contains("secretsmanager:GetSecretValue")
+                || d.key.name == "live-stats-local-proxy"
+        ));
+
+        // A secret that does not exist is marked, and the plan blocks what uses it.
+        observed.referenced.clear();
+        let all = desired(&stack, "local", &observed, &BTreeMap::new());
+        let f = all
+            .iter()
+            .find(|d| d.key == Key::new(Kind::Function, "live-stats-local-stats-api"))
+            .unwrap();
+        assert_eq!(
+            missing_secret_in(f.get("environment")),
+            Some("live-stats/api-token")
+        );
+        let owner = crate::inventory::Owner {
+            stack: "live-stats".into(),
+            env: "local".into(),
+        };
+        let p = crate::plan::plan(&owner, &all, &observed);
+        let blocked: Vec<String> = p.blocked().iter().map(|c| c.key.to_string()).collect();
+        assert!(
+            blocked.contains(&"lambda_function.live-stats-local-stats-api".to_string())
+                && blocked.contains(&"task_definition.live-stats-local-stats-service".to_string()),
+            "{blocked:?}"
+        );
+        assert!(!blocked.contains(&"lambda_function.live-stats-local-log-ingester".to_string()));
     }
 
     #[test]

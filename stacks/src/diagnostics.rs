@@ -86,7 +86,7 @@ impl fmt::Display for Diagnostics {
                     if let Some(text) = at.line.checked_sub(1).and_then(|i| lines.get(i)) {
                         let gutter = at.line.to_string().len();
                         writeln!(f, "{:gutter$} |", "")?;
-                        let text = mask_secret_value(text);
+                        let text = crate::sensitive::redact_line(&mask_secret_value(text));
                         let text = text.as_str();
                         writeln!(f, "{} | {}", at.line, text)?;
                         let caret_pad: String = text

@@ -15,6 +15,7 @@ pub mod loader;
 pub mod model;
 pub mod plan;
 pub mod schema_check;
+pub mod sensitive;
 pub mod substitute;
 pub mod validate;
 pub mod yaml_tree;

@@ -322,9 +322,12 @@ pub struct Function {
     /// account's unreserved concurrency.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub reserved_concurrency: Option<u32>,
-    /// Environment variables (deploy adds the database host variable itself).
+    /// Environment variables (deploy adds the database host variable itself). A secret is never written here:
+    /// reference it as `NAME: { secret: NAME_OR_ARN, key: JSON_KEY }`; Lambda has no secret variables, so deploy
+    /// sets `NAME_SECRET_ARN` (and `NAME_SECRET_KEY`) and grants the function's role
+    /// `secretsmanager:GetSecretValue` on that secret, for the code to read at start.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
-    pub environment: BTreeMap<String, String>,
+    pub environment: BTreeMap<String, EnvValue>,
     /// How the function reaches the database.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub database: Option<DbAccess>,
@@ -360,9 +363,12 @@ pub struct Service {
     /// Health check path on the container port.
     #[serde(default = "healthz")]
     pub health_check_path: String,
-    /// Environment variables (deploy adds the database host variable itself).
+    /// Environment variables (deploy adds the database host variable itself). A secret is never written here:
+    /// reference it as `NAME: { secret: NAME_OR_ARN, key: JSON_KEY }`; deploy puts it in the task definition's
+    /// `secrets` (`valueFrom: <secret-arn>:<key>::`), so ECS sets `NAME` from Secrets Manager when the task
+    /// starts, and grants the task's role `secretsmanager:GetSecretValue` on that secret.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
-    pub environment: BTreeMap<String, String>,
+    pub environment: BTreeMap<String, EnvValue>,
     /// How the service reaches the database.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub database: Option<DbAccess>,
@@ -374,6 +380,43 @@ pub struct Service {
     /// emulator, which never starts tasks).
     #[serde(default = "steady_state_default")]
     pub steady_state_timeout: Span,
+}
+
+/// An environment variable's value: plain text, or a reference to a Secrets Manager secret. A plain value
+/// under a secret-looking name (`PASSWORD`, `SECRET`, `TOKEN`, `API_KEY`, `CREDENTIALS`, …) or that looks like
+/// a secret (a URL with a password) is refused: secrets are referenced, never written.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(untagged)]
+pub enum EnvValue {
+    /// A reference to a Secrets Manager secret.
+    Secret(SecretRef),
+    /// A plain value (never a secret).
+    Plain(String),
+}
+
+/// `{ secret: NAME_OR_ARN, key: JSON_KEY }`: the value of a Secrets Manager secret, resolved to its ARN by
+/// `DescribeSecret` at plan time (a secret that does not exist blocks the plan). Functions get
+/// `NAME_SECRET_ARN` (and `NAME_SECRET_KEY` when `key` is given) and `secretsmanager:GetSecretValue` on it; the
+/// service gets `NAME` itself through the task definition's `secrets` (`valueFrom: <arn>:<key>::`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct SecretRef {
+    /// The secret's name or ARN, e.g. `live-stats/api-token`.
+    #[schemars(length(min = 1))]
+    pub secret: String,
+    /// The key inside a JSON secret (e.g. `password`); without it, the whole secret string.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub key: Option<String>,
+}
+
+impl EnvValue {
+    /// The plain value, if this is not a secret reference.
+    pub fn plain(&self) -> Option<&str> {
+        match self {
+            EnvValue::Plain(v) => Some(v),
+            EnvValue::Secret(_) => None,
+        }
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]

@@ -1,4 +1,6 @@
 //! The plan: (desired, observed) → what has to change, as a pure function, and its terraform-like rendering.
+//! The values a plan carries are already masked (`sensitive::mask_change`): live state may hold a secret put
+//! there by hand, and every command that shows a plan, in text or JSON, shows only what the plan holds.
 
 use std::collections::BTreeSet;
 use std::fmt::Write as _;
@@ -85,11 +87,7 @@ pub fn plan(owner: &Owner, desired: &[Desired], observed: &Observed) -> Plan {
             let changes_list = o
                 .attrs
                 .iter()
-                .map(|(k, v)| AttrChange {
-                    attr: k.clone(),
-                    old: Some(v.clone()),
-                    new: None,
-                })
+                .map(|(k, v)| attr_change(k, Some(v), None))
                 .collect();
             changes.push(Change {
                 key: key.clone(),
@@ -125,39 +123,55 @@ fn order(c: &Change) -> (u8, i32, String) {
     }
 }
 
+/// One attribute's change as the plan carries it: masked.
+fn attr_change(attr: &str, old: Option<&String>, new: Option<&String>) -> AttrChange {
+    let (old, new) =
+        crate::sensitive::mask_change(old.map(String::as_str), new.map(String::as_str));
+    AttrChange {
+        attr: attr.to_string(),
+        old,
+        new,
+    }
+}
+
+/// A resource that references a secret which does not exist cannot be applied: nothing is.
+fn missing_secret_block(d: &Desired) -> Option<String> {
+    let name = d
+        .attrs
+        .values()
+        .find_map(|v| crate::desired::missing_secret_in(v))?;
+    Some(format!(
+        "the secret `{name}` does not exist in Secrets Manager; create it (`aws secretsmanager create-secret --name {name} --secret-string …`) or fix the `{{ secret: … }}` reference in the stack file"
+    ))
+}
+
 fn diff_one(owner: &Owner, d: &Desired, observed: &Observed) -> Change {
     let Some(o) = observed.resources.get(&d.key) else {
         let changes = d
             .attrs
             .iter()
-            .map(|(k, v)| AttrChange {
-                attr: k.clone(),
-                old: None,
-                new: Some(v.clone()),
-            })
+            .map(|(k, v)| attr_change(k, None, Some(v)))
             .collect();
         return Change {
             key: d.key.clone(),
             action: Action::Create,
             changes,
-            blocked: None,
+            blocked: missing_secret_block(d),
         };
     };
     let mut changes = Vec::new();
     for (k, want) in &d.attrs {
         let have = o.attrs.get(k);
         if have != Some(want) {
-            changes.push(AttrChange {
-                attr: k.clone(),
-                old: have.cloned(),
-                new: Some(want.clone()),
-            });
+            changes.push(attr_change(k, have, Some(want)));
         }
     }
-    let mut blocked = None;
+    let mut blocked = missing_secret_block(d);
     // Resources whose ownership cannot be told from tags (a secret the stack references, an alias, a target
     // registration) carry no owner; the rest must be ours.
-    if let Some(other) = &o.owner {
+    if blocked.is_some() {
+        // Already refused: a missing secret says what to do first.
+    } else if let Some(other) = &o.owner {
         if other != owner {
             blocked = Some(format!(
                 "`{}` already exists and belongs to stack `{}` environment `{}`; statsctl does not take over resources it does not own",
@@ -345,7 +359,8 @@ fn map_diff(attr: &str, old: &str, new: &str) -> Option<Vec<String>> {
 }
 
 fn show(v: &str) -> String {
-    if v == KNOWN_AFTER_APPLY {
+    if v == KNOWN_AFTER_APPLY || v == crate::sensitive::MASK || v == crate::sensitive::MASK_CHANGED
+    {
         v.to_string()
     } else if v.is_empty() {
         "\"\"".into()
@@ -507,6 +522,47 @@ mod tests {
                 .collect();
             assert_eq!(got, case.expect, "{}", case.name);
         }
+    }
+
+    #[test]
+    fn secrets_in_live_state_are_masked_in_the_plan_itself() {
+        let want = vec![Desired::new(Kind::Function, "f")
+            .attr("environment", r#"{"DB_PASSWORD":"new-pw","LOG":"info"}"#)];
+        let live = observed_with(
+            Kind::Function,
+            "f",
+            &[(
+                "environment",
+                r#"{"API_TOKEN":"Hunter2","DB_PASSWORD":"old-pw","LOG":"info","URL":"postgres://u:Hunter2@h/d"}"#,
+            )],
+            Some(owner()),
+        );
+        let p = plan(&owner(), &want, &live);
+        let json = serde_json::to_string(&p).unwrap();
+        for secret in ["Hunter2", "old-pw", "new-pw"] {
+            assert!(!json.contains(secret), "{json}");
+        }
+        let text = render(&p, false);
+        for (line, why) in [
+            (
+                "environment.API_TOKEN = (sensitive) → (removed)",
+                "a removed secret",
+            ),
+            (
+                "environment.DB_PASSWORD = (sensitive) → (sensitive, changed)",
+                "a changed secret still shows as changed",
+            ),
+            (
+                "environment.URL = \"postgres://u:***@h/d\" → (removed)",
+                "a URL keeps all but its password",
+            ),
+        ] {
+            assert!(text.contains(line), "{why}: {text}");
+        }
+        assert!(
+            !text.contains("Hunter2") && !text.contains("environment.LOG"),
+            "{text}"
+        );
     }
 
     #[test]

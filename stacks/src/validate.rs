@@ -3,7 +3,7 @@
 
 use std::time::Duration;
 
-use crate::model::{DbAccess, StackFile, Strategy, Via};
+use crate::model::{DbAccess, EnvValue, StackFile, Strategy, Via};
 
 /// A semantic problem: the dotted path of the field it concerns, what is wrong, how to fix it.
 #[derive(Debug, Clone, PartialEq)]
@@ -154,6 +154,13 @@ pub fn validate(stack: &StackFile, env: &str) -> Vec<Problem> {
         if let Some(access) = &f.database {
             check_access(&mut out, stack, access, &["functions", name, "database"]);
         }
+        check_environment(
+            &mut out,
+            &f.environment,
+            f.database.as_ref().map(|d| d.host_env.as_str()),
+            true,
+            &["functions", name, "environment"],
+        );
         if f.alias.is_empty() || f.alias.chars().all(|c| c.is_ascii_digit()) {
             out.push(p(
                 &["functions", name, "alias"],
@@ -189,6 +196,13 @@ pub fn validate(stack: &StackFile, env: &str) -> Vec<Problem> {
         if let Some(access) = &svc.database {
             check_access(&mut out, stack, access, &["service", "database"]);
         }
+        check_environment(
+            &mut out,
+            &svc.environment,
+            svc.database.as_ref().map(|d| d.host_env.as_str()),
+            false,
+            &["service", "environment"],
+        );
     }
 
     let ev = &stack.event;
@@ -317,6 +331,85 @@ fn check_access(out: &mut Vec<Problem>, stack: &StackFile, access: &DbAccess, pa
     }
 }
 
+/// Environment variables: valid names, and no secret written as a plain value (the value is never repeated in
+/// the message: the error would print it). A reference must not collide with what deploy sets itself: the
+/// database host variable, and for a function (`lambda`) the `<NAME>_SECRET_ARN`/`_SECRET_KEY` it derives.
+fn check_environment(
+    out: &mut Vec<Problem>,
+    vars: &std::collections::BTreeMap<String, EnvValue>,
+    host_env: Option<&str>,
+    lambda: bool,
+    path: &[&str],
+) {
+    for (name, value) in vars {
+        let mut at = path.to_vec();
+        at.push(name.as_str());
+        let name_ok = name
+            .chars()
+            .next()
+            .is_some_and(|c| c.is_ascii_alphabetic() || c == '_')
+            && name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_');
+        if !name_ok {
+            out.push(p(
+                &at,
+                format!("`{name}` is not a valid environment variable name"),
+                "use letters, digits and `_`, starting with a letter, e.g. `LOG_LEVEL`",
+            ));
+        }
+        match value {
+            EnvValue::Plain(v) => {
+                let by_name = crate::sensitive::is_secret_key(name);
+                if by_name || crate::sensitive::looks_like_secret_value(v) {
+                    let why = if by_name {
+                        format!("`{name}` names a secret")
+                    } else {
+                        format!("the value of `{name}` contains a secret (a password in a URL, or a private key)")
+                    };
+                    out.push(p(
+                        &at,
+                        format!("{why}, and secrets are never written in a stack file"),
+                        format!("put it in Secrets Manager and reference it: `{name}: {{ secret: NAME_OR_ARN, key: JSON_KEY }}` (`key` optional: the whole secret); functions get `{name}_SECRET_ARN`, the service gets `{name}` from the secret"),
+                    ));
+                }
+            }
+            EnvValue::Secret(r) => {
+                if host_env == Some(name.as_str()) {
+                    out.push(p(
+                        &at,
+                        format!("`{name}` is the database host variable, which deploy sets itself"),
+                        "reference the secret under another name, or change `database.host_env`",
+                    ));
+                }
+                if lambda {
+                    for derived in [format!("{name}_SECRET_ARN"), format!("{name}_SECRET_KEY")] {
+                        if vars.contains_key(&derived) {
+                            out.push(p(
+                                &at,
+                                format!("`{derived}` is set here, and deploy also derives it from the reference `{name}`"),
+                                format!("remove `{derived}`: deploy sets it from `{name}: {{ secret: … }}`"),
+                            ));
+                        }
+                    }
+                }
+                if r.secret.trim().is_empty() {
+                    out.push(p(
+                        &at,
+                        format!("`{name}` references an empty secret name"),
+                        "name a Secrets Manager secret or give its ARN, e.g. `{ secret: live-stats/api-token }`",
+                    ));
+                }
+                if r.key.as_deref().is_some_and(|k| k.trim().is_empty()) {
+                    out.push(p(
+                        &at,
+                        format!("`{name}` has an empty `key`"),
+                        "name the key inside the JSON secret (e.g. `password`), or leave `key` out for the whole secret",
+                    ));
+                }
+            }
+        }
+    }
+}
+
 fn check_range(
     out: &mut Vec<Problem>,
     path: &[&str],
@@ -435,6 +528,64 @@ pub fn parse_arrival(text: &str) -> Result<Option<(u32, Duration)>, String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn secrets_in_environment_values_are_refused() {
+        let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("live-stats.yaml");
+        let base = std::fs::read_to_string(&path).unwrap();
+        for (line, refused) in [
+            ("DB_PASSWORD: Hunter2", Some("DB_PASSWORD")),
+            ("api_token: abc", Some("api_token")),
+            ("STRIPE_API_KEY: sk_live_1", Some("STRIPE_API_KEY")),
+            ("DATABASE_URL: postgres://u:pw@h/d", Some("DATABASE_URL")),
+            (
+                "DB_PASSWORD: { secret: live-stats/db-master, key: password }",
+                None,
+            ),
+            (
+                "API_TOKEN: { secret: arn:aws:secretsmanager:eu-west-1:1:secret:t }",
+                None,
+            ),
+            ("DATABASE_URL: postgres://u@h/d", None),
+            (
+                "DB_PASSWORD_SECRET_ARN: arn:aws:secretsmanager:eu-west-1:1:secret:x",
+                None,
+            ),
+            ("API_TOKEN: { secret: \"\" }", Some("API_TOKEN")),
+            ("API_TOKEN: { secret: t, key: \"\" }", Some("API_TOKEN")),
+            ("BAD-NAME: x", Some("BAD-NAME")),
+            ("DB_HOST: { secret: h }", Some("DB_HOST")),
+            (
+                "API_TOKEN: { secret: t }\n      API_TOKEN_SECRET_ARN: arn:aws:secretsmanager:eu-west-1:1:secret:t",
+                Some("API_TOKEN"),
+            ),
+        ] {
+            let text = base.replacen(
+                "      LOG_LEVEL: info",
+                &format!("      LOG_LEVEL: info\n      {line}"),
+                1,
+            );
+            let got = crate::loader::load_str(&path, &text, Some("local"), &|_: &str| None);
+            match (refused, got) {
+                (None, Ok(_)) => {}
+                (Some(key), Err(d)) => {
+                    let field = format!("functions.stats-api.environment.{key}");
+                    assert!(
+                        d.errors
+                            .iter()
+                            .any(|e| e.field.as_deref().is_some_and(|f| f.starts_with(&field))),
+                        "{line}: {d}"
+                    );
+                    // The value is never repeated in messages or hints.
+                    let shown = serde_json::to_string(&d.errors).unwrap() + &d.to_string();
+                    for secret in ["Hunter2", "sk_live_1", ":pw@"] {
+                        assert!(!shown.contains(secret), "{line}: {shown}");
+                    }
+                }
+                (want, got) => panic!("{line}: wanted refused={want:?}, got {:?}", got.err()),
+            }
+        }
+    }
 
     #[test]
     fn stage_lists_parse() {

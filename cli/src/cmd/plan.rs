@@ -5,7 +5,7 @@ use serde::Serialize;
 use statsctl_stacks::plan::{render, Plan};
 
 use crate::context::Global;
-use crate::exit::{CliResult, ATTENTION, OK};
+use crate::exit::{CliError, CliResult, ATTENTION, OK};
 use crate::output::{self, emit, Format};
 use crate::session::{Measure, Session};
 
@@ -39,6 +39,31 @@ pub async fn run(g: &Global, args: PlanArgs) -> CliResult {
             "{}",
             output::red("some changes are blocked: `statsctl deploy` will refuse this plan")
         );
+    }
+    // A referenced secret that does not exist is an error in the stack (or the account), not a pending change.
+    let missing: Vec<&str> = {
+        let mut names: Vec<&str> = p
+            .changes
+            .iter()
+            .filter(|c| c.blocked.is_some())
+            .flat_map(|c| c.changes.iter())
+            .filter_map(|a| a.new.as_deref())
+            .filter_map(statsctl_stacks::desired::missing_secret_in)
+            .collect();
+        names.sort();
+        names.dedup();
+        names
+    };
+    if !missing.is_empty() {
+        let list = missing
+            .iter()
+            .map(|n| format!("`{n}`"))
+            .collect::<Vec<_>>()
+            .join(", ");
+        return Err(CliError::new(format!(
+            "the stack references secrets that do not exist in Secrets Manager: {list}"
+        ))
+        .hint("create them (`aws secretsmanager create-secret --name NAME --secret-string …`) or fix the `{ secret: … }` references; nothing can be deployed until then"));
     }
     Ok(if args.detailed_exitcode && p.has_changes() {
         ATTENTION

@@ -1,5 +1,6 @@
 //! `statsctl status`: every resource of the stack with its live state and versions (the version behind each
-//! alias and the one before it, the task definition revision, proxy and target health, alarm states).
+//! alias and the one before it, the task definition revision, proxy and target health, alarm states), and
+//! whether each secret the environment references exists.
 
 use serde::Serialize;
 use statsctl_stacks::inventory::Kind;
@@ -69,6 +70,26 @@ pub async fn run(g: &Global) -> CliResult {
                 .unwrap_or_else(|| "missing".into()),
             detail,
             pending: c.action != Action::NoOp,
+        });
+    }
+    // Secrets the environment references are not managed, so no plan change lists them; on-call still needs to
+    // see that each exists (the secret's ARN, never its value).
+    for name in statsctl_stacks::desired::referenced_secrets(&s.stack.spec) {
+        let key = statsctl_stacks::inventory::Key::new(Kind::Secret, name.as_str());
+        if rows.iter().any(|r| r.resource == key.to_string()) {
+            continue;
+        }
+        let live = observed.get(Kind::Secret, &name);
+        rows.push(Row {
+            resource: key.to_string(),
+            kind: Kind::Secret.label(),
+            name,
+            exists: live.is_some(),
+            state: live
+                .map(|_| "exists (referenced)".to_string())
+                .unwrap_or_else(|| "missing".into()),
+            detail: live.map(|r| r.id.clone()).unwrap_or_default(),
+            pending: false,
         });
     }
     let alarms_in_alarm: Vec<String> = rows

@@ -4,7 +4,7 @@ use std::time::Duration;
 
 use aws_sdk_ecs::types::{
     AssignPublicIp, AwsVpcConfiguration, Compatibility, ContainerDefinition, KeyValuePair,
-    LaunchType, LoadBalancer, NetworkConfiguration, NetworkMode, PortMapping, Tag,
+    LaunchType, LoadBalancer, NetworkConfiguration, NetworkMode, PortMapping, Secret, Tag,
 };
 
 use super::{code_of, fail, owner_from, tags_for, Aws, AwsError, AwsResult};
@@ -115,6 +115,17 @@ pub async fn observe(
                         .unwrap_or_default(),
                 );
                 r.attrs.insert("environment".into(), canonical_map(&vars));
+                // Secrets as the task definition references them (name → valueFrom); their values never
+                // appear in a task definition.
+                let secrets: std::collections::BTreeMap<String, String> = container
+                    .map(|c| {
+                        c.secrets()
+                            .iter()
+                            .map(|s| (s.name().to_string(), s.value_from().to_string()))
+                            .collect()
+                    })
+                    .unwrap_or_default();
+                r.attrs.insert("secrets".into(), canonical_map(&secrets));
                 r.attrs.insert(
                     "task_role".into(),
                     td.task_role_arn()
@@ -226,6 +237,18 @@ pub async fn register_task_definition(
         .to_string();
     let vars: std::collections::BTreeMap<String, String> =
         serde_json::from_str(d.get("environment")).unwrap_or_default();
+    let secrets: std::collections::BTreeMap<String, String> =
+        serde_json::from_str(d.get("secrets")).unwrap_or_default();
+    let secrets = secrets
+        .into_iter()
+        .map(|(k, v)| Secret::builder().name(k).value_from(v).build())
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(|e| {
+            AwsError::new(
+                format!("register task definition `{family}`"),
+                format!("a secret reference is incomplete: {e}"),
+            )
+        })?;
     let service = ctx
         .stack
         .service
@@ -246,6 +269,7 @@ pub async fn register_task_definition(
                 .map(|(k, v)| KeyValuePair::builder().name(k).value(v).build())
                 .collect(),
         ))
+        .set_secrets((!secrets.is_empty()).then_some(secrets))
         .build();
     let r = aws
         .ecs

@@ -30,7 +30,8 @@ pub async fn observe(aws: &Aws, stack: &StackFile, env: &str) -> AwsResult<Obser
         .map_err(|e| fail("identify the AWS account (sts:GetCallerIdentity)", e))?;
     let account = identity.account().unwrap_or_default().to_string();
     let bucket = crate::ledger::bucket_name(stack, env, &account);
-    let (ledger, ec2, iam, secret, rds, lambda, ecs, elb, alarms) = tokio::join!(
+    let referenced_secrets = crate::desired::referenced_secrets(stack);
+    let (ledger, ec2, iam, secret, rds, lambda, ecs, elb, alarms, env_secrets) = tokio::join!(
         super::s3::observe(aws, &bucket),
         super::ec2::observe(aws, &owner, existing),
         super::iam::observe(aws, &owner),
@@ -57,6 +58,7 @@ pub async fn observe(aws: &Aws, stack: &StackFile, env: &str) -> AwsResult<Obser
             }
         },
         super::cloudwatch::observe(aws, &owner, &n.prefix),
+        super::secrets::observe_referenced(aws, &referenced_secrets),
     );
     let mut observed = Observed {
         account_id: account,
@@ -70,6 +72,9 @@ pub async fn observe(aws: &Aws, stack: &StackFile, env: &str) -> AwsResult<Obser
         observed.resources.extend(part);
     }
     observed.referenced.extend(referenced);
+    // Secrets environment variables reference: read, never managed (the credentials secret, if referenced too,
+    // is also in `resources`, which `Observed::get` looks at first).
+    observed.referenced.extend(env_secrets?);
     normalize(&mut observed);
     Ok(observed)
 }

@@ -1,6 +1,7 @@
-//! Secrets Manager: the database credentials secret. statsctl references it by name and only creates it (with a
-//! generated password) when it does not exist; the value never leaves this module except into the API call
-//! that creates the cluster.
+//! Secrets Manager: the database credentials secret, and the secrets environment variables reference. statsctl
+//! references the credentials by name and only creates them (with a generated password) when they do not
+//! exist; that value never leaves this module except into the API call that creates the cluster. Referenced
+//! secrets are only described (name → ARN), never read.
 
 use super::{code_of, fail, tags_for, Aws, AwsResult};
 use crate::apply::ApplyCtx;
@@ -26,6 +27,34 @@ pub async fn observe(aws: &Aws, name: &str) -> AwsResult<Vec<(Key, ObservedResou
         Err(e) if code_of(&e) == Some("ResourceNotFoundException") => Ok(vec![]),
         Err(e) => Err(fail(format!("describe secret `{name}`"), e)),
     }
+}
+
+/// The secrets environment variables reference (name or ARN as written), each resolved with `DescribeSecret`
+/// concurrently; one that does not exist is simply absent, and the plan decides what that means.
+pub async fn observe_referenced(
+    aws: &Aws,
+    names: &[String],
+) -> AwsResult<Vec<(Key, ObservedResource)>> {
+    let lookups = names.iter().map(|name| async move {
+        match aws.secrets.describe_secret().secret_id(name).send().await {
+            Ok(s) => {
+                let mut r = ObservedResource {
+                    id: s.arn().unwrap_or_default().into(),
+                    state: "exists".into(),
+                    ..Default::default()
+                };
+                r.outputs.insert("arn".into(), r.id.clone());
+                Ok(Some((Key::new(Kind::Secret, name.clone()), r)))
+            }
+            Err(e) if code_of(&e) == Some("ResourceNotFoundException") => Ok(None),
+            Err(e) => Err(fail(format!("describe secret `{name}`"), e)),
+        }
+    });
+    let mut out = Vec::new();
+    for r in futures::future::join_all(lookups).await {
+        out.extend(r?);
+    }
+    Ok(out)
 }
 
 /// 32 random characters from /dev/urandom, from an alphabet every client library accepts unquoted.
