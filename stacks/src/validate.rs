@@ -225,6 +225,15 @@ pub fn validate(stack: &StackFile, env: &str) -> Vec<Problem> {
     }
 
     if let Some(lt) = &stack.loadtest {
+        // A test shorter than a second measures nothing; one longer than a day is a typo.
+        check_range(
+            &mut out,
+            &["loadtest", "min_hold"],
+            lt.min_hold.0,
+            Duration::from_secs(1),
+            Duration::from_secs(86_400),
+            "min_hold is 1s–24h, e.g. `5m`",
+        );
         for (i, t) in lt.targets.iter().enumerate() {
             if !(t.starts_with("http://") || t.starts_with("https://")) {
                 let idx = i.to_string();

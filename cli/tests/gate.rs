@@ -1,0 +1,176 @@
+//! The load-test gate through the real binary: a tiny run is recorded as what it was and cannot make preflight's
+//! `loadtest.passed` pass; a run at the required audience against the stack's own target can.
+
+mod harness;
+
+use std::time::Duration;
+
+use harness::*;
+use statsctl_stacks::ledger::LoadTestRecord;
+
+/// The local stack's target is `http://127.0.0.1:${STATSCTL_SERVICE_PORT}/matches/1/stats`: pointed at a test
+/// server, a run without `--target` loads the stack's own target (lighter on the CPU than the real service).
+fn stack_target(server: &TestServer) -> Vec<(&'static str, String)> {
+    vec![("STATSCTL_SERVICE_PORT", server.port.to_string())]
+}
+
+fn run(env: &LocalAws, args: &[&str], vars: &[(&'static str, String)]) -> Run {
+    let vars: Vec<(&str, &str)> = vars.iter().map(|(k, v)| (*k, v.as_str())).collect();
+    env.run_with(args, &vars)
+}
+
+/// The ledger's load-test records for `local`, newest first, read as preflight reads them.
+fn ledger(env: &LocalAws) -> Vec<LoadTestRecord> {
+    std::env::set_var("AWS_ACCESS_KEY_ID", "test");
+    std::env::set_var("AWS_SECRET_ACCESS_KEY", "test");
+    block_on(async {
+        let aws = statsctl_stacks::aws::Aws::connect(&statsctl_stacks::aws::Target {
+            region: "us-east-1".into(),
+            profile: None,
+            endpoint_url: Some(env.endpoint()),
+        })
+        .await;
+        let buckets = aws.s3.list_buckets().send().await.unwrap();
+        let bucket = buckets
+            .buckets()
+            .iter()
+            .filter_map(|b| b.name())
+            .find(|n| n.starts_with("live-stats-local-ledger-"))
+            .expect("deploy created the ledger bucket")
+            .to_string();
+        statsctl_stacks::ledger::read(&aws, &bucket, "loadtests", "local", 10)
+            .await
+            .unwrap()
+    })
+}
+
+#[test]
+fn a_tiny_run_cannot_pass_the_gate_and_a_run_at_the_required_audience_can() {
+    let env = LocalAws::start();
+    env.deploy();
+    let server = TestServer::start(Duration::ZERO, false);
+    let vars = stack_target(&server);
+    let target = format!("http://127.0.0.1:{}/matches/1/stats", server.port);
+
+    // 20 viewers for 6 s against the stack's own target: it passes its thresholds, and is recorded as what it was.
+    let r = run(
+        &env,
+        &["loadtest", "--stages", "hold:20:6s", "--arrival", "uniform"],
+        &vars,
+    );
+    assert_eq!(r.code, 0, "{r:?}");
+    assert!(
+        r.stdout.contains("does not count for preflight")
+            && r.stdout.contains("it held 20 viewers for")
+            && r.stdout
+                .contains("needs 240 (200 expected × headroom 1.2) held for 5s")
+            && r.stdout.contains("needs a spike to 720"),
+        "the run says it does not count, and which bar it missed: {r:?}"
+    );
+    let records = ledger(&env);
+    assert_eq!(records.len(), 1, "{records:?}");
+    let tiny = &records[0];
+    assert_eq!(
+        tiny.viewers, 20,
+        "the viewers held, not --viewers: {tiny:?}"
+    );
+    assert!((5..=6).contains(&tiny.held_secs), "{tiny:?}");
+    assert_eq!(tiny.peak_viewers, 20, "{tiny:?}");
+    assert!(tiny.passed && !tiny.counts_for_preflight, "{tiny:?}");
+    assert_eq!(tiny.targets, vec![target.clone()]);
+    assert_eq!(tiny.arrival, "uniform");
+    assert_eq!(tiny.stages.len(), 1);
+    assert_eq!(tiny.stages[0].viewers, 20);
+
+    let pre = run(&env, &["preflight", "--only", "loadtest.passed"], &vars);
+    assert_eq!(pre.code, 2, "{pre:?}");
+    assert!(
+        pre.stdout.contains("it held 20 viewers for")
+            && pre.stdout.contains("needs 240")
+            && pre.stdout.contains("needs a spike to 720"),
+        "preflight names what was missing: {pre:?}"
+    );
+
+    // The default profile at the required audience (200 × 1.2 = 240, spiking to 720), held 6 s (≥ min_hold 5s).
+    let r = run(
+        &env,
+        &[
+            "loadtest",
+            "--ramp",
+            "1s",
+            "--hold",
+            "6s",
+            "--arrival",
+            "uniform",
+            "--output",
+            "json",
+        ],
+        &vars,
+    );
+    assert_eq!(r.code, 0, "{r:?}");
+    let j = r.json();
+    assert_eq!(j["counts_for_preflight"], true, "{j}");
+    assert_eq!(j["peak_viewers"], 720, "{j}");
+    let records = ledger(&env);
+    assert_eq!(records.len(), 2);
+    let full = records.iter().find(|r| r.peak_viewers == 720).unwrap();
+    assert!(
+        full.counts_for_preflight && full.does_not_count.is_empty(),
+        "{full:?}"
+    );
+    assert!(
+        statsctl_stacks::ledger::held_secs(&full.timeline, 240) >= 5,
+        "{full:?}"
+    );
+
+    let pre = run(&env, &["preflight", "--only", "loadtest.passed"], &vars);
+    assert_eq!(pre.code, 0, "{pre:?}");
+    assert!(pre.stdout.contains("passed at"), "{pre:?}");
+
+    // A target outside the stack is ad hoc, and says so.
+    let other = TestServer::start(Duration::ZERO, false);
+    let other_url = other.url();
+    let r = run(
+        &env,
+        &[
+            "loadtest",
+            "--target",
+            &other_url,
+            "--stages",
+            "hold:20:1s",
+            "--arrival",
+            "uniform",
+            "--output",
+            "json",
+        ],
+        &vars,
+    );
+    assert_eq!(r.code, 0, "{r:?}");
+    let j = r.json();
+    assert_eq!(j["counts_for_preflight"], false, "{j}");
+    assert!(
+        j["does_not_count"].to_string().contains(&format!(
+            "it loaded {other_url} — not the stack's `loadtest.targets`"
+        )),
+        "{j}"
+    );
+}
+
+#[test]
+fn min_hold_must_be_at_least_a_second() {
+    let text = std::fs::read_to_string(shipped_stack()).unwrap();
+    let from = "  min_hold: 5m\n";
+    assert_eq!(text.matches(from).count(), 1);
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("stack.yaml");
+    std::fs::write(&path, text.replace(from, "  min_hold: 0s\n")).unwrap();
+    let mut c = statsctl();
+    c.args(["validate", "--env", "prod", "--stack"]).arg(&path);
+    let r = harness::run(c);
+    assert_eq!(r.code, 1, "{r:?}");
+    assert!(
+        r.stderr.contains("`min_hold` is 0s — out of range")
+            && r.stderr.contains("hint: min_hold is 1s–24h"),
+        "{r:?}"
+    );
+}
