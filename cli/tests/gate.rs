@@ -1,5 +1,6 @@
 //! The load-test gate through the real binary: a tiny run is recorded as what it was and cannot make preflight's
-//! `loadtest.passed` pass; a run at the required audience against the stack's own target can.
+//! `loadtest.passed` pass; a run at the required audience against the stack's own target can. And credentials in
+//! a target URL are refused before anything is sent, without being printed.
 
 mod harness;
 
@@ -173,4 +174,56 @@ fn min_hold_must_be_at_least_a_second() {
             && r.stderr.contains("hint: min_hold is 1s–24h"),
         "{r:?}"
     );
+}
+
+#[test]
+fn credentials_in_a_target_are_refused_and_never_printed() {
+    // A listener that would see any request: nothing may reach it.
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    listener.set_nonblocking(true).unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let url = format!("http://ops:hunter2@127.0.0.1:{port}/matches/1/stats");
+    for output in ["human", "json"] {
+        let mut c = statsctl();
+        c.args([
+            "--env", "local", "--output", output, "loadtest", "--target", &url,
+        ]);
+        let r = harness::run(c);
+        assert_eq!(r.code, 1, "{r:?}");
+        assert!(
+            r.stderr.contains("has credentials in it") && r.stderr.contains("hint:"),
+            "{r:?}"
+        );
+        assert!(
+            !r.stdout.contains("hunter2") && !r.stderr.contains("hunter2"),
+            "the password is never printed: {r:?}"
+        );
+    }
+    assert_eq!(
+        listener.accept().map(|_| ()).unwrap_err().kind(),
+        std::io::ErrorKind::WouldBlock,
+        "nothing was sent"
+    );
+
+    // In the stack file too: refused by validation, the offending line shown masked.
+    let text = std::fs::read_to_string(shipped_stack()).unwrap();
+    let from = "${STATS_URL:-https://stats.example.com}/matches/1/stats";
+    assert_eq!(text.matches(from).count(), 1);
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("stack.yaml");
+    std::fs::write(
+        &path,
+        text.replace(from, "http://ops:hunter2@stats.example.com/matches/1/stats"),
+    )
+    .unwrap();
+    let mut c = statsctl();
+    c.args(["validate", "--env", "prod", "--stack"]).arg(&path);
+    let r = harness::run(c);
+    assert_eq!(r.code, 1, "{r:?}");
+    assert!(
+        r.stderr.contains("has credentials in it")
+            && r.stderr.contains("http://***@stats.example.com"),
+        "{r:?}"
+    );
+    assert!(!format!("{r:?}").contains("hunter2"), "{r:?}");
 }

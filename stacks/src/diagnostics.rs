@@ -114,6 +114,18 @@ impl fmt::Display for Diagnostics {
 /// A source line as it may be shown: the value of a key that names a password, token or secret key is masked, so
 /// a secret typed into a stack file by mistake is not echoed into terminals and CI logs by the error about it.
 pub fn mask_secret_value(line: &str) -> String {
+    // A URL with credentials in it (`http://user:password@host`) is masked up to its `@`.
+    if let Some(i) = line.find("://") {
+        let start = line[..i]
+            .rfind(|c: char| c.is_whitespace() || "\"'[{(,".contains(c))
+            .map_or(0, |j| j + 1);
+        let end = line[i..]
+            .find(|c: char| c.is_whitespace() || "\"']}),".contains(c))
+            .map_or(line.len(), |j| i + j);
+        if let Some(masked) = crate::validate::url_credentials(&line[start..end]) {
+            return format!("{}{masked}{}", &line[..start], &line[end..]);
+        }
+    }
     let trimmed = line.trim_start().trim_start_matches("- ");
     let Some((key, value)) = trimmed.split_once(':') else {
         return line.to_string();
@@ -168,6 +180,15 @@ mod tests {
             ("  password:", "  password:"),
             ("  memory_mb: 256", "  memory_mb: 256"),
             ("no colon here", "no colon here"),
+            (
+                "    - http://ops:hunter2@stats.example.com/x",
+                "    - http://***@stats.example.com/x",
+            ),
+            (
+                "  targets: [\"http://u:p@h:1/\"]",
+                "  targets: [\"http://***@h:1/\"]",
+            ),
+            ("  - http://h/x", "  - http://h/x"),
         ] {
             assert_eq!(mask_secret_value(line), shown, "{line}");
         }

@@ -112,6 +112,7 @@ pub async fn run_cmd(g: &Global, args: LoadtestArgs) -> CliResult {
         return Err(CliError::new("no target to load")
             .hint("set `loadtest.targets` in the stack file or pass --target URL"));
     }
+    refuse_credentials(&urls)?;
     let targets = urls
         .iter()
         .map(|u| Target::parse(u))
@@ -335,6 +336,20 @@ fn stages_from(text: &str) -> Result<Vec<Stage>, String> {
             ramp: s.kind != "hold",
         })
         .collect())
+}
+
+/// Credentials in a target URL would be sent with every request and kept in the ledger and the JSON output:
+/// refused before anything is sent, naming the URL with them masked so the password is never printed.
+fn refuse_credentials(urls: &[String]) -> CliResult<()> {
+    for u in urls {
+        if let Some(masked) = statsctl_stacks::validate::url_credentials(u) {
+            return Err(CliError::new(format!(
+                "target `{masked}` has credentials in it; nothing was sent"
+            ))
+            .hint("remove `user:password@` from the URL: load-test targets take no credentials"));
+        }
+    }
+    Ok(())
 }
 
 fn parse_arrival(s: &str) -> CliResult<Arrival> {
