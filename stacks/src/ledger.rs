@@ -3,7 +3,7 @@
 //! overwritten (the bucket is versioned besides), so concurrent writers cannot lose each other's records.
 //! Load tests write `loadtests/`; deploy history will use `deploys/`.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, VecDeque};
 
 use serde::{Deserialize, Serialize};
 
@@ -109,7 +109,8 @@ pub fn held_secs(timeline: &[Level], viewers: u64) -> u64 {
     let (mut best, mut run) = (0, 0);
     for l in timeline {
         if l.viewers >= viewers {
-            run += l.secs;
+            // Saturating: a record read back from the ledger is data, and may be corrupt.
+            run = l.secs.saturating_add(run);
             best = best.max(run);
         } else {
             run = 0;
@@ -132,13 +133,36 @@ pub fn held(timeline: &[Level], min_secs: u64) -> (u64, u64) {
         return (0, 0);
     }
     let window = min_secs.clamp(1, longest);
-    let viewers = timeline
-        .iter()
-        .map(|l| l.viewers)
-        .filter(|&v| v > 0 && held_secs(timeline, v) >= window)
-        .max()
-        .unwrap_or(0);
-    (viewers, held_secs(timeline, viewers))
+    // The most viewers held for `window` seconds is the best, over every `window`-second span, of the fewest
+    // viewers in it. A best span can always start where a level starts, so one pass over the levels does, with
+    // the levels in the span kept in a queue of increasing viewers (linear in the number of levels).
+    let mut best = 0;
+    let mut span: VecDeque<usize> = VecDeque::new();
+    let (mut end, mut covered) = (0, 0u64);
+    for start in 0..timeline.len() {
+        while end < timeline.len() && covered < window {
+            while span
+                .back()
+                .is_some_and(|&i| timeline[i].viewers >= timeline[end].viewers)
+            {
+                span.pop_back();
+            }
+            span.push_back(end);
+            covered = covered.saturating_add(timeline[end].secs);
+            end += 1;
+        }
+        if covered < window {
+            break;
+        }
+        if let Some(&i) = span.front() {
+            best = best.max(timeline[i].viewers);
+        }
+        if span.front() == Some(&start) {
+            span.pop_front();
+        }
+        covered -= timeline[start].secs;
+    }
+    (best, held_secs(timeline, best))
 }
 
 /// What is deployed, in the ledger's terms: each function → `<code sha256> v<version behind its alias>`, and
@@ -349,6 +373,56 @@ mod tests {
                 }
             ]
         );
+    }
+
+    #[test]
+    fn what_a_run_held_matches_the_plain_definition_and_stays_linear() {
+        // The plain definition: the most viewers among levels held at least `window` seconds.
+        let plain = |t: &[Level], min: u64| {
+            let window = min.clamp(1, held_secs(t, 1).max(1));
+            t.iter()
+                .map(|l| l.viewers)
+                .filter(|&v| v > 0 && held_secs(t, v) >= window)
+                .max()
+                .unwrap_or(0)
+        };
+        let mut seed = 7u64;
+        for _ in 0..300 {
+            let levels: Vec<Level> = (0..(seed % 12))
+                .map(|_| {
+                    seed = seed
+                        .wrapping_mul(6364136223846793005)
+                        .wrapping_add(1442695040888963407);
+                    Level {
+                        viewers: (seed >> 33) % 5,
+                        secs: 1 + (seed >> 40) % 4,
+                    }
+                })
+                .collect();
+            for min in [1, 2, 3, 5, 8] {
+                assert_eq!(
+                    held(&levels, min).0,
+                    plain(&levels, min),
+                    "{levels:?} {min}"
+                );
+            }
+            seed += 1;
+        }
+        // A day-long ramp, one level a second, and a corrupt record: answered at once, without overflow.
+        let ramp = timeline(0..86_400);
+        assert_eq!(held(&ramp, 300), (86_100, 300));
+        let corrupt = [
+            Level {
+                viewers: 5,
+                secs: u64::MAX,
+            },
+            Level {
+                viewers: 9,
+                secs: u64::MAX,
+            },
+        ];
+        assert_eq!(held(&corrupt, 10), (9, u64::MAX));
+        assert_eq!(held_secs(&corrupt, 5), u64::MAX);
     }
 
     #[test]

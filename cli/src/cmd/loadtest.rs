@@ -75,16 +75,15 @@ fn parse_span(s: &str) -> Result<Duration, String> {
 struct Report<'a> {
     stack: &'a str,
     env: &'a str,
+    /// What ran, measured: the most viewers held for the stack's `loadtest.min_hold` (or the run's longest
+    /// stretch, when shorter) and for how long, and the peak; as the ledger records them.
     viewers: u64,
+    held_secs: u64,
+    peak_viewers: u64,
     verdict: &'a Verdict,
     thresholds: &'a Thresholds,
     #[serde(skip_serializing_if = "Option::is_none")]
     recorded: Option<String>,
-    /// What ran, measured: the most viewers held for the stack's `loadtest.min_hold` (or the run's longest
-    /// stretch, when shorter) and for how long, and the peak.
-    held_viewers: u64,
-    held_secs: u64,
-    peak_viewers: u64,
     /// Whether preflight's `loadtest.passed` can count this run, and if not, why.
     counts_for_preflight: bool,
     #[serde(skip_serializing_if = "Vec::is_empty")]
@@ -174,7 +173,7 @@ pub async fn run_cmd(g: &Global, args: LoadtestArgs) -> CliResult {
     let peak = statsctl_loadtest::profile::peak_viewers(&stages);
     let total = statsctl_loadtest::profile::total_duration(&stages).min(args.max_duration);
     progress(format!(
-        "load test {}/{}: {viewers} viewers (peak {peak}) polling every {} → {} for {:.0}s",
+        "load test {}/{}: up to {peak} viewers polling every {} → {} for {:.0}s",
         s.owner.stack,
         s.env,
         spec.event.poll_interval,
@@ -212,20 +211,6 @@ pub async fn run_cmd(g: &Global, args: LoadtestArgs) -> CliResult {
         eprintln!();
     }
     let v = verdict(&result, &thresholds);
-
-    if let Some(path) = &args.chart {
-        let title = format!(
-            "{}/{}: {} viewers, p99 {:.1} ms, {:.2}% errors",
-            s.owner.stack,
-            s.env,
-            viewers,
-            result.latency_ms.p99,
-            result.error_rate * 100.0
-        );
-        std::fs::write(path, statsctl_loadtest::chart::render_svg(&result, &title))
-            .map_err(|e| CliError::new(format!("cannot write `{}`: {e}", path.display())))?;
-        progress(format!("chart written to {}", path.display()));
-    }
 
     // What ran, from the engine's own per-second timeline (never the stages asked for: a run stopped early, or
     // one whose --stages fell short, is recorded as what it was), and whether it meets preflight's bar.
@@ -270,6 +255,22 @@ pub async fn run_cmd(g: &Global, args: LoadtestArgs) -> CliResult {
             "stopped": result.stopped,
         }),
     };
+    if let Some(path) = &args.chart {
+        let title = format!(
+            "{}/{}: held {} viewers for {}s (peak {}), p99 {:.1} ms, {:.2}% errors",
+            s.owner.stack,
+            s.env,
+            record.viewers,
+            record.held_secs,
+            record.peak_viewers,
+            result.latency_ms.p99,
+            result.error_rate * 100.0
+        );
+        std::fs::write(path, statsctl_loadtest::chart::render_svg(&result, &title))
+            .map_err(|e| CliError::new(format!("cannot write `{}`: {e}", path.display())))?;
+        progress(format!("chart written to {}", path.display()));
+    }
+
     if !v.passed {
         record
             .does_not_count
@@ -299,11 +300,10 @@ pub async fn run_cmd(g: &Global, args: LoadtestArgs) -> CliResult {
     let report = Report {
         stack: &s.owner.stack,
         env: &s.env,
-        viewers,
+        viewers: record.viewers,
         verdict: &v,
         thresholds: &thresholds,
         recorded: recorded.clone(),
-        held_viewers: record.viewers,
         held_secs: record.held_secs,
         peak_viewers: record.peak_viewers,
         counts_for_preflight: record.counts_for_preflight && recorded.is_some(),
@@ -368,10 +368,12 @@ fn human(out: &mut String, r: &Report) {
         output::red("FAIL")
     };
     out.push_str(&format!(
-        "{verdict}  {}/{}: {} viewers → {}\n\n",
+        "{verdict}  {}/{}: held {} viewers for {}s, peak {} → {}\n\n",
         r.stack,
         r.env,
         r.viewers,
+        r.held_secs,
+        r.peak_viewers,
         res.targets.join(", ")
     ));
     out.push_str(&format!(
@@ -406,10 +408,7 @@ fn human(out: &mut String, r: &Report) {
     if let Some(s) = &res.stopped {
         out.push_str(&format!("\nstopped early: {s}\n"));
     }
-    out.push_str(&format!(
-        "\nheld {} viewers for {}s, peak {} viewers (measured)\n",
-        r.held_viewers, r.held_secs, r.peak_viewers
-    ));
+    out.push('\n');
     if let Some(k) = &r.recorded {
         out.push_str(&format!("recorded in the ledger: {k}\n"));
     }
