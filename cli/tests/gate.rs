@@ -176,6 +176,33 @@ fn min_hold_must_be_at_least_a_second() {
     );
 }
 
+/// `./quickstart` runs `statsctl loadtest --ramp 5s --hold 10s` on the `local` environment as shipped (its page-load
+/// waves included) and expects `loadtest.passed` to pass afterwards: the run must meet the bar. Only the bar is
+/// asserted here; whether this machine meets the latency thresholds at that moment is the verdict's business.
+#[test]
+fn the_quick_starts_load_test_meets_the_bar() {
+    let env = LocalAws::start();
+    env.deploy();
+    let server = TestServer::start(Duration::ZERO, false);
+    let r = run(
+        &env,
+        &[
+            "loadtest", "--ramp", "5s", "--hold", "10s", "--output", "json",
+        ],
+        &stack_target(&server),
+    );
+    assert!(r.code == 0 || r.code == 2, "{r:?}");
+    let j = r.json();
+    let missed: Vec<&str> = j["does_not_count"]
+        .as_array()
+        .map(|a| a.iter().filter_map(|m| m.as_str()).collect())
+        .unwrap_or_default();
+    assert!(
+        missed.iter().all(|m| *m == "it failed its thresholds"),
+        "the quick start's run meets preflight's bar: {missed:?}"
+    );
+    assert_eq!(j["peak_viewers"], 720, "{j}");
+}
 #[test]
 fn credentials_in_a_target_are_refused_and_never_printed() {
     // A listener that would see any request: nothing may reach it.
