@@ -251,8 +251,7 @@ pub async fn run_cmd(g: &Global, args: LoadtestArgs) -> CliResult {
         target: urls.join(","),
         summary: serde_json::json!({
             "latency_ms": result.latency_ms, "error_rate": result.error_rate, "throughput_rps": result.throughput_rps,
-            "peak_viewers": result.peak_viewers, "stages": result.stages, "thresholds": thresholds, "violations": v.violations,
-            "stopped": result.stopped,
+            "thresholds": thresholds, "violations": v.violations, "stopped": result.stopped,
         }),
     };
     if let Some(path) = &args.chart {
