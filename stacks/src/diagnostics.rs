@@ -127,6 +127,27 @@ impl fmt::Display for Diagnostics {
 /// — in block style (`password: x`) and inside flow maps (`db: {user: u, password: x}`) — so a secret typed into a
 /// stack file by mistake is not echoed into terminals and CI logs by the error about it.
 pub fn mask_secret_value(line: &str) -> String {
+    mask_secret_keys(&mask_url_credentials(line))
+}
+
+/// A URL with credentials in it (`http://user:password@host`) is masked up to its `@`.
+fn mask_url_credentials(line: &str) -> String {
+    if let Some(i) = line.find("://") {
+        let start = line[..i]
+            .rfind(|c: char| c.is_whitespace() || "\"'[{(,".contains(c))
+            .map_or(0, |j| j + 1);
+        let end = line[i..]
+            .find(|c: char| c.is_whitespace() || "\"']}),".contains(c))
+            .map_or(line.len(), |j| i + j);
+        if let Some(masked) = crate::validate::url_credentials(&line[start..end]) {
+            return format!("{}{masked}{}", &line[..start], &line[end..]);
+        }
+    }
+    line.to_string()
+}
+
+/// The values of secret-named keys, in block style and inside flow maps.
+fn mask_secret_keys(line: &str) -> String {
     let chars: Vec<(usize, char)> = line.char_indices().collect();
     let mut out = String::with_capacity(line.len());
     let mut copied = 0; // bytes of `line` already in `out`
@@ -287,6 +308,15 @@ mod tests {
             ),
             ("\u{85}:x", "\u{85}:x"),
             ("a\u{85}password: x", "a\u{85}password: ********"),
+            (
+                "    - http://ops:hunter2@stats.example.com/x",
+                "    - http://***@stats.example.com/x",
+            ),
+            (
+                "  targets: [\"http://u:p@h:1/\"]",
+                "  targets: [\"http://***@h:1/\"]",
+            ),
+            ("  - http://h/x", "  - http://h/x"),
         ] {
             assert_eq!(mask_secret_value(line), shown, "{line}");
         }

@@ -595,6 +595,11 @@ pub struct LoadTestCriteria {
     /// A passing test older than this no longer counts.
     #[serde(default = "max_age_default")]
     pub max_age: Span,
+    /// A test counts for preflight only when it held expected viewers × headroom at least this long without a
+    /// break (measured by the engine, to the second) and reached the event's spike. Default 5m: with the default
+    /// profile's two holds this long, a test fits `statsctl loadtest`'s 15-minute cap.
+    #[serde(default = "min_hold_default")]
+    pub min_hold: Span,
     /// Stage list as `kind:viewers:duration,…` with kind `ramp`, `hold` or `spike`, e.g.
     /// `ramp:1500:60s,hold:1500:5m,spike:4500:1s,hold:4500:1m,ramp:0:30s` (default: derived from `event`:
     /// ramp, hold, spike × spike_factor within 1s, hold, ramp down). `--stages` overrides it.
@@ -675,6 +680,9 @@ fn headroom_default() -> f64 {
 }
 fn max_age_default() -> Span {
     Span::secs(7 * 86_400)
+}
+fn min_hold_default() -> Span {
+    Span::secs(300)
 }
 
 impl StackFile {

@@ -239,7 +239,25 @@ pub fn validate(stack: &StackFile, env: &str) -> Vec<Problem> {
     }
 
     if let Some(lt) = &stack.loadtest {
+        // A test shorter than a second measures nothing; one longer than a day is a typo.
+        check_range(
+            &mut out,
+            &["loadtest", "min_hold"],
+            lt.min_hold.0,
+            Duration::from_secs(1),
+            Duration::from_secs(86_400),
+            "min_hold is 1s–24h, e.g. `5m`",
+        );
         for (i, t) in lt.targets.iter().enumerate() {
+            if let Some(masked) = url_credentials(t) {
+                let idx = i.to_string();
+                out.push(p(
+                    &["loadtest", "targets", idx.as_str()],
+                    format!("target `{masked}` has credentials in it"),
+                    "remove `user:password@`: load-test targets take no credentials (they would be recorded in the ledger)",
+                ));
+                continue;
+            }
             if !(t.starts_with("http://") || t.starts_with("https://")) {
                 let idx = i.to_string();
                 out.push(p(
@@ -525,6 +543,19 @@ pub fn parse_arrival(text: &str) -> Result<Option<(u32, Duration)>, String> {
     }
 }
 
+/// When `url` carries credentials (`http://user:password@host/…`), the URL with everything before the `@` masked
+/// (`http://***@host/…`), to name it in an error without echoing a password; `None` when it carries none. Any `@`
+/// before the query counts, so a password with a `/` in it is caught too (a literal `@` in a path is `%40`).
+pub fn url_credentials(url: &str) -> Option<String> {
+    let (scheme, rest) = match url.find("://") {
+        Some(i) => url.split_at(i + 3),
+        None => ("", url),
+    };
+    let before_query = rest.find(['?', '#']).unwrap_or(rest.len());
+    let at = rest[..before_query].rfind('@')?;
+    Some(format!("{scheme}***{}", &rest[at..]))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -584,6 +615,21 @@ mod tests {
                 }
                 (want, got) => panic!("{line}: wanted refused={want:?}, got {:?}", got.err()),
             }
+        }
+    }
+
+    #[test]
+    fn credentials_in_urls_are_found_and_masked() {
+        for (url, want) in [
+            ("http://user:pw@host/x", Some("http://***@host/x")),
+            ("https://user@host:8080/", Some("https://***@host:8080/")),
+            ("http://u:p/w@host/", Some("http://***@host/")),
+            ("user:pw@host/x", Some("***@host/x")),
+            ("http://host:80/matches/1/stats", None),
+            ("http://host/x?mail=a@b", None),
+            ("http://host/x#a@b", None),
+        ] {
+            assert_eq!(url_credentials(url).as_deref(), want, "{url}");
         }
     }
 

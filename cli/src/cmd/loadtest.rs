@@ -13,7 +13,7 @@ use statsctl_loadtest::{
     event_profile, run, verdict, Arrival, LoadTestResult, Profile, Stage, Target, Thresholds,
     Verdict,
 };
-use statsctl_stacks::ledger::{self, LoadTestRecord};
+use statsctl_stacks::ledger::{self, LoadTestRecord, StageRan};
 
 use crate::context::Global;
 use crate::exit::{CliError, CliResult, ATTENTION, OK};
@@ -35,9 +35,10 @@ pub struct LoadtestArgs {
     /// Ramp-up time of the default profile
     #[arg(long, default_value = "10s", value_parser = parse_span)]
     pub ramp: Duration,
-    /// Hold time of the default profile (before and after the spike)
-    #[arg(long, default_value = "30s", value_parser = parse_span)]
-    pub hold: Duration,
+    /// Hold time of the default profile (before and after the spike); default: 30s, or the stack's
+    /// loadtest.min_hold when longer, so that the default run is one preflight counts
+    #[arg(long, value_parser = parse_span)]
+    pub hold: Option<Duration>,
     /// Arrival pattern: `uniform`, or `waves:COUNT:SPREAD` (e.g. waves:3:200ms: page-load waves that stay in sync);
     /// default: the stack's loadtest.arrival, else uniform
     #[arg(long)]
@@ -74,11 +75,19 @@ fn parse_span(s: &str) -> Result<Duration, String> {
 struct Report<'a> {
     stack: &'a str,
     env: &'a str,
+    /// What ran, measured: the most viewers held for the stack's `loadtest.min_hold` (or the run's longest
+    /// stretch, when shorter) and for how long, and the peak; as the ledger records them.
     viewers: u64,
+    held_secs: u64,
+    peak_viewers: u64,
     verdict: &'a Verdict,
     thresholds: &'a Thresholds,
     #[serde(skip_serializing_if = "Option::is_none")]
     recorded: Option<String>,
+    /// Whether preflight's `loadtest.passed` can count this run, and if not, why.
+    counts_for_preflight: bool,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    does_not_count: Vec<String>,
     result: &'a LoadTestResult,
 }
 
@@ -102,6 +111,7 @@ pub async fn run_cmd(g: &Global, args: LoadtestArgs) -> CliResult {
         return Err(CliError::new("no target to load")
             .hint("set `loadtest.targets` in the stack file or pass --target URL"));
     }
+    refuse_credentials(&urls)?;
     let targets = urls
         .iter()
         .map(|u| Target::parse(u))
@@ -117,7 +127,13 @@ pub async fn run_cmd(g: &Global, args: LoadtestArgs) -> CliResult {
             CliError::new(format!("loadtest.stages: {e}"))
                 .hint("fix `loadtest.stages` in the stack file, or pass --stages")
         })?,
-        (None, None) => event_profile(viewers, spec.event.spike_factor, args.ramp, args.hold),
+        (None, None) => {
+            let min_hold = criteria.as_ref().map(|c| c.min_hold.0).unwrap_or_default();
+            let hold = args
+                .hold
+                .unwrap_or_else(|| Duration::from_secs(30).max(min_hold));
+            event_profile(viewers, spec.event.spike_factor, args.ramp, hold)
+        }
     };
     let arrival_text = args
         .arrival
@@ -157,7 +173,7 @@ pub async fn run_cmd(g: &Global, args: LoadtestArgs) -> CliResult {
     let peak = statsctl_loadtest::profile::peak_viewers(&stages);
     let total = statsctl_loadtest::profile::total_duration(&stages).min(args.max_duration);
     progress(format!(
-        "load test {}/{}: {viewers} viewers (peak {peak}) polling every {} → {} for {:.0}s",
+        "load test {}/{}: up to {peak} viewers polling every {} → {} for {:.0}s",
         s.owner.stack,
         s.env,
         spec.event.poll_interval,
@@ -196,12 +212,56 @@ pub async fn run_cmd(g: &Global, args: LoadtestArgs) -> CliResult {
     }
     let v = verdict(&result, &thresholds);
 
+    // What ran, from the engine's own per-second timeline (never the stages asked for: a run stopped early, or
+    // one whose --stages fell short, is recorded as what it was), and whether it meets preflight's bar.
+    let timeline = ledger::timeline(result.timeline.iter().map(|sec| sec.viewers));
+    let bar = statsctl_checks::loadtest_passed::bar(spec, spec.event.expected_viewers);
+    let (held_viewers, held_secs) = ledger::held(
+        &timeline,
+        bar.as_ref().map(|b| b.min_hold_secs).unwrap_or(1),
+    );
+    let mut record = LoadTestRecord {
+        env: s.env.clone(),
+        finished_at: std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_secs())
+            .unwrap_or(0),
+        viewers: held_viewers,
+        held_secs,
+        peak_viewers: ledger::peak(&timeline),
+        timeline,
+        stages: stages
+            .iter()
+            .zip(&result.stages)
+            .map(|(asked, ran)| StageRan {
+                name: ran.name.clone(),
+                viewers: ran.viewers,
+                duration_secs: asked.duration.as_secs_f64(),
+                requests: ran.requests,
+                errors: ran.errors,
+            })
+            .collect(),
+        arrival: arrival_text.clone(),
+        pool: args.pool,
+        targets: urls.clone(),
+        counts_for_preflight: false,
+        does_not_count: vec![],
+        passed: v.passed,
+        versions: Default::default(),
+        target: urls.join(","),
+        summary: serde_json::json!({
+            "latency_ms": result.latency_ms, "error_rate": result.error_rate, "throughput_rps": result.throughput_rps,
+            "thresholds": thresholds, "violations": v.violations, "stopped": result.stopped,
+        }),
+    };
     if let Some(path) = &args.chart {
         let title = format!(
-            "{}/{}: {} viewers, p99 {:.1} ms, {:.2}% errors",
+            "{}/{}: held {} viewers for {}s (peak {}), p99 {:.1} ms, {:.2}% errors",
             s.owner.stack,
             s.env,
-            viewers,
+            record.viewers,
+            record.held_secs,
+            record.peak_viewers,
             result.latency_ms.p99,
             result.error_rate * 100.0
         );
@@ -210,23 +270,23 @@ pub async fn run_cmd(g: &Global, args: LoadtestArgs) -> CliResult {
         progress(format!("chart written to {}", path.display()));
     }
 
+    if !v.passed {
+        record
+            .does_not_count
+            .push("it failed its thresholds".into());
+    }
+    match &bar {
+        Some(b) => record
+            .does_not_count
+            .extend(statsctl_checks::loadtest_passed::missed(&record, b)),
+        None => record
+            .does_not_count
+            .push("the stack sets no load-test criteria (`loadtest:`)".into()),
+    }
+    record.counts_for_preflight = record.does_not_count.is_empty();
     let recorded = match &observed {
         Some(o) => {
-            let record = LoadTestRecord {
-                env: s.env.clone(),
-                finished_at: std::time::SystemTime::now()
-                    .duration_since(std::time::UNIX_EPOCH)
-                    .map(|d| d.as_secs())
-                    .unwrap_or(0),
-                viewers,
-                passed: v.passed,
-                versions: ledger::deployed_versions(spec, &s.env, o),
-                target: urls.join(","),
-                summary: serde_json::json!({
-                    "latency_ms": result.latency_ms, "error_rate": result.error_rate, "throughput_rps": result.throughput_rps,
-                    "peak_viewers": peak, "stages": stages, "thresholds": thresholds, "violations": v.violations,
-                }),
-            };
+            record.versions = ledger::deployed_versions(spec, &s.env, o);
             let bucket = ledger::bucket_name(spec, &s.env, &o.account_id);
             Some(
                 ledger::append(&s.aws, &bucket, "loadtests", &s.env, &record)
@@ -239,10 +299,23 @@ pub async fn run_cmd(g: &Global, args: LoadtestArgs) -> CliResult {
     let report = Report {
         stack: &s.owner.stack,
         env: &s.env,
-        viewers,
+        viewers: record.viewers,
         verdict: &v,
         thresholds: &thresholds,
         recorded: recorded.clone(),
+        held_secs: record.held_secs,
+        peak_viewers: record.peak_viewers,
+        counts_for_preflight: record.counts_for_preflight && recorded.is_some(),
+        does_not_count: record
+            .does_not_count
+            .iter()
+            .cloned()
+            .chain(
+                recorded
+                    .is_none()
+                    .then(|| "it was not recorded (--no-record)".to_string()),
+            )
+            .collect(),
         result: &result,
     };
     emit(g.output, &report, |out| human(out, &report))?;
@@ -264,6 +337,20 @@ fn stages_from(text: &str) -> Result<Vec<Stage>, String> {
         .collect())
 }
 
+/// Credentials in a target URL would be sent with every request and kept in the ledger and the JSON output:
+/// refused before anything is sent, naming the URL with them masked so the password is never printed.
+fn refuse_credentials(urls: &[String]) -> CliResult<()> {
+    for u in urls {
+        if let Some(masked) = statsctl_stacks::validate::url_credentials(u) {
+            return Err(CliError::new(format!(
+                "target `{masked}` has credentials in it; nothing was sent"
+            ))
+            .hint("remove `user:password@` from the URL: load-test targets take no credentials"));
+        }
+    }
+    Ok(())
+}
+
 fn parse_arrival(s: &str) -> CliResult<Arrival> {
     match statsctl_stacks::validate::parse_arrival(s) {
         Ok(None) => Ok(Arrival::Uniform),
@@ -280,10 +367,12 @@ fn human(out: &mut String, r: &Report) {
         output::red("FAIL")
     };
     out.push_str(&format!(
-        "{verdict}  {}/{}: {} viewers → {}\n\n",
+        "{verdict}  {}/{}: held {} viewers for {}s, peak {} → {}\n\n",
         r.stack,
         r.env,
         r.viewers,
+        r.held_secs,
+        r.peak_viewers,
         res.targets.join(", ")
     ));
     out.push_str(&format!(
@@ -318,8 +407,16 @@ fn human(out: &mut String, r: &Report) {
     if let Some(s) = &res.stopped {
         out.push_str(&format!("\nstopped early: {s}\n"));
     }
-    match &r.recorded {
-        Some(k) => out.push_str(&format!("\nrecorded in the ledger: {k}\n")),
-        None => out.push_str("\nnot recorded (--no-record)\n"),
+    out.push('\n');
+    if let Some(k) = &r.recorded {
+        out.push_str(&format!("recorded in the ledger: {k}\n"));
+    }
+    if r.does_not_count.is_empty() {
+        out.push_str("counts for preflight's loadtest.passed while these versions stay deployed\n");
+    } else {
+        out.push_str("does not count for preflight's loadtest.passed:\n");
+        for m in &r.does_not_count {
+            out.push_str(&format!("  ✗ {m}\n"));
+        }
     }
 }
