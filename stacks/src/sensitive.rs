@@ -265,6 +265,8 @@ pub fn redact_line(line: &str) -> String {
         let keep = REFERENCE_FIELDS.contains(&key)
             || trimmed.is_empty()
             || trimmed == MASK
+            // Already masked by the stack-file error snippet (`diagnostics::mask_secret_value`).
+            || trimmed == "********"
             || is_reference(trimmed);
         if is_secret_key(key) && !keep {
             out.push(' ');
