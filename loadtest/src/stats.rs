@@ -125,6 +125,17 @@ impl Recorder {
         b.errors += 1;
     }
 
+    /// Requests still in flight when the run stopped waiting: an error kind of their own (`unfinished`), outside
+    /// any stage or second (when they would have ended is unknown).
+    pub fn unfinished(&mut self, n: u64) {
+        if n > 0 {
+            *self
+                .errors
+                .entry(crate::engine::UNFINISHED.to_string())
+                .or_insert(0) += n;
+        }
+    }
+
     pub fn merge(&mut self, other: &Recorder) {
         let _ = self.latency.add(&other.latency);
         let _ = self.service.add(&other.service);
@@ -241,6 +252,13 @@ pub struct LoadTestResult {
 }
 
 impl LoadTestResult {
+    /// The invariant every run keeps: each scheduled request ended in exactly one place — answered OK, an error
+    /// of a named kind, or not sent in time.
+    pub fn accounted(&self) -> bool {
+        self.scheduled == self.ok + self.failed + self.late
+            && self.failed == self.errors.values().sum::<u64>()
+    }
+
     pub fn from_recorder(
         r: &Recorder,
         stages: &[crate::profile::Stage],
