@@ -17,6 +17,11 @@ pub const TLS_CERTIFICATE: ErrorKind = "tls_certificate";
 /// HTTP server on an https:// URL.
 pub const TLS_HANDSHAKE: ErrorKind = "tls_handshake";
 
+/// The error when the machine offers no root certificate to verify a server with.
+pub const NO_ROOTS: &str = "no trusted root certificates found on this machine to verify https:// targets \
+     (hint: install the ca-certificates package, or point SSL_CERT_FILE at a bundle; for a test endpoint with a \
+     self-signed certificate, pass --insecure)";
+
 /// What a connection to one https:// target needs: the shared configuration and the name to verify.
 #[derive(Clone)]
 pub struct Client {
@@ -57,10 +62,7 @@ pub fn client_config(insecure: bool) -> Result<Arc<ClientConfig>, String> {
         let mut roots = rustls::RootCertStore::empty();
         let (added, _unparsable) = roots.add_parsable_certificates(found.certs);
         if added == 0 {
-            return Err("no trusted root certificates found on this machine to verify https:// targets \
-                 (hint: install the ca-certificates package or set SSL_CERT_FILE; for a test endpoint with a \
-                 self-signed certificate, pass --insecure)"
-                .into());
+            return Err(NO_ROOTS.into());
         }
         builder.with_root_certificates(roots).with_no_client_auth()
     };

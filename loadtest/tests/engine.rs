@@ -633,3 +633,34 @@ fn https_verifies_against_the_roots_it_is_given() {
     assert!(r.ok > 0 && r.accounted(), "{r:?}");
     assert!(sessions.load(Ordering::SeqCst) > 0);
 }
+
+#[test]
+fn https_without_any_root_certificate_refuses_to_start_unless_insecure() {
+    let dir = tempfile::tempdir().unwrap();
+    let (cert, key) = self_signed(dir.path());
+    let (port, sessions) = serve_tls(&cert, &key);
+    // rustls-native-certs reads only these when they are set: an empty bundle and an empty directory.
+    let empty = dir.path().join("empty.pem");
+    std::fs::write(&empty, "").unwrap();
+    std::env::set_var("SSL_CERT_FILE", &empty);
+    std::env::set_var("SSL_CERT_DIR", dir.path().join("no-such-dir"));
+    let e = run(
+        https_profile(port, false),
+        Arc::new(AtomicBool::new(false)),
+        quiet(),
+    )
+    .unwrap_err();
+    assert!(
+        e.contains("no trusted root certificates") && e.contains("hint:"),
+        "{e}"
+    );
+    assert_eq!(sessions.load(Ordering::SeqCst), 0, "nothing was sent");
+    // --insecure needs no roots.
+    let r = run(
+        https_profile(port, true),
+        Arc::new(AtomicBool::new(false)),
+        quiet(),
+    )
+    .unwrap();
+    assert!(r.ok > 0 && r.failed == 0, "{r:?}");
+}
