@@ -376,6 +376,32 @@ mod tests {
     }
 
     #[test]
+    fn unfinished_requests_are_failures_that_keep_the_totals_adding_up() {
+        let mut rec = Recorder::new(1);
+        rec.scheduled = 5;
+        rec.success(0, 0, 1000, 500, 10);
+        rec.error(0, 0, "timeout");
+        rec.late(0, 0);
+        let stages = [crate::profile::Stage::hold(
+            "h",
+            5,
+            std::time::Duration::from_secs(1),
+        )];
+        let result =
+            |rec: &Recorder| LoadTestResult::from_recorder(rec, &stages, vec![], 1.0, 1.0, None);
+        // Two requests never came back: without counting them the totals do not add up.
+        assert!(!result(&rec).accounted());
+        rec.unfinished(0);
+        assert!(!rec.errors.contains_key("unfinished"));
+        rec.unfinished(2);
+        let r = result(&rec);
+        assert!(r.accounted(), "{r:?}");
+        assert_eq!(r.errors["unfinished"], 2);
+        assert_eq!(r.failed, 3);
+        assert!((r.error_rate - 4.0 / 5.0).abs() < 1e-9, "{}", r.error_rate);
+    }
+
+    #[test]
     fn the_timeline_counts_viewers_in_the_test_not_those_who_polled() {
         // Waves every 5 s: polls in seconds 0 and 5 only; viewers ramp to 100 over 2 s and stay.
         let mut rec = Recorder::new(2);
