@@ -419,6 +419,11 @@ fn an_https_target_with_a_self_signed_certificate_fails_unless_insecure() {
     // --insecure: the same server, the same load, passes.
     let r = loadtest_url(&env, &url, &["--insecure"]);
     assert_eq!(r.code, 0, "{r:?}");
+    assert!(
+        r.stderr
+            .contains("--insecure: certificates of https:// targets are not verified"),
+        "{r:?}"
+    );
     let j = r.json();
     let res = &j["result"];
     assert_eq!(j["verdict"]["passed"], true, "{j}");

@@ -664,3 +664,22 @@ fn https_without_any_root_certificate_refuses_to_start_unless_insecure() {
     .unwrap();
     assert!(r.ok > 0 && r.failed == 0, "{r:?}");
 }
+
+#[test]
+fn https_through_a_pool_reuses_its_connections() {
+    let dir = tempfile::tempdir().unwrap();
+    let (cert, key) = self_signed(dir.path());
+    let (port, sessions) = serve_tls(&cert, &key);
+    let mut p = https_profile(port, true);
+    p.pool = Some(2);
+    let r = run(p, Arc::new(AtomicBool::new(false)), quiet()).unwrap();
+    assert!(r.accounted(), "{r:?}");
+    assert_eq!(r.failed, 0, "{:?}", r.errors);
+    assert!(r.ok >= 40, "{r:?}");
+    // 2 workers × a pool of 2.
+    assert!(
+        sessions.load(Ordering::SeqCst) <= 4,
+        "{} TLS sessions",
+        sessions.load(Ordering::SeqCst)
+    );
+}

@@ -115,6 +115,10 @@ pub async fn run_cmd(g: &Global, args: LoadtestArgs) -> CliResult {
             CliError::new(format!("bad target {e}"))
                 .hint("e.g. --target https://stats.example.com/matches/1/stats")
         })?;
+    if args.insecure && targets.iter().any(|t| t.tls) {
+        // Said up front: a test with verification off is not one against the real certificate.
+        progress("--insecure: certificates of https:// targets are not verified".to_string());
+    }
     let stack_stages = criteria.as_ref().and_then(|c| c.stages.clone());
     let stages = match (&args.stages, &stack_stages) {
         (Some(text), _) => stages_from(text).map_err(|e| {
