@@ -683,3 +683,35 @@ fn https_through_a_pool_reuses_its_connections() {
         sessions.load(Ordering::SeqCst)
     );
 }
+
+#[test]
+fn a_run_stopped_midway_still_accounts_for_every_request() {
+    // Slow answers through one pooled connection per worker: when the stop comes, polls are queued and in
+    // flight. Each is still answered, timed out or counted late.
+    let s = serve(Behaviour {
+        delay: Duration::from_millis(100),
+        ..Default::default()
+    });
+    let mut p = profile(s.port, 100, Duration::from_millis(500), 10);
+    p.pool = Some(1);
+    p.timeout = Duration::from_millis(800);
+    let stop = Arc::new(AtomicBool::new(false));
+    let stopper = {
+        let stop = stop.clone();
+        std::thread::spawn(move || {
+            std::thread::sleep(Duration::from_millis(1200));
+            stop.store(true, Ordering::SeqCst);
+        })
+    };
+    let started = std::time::Instant::now();
+    let r = run(p, stop, quiet()).unwrap();
+    stopper.join().unwrap();
+    assert!(
+        started.elapsed() < Duration::from_secs(8),
+        "the stop ends the 10 s run early"
+    );
+    assert_eq!(r.stopped.as_deref(), Some("stopped on request"));
+    assert!(r.accounted(), "{r:?}");
+    assert!(r.ok > 0 && r.scheduled < 2000, "{r:?}");
+    assert_eq!(r.errors.get("unfinished"), None, "{:?}", r.errors);
+}
