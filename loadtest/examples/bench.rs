@@ -47,6 +47,7 @@ fn main() {
         max_requests: u64::MAX,
         seed: 1,
         workers,
+        insecure: args.iter().any(|a| a == "--insecure"),
     };
     let r = run(profile, Arc::new(AtomicBool::new(false)), |_| {}).expect("load test");
     let peak_rss_kb = std::fs::read_to_string("/proc/self/status")

@@ -1,7 +1,10 @@
 //! The generator: worker threads, each with its own single-threaded runtime and its share of the viewers in a
 //! schedule sorted by phase (24 bytes a viewer). Every request is sent at its scheduled time whether or not earlier ones have
 //! returned (open model); latency is measured from the scheduled time, so a slow server cannot hide behind a
-//! generator that waits (no coordinated omission).
+//! generator that waits (no coordinated omission). Every scheduled request ends in exactly one place: answered
+//! (ok or a status error), failed with a named error kind, or not sent in time (`late`); a request whose code
+//! panicked is `internal_error` and one still unfinished when the run gives up waiting is `unfinished`, never
+//! silently dropped.
 
 use std::cell::RefCell;
 use std::collections::HashMap;
@@ -54,7 +57,17 @@ const RESERVE: u64 = 64;
 struct Prepared {
     target: Target,
     request: Vec<u8>,
+    /// For https:// targets.
+    tls: Option<crate::tls::Client>,
 }
+
+/// A request whose code panicked: counted under its own kind, the bug made visible rather than the request lost.
+pub const INTERNAL_ERROR: &str = "internal_error";
+/// A request still in flight when the run stopped waiting for it (its timeout and a grace period past the end).
+pub const UNFINISHED: &str = "unfinished";
+
+/// How long past the end of the schedule and the request timeout the run waits for requests in flight.
+const GRACE: Duration = Duration::from_secs(2);
 
 struct Worker {
     index: usize,
@@ -101,6 +114,13 @@ pub fn run(
         live,
     });
     let end = total_duration(&profile.stages).min(profile.max_duration);
+    // One TLS configuration for the run, built before anything is sent: a machine without root certificates
+    // fails here, not as thousands of handshake errors.
+    let tls = if profile.targets.iter().any(|t| t.tls) {
+        Some(crate::tls::client_config(profile.insecure)?)
+    } else {
+        None
+    };
 
     let reporter = {
         let shared = shared.clone();
@@ -173,13 +193,14 @@ pub fn run(
         .map(|w| {
             let profile = profile.clone();
             let shared = shared.clone();
+            let tls = tls.clone();
             std::thread::spawn(move || -> Result<Recorder, String> {
                 let rt = tokio::runtime::Builder::new_current_thread()
                     .enable_all()
                     .build()
                     .map_err(|e| e.to_string())?;
                 let local = tokio::task::LocalSet::new();
-                local.block_on(&rt, worker(w, workers, profile, shared, end))
+                local.block_on(&rt, worker(w, workers, profile, shared, end, tls))
             })
         })
         .collect();
@@ -235,6 +256,7 @@ async fn worker(
     profile: Arc<Profile>,
     shared: Arc<Shared>,
     end: Duration,
+    tls: Option<Arc<rustls::ClientConfig>>,
 ) -> Result<Recorder, String> {
     let peak = crate::profile::peak_viewers(&profile.stages);
     let end_us = end.as_micros() as u64;
@@ -260,9 +282,17 @@ async fn worker(
         .map(|t| {
             let request = crate::http1::request_bytes(&t.host, t.port, &t.path)
                 .map_err(|e| format!("`{}`: {e}", t.url))?;
+            let tls = match (&tls, t.tls) {
+                (Some(config), true) => Some(
+                    crate::tls::Client::new(config.clone(), &t.host)
+                        .map_err(|e| format!("`{}`: {e}", t.url))?,
+                ),
+                _ => None,
+            };
             Ok(Prepared {
                 target: t.clone(),
                 request,
+                tls,
             })
         })
         .collect::<Result<Vec<_>, String>>()?;
@@ -345,12 +375,16 @@ async fn worker(
     me.done.set(true);
     me.wake.notify_waiters();
     // Let what is in flight finish (each is bounded by the timeout).
-    let deadline = Instant::now() + profile.timeout + Duration::from_millis(500);
+    let deadline = Instant::now() + profile.timeout + GRACE;
     while me.in_flight.get() > 0 && Instant::now() < deadline {
         tokio::time::sleep(Duration::from_millis(5)).await;
     }
     me.idle_by_viewer.borrow_mut().clear();
-    let rec = me.rec.borrow().clone();
+    // What is still in flight now (a machine too busy to run its timers, a task that never finished) is
+    // dropped with the runtime: counted, so the totals still add up. No await between this and the copy, so
+    // nothing can record in between.
+    let mut rec = me.rec.borrow().clone();
+    rec.unfinished(me.in_flight.get());
     Ok(rec)
 }
 
@@ -467,10 +501,26 @@ async fn within(
     deadline: Instant,
     attempt: impl std::future::Future<Output = Result<(u16, u64, Instant), &'static str>>,
 ) -> Outcome {
-    match tokio::time::timeout_at(deadline.into(), attempt).await {
+    match tokio::time::timeout_at(deadline.into(), guarded(attempt)).await {
         Ok(r) => Outcome::Done(r),
         Err(_) => Outcome::TimedOut,
     }
+}
+
+/// Runs `f`, turning a panic inside it into `internal_error`: a panic in a spawned task would otherwise end the
+/// task silently, and its request with it. In place (no task, no allocation): the hot path pays nothing.
+async fn guarded<T>(
+    f: impl std::future::Future<Output = Result<T, &'static str>>,
+) -> Result<T, &'static str> {
+    let mut f = std::pin::pin!(f);
+    std::future::poll_fn(move |cx| {
+        match std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| f.as_mut().poll(cx))) {
+            Ok(poll) => poll,
+            // Never polled again: the future is dropped as it is.
+            Err(_) => std::task::Poll::Ready(Err(INTERNAL_ERROR)),
+        }
+    })
+    .await
 }
 
 impl Worker {
@@ -598,9 +648,12 @@ async fn attempt(
 ) -> Result<(u16, u64, Instant), &'static str> {
     // The server may have closed an idle connection meanwhile (keep-alive timeout): that costs a new
     // connection, not an error.
-    let mut conn = match slot.take().filter(Conn::is_open) {
+    let mut conn = match slot.take().and_then(|mut c| c.is_open().then_some(c)) {
         Some(c) => c,
-        None => crate::http1::connect(&target.target.host, target.target.port).await?,
+        None => {
+            crate::http1::connect(&target.target.host, target.target.port, target.tls.as_ref())
+                .await?
+        }
     };
     let mut sent_at = Instant::now();
     let resp = conn
@@ -614,4 +667,40 @@ async fn attempt(
         *slot = Some(conn);
     }
     Ok((resp.status, resp.body_bytes, sent_at))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn block_on<F: std::future::Future>(f: F) -> F::Output {
+        tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap()
+            .block_on(f)
+    }
+
+    #[test]
+    fn a_panicking_request_is_an_internal_error_not_a_lost_request() {
+        let panics = async {
+            tokio::task::yield_now().await;
+            if std::hint::black_box(true) {
+                panic!("a bug in the client");
+            }
+            Ok((200u16, 0u64, Instant::now()))
+        };
+        let deadline = Instant::now() + Duration::from_secs(5);
+        match block_on(within(deadline, panics)) {
+            Outcome::Done(Err(kind)) => assert_eq!(kind, INTERNAL_ERROR),
+            Outcome::Done(Ok(_)) => panic!("a panic counted as an answer"),
+            Outcome::TimedOut => panic!("a panic counted as a timeout"),
+        }
+        // An answer passes through untouched.
+        let fine = async { Ok((204u16, 3u64, Instant::now())) };
+        assert!(matches!(
+            block_on(within(deadline, fine)),
+            Outcome::Done(Ok((204, 3, _)))
+        ));
+    }
 }

@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
-/// An HTTP target: `http://host:port/path`.
+/// An HTTP target: `http://host:port/path` or `https://host:port/path`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Target {
     pub url: String,
@@ -13,13 +13,22 @@ pub struct Target {
     pub port: u16,
     /// Path and query.
     pub path: String,
+    /// `https://`: TLS, with the host name verified against the certificate (unless the profile is insecure).
+    #[serde(default)]
+    pub tls: bool,
 }
 
 impl Target {
     pub fn parse(url: &str) -> Result<Target, String> {
-        let rest = url
-            .strip_prefix("http://")
-            .ok_or_else(|| format!("`{url}`: only http:// targets are supported"))?;
+        let (rest, tls) = if let Some(rest) = url.strip_prefix("http://") {
+            (rest, false)
+        } else if let Some(rest) = url.strip_prefix("https://") {
+            (rest, true)
+        } else {
+            return Err(format!(
+                "`{url}`: only http:// and https:// targets are supported"
+            ));
+        };
         let (authority, path) = match rest.find('/') {
             Some(i) => (&rest[..i], &rest[i..]),
             None => (rest, "/"),
@@ -33,16 +42,20 @@ impl Target {
                 p.parse::<u16>()
                     .map_err(|_| format!("`{url}`: bad port `{p}`"))?,
             ),
-            None => (authority.to_string(), 80),
+            None => (authority.to_string(), if tls { 443 } else { 80 }),
         };
         if host.is_empty() {
             return Err(format!("`{url}`: no host"));
+        }
+        if tls {
+            crate::tls::server_name(&host).map_err(|e| format!("`{url}`: {e}"))?;
         }
         Ok(Target {
             url: url.to_string(),
             host,
             port,
             path: path.to_string(),
+            tls,
         })
     }
 }
@@ -204,6 +217,9 @@ pub struct Profile {
     pub seed: u64,
     /// Worker threads (default: the machine's cores).
     pub workers: usize,
+    /// https:// targets: accept any certificate (a self-signed test endpoint); the handshake is still checked.
+    #[serde(default)]
+    pub insecure: bool,
 }
 
 /// A small deterministic PRNG (splitmix64): reproducible schedules from a seed, no dependency.
@@ -278,7 +294,12 @@ mod tests {
             ("127.0.0.1", 8080, "/matches/1/stats?x=1")
         );
         assert_eq!(Target::parse("http://example.com").unwrap().port, 80);
-        assert!(Target::parse("https://x").is_err());
+        let t = Target::parse("https://stats.example.com/m").unwrap();
+        assert_eq!((t.port, t.tls), (443, true));
+        assert!(!Target::parse("http://x/").unwrap().tls);
+        assert_eq!(Target::parse("https://127.0.0.1:8443/").unwrap().port, 8443);
+        assert!(Target::parse("ftp://x").is_err());
+        assert!(Target::parse("HTTPS://x").is_err());
         assert!(Target::parse("http://:80/").is_err());
         assert!(Target::parse("http://h:99999/").is_err());
     }
@@ -331,6 +352,7 @@ mod tests {
             max_requests: u64::MAX,
             seed: 7,
             workers: 1,
+            insecure: false,
         }
     }
 

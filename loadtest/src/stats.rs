@@ -125,6 +125,17 @@ impl Recorder {
         b.errors += 1;
     }
 
+    /// Requests still in flight when the run stopped waiting: an error kind of their own (`unfinished`), outside
+    /// any stage or second (when they would have ended is unknown).
+    pub fn unfinished(&mut self, n: u64) {
+        if n > 0 {
+            *self
+                .errors
+                .entry(crate::engine::UNFINISHED.to_string())
+                .or_insert(0) += n;
+        }
+    }
+
     pub fn merge(&mut self, other: &Recorder) {
         let _ = self.latency.add(&other.latency);
         let _ = self.service.add(&other.service);
@@ -241,6 +252,13 @@ pub struct LoadTestResult {
 }
 
 impl LoadTestResult {
+    /// The invariant every run keeps: each scheduled request ended in exactly one place — answered OK, an error
+    /// of a named kind, or not sent in time.
+    pub fn accounted(&self) -> bool {
+        self.scheduled == self.ok + self.failed + self.late
+            && self.failed == self.errors.values().sum::<u64>()
+    }
+
     pub fn from_recorder(
         r: &Recorder,
         stages: &[crate::profile::Stage],
@@ -355,6 +373,32 @@ mod tests {
         assert!((r.error_rate - 2.0 / 102.0).abs() < 1e-9);
         assert_eq!(r.stages[0].requests, 102);
         assert_eq!(r.timeline[2].errors, 2);
+    }
+
+    #[test]
+    fn unfinished_requests_are_failures_that_keep_the_totals_adding_up() {
+        let mut rec = Recorder::new(1);
+        rec.scheduled = 5;
+        rec.success(0, 0, 1000, 500, 10);
+        rec.error(0, 0, "timeout");
+        rec.late(0, 0);
+        let stages = [crate::profile::Stage::hold(
+            "h",
+            5,
+            std::time::Duration::from_secs(1),
+        )];
+        let result =
+            |rec: &Recorder| LoadTestResult::from_recorder(rec, &stages, vec![], 1.0, 1.0, None);
+        // Two requests never came back: without counting them the totals do not add up.
+        assert!(!result(&rec).accounted());
+        rec.unfinished(0);
+        assert!(!rec.errors.contains_key("unfinished"));
+        rec.unfinished(2);
+        let r = result(&rec);
+        assert!(r.accounted(), "{r:?}");
+        assert_eq!(r.errors["unfinished"], 2);
+        assert_eq!(r.failed, 3);
+        assert!((r.error_rate - 4.0 / 5.0).abs() < 1e-9, "{}", r.error_rate);
     }
 
     #[test]

@@ -25,9 +25,14 @@ pub struct LoadtestArgs {
     /// Viewers to hold (default: the event's expected viewers × loadtest.headroom, what preflight requires)
     #[arg(long)]
     pub viewers: Option<u64>,
-    /// Target URL (repeatable); default: the stack's loadtest.targets. Only http://
+    /// Target URL (repeatable); default: the stack's loadtest.targets. http:// or https:// (certificates verified
+    /// against the system's root certificates)
     #[arg(long = "target", value_name = "URL")]
     pub targets: Vec<String>,
+    /// Accept any certificate from https:// targets (a test endpoint with a self-signed certificate); the TLS
+    /// handshake itself is still checked
+    #[arg(long)]
+    pub insecure: bool,
     /// Stages as kind:viewers:duration,… (kinds ramp, hold, spike), e.g. ramp:500:30s,hold:500:2m,spike:1500:1s
     /// (default: the stack's loadtest.stages, else derived from its event profile)
     #[arg(long)]
@@ -116,7 +121,14 @@ pub async fn run_cmd(g: &Global, args: LoadtestArgs) -> CliResult {
         .iter()
         .map(|u| Target::parse(u))
         .collect::<Result<Vec<_>, _>>()
-        .map_err(|e| CliError::new(format!("bad target {e}")))?;
+        .map_err(|e| {
+            CliError::new(format!("bad target {e}"))
+                .hint("e.g. --target https://stats.example.com/matches/1/stats")
+        })?;
+    if args.insecure && targets.iter().any(|t| t.tls) {
+        // Said up front: a test with verification off is not one against the real certificate.
+        progress("--insecure: certificates of https:// targets are not verified".to_string());
+    }
     let stack_stages = criteria.as_ref().and_then(|c| c.stages.clone());
     let stages = match (&args.stages, &stack_stages) {
         (Some(text), _) => stages_from(text).map_err(|e| {
@@ -162,6 +174,7 @@ pub async fn run_cmd(g: &Global, args: LoadtestArgs) -> CliResult {
         max_requests: args.max_requests,
         seed: args.seed,
         workers,
+        insecure: args.insecure,
     };
 
     // What is deployed now, recorded with the result (read before the test: the test proves what ran during it).
