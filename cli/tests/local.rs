@@ -177,3 +177,144 @@ fn busy_port_is_refused_with_a_hint() {
     );
     assert!(r.stderr.contains("hint:"), "{r:?}");
 }
+
+/// Pids of processes whose command line has `arg` as one of its arguments.
+fn processes_with_arg(arg: &str) -> Vec<i64> {
+    let mut pids = vec![];
+    for entry in std::fs::read_dir("/proc").unwrap().flatten() {
+        let Ok(pid) = entry.file_name().to_string_lossy().parse::<i64>() else {
+            continue;
+        };
+        let Ok(cmdline) = std::fs::read(entry.path().join("cmdline")) else {
+            continue;
+        };
+        if cmdline.split(|b| *b == 0).any(|a| a == arg.as_bytes()) && alive(pid) {
+            pids.push(pid);
+        }
+    }
+    pids
+}
+
+/// `local down` for a state directory when the test ends, whatever happened, so a failing test leaves nothing.
+struct DownOnDrop(std::path::PathBuf);
+
+impl Drop for DownOnDrop {
+    fn drop(&mut self) {
+        let mut c = statsctl();
+        c.args(["local", "down", "--dir"]).arg(&self.0);
+        let _ = c.output();
+    }
+}
+
+/// Asserts `local up` left nothing: no state directory, nothing listening on its ports, no process started for them.
+fn assert_nothing_started(state_dir: &std::path::Path, ports: &[u16]) {
+    assert!(
+        !state_dir.exists(),
+        "`{}` was created: {:?}",
+        state_dir.display(),
+        std::fs::read_dir(state_dir)
+            .map(|d| d.flatten().map(|e| e.file_name()).collect::<Vec<_>>())
+    );
+    for port in ports {
+        assert!(
+            TcpStream::connect_timeout(&([127, 0, 0, 1], *port).into(), Duration::from_millis(300))
+                .is_err(),
+            "something listens on port {port}"
+        );
+        let pids = processes_with_arg(&port.to_string());
+        assert!(
+            pids.is_empty(),
+            "processes started for port {port}: {pids:?}"
+        );
+    }
+}
+
+#[test]
+fn an_invalid_stack_is_refused_before_anything_starts() {
+    let tmp = tempfile::tempdir().unwrap();
+    let stack = tmp.path().join("bad.yaml");
+    let shipped = std::fs::read_to_string(shipped_stack()).unwrap();
+    let broken = shipped.replacen("reserved_concurrency:", "reserved_concurency:", 1);
+    assert_ne!(shipped, broken);
+    std::fs::write(&stack, broken).unwrap();
+    let state_dir = tmp.path().join("local");
+    let _down = DownOnDrop(state_dir.clone());
+    let (moto, pg) = (free_port(), free_port());
+    let mut c = statsctl();
+    c.arg("--stack").arg(&stack);
+    c.args(["local", "up", "--dir"]).arg(&state_dir);
+    c.args([
+        "--moto-port",
+        &moto.to_string(),
+        "--pg-port",
+        &pg.to_string(),
+        "--service-port",
+        &free_port().to_string(),
+        "--pgbouncer-port",
+        &free_port().to_string(),
+    ]);
+    let r = run(c);
+    assert_eq!(r.code, 1, "{r:?}");
+    // The loader's located error, as every command prints it.
+    assert!(
+        r.stderr.contains("bad.yaml:") && r.stderr.contains("reserved_concurency"),
+        "{r:?}"
+    );
+    assert!(
+        r.stderr.contains("did you mean `reserved_concurrency`"),
+        "{r:?}"
+    );
+    assert_nothing_started(&state_dir, &[moto, pg]);
+}
+
+#[test]
+fn a_dir_postgres_cannot_enter_is_refused_before_anything_starts() {
+    use std::os::unix::fs::PermissionsExt;
+    // What `mktemp -d` makes: only its owner may enter.
+    let closed = tempfile::Builder::new()
+        .prefix("statsctl-closed")
+        .permissions(std::fs::Permissions::from_mode(0o700))
+        .tempdir()
+        .unwrap();
+    let state_dir = closed.path().join("local");
+    let _down = DownOnDrop(state_dir.clone());
+    let (moto, pg) = (free_port(), free_port());
+    let up = || {
+        let mut c = statsctl();
+        c.args(["local", "up", "--no-service", "--dir"])
+            .arg(&state_dir);
+        c.args([
+            "--moto-port",
+            &moto.to_string(),
+            "--pg-port",
+            &pg.to_string(),
+        ]);
+        run(c)
+    };
+    let as_root = unsafe { libc::geteuid() } == 0;
+    if as_root {
+        // PostgreSQL runs as `postgres`, which may not enter the temporary directory: refused up front, naming
+        // the directory and the fix.
+        let r = up();
+        assert_eq!(r.code, 1, "{r:?}");
+        let closed_path = closed.path().display().to_string();
+        assert!(
+            r.stderr.contains(&format!("may not enter `{closed_path}`")),
+            "{r:?}"
+        );
+        assert!(
+            r.stderr.contains("hint: ") && r.stderr.contains(&format!("chmod o+x {closed_path}")),
+            "{r:?}"
+        );
+        assert_nothing_started(&state_dir, &[moto, pg]);
+        // The fix the hint gives works.
+        std::fs::set_permissions(closed.path(), std::fs::Permissions::from_mode(0o701)).unwrap();
+    }
+    let r = up();
+    assert_eq!(r.code, 0, "{r:?}");
+    let mut c = statsctl();
+    c.args(["local", "status", "--output", "json", "--dir"])
+        .arg(&state_dir);
+    let s = run(c).json();
+    assert_eq!(s["components"][1]["state"], "running", "{s}");
+}

@@ -14,6 +14,8 @@ use std::time::{Duration, Instant};
 use clap::{Args, Subcommand};
 use serde::{Deserialize, Serialize};
 
+use statsctl_stacks::model::ResolvedStack;
+
 use crate::context::Global;
 use crate::exit::{CliError, CliResult, OK};
 use crate::output::{self, progress};
@@ -152,23 +154,52 @@ fn is_ours(p: &Proc) -> bool {
 
 async fn up(g: &Global, args: UpArgs) -> CliResult {
     let dir = args.dir.dir.clone();
-    fs::create_dir_all(&dir)
-        .map_err(|e| CliError::new(format!("cannot create `{}`: {e}", dir.display())))?;
+    // Everything that can be found wrong is found before anything is created or started: a stack file that does
+    // not validate, a directory PostgreSQL could not enter, a missing program, a busy port. A failed `up` leaves
+    // nothing behind to clean up.
+    let stack = load_stack_if_present(g)?;
+    let run_as = pg_run_as();
+    if let Some(account) = &run_as {
+        check_reachable(&dir, account)?;
+    }
     let mut state = read_state(&dir);
     let deadline = Duration::from_secs(args.timeout);
-
-    // moto
-    match &state.moto {
-        Some(p) if is_ours(p) => progress(format!(
-            "moto already running (pid {}, port {})",
-            p.pid, p.port
-        )),
-        _ => {
-            let moto = which("moto_server").ok_or_else(|| {
+    let moto_running = state.moto.clone().filter(is_ours);
+    let moto_bin = match &moto_running {
+        Some(_) => None,
+        None => {
+            let bin = which("moto_server").ok_or_else(|| {
                 CliError::new("`moto_server` is not installed")
                     .hint("install the AWS emulator: pip install 'moto[server]'")
             })?;
             ensure_port_free(args.moto_port, "--moto-port")?;
+            Some(bin)
+        }
+    };
+    let postgres_running = state.postgres.clone().filter(is_ours);
+    let pg_bin = match &postgres_running {
+        Some(_) => None,
+        None => {
+            let bin = pg_bin_dir().ok_or_else(|| {
+                CliError::new("PostgreSQL server binaries (initdb, postgres) are not installed").hint(
+                    "install them: apt-get install postgresql (or set STATSCTL_PG_BIN to their directory)",
+                )
+            })?;
+            ensure_port_free(args.pg_port, "--pg-port")?;
+            Some(bin)
+        }
+    };
+
+    create_state_dir(&dir)?;
+
+    // moto
+    match (&moto_running, moto_bin) {
+        (Some(p), _) => progress(format!(
+            "moto already running (pid {}, port {})",
+            p.pid, p.port
+        )),
+        (None, moto) => {
+            let moto = moto.unwrap_or_else(|| PathBuf::from("moto_server"));
             let log = dir.join("moto.log");
             let child = Command::new(&moto)
                 .args(["-H", "127.0.0.1", "-p", &args.moto_port.to_string()])
@@ -197,22 +228,144 @@ async fn up(g: &Global, args: UpArgs) -> CliResult {
     }
 
     // PostgreSQL
-    match &state.postgres {
-        Some(p) if is_ours(p) => progress(format!(
+    match (&postgres_running, pg_bin) {
+        (Some(p), _) => progress(format!(
             "postgres already running (pid {}, port {})",
             p.pid, p.port
         )),
-        _ => {
-            let proc = start_postgres(&dir, args.pg_port, args.max_connections, deadline).await?;
+        (None, bin) => {
+            let bin = bin.unwrap_or_default();
+            let proc = start_postgres(
+                &bin,
+                &dir,
+                args.pg_port,
+                args.max_connections,
+                run_as.as_ref(),
+                deadline,
+            )
+            .await?;
             state.postgres = Some(proc);
             write_state(&dir, &state)?;
         }
     }
 
     if !args.no_service {
-        service_up(g, &args, &dir, &mut state, deadline).await?;
+        if let Some(stack) = &stack {
+            service_up(&args, stack, &dir, &mut state, deadline).await?;
+        }
     }
     status(g, &dir)
+}
+
+/// The stack `local up` configures the service from, loaded and validated like every command's (its `local`
+/// environment unless `--env` says otherwise); `None` when there is no stack file (then only the emulator and
+/// PostgreSQL start).
+fn load_stack_if_present(g: &Global) -> CliResult<Option<ResolvedStack>> {
+    if !g.stack.is_file() {
+        progress(format!(
+            "no stack file at {}: not starting the stats service",
+            g.stack.display()
+        ));
+        return Ok(None);
+    }
+    g.load_stack_for(Some(g.env.as_deref().unwrap_or("local")))
+        .map(Some)
+}
+
+/// Creates the state directory. PostgreSQL and PgBouncer may run as another account (see [`pg_run_as`]): the
+/// directories created here and the state directory itself are made enterable (not listable) by others; what
+/// lies above was checked by [`check_reachable`].
+fn create_state_dir(dir: &Path) -> CliResult<()> {
+    use std::os::unix::fs::PermissionsExt;
+    let missing: Vec<PathBuf> = dir
+        .ancestors()
+        .filter(|d| !d.as_os_str().is_empty() && !d.exists())
+        .map(Path::to_path_buf)
+        .collect();
+    fs::create_dir_all(dir)
+        .map_err(|e| CliError::new(format!("cannot create `{}`: {e}", dir.display())))?;
+    for d in missing.iter().map(PathBuf::as_path).chain([dir]) {
+        let mode = fs::metadata(d)?.permissions().mode();
+        if mode & 0o001 == 0 {
+            fs::set_permissions(d, fs::Permissions::from_mode(mode | 0o001))?;
+        }
+    }
+    Ok(())
+}
+
+/// The account PostgreSQL and PgBouncer run as when statsctl runs as root (PostgreSQL refuses root).
+#[derive(Debug, Clone)]
+pub struct RunAs {
+    pub name: String,
+    pub uid: u32,
+    pub gid: u32,
+    /// Primary and supplementary groups.
+    pub groups: Vec<u32>,
+}
+
+/// A directory on the way to the state directory, as far as entering it goes.
+#[derive(Debug, Clone, PartialEq)]
+pub struct DirAccess {
+    pub path: PathBuf,
+    pub mode: u32,
+    pub uid: u32,
+    pub gid: u32,
+}
+
+/// The first directory in `chain` that `uid` (member of `groups`) may not enter: the owner's, the group's or
+/// everyone else's search bit decides, whichever class the account falls in first. Pure.
+pub fn first_closed<'a>(chain: &'a [DirAccess], uid: u32, groups: &[u32]) -> Option<&'a DirAccess> {
+    chain.iter().find(|d| {
+        let bit = if d.uid == uid {
+            0o100
+        } else if groups.contains(&d.gid) {
+            0o010
+        } else {
+            0o001
+        };
+        d.mode & bit == 0
+    })
+}
+
+/// Refuses, before anything is created, a state directory below a directory `account` cannot enter: PostgreSQL
+/// would fail in initdb with "Permission denied". Directories that do not exist yet are created enterable.
+fn check_reachable(dir: &Path, account: &RunAs) -> CliResult<()> {
+    use std::os::unix::fs::MetadataExt;
+    let abs = std::path::absolute(dir)
+        .map_err(|e| CliError::new(format!("cannot resolve `{}`: {e}", dir.display())))?;
+    // The state directory itself is statsctl's: it is made enterable in `create_state_dir`.
+    let chain: Vec<DirAccess> = abs
+        .ancestors()
+        .skip(1)
+        .filter_map(|d| {
+            let m = fs::metadata(d).ok()?;
+            Some(DirAccess {
+                path: d.to_path_buf(),
+                mode: m.mode(),
+                uid: m.uid(),
+                gid: m.gid(),
+            })
+        })
+        .collect::<Vec<_>>()
+        .into_iter()
+        .rev()
+        .collect();
+    match first_closed(&chain, account.uid, &account.groups) {
+        None => Ok(()),
+        Some(d) => Err(CliError::new(format!(
+            "PostgreSQL could not reach its data under `{}`: the `{}` account may not enter `{}` (mode {:04o}, owner uid {})",
+            abs.display(),
+            account.name,
+            d.path.display(),
+            d.mode & 0o7777,
+            d.uid
+        ))
+        .hint(format!(
+            "statsctl runs as root and PostgreSQL refuses to, so it runs as `{}`: let it through with `chmod o+x {}` (enter, not list), or choose a --dir it can reach, e.g. under /var/tmp",
+            account.name,
+            d.path.display()
+        ))),
+    }
 }
 
 /// How the stack's environment says the service reaches PostgreSQL, in local terms. Pure.
@@ -288,20 +441,12 @@ impl ServiceSetup {
 
 /// Starts (or restarts, when its configuration changed) PgBouncer and the stats service.
 async fn service_up(
-    g: &Global,
     args: &UpArgs,
+    stack: &ResolvedStack,
     dir: &Path,
     state: &mut LocalState,
     deadline: Duration,
 ) -> CliResult<()> {
-    if !g.stack.is_file() {
-        progress(format!(
-            "no stack file at {}: not starting the stats service",
-            g.stack.display()
-        ));
-        return Ok(());
-    }
-    let stack = g.load_stack_for(Some(g.env.as_deref().unwrap_or("local")))?;
     let max_connections = state
         .postgres
         .as_ref()
@@ -460,7 +605,7 @@ async fn start_pgbouncer(
     ensure_port_free(port, "--pgbouncer-port")?;
     let bdir = dir.join("pgbouncer");
     fs::create_dir_all(&bdir)?;
-    let run_as = pg_run_as();
+    let run_as = ids(pg_run_as().as_ref());
     let log = bdir.join("pgbouncer.log");
     let users: String = setup
         .users
@@ -789,7 +934,7 @@ fn pg_bin_dir() -> Option<PathBuf> {
 }
 
 /// PostgreSQL refuses to run as root: when we are root, run it as `postgres` (or `nobody`).
-fn pg_run_as() -> Option<(u32, u32)> {
+fn pg_run_as() -> Option<RunAs> {
     if unsafe { libc::geteuid() } != 0 {
         return None;
     }
@@ -798,10 +943,37 @@ fn pg_run_as() -> Option<(u32, u32)> {
         let pw = unsafe { libc::getpwnam(cname.as_ptr()) };
         if !pw.is_null() {
             let (uid, gid) = unsafe { ((*pw).pw_uid, (*pw).pw_gid) };
-            return Some((uid, gid));
+            return Some(RunAs {
+                name: name.to_string(),
+                uid,
+                gid,
+                groups: account_groups(&cname, gid),
+            });
         }
     }
     None
+}
+
+/// The groups an account is a member of (its primary group first), as the kernel will see them after `setgid`.
+fn account_groups(name: &std::ffi::CStr, gid: u32) -> Vec<u32> {
+    let mut n: libc::c_int = 64;
+    loop {
+        let mut groups = vec![0 as libc::gid_t; n as usize];
+        let before = n;
+        // SAFETY: `groups` has room for `n` entries; getgrouplist writes at most that many and updates `n`.
+        let r = unsafe { libc::getgrouplist(name.as_ptr(), gid, groups.as_mut_ptr(), &mut n) };
+        if r >= 0 {
+            groups.truncate(n.max(0) as usize);
+            return groups;
+        }
+        if n <= before || n > 65_536 {
+            return vec![gid];
+        }
+    }
+}
+
+fn ids(account: Option<&RunAs>) -> Option<(u32, u32)> {
+    account.map(|a| (a.uid, a.gid))
 }
 
 fn as_user(cmd: &mut Command, ids: Option<(u32, u32)>) {
@@ -841,28 +1013,17 @@ fn chown_tree(path: &Path, ids: Option<(u32, u32)>) -> CliResult<()> {
 }
 
 async fn start_postgres(
+    bin: &Path,
     dir: &Path,
     port: u16,
     max_connections: u32,
+    account: Option<&RunAs>,
     timeout: Duration,
 ) -> CliResult<Proc> {
-    let bin = pg_bin_dir().ok_or_else(|| {
-        CliError::new("PostgreSQL server binaries (initdb, postgres) are not installed").hint(
-            "install them: apt-get install postgresql (or set STATSCTL_PG_BIN to their directory)",
-        )
-    })?;
-    ensure_port_free(port, "--pg-port")?;
     let pg_dir = dir.join("pg");
     let data = pg_dir.join("data");
     fs::create_dir_all(&pg_dir)?;
-    let run_as = pg_run_as();
-    if run_as.is_some() {
-        // The postgres user must be able to reach its directory.
-        use std::os::unix::fs::PermissionsExt;
-        for d in [dir, pg_dir.as_path()] {
-            let _ = fs::set_permissions(d, fs::Permissions::from_mode(0o755));
-        }
-    }
+    let run_as = ids(account);
     let log = pg_dir.join("postgres.log");
     log_file(&log)?;
     chown_tree(&pg_dir, run_as)?;
@@ -1094,5 +1255,72 @@ fn stop(p: &Proc, signal: i32) {
 fn reap(pid: i32) {
     unsafe {
         libc::waitpid(pid, std::ptr::null_mut(), libc::WNOHANG);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn first_closed_follows_the_owner_group_other_classes() {
+        let dir = |path: &str, mode: u32, uid: u32, gid: u32| DirAccess {
+            path: PathBuf::from(path),
+            mode,
+            uid,
+            gid,
+        };
+        // (case, chain, expected first closed directory); the account is uid 101 in groups 104 and 110.
+        let cases: Vec<(&str, Vec<DirAccess>, Option<&str>)> = vec![
+            (
+                "world-enterable path",
+                vec![dir("/", 0o755, 0, 0), dir("/tmp", 0o1777, 0, 0)],
+                None,
+            ),
+            (
+                "mktemp -d as root",
+                vec![
+                    dir("/", 0o755, 0, 0),
+                    dir("/tmp", 0o1777, 0, 0),
+                    dir("/tmp/tmp.x", 0o700, 0, 0),
+                ],
+                Some("/tmp/tmp.x"),
+            ),
+            (
+                "enter-only for others is enough",
+                vec![dir("/srv", 0o711, 0, 0)],
+                None,
+            ),
+            (
+                "group member: the group bit decides",
+                vec![dir("/srv/g", 0o750, 0, 110)],
+                None,
+            ),
+            (
+                "group member without the group bit, even if others may enter",
+                vec![dir("/srv/g", 0o701, 0, 104)],
+                Some("/srv/g"),
+            ),
+            (
+                "owner: the owner bit decides",
+                vec![dir("/home/pg", 0o700, 101, 104)],
+                None,
+            ),
+            (
+                "owner without the owner bit",
+                vec![dir("/home/pg", 0o077, 101, 0)],
+                Some("/home/pg"),
+            ),
+            (
+                "the first closed one is named",
+                vec![dir("/a", 0o700, 0, 0), dir("/a/b", 0o700, 0, 0)],
+                Some("/a"),
+            ),
+            ("nothing exists yet", vec![], None),
+        ];
+        for (case, chain, want) in cases {
+            let got = first_closed(&chain, 101, &[104, 110]).map(|d| d.path.to_str().unwrap());
+            assert_eq!(got, want, "{case}");
+        }
     }
 }
