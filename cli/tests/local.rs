@@ -318,3 +318,187 @@ fn a_dir_postgres_cannot_enter_is_refused_before_anything_starts() {
     let s = run(c).json();
     assert_eq!(s["components"][1]["state"], "running", "{s}");
 }
+
+/// Connects to 127.0.0.1:`port`, database `stats`, as `user` (with `password` when given) and asks who it is.
+fn connect_as(port: u16, user: &str, password: Option<&str>) -> Result<String, String> {
+    block_on(async {
+        let mut c = tokio_postgres::Config::new();
+        c.host("127.0.0.1")
+            .port(port)
+            .user(user)
+            .dbname("stats")
+            .connect_timeout(Duration::from_secs(5));
+        if let Some(p) = password {
+            c.password(p);
+        }
+        // With its cause: "invalid configuration: password missing", "db error: … password authentication failed".
+        let (client, conn) =
+            c.connect(tokio_postgres::NoTls).await.map_err(
+                |e| match std::error::Error::source(&e) {
+                    Some(cause) => format!("{e}: {cause}"),
+                    None => e.to_string(),
+                },
+            )?;
+        tokio::spawn(conn);
+        let row = client
+            .query_one("SELECT current_user::text", &[])
+            .await
+            .map_err(|e| e.to_string())?;
+        Ok(row.get(0))
+    })
+}
+
+/// Every file under `dir`, recursively, except those `skip` says.
+fn files_under(
+    dir: &std::path::Path,
+    skip: &dyn Fn(&std::path::Path) -> bool,
+) -> Vec<std::path::PathBuf> {
+    let mut out = vec![];
+    let mut todo = vec![dir.to_path_buf()];
+    while let Some(d) = todo.pop() {
+        for e in std::fs::read_dir(&d).unwrap().flatten() {
+            let p = e.path();
+            if skip(&p) {
+                continue;
+            }
+            if p.is_dir() {
+                todo.push(p);
+            } else {
+                out.push(p);
+            }
+        }
+    }
+    out
+}
+
+#[test]
+fn every_role_needs_its_password_kept_in_a_private_pgpass_file_that_no_output_shows() {
+    use std::os::unix::fs::PermissionsExt;
+    let env = LocalAws::start_opts(30, true, &[]);
+    let s = status(&env);
+    let pgpass =
+        std::path::PathBuf::from(s["pgpass"].as_str().expect("status names the pgpass file"));
+    assert_eq!(pgpass, env.pgpass(), "{s}");
+    let mode = std::fs::metadata(&pgpass).unwrap().permissions().mode() & 0o777;
+    assert_eq!(mode, 0o600, "pgpass mode {mode:o}");
+
+    // A line for every role — the superuser, the database owner, each stack user — on PostgreSQL's and
+    // PgBouncer's port, in the standard format.
+    let text = std::fs::read_to_string(&pgpass).unwrap();
+    let roles = [
+        "postgres",
+        "stats",
+        "stats_service",
+        "stats_api",
+        "log_ingester",
+    ];
+    let passwords: Vec<String> = roles.iter().map(|r| env.db_password(r)).collect();
+    for (role, password) in roles.iter().zip(&passwords) {
+        assert!(password.len() >= 32, "{role}: a short password");
+        for port in [env.pg_port, env.pgbouncer_port] {
+            assert_eq!(
+                statsctl_stacks::pgpass::lookup(&text, "127.0.0.1", port, "stats", role).as_ref(),
+                Some(password),
+                "{role} on port {port}"
+            );
+        }
+    }
+    assert!(
+        passwords
+            .iter()
+            .collect::<std::collections::BTreeSet<_>>()
+            .len()
+            == roles.len(),
+        "each role has a password of its own"
+    );
+
+    // Without its password (or with a wrong one) nobody gets in, directly or through PgBouncer; with the pgpass
+    // file's, each role does.
+    for (port, role) in [
+        (env.pg_port, "postgres"),
+        (env.pg_port, "stats_api"),
+        (env.pgbouncer_port, "stats_service"),
+        (env.pgbouncer_port, "postgres"),
+    ] {
+        let refused = connect_as(port, role, None).expect_err("connected without a password");
+        assert!(refused.contains("password"), "{role} on {port}: {refused}");
+        assert!(
+            connect_as(port, role, Some("not-the-password")).is_err(),
+            "{role} on {port}: a wrong password was accepted"
+        );
+        let password = env.db_password(role);
+        assert_eq!(
+            connect_as(port, role, Some(&password)).as_deref(),
+            Ok(role),
+            "{role} on {port}"
+        );
+    }
+
+    // The service logs in with its password (it answers from the database), and so does preflight with the
+    // superuser's, from the file the stack's `database.sql.passfile` names.
+    let board = http_get(env.service_port, "/matches/1/stats");
+    assert!(board.starts_with("HTTP/1.1 200"), "{board}");
+    let preflight = env.run(&[
+        "preflight",
+        "--only",
+        "capacity.connections",
+        "--output",
+        "json",
+    ]);
+    assert!(
+        preflight
+            .stdout
+            .contains("SHOW max_connections on 127.0.0.1"),
+        "{preflight:?}"
+    );
+
+    // No output, log or state file shows a password: only pgpass and PgBouncer's auth_file hold them, both 0600.
+    let userlist = env.dir.path().join("local/pgbouncer/userlist.txt");
+    let mode = std::fs::metadata(&userlist).unwrap().permissions().mode() & 0o777;
+    assert_eq!(mode, 0o600, "auth_file mode {mode:o}");
+    let again = env.local_up(30, true, &[]);
+    assert_eq!(again.code, 0, "{again:?}");
+    let mut human = statsctl();
+    human
+        .args(["local", "status", "--dir"])
+        .arg(env.dir.path().join("local"));
+    let human = run(human);
+    assert!(
+        human.stdout.contains(&pgpass.display().to_string()),
+        "{human:?}"
+    );
+    let mut seen = vec![
+        (
+            "local up".to_string(),
+            format!("{}{}", again.stdout, again.stderr),
+        ),
+        ("local status".to_string(), human.stdout + &human.stderr),
+        ("local status --output json".to_string(), s.to_string()),
+        (
+            "preflight".to_string(),
+            preflight.stdout + &preflight.stderr,
+        ),
+    ];
+    let data = env.dir.path().join("local/pg/data");
+    for f in files_under(&env.dir.path().join("local"), &|p| {
+        p == pgpass || p == userlist || p.starts_with(&data)
+    }) {
+        seen.push((
+            f.display().to_string(),
+            String::from_utf8_lossy(&std::fs::read(&f).unwrap()).into_owned(),
+        ));
+    }
+    assert!(
+        seen.len() > 6,
+        "{:?}",
+        seen.iter().map(|s| &s.0).collect::<Vec<_>>()
+    );
+    for (what, text) in &seen {
+        for (role, password) in roles.iter().zip(&passwords) {
+            assert!(
+                !text.contains(password.as_str()),
+                "{what} shows the password of {role}"
+            );
+        }
+    }
+}

@@ -3,6 +3,7 @@
 //! PostgreSQL or through PgBouncer, the local stand-in for RDS Proxy, as the stack's `local` environment says),
 //! tracked by a state file with their pids and stopped only by those pids.
 
+use std::collections::BTreeMap;
 use std::fs;
 use std::io::{Read, Write};
 use std::net::{TcpListener, TcpStream};
@@ -15,6 +16,7 @@ use clap::{Args, Subcommand};
 use serde::{Deserialize, Serialize};
 
 use statsctl_stacks::model::ResolvedStack;
+use statsctl_stacks::pgpass;
 
 use crate::context::Global;
 use crate::exit::{CliError, CliResult, OK};
@@ -107,6 +109,8 @@ struct ComponentStatus {
 #[derive(Debug, Serialize)]
 struct StatusReport {
     dir: PathBuf,
+    /// The standard password file with every local role's password (`PGPASSFILE`), never the passwords.
+    pgpass: Option<PathBuf>,
     components: Vec<ComponentStatus>,
 }
 
@@ -189,8 +193,41 @@ async fn up(g: &Global, args: UpArgs) -> CliResult {
             Some(bin)
         }
     };
+    let roles = local_roles(stack.as_ref())?;
+    let mut passwords = recorded_passwords(&dir);
+    if !passwords.contains_key(ADMIN) && dir.join("pg/data/PG_VERSION").is_file() {
+        return Err(CliError::new(format!(
+            "the local PostgreSQL in `{}` has no password on record in `{}`: it was made by an older statsctl that trusted every local user, or the file was removed",
+            dir.join("pg").display(),
+            pgpass_path(&dir).display()
+        ))
+        .hint(format!(
+            "its data is throwaway: `statsctl local down --dir {0}`, remove `{0}/pg`, then `statsctl local up` again",
+            dir.display()
+        )));
+    }
 
     create_state_dir(&dir)?;
+    // A generated password per role, kept in a standard pgpass file for every port a client may use.
+    for role in &roles {
+        if !passwords.contains_key(role) {
+            passwords.insert(role.clone(), new_password()?);
+        }
+    }
+    let pg_port = postgres_running
+        .as_ref()
+        .map(|p| p.port)
+        .unwrap_or(args.pg_port);
+    let mut ports = vec![pg_port, args.pgbouncer_port];
+    ports.extend(
+        state
+            .pgbouncer
+            .iter()
+            .filter(|p| is_ours(p))
+            .map(|p| p.port),
+    );
+    ports.dedup();
+    write_pgpass(&dir, &ports, &passwords)?;
 
     // moto
     match (&moto_running, moto_bin) {
@@ -241,6 +278,7 @@ async fn up(g: &Global, args: UpArgs) -> CliResult {
                 args.pg_port,
                 args.max_connections,
                 run_as.as_ref(),
+                &passwords[ADMIN],
                 deadline,
             )
             .await?;
@@ -248,10 +286,11 @@ async fn up(g: &Global, args: UpArgs) -> CliResult {
             write_state(&dir, &state)?;
         }
     }
+    ensure_roles(pg_port, &roles, &passwords).await?;
 
     if !args.no_service {
         if let Some(stack) = &stack {
-            service_up(&args, stack, &dir, &mut state, deadline).await?;
+            service_up(&args, stack, &dir, &mut state, &passwords, deadline).await?;
         }
     }
     status(g, &dir)
@@ -393,14 +432,7 @@ impl ServiceSetup {
         use statsctl_stacks::model::{Connections, Via};
         let svc = spec.service.as_ref()?;
         let db = svc.database.as_ref()?;
-        let mut users: Vec<String> = spec
-            .functions
-            .values()
-            .filter_map(|f| f.database.as_ref().map(|d| d.user.clone()))
-            .collect();
-        users.push(db.user.clone());
-        users.sort();
-        users.dedup();
+        let users = Self::database_users(spec);
         let percent = spec
             .proxy
             .as_ref()
@@ -421,6 +453,23 @@ impl ServiceSetup {
                 .max(1),
             users,
         })
+    }
+
+    /// Every database user the stack names: its functions' and its service's.
+    pub fn database_users(spec: &statsctl_stacks::model::StackFile) -> Vec<String> {
+        let mut users: Vec<String> = spec
+            .functions
+            .values()
+            .filter_map(|f| f.database.as_ref().map(|d| d.user.clone()))
+            .chain(
+                spec.service
+                    .iter()
+                    .filter_map(|s| s.database.as_ref().map(|d| d.user.clone())),
+            )
+            .collect();
+        users.sort();
+        users.dedup();
+        users
     }
 
     /// One line for `local status`; also the fingerprint that decides a restart.
@@ -445,6 +494,7 @@ async fn service_up(
     stack: &ResolvedStack,
     dir: &Path,
     state: &mut LocalState,
+    passwords: &Passwords,
     deadline: Duration,
 ) -> CliResult<()> {
     let max_connections = state
@@ -461,7 +511,6 @@ async fn service_up(
         .as_ref()
         .map(|p| p.port)
         .unwrap_or(args.pg_port);
-    ensure_roles(pg_port, &setup.users).await?;
 
     // Where the service will connect, and whether what runs now already matches.
     let bouncer_want = format!(
@@ -497,10 +546,17 @@ async fn service_up(
 
     if setup.via_proxy {
         match bouncer_running {
-            Some(p) => progress(format!(
-                "pgbouncer already running (pid {}, port {})",
-                p.pid, p.port
-            )),
+            Some(p) => {
+                progress(format!(
+                    "pgbouncer already running (pid {}, port {})",
+                    p.pid, p.port
+                ));
+                // A role the stack added since: PgBouncer rereads its auth_file on SIGHUP.
+                write_userlist(dir, passwords, pg_run_as().as_ref())?;
+                unsafe {
+                    libc::kill(p.pid, libc::SIGHUP);
+                }
+            }
             None => {
                 if let Some(p) = state.pgbouncer.clone().filter(is_ours) {
                     progress(format!(
@@ -514,6 +570,7 @@ async fn service_up(
                     args.pgbouncer_port,
                     pg_port,
                     &setup,
+                    passwords,
                     bouncer_want,
                     deadline,
                 )
@@ -530,7 +587,16 @@ async fn service_up(
             p.pid, p.port
         )),
         None => {
-            let p = start_service(dir, args.service_port, db_port, &setup, detail, deadline)?;
+            let password = passwords.get(&setup.user).map(String::as_str);
+            let p = start_service(
+                dir,
+                args.service_port,
+                db_port,
+                &setup,
+                password,
+                detail,
+                deadline,
+            )?;
             state.service = Some(p);
             write_state(dir, state)?;
         }
@@ -541,37 +607,182 @@ async fn service_up(
     Ok(())
 }
 
-/// A login role for every database user the stack names, members of `stats` (owner of the `stats` database).
-async fn ensure_roles(pg_port: u16, users: &[String]) -> CliResult<()> {
-    let conn_str =
-        format!("host=127.0.0.1 port={pg_port} user=postgres dbname=postgres connect_timeout=5");
-    let (client, conn) = tokio_postgres::connect(&conn_str, tokio_postgres::NoTls)
-        .await
-        .map_err(|e| {
-            CliError::new(format!(
-                "cannot reach the local PostgreSQL on port {pg_port}: {e}"
-            ))
-            .hint("`statsctl local status` shows what runs")
-        })?;
-    let task = tokio::spawn(conn);
-    for user in users {
-        if !user.chars().all(|c| c.is_ascii_alphanumeric() || c == '_') || user.is_empty() {
-            return Err(
-                CliError::new(format!("database user `{user}` is not a plain identifier"))
-                    .hint("use letters, digits and `_` in `database.user`"),
-            );
-        }
-        let sql = format!(
-            "DO $$ BEGIN IF NOT EXISTS (SELECT FROM pg_roles WHERE rolname = '{user}') THEN CREATE ROLE \"{user}\" LOGIN IN ROLE stats; END IF; END $$;"
-        );
+/// The local cluster's roles: the superuser, `stats` (owner of the `stats` database), and a login role, member of
+/// `stats`, for every database user the stack names — each with its generated password. Run on every `up`, so
+/// roles the stack added since are created and every password matches the pgpass file.
+async fn ensure_roles(pg_port: u16, roles: &[String], passwords: &Passwords) -> CliResult<()> {
+    let (client, task) = connect_when_ready(
+        &local_config(pg_port, ADMIN, "postgres", &passwords[ADMIN]),
+        None,
+        "PostgreSQL",
+        Duration::from_secs(10),
+    )
+    .await
+    .map_err(|e| e.hint("`statsctl local status` shows what runs"))?;
+    // `stats` first: the others join it.
+    let order = std::iter::once(OWNER).chain(
+        roles
+            .iter()
+            .map(String::as_str)
+            .filter(|r| *r != OWNER && *r != ADMIN),
+    );
+    for role in order {
+        // Only a SCRAM verifier crosses the connection, so the password itself can never show up in the
+        // server's log (which logs a failing statement) or in an error message.
+        let verifier = postgres_protocol::password::scram_sha_256(passwords[role].as_bytes());
+        let exists = client
+            .query_opt("SELECT 1 FROM pg_roles WHERE rolname = $1", &[&role])
+            .await
+            .map_err(|e| CliError::new(format!("cannot query roles: {e}")))?
+            .is_some();
+        let sql = match (exists, role) {
+            (true, _) => format!("ALTER ROLE \"{role}\" LOGIN PASSWORD '{verifier}'"),
+            (false, OWNER) => format!("CREATE ROLE \"{role}\" LOGIN PASSWORD '{verifier}'"),
+            (false, _) => {
+                format!("CREATE ROLE \"{role}\" LOGIN PASSWORD '{verifier}' IN ROLE \"{OWNER}\"")
+            }
+        };
         client
             .batch_execute(&sql)
             .await
-            .map_err(|e| CliError::new(format!("cannot create role `{user}`: {e}")))?;
+            .map_err(|e| CliError::new(format!("cannot create or update role `{role}`: {e}")))?;
+    }
+    let exists = client
+        .query_opt("SELECT 1 FROM pg_database WHERE datname = 'stats'", &[])
+        .await
+        .map_err(|e| CliError::new(format!("cannot query databases: {e}")))?;
+    if exists.is_none() {
+        client
+            .batch_execute("CREATE DATABASE stats OWNER stats")
+            .await
+            .map_err(|e| CliError::new(format!("cannot create database `stats`: {e}")))?;
     }
     drop(client);
     let _ = task.await;
     Ok(())
+}
+
+/// The cluster's superuser, whose password initdb sets.
+const ADMIN: &str = "postgres";
+/// Owner of the `stats` database; every stack user is a member.
+const OWNER: &str = "stats";
+
+/// Generated passwords by role, as recorded in `<dir>/pgpass`.
+type Passwords = BTreeMap<String, String>;
+
+/// The roles the local cluster has: the superuser, the database owner and every database user the stack names,
+/// each checked to be a plain identifier (it is written into SQL and PgBouncer's auth_file).
+fn local_roles(stack: Option<&ResolvedStack>) -> CliResult<Vec<String>> {
+    let mut roles = vec![ADMIN.to_string(), OWNER.to_string()];
+    if let Some(stack) = stack {
+        roles.extend(ServiceSetup::database_users(&stack.spec));
+    }
+    roles.sort();
+    roles.dedup();
+    for role in &roles {
+        if role.is_empty() || !role.chars().all(|c| c.is_ascii_alphanumeric() || c == '_') {
+            return Err(
+                CliError::new(format!("database user `{role}` is not a plain identifier"))
+                    .hint("use letters, digits and `_` in `database.user`"),
+            );
+        }
+    }
+    Ok(roles)
+}
+
+fn pgpass_path(dir: &Path) -> PathBuf {
+    dir.join("pgpass")
+}
+
+/// The passwords recorded by an earlier `up`: the first line for each role in `<dir>/pgpass`.
+fn recorded_passwords(dir: &Path) -> Passwords {
+    let text = fs::read_to_string(pgpass_path(dir)).unwrap_or_default();
+    let mut out = Passwords::new();
+    for e in pgpass::parse(&text) {
+        if e.user != "*" {
+            out.entry(e.user).or_insert(e.password);
+        }
+    }
+    out
+}
+
+/// A new password: 24 bytes from the kernel's random source, as hex (nothing a pgpass or auth_file must escape).
+fn new_password() -> CliResult<String> {
+    let mut bytes = [0u8; 24];
+    fs::File::open("/dev/urandom")
+        .and_then(|mut f| f.read_exact(&mut bytes))
+        .map_err(|e| CliError::new(format!("cannot read random bytes for a password: {e}")))?;
+    Ok(bytes.iter().map(|b| format!("{b:02x}")).collect())
+}
+
+/// Writes a file only its owner may read (mode 0600, handed to `owner` when given), replacing it atomically.
+fn write_private(path: &Path, contents: &str, owner: Option<(u32, u32)>) -> CliResult<()> {
+    use std::os::unix::fs::OpenOptionsExt;
+    let tmp = path.with_extension("tmp");
+    let _ = fs::remove_file(&tmp);
+    let mut f = fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(&tmp)
+        .map_err(|e| CliError::new(format!("cannot write `{}`: {e}", tmp.display())))?;
+    f.write_all(contents.as_bytes())?;
+    drop(f);
+    if let Some((uid, gid)) = owner {
+        std::os::unix::fs::chown(&tmp, Some(uid), Some(gid))?;
+    }
+    fs::rename(&tmp, path)?;
+    Ok(())
+}
+
+/// `<dir>/pgpass`: a line per role for PostgreSQL's and PgBouncer's ports (`PGPASSFILE` for psql and libpq
+/// tools, `database.sql.passfile` for preflight). Mode 0600.
+fn write_pgpass(dir: &Path, ports: &[u16], passwords: &Passwords) -> CliResult<()> {
+    let mut text = String::from(
+        "# statsctl local: the local PostgreSQL's and PgBouncer's roles (host:port:database:user:password)\n",
+    );
+    for port in ports {
+        for (user, password) in passwords {
+            let entry = pgpass::Entry {
+                host: "127.0.0.1".into(),
+                port: port.to_string(),
+                database: "*".into(),
+                user: user.clone(),
+                password: password.clone(),
+            };
+            text.push_str(&entry.line());
+            text.push('\n');
+        }
+    }
+    write_private(&pgpass_path(dir), &text, None)
+}
+
+/// PgBouncer's auth_file: every role with its password (PgBouncer needs it in the clear to log in to PostgreSQL
+/// with SCRAM on the client's behalf). Mode 0600, owned by the account PgBouncer runs as.
+fn write_userlist(
+    dir: &Path,
+    passwords: &Passwords,
+    account: Option<&RunAs>,
+) -> CliResult<PathBuf> {
+    let path = dir.join("pgbouncer").join("userlist.txt");
+    let text: String = passwords
+        .iter()
+        .map(|(user, password)| format!("\"{user}\" \"{password}\"\n"))
+        .collect();
+    write_private(&path, &text, ids(account))?;
+    Ok(path)
+}
+
+/// A connection to the local PostgreSQL or PgBouncer as `user`.
+fn local_config(port: u16, user: &str, dbname: &str, password: &str) -> tokio_postgres::Config {
+    let mut c = tokio_postgres::Config::new();
+    c.host("127.0.0.1")
+        .port(port)
+        .user(user)
+        .dbname(dbname)
+        .password(password)
+        .connect_timeout(Duration::from_secs(2));
+    c
 }
 
 fn find_binary(name: &str, env_var: &str, extra: &[&str]) -> Option<PathBuf> {
@@ -595,6 +806,7 @@ async fn start_pgbouncer(
     port: u16,
     pg_port: u16,
     setup: &ServiceSetup,
+    passwords: &Passwords,
     detail: String,
     timeout: Duration,
 ) -> CliResult<Proc> {
@@ -605,23 +817,22 @@ async fn start_pgbouncer(
     ensure_port_free(port, "--pgbouncer-port")?;
     let bdir = dir.join("pgbouncer");
     fs::create_dir_all(&bdir)?;
-    let run_as = ids(pg_run_as().as_ref());
+    {
+        use std::os::unix::fs::PermissionsExt;
+        fs::set_permissions(&bdir, fs::Permissions::from_mode(0o700))?;
+    }
+    let account = pg_run_as();
+    let run_as = ids(account.as_ref());
     let log = bdir.join("pgbouncer.log");
-    let users: String = setup
-        .users
-        .iter()
-        .chain(["stats".to_string(), "postgres".to_string()].iter())
-        .map(|u| format!("\"{u}\" \"\"\n"))
-        .collect();
-    fs::write(bdir.join("userlist.txt"), users)?;
+    let auth_file = write_userlist(dir, passwords, account.as_ref())?;
     // Session pooling: the service's driver uses named prepared statements, which transaction pooling in
     // PgBouncer < 1.21 breaks. The server-side pool is what bounds PostgreSQL, as RDS Proxy's
     // MaxConnectionsPercent does; clients beyond it wait up to the borrow timeout.
     let ini = format!(
         "[databases]\n* = host=127.0.0.1 port={pg_port}\n\n[pgbouncer]\nlisten_addr = 127.0.0.1\nlisten_port = {port}\nunix_socket_dir =\n\
-         auth_type = trust\nauth_file = {auth}\npool_mode = session\ndefault_pool_size = {pool}\nmax_db_connections = {pool}\n\
+         auth_type = scram-sha-256\nauth_file = {auth}\npool_mode = session\ndefault_pool_size = {pool}\nmax_db_connections = {pool}\n\
          max_client_conn = 4000\nquery_wait_timeout = {wait}\nignore_startup_parameters = extra_float_digits,options\n",
-        auth = bdir.join("userlist.txt").display(),
+        auth = auth_file.display(),
         pool = setup.proxy_pool,
         wait = setup.borrow_timeout_secs,
     );
@@ -653,8 +864,8 @@ async fn start_pgbouncer(
         proc.pid, setup.proxy_pool
     ));
     let (client, task) = connect_when_ready(
-        &format!("host=127.0.0.1 port={port} user=stats dbname=stats connect_timeout=2"),
-        &proc,
+        &local_config(port, OWNER, "stats", &passwords[OWNER]),
+        Some(&proc),
         "PgBouncer",
         timeout,
     )
@@ -667,14 +878,14 @@ async fn start_pgbouncer(
 /// Connects as soon as the process accepts a query (`SELECT 1`), retrying while it starts; fails with its log's
 /// tail when it exits or `timeout` passes.
 async fn connect_when_ready(
-    conn_str: &str,
-    p: &Proc,
+    config: &tokio_postgres::Config,
+    p: Option<&Proc>,
     what: &str,
     timeout: Duration,
 ) -> CliResult<(tokio_postgres::Client, tokio::task::JoinHandle<()>)> {
     let start = Instant::now();
     loop {
-        let err = match tokio_postgres::connect(conn_str, tokio_postgres::NoTls).await {
+        let err = match config.connect(tokio_postgres::NoTls).await {
             Ok((client, conn)) => {
                 let task = tokio::spawn(async move {
                     let _ = conn.await;
@@ -686,7 +897,15 @@ async fn connect_when_ready(
             }
             Err(e) => e,
         };
-        if start.elapsed() >= timeout || unsafe { libc::kill(p.pid, 0) } != 0 {
+        let exited = p.is_some_and(|p| unsafe { libc::kill(p.pid, 0) } != 0);
+        // A refused password will not be accepted later: no point waiting.
+        let refused = err
+            .as_db_error()
+            .is_some_and(|e| e.code() == &tokio_postgres::error::SqlState::INVALID_PASSWORD);
+        if start.elapsed() >= timeout || exited || refused {
+            let Some(p) = p else {
+                return Err(CliError::new(format!("cannot connect to {what}: {err}")));
+            };
             return Err(CliError::new(format!(
                 "{what} did not become ready: {err}\n{}",
                 tail(&p.log)
@@ -723,6 +942,7 @@ fn start_service(
     port: u16,
     db_port: u16,
     setup: &ServiceSetup,
+    password: Option<&str>,
     detail: String,
     timeout: Duration,
 ) -> CliResult<Proc> {
@@ -750,6 +970,7 @@ fn start_service(
         .env("DB_POOL_SIZE", setup.pool_size.to_string())
         .env("DB_TIMEOUT_MS", "5000")
         .env_remove("DB_PASSWORD")
+        .envs(password.map(|p| ("DB_PASSWORD", p)))
         .stdin(Stdio::null())
         .stdout(log_file(&log)?)
         .stderr(log_file(&log)?)
@@ -1018,8 +1239,10 @@ async fn start_postgres(
     port: u16,
     max_connections: u32,
     account: Option<&RunAs>,
+    admin_password: &str,
     timeout: Duration,
 ) -> CliResult<Proc> {
+    use std::os::unix::fs::PermissionsExt;
     let pg_dir = dir.join("pg");
     let data = pg_dir.join("data");
     fs::create_dir_all(&pg_dir)?;
@@ -1027,32 +1250,31 @@ async fn start_postgres(
     let log = pg_dir.join("postgres.log");
     log_file(&log)?;
     chown_tree(&pg_dir, run_as)?;
+    // Only PostgreSQL's account may look inside (its log, initdb's password file).
+    fs::set_permissions(&pg_dir, fs::Permissions::from_mode(0o700))?;
     if !data.join("PG_VERSION").is_file() {
         progress(format!(
             "initialising a PostgreSQL cluster in {}…",
             data.display()
         ));
+        // Password authentication for every connection (`-A scram-sha-256`), the superuser's password read from
+        // a file only PostgreSQL's account can read, removed right after.
+        let pwfile = pg_dir.join("initdb.pw");
+        write_private(&pwfile, &format!("{admin_password}\n"), run_as)?;
         let mut initdb = Command::new(bin.join("initdb"));
         initdb
             .args(["-D"])
             .arg(&data)
-            .args([
-                "-U",
-                "postgres",
-                "-A",
-                "trust",
-                "-E",
-                "UTF8",
-                "--no-sync",
-                "--no-instructions",
-            ])
+            .args(["-U", ADMIN, "-A", "scram-sha-256", "--pwfile"])
+            .arg(&pwfile)
+            .args(["-E", "UTF8", "--no-sync", "--no-instructions"])
             .stdin(Stdio::null())
             .stdout(log_file(&log)?)
             .stderr(log_file(&log)?);
         as_user(&mut initdb, run_as);
-        let status = initdb
-            .status()
-            .map_err(|e| CliError::new(format!("cannot run initdb: {e}")))?;
+        let status = initdb.status();
+        let _ = fs::remove_file(&pwfile);
+        let status = status.map_err(|e| CliError::new(format!("cannot run initdb: {e}")))?;
         if !status.success() {
             return Err(CliError::new(format!("initdb failed:\n{}", tail(&log)))
                 .hint(format!("see {}", log.display())));
@@ -1092,31 +1314,14 @@ async fn start_postgres(
         proc.pid
     ));
 
-    // Ready when it accepts a query; then create the application role and database the stack uses.
+    // Ready when it accepts a query; `ensure_roles` then creates the roles and database the stack uses.
     let (client, task) = connect_when_ready(
-        &format!("host=127.0.0.1 port={port} user=postgres dbname=postgres connect_timeout=2"),
-        &proc,
+        &local_config(port, ADMIN, "postgres", admin_password),
+        Some(&proc),
         "PostgreSQL",
         timeout,
     )
     .await?;
-    let setup = "DO $$ BEGIN
-        IF NOT EXISTS (SELECT FROM pg_roles WHERE rolname = 'stats') THEN CREATE ROLE stats LOGIN; END IF;
-      END $$;";
-    client
-        .batch_execute(setup)
-        .await
-        .map_err(|e| CliError::new(format!("cannot create role `stats`: {e}")))?;
-    let exists = client
-        .query_opt("SELECT 1 FROM pg_database WHERE datname = 'stats'", &[])
-        .await
-        .map_err(|e| CliError::new(format!("cannot query databases: {e}")))?;
-    if exists.is_none() {
-        client
-            .batch_execute("CREATE DATABASE stats OWNER stats")
-            .await
-            .map_err(|e| CliError::new(format!("cannot create database `stats`: {e}")))?;
-    }
     drop(client);
     let _ = task.await;
     Ok(proc)
@@ -1154,8 +1359,12 @@ fn status(g: &Global, dir: &Path) -> CliResult {
             detail: None,
         },
     };
+    let pgpass = pgpass_path(dir);
     let report = StatusReport {
         dir: dir.to_path_buf(),
+        pgpass: pgpass
+            .is_file()
+            .then(|| std::path::absolute(&pgpass).unwrap_or(pgpass)),
         components: vec![
             component("moto", &state.moto, &|port| {
                 format!("http://127.0.0.1:{port}")
@@ -1200,6 +1409,13 @@ fn status(g: &Global, dir: &Path) -> CliResult {
                     .filter(|_| c.name == "stats-service")
                     .map(|d| format!("  ({d})"))
                     .unwrap_or_default()
+            ));
+        }
+        if let Some(p) = &report.pgpass {
+            s.push_str(&format!(
+                "\npasswords: {} (export PGPASSFILE={} for psql)\n",
+                p.display(),
+                p.display()
             ));
         }
     })?;
