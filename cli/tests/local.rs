@@ -502,3 +502,45 @@ fn every_role_needs_its_password_kept_in_a_private_pgpass_file_that_no_output_sh
         }
     }
 }
+
+#[test]
+fn a_restarted_cluster_keeps_its_passwords_and_one_without_them_is_refused_up_front() {
+    let env = LocalAws::start();
+    let password = env.db_password("stats_api");
+    let down = || {
+        let mut c = statsctl();
+        c.args(["local", "down", "--dir"])
+            .arg(env.dir.path().join("local"));
+        let r = run(c);
+        assert_eq!(r.code, 0, "{r:?}");
+    };
+
+    // Stopped and started again: the same data, the same passwords.
+    down();
+    let r = env.local_up(30, false, &[]);
+    assert_eq!(r.code, 0, "{r:?}");
+    assert_eq!(env.db_password("stats_api"), password);
+    assert_eq!(
+        connect_as(env.pg_port, "stats_api", Some(&password)).as_deref(),
+        Ok("stats_api")
+    );
+
+    // Without the pgpass file nobody knows the superuser's password: refused before anything starts, saying how
+    // to start afresh.
+    down();
+    std::fs::remove_file(env.pgpass()).unwrap();
+    let r = env.local_up(30, false, &[]);
+    assert_eq!(r.code, 1, "{r:?}");
+    assert!(
+        r.stderr.contains("has no password on record") && r.stderr.contains("hint:"),
+        "{r:?}"
+    );
+    for port in [env.moto_port, env.pg_port] {
+        assert!(
+            TcpStream::connect_timeout(&([127, 0, 0, 1], port).into(), Duration::from_millis(300))
+                .is_err(),
+            "port {port} is open: something started"
+        );
+    }
+    assert!(!env.pgpass().exists(), "a new pgpass file was written");
+}
