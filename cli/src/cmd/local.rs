@@ -30,9 +30,11 @@ use postgres::{
 #[derive(Subcommand, Debug)]
 pub enum LocalCommand {
     /// Start the AWS emulator, PostgreSQL, and the stats service (via PgBouncer when the stack says `via: proxy`);
-    /// what already runs is left alone, a service whose configuration changed is restarted
+    /// what already runs is left alone, a service whose configuration changed is restarted. The stack is validated
+    /// first: nothing starts when it is invalid. Every database role gets a generated password, kept in
+    /// `<dir>/pgpass`
     Up(UpArgs),
-    /// Show what runs where
+    /// Show what runs where, and the pgpass file with the local database roles' passwords
     Status(DirArgs),
     /// Stop what `local up` started, by its recorded pids only
     Down(DirArgs),
