@@ -294,7 +294,15 @@ async fn up(g: &Global, args: UpArgs) -> CliResult {
             write_state(&dir, &state)?;
         }
     }
-    ensure_roles(pg_port, &roles, &passwords).await?;
+    tokio::time::timeout(deadline, ensure_roles(pg_port, &roles, &passwords))
+        .await
+        .map_err(|_| {
+            CliError::new(format!(
+                "the local PostgreSQL on port {pg_port} did not answer within {}s while setting up its roles",
+                deadline.as_secs()
+            ))
+            .hint("see its log (`statsctl local status`); `statsctl local down` stops what was started")
+        })??;
 
     if !args.no_service {
         if let Some(stack) = &stack {

@@ -355,15 +355,21 @@ async fn measure_sql(spec: &StackFile) -> (Option<Sourced<u32>>, Option<u32>) {
         }
     };
     tokio::spawn(conn);
-    let max = client
-        .query_one("SHOW max_connections", &[])
+    // A server that accepted the connection but does not answer must not hold preflight up.
+    let answer = |sql: &'static str| {
+        let client = &client;
+        async move {
+            tokio::time::timeout(Duration::from_secs(5), client.query_one(sql, &[]))
+                .await
+                .ok()
+                .and_then(Result::ok)
+        }
+    };
+    let max = answer("SHOW max_connections")
         .await
-        .ok()
         .and_then(|r| r.get::<_, String>(0).parse::<u32>().ok());
-    let current = client
-        .query_one("SELECT count(*)::int FROM pg_stat_activity", &[])
+    let current = answer("SELECT count(*)::int FROM pg_stat_activity")
         .await
-        .ok()
         .map(|r| r.get::<_, i32>(0).max(0) as u32);
     (
         max.map(|m| {
