@@ -544,3 +544,66 @@ fn a_restarted_cluster_keeps_its_passwords_and_one_without_them_is_refused_up_fr
     }
     assert!(!env.pgpass().exists(), "a new pgpass file was written");
 }
+
+/// A "database" that completes PostgreSQL's startup handshake (AuthenticationOk, ReadyForQuery) for everyone and
+/// then never answers a query: what a wedged server looks like to a client. Runs until the test ends.
+fn silent_database() -> u16 {
+    use std::io::{Read, Write};
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    std::thread::spawn(move || {
+        for mut s in listener.incoming().flatten() {
+            std::thread::spawn(move || {
+                let mut len = [0u8; 4];
+                if s.read_exact(&mut len).is_err() {
+                    return;
+                }
+                let n = (u32::from_be_bytes(len) as usize).clamp(4, 10_000) - 4;
+                let mut startup = vec![0u8; n];
+                if s.read_exact(&mut startup).is_err() {
+                    return;
+                }
+                let _ = s.write_all(b"R\0\0\0\x08\0\0\0\0Z\0\0\0\x05I");
+                // Read and ignore every query until the client goes away.
+                let mut sink = [0u8; 1024];
+                while matches!(s.read(&mut sink), Ok(n) if n > 0) {}
+            });
+        }
+    });
+    port
+}
+
+#[test]
+fn preflight_does_not_wait_forever_on_a_database_that_never_answers() {
+    let env = LocalAws::start();
+    let silent = silent_database();
+    let mut c = env.statsctl();
+    // The stack's `database.sql` follows STATSCTL_PG_PORT: point it at the silent server.
+    c.env("STATSCTL_PG_PORT", silent.to_string()).args([
+        "preflight",
+        "--only",
+        "capacity.connections",
+        "--output",
+        "json",
+    ]);
+    c.stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped());
+    let mut child = c.spawn().unwrap();
+    // A generous bound: without timeouts on its queries preflight never returns at all.
+    let start = std::time::Instant::now();
+    while child.try_wait().unwrap().is_none() {
+        if start.elapsed() > Duration::from_secs(120) {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!("preflight still waits for the silent database after 120 s");
+        }
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    let out = child.wait_with_output().unwrap();
+    let code = out.status.code().unwrap_or(-1);
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(code == 0 || code == 2, "exit {code}: {stdout}");
+    // It went on without the measurement: max_connections came from elsewhere.
+    assert!(!stdout.contains("SHOW max_connections"), "{stdout}");
+    assert!(stdout.contains("capacity.connections"), "{stdout}");
+}
