@@ -214,7 +214,7 @@ async fn up(g: &Global, args: UpArgs) -> CliResult {
         )));
     }
 
-    create_state_dir(&dir)?;
+    create_state_dir(&dir, run_as.is_some())?;
     // A generated password per role, kept in a standard pgpass file for every port a client may use.
     for role in &roles {
         if !passwords.contains_key(role) {
@@ -327,10 +327,10 @@ fn load_stack_if_present(g: &Global) -> CliResult<Option<ResolvedStack>> {
         .map(Some)
 }
 
-/// Creates the state directory. PostgreSQL and PgBouncer may run as another account (see [`pg_run_as`]): the
-/// directories created here and the state directory itself are made enterable (not listable) by others; what
-/// lies above was checked by [`check_reachable`].
-fn create_state_dir(dir: &Path) -> CliResult<()> {
+/// Creates the state directory. When PostgreSQL and PgBouncer run as another account (`other_account`, see
+/// [`pg_run_as`]), the directories created here and the state directory itself are made enterable (not listable)
+/// by others; what lies above was checked by [`check_reachable`].
+fn create_state_dir(dir: &Path, other_account: bool) -> CliResult<()> {
     use std::os::unix::fs::PermissionsExt;
     let missing: Vec<PathBuf> = dir
         .ancestors()
@@ -339,6 +339,9 @@ fn create_state_dir(dir: &Path) -> CliResult<()> {
         .collect();
     fs::create_dir_all(dir)
         .map_err(|e| CliError::new(format!("cannot create `{}`: {e}", dir.display())))?;
+    if !other_account {
+        return Ok(());
+    }
     for d in missing.iter().map(PathBuf::as_path).chain([dir]) {
         let mode = fs::metadata(d)?.permissions().mode();
         if mode & 0o001 == 0 {
