@@ -525,6 +525,20 @@ fn a_restarted_cluster_keeps_its_passwords_and_one_without_them_is_refused_up_fr
         Ok("stats_api")
     );
 
+    // A pgpass file that does not match the cluster (edited by hand) is named, with the way out.
+    let pgpass = std::fs::read_to_string(env.pgpass()).unwrap();
+    let admin = env.db_password("postgres");
+    std::fs::write(env.pgpass(), pgpass.replace(&admin, "0123456789abcdef")).unwrap();
+    let r = env.local_up(30, false, &[]);
+    assert_eq!(r.code, 1, "{r:?}");
+    assert!(
+        r.stderr.contains("password authentication failed")
+            && r.stderr
+                .contains(&format!("hint: `{}` does not hold", env.pgpass().display())),
+        "{r:?}"
+    );
+    assert!(!r.stderr.contains(&admin), "{r:?}");
+
     // Without the pgpass file nobody knows the superuser's password: refused before anything starts, saying how
     // to start afresh.
     down();

@@ -294,7 +294,7 @@ async fn up(g: &Global, args: UpArgs) -> CliResult {
             write_state(&dir, &state)?;
         }
     }
-    tokio::time::timeout(deadline, ensure_roles(pg_port, &roles, &passwords))
+    tokio::time::timeout(deadline, ensure_roles(&dir, pg_port, &roles, &passwords))
         .await
         .map_err(|_| {
             CliError::new(format!(

@@ -96,6 +96,7 @@ pub(super) fn check_reachable(dir: &Path, account: &RunAs) -> CliResult<()> {
 /// `stats`, for every database user the stack names — each with its generated password. Run on every `up`, so
 /// roles the stack added since are created and every password matches the pgpass file.
 pub(super) async fn ensure_roles(
+    dir: &Path,
     pg_port: u16,
     roles: &[String],
     passwords: &Passwords,
@@ -107,7 +108,17 @@ pub(super) async fn ensure_roles(
         Duration::from_secs(10),
     )
     .await
-    .map_err(|e| e.hint("`statsctl local status` shows what runs"))?;
+    .map_err(|e| {
+        if e.message.contains("password authentication failed") {
+            e.hint(format!(
+                "`{}` does not hold this cluster's superuser password (edited, or copied from another one); its data is throwaway: `statsctl local down --dir {1}`, remove `{1}/pg`, then `statsctl local up` again",
+                pgpass_path(dir).display(),
+                dir.display()
+            ))
+        } else {
+            e.hint("`statsctl local status` shows what runs")
+        }
+    })?;
     // `stats` first: the others join it.
     let order = std::iter::once(OWNER).chain(
         roles
@@ -122,7 +133,7 @@ pub(super) async fn ensure_roles(
         let exists = client
             .query_opt("SELECT 1 FROM pg_roles WHERE rolname = $1", &[&role])
             .await
-            .map_err(|e| CliError::new(format!("cannot query roles: {e}")))?
+            .map_err(|e| CliError::new(format!("cannot query roles: {e}", e = pg_error(&e))))?
             .is_some();
         let sql = match (exists, role) {
             (true, _) => format!("ALTER ROLE \"{role}\" LOGIN PASSWORD '{verifier}'"),
@@ -131,24 +142,40 @@ pub(super) async fn ensure_roles(
                 format!("CREATE ROLE \"{role}\" LOGIN PASSWORD '{verifier}' IN ROLE \"{OWNER}\"")
             }
         };
-        client
-            .batch_execute(&sql)
-            .await
-            .map_err(|e| CliError::new(format!("cannot create or update role `{role}`: {e}")))?;
+        client.batch_execute(&sql).await.map_err(|e| {
+            CliError::new(format!(
+                "cannot create or update role `{role}`: {e}",
+                e = pg_error(&e)
+            ))
+        })?;
     }
     let exists = client
         .query_opt("SELECT 1 FROM pg_database WHERE datname = 'stats'", &[])
         .await
-        .map_err(|e| CliError::new(format!("cannot query databases: {e}")))?;
+        .map_err(|e| CliError::new(format!("cannot query databases: {e}", e = pg_error(&e))))?;
     if exists.is_none() {
         client
             .batch_execute("CREATE DATABASE stats OWNER stats")
             .await
-            .map_err(|e| CliError::new(format!("cannot create database `stats`: {e}")))?;
+            .map_err(|e| {
+                CliError::new(format!(
+                    "cannot create database `stats`: {e}",
+                    e = pg_error(&e)
+                ))
+            })?;
     }
     drop(client);
     let _ = task.await;
     Ok(())
+}
+
+/// A driver error with what the server said: tokio-postgres shows only "db error" for a server's refusal.
+fn pg_error(e: &tokio_postgres::Error) -> String {
+    match (e.as_db_error(), std::error::Error::source(e)) {
+        (Some(db), _) => db.to_string(),
+        (None, Some(cause)) => format!("{e}: {cause}"),
+        (None, None) => e.to_string(),
+    }
 }
 
 /// The cluster's superuser, whose password initdb sets.
@@ -297,10 +324,14 @@ pub(super) async fn connect_when_ready(
             .is_some_and(|e| e.code() == &tokio_postgres::error::SqlState::INVALID_PASSWORD);
         if start.elapsed() >= timeout || exited || refused {
             let Some(p) = p else {
-                return Err(CliError::new(format!("cannot connect to {what}: {err}")));
+                return Err(CliError::new(format!(
+                    "cannot connect to {what}: {}",
+                    pg_error(&err)
+                )));
             };
             return Err(CliError::new(format!(
-                "{what} did not become ready: {err}\n{}",
+                "{what} did not become ready: {}\n{}",
+                pg_error(&err),
                 tail(&p.log)
             ))
             .hint(format!(
