@@ -434,6 +434,52 @@ fn every_role_needs_its_password_kept_in_a_private_pgpass_file_that_no_output_sh
         );
     }
 
+    // libpq tools read the file as it is: psql (when installed, as it is with PostgreSQL) logs in with it, and
+    // without it is refused.
+    if let Some(psql) = ["/usr/bin/psql", "/usr/local/bin/psql"]
+        .iter()
+        .find(|p| std::path::Path::new(p).is_file())
+    {
+        let home = tempfile::tempdir().unwrap();
+        let psql_as = |port: u16, role: &str, passfile: Option<&std::path::Path>| {
+            let mut c = std::process::Command::new(psql);
+            c.args([
+                "-w",
+                "-X",
+                "-tA",
+                "-h",
+                "127.0.0.1",
+                "-p",
+                &port.to_string(),
+                "-U",
+                role,
+            ])
+            .args(["-d", "stats", "-c", "SELECT current_user"])
+            .env("HOME", home.path())
+            .env("PGCONNECT_TIMEOUT", "5")
+            .env_remove("PGPASSWORD")
+            .env_remove("PGPASSFILE");
+            if let Some(f) = passfile {
+                c.env("PGPASSFILE", f);
+            }
+            c.output().unwrap()
+        };
+        for (port, role) in [
+            (env.pg_port, "log_ingester"),
+            (env.pgbouncer_port, "stats_service"),
+        ] {
+            let out = psql_as(port, role, Some(&pgpass));
+            assert!(
+                out.status.success() && String::from_utf8_lossy(&out.stdout).trim() == role,
+                "psql as {role} on {port} with PGPASSFILE: {out:?}"
+            );
+            assert!(
+                !psql_as(port, role, None).status.success(),
+                "psql as {role} on {port} without a password"
+            );
+        }
+    }
+
     // The service logs in with its password (it answers from the database), and so does preflight with the
     // superuser's, from the file the stack's `database.sql.passfile` names.
     let board = http_get(env.service_port, "/matches/1/stats");
