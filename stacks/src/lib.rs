@@ -13,6 +13,7 @@ pub mod inventory;
 pub mod ledger;
 pub mod loader;
 pub mod model;
+pub mod pgpass;
 pub mod plan;
 pub mod schema_check;
 pub mod sensitive;

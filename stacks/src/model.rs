@@ -219,6 +219,10 @@ pub struct SqlEndpoint {
     /// Name of an environment variable holding the password (never the password itself).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub password_env: Option<String>,
+    /// A standard PostgreSQL password file (`host:port:database:user:password` lines) to take the password from
+    /// when `password_env` gives none; default: the `PGPASSFILE` variable. `statsctl local up` writes one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub passfile: Option<String>,
 }
 
 /// The RDS Proxy and its default target group's pool settings.

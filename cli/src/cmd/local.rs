@@ -14,16 +14,27 @@ use std::time::{Duration, Instant};
 use clap::{Args, Subcommand};
 use serde::{Deserialize, Serialize};
 
+use statsctl_stacks::model::ResolvedStack;
+
 use crate::context::Global;
 use crate::exit::{CliError, CliResult, OK};
 use crate::output::{self, progress};
 
+mod postgres;
+use postgres::{
+    as_user, check_reachable, chown_tree, connect_when_ready, ensure_roles, ids, local_config,
+    local_roles, new_password, pg_bin_dir, pg_run_as, pgpass_path, recorded_passwords,
+    start_postgres, write_pgpass, write_private, Passwords, RunAs, ADMIN, OWNER,
+};
+
 #[derive(Subcommand, Debug)]
 pub enum LocalCommand {
     /// Start the AWS emulator, PostgreSQL, and the stats service (via PgBouncer when the stack says `via: proxy`);
-    /// what already runs is left alone, a service whose configuration changed is restarted
+    /// what already runs is left alone, a service whose configuration changed is restarted. The stack is validated
+    /// first: nothing starts when it is invalid. Every database role gets a generated password, kept in
+    /// `<dir>/pgpass`
     Up(UpArgs),
-    /// Show what runs where
+    /// Show what runs where, and the pgpass file with the local database roles' passwords
     Status(DirArgs),
     /// Stop what `local up` started, by its recorded pids only
     Down(DirArgs),
@@ -105,6 +116,8 @@ struct ComponentStatus {
 #[derive(Debug, Serialize)]
 struct StatusReport {
     dir: PathBuf,
+    /// The standard password file with every local role's password (`PGPASSFILE`), never the passwords.
+    pgpass: Option<PathBuf>,
     components: Vec<ComponentStatus>,
 }
 
@@ -152,23 +165,86 @@ fn is_ours(p: &Proc) -> bool {
 
 async fn up(g: &Global, args: UpArgs) -> CliResult {
     let dir = args.dir.dir.clone();
-    fs::create_dir_all(&dir)
-        .map_err(|e| CliError::new(format!("cannot create `{}`: {e}", dir.display())))?;
+    // Everything that can be found wrong is found before anything is created or started: a stack file that does
+    // not validate, a directory PostgreSQL could not enter, a missing program, a busy port. A failed `up` leaves
+    // nothing behind to clean up.
+    let stack = load_stack_if_present(g)?;
+    let run_as = pg_run_as();
+    if let Some(account) = &run_as {
+        check_reachable(&dir, account)?;
+    }
     let mut state = read_state(&dir);
     let deadline = Duration::from_secs(args.timeout);
-
-    // moto
-    match &state.moto {
-        Some(p) if is_ours(p) => progress(format!(
-            "moto already running (pid {}, port {})",
-            p.pid, p.port
-        )),
-        _ => {
-            let moto = which("moto_server").ok_or_else(|| {
+    let moto_running = state.moto.clone().filter(is_ours);
+    let moto_bin = match &moto_running {
+        Some(_) => None,
+        None => {
+            let bin = which("moto_server").ok_or_else(|| {
                 CliError::new("`moto_server` is not installed")
                     .hint("install the AWS emulator: pip install 'moto[server]'")
             })?;
             ensure_port_free(args.moto_port, "--moto-port")?;
+            Some(bin)
+        }
+    };
+    let postgres_running = state.postgres.clone().filter(is_ours);
+    let pg_bin = match &postgres_running {
+        Some(_) => None,
+        None => {
+            let bin = pg_bin_dir().ok_or_else(|| {
+                CliError::new("PostgreSQL server binaries (initdb, postgres) are not installed").hint(
+                    "install them: apt-get install postgresql (or set STATSCTL_PG_BIN to their directory)",
+                )
+            })?;
+            ensure_port_free(args.pg_port, "--pg-port")?;
+            Some(bin)
+        }
+    };
+    let roles = local_roles(stack.as_ref())?;
+    let mut passwords = recorded_passwords(&dir);
+    if !passwords.contains_key(ADMIN) && dir.join("pg/data/PG_VERSION").is_file() {
+        return Err(CliError::new(format!(
+            "the local PostgreSQL in `{}` has no password on record in `{}`: it was made by an older statsctl that trusted every local user, or the file was removed",
+            dir.join("pg").display(),
+            pgpass_path(&dir).display()
+        ))
+        .hint(format!(
+            "its data is throwaway: `statsctl local down --dir {0}`, remove `{0}/pg`, then `statsctl local up` again",
+            dir.display()
+        )));
+    }
+
+    create_state_dir(&dir, run_as.is_some())?;
+    // A generated password per role, kept in a standard pgpass file for every port a client may use.
+    for role in &roles {
+        if !passwords.contains_key(role) {
+            passwords.insert(role.clone(), new_password()?);
+        }
+    }
+    let pg_port = postgres_running
+        .as_ref()
+        .map(|p| p.port)
+        .unwrap_or(args.pg_port);
+    let mut ports = vec![pg_port, args.pgbouncer_port];
+    ports.extend(
+        state
+            .pgbouncer
+            .iter()
+            .filter(|p| is_ours(p))
+            .map(|p| p.port),
+    );
+    ports.sort_unstable();
+    ports.dedup();
+    write_pgpass(&dir, &ports, &passwords)?;
+
+    // moto
+    match (&moto_running, moto_bin) {
+        (Some(p), _) => progress(format!(
+            "moto already running (pid {}, port {})",
+            p.pid, p.port
+        )),
+        (None, moto) => {
+            let moto = moto.unwrap_or_else(|| PathBuf::from("moto_server"));
             let log = dir.join("moto.log");
             let child = Command::new(&moto)
                 .args(["-H", "127.0.0.1", "-p", &args.moto_port.to_string()])
@@ -197,22 +273,82 @@ async fn up(g: &Global, args: UpArgs) -> CliResult {
     }
 
     // PostgreSQL
-    match &state.postgres {
-        Some(p) if is_ours(p) => progress(format!(
+    match (&postgres_running, pg_bin) {
+        (Some(p), _) => progress(format!(
             "postgres already running (pid {}, port {})",
             p.pid, p.port
         )),
-        _ => {
-            let proc = start_postgres(&dir, args.pg_port, args.max_connections, deadline).await?;
+        (None, bin) => {
+            let bin = bin.unwrap_or_default();
+            let proc = start_postgres(
+                &bin,
+                &dir,
+                args.pg_port,
+                args.max_connections,
+                run_as.as_ref(),
+                &passwords[ADMIN],
+                deadline,
+            )
+            .await?;
             state.postgres = Some(proc);
             write_state(&dir, &state)?;
         }
     }
+    tokio::time::timeout(deadline, ensure_roles(&dir, pg_port, &roles, &passwords))
+        .await
+        .map_err(|_| {
+            CliError::new(format!(
+                "the local PostgreSQL on port {pg_port} did not answer within {}s while setting up its roles",
+                deadline.as_secs()
+            ))
+            .hint("see its log (`statsctl local status`); `statsctl local down` stops what was started")
+        })??;
 
     if !args.no_service {
-        service_up(g, &args, &dir, &mut state, deadline).await?;
+        if let Some(stack) = &stack {
+            service_up(&args, stack, &dir, &mut state, &passwords, deadline).await?;
+        }
     }
     status(g, &dir)
+}
+
+/// The stack `local up` configures the service from, loaded and validated like every command's (its `local`
+/// environment unless `--env` says otherwise); `None` when there is no stack file (then only the emulator and
+/// PostgreSQL start).
+fn load_stack_if_present(g: &Global) -> CliResult<Option<ResolvedStack>> {
+    if !g.stack.is_file() {
+        progress(format!(
+            "no stack file at {}: not starting the stats service",
+            g.stack.display()
+        ));
+        return Ok(None);
+    }
+    g.load_stack_for(Some(g.env.as_deref().unwrap_or("local")))
+        .map(Some)
+}
+
+/// Creates the state directory. When PostgreSQL and PgBouncer run as another account (`other_account`, see
+/// [`pg_run_as`]), the directories created here and the state directory itself are made enterable (not listable)
+/// by others; what lies above was checked by [`check_reachable`].
+fn create_state_dir(dir: &Path, other_account: bool) -> CliResult<()> {
+    use std::os::unix::fs::PermissionsExt;
+    let missing: Vec<PathBuf> = dir
+        .ancestors()
+        .filter(|d| !d.as_os_str().is_empty() && !d.exists())
+        .map(Path::to_path_buf)
+        .collect();
+    fs::create_dir_all(dir)
+        .map_err(|e| CliError::new(format!("cannot create `{}`: {e}", dir.display())))?;
+    if !other_account {
+        return Ok(());
+    }
+    for d in missing.iter().map(PathBuf::as_path).chain([dir]) {
+        let mode = fs::metadata(d)?.permissions().mode();
+        if mode & 0o001 == 0 {
+            fs::set_permissions(d, fs::Permissions::from_mode(mode | 0o001))?;
+        }
+    }
+    Ok(())
 }
 
 /// How the stack's environment says the service reaches PostgreSQL, in local terms. Pure.
@@ -228,8 +364,6 @@ pub struct ServiceSetup {
     pub proxy_pool: u32,
     /// PgBouncer's query_wait_timeout: the proxy's connection borrow timeout.
     pub borrow_timeout_secs: u64,
-    /// Every database user the stack names, so each can log in locally.
-    pub users: Vec<String>,
 }
 
 impl ServiceSetup {
@@ -240,14 +374,6 @@ impl ServiceSetup {
         use statsctl_stacks::model::{Connections, Via};
         let svc = spec.service.as_ref()?;
         let db = svc.database.as_ref()?;
-        let mut users: Vec<String> = spec
-            .functions
-            .values()
-            .filter_map(|f| f.database.as_ref().map(|d| d.user.clone()))
-            .collect();
-        users.push(db.user.clone());
-        users.sort();
-        users.dedup();
         let percent = spec
             .proxy
             .as_ref()
@@ -266,8 +392,24 @@ impl ServiceSetup {
                 .map(|p| p.connection_borrow_timeout.0.as_secs())
                 .unwrap_or(30)
                 .max(1),
-            users,
         })
+    }
+
+    /// Every database user the stack names: its functions' and its service's.
+    pub fn database_users(spec: &statsctl_stacks::model::StackFile) -> Vec<String> {
+        let mut users: Vec<String> = spec
+            .functions
+            .values()
+            .filter_map(|f| f.database.as_ref().map(|d| d.user.clone()))
+            .chain(
+                spec.service
+                    .iter()
+                    .filter_map(|s| s.database.as_ref().map(|d| d.user.clone())),
+            )
+            .collect();
+        users.sort();
+        users.dedup();
+        users
     }
 
     /// One line for `local status`; also the fingerprint that decides a restart.
@@ -288,20 +430,13 @@ impl ServiceSetup {
 
 /// Starts (or restarts, when its configuration changed) PgBouncer and the stats service.
 async fn service_up(
-    g: &Global,
     args: &UpArgs,
+    stack: &ResolvedStack,
     dir: &Path,
     state: &mut LocalState,
+    passwords: &Passwords,
     deadline: Duration,
 ) -> CliResult<()> {
-    if !g.stack.is_file() {
-        progress(format!(
-            "no stack file at {}: not starting the stats service",
-            g.stack.display()
-        ));
-        return Ok(());
-    }
-    let stack = g.load_stack_for(Some(g.env.as_deref().unwrap_or("local")))?;
     let max_connections = state
         .postgres
         .as_ref()
@@ -316,7 +451,6 @@ async fn service_up(
         .as_ref()
         .map(|p| p.port)
         .unwrap_or(args.pg_port);
-    ensure_roles(pg_port, &setup.users).await?;
 
     // Where the service will connect, and whether what runs now already matches.
     let bouncer_want = format!(
@@ -352,10 +486,17 @@ async fn service_up(
 
     if setup.via_proxy {
         match bouncer_running {
-            Some(p) => progress(format!(
-                "pgbouncer already running (pid {}, port {})",
-                p.pid, p.port
-            )),
+            Some(p) => {
+                progress(format!(
+                    "pgbouncer already running (pid {}, port {})",
+                    p.pid, p.port
+                ));
+                // A role the stack added since: PgBouncer rereads its auth_file on SIGHUP.
+                write_userlist(dir, passwords, pg_run_as().as_ref())?;
+                unsafe {
+                    libc::kill(p.pid, libc::SIGHUP);
+                }
+            }
             None => {
                 if let Some(p) = state.pgbouncer.clone().filter(is_ours) {
                     progress(format!(
@@ -369,6 +510,7 @@ async fn service_up(
                     args.pgbouncer_port,
                     pg_port,
                     &setup,
+                    passwords,
                     bouncer_want,
                     deadline,
                 )
@@ -385,7 +527,16 @@ async fn service_up(
             p.pid, p.port
         )),
         None => {
-            let p = start_service(dir, args.service_port, db_port, &setup, detail, deadline)?;
+            let password = passwords.get(&setup.user).map(String::as_str);
+            let p = start_service(
+                dir,
+                args.service_port,
+                db_port,
+                &setup,
+                password,
+                detail,
+                deadline,
+            )?;
             state.service = Some(p);
             write_state(dir, state)?;
         }
@@ -396,37 +547,20 @@ async fn service_up(
     Ok(())
 }
 
-/// A login role for every database user the stack names, members of `stats` (owner of the `stats` database).
-async fn ensure_roles(pg_port: u16, users: &[String]) -> CliResult<()> {
-    let conn_str =
-        format!("host=127.0.0.1 port={pg_port} user=postgres dbname=postgres connect_timeout=5");
-    let (client, conn) = tokio_postgres::connect(&conn_str, tokio_postgres::NoTls)
-        .await
-        .map_err(|e| {
-            CliError::new(format!(
-                "cannot reach the local PostgreSQL on port {pg_port}: {e}"
-            ))
-            .hint("`statsctl local status` shows what runs")
-        })?;
-    let task = tokio::spawn(conn);
-    for user in users {
-        if !user.chars().all(|c| c.is_ascii_alphanumeric() || c == '_') || user.is_empty() {
-            return Err(
-                CliError::new(format!("database user `{user}` is not a plain identifier"))
-                    .hint("use letters, digits and `_` in `database.user`"),
-            );
-        }
-        let sql = format!(
-            "DO $$ BEGIN IF NOT EXISTS (SELECT FROM pg_roles WHERE rolname = '{user}') THEN CREATE ROLE \"{user}\" LOGIN IN ROLE stats; END IF; END $$;"
-        );
-        client
-            .batch_execute(&sql)
-            .await
-            .map_err(|e| CliError::new(format!("cannot create role `{user}`: {e}")))?;
-    }
-    drop(client);
-    let _ = task.await;
-    Ok(())
+/// PgBouncer's auth_file: every role with its password (PgBouncer needs it in the clear to log in to PostgreSQL
+/// with SCRAM on the client's behalf). Mode 0600, owned by the account PgBouncer runs as.
+fn write_userlist(
+    dir: &Path,
+    passwords: &Passwords,
+    account: Option<&RunAs>,
+) -> CliResult<PathBuf> {
+    let path = dir.join("pgbouncer").join("userlist.txt");
+    let text: String = passwords
+        .iter()
+        .map(|(user, password)| format!("\"{user}\" \"{password}\"\n"))
+        .collect();
+    write_private(&path, &text, ids(account))?;
+    Ok(path)
 }
 
 fn find_binary(name: &str, env_var: &str, extra: &[&str]) -> Option<PathBuf> {
@@ -450,6 +584,7 @@ async fn start_pgbouncer(
     port: u16,
     pg_port: u16,
     setup: &ServiceSetup,
+    passwords: &Passwords,
     detail: String,
     timeout: Duration,
 ) -> CliResult<Proc> {
@@ -460,23 +595,22 @@ async fn start_pgbouncer(
     ensure_port_free(port, "--pgbouncer-port")?;
     let bdir = dir.join("pgbouncer");
     fs::create_dir_all(&bdir)?;
-    let run_as = pg_run_as();
+    {
+        use std::os::unix::fs::PermissionsExt;
+        fs::set_permissions(&bdir, fs::Permissions::from_mode(0o700))?;
+    }
+    let account = pg_run_as();
+    let run_as = ids(account.as_ref());
     let log = bdir.join("pgbouncer.log");
-    let users: String = setup
-        .users
-        .iter()
-        .chain(["stats".to_string(), "postgres".to_string()].iter())
-        .map(|u| format!("\"{u}\" \"\"\n"))
-        .collect();
-    fs::write(bdir.join("userlist.txt"), users)?;
+    let auth_file = write_userlist(dir, passwords, account.as_ref())?;
     // Session pooling: the service's driver uses named prepared statements, which transaction pooling in
     // PgBouncer < 1.21 breaks. The server-side pool is what bounds PostgreSQL, as RDS Proxy's
     // MaxConnectionsPercent does; clients beyond it wait up to the borrow timeout.
     let ini = format!(
         "[databases]\n* = host=127.0.0.1 port={pg_port}\n\n[pgbouncer]\nlisten_addr = 127.0.0.1\nlisten_port = {port}\nunix_socket_dir =\n\
-         auth_type = trust\nauth_file = {auth}\npool_mode = session\ndefault_pool_size = {pool}\nmax_db_connections = {pool}\n\
+         auth_type = scram-sha-256\nauth_file = {auth}\npool_mode = session\ndefault_pool_size = {pool}\nmax_db_connections = {pool}\n\
          max_client_conn = 4000\nquery_wait_timeout = {wait}\nignore_startup_parameters = extra_float_digits,options\n",
-        auth = bdir.join("userlist.txt").display(),
+        auth = auth_file.display(),
         pool = setup.proxy_pool,
         wait = setup.borrow_timeout_secs,
     );
@@ -508,8 +642,8 @@ async fn start_pgbouncer(
         proc.pid, setup.proxy_pool
     ));
     let (client, task) = connect_when_ready(
-        &format!("host=127.0.0.1 port={port} user=stats dbname=stats connect_timeout=2"),
-        &proc,
+        &local_config(port, OWNER, "stats", &passwords[OWNER]),
+        Some(&proc),
         "PgBouncer",
         timeout,
     )
@@ -517,42 +651,6 @@ async fn start_pgbouncer(
     drop(client);
     let _ = task.await;
     Ok(proc)
-}
-
-/// Connects as soon as the process accepts a query (`SELECT 1`), retrying while it starts; fails with its log's
-/// tail when it exits or `timeout` passes.
-async fn connect_when_ready(
-    conn_str: &str,
-    p: &Proc,
-    what: &str,
-    timeout: Duration,
-) -> CliResult<(tokio_postgres::Client, tokio::task::JoinHandle<()>)> {
-    let start = Instant::now();
-    loop {
-        let err = match tokio_postgres::connect(conn_str, tokio_postgres::NoTls).await {
-            Ok((client, conn)) => {
-                let task = tokio::spawn(async move {
-                    let _ = conn.await;
-                });
-                match client.simple_query("SELECT 1").await {
-                    Ok(_) => return Ok((client, task)),
-                    Err(e) => e,
-                }
-            }
-            Err(e) => e,
-        };
-        if start.elapsed() >= timeout || unsafe { libc::kill(p.pid, 0) } != 0 {
-            return Err(CliError::new(format!(
-                "{what} did not become ready: {err}\n{}",
-                tail(&p.log)
-            ))
-            .hint(format!(
-                "see {}; `statsctl local down` stops what was started",
-                p.log.display()
-            )));
-        }
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    }
 }
 
 /// PgBouncer and the service hold a descriptor per client: lift the soft file limit towards the hard one.
@@ -578,6 +676,7 @@ fn start_service(
     port: u16,
     db_port: u16,
     setup: &ServiceSetup,
+    password: Option<&str>,
     detail: String,
     timeout: Duration,
 ) -> CliResult<Proc> {
@@ -605,6 +704,7 @@ fn start_service(
         .env("DB_POOL_SIZE", setup.pool_size.to_string())
         .env("DB_TIMEOUT_MS", "5000")
         .env_remove("DB_PASSWORD")
+        .envs(password.map(|p| ("DB_PASSWORD", p)))
         .stdin(Stdio::null())
         .stdout(log_file(&log)?)
         .stderr(log_file(&log)?)
@@ -769,198 +869,6 @@ fn wait_http(p: &Proc, timeout: Duration) -> CliResult<()> {
     }
 }
 
-/// The directory with `initdb` and `postgres`: STATSCTL_PG_BIN, the newest /usr/lib/postgresql/*/bin, or PATH.
-fn pg_bin_dir() -> Option<PathBuf> {
-    if let Some(d) = std::env::var_os("STATSCTL_PG_BIN") {
-        return Some(PathBuf::from(d));
-    }
-    let mut versions: Vec<(u32, PathBuf)> = fs::read_dir("/usr/lib/postgresql")
-        .into_iter()
-        .flatten()
-        .flatten()
-        .filter_map(|e| Some((e.file_name().to_str()?.parse().ok()?, e.path().join("bin"))))
-        .filter(|(_, p): &(u32, PathBuf)| p.join("initdb").is_file())
-        .collect();
-    versions.sort();
-    if let Some((_, p)) = versions.pop() {
-        return Some(p);
-    }
-    which("initdb").and_then(|p| p.parent().map(Path::to_path_buf))
-}
-
-/// PostgreSQL refuses to run as root: when we are root, run it as `postgres` (or `nobody`).
-fn pg_run_as() -> Option<(u32, u32)> {
-    if unsafe { libc::geteuid() } != 0 {
-        return None;
-    }
-    for name in ["postgres", "nobody"] {
-        let cname = std::ffi::CString::new(name).ok()?;
-        let pw = unsafe { libc::getpwnam(cname.as_ptr()) };
-        if !pw.is_null() {
-            let (uid, gid) = unsafe { ((*pw).pw_uid, (*pw).pw_gid) };
-            return Some((uid, gid));
-        }
-    }
-    None
-}
-
-fn as_user(cmd: &mut Command, ids: Option<(u32, u32)>) {
-    if let Some((uid, gid)) = ids {
-        // SAFETY: only async-signal-safe calls between fork and exec.
-        unsafe {
-            cmd.pre_exec(move || {
-                if libc::setgroups(0, std::ptr::null()) != 0
-                    || libc::setgid(gid) != 0
-                    || libc::setuid(uid) != 0
-                {
-                    return Err(std::io::Error::last_os_error());
-                }
-                Ok(())
-            });
-        }
-    }
-}
-
-fn chown_tree(path: &Path, ids: Option<(u32, u32)>) -> CliResult<()> {
-    let Some((uid, gid)) = ids else { return Ok(()) };
-    let mut stack = vec![path.to_path_buf()];
-    while let Some(p) = stack.pop() {
-        std::os::unix::fs::lchown(&p, Some(uid), Some(gid)).map_err(|e| {
-            CliError::new(format!(
-                "cannot hand `{}` to the postgres user: {e}",
-                p.display()
-            ))
-        })?;
-        if p.is_dir() && !p.is_symlink() {
-            for entry in fs::read_dir(&p)?.flatten() {
-                stack.push(entry.path());
-            }
-        }
-    }
-    Ok(())
-}
-
-async fn start_postgres(
-    dir: &Path,
-    port: u16,
-    max_connections: u32,
-    timeout: Duration,
-) -> CliResult<Proc> {
-    let bin = pg_bin_dir().ok_or_else(|| {
-        CliError::new("PostgreSQL server binaries (initdb, postgres) are not installed").hint(
-            "install them: apt-get install postgresql (or set STATSCTL_PG_BIN to their directory)",
-        )
-    })?;
-    ensure_port_free(port, "--pg-port")?;
-    let pg_dir = dir.join("pg");
-    let data = pg_dir.join("data");
-    fs::create_dir_all(&pg_dir)?;
-    let run_as = pg_run_as();
-    if run_as.is_some() {
-        // The postgres user must be able to reach its directory.
-        use std::os::unix::fs::PermissionsExt;
-        for d in [dir, pg_dir.as_path()] {
-            let _ = fs::set_permissions(d, fs::Permissions::from_mode(0o755));
-        }
-    }
-    let log = pg_dir.join("postgres.log");
-    log_file(&log)?;
-    chown_tree(&pg_dir, run_as)?;
-    if !data.join("PG_VERSION").is_file() {
-        progress(format!(
-            "initialising a PostgreSQL cluster in {}…",
-            data.display()
-        ));
-        let mut initdb = Command::new(bin.join("initdb"));
-        initdb
-            .args(["-D"])
-            .arg(&data)
-            .args([
-                "-U",
-                "postgres",
-                "-A",
-                "trust",
-                "-E",
-                "UTF8",
-                "--no-sync",
-                "--no-instructions",
-            ])
-            .stdin(Stdio::null())
-            .stdout(log_file(&log)?)
-            .stderr(log_file(&log)?);
-        as_user(&mut initdb, run_as);
-        let status = initdb
-            .status()
-            .map_err(|e| CliError::new(format!("cannot run initdb: {e}")))?;
-        if !status.success() {
-            return Err(CliError::new(format!("initdb failed:\n{}", tail(&log)))
-                .hint(format!("see {}", log.display())));
-        }
-    }
-    let mut cmd = Command::new(bin.join("postgres"));
-    cmd.arg("-D")
-        .arg(&data)
-        .args(["-p", &port.to_string()])
-        .args([
-            "-c",
-            "listen_addresses=127.0.0.1",
-            "-c",
-            "unix_socket_directories=",
-            "-c",
-            "fsync=off",
-        ])
-        .args(["-c", &format!("max_connections={max_connections}")])
-        .stdin(Stdio::null())
-        .stdout(log_file(&log)?)
-        .stderr(log_file(&log)?)
-        .process_group(0);
-    as_user(&mut cmd, run_as);
-    let child = cmd
-        .spawn()
-        .map_err(|e| CliError::new(format!("cannot start postgres: {e}")))?;
-    let proc = Proc {
-        pid: child.id() as i32,
-        port,
-        log: log.clone(),
-        max_connections: Some(max_connections),
-        signature: "postgres".into(),
-        detail: None,
-    };
-    progress(format!(
-        "starting PostgreSQL on 127.0.0.1:{port} (pid {}, max_connections {max_connections})…",
-        proc.pid
-    ));
-
-    // Ready when it accepts a query; then create the application role and database the stack uses.
-    let (client, task) = connect_when_ready(
-        &format!("host=127.0.0.1 port={port} user=postgres dbname=postgres connect_timeout=2"),
-        &proc,
-        "PostgreSQL",
-        timeout,
-    )
-    .await?;
-    let setup = "DO $$ BEGIN
-        IF NOT EXISTS (SELECT FROM pg_roles WHERE rolname = 'stats') THEN CREATE ROLE stats LOGIN; END IF;
-      END $$;";
-    client
-        .batch_execute(setup)
-        .await
-        .map_err(|e| CliError::new(format!("cannot create role `stats`: {e}")))?;
-    let exists = client
-        .query_opt("SELECT 1 FROM pg_database WHERE datname = 'stats'", &[])
-        .await
-        .map_err(|e| CliError::new(format!("cannot query databases: {e}")))?;
-    if exists.is_none() {
-        client
-            .batch_execute("CREATE DATABASE stats OWNER stats")
-            .await
-            .map_err(|e| CliError::new(format!("cannot create database `stats`: {e}")))?;
-    }
-    drop(client);
-    let _ = task.await;
-    Ok(proc)
-}
-
 fn status(g: &Global, dir: &Path) -> CliResult {
     let state = read_state(dir);
     let component = |name: &'static str, p: &Option<Proc>, endpoint: &dyn Fn(u16) -> String| match p
@@ -993,8 +901,12 @@ fn status(g: &Global, dir: &Path) -> CliResult {
             detail: None,
         },
     };
+    let pgpass = pgpass_path(dir);
     let report = StatusReport {
         dir: dir.to_path_buf(),
+        pgpass: pgpass
+            .is_file()
+            .then(|| std::path::absolute(&pgpass).unwrap_or(pgpass)),
         components: vec![
             component("moto", &state.moto, &|port| {
                 format!("http://127.0.0.1:{port}")
@@ -1039,6 +951,13 @@ fn status(g: &Global, dir: &Path) -> CliResult {
                     .filter(|_| c.name == "stats-service")
                     .map(|d| format!("  ({d})"))
                     .unwrap_or_default()
+            ));
+        }
+        if let Some(p) = &report.pgpass {
+            s.push_str(&format!(
+                "\npasswords: {} (export PGPASSFILE={} for psql)\n",
+                p.display(),
+                p.display()
             ));
         }
     })?;

@@ -309,40 +309,67 @@ async fn measure_sql(spec: &StackFile) -> (Option<Sourced<u32>>, Option<u32>) {
     let Some(sql) = &spec.database.sql else {
         return (None, None);
     };
+    let dbname = sql
+        .dbname
+        .as_deref()
+        .unwrap_or(&spec.database.database_name);
     let mut cfg = tokio_postgres::Config::new();
     cfg.host(&sql.host)
         .port(sql.port)
         .user(&sql.user)
-        .dbname(
-            sql.dbname
-                .as_deref()
-                .unwrap_or(&spec.database.database_name),
-        )
+        .dbname(dbname)
         .connect_timeout(Duration::from_secs(3));
-    if let Some(var) = &sql.password_env {
-        if let Ok(p) = std::env::var(var) {
+    // The password: `password_env`'s variable, else the password file (`passfile`, `PGPASSFILE`) as libpq reads it.
+    use statsctl_stacks::pgpass::{self, PasswordSource};
+    match pgpass::password_source(sql, &|name| std::env::var(name).ok()) {
+        PasswordSource::Given(p) => {
             cfg.password(p);
         }
+        PasswordSource::File(path) => match std::fs::read_to_string(&path) {
+            Ok(text) => {
+                if let Some(p) = pgpass::lookup(&text, &sql.host, sql.port, dbname, &sql.user) {
+                    cfg.password(p);
+                }
+            }
+            Err(e) => progress(format!("cannot read the password file `{path}`: {e}")),
+        },
+        PasswordSource::None => {}
     }
-    let Ok(Ok((client, conn))) =
-        tokio::time::timeout(Duration::from_secs(5), cfg.connect(tokio_postgres::NoTls)).await
-    else {
-        progress(format!(
-            "database not reachable at {}:{}: SQL measurements skipped",
-            sql.host, sql.port
-        ));
-        return (None, None);
+    let (client, conn) = match tokio::time::timeout(
+        Duration::from_secs(5),
+        cfg.connect(tokio_postgres::NoTls),
+    )
+    .await
+    {
+        Ok(Ok(c)) => c,
+        failed => {
+            let why = match failed {
+                Ok(Err(e)) => e.to_string(),
+                _ => "no answer in 5s".to_string(),
+            };
+            progress(format!(
+                "database not reachable at {}:{} ({why}): SQL measurements skipped",
+                sql.host, sql.port
+            ));
+            return (None, None);
+        }
     };
     tokio::spawn(conn);
-    let max = client
-        .query_one("SHOW max_connections", &[])
+    // A server that accepted the connection but does not answer must not hold preflight up.
+    let answer = |sql: &'static str| {
+        let client = &client;
+        async move {
+            tokio::time::timeout(Duration::from_secs(5), client.query_one(sql, &[]))
+                .await
+                .ok()
+                .and_then(Result::ok)
+        }
+    };
+    let max = answer("SHOW max_connections")
         .await
-        .ok()
         .and_then(|r| r.get::<_, String>(0).parse::<u32>().ok());
-    let current = client
-        .query_one("SELECT count(*)::int FROM pg_stat_activity", &[])
+    let current = answer("SELECT count(*)::int FROM pg_stat_activity")
         .await
-        .ok()
         .map(|r| r.get::<_, i32>(0).max(0) as u32);
     (
         max.map(|m| {

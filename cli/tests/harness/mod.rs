@@ -143,6 +143,18 @@ impl LocalAws {
         format!("http://127.0.0.1:{}", self.moto_port)
     }
 
+    /// The pgpass file `local up` wrote (`PGPASSFILE`): every local role's generated password.
+    pub fn pgpass(&self) -> PathBuf {
+        self.dir.path().join("local").join("pgpass")
+    }
+
+    /// The password of a local database role, from the pgpass file.
+    pub fn db_password(&self, user: &str) -> String {
+        let text = std::fs::read_to_string(self.pgpass()).expect("read the pgpass file");
+        statsctl_stacks::pgpass::lookup(&text, "127.0.0.1", self.pg_port, "stats", user)
+            .unwrap_or_else(|| panic!("no password for `{user}` in the pgpass file"))
+    }
+
     /// `statsctl` pointed at this emulator and PostgreSQL, with dummy credentials, for the `local` environment.
     pub fn statsctl(&self) -> Command {
         let mut c = statsctl();
