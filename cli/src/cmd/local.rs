@@ -955,7 +955,7 @@ fn status(g: &Global, dir: &Path) -> CliResult {
         }
         if let Some(p) = &report.pgpass {
             s.push_str(&format!(
-                "\npasswords: {} (export PGPASSFILE={} for psql)\n",
+                "\npgpass file: {} (export PGPASSFILE={} for psql)\n",
                 p.display(),
                 p.display()
             ));
