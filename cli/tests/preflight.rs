@@ -410,3 +410,76 @@ fn reserved_concurrency_beyond_max_connections_fails_capacity() {
         "{human:?}"
     );
 }
+
+#[test]
+fn a_function_live_on_the_cluster_endpoint_is_budgeted_as_direct() {
+    // The stack says `via: proxy`; live, the function points at the cluster writer with 6000 reserved.
+    let env = LocalAws::start();
+    env.deploy();
+    block_on(async {
+        let conf = sdk_config(&env).await;
+        let rds = aws_sdk_rds::Client::new(&conf);
+        let c = rds
+            .describe_db_clusters()
+            .db_cluster_identifier("live-stats-db")
+            .send()
+            .await
+            .unwrap();
+        let endpoint = c.db_clusters()[0].endpoint().unwrap().to_string();
+        let lambda = aws_sdk_lambda::Client::new(&conf);
+        let f = lambda
+            .get_function_configuration()
+            .function_name(STATS_API)
+            .send()
+            .await
+            .unwrap();
+        let mut vars = f.environment().unwrap().variables().unwrap().clone();
+        vars.insert("DB_HOST".into(), endpoint);
+        lambda
+            .update_function_configuration()
+            .function_name(STATS_API)
+            .environment(
+                aws_sdk_lambda::types::Environment::builder()
+                    .set_variables(Some(vars))
+                    .build(),
+            )
+            .send()
+            .await
+            .unwrap();
+        lambda
+            .put_function_concurrency()
+            .function_name(STATS_API)
+            .reserved_concurrent_executions(6000)
+            .send()
+            .await
+            .unwrap();
+    });
+    let (r, j) = preflight(&env, &["--only", "capacity.connections"]);
+    assert_eq!(r.code, 2, "{r:?}");
+    let f = finding(&j, "capacity.connections");
+    assert_eq!(f["status"], "fail", "{f}");
+    assert!(
+        f["summary"]
+            .as_str()
+            .unwrap()
+            .contains("direct clients can open 6,000 connections; the database allows 27"),
+        "{f}"
+    );
+    assert!(
+        text(f).contains("stats-api: direct (live DB_HOST = the cluster writer endpoint"),
+        "the live route is the evidence: {f}"
+    );
+    assert!(
+        text(f).contains("statsctl deploy (points stats-api back at the proxy"),
+        "{f}"
+    );
+    // Deploy restores the stack's route and concurrency: the budget is back through the proxy.
+    env.deploy();
+    let (_, j) = preflight(&env, &["--only", "capacity.connections"]);
+    let f = finding(&j, "capacity.connections");
+    assert_ne!(f["status"], "fail", "{f}");
+    assert!(
+        text(f).contains("stats-api: proxy (live DB_HOST = the proxy endpoint"),
+        "{f}"
+    );
+}
