@@ -294,7 +294,13 @@ pub fn judge(stack: &StackFile, b: &Budget) -> Finding {
                         room.saturating_sub(others)
                     ));
                 } else if stack.functions.contains_key(&big.name) {
-                    fixes.push(format!("set reserved concurrency of {} to ≤ {cap} (functions.{}.reserved_concurrency), or route it `via: proxy`", big.name, big.name));
+                    // Drifted off the proxy: deploy (named above) is the fix; the cap is the stopgap.
+                    let or_route = if big.drifted {
+                        ""
+                    } else {
+                        ", or route it `via: proxy`"
+                    };
+                    fixes.push(format!("set reserved concurrency of {} to ≤ {cap} (functions.{}.reserved_concurrency){or_route}", big.name, big.name));
                 } else {
                     fixes.push(format!(
                         "lower service.max_count to ≤ {cap}, or route it `via: proxy`"
