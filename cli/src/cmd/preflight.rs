@@ -651,3 +651,41 @@ fn markdown(r: &Report) -> String {
     }
     out
 }
+
+#[cfg(test)]
+mod probe_tests {
+    use super::*;
+
+    #[test]
+    fn urls_and_status_lines() {
+        for (url, origin) in [
+            (
+                "http://127.0.0.1:28080/matches/1/stats",
+                Some("http://127.0.0.1:28080"),
+            ),
+            (
+                "https://stats.example.com/matches/1/stats?x=1",
+                Some("https://stats.example.com"),
+            ),
+            ("http://host?q", Some("http://host")),
+            ("http:///x", None),
+            ("not a url", None),
+        ] {
+            assert_eq!(origin_of(url).as_deref(), origin, "{url}");
+        }
+        assert_eq!(
+            shown("http://user:secret@host:80/x?y"),
+            "http://***@host:80/x?y"
+        );
+        assert_eq!(shown("http://host/a@b"), "http://host/a@b");
+        for (answer, want) in [
+            (&b"HTTP/1.1 200 OK\r\n"[..], Some(200)),
+            (b"HTTP/1.0 503 Service Unavailable\r\nx", Some(503)),
+            (b"SSH-2.0-OpenSSH\r\n", None),
+            (b"HTTP/1.1 abc\r\n", None),
+            (b"", None),
+        ] {
+            assert_eq!(status_code(answer), want, "{answer:?}");
+        }
+    }
+}
