@@ -9,9 +9,9 @@
 //! (`proxy_attached::live_routes`), its deployed reserved concurrency, the service's deployed desired count; the
 //! stack's value only where the live one cannot be read, and the table says which.
 
-use serde::Serialize;
 use std::collections::BTreeMap;
 
+use serde::Serialize;
 use statsctl_stacks::inventory::Kind;
 use statsctl_stacks::model::{Connections, StackFile, Via};
 
