@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 
 use clap::Args;
 use serde::Serialize;
-use statsctl_checks::service_healthy::{Attempt, Outcome, Probe};
+use statsctl_checks::service_healthy::{self, Attempt, Outcome, Probe};
 use statsctl_checks::{failed, Facts, Finding, Sourced, Status, ALL};
 use statsctl_stacks::aws;
 use statsctl_stacks::desired::{desired, max_connections_estimate, Names};
@@ -71,8 +71,17 @@ pub async fn run(g: &Global, args: PreflightArgs) -> CliResult {
     let (observed, plan, _) = s.observe_and_plan().await?;
     let spec = &s.stack.spec;
     let viewers = args.viewers.unwrap_or(spec.event.expected_viewers);
-    // The service's probes run beside the other reads: a hung service costs one answer timeout, once.
-    let (extra, service_probes) = tokio::join!(gather(&s, &observed), probe_service(spec));
+    // The service's probes run beside the other reads (a hung service costs one answer timeout, once), and only
+    // when service.healthy is to run.
+    let probe = (args.only.is_empty() || args.only.iter().any(|o| o == service_healthy::ID))
+        && !args.skip.iter().any(|o| o == service_healthy::ID);
+    let (extra, service_probes) = tokio::join!(gather(&s, &observed), async {
+        if probe {
+            probe_service(spec).await
+        } else {
+            vec![]
+        }
+    });
     let extra = extra?;
     let pending: Vec<String> = plan
         .pending()
