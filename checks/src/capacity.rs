@@ -89,7 +89,7 @@ fn route(stack_via: Via, live: &Live) -> (Via, String, bool) {
         Some((v, words)) => (*v, format!("live {words}"), *v != stack_via),
         None => (
             stack_via,
-            "stack file (live host variable not read)".into(),
+            "stack file (no live route: not deployed, or its host variable is not set)".into(),
             false,
         ),
     }
@@ -448,12 +448,19 @@ pub fn judge(stack: &StackFile, b: &Budget) -> Finding {
 }
 
 pub fn check(facts: &Facts) -> Vec<Finding> {
+    let live = live(facts);
     let unreserved = facts.unreserved_concurrency.clone().unwrap_or_else(|| {
+        // Without GetAccountSettings: the account limit less what is reserved, as deployed where it was read.
         let reserved: u32 = facts
             .stack
             .functions
-            .values()
-            .filter_map(|f| f.reserved_concurrency)
+            .iter()
+            .filter_map(
+                |(name, f)| match live.get(name).and_then(|l| l.reserved_concurrency) {
+                    Some(deployed) => deployed,
+                    None => f.reserved_concurrency,
+                },
+            )
             .sum();
         Sourced::new(
             facts.account_concurrency.value.saturating_sub(reserved),
@@ -462,7 +469,7 @@ pub fn check(facts: &Facts) -> Vec<Finding> {
     });
     let b = budget(
         facts.stack,
-        &live(facts),
+        &live,
         &unreserved,
         facts.max_connections.clone(),
         facts.viewers,
@@ -835,5 +842,72 @@ mod tests {
         ] {
             assert_eq!(thousands(n), s);
         }
+    }
+
+    /// The check reads the live state from the observed inventory: route, reserved concurrency, and the
+    /// unreserved fallback computed from what is deployed.
+    #[test]
+    fn check_reads_live_state() {
+        use statsctl_stacks::inventory::{Key, Observed, ObservedResource};
+        let stack = stack_from("");
+        let mut o = Observed::default();
+        let mut cluster = ObservedResource::default();
+        cluster
+            .outputs
+            .insert("endpoint".into(), "db.cluster-1".into());
+        o.resources.insert(Key::new(Kind::DbCluster, "db"), cluster);
+        let mut proxy = ObservedResource::default();
+        proxy.outputs.insert("endpoint".into(), "p.proxy-1".into());
+        o.resources.insert(Key::new(Kind::Proxy, "p"), proxy);
+        let mut api = ObservedResource::default();
+        api.attrs
+            .insert("environment".into(), r#"{"DB_HOST":"db.cluster-1"}"#.into());
+        api.attrs
+            .insert("reserved_concurrency".into(), "6000".into());
+        o.resources.insert(
+            Key::new(Kind::Function, &stack.function_name("prod", "stats-api")),
+            api,
+        );
+        let facts = Facts {
+            stack: &stack,
+            env: "prod",
+            observed: &o,
+            subnet_vpcs: BTreeMap::new(),
+            account_concurrency: Sourced::new(10_000, "account"),
+            unreserved_concurrency: None,
+            max_connections: Some(Sourced::new(1722, "t")),
+            current_connections: None,
+            service_probes: vec![],
+            previous_versions: BTreeMap::new(),
+            previous_task_definition: None,
+            pending_changes: vec![],
+            required_alarms: vec![],
+            loadtests: vec![],
+            deployed_versions: BTreeMap::new(),
+            viewers: 1500,
+            now: 0,
+        };
+        let f = &check(&facts)[0];
+        assert_eq!(f.status, Status::Fail, "{f:#?}");
+        assert_eq!(
+            f.summary,
+            "direct clients can open 6,000 connections; the database allows 1,719"
+        );
+        let all = format!("{:?}", f.evidence);
+        assert!(
+            all.contains("stats-api: direct (live DB_HOST = the cluster writer endpoint `db.cluster-1`); 6,000 live reserved concurrency"),
+            "{all}"
+        );
+        // log-ingester is not deployed: the stack's route and concurrency, saying so.
+        assert!(
+            all.contains("log-ingester: proxy (stack file (no live route")
+                && all.contains("50 reserved concurrency from stack file"),
+            "{all}"
+        );
+        assert!(
+            f.fixes[0].starts_with("statsctl deploy (points stats-api back at the proxy"),
+            "{:?}",
+            f.fixes
+        );
     }
 }
