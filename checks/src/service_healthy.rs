@@ -157,6 +157,8 @@ pub fn check(facts: &Facts) -> Vec<Finding> {
         *status = Some(status.map_or(s, |w| w.max(s)));
     };
     let mut problems = Vec::new();
+    // What passed, for the summary (a "not probed" line never is).
+    let mut passed = Vec::new();
     let mut evidence = Vec::new();
     let mut fixes = Vec::new();
     for p in &facts.service_probes {
@@ -186,6 +188,9 @@ pub fn check(facts: &Facts) -> Vec<Finding> {
         if s != Status::Skip {
             worst(s, &mut status);
         }
+        if s == Status::Pass {
+            passed.push(line.clone());
+        }
         evidence.push(line);
     }
     fixes.dedup();
@@ -205,6 +210,7 @@ pub fn check(facts: &Facts) -> Vec<Finding> {
         );
         if running >= desired && desired > 0 {
             worst(Status::Pass, &mut status);
+            passed.push(line.clone());
         } else {
             worst(Status::Fail, &mut status);
             problems.push(format!("{running}/{desired} tasks running"));
@@ -236,7 +242,7 @@ pub fn check(facts: &Facts) -> Vec<Finding> {
     } else if status == Status::Skip {
         "nothing observable: no probe could run and ECS task counts are not observable here".into()
     } else {
-        evidence.first().cloned().unwrap_or_default()
+        passed.join("; ")
     };
     let mut f = Finding::new(ID, status, summary);
     f.evidence = evidence;
@@ -323,6 +329,11 @@ mod tests {
             ])
         };
         let hung = || probe(vec![(Some(0.3), None, Outcome::NoAnswer); 3]);
+        let https = || {
+            let mut p = probe(vec![]);
+            p.not_probed = Some("https:// is not probed".into());
+            p
+        };
         struct Case {
             name: &'static str,
             no_tasks: bool,
@@ -341,6 +352,15 @@ mod tests {
                 probes: vec![ok()],
                 want: Status::Pass,
                 text: "3/3 answered",
+            },
+            Case {
+                name: "https not probed, tasks running",
+                no_tasks: false,
+                running: "2",
+                target_health: None,
+                probes: vec![https()],
+                want: Status::Pass,
+                text: "2/2 tasks running",
             },
             Case {
                 name: "tasks missing",
@@ -434,6 +454,14 @@ mod tests {
             assert!(all.contains(c.text), "{}: {all}", c.name);
             if c.no_tasks {
                 assert!(!all.contains("tasks running"), "{}: {all}", c.name);
+            }
+            if f.status == Status::Pass {
+                assert!(
+                    !f.summary.contains("not probed"),
+                    "{}: {}",
+                    c.name,
+                    f.summary
+                );
             }
         }
     }
