@@ -4,8 +4,15 @@
 //! concurrency; the service's max task count) × its pool size. Direct clients share the database's
 //! `max_connections − reserved`; proxied clients share the proxy's pool, `max_connections × MaxConnectionsPercent`.
 //! Expected load: viewers / poll interval × request duration = concurrent requests, × spike factor.
+//!
+//! Budgets what is live, not what the stack file says: each client's route as its deployed host variable resolves
+//! (`proxy_attached::live_routes`), its deployed reserved concurrency, the service's deployed desired count; the
+//! stack's value only where the live one cannot be read, and the table says which.
+
+use std::collections::BTreeMap;
 
 use serde::Serialize;
+use statsctl_stacks::inventory::Kind;
 use statsctl_stacks::model::{Connections, StackFile, Via};
 
 use crate::{Facts, Finding, Sourced, Status};
@@ -18,7 +25,13 @@ pub const WARN_RATIO: f64 = 0.8;
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct ClientLoad {
     pub name: String,
+    /// The route budgeted: the live one when it could be read.
     pub via: Via,
+    /// Where `via` comes from (the live host variable, or the stack file).
+    pub via_from: String,
+    /// The live route differs from the stack's `via`.
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub drifted: bool,
     pub max_instances: u64,
     /// Where `max_instances` comes from.
     pub instances_from: String,
@@ -29,6 +42,30 @@ pub struct ClientLoad {
     /// Opens a connection per request (the service): `connections` is the requests in flight at the peak.
     #[serde(skip_serializing_if = "std::ops::Not::not")]
     pub per_request: bool,
+}
+
+/// What preflight read live for one client; `None` where it could not be read, and the stack's value is used.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Live {
+    /// The route its host variable resolves to, and that in words (`DB_HOST = the cluster writer endpoint …`).
+    pub via: Option<(Via, String)>,
+    /// Reserved concurrency as deployed; `Some(None)`: none reserved, the account's unreserved part applies.
+    pub reserved_concurrency: Option<Option<u32>>,
+    /// The service's desired task count as deployed.
+    pub desired_count: Option<u32>,
+}
+
+/// `6000` → `6,000`: budgets are read at a glance.
+pub fn thousands(n: u64) -> String {
+    let digits = n.to_string();
+    let mut out = String::new();
+    for (i, c) in digits.chars().enumerate() {
+        if i > 0 && (digits.len() - i) % 3 == 0 {
+            out.push(',');
+        }
+        out.push(c);
+    }
+    out
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -46,21 +83,52 @@ pub struct Budget {
     pub expected: f64,
 }
 
-/// The arithmetic, pure.
+/// The route budgeted for a client: live when read, else the stack's, saying which.
+fn route(stack_via: Via, live: &Live) -> (Via, String, bool) {
+    match &live.via {
+        Some((v, words)) => (*v, format!("live {words}"), *v != stack_via),
+        None => (
+            stack_via,
+            "stack file (no live route: not deployed, or its host variable is not set)".into(),
+            false,
+        ),
+    }
+}
+
+/// The arithmetic, pure. `live` is keyed by the stack's client names (function key, service name).
 pub fn budget(
     stack: &StackFile,
+    live: &BTreeMap<String, Live>,
     unreserved: &Sourced<u32>,
     max_connections: Option<Sourced<u32>>,
     viewers: u64,
 ) -> Budget {
+    let none = Live::default();
     let mut clients = Vec::new();
     for (name, f) in &stack.functions {
         let Some(db) = &f.database else { continue };
-        let (max_instances, from, capped) = match f.reserved_concurrency {
-            Some(r) => (u64::from(r), "reserved concurrency".to_string(), true),
-            None => (
+        let l = live.get(name).unwrap_or(&none);
+        let unreserved_from = |note: &str| {
+            format!(
+                "unreserved account concurrency ({}){note}",
+                unreserved.source
+            )
+        };
+        let (max_instances, from, capped) = match (l.reserved_concurrency, f.reserved_concurrency) {
+            (Some(Some(r)), _) => (u64::from(r), "live reserved concurrency".to_string(), true),
+            (Some(None), _) => (
                 u64::from(unreserved.value),
-                format!("unreserved account concurrency ({})", unreserved.source),
+                unreserved_from(": none reserved live"),
+                false,
+            ),
+            (None, Some(r)) => (
+                u64::from(r),
+                "reserved concurrency from stack file (live value not read)".to_string(),
+                true,
+            ),
+            (None, None) => (
+                u64::from(unreserved.value),
+                unreserved_from(": none in stack file (live value not read)"),
                 false,
             ),
         };
@@ -70,9 +138,12 @@ pub fn budget(
         } else {
             db.pool_size
         };
+        let (via, via_from, drifted) = route(db.via, l);
         clients.push(ClientLoad {
             name: name.clone(),
-            via: db.via,
+            via,
+            via_from,
+            drifted,
             max_instances,
             instances_from: from,
             pool_size,
@@ -83,14 +154,31 @@ pub fn budget(
     }
     if let Some(svc) = &stack.service {
         if let Some(db) = &svc.database {
-            let n = u64::from(svc.max_count);
+            let l = live.get(&svc.name).unwrap_or(&none);
+            let (via, via_from, drifted) = route(db.via, l);
+            // Autoscaling's live limits are not read: the stack's max_count, unless more tasks are desired now.
+            let (n, tasks_from) = match l.desired_count {
+                Some(d) if d > svc.max_count => (
+                    u64::from(d),
+                    format!(
+                        "live desired count (above the stack's max_count {})",
+                        svc.max_count
+                    ),
+                ),
+                _ => (
+                    u64::from(svc.max_count),
+                    "service max_count from stack file".to_string(),
+                ),
+            };
             if db.connections == Connections::PerRequest {
                 // Nothing bounds it but the requests in flight: at worst every viewer's poll at once (page-load
                 // waves keep polls in sync), spike included.
                 let peak = (viewers as f64 * stack.event.spike_factor.max(1.0)).ceil() as u64;
                 clients.push(ClientLoad {
                     name: svc.name.clone(),
-                    via: db.via,
+                    via,
+                    via_from,
+                    drifted,
                     max_instances: n,
                     instances_from: format!("a connection per request in flight: {viewers} viewers × spike {} polling together", stack.event.spike_factor),
                     pool_size: 0,
@@ -101,9 +189,11 @@ pub fn budget(
             } else {
                 clients.push(ClientLoad {
                     name: svc.name.clone(),
-                    via: db.via,
+                    via,
+                    via_from,
+                    drifted,
                     max_instances: n,
-                    instances_from: "service max_count".into(),
+                    instances_from: tasks_from,
                     pool_size: db.pool_size,
                     connections: n * u64::from(db.pool_size),
                     capped: true,
@@ -168,9 +258,22 @@ pub fn judge(stack: &StackFile, b: &Budget) -> Finding {
         let s = ratio_status(b.direct_worst as f64, db_limit as f64);
         if s > Status::Pass {
             problems.push(format!(
-                "direct clients can open {} connections; the database allows {db_limit}",
-                b.direct_worst
+                "direct clients can open {} connections; the database allows {}",
+                thousands(b.direct_worst),
+                thousands(db_limit)
             ));
+            // A client the stack routes through the proxy but that is live on a database endpoint: deploy puts
+            // it back, which is the fix to name first.
+            for c in b
+                .clients
+                .iter()
+                .filter(|c| c.drifted && c.via == Via::Direct)
+            {
+                fixes.push(format!(
+                    "statsctl deploy (points {} back at the proxy, as the stack says; it is budgeted as deployed: {})",
+                    c.name, c.via_from
+                ));
+            }
             // Cap the largest direct client so the total fits.
             if let Some(big) = b
                 .clients
@@ -191,7 +294,13 @@ pub fn judge(stack: &StackFile, b: &Budget) -> Finding {
                         room.saturating_sub(others)
                     ));
                 } else if stack.functions.contains_key(&big.name) {
-                    fixes.push(format!("set reserved concurrency of {} to ≤ {cap} (functions.{}.reserved_concurrency), or route it `via: proxy`", big.name, big.name));
+                    // Drifted off the proxy: deploy (named above) is the fix; the cap is the stopgap.
+                    let or_route = if big.drifted {
+                        ""
+                    } else {
+                        ", or route it `via: proxy`"
+                    };
+                    fixes.push(format!("set reserved concurrency of {} to ≤ {cap} (functions.{}.reserved_concurrency){or_route}", big.name, big.name));
                 } else {
                     fixes.push(format!(
                         "lower service.max_count to ≤ {cap}, or route it `via: proxy`"
@@ -267,6 +376,16 @@ pub fn judge(stack: &StackFile, b: &Budget) -> Finding {
     };
     let mut f = Finding::new(ID, status, summary);
     f.fixes = fixes;
+    for c in &b.clients {
+        f = f.evidence(format!(
+            "{}: {} ({}); {} {}",
+            c.name,
+            format!("{:?}", c.via).to_lowercase(),
+            c.via_from,
+            thousands(c.max_instances),
+            c.instances_from
+        ));
+    }
     if let Some(m) = &b.max_connections {
         f = f.evidence(format!(
             "max_connections {} ({}), {} reserved",
@@ -329,38 +448,79 @@ pub fn judge(stack: &StackFile, b: &Budget) -> Finding {
 }
 
 pub fn check(facts: &Facts) -> Vec<Finding> {
+    let live = live(facts);
     let unreserved = facts.unreserved_concurrency.clone().unwrap_or_else(|| {
+        // Without GetAccountSettings: the account limit less what is reserved, as deployed where it was read.
         let reserved: u32 = facts
             .stack
             .functions
-            .values()
-            .filter_map(|f| f.reserved_concurrency)
+            .iter()
+            .filter_map(
+                |(name, f)| match live.get(name).and_then(|l| l.reserved_concurrency) {
+                    Some(deployed) => deployed,
+                    None => f.reserved_concurrency,
+                },
+            )
             .sum();
         Sourced::new(
             facts.account_concurrency.value.saturating_sub(reserved),
             format!("{} − reserved {reserved}", facts.account_concurrency.source),
         )
     });
-    // Reserved concurrency as deployed, not as written: drift matters most here.
-    let mut stack = facts.stack.clone();
-    for (name, f) in stack.functions.iter_mut() {
-        let live = facts.observed.get(
-            statsctl_stacks::inventory::Kind::Function,
-            &facts.stack.function_name(facts.env, name),
-        );
-        if let Some(v) = live.and_then(|r| r.attrs.get("reserved_concurrency")) {
-            f.reserved_concurrency = v.parse().ok();
-        }
-    }
     let b = budget(
-        &stack,
+        facts.stack,
+        &live,
         &unreserved,
         facts.max_connections.clone(),
         facts.viewers,
     );
-    let mut f = judge(&stack, &b);
+    let mut f = judge(facts.stack, &b);
     f.evidence.push(format!("{} viewers", facts.viewers));
     vec![f]
+}
+
+/// What is deployed for each client, from the observed state: drift matters most here.
+fn live(facts: &Facts) -> BTreeMap<String, Live> {
+    let routes = crate::proxy_attached::live_routes(facts);
+    let mut out = BTreeMap::new();
+    for name in facts.stack.functions.keys() {
+        let observed = facts
+            .observed
+            .get(Kind::Function, &facts.stack.function_name(facts.env, name));
+        let reserved = observed
+            .and_then(|r| r.attrs.get("reserved_concurrency"))
+            .map(|v| v.parse::<u32>().ok());
+        out.insert(
+            name.clone(),
+            Live {
+                via: routes.get(name).and_then(via_of),
+                reserved_concurrency: reserved,
+                desired_count: None,
+            },
+        );
+    }
+    if let Some(svc) = &facts.stack.service {
+        let desired = facts
+            .observed
+            .get(Kind::EcsService, &svc.name)
+            .and_then(|r| r.output("desired"))
+            .and_then(|d| d.parse().ok());
+        out.insert(
+            svc.name.clone(),
+            Live {
+                via: routes.get(&svc.name).and_then(via_of),
+                reserved_concurrency: None,
+                desired_count: desired,
+            },
+        );
+    }
+    out
+}
+
+fn via_of(r: &crate::proxy_attached::LiveRoute) -> Option<(Via, String)> {
+    r.route
+        .via()
+        .map(|v| (v, format!("{} = {}", r.host_env, r.route.describe(&r.host))))
 }
 
 #[cfg(test)]
@@ -479,6 +639,7 @@ mod tests {
             let stack = stack_from(c.yaml_patch);
             let b = budget(
                 &stack,
+                &BTreeMap::new(),
                 &Sourced::new(c.unreserved, "test"),
                 Some(Sourced::new(c.max_connections, "test")),
                 c.viewers,
@@ -501,6 +662,7 @@ mod tests {
         let stack = stack_from("direct");
         let b = budget(
             &stack,
+            &BTreeMap::new(),
             &Sourced::new(800, "test"),
             Some(Sourced::new(405, "test")),
             1500,
@@ -517,8 +679,235 @@ mod tests {
             f.fixes
         );
         assert_eq!(
-            judge(&stack, &budget(&stack, &Sourced::new(800, "t"), None, 1)).status,
+            judge(
+                &stack,
+                &budget(&stack, &BTreeMap::new(), &Sourced::new(800, "t"), None, 1)
+            )
+            .status,
             Status::Skip
+        );
+    }
+
+    /// Live values override the stack's; a value that cannot be read falls back to the stack, saying so.
+    #[test]
+    fn live_state_overrides_the_stack() {
+        struct Case {
+            name: &'static str,
+            live: Vec<(&'static str, Live)>,
+            // stats-api's budgeted route, instances, and words that must appear in where they come from.
+            via: Via,
+            instances: u64,
+            from: &'static str,
+            status: Status,
+            summary: &'static str,
+            fix: &'static str,
+        }
+        let writer = || {
+            Some((
+                Via::Direct,
+                "DB_HOST = the cluster writer endpoint `db.cluster-1`".to_string(),
+            ))
+        };
+        let proxy = || {
+            Some((
+                Via::Proxy,
+                "DB_HOST = the proxy endpoint `p.proxy-1`".to_string(),
+            ))
+        };
+        let cases = [
+            Case {
+                name: "the incident: stack says proxy, live host is the writer with 6000 reserved",
+                live: vec![(
+                    "stats-api",
+                    Live {
+                        via: writer(),
+                        reserved_concurrency: Some(Some(6000)),
+                        desired_count: None,
+                    },
+                )],
+                via: Via::Direct,
+                instances: 6000,
+                from: "live reserved concurrency",
+                status: Status::Fail,
+                summary: "direct clients can open 6,000 connections; the database allows 1,719",
+                fix: "statsctl deploy (points stats-api back at the proxy",
+            },
+            Case {
+                name: "live concurrency overrides the stack's (none in the stack: 800 unreserved)",
+                live: vec![(
+                    "stats-api",
+                    Live {
+                        via: proxy(),
+                        reserved_concurrency: Some(Some(40)),
+                        desired_count: None,
+                    },
+                )],
+                via: Via::Proxy,
+                instances: 40,
+                from: "live reserved concurrency",
+                status: Status::Pass,
+                summary: "worst case 0 direct",
+                fix: "",
+            },
+            Case {
+                name: "live says nothing is reserved: the account's unreserved part",
+                live: vec![(
+                    "stats-api",
+                    Live {
+                        via: proxy(),
+                        reserved_concurrency: Some(None),
+                        desired_count: None,
+                    },
+                )],
+                via: Via::Proxy,
+                instances: 800,
+                from: "none reserved live",
+                status: Status::Pass,
+                summary: "",
+                fix: "",
+            },
+            Case {
+                name: "nothing live: the stack's values, saying so",
+                live: vec![],
+                via: Via::Proxy,
+                instances: 800,
+                from: "none in stack file (live value not read)",
+                status: Status::Pass,
+                summary: "",
+                fix: "",
+            },
+        ];
+        let stack = stack_from("");
+        for c in cases {
+            let no_live = c.live.is_empty();
+            let live: BTreeMap<String, Live> = c
+                .live
+                .into_iter()
+                .map(|(k, v)| (k.to_string(), v))
+                .collect();
+            let b = budget(
+                &stack,
+                &live,
+                &Sourced::new(800, "test"),
+                Some(Sourced::new(1722, "test")),
+                1500,
+            );
+            let api = b.clients.iter().find(|x| x.name == "stats-api").unwrap();
+            assert_eq!(api.via, c.via, "{}", c.name);
+            assert_eq!(api.max_instances, c.instances, "{}", c.name);
+            assert!(api.instances_from.contains(c.from), "{}: {api:?}", c.name);
+            if no_live {
+                assert!(api.via_from.contains("stack file"), "{}: {api:?}", c.name);
+            }
+            let f = judge(&stack, &b);
+            assert_eq!(f.status, c.status, "{}: {f:#?}", c.name);
+            assert!(f.summary.contains(c.summary), "{}: {}", c.name, f.summary);
+            assert!(
+                c.fix.is_empty() || f.fixes.iter().any(|x| x.contains(c.fix)),
+                "{}: {:?}",
+                c.name,
+                f.fixes
+            );
+        }
+        // The service: more tasks desired live than the stack's max_count are budgeted.
+        let live = BTreeMap::from([(
+            "svc".to_string(),
+            Live {
+                via: None,
+                reserved_concurrency: None,
+                desired_count: Some(30),
+            },
+        )]);
+        let b = budget(
+            &stack,
+            &live,
+            &Sourced::new(800, "t"),
+            Some(Sourced::new(1722, "t")),
+            1500,
+        );
+        let svc = b.clients.iter().find(|x| x.name == "svc").unwrap();
+        assert_eq!((svc.max_instances, svc.connections), (30, 300));
+        assert!(svc.instances_from.contains("live desired count"), "{svc:?}");
+        assert!(svc.via_from.contains("stack file"), "{svc:?}");
+    }
+
+    #[test]
+    fn thousands_separators() {
+        for (n, s) in [
+            (0, "0"),
+            (999, "999"),
+            (1000, "1,000"),
+            (6000, "6,000"),
+            (1234567, "1,234,567"),
+        ] {
+            assert_eq!(thousands(n), s);
+        }
+    }
+
+    /// The check reads the live state from the observed inventory: route, reserved concurrency, and the
+    /// unreserved fallback computed from what is deployed.
+    #[test]
+    fn check_reads_live_state() {
+        use statsctl_stacks::inventory::{Key, Observed, ObservedResource};
+        let stack = stack_from("");
+        let mut o = Observed::default();
+        let mut cluster = ObservedResource::default();
+        cluster
+            .outputs
+            .insert("endpoint".into(), "db.cluster-1".into());
+        o.resources.insert(Key::new(Kind::DbCluster, "db"), cluster);
+        let mut proxy = ObservedResource::default();
+        proxy.outputs.insert("endpoint".into(), "p.proxy-1".into());
+        o.resources.insert(Key::new(Kind::Proxy, "p"), proxy);
+        let mut api = ObservedResource::default();
+        api.attrs
+            .insert("environment".into(), r#"{"DB_HOST":"db.cluster-1"}"#.into());
+        api.attrs
+            .insert("reserved_concurrency".into(), "6000".into());
+        o.resources.insert(
+            Key::new(Kind::Function, &stack.function_name("prod", "stats-api")),
+            api,
+        );
+        let facts = Facts {
+            stack: &stack,
+            env: "prod",
+            observed: &o,
+            subnet_vpcs: BTreeMap::new(),
+            account_concurrency: Sourced::new(10_000, "account"),
+            unreserved_concurrency: None,
+            max_connections: Some(Sourced::new(1722, "t")),
+            current_connections: None,
+            service_probes: vec![],
+            previous_versions: BTreeMap::new(),
+            previous_task_definition: None,
+            pending_changes: vec![],
+            required_alarms: vec![],
+            loadtests: vec![],
+            deployed_versions: BTreeMap::new(),
+            viewers: 1500,
+            now: 0,
+        };
+        let f = &check(&facts)[0];
+        assert_eq!(f.status, Status::Fail, "{f:#?}");
+        assert_eq!(
+            f.summary,
+            "direct clients can open 6,000 connections; the database allows 1,719"
+        );
+        let all = format!("{:?}", f.evidence);
+        assert!(
+            all.contains("stats-api: direct (live DB_HOST = the cluster writer endpoint `db.cluster-1`); 6,000 live reserved concurrency"),
+            "{all}"
+        );
+        // log-ingester is not deployed: the stack's route and concurrency, saying so.
+        assert!(
+            all.contains("log-ingester: proxy (stack file (no live route")
+                && all.contains("50 reserved concurrency from stack file"),
+            "{all}"
+        );
+        assert!(
+            f.fixes[0].starts_with("statsctl deploy (points stats-api back at the proxy"),
+            "{:?}",
+            f.fixes
         );
     }
 }

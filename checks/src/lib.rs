@@ -110,6 +110,8 @@ pub struct Facts<'a> {
     pub max_connections: Option<Sourced<u32>>,
     /// Connections open on the database now (pg_stat_activity), when reachable.
     pub current_connections: Option<u32>,
+    /// Preflight's HTTP probes of the service (health endpoint, load-test targets).
+    pub service_probes: Vec<service_healthy::Probe>,
     /// Function name → whether the version its alias pointed at before still exists (`None`: no previous).
     pub previous_versions: BTreeMap<String, Option<bool>>,
     /// The task definition revision the service used before the current one, and whether it is still registered.
@@ -167,7 +169,7 @@ pub const ALL: &[Check] = &[
     },
     Check {
         id: service_healthy::ID,
-        about: "the ECS service runs its desired tasks",
+        about: "the service answers its health endpoint and load-test targets; ECS runs its desired tasks",
         run: service_healthy::check,
     },
     Check {

@@ -347,6 +347,7 @@ mod tests {
                 unreserved_concurrency: None,
                 max_connections: None,
                 current_connections: None,
+                service_probes: vec![],
                 previous_versions: BTreeMap::new(),
                 previous_task_definition: None,
                 pending_changes: vec![],

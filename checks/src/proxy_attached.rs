@@ -33,23 +33,118 @@ fn split(v: Option<&String>) -> Vec<String> {
     .unwrap_or_default()
 }
 
-/// What an endpoint is, in words, when it is not the proxy.
-fn name_endpoint(host: &str, o: &Observed, cluster: &str) -> String {
+/// Where a client's host variable leads, resolved against the live endpoints. The one place that decides it:
+/// `proxy.attached` names it, `capacity.connections` budgets by it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Route {
+    Proxy,
+    Writer,
+    Reader,
+    /// The endpoint of this DB instance.
+    Instance(String),
+    /// The variable is not set (or empty).
+    Unset,
+    /// A host that is none of the stack's endpoints.
+    Other,
+}
+
+impl Route {
+    /// How the client reaches the database: through the proxy, directly, or unknown (variable not set).
+    pub fn via(&self) -> Option<Via> {
+        match self {
+            Route::Proxy => Some(Via::Proxy),
+            Route::Writer | Route::Reader | Route::Instance(_) | Route::Other => Some(Via::Direct),
+            Route::Unset => None,
+        }
+    }
+
+    /// The endpoint in words.
+    pub fn describe(&self, host: &str) -> String {
+        match self {
+            Route::Proxy => format!("the proxy endpoint `{host}`"),
+            Route::Writer => format!("the cluster writer endpoint `{host}`"),
+            Route::Reader => format!("the cluster reader endpoint `{host}`"),
+            Route::Instance(i) => format!("the instance endpoint of `{i}` (`{host}`)"),
+            Route::Unset => "nothing (the variable is not set)".into(),
+            Route::Other => format!("`{host}`, which is not the proxy"),
+        }
+    }
+}
+
+/// Resolves a host against the proxy's endpoint (empty when the proxy is unknown) and the cluster's endpoints.
+pub fn resolve_route(host: &str, o: &Observed, cluster: &str, proxy_endpoint: &str) -> Route {
+    if host.is_empty() {
+        return Route::Unset;
+    }
+    if host == proxy_endpoint {
+        return Route::Proxy;
+    }
     if o.output(Kind::DbCluster, cluster, "endpoint") == Some(host) {
-        return format!("the cluster writer endpoint `{host}`");
+        return Route::Writer;
     }
     if o.output(Kind::DbCluster, cluster, "reader_endpoint") == Some(host) {
-        return format!("the cluster reader endpoint `{host}`");
+        return Route::Reader;
     }
     for (k, r) in &o.resources {
         if k.kind == Kind::DbInstance && r.output("endpoint") == Some(host) {
-            return format!("the instance endpoint of `{}` (`{host}`)", k.name);
+            return Route::Instance(k.name.clone());
         }
     }
-    if host.is_empty() {
-        return "nothing (the variable is not set)".into();
+    Route::Other
+}
+
+/// One database client's live route: its host variable, the value, and where that leads.
+#[derive(Debug, Clone, PartialEq)]
+pub struct LiveRoute {
+    pub host_env: String,
+    pub host: String,
+    pub route: Route,
+}
+
+/// The live route of every client with database access that is deployed, keyed by the stack's name for it
+/// (function key, service name). Clients not deployed are absent.
+pub fn live_routes(facts: &Facts) -> BTreeMap<String, LiveRoute> {
+    let stack = facts.stack;
+    let o = facts.observed;
+    let proxy_endpoint = stack
+        .proxy
+        .as_ref()
+        .and_then(|p| o.output(Kind::Proxy, &p.name, "endpoint"))
+        .unwrap_or_default();
+    let cluster = &stack.database.cluster_id;
+    let env_of = |r: Option<&statsctl_stacks::inventory::ObservedResource>| {
+        r.and_then(|r| r.attrs.get("environment"))
+            .and_then(|e| serde_json::from_str::<BTreeMap<String, String>>(e).ok())
+    };
+    let mut out = BTreeMap::new();
+    let mut add = |key: String, host_env: &str, env: Option<BTreeMap<String, String>>| {
+        let Some(env) = env else { return };
+        let host = env.get(host_env).cloned().unwrap_or_default();
+        let route = resolve_route(&host, o, cluster, proxy_endpoint);
+        out.insert(
+            key,
+            LiveRoute {
+                host_env: host_env.to_string(),
+                host,
+                route,
+            },
+        );
+    };
+    for (name, f) in &stack.functions {
+        let Some(db) = &f.database else { continue };
+        let live = o.get(Kind::Function, &stack.function_name(facts.env, name));
+        add(name.clone(), &db.host_env, env_of(live));
     }
-    format!("`{host}`, which is not the proxy")
+    if let Some(svc) = &stack.service {
+        if let Some(db) = &svc.database {
+            let n = Names::new(stack, facts.env);
+            let task = o
+                .get(Kind::EcsService, &svc.name)
+                .and_then(|_| o.get(Kind::TaskDefinition, &n.task_family(&svc.name)));
+            add(svc.name.clone(), &db.host_env, env_of(task));
+        }
+    }
+    out
 }
 
 /// Whether a policy document allows `rds-db:connect` on `resource`.
@@ -222,14 +317,15 @@ pub fn check(facts: &Facts) -> Vec<Finding> {
             .get(&c.db.host_env)
             .cloned()
             .unwrap_or_default();
-        if host == endpoint && !host.is_empty() {
+        let route = resolve_route(&host, o, &stack.database.cluster_id, endpoint);
+        if route == Route::Proxy {
             evidence.push(format!("{}: {} = proxy endpoint", c.label, c.db.host_env));
         } else {
             problems.push(format!(
                 "{}: {} points at {}",
                 c.label,
                 c.db.host_env,
-                name_endpoint(&host, o, &stack.database.cluster_id)
+                route.describe(&host)
             ));
             fixes.push(format!(
                 "statsctl deploy (sets {} of {} to `{endpoint}`)",
@@ -353,5 +449,56 @@ mod tests {
         ] {
             assert_eq!(allows_connect(p, r), want, "{p}");
         }
+    }
+
+    #[test]
+    fn routes_resolve_against_live_endpoints() {
+        use statsctl_stacks::inventory::{Key, ObservedResource};
+        let mut o = Observed::default();
+        let mut cluster = ObservedResource::default();
+        cluster
+            .outputs
+            .insert("endpoint".into(), "db.cluster-1".into());
+        cluster
+            .outputs
+            .insert("reader_endpoint".into(), "db.cluster-ro-1".into());
+        o.resources.insert(Key::new(Kind::DbCluster, "db"), cluster);
+        let mut instance = ObservedResource::default();
+        instance.outputs.insert("endpoint".into(), "db-1.x".into());
+        o.resources
+            .insert(Key::new(Kind::DbInstance, "db-1"), instance);
+        for (host, proxy, want, via) in [
+            ("p.proxy-1", "p.proxy-1", Route::Proxy, Some(Via::Proxy)),
+            (
+                "db.cluster-1",
+                "p.proxy-1",
+                Route::Writer,
+                Some(Via::Direct),
+            ),
+            (
+                "db.cluster-ro-1",
+                "p.proxy-1",
+                Route::Reader,
+                Some(Via::Direct),
+            ),
+            (
+                "db-1.x",
+                "p.proxy-1",
+                Route::Instance("db-1".into()),
+                Some(Via::Direct),
+            ),
+            ("elsewhere", "p.proxy-1", Route::Other, Some(Via::Direct)),
+            // No proxy observed: an empty endpoint never matches.
+            ("", "", Route::Unset, None),
+            ("db.cluster-1", "", Route::Writer, Some(Via::Direct)),
+        ] {
+            let r = resolve_route(host, &o, "db", proxy);
+            assert_eq!(r, want, "{host}");
+            assert_eq!(r.via(), via, "{host}");
+        }
+        assert_eq!(
+            Route::Instance("db-1".into()).describe("db-1.x"),
+            "the instance endpoint of `db-1` (`db-1.x`)"
+        );
     }
 }

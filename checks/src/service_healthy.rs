@@ -1,10 +1,143 @@
-//! `service.healthy`: the ECS service runs as many tasks as it should.
+//! `service.healthy`: the service answers, and runs as many tasks as it should. Answers come from preflight's own
+//! HTTP probes (its health endpoint and the load-test targets), so a service that accepts connections but never
+//! answers is named as such; ECS task counts and load-balancer target health where AWS can report them.
 
+use serde::Serialize;
 use statsctl_stacks::inventory::Kind;
 
 use crate::{Facts, Finding, Status};
 
 pub const ID: &str = "service.healthy";
+
+/// How one probe request ended.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum Outcome {
+    /// An HTTP status line came back.
+    Answered { status: u16 },
+    /// The connection was refused or failed (the error's text).
+    ConnectFailed { error: String },
+    /// No connection within the connect timeout.
+    ConnectTimeout,
+    /// Connected, sent the request, and no byte came back within the answer timeout: the incident's shape.
+    NoAnswer,
+    /// Connected, and the peer closed or sent something that is not HTTP.
+    BadAnswer { error: String },
+}
+
+/// One GET preflight sent; times in milliseconds, measured separately so a slow connect and a silent server
+/// read differently.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Attempt {
+    /// Time to establish the TCP connection, when it was.
+    pub connect_ms: Option<f64>,
+    /// From the request written to the first byte of the answer, when one came.
+    pub first_byte_ms: Option<f64>,
+    pub outcome: Outcome,
+}
+
+/// A few GETs to one URL of the service.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Probe {
+    /// What the URL is: `health endpoint` or `load-test target`.
+    pub role: String,
+    pub url: String,
+    pub connect_timeout_ms: u64,
+    pub answer_timeout_ms: u64,
+    /// Why it was not probed (e.g. an https:// URL), when it was not.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub not_probed: Option<String>,
+    pub attempts: Vec<Attempt>,
+}
+
+/// A probe's verdict and one line saying what it saw. Pure.
+pub fn judge_probe(p: &Probe) -> (Status, String) {
+    let head = format!("{} `{}`", p.role, p.url);
+    if let Some(why) = &p.not_probed {
+        return (Status::Skip, format!("{head}: not probed ({why})"));
+    }
+    let n = p.attempts.len();
+    if n == 0 {
+        return (Status::Skip, format!("{head}: not probed"));
+    }
+    let count = |f: &dyn Fn(&Outcome) -> bool| p.attempts.iter().filter(|a| f(&a.outcome)).count();
+    let times = |pick: fn(&Attempt) -> Option<f64>| {
+        let v: Vec<f64> = p.attempts.iter().filter_map(pick).collect();
+        v.iter()
+            .cloned()
+            .fold(None, |m: Option<f64>, x| Some(m.map_or(x, |m| m.max(x))))
+    };
+    let connect = times(|a| a.connect_ms)
+        .map(|m| format!("connect ≤ {m:.1} ms"))
+        .unwrap_or_else(|| "no connection".into());
+    let silent = count(&|o| matches!(o, Outcome::NoAnswer));
+    if silent > 0 {
+        return (
+            Status::Fail,
+            format!(
+                "{head} accepted the connection but did not answer within {} ms ({silent} of {n} requests; {connect})",
+                p.answer_timeout_ms
+            ),
+        );
+    }
+    let refused: Vec<&String> = p
+        .attempts
+        .iter()
+        .filter_map(|a| match &a.outcome {
+            Outcome::ConnectFailed { error } => Some(error),
+            _ => None,
+        })
+        .collect();
+    if let Some(e) = refused.first() {
+        return (
+            Status::Fail,
+            format!(
+                "{head}: no connection ({} of {n} requests: {e})",
+                refused.len()
+            ),
+        );
+    }
+    let timed_out = count(&|o| matches!(o, Outcome::ConnectTimeout));
+    if timed_out > 0 {
+        return (
+            Status::Fail,
+            format!(
+                "{head} did not accept a connection within {} ms ({timed_out} of {n} requests)",
+                p.connect_timeout_ms
+            ),
+        );
+    }
+    if let Some(e) = p.attempts.iter().find_map(|a| match &a.outcome {
+        Outcome::BadAnswer { error } => Some(error),
+        _ => None,
+    }) {
+        return (Status::Fail, format!("{head} did not answer HTTP: {e}"));
+    }
+    let bad: Vec<u16> = p
+        .attempts
+        .iter()
+        .filter_map(|a| match a.outcome {
+            Outcome::Answered { status } if !(200..400).contains(&status) => Some(status),
+            _ => None,
+        })
+        .collect();
+    let first_byte = times(|a| a.first_byte_ms)
+        .map(|m| format!("first byte ≤ {m:.1} ms"))
+        .unwrap_or_default();
+    if let Some(s) = bad.first() {
+        return (
+            Status::Fail,
+            format!(
+                "{head} answered {s} ({} of {n} requests; {connect}, {first_byte})",
+                bad.len()
+            ),
+        );
+    }
+    (
+        Status::Pass,
+        format!("{head}: {n}/{n} answered ({connect}, {first_byte})"),
+    )
+}
 
 pub fn check(facts: &Facts) -> Vec<Finding> {
     let Some(svc) = &facts.stack.service else {
@@ -18,23 +151,318 @@ pub fn check(facts: &Facts) -> Vec<Finding> {
         )
         .fix("statsctl deploy")];
     };
-    let running: u64 = live
-        .output("running")
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(0);
-    let desired: u64 = live
-        .output("desired")
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(0);
-    if running >= desired && desired > 0 {
-        vec![Finding::new(
-            ID,
-            Status::Pass,
-            format!("{running}/{desired} tasks running"),
-        )]
+    // Skip ranks above Pass: track what was observed apart from how bad it is.
+    let mut status: Option<Status> = None;
+    let worst = |s: Status, status: &mut Option<Status>| {
+        *status = Some(status.map_or(s, |w| w.max(s)));
+    };
+    let mut problems = Vec::new();
+    // What passed, for the summary (a "not probed" line never is).
+    let mut passed = Vec::new();
+    let mut evidence = Vec::new();
+    let mut fixes = Vec::new();
+    for p in &facts.service_probes {
+        let (s, line) = judge_probe(p);
+        if s == Status::Fail {
+            problems.push(line.clone());
+            let silent = p.attempts.iter().any(|a| a.outcome == Outcome::NoAnswer);
+            let unreachable = p.attempts.iter().any(|a| {
+                matches!(
+                    a.outcome,
+                    Outcome::ConnectFailed { .. } | Outcome::ConnectTimeout
+                )
+            });
+            if silent {
+                fixes.push("look at the service's logs and its database connections: a service that accepts but does not answer is usually waiting on its database pool".to_string());
+            }
+            if unreachable {
+                fixes.push(format!("check that the service listens where `loadtest.targets` say (locally: `statsctl local up`), and its load balancer's listener on {}", svc.load_balancer.listener_port));
+            }
+            if !silent && !unreachable {
+                fixes.push(format!(
+                    "look at what `{}` answers and the service's logs",
+                    p.url
+                ));
+            }
+        }
+        if s != Status::Skip {
+            worst(s, &mut status);
+        }
+        if s == Status::Pass {
+            passed.push(line.clone());
+        }
+        evidence.push(line);
+    }
+    fixes.dedup();
+
+    // The environment says it has no task capacity (the emulator runs no tasks): counts there mean nothing.
+    if svc.steady_state_timeout.0.is_zero() {
+        evidence.push(
+            "ECS task counts not observable here: this environment runs no tasks (service.steady_state_timeout: 0s)"
+                .to_string(),
+        );
     } else {
-        vec![Finding::new(ID, Status::Fail, format!("{running}/{desired} tasks running"))
-            .evidence(format!("service `{}` in cluster `{}`", svc.name, svc.cluster))
-            .fix(format!("look at the service's stopped tasks: aws ecs describe-services --cluster {} --services {}", svc.cluster, svc.name))]
+        let count = |k: &str| -> u64 { live.output(k).and_then(|v| v.parse().ok()).unwrap_or(0) };
+        let (running, desired) = (count("running"), count("desired"));
+        let line = format!(
+            "{running}/{desired} tasks running (service `{}` in cluster `{}`)",
+            svc.name, svc.cluster
+        );
+        if running >= desired && desired > 0 {
+            worst(Status::Pass, &mut status);
+            passed.push(line.clone());
+        } else {
+            worst(Status::Fail, &mut status);
+            problems.push(format!("{running}/{desired} tasks running"));
+            fixes.push(format!("look at the service's stopped tasks: aws ecs describe-services --cluster {} --services {}", svc.cluster, svc.name));
+        }
+        evidence.push(line);
+        // Target health, when the load balancer reports it (`healthy,unhealthy,…` per registered target).
+        if let Some(states) = facts
+            .observed
+            .get(Kind::TargetGroup, &facts_target_group(facts))
+            .and_then(|t| t.output("target_health"))
+        {
+            let states: Vec<&str> = states.split(',').filter(|s| !s.is_empty()).collect();
+            let healthy = states.iter().filter(|s| **s == "healthy").count();
+            let line = format!(
+                "load balancer: {healthy}/{} registered targets healthy",
+                states.len()
+            );
+            if healthy < states.len() || states.is_empty() {
+                worst(Status::Fail, &mut status);
+                problems.push(line.clone());
+            }
+            evidence.push(line);
+        }
+    }
+    let status = status.unwrap_or(Status::Skip);
+    let summary = if let Some(p) = problems.first() {
+        p.clone()
+    } else if status == Status::Skip {
+        "nothing observable: no probe could run and ECS task counts are not observable here".into()
+    } else {
+        passed.join("; ")
+    };
+    let mut f = Finding::new(ID, status, summary);
+    f.evidence = evidence;
+    f.fixes = fixes;
+    vec![f]
+}
+
+fn facts_target_group(facts: &Facts) -> String {
+    statsctl_stacks::desired::Names::new(facts.stack, facts.env).target_group()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn probe(outcomes: Vec<(Option<f64>, Option<f64>, Outcome)>) -> Probe {
+        Probe {
+            role: "health endpoint".into(),
+            url: "http://127.0.0.1:1/healthz".into(),
+            connect_timeout_ms: 1000,
+            answer_timeout_ms: 2000,
+            not_probed: None,
+            attempts: outcomes
+                .into_iter()
+                .map(|(c, f, outcome)| Attempt {
+                    connect_ms: c,
+                    first_byte_ms: f,
+                    outcome,
+                })
+                .collect(),
+        }
+    }
+
+    #[test]
+    fn probes_are_judged_by_what_came_back() {
+        let ok = |ms| (Some(0.4), Some(ms), Outcome::Answered { status: 200 });
+        let silent = || (Some(0.3), None, Outcome::NoAnswer);
+        let cases = [
+            ("all answered", vec![ok(3.0), ok(5.0), ok(4.0)], Status::Pass, "3/3 answered (connect ≤ 0.4 ms, first byte ≤ 5.0 ms)"),
+            (
+                "accepts, never answers (the incident)",
+                vec![silent(), silent(), silent()],
+                Status::Fail,
+                "accepted the connection but did not answer within 2000 ms (3 of 3 requests; connect ≤ 0.3 ms)",
+            ),
+            ("one silent of three is enough", vec![ok(3.0), silent(), ok(3.0)], Status::Fail, "did not answer within 2000 ms (1 of 3"),
+            (
+                "refused",
+                vec![(None, None, Outcome::ConnectFailed { error: "connection refused".into() }); 3],
+                Status::Fail,
+                "no connection (3 of 3 requests: connection refused)",
+            ),
+            ("connect timeout", vec![(None, None, Outcome::ConnectTimeout)], Status::Fail, "did not accept a connection within 1000 ms"),
+            ("503", vec![ok(1.0), (Some(0.2), Some(1.0), Outcome::Answered { status: 503 })], Status::Fail, "answered 503 (1 of 2 requests"),
+            ("closes without answering", vec![(Some(0.2), None, Outcome::BadAnswer { error: "closed before answering".into() })], Status::Fail, "did not answer HTTP: closed"),
+            ("nothing sent", vec![], Status::Skip, "not probed"),
+        ];
+        for (name, attempts, want, text) in cases {
+            let (s, line) = judge_probe(&probe(attempts));
+            assert_eq!(s, want, "{name}: {line}");
+            assert!(line.contains(text), "{name}: {line}");
+        }
+        let mut https = probe(vec![]);
+        https.not_probed = Some("https:// is not probed".into());
+        assert_eq!(judge_probe(&https).0, Status::Skip);
+        assert!(judge_probe(&https)
+            .1
+            .contains("not probed (https:// is not probed)"));
+    }
+
+    /// The check over whole facts: probes, ECS counts (or not observable, by the environment's data), targets.
+    #[test]
+    fn verdict_from_probes_tasks_and_targets() {
+        use statsctl_stacks::inventory::{Key, Observed, ObservedResource};
+        use std::collections::BTreeMap;
+        let ok = || {
+            probe(vec![
+                (
+                    Some(0.4),
+                    Some(3.0),
+                    Outcome::Answered { status: 200 }
+                );
+                3
+            ])
+        };
+        let hung = || probe(vec![(Some(0.3), None, Outcome::NoAnswer); 3]);
+        let https = || {
+            let mut p = probe(vec![]);
+            p.not_probed = Some("https:// is not probed".into());
+            p
+        };
+        struct Case {
+            name: &'static str,
+            no_tasks: bool,
+            running: &'static str,
+            target_health: Option<&'static str>,
+            probes: Vec<Probe>,
+            want: Status,
+            text: &'static str,
+        }
+        let cases = [
+            Case {
+                name: "answers, tasks running",
+                no_tasks: false,
+                running: "2",
+                target_health: Some("healthy,healthy"),
+                probes: vec![ok()],
+                want: Status::Pass,
+                text: "3/3 answered",
+            },
+            Case {
+                name: "https not probed, tasks running",
+                no_tasks: false,
+                running: "2",
+                target_health: None,
+                probes: vec![https()],
+                want: Status::Pass,
+                text: "2/2 tasks running",
+            },
+            Case {
+                name: "tasks missing",
+                no_tasks: false,
+                running: "0",
+                target_health: None,
+                probes: vec![ok()],
+                want: Status::Fail,
+                text: "0/2 tasks running",
+            },
+            Case {
+                name: "an unhealthy target",
+                no_tasks: false,
+                running: "2",
+                target_health: Some("healthy,unhealthy"),
+                probes: vec![ok()],
+                want: Status::Fail,
+                text: "1/2 registered targets healthy",
+            },
+            Case {
+                name: "no tasks here, answers",
+                no_tasks: true,
+                running: "0",
+                target_health: None,
+                probes: vec![ok()],
+                want: Status::Pass,
+                text: "ECS task counts not observable here",
+            },
+            Case {
+                name: "no tasks here, hung",
+                no_tasks: true,
+                running: "0",
+                target_health: None,
+                probes: vec![hung()],
+                want: Status::Fail,
+                text: "accepted the connection but did not answer within 2000 ms",
+            },
+            Case {
+                name: "no tasks here, nothing to probe",
+                no_tasks: true,
+                running: "0",
+                target_health: None,
+                probes: vec![],
+                want: Status::Skip,
+                text: "nothing observable",
+            },
+        ];
+        for c in cases {
+            let mut stack = crate::fixtures::stack_from("");
+            if c.no_tasks {
+                stack.service.as_mut().unwrap().steady_state_timeout =
+                    statsctl_stacks::duration::Span(std::time::Duration::ZERO);
+            }
+            let mut observed = Observed::default();
+            let mut svc = ObservedResource::default();
+            svc.outputs.insert("running".into(), c.running.into());
+            svc.outputs.insert("desired".into(), "2".into());
+            observed
+                .resources
+                .insert(Key::new(Kind::EcsService, "svc"), svc);
+            if let Some(h) = c.target_health {
+                let mut tg = ObservedResource::default();
+                tg.outputs.insert("target_health".into(), h.into());
+                let name = statsctl_stacks::desired::Names::new(&stack, "prod").target_group();
+                observed
+                    .resources
+                    .insert(Key::new(Kind::TargetGroup, &name), tg);
+            }
+            let facts = Facts {
+                stack: &stack,
+                env: "prod",
+                observed: &observed,
+                subnet_vpcs: BTreeMap::new(),
+                account_concurrency: crate::Sourced::new(1000, "t"),
+                unreserved_concurrency: None,
+                max_connections: None,
+                current_connections: None,
+                service_probes: c.probes,
+                previous_versions: BTreeMap::new(),
+                previous_task_definition: None,
+                pending_changes: vec![],
+                required_alarms: vec![],
+                loadtests: vec![],
+                deployed_versions: BTreeMap::new(),
+                viewers: 1500,
+                now: 0,
+            };
+            let f = &check(&facts)[0];
+            assert_eq!(f.status, c.want, "{}: {f:#?}", c.name);
+            let all = format!("{} {:?}", f.summary, f.evidence);
+            assert!(all.contains(c.text), "{}: {all}", c.name);
+            if c.no_tasks {
+                assert!(!all.contains("tasks running"), "{}: {all}", c.name);
+            }
+            if f.status == Status::Pass {
+                assert!(
+                    !f.summary.contains("not probed"),
+                    "{}: {}",
+                    c.name,
+                    f.summary
+                );
+            }
+        }
     }
 }

@@ -410,3 +410,181 @@ fn reserved_concurrency_beyond_max_connections_fails_capacity() {
         "{human:?}"
     );
 }
+
+#[test]
+fn a_function_live_on_the_cluster_endpoint_is_budgeted_as_direct() {
+    // The stack says `via: proxy`; live, the function points at the cluster writer with 6000 reserved.
+    let env = LocalAws::start();
+    env.deploy();
+    block_on(async {
+        let conf = sdk_config(&env).await;
+        let rds = aws_sdk_rds::Client::new(&conf);
+        let c = rds
+            .describe_db_clusters()
+            .db_cluster_identifier("live-stats-db")
+            .send()
+            .await
+            .unwrap();
+        let endpoint = c.db_clusters()[0].endpoint().unwrap().to_string();
+        let lambda = aws_sdk_lambda::Client::new(&conf);
+        let f = lambda
+            .get_function_configuration()
+            .function_name(STATS_API)
+            .send()
+            .await
+            .unwrap();
+        let mut vars = f.environment().unwrap().variables().unwrap().clone();
+        vars.insert("DB_HOST".into(), endpoint);
+        lambda
+            .update_function_configuration()
+            .function_name(STATS_API)
+            .environment(
+                aws_sdk_lambda::types::Environment::builder()
+                    .set_variables(Some(vars))
+                    .build(),
+            )
+            .send()
+            .await
+            .unwrap();
+        lambda
+            .put_function_concurrency()
+            .function_name(STATS_API)
+            .reserved_concurrent_executions(6000)
+            .send()
+            .await
+            .unwrap();
+    });
+    let (r, j) = preflight(&env, &["--only", "capacity.connections"]);
+    assert_eq!(r.code, 2, "{r:?}");
+    let f = finding(&j, "capacity.connections");
+    assert_eq!(f["status"], "fail", "{f}");
+    assert!(
+        f["summary"]
+            .as_str()
+            .unwrap()
+            .contains("direct clients can open 6,000 connections; the database allows 27"),
+        "{f}"
+    );
+    assert!(
+        text(f).contains("stats-api: direct (live DB_HOST = the cluster writer endpoint"),
+        "the live route is the evidence: {f}"
+    );
+    assert!(
+        text(f).contains("statsctl deploy (points stats-api back at the proxy"),
+        "{f}"
+    );
+    // Deploy restores the stack's route and concurrency: the budget is back through the proxy.
+    env.deploy();
+    let (_, j) = preflight(&env, &["--only", "capacity.connections"]);
+    let f = finding(&j, "capacity.connections");
+    assert_ne!(f["status"], "fail", "{f}");
+    assert!(
+        text(f).contains("stats-api: proxy (live DB_HOST = the proxy endpoint"),
+        "{f}"
+    );
+}
+
+/// A peer that accepts connections and never answers (the app-store incident): holds every connection open,
+/// reads nothing, writes nothing; stops accepting when dropped.
+struct SilentServer {
+    port: u16,
+    stop: std::sync::Arc<std::sync::atomic::AtomicBool>,
+}
+
+impl SilentServer {
+    fn start() -> SilentServer {
+        use std::sync::atomic::{AtomicBool, Ordering};
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let port = listener.local_addr().unwrap().port();
+        listener.set_nonblocking(true).unwrap();
+        let stop = std::sync::Arc::new(AtomicBool::new(false));
+        let stop2 = stop.clone();
+        std::thread::spawn(move || {
+            let mut held = Vec::new();
+            // Bounded: at most 2 minutes, whatever happens to the test.
+            let deadline = std::time::Instant::now() + std::time::Duration::from_secs(120);
+            while !stop2.load(Ordering::Relaxed) && std::time::Instant::now() < deadline {
+                match listener.accept() {
+                    Ok((s, _)) => held.push(s),
+                    Err(_) => std::thread::sleep(std::time::Duration::from_millis(5)),
+                }
+            }
+        });
+        SilentServer { port, stop }
+    }
+}
+
+impl Drop for SilentServer {
+    fn drop(&mut self) {
+        self.stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    }
+}
+
+#[test]
+fn a_service_that_accepts_but_never_answers_is_named() {
+    let env = LocalAws::start();
+    env.deploy();
+    let silent = SilentServer::start();
+    let port = silent.port.to_string();
+    // The local environment finds its service through ${STATSCTL_SERVICE_PORT} in loadtest.targets.
+    let r = env.run_with(
+        &["preflight", "--only", "service.healthy", "--output", "json"],
+        &[("STATSCTL_SERVICE_PORT", &port)],
+    );
+    assert_eq!(r.code, 2, "{r:?}");
+    let j = r.json();
+    let f = finding(&j, "service.healthy");
+    assert_eq!(f["status"], "fail", "{f}");
+    assert!(
+        f["summary"].as_str().unwrap().contains(&format!(
+            "health endpoint `http://127.0.0.1:{port}/healthz` accepted the connection but did not answer within 2000 ms"
+        )),
+        "{f}"
+    );
+    assert!(
+        text(f).contains(&format!(
+            "load-test target `http://127.0.0.1:{port}/matches/1/stats` accepted the connection but did not answer"
+        )),
+        "{f}"
+    );
+    // The emulator runs no tasks: that is reported as not observable, not as a failure.
+    assert!(
+        text(f).contains("ECS task counts not observable here"),
+        "{f}"
+    );
+    assert!(!text(f).contains("tasks running"), "{f}");
+    assert!(text(f).contains("waiting on its database pool"), "{f}");
+
+    // Nothing listening at all is a different finding.
+    drop(silent);
+    let closed = free_port().to_string();
+    let r = env.run_with(
+        &["preflight", "--only", "service.healthy", "--output", "json"],
+        &[("STATSCTL_SERVICE_PORT", &closed)],
+    );
+    let f = finding(&r.json(), "service.healthy").clone();
+    assert_eq!(f["status"], "fail", "{f}");
+    assert!(text(&f).contains(": no connection (3 of 3 requests"), "{f}");
+}
+
+#[test]
+fn after_the_quick_starts_load_test_a_full_preflight_is_ready() {
+    // What ./quickstart does, with this test's ports: the real service through PgBouncer, deploy, load test,
+    // then every check.
+    let env = LocalAws::start_opts(30, true, &[]);
+    env.deploy();
+    let r = env.run(&[
+        "loadtest", "--ramp", "5s", "--hold", "12s", "--output", "json",
+    ]);
+    assert_eq!(r.code, 0, "the quick start's load test passes: {r:?}");
+    let r = env.run(&["preflight", "--output", "json"]);
+    let j = r.json();
+    assert_eq!(r.code, 0, "{}", serde_json::to_string_pretty(&j).unwrap());
+    assert_eq!(j["ready"], true);
+    let f = finding(&j, "service.healthy");
+    assert_eq!(f["status"], "pass", "{f}");
+    assert!(
+        text(f).contains("health endpoint") && text(f).contains("3/3 answered"),
+        "{f}"
+    );
+}

@@ -5,6 +5,10 @@
 //!    warm Lambda containers do): the load test fails with connection errors, and preflight's capacity check
 //!    says why, with the numbers.
 //! 2. The same stack routed through the proxy with a pool: the same load test passes.
+//!
+//! It asserts behaviour — refusals and the error rate, zero failures, which check fails — never speed: it runs the
+//! shipped stack with latency limits any machine meets (its own copy; the product's limits are untouched), so it
+//! passes beside a CPU-heavy process.
 
 mod harness;
 
@@ -28,16 +32,44 @@ const LOAD: [&str; 8] = [
     "--output",
 ];
 
-fn loadtest(env: &LocalAws, vars: &[(&str, &str)]) -> (Run, serde_json::Value) {
-    let mut args = LOAD.to_vec();
+/// The shipped stack with the `local` latency limits loosened to just under the per-request timeout (5 s): a
+/// slow or busy machine still passes the fixed half, and the incident half still fails, on its errors.
+fn loose_stack(dir: &std::path::Path) -> String {
+    let shipped = std::fs::read_to_string(shipped_stack()).unwrap();
+    let local_limits = "latency: { p50: 500ms, p99: 2s }";
+    assert_eq!(
+        shipped.matches(local_limits).count(),
+        1,
+        "the local latency limits moved: update this test"
+    );
+    let loose = shipped.replace(local_limits, "latency: { p50: 4s, p99: 4s }");
+    std::fs::create_dir_all(dir.join("stacks")).unwrap();
+    let path = dir.join("stacks/live-stats.yaml");
+    std::fs::write(&path, loose).unwrap();
+    std::os::unix::fs::symlink(repo_root().join("functions"), dir.join("functions")).unwrap();
+    path.to_str().unwrap().to_string()
+}
+
+/// `statsctl --stack STACK ARGS…` with `vars`.
+fn run_on(env: &LocalAws, stack: &str, args: &[&str], vars: &[(&str, &str)]) -> Run {
+    let mut all = vec!["--stack", stack];
+    all.extend_from_slice(args);
+    env.run_with(&all, vars)
+}
+
+fn loadtest(env: &LocalAws, stack: &str, vars: &[(&str, &str)]) -> (Run, serde_json::Value) {
+    let mut args = vec!["--stack", stack];
+    args.extend_from_slice(&LOAD);
     args.push("json");
     let r = env.run_with(&args, vars);
     let v = r.json();
     (r, v)
 }
 
-fn capacity(env: &LocalAws, vars: &[(&str, &str)]) -> (Run, serde_json::Value) {
-    let r = env.run_with(
+fn capacity(env: &LocalAws, stack: &str, vars: &[(&str, &str)]) -> (Run, serde_json::Value) {
+    let r = run_on(
+        env,
+        stack,
         &[
             "preflight",
             "--only",
@@ -61,11 +93,13 @@ fn capacity(env: &LocalAws, vars: &[(&str, &str)]) -> (Run, serde_json::Value) {
 #[test]
 fn per_request_connections_fail_the_load_test_and_the_proxy_with_a_pool_passes() {
     let env = LocalAws::start_opts(30, true, &INCIDENT);
-    let r = env.run_with(&["deploy"], &INCIDENT);
+    let stack = loose_stack(env.dir.path());
+    let stack = stack.as_str();
+    let r = run_on(&env, stack, &["deploy"], &INCIDENT);
     assert_eq!(r.code, 0, "{r:?}");
 
-    // 1. The incident.
-    let (r, v) = loadtest(&env, &INCIDENT);
+    // 1. The incident: it fails on its errors, whatever the machine's speed.
+    let (r, v) = loadtest(&env, stack, &INCIDENT);
     assert_eq!(r.code, 2, "the load test must fail: {r:?}");
     let errors = &v["result"]["errors"];
     assert!(
@@ -73,12 +107,17 @@ fn per_request_connections_fail_the_load_test_and_the_proxy_with_a_pool_passes()
         "connection refusals surface as 503s: {errors}"
     );
     assert!(!v["verdict"]["passed"].as_bool().unwrap());
+    let violations = v["verdict"]["violations"].to_string();
+    assert!(
+        violations.contains("error rate"),
+        "it fails on the error rate: {violations}"
+    );
     eprintln!(
         "incident: {}",
         serde_json::json!({"latency_ms": v["result"]["latency_ms"], "errors": errors, "error_rate": v["result"]["error_rate"]})
     );
 
-    let (r, f) = capacity(&env, &INCIDENT);
+    let (r, f) = capacity(&env, stack, &INCIDENT);
     assert_eq!(r.code, 2, "{r:?}");
     assert_eq!(f["status"], "fail", "{f}");
     let summary = f["summary"].as_str().unwrap();
@@ -97,9 +136,9 @@ fn per_request_connections_fail_the_load_test_and_the_proxy_with_a_pool_passes()
     let r = env.local_up(30, true, &[]);
     assert_eq!(r.code, 0, "{r:?}");
     assert!(r.stderr.contains("restarting stats-service"), "{r:?}");
-    let r = env.run_with(&["deploy"], &[]);
+    let r = run_on(&env, stack, &["deploy"], &[]);
     assert_eq!(r.code, 0, "{r:?}");
-    let (r, v) = loadtest(&env, &[]);
+    let (r, v) = loadtest(&env, stack, &[]);
     eprintln!(
         "fixed: {}",
         serde_json::json!({"latency_ms": v["result"]["latency_ms"], "errors": v["result"]["errors"], "error_rate": v["result"]["error_rate"]})
@@ -110,9 +149,14 @@ fn per_request_connections_fail_the_load_test_and_the_proxy_with_a_pool_passes()
     );
     assert_eq!(v["result"]["failed"], 0, "{}", v["result"]);
 
-    let (_, f) = capacity(&env, &[]);
+    let (_, f) = capacity(&env, stack, &[]);
     assert_ne!(f["status"], "fail", "{f}");
     // The passing run was recorded for what is deployed now, at the audience preflight requires.
-    let r = env.run_with(&["preflight", "--only", "loadtest.passed"], &[]);
+    let r = run_on(
+        &env,
+        stack,
+        &["preflight", "--only", "loadtest.passed"],
+        &[],
+    );
     assert_eq!(r.code, 0, "{r:?}");
 }

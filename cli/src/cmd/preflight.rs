@@ -1,11 +1,13 @@
 //! `statsctl preflight`: is the stack ready for the event? Reads live state (and the database when reachable)
-//! concurrently, runs every check in `statsctl_checks`, prints one line per check with evidence and fixes.
+//! concurrently, probes the service over HTTP, runs every check in `statsctl_checks`, prints one line per check with
+//! evidence and fixes.
 
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
 use clap::Args;
 use serde::Serialize;
+use statsctl_checks::service_healthy::{self, Attempt, Outcome, Probe};
 use statsctl_checks::{failed, Facts, Finding, Sourced, Status, ALL};
 use statsctl_stacks::aws;
 use statsctl_stacks::desired::{desired, max_connections_estimate, Names};
@@ -69,7 +71,18 @@ pub async fn run(g: &Global, args: PreflightArgs) -> CliResult {
     let (observed, plan, _) = s.observe_and_plan().await?;
     let spec = &s.stack.spec;
     let viewers = args.viewers.unwrap_or(spec.event.expected_viewers);
-    let extra = gather(&s, &observed).await?;
+    // The service's probes run beside the other reads (a hung service costs one answer timeout, once), and only
+    // when service.healthy is to run.
+    let probe = (args.only.is_empty() || args.only.iter().any(|o| o == service_healthy::ID))
+        && !args.skip.iter().any(|o| o == service_healthy::ID);
+    let (extra, service_probes) = tokio::join!(gather(&s, &observed), async {
+        if probe {
+            probe_service(spec).await
+        } else {
+            vec![]
+        }
+    });
+    let extra = extra?;
     let pending: Vec<String> = plan
         .pending()
         .map(|c| format!("{} ({:?})", c.key, c.action).to_lowercase())
@@ -92,6 +105,7 @@ pub async fn run(g: &Global, args: PreflightArgs) -> CliResult {
         unreserved_concurrency: extra.unreserved,
         max_connections: extra.max_connections,
         current_connections: extra.current_connections,
+        service_probes,
         previous_versions: extra.previous_versions,
         previous_task_definition: extra.previous_task_definition,
         pending_changes: pending,
@@ -382,6 +396,181 @@ async fn measure_sql(spec: &StackFile) -> (Option<Sourced<u32>>, Option<u32>) {
     )
 }
 
+/// Requests per probed URL: a few, so one slow answer is not the whole story.
+const PROBE_ATTEMPTS: usize = 3;
+/// At most this many load-test targets are probed.
+const PROBE_MAX_TARGETS: usize = 5;
+const PROBE_CONNECT_TIMEOUT: Duration = Duration::from_secs(1);
+/// Generous for a loaded laptop; a service that says nothing for this long is not answering its viewers either.
+const PROBE_ANSWER_TIMEOUT: Duration = Duration::from_secs(2);
+/// The most of an answer read: its status line is all the probe needs.
+const PROBE_MAX_READ: usize = 1024;
+
+/// Probes the service where viewers reach it: its health endpoint (`service.health_check_path` at each load-test
+/// target's origin) and the load-test targets themselves, a few concurrent GETs each.
+async fn probe_service(spec: &StackFile) -> Vec<Probe> {
+    let Some(svc) = &spec.service else {
+        return vec![];
+    };
+    let targets: Vec<&String> = spec
+        .loadtest
+        .iter()
+        .flat_map(|l| l.targets.iter())
+        .take(PROBE_MAX_TARGETS)
+        .collect();
+    let mut urls: Vec<(&str, String)> = Vec::new();
+    for t in &targets {
+        if let Some(origin) = origin_of(t) {
+            let health = format!("{origin}{}", svc.health_check_path);
+            if !urls.iter().any(|(_, u)| *u == health) {
+                urls.push(("health endpoint", health));
+            }
+        }
+    }
+    urls.extend(targets.iter().map(|t| ("load-test target", t.to_string())));
+    futures::future::join_all(urls.into_iter().map(|(role, url)| probe_url(role, url))).await
+}
+
+/// `http://host:port/path?q` → `http://host:port`.
+fn origin_of(url: &str) -> Option<String> {
+    let (scheme, rest) = url.split_once("://")?;
+    let authority = rest.split(['/', '?', '#']).next()?;
+    (!authority.is_empty()).then(|| format!("{scheme}://{authority}"))
+}
+
+/// The URL as shown: any `user:password@` is masked.
+fn shown(url: &str) -> String {
+    match url.split_once("://") {
+        Some((scheme, rest)) => {
+            let end = rest.find(['/', '?', '#']).unwrap_or(rest.len());
+            match rest[..end].rsplit_once('@') {
+                Some((_, host)) => format!("{scheme}://***@{host}{}", &rest[end..]),
+                None => url.to_string(),
+            }
+        }
+        None => url.to_string(),
+    }
+}
+
+async fn probe_url(role: &str, url: String) -> Probe {
+    let mut p = Probe {
+        role: role.to_string(),
+        url: shown(&url),
+        connect_timeout_ms: PROBE_CONNECT_TIMEOUT.as_millis() as u64,
+        answer_timeout_ms: PROBE_ANSWER_TIMEOUT.as_millis() as u64,
+        not_probed: None,
+        attempts: vec![],
+    };
+    if url.starts_with("https://") {
+        p.not_probed = Some("https:// is not probed: preflight's probe speaks plain HTTP".into());
+        return p;
+    }
+    let target = match statsctl_loadtest::Target::parse(&url) {
+        Ok(t) if !t.host.contains('@') => t,
+        Ok(_) => {
+            p.not_probed = Some("a URL with credentials is not probed".into());
+            return p;
+        }
+        Err(e) => {
+            p.not_probed = Some(e);
+            return p;
+        }
+    };
+    p.attempts = futures::future::join_all((0..PROBE_ATTEMPTS).map(|_| probe_once(&target))).await;
+    p
+}
+
+/// One `GET` with its own connect and answer timeouts; reads no more than the status line needs.
+async fn probe_once(t: &statsctl_loadtest::Target) -> Attempt {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let ms = |d: Duration| d.as_secs_f64() * 1000.0;
+    let started = Instant::now();
+    let connected = tokio::time::timeout(
+        PROBE_CONNECT_TIMEOUT,
+        tokio::net::TcpStream::connect((t.host.as_str(), t.port)),
+    )
+    .await;
+    let mut stream = match connected {
+        Err(_) => {
+            return Attempt {
+                connect_ms: None,
+                first_byte_ms: None,
+                outcome: Outcome::ConnectTimeout,
+            }
+        }
+        Ok(Err(e)) => {
+            return Attempt {
+                connect_ms: None,
+                first_byte_ms: None,
+                outcome: Outcome::ConnectFailed {
+                    error: e.to_string(),
+                },
+            }
+        }
+        Ok(Ok(s)) => s,
+    };
+    let connect_ms = Some(ms(started.elapsed()));
+    let request = format!(
+        "GET {} HTTP/1.1\r\nHost: {}:{}\r\nUser-Agent: statsctl-preflight\r\nAccept: */*\r\nConnection: close\r\n\r\n",
+        t.path, t.host, t.port
+    );
+    let sent = Instant::now();
+    let mut first_byte = None;
+    let mut got = Vec::new();
+    let answer = tokio::time::timeout(PROBE_ANSWER_TIMEOUT, async {
+        stream.write_all(request.as_bytes()).await?;
+        let mut buf = [0u8; 256];
+        loop {
+            let n = stream.read(&mut buf).await?;
+            if n == 0 {
+                return Ok::<_, std::io::Error>(());
+            }
+            first_byte.get_or_insert_with(|| sent.elapsed());
+            got.extend_from_slice(&buf[..n]);
+            if got.windows(2).any(|w| w == b"\r\n") || got.len() >= PROBE_MAX_READ {
+                return Ok(());
+            }
+        }
+    })
+    .await;
+    let first_byte_ms = first_byte.map(ms);
+    let outcome = match answer {
+        Err(_) if first_byte.is_none() => Outcome::NoAnswer,
+        Err(_) => Outcome::BadAnswer {
+            error: format!(
+                "no complete status line within {} ms",
+                PROBE_ANSWER_TIMEOUT.as_millis()
+            ),
+        },
+        Ok(Err(e)) => Outcome::BadAnswer {
+            error: e.to_string(),
+        },
+        Ok(Ok(())) => match status_code(&got) {
+            Some(status) => Outcome::Answered { status },
+            None if got.is_empty() => Outcome::BadAnswer {
+                error: "closed the connection without answering".into(),
+            },
+            None => Outcome::BadAnswer {
+                error: "the answer is not an HTTP status line".into(),
+            },
+        },
+    };
+    Attempt {
+        connect_ms,
+        first_byte_ms,
+        outcome,
+    }
+}
+
+/// `HTTP/1.1 503 Service Unavailable\r\n…` → 503.
+fn status_code(answer: &[u8]) -> Option<u16> {
+    let line = answer.split(|b| *b == b'\n').next()?;
+    let text = std::str::from_utf8(line).ok()?;
+    let mut words = text.split_whitespace();
+    words.next().filter(|v| v.starts_with("HTTP/"))?;
+    words.next()?.parse().ok()
+}
+
 fn paint_status(st: Status) -> String {
     match st {
         Status::Pass => output::green(st.symbol()),
@@ -497,4 +686,42 @@ fn markdown(r: &Report) -> String {
         }
     }
     out
+}
+
+#[cfg(test)]
+mod probe_tests {
+    use super::*;
+
+    #[test]
+    fn urls_and_status_lines() {
+        for (url, origin) in [
+            (
+                "http://127.0.0.1:28080/matches/1/stats",
+                Some("http://127.0.0.1:28080"),
+            ),
+            (
+                "https://stats.example.com/matches/1/stats?x=1",
+                Some("https://stats.example.com"),
+            ),
+            ("http://host?q", Some("http://host")),
+            ("http:///x", None),
+            ("not a url", None),
+        ] {
+            assert_eq!(origin_of(url).as_deref(), origin, "{url}");
+        }
+        assert_eq!(
+            shown("http://user:secret@host:80/x?y"),
+            "http://***@host:80/x?y"
+        );
+        assert_eq!(shown("http://host/a@b"), "http://host/a@b");
+        for (answer, want) in [
+            (&b"HTTP/1.1 200 OK\r\n"[..], Some(200)),
+            (b"HTTP/1.0 503 Service Unavailable\r\nx", Some(503)),
+            (b"SSH-2.0-OpenSSH\r\n", None),
+            (b"HTTP/1.1 abc\r\n", None),
+            (b"", None),
+        ] {
+            assert_eq!(status_code(answer), want, "{answer:?}");
+        }
+    }
 }

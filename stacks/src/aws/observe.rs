@@ -1,5 +1,6 @@
 //! Observing a whole stack: every service's reads run concurrently, then ids in attributes are translated to the
-//! names statsctl uses, so observed and desired compare directly.
+//! names statsctl uses, so observed and desired compare directly. Also the live state only preflight reads (the
+//! load balancer's target health).
 
 use super::{fail, Aws, AwsResult};
 use crate::desired::Names;
@@ -53,7 +54,12 @@ pub async fn observe(aws: &Aws, stack: &StackFile, env: &str) -> AwsResult<Obser
         },
         async {
             match &stack.service {
-                Some(_) => super::elb::observe(aws, &n.load_balancer(), &n.target_group()).await,
+                Some(_) => {
+                    let mut found =
+                        super::elb::observe(aws, &n.load_balancer(), &n.target_group()).await?;
+                    target_health(aws, &mut found).await;
+                    Ok(found)
+                }
                 None => Ok(vec![]),
             }
         },
@@ -77,6 +83,39 @@ pub async fn observe(aws: &Aws, stack: &StackFile, env: &str) -> AwsResult<Obser
     observed.referenced.extend(env_secrets?);
     normalize(&mut observed);
     Ok(observed)
+}
+
+/// Adds the target group's `target_health` output (`healthy,unhealthy,…`, one per registered target) for
+/// `service.healthy`. Best effort: when AWS cannot report it, the output is absent and the check says nothing.
+async fn target_health(
+    aws: &Aws,
+    found: &mut [(crate::inventory::Key, crate::inventory::ObservedResource)],
+) {
+    for (_, r) in found
+        .iter_mut()
+        .filter(|(k, _)| k.kind == Kind::TargetGroup)
+    {
+        let Ok(h) = aws
+            .elb
+            .describe_target_health()
+            .target_group_arn(&r.id)
+            .send()
+            .await
+        else {
+            continue;
+        };
+        let states: Vec<String> = h
+            .target_health_descriptions()
+            .iter()
+            .map(|d| {
+                d.target_health()
+                    .and_then(|t| t.state())
+                    .map(|s| s.as_str().to_string())
+                    .unwrap_or_else(|| "unknown".into())
+            })
+            .collect();
+        r.outputs.insert("target_health".into(), states.join(","));
+    }
 }
 
 /// Rewrites subnet and security-group ids inside attributes to statsctl's names.
