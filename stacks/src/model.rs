@@ -335,7 +335,7 @@ pub struct Function {
     /// How the function reaches the database.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub database: Option<DbAccess>,
-    /// The alias traffic goes through; rollouts shift its weights.
+    /// The alias traffic goes through; deploy points it at each new version (weighted shifting is not built yet).
     #[serde(default = "alias_default")]
     pub alias: String,
 }
@@ -534,7 +534,9 @@ pub enum Comparison {
     LessOrEqual,
 }
 
-/// How changes ship.
+/// How changes are to ship. Parsed and validated only, for now: `deploy` does not read it yet — it moves a
+/// function's alias to the new version at once and replaces the service's task definition in place. Blue/green
+/// rollouts that use these settings are not built yet.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Rollout {
