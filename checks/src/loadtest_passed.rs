@@ -231,6 +231,7 @@ mod tests {
             stages: vec![],
             arrival: "uniform".into(),
             pool: None,
+            insecure: false,
             targets: vec![target.into()],
             counts_for_preflight: false,
             does_not_count: vec![],

@@ -255,3 +255,35 @@ fn credentials_in_a_target_are_refused_and_never_printed() {
     );
     assert!(!format!("{r:?}").contains("hunter2"), "{r:?}");
 }
+
+#[test]
+fn a_run_stopped_early_records_the_stage_as_it_ran_not_as_asked() {
+    let env = LocalAws::start();
+    env.deploy();
+    let server = TestServer::start(Duration::ZERO, false);
+    // Asked for 60 s, stopped by --max-duration after 3 s: the record says 3 s, never 60.
+    let r = run(
+        &env,
+        &[
+            "loadtest",
+            "--stages",
+            "hold:20:60s",
+            "--arrival",
+            "uniform",
+            "--max-duration",
+            "3s",
+        ],
+        &stack_target(&server),
+    );
+    assert!(r.code == 0 || r.code == 2, "{r:?}");
+    let records = ledger(&env);
+    assert_eq!(records.len(), 1, "{records:?}");
+    let rec = &records[0];
+    assert_eq!(rec.stages.len(), 1, "{rec:?}");
+    assert!(
+        rec.stages[0].duration_secs <= 5.0,
+        "the stage ran about 3 s of its 60: {rec:?}"
+    );
+    assert!(rec.held_secs <= 5, "{rec:?}");
+    assert!(!rec.insecure && !rec.counts_for_preflight, "{rec:?}");
+}

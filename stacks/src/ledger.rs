@@ -50,6 +50,9 @@ pub struct LoadTestRecord {
     /// Connections shared per worker (`--pool`), when not one per viewer.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub pool: Option<usize>,
+    /// The run skipped certificate checks of `https://` targets (`--insecure`).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub insecure: bool,
     /// The URLs loaded.
     #[serde(default)]
     pub targets: Vec<String>,

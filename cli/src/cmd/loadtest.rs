@@ -243,19 +243,27 @@ pub async fn run_cmd(g: &Global, args: LoadtestArgs) -> CliResult {
         held_secs,
         peak_viewers: ledger::peak(&timeline),
         timeline,
+        // A stage's duration is the part of it that ran: a run stopped early (Ctrl-C, --max-duration) records the
+        // stage it was in as shorter, and the stages after it as 0 s.
         stages: stages
             .iter()
             .zip(&result.stages)
-            .map(|(asked, ran)| StageRan {
-                name: ran.name.clone(),
-                viewers: ran.viewers,
-                duration_secs: asked.duration.as_secs_f64(),
-                requests: ran.requests,
-                errors: ran.errors,
+            .scan(0.0f64, |start, (asked, ran)| {
+                let planned = asked.duration.as_secs_f64();
+                let ran_secs = (result.duration_secs - *start).clamp(0.0, planned);
+                *start += planned;
+                Some(StageRan {
+                    name: ran.name.clone(),
+                    viewers: ran.viewers,
+                    duration_secs: ran_secs,
+                    requests: ran.requests,
+                    errors: ran.errors,
+                })
             })
             .collect(),
         arrival: arrival_text.clone(),
         pool: args.pool,
+        insecure: args.insecure,
         targets: urls.clone(),
         counts_for_preflight: false,
         does_not_count: vec![],
