@@ -24,6 +24,8 @@ pub struct Bar {
     pub spike_factor: f64,
     /// Viewers × spike factor: the peak to reach (no more than `viewers` when the event has no spike).
     pub spike: u64,
+    /// How long the spike must be held, in whole seconds: one poll interval, so every viewer polls at the peak.
+    pub spike_hold_secs: u64,
     /// The stack's own targets, sorted: a run against anything else is ad hoc.
     pub targets: Vec<String>,
 }
@@ -46,6 +48,7 @@ pub fn bar(stack: &StackFile, expected: u64) -> Option<Bar> {
         min_hold_secs: (c.min_hold.as_secs_f64().ceil() as u64).max(1),
         spike_factor,
         spike,
+        spike_hold_secs: (stack.event.poll_interval.as_secs_f64().ceil() as u64).max(1),
         targets,
     })
 }
@@ -81,12 +84,30 @@ pub fn missed(r: &LoadTestRecord, bar: &Bar) -> Vec<String> {
             bar.min_hold
         ));
     }
+    // The timeline counts the fewest viewers of each second, so a peak touched for a moment is not a peak held.
     let reached = peak(&r.timeline);
-    if bar.spike > bar.viewers && reached < bar.spike {
+    let spike_held = held_secs(&r.timeline, bar.spike);
+    if bar.spike > bar.viewers && spike_held < bar.spike_hold_secs {
+        out.push(if reached < bar.spike {
+            format!(
+                "it peaked at {reached} viewers; needs a spike to {} ({} × spike_factor {}) held for {}s (one poll interval)",
+                bar.spike, bar.viewers, bar.spike_factor, bar.spike_hold_secs
+            )
+        } else {
+            format!(
+                "it held the spike of {} viewers for {spike_held}s; needs {}s (one poll interval, so every viewer polls at the peak)",
+                bar.spike, bar.spike_hold_secs
+            )
+        });
+    }
+    // The gate proves the path viewers take: a connection of their own each, and certificates checked.
+    if let Some(n) = r.pool {
         out.push(format!(
-            "it peaked at {reached} viewers; needs a spike to {} ({} × spike_factor {})",
-            bar.spike, bar.viewers, bar.spike_factor
+            "it shared {n} connection(s) per worker (`--pool`); viewers each hold their own"
         ));
+    }
+    if r.insecure {
+        out.push("it skipped certificate checks (`--insecure`); viewers' browsers do not".into());
     }
     out
 }
@@ -306,6 +327,32 @@ mod tests {
                 vec![rec(&event, true, 3600, "sha-2", "http://elsewhere/")],
                 Status::Fail,
                 "it loaded http://elsewhere/ — not the stack's `loadtest.targets` (http://stats/matches/1/stats)",
+            ),
+            (
+                "spike touched for a second, not held for a poll interval",
+                vec![ok(&[(900, 30), (1800, 600), (5400, 1), (1800, 60)])],
+                Status::Fail,
+                "it held the spike of 5400 viewers for 1s; needs",
+            ),
+            (
+                "shared connections (--pool)",
+                vec![{
+                    let mut r = ok(&event);
+                    r.pool = Some(4);
+                    r
+                }],
+                Status::Fail,
+                "it shared 4 connection(s) per worker (`--pool`)",
+            ),
+            (
+                "certificates not checked (--insecure)",
+                vec![{
+                    let mut r = ok(&event);
+                    r.insecure = true;
+                    r
+                }],
+                Status::Fail,
+                "it skipped certificate checks (`--insecure`)",
             ),
             (
                 "failed",

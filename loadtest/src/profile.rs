@@ -174,6 +174,32 @@ pub fn active_at(stages: &[Stage], t: Duration) -> (f64, usize) {
     (0.0, stages.len().saturating_sub(1))
 }
 
+/// The fewest viewers in the test at any instant of `[from, until)`. Levels are piecewise linear between stage
+/// boundaries, so the minimum is at `from`, just before `until`, or on either side of a boundary inside: a stage of
+/// a millisecond between two others is seen, which sampling whole seconds would miss.
+pub fn fewest_between(stages: &[Stage], from: Duration, until: Duration) -> f64 {
+    const TICK: Duration = Duration::from_nanos(1);
+    if until <= from {
+        return active_at(stages, from).0;
+    }
+    let mut fewest = active_at(stages, from)
+        .0
+        .min(active_at(stages, until - TICK).0);
+    let mut end = Duration::ZERO;
+    for s in stages {
+        end = end.saturating_add(s.duration);
+        if end >= until {
+            break;
+        }
+        if end > from {
+            fewest = fewest
+                .min(active_at(stages, end - TICK).0)
+                .min(active_at(stages, end).0);
+        }
+    }
+    fewest
+}
+
 /// When viewer `index` first becomes active (`None`: never).
 pub fn arrival_time(stages: &[Stage], index: u64) -> Option<Duration> {
     let need = index as f64 + 1.0;
@@ -280,6 +306,50 @@ pub(crate) mod secs_f64 {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn the_fewest_viewers_of_a_span_see_every_stage_inside_it() {
+        let stage = |viewers: u64, ms: u64, ramp: bool| Stage {
+            name: "s".into(),
+            duration: Duration::from_millis(ms),
+            viewers,
+            ramp,
+        };
+        let sec = |i: u64| (Duration::from_secs(i), Duration::from_secs(i + 1));
+        // A level that flickers for a millisecond at each end of every second is never held.
+        let flicker: Vec<Stage> = (0..12)
+            .flat_map(|_| {
+                [
+                    stage(240, 1, false),
+                    stage(0, 998, false),
+                    stage(240, 1, false),
+                ]
+            })
+            .collect();
+        for i in 0..12 {
+            let (a, b) = sec(i);
+            assert_eq!(fewest_between(&flicker, a, b), 0.0, "second {i}");
+            assert_eq!(
+                active_at(&flicker, a).0,
+                240.0,
+                "the old sample point saw 240"
+            );
+        }
+        // A steady hold is held; a ramp holds its lowest point; a dip of 1 ms inside a second counts.
+        let steady = [stage(240, 10_000, false)];
+        assert_eq!(fewest_between(&steady, sec(3).0, sec(3).1), 240.0);
+        let ramp = [stage(100, 10_000, true)];
+        assert_eq!(fewest_between(&ramp, sec(5).0, sec(5).1), 50.0);
+        let dip = [
+            stage(240, 2_500, false),
+            stage(10, 1, false),
+            stage(240, 5_000, false),
+        ];
+        assert_eq!(fewest_between(&dip, sec(2).0, sec(2).1), 10.0);
+        assert_eq!(fewest_between(&dip, sec(3).0, sec(3).1), 240.0);
+        // After the last stage nobody is left.
+        assert_eq!(fewest_between(&steady, sec(10).0, sec(10).1), 0.0);
+    }
+
     use super::*;
 
     fn s(x: f64) -> Duration {

@@ -217,7 +217,12 @@ pub struct StageResult {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Second {
     pub second: usize,
+    /// The most viewers in the test during that second, whether or not they polled in it.
     pub viewers: u64,
+    /// The fewest viewers in the test at any instant of that second: what the second *held*. Preflight's gate
+    /// counts these, so a stage that flickers to a level for a millisecond does not count as holding it.
+    #[serde(default)]
+    pub held_viewers: u64,
     pub requests: u64,
     pub errors: u64,
     pub p50_ms: f64,
@@ -317,6 +322,12 @@ impl LoadTestResult {
                         };
                         at(i as u64 * 1000).max(at(i as u64 * 1000 + 999)).round() as u64
                     },
+                    held_viewers: crate::profile::fewest_between(
+                        stages,
+                        std::time::Duration::from_secs(i as u64),
+                        std::time::Duration::from_secs(i as u64 + 1),
+                    )
+                    .round() as u64,
                     requests: b.requests,
                     errors: b.errors,
                     p50_ms: if b.latency.is_empty() {

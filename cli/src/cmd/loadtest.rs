@@ -227,7 +227,8 @@ pub async fn run_cmd(g: &Global, args: LoadtestArgs) -> CliResult {
 
     // What ran, from the engine's own per-second timeline (never the stages asked for: a run stopped early, or
     // one whose --stages fell short, is recorded as what it was), and whether it meets preflight's bar.
-    let timeline = ledger::timeline(result.timeline.iter().map(|sec| sec.viewers));
+    // Each second counts the fewest viewers it held at any instant, so a level reached for a moment is not "held".
+    let timeline = ledger::timeline(result.timeline.iter().map(|sec| sec.held_viewers));
     let bar = statsctl_checks::loadtest_passed::bar(spec, spec.event.expected_viewers);
     let (held_viewers, held_secs) = ledger::held(
         &timeline,
