@@ -490,6 +490,19 @@ impl Clock {
     }
 }
 
+/// How far a request got before its timeout, so a timeout is named for where it stalled.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Phase {
+    /// Waiting for its turn or a connection of the pool: never tried.
+    Waiting,
+    /// Opening a connection (TCP connect, and the TLS handshake for `https://`).
+    Connecting,
+    /// Connected, about to write the request.
+    Connected,
+    /// The request was written.
+    Sent,
+}
+
 /// How a request ended: an answer (status, body bytes, when it was sent) or an error kind, or its timeout.
 enum Outcome {
     Done(Result<(u16, u64, Instant), &'static str>),
@@ -532,7 +545,7 @@ impl Worker {
     fn record(
         &self,
         outcome: Outcome,
-        sent: bool,
+        phase: Phase,
         scheduled: Instant,
         stage: usize,
         second: usize,
@@ -562,8 +575,12 @@ impl Worker {
                         rec.error(stage, second, &format!("status_{status}"))
                     }
                     Outcome::Done(Err(kind)) => rec.error(stage, second, kind),
-                    // Never sent: no connection could be had in time. Counted, never silently dropped.
-                    Outcome::TimedOut if !sent => rec.late(stage, second),
+                    // Never tried: its turn (or a pooled connection) came too late. Counted, never dropped.
+                    Outcome::TimedOut if phase == Phase::Waiting => rec.late(stage, second),
+                    // The server did not accept, or did not finish the TLS handshake, in time.
+                    Outcome::TimedOut if phase == Phase::Connecting => {
+                        rec.error(stage, second, "connect_timeout")
+                    }
                     Outcome::TimedOut => rec.error(stage, second, "timeout"),
                 }
                 self.live().errors.fetch_add(1, Ordering::Relaxed);
@@ -583,17 +600,17 @@ async fn request(
     second: usize,
 ) {
     let deadline = scheduled + me.profile.timeout;
-    let sent = std::cell::Cell::new(false);
+    let phase = std::cell::Cell::new(Phase::Waiting);
     let mut slot = me.idle_by_viewer.borrow_mut().remove(&viewer);
     let outcome = within(
         deadline,
-        attempt(&me, &me.targets[target], &mut slot, &sent),
+        attempt(&me, &me.targets[target], &mut slot, &phase),
     )
     .await;
     if let Some(c) = slot {
         me.idle_by_viewer.borrow_mut().insert(viewer, c);
     }
-    me.record(outcome, sent.get(), scheduled, stage, second);
+    me.record(outcome, phase.get(), scheduled, stage, second);
 }
 
 /// A poll waiting for a pooled connection: 40 bytes in a queue, however many pile up when the target is slower
@@ -621,20 +638,26 @@ async fn pooled_connection(me: Rc<Worker>) {
         let deadline = due.at + me.profile.timeout;
         if Instant::now() >= deadline {
             // Its turn came after its timeout: never sent.
-            me.record(Outcome::TimedOut, false, due.at, due.stage, due.second);
+            me.record(
+                Outcome::TimedOut,
+                Phase::Waiting,
+                due.at,
+                due.stage,
+                due.second,
+            );
             continue;
         }
         if slot_target != due.target {
             slot = None;
             slot_target = due.target;
         }
-        let sent = std::cell::Cell::new(false);
+        let phase = std::cell::Cell::new(Phase::Waiting);
         let outcome = within(
             deadline,
-            attempt(&me, &me.targets[due.target], &mut slot, &sent),
+            attempt(&me, &me.targets[due.target], &mut slot, &phase),
         )
         .await;
-        me.record(outcome, sent.get(), due.at, due.stage, due.second);
+        me.record(outcome, phase.get(), due.at, due.stage, due.second);
     }
 }
 
@@ -644,22 +667,24 @@ async fn attempt(
     me: &Worker,
     target: &Prepared,
     slot: &mut Option<Conn>,
-    sent: &std::cell::Cell<bool>,
+    phase: &std::cell::Cell<Phase>,
 ) -> Result<(u16, u64, Instant), &'static str> {
     // The server may have closed an idle connection meanwhile (keep-alive timeout): that costs a new
     // connection, not an error.
     let mut conn = match slot.take().and_then(|mut c| c.is_open().then_some(c)) {
         Some(c) => c,
         None => {
+            phase.set(Phase::Connecting);
             crate::http1::connect(&target.target.host, target.target.port, target.tls.as_ref())
                 .await?
         }
     };
+    phase.set(Phase::Connected);
     let mut sent_at = Instant::now();
     let resp = conn
         .exchange(&target.request, || {
             sent_at = Instant::now();
-            sent.set(true);
+            phase.set(Phase::Sent);
             me.rec.borrow_mut().sent += 1;
         })
         .await?;

@@ -715,3 +715,31 @@ fn a_run_stopped_midway_still_accounts_for_every_request() {
     assert!(r.ok > 0 && r.scheduled < 2000, "{r:?}");
     assert_eq!(r.errors.get("unfinished"), None, "{:?}", r.errors);
 }
+
+#[test]
+fn a_handshake_that_never_finishes_is_a_connect_timeout_not_late() {
+    // Accepts TCP and never answers the TLS ClientHello: every request stalls while connecting. They were tried,
+    // so they are `connect_timeout` errors, never `late` ("not sent in time" is for polls that never got a turn).
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let held = Arc::new(std::sync::Mutex::new(Vec::new()));
+    let keep = held.clone();
+    std::thread::spawn(move || {
+        for s in listener.incoming().flatten() {
+            keep.lock().unwrap().push(s);
+        }
+    });
+    let mut p = https_profile(port, true);
+    p.stages = vec![Stage::hold("hold", 5, Duration::from_secs(1))];
+    p.timeout = Duration::from_millis(300);
+    let r = run(p, Arc::new(AtomicBool::new(false)), quiet()).unwrap();
+    assert!(r.scheduled > 0 && r.accounted(), "{r:?}");
+    assert_eq!(r.ok, 0, "{r:?}");
+    assert_eq!(r.late, 0, "tried, so not late: {r:?}");
+    assert_eq!(
+        r.errors.get("connect_timeout").copied(),
+        Some(r.scheduled),
+        "{:?}",
+        r.errors
+    );
+}
