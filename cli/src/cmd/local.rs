@@ -328,8 +328,8 @@ fn load_stack_if_present(g: &Global) -> CliResult<Option<ResolvedStack>> {
 }
 
 /// Creates the state directory. When PostgreSQL and PgBouncer run as another account (`other_account`, see
-/// [`pg_run_as`]), the directories created here and the state directory itself are made enterable (not listable)
-/// by others; what lies above was checked by [`check_reachable`].
+/// [`pg_run_as`]), the directories created here and the state directory itself get `o+x` (others may enter them;
+/// nothing else is added); what lies above was checked by [`check_reachable`].
 fn create_state_dir(dir: &Path, other_account: bool) -> CliResult<()> {
     use std::os::unix::fs::PermissionsExt;
     let missing: Vec<PathBuf> = dir
