@@ -126,13 +126,16 @@ Environment:
                     the query is cancelled and its connection closed (default 5000)
   MAX_BODY_BYTES    largest POST /logs body (default 1048576)
   BODY_READ_TIMEOUT_MS  longest a POST /logs body may take to arrive; then 408 (default 30000)
-  HEADER_READ_TIMEOUT_MS  from a request's first byte to the end of its headers; then the
+  HEADER_READ_TIMEOUT_MS  from a request's first byte to the end of its headers, and from the
+                    accept to the end of a connection's first request headers; then the
                     connection is closed (default 10000)
-  IDLE_TIMEOUT_MS   close a keep-alive connection that sends nothing this long (default 75000,
-                    longer than a load balancer's 60 s idle timeout, so it closes first)
-  MAX_CONNECTIONS   most client connections at once; more wait in the listen backlog while idle
-                    keep-alive ones are closed to make room (default 4096, lowered to what the
-                    open-file limit, `ulimit -n`, leaves room for)
+  IDLE_TIMEOUT_MS   close a keep-alive connection that sends nothing this long between requests
+                    (default 75000, longer than a load balancer's 60 s idle timeout, so it
+                    closes first)
+  MAX_CONNECTIONS   most client connections at once; more wait in the listen backlog while
+                    connections that never sent a byte, then idle keep-alive ones, are closed
+                    to make room (default 4096, lowered to what the open-file limit,
+                    `ulimit -n`, leaves room for)
   DRAIN_TIMEOUT_MS  on SIGTERM, how long requests in flight get to finish (default 10000)
 ";
 

@@ -5,12 +5,15 @@
 //! an idle keep-alive connection (which must outlive the load balancer's 60 s idle timeout, or the balancer reuses
 //! a connection the service just closed and its client gets a 502) from a slowloris client that sent half a
 //! header (which should be cut off in seconds). [`Watched`] wraps the socket and keeps the two apart: the
-//! connection's phase is idle, reading a head, or busy with a request; each phase has its own deadline.
+//! connection's phase is new (no request yet), idle, reading a head, or busy with a request; each phase has its
+//! own deadline. A new connection gets the header-read deadline, not the idle one: the keep-alive allowance is for
+//! clients that have been served, and a client that connects and never speaks would otherwise hold a connection
+//! (and a file descriptor) for the whole idle timeout.
 
 use std::future::Future;
 use std::io;
 use std::pin::Pin;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll, Waker};
 use std::time::Duration;
@@ -138,12 +141,23 @@ pub struct Activity {
     in_head: AtomicBool,
     finished: AtomicU64,
     timed_out: AtomicBool,
+    /// No byte has arrived, and a read found none waiting: the client is connected but silent.
+    silent: AtomicBool,
+    /// How many connections sharing it are silent now (see [`shed_at_cap`]); counted only when given.
+    silent_open: Option<Arc<AtomicUsize>>,
     /// The connection's task, when a read went pending while busy (no deadline armed). hyper does not read
     /// again after writing a response unless woken, so the end of the request wakes it to arm the idle deadline.
     parked: Mutex<Option<Waker>>,
 }
 
 impl Activity {
+    /// An activity that counts itself in `silent_open` while its connection is silent.
+    pub fn counted(silent_open: Arc<AtomicUsize>) -> Activity {
+        let mut a = Activity::default();
+        a.silent_open = Some(silent_open);
+        a
+    }
+
     /// Marks a request in progress until the guard is dropped — also when its future is cancelled.
     pub fn begin(self: &Arc<Self>) -> BusyGuard {
         self.busy.store(true, Ordering::SeqCst);
@@ -152,18 +166,49 @@ impl Activity {
     }
 
     /// A keep-alive connection between requests: it has had one, and not a byte of the next has arrived. Safe
-    /// to close, the client just reconnects. A connection that has not sent its first request yet is not: its
-    /// client most likely is about to.
+    /// to close, the client just reconnects.
     pub fn idle(&self) -> bool {
         self.finished.load(Ordering::Relaxed) > 0
             && !self.busy.load(Ordering::SeqCst)
             && !self.in_head.load(Ordering::Relaxed)
     }
 
+    /// A connection that has not sent a byte, and had none waiting when it was read: closing it costs nobody a
+    /// request. (A client whose request is still on the wire at that instant gets a reset and retries, as with an
+    /// idle keep-alive connection closed just as its next request left.)
+    pub fn silent(&self) -> bool {
+        self.silent.load(Ordering::SeqCst)
+    }
+
     /// Whether the connection was closed by one of the timeouts.
     pub fn timed_out(&self) -> bool {
         self.timed_out.load(Ordering::Relaxed)
     }
+
+    fn set_silent(&self, silent: bool) {
+        if self.silent.swap(silent, Ordering::SeqCst) != silent {
+            if let Some(n) = &self.silent_open {
+                if silent {
+                    n.fetch_add(1, Ordering::SeqCst);
+                } else {
+                    n.fetch_sub(1, Ordering::SeqCst);
+                }
+            }
+        }
+    }
+}
+
+impl Drop for Activity {
+    fn drop(&mut self) {
+        self.set_silent(false);
+    }
+}
+
+/// At the connection cap, with a client waiting: whether this connection should be closed to make room.
+/// Connections that never spoke go first; keep-alive ones idle between requests only once none is left, since
+/// their clients would have to reconnect. A connection busy or part-way through a head is never closed.
+pub fn shed_at_cap(silent: bool, idle: bool, silent_open: usize) -> bool {
+    silent || (idle && silent_open == 0)
 }
 
 pub struct BusyGuard(Arc<Activity>);
@@ -196,7 +241,9 @@ pub struct Timeouts {
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Phase {
-    /// Waiting for a request since then.
+    /// A connection accepted then that has not finished sending its first request's headers.
+    New(Instant),
+    /// Between requests of a keep-alive connection since then, not a byte of the next one yet.
     Idle(Instant),
     /// A request's first byte arrived then; its headers have not all arrived yet.
     Head(Instant),
@@ -210,6 +257,8 @@ pub struct Watched<T> {
     activity: Arc<Activity>,
     timeouts: Timeouts,
     phase: Phase,
+    /// A byte has arrived on this connection.
+    spoke: bool,
     seen_finished: u64,
     read_timer: Pin<Box<Sleep>>,
     read_armed: Option<Instant>,
@@ -225,9 +274,10 @@ impl<T> Watched<T> {
             io,
             activity,
             timeouts,
-            phase: Phase::Idle(now),
+            phase: Phase::New(now),
+            spoke: false,
             seen_finished: 0,
-            read_timer: Box::pin(tokio::time::sleep_until(now + timeouts.idle)),
+            read_timer: Box::pin(tokio::time::sleep_until(now + timeouts.header_read)),
             read_armed: None,
             write_stuck_since: None,
             write_timer: Box::pin(tokio::time::sleep_until(now + timeouts.idle)),
@@ -239,6 +289,7 @@ impl<T> Watched<T> {
     fn sync(&mut self) {
         if self.activity.busy.load(Ordering::SeqCst) {
             self.phase = Phase::Busy;
+            self.activity.set_silent(false);
             self.activity.in_head.store(false, Ordering::Relaxed);
             return;
         }
@@ -253,13 +304,15 @@ impl<T> Watched<T> {
     fn read_deadline(&self) -> Option<Instant> {
         match self.phase {
             Phase::Idle(since) => Some(since + self.timeouts.idle),
-            Phase::Head(since) => Some(since + self.timeouts.header_read),
+            // From the accept to the end of the first request's headers, however the bytes trickle in.
+            Phase::New(since) | Phase::Head(since) => Some(since + self.timeouts.header_read),
             Phase::Busy => None,
         }
     }
 
     fn phase_name(&self) -> &'static str {
         match self.phase {
+            Phase::New(_) => "waiting for the first request",
             Phase::Head(_) => "reading the request headers",
             _ => "idle connection",
         }
@@ -304,9 +357,17 @@ impl<T: AsyncRead + Unpin> AsyncRead for Watched<T> {
         match Pin::new(&mut me.io).poll_read(cx, buf) {
             Poll::Ready(Ok(())) => {
                 if buf.filled().len() > before {
-                    if let Phase::Idle(_) = me.phase {
-                        me.phase = Phase::Head(Instant::now());
-                        me.activity.in_head.store(true, Ordering::Relaxed);
+                    match me.phase {
+                        Phase::Idle(_) => {
+                            me.phase = Phase::Head(Instant::now());
+                            me.activity.in_head.store(true, Ordering::Relaxed);
+                        }
+                        // The first request's deadline keeps counting from the accept.
+                        Phase::New(_) => {
+                            me.spoke = true;
+                            me.activity.set_silent(false);
+                        }
+                        _ => {}
                     }
                 }
                 Poll::Ready(Ok(()))
@@ -322,6 +383,10 @@ impl<T: AsyncRead + Unpin> AsyncRead for Watched<T> {
                     }
                     return Poll::Pending;
                 };
+                // `New` lasts until the first head is complete: silent only while not a byte has come.
+                if matches!(me.phase, Phase::New(_)) && !me.spoke {
+                    me.activity.set_silent(true);
+                }
                 if passed(&mut me.read_timer, &mut me.read_armed, deadline, cx) {
                     return Poll::Ready(Err(me.expired(me.phase_name())));
                 }
@@ -473,19 +538,142 @@ mod tests {
         )
     }
 
+    /// The review finding: a client that connects and never speaks got the 75 s keep-alive allowance.
     #[tokio::test]
-    async fn a_connection_that_sends_nothing_is_closed_after_the_idle_timeout() {
+    async fn a_connection_that_sends_nothing_is_closed_after_the_header_timeout_not_the_idle_one() {
         let (mut w, _client, activity) = watched(Timeouts {
-            header_read: Duration::from_secs(3600),
-            idle: Duration::from_millis(50),
+            header_read: Duration::from_millis(50),
+            idle: Duration::from_secs(3600),
         });
         let mut buf = [0u8; 16];
         let e = tokio::time::timeout(Duration::from_secs(60), w.read(&mut buf))
             .await
-            .expect("the idle timeout ends the read")
+            .expect("the header timeout ends the read")
             .unwrap_err();
         assert_eq!(e.kind(), io::ErrorKind::TimedOut);
+        assert!(e.to_string().contains("first request"), "{e}");
         assert!(activity.timed_out());
+    }
+
+    /// A client that waits and then starts its first request does not get a fresh header allowance: the deadline
+    /// counts from the accept, so the read fails before a header timeout has passed since the first byte.
+    #[tokio::test]
+    async fn the_first_request_must_be_in_within_the_header_timeout_of_the_accept() {
+        let header_read = Duration::from_secs(2);
+        let (mut w, mut client, _activity) = watched(Timeouts {
+            header_read,
+            idle: Duration::from_secs(3600),
+        });
+        tokio::time::sleep(Duration::from_millis(1500)).await;
+        let first_byte = Instant::now();
+        client.write_all(b"GET / HTTP/1.1\r\n").await.unwrap();
+        let mut buf = [0u8; 64];
+        let read_all = async {
+            loop {
+                if let Err(e) = w.read(&mut buf).await {
+                    return e;
+                }
+            }
+        };
+        let e = tokio::time::timeout(Duration::from_secs(60), read_all)
+            .await
+            .expect("the header timeout ends the read");
+        assert_eq!(e.kind(), io::ErrorKind::TimedOut);
+        // Counted from the first byte it would end no earlier than this; from the accept it ends about 1.5 s
+        // sooner, which leaves a busy machine that much slack.
+        assert!(
+            first_byte.elapsed() < header_read,
+            "the deadline was counted from the first byte, not the accept"
+        );
+    }
+
+    #[tokio::test]
+    async fn the_idle_timeout_applies_between_requests_not_before_the_first() {
+        let (mut w, mut client, activity) = watched(Timeouts {
+            header_read: Duration::from_millis(30),
+            idle: Duration::from_secs(3600),
+        });
+        client.write_all(b"GET / HTTP/1.1\r\n\r\n").await.unwrap();
+        let mut buf = [0u8; 64];
+        w.read(&mut buf).await.unwrap();
+        // The handler has the request, and answers it.
+        drop(activity.begin());
+        // Far past the header timeout, the served keep-alive connection is still open.
+        let r = tokio::time::timeout(Duration::from_millis(300), w.read(&mut buf)).await;
+        assert!(
+            r.is_err(),
+            "idle between requests is allowed the idle timeout: {r:?}"
+        );
+        assert!(!activity.timed_out());
+    }
+
+    #[tokio::test]
+    async fn a_connection_is_silent_until_its_first_byte_and_counted_while_it_is() {
+        let silent_open = Arc::new(AtomicUsize::new(0));
+        let (server, mut client) = tokio::io::duplex(1024);
+        let activity = Arc::new(Activity::counted(silent_open.clone()));
+        let mut w = Watched::new(
+            server,
+            activity.clone(),
+            Timeouts {
+                header_read: Duration::from_secs(3600),
+                idle: Duration::from_secs(3600),
+            },
+        );
+        assert!(!activity.silent(), "not before a read found nothing");
+        let mut buf = [0u8; 64];
+        let r = tokio::time::timeout(Duration::from_millis(20), w.read(&mut buf)).await;
+        assert!(r.is_err());
+        assert!(activity.silent());
+        assert_eq!(silent_open.load(Ordering::SeqCst), 1);
+        // Reading again while still silent counts it once.
+        let _ = tokio::time::timeout(Duration::from_millis(20), w.read(&mut buf)).await;
+        assert_eq!(silent_open.load(Ordering::SeqCst), 1);
+        client.write_all(b"G").await.unwrap();
+        assert_eq!(w.read(&mut buf).await.unwrap(), 1);
+        assert!(!activity.silent());
+        assert_eq!(silent_open.load(Ordering::SeqCst), 0);
+        // Half a head, then nothing: spoke, so not silent again.
+        let _ = tokio::time::timeout(Duration::from_millis(20), w.read(&mut buf)).await;
+        assert!(!activity.silent());
+        assert_eq!(silent_open.load(Ordering::SeqCst), 0);
+
+        // A silent connection that goes away is no longer counted.
+        let (server, _client) = tokio::io::duplex(1024);
+        let activity = Arc::new(Activity::counted(silent_open.clone()));
+        let mut w = Watched::new(
+            server,
+            activity.clone(),
+            Timeouts {
+                header_read: Duration::from_secs(3600),
+                idle: Duration::from_secs(3600),
+            },
+        );
+        let _ = tokio::time::timeout(Duration::from_millis(20), w.read(&mut buf)).await;
+        assert_eq!(silent_open.load(Ordering::SeqCst), 1);
+        drop(w);
+        drop(activity);
+        assert_eq!(silent_open.load(Ordering::SeqCst), 0);
+    }
+
+    #[test]
+    fn at_the_cap_silent_connections_are_shed_first_then_idle_keep_alive_ones() {
+        // (silent, idle, silent connections open, shed)
+        let cases = [
+            (true, false, 1, true),
+            (true, false, 5, true),
+            (false, true, 1, false),
+            (false, true, 0, true),
+            (false, false, 0, false),
+            (false, false, 3, false),
+        ];
+        for (silent, idle, open, want) in cases {
+            assert_eq!(
+                shed_at_cap(silent, idle, open),
+                want,
+                "silent {silent}, idle {idle}, {open} silent open"
+            );
+        }
     }
 
     #[tokio::test]

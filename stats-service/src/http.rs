@@ -19,7 +19,7 @@ use tokio::sync::{Notify, Semaphore};
 use tokio::time::Instant;
 
 use crate::config::Config;
-use crate::connections::{AcceptBackoff, Activity, LogEvery, Timeouts, Watched};
+use crate::connections::{shed_at_cap, AcceptBackoff, Activity, LogEvery, Timeouts, Watched};
 use crate::db::{Db, DbError, DbErrorKind};
 use crate::logparse::{self, Line};
 
@@ -374,8 +374,9 @@ const LOG_EVERY: Duration = Duration::from_secs(10);
 ///
 /// At most `max_connections` are served at once. At the cap the loop stops calling `accept` (one connection
 /// accepted and held aside), so new connections wait in the kernel's listen backlog (back-pressure) rather than
-/// being accepted and dropped. Idle keep-alive connections are then closed to make room, as nginx does when it runs
-/// out of connections: otherwise they hold their slots for the whole idle timeout while clients with a request wait.
+/// being accepted and dropped. Connections that have not sent a byte are then closed to make room, and once none is
+/// left, idle keep-alive connections, as nginx does when it runs out of connections: otherwise they hold their slots
+/// for a whole timeout while clients with a request wait.
 pub async fn serve(
     listener: TcpListener,
     app: Arc<App>,
@@ -389,6 +390,7 @@ pub async fn serve(
     let mut accept_log = LogEvery::new(LOG_EVERY);
     let mut full_log = LogEvery::new(LOG_EVERY);
     let shed_idle = Arc::new(Notify::new());
+    let silent_open = Arc::new(std::sync::atomic::AtomicUsize::new(0));
     'serve: loop {
         let accepted = tokio::select! {
             a = listener.accept() => a,
@@ -421,8 +423,8 @@ pub async fn serve(
                     );
                 }
                 // This one connection is held unserved (one descriptor over the cap) and the rest stay in the
-                // backlog. Someone is waiting, so idle keep-alive connections make room; again every second,
-                // for connections that became idle meanwhile.
+                // backlog. Someone is waiting, so silent, then idle keep-alive connections make room; again
+                // every second, for connections that became silent or idle meanwhile.
                 loop {
                     shed_idle.notify_waiters();
                     tokio::select! {
@@ -439,10 +441,11 @@ pub async fn serve(
         let _ = stream.set_nodelay(true);
         let app = app.clone();
         let shed_idle = shed_idle.clone();
+        let silent_open = silent_open.clone();
         tokio::spawn(async move {
             let _permit = permit;
             let _open = Gauge::up(&app.counters.connections_open);
-            let activity = Arc::new(Activity::default());
+            let activity = Arc::new(Activity::counted(silent_open.clone()));
             let io = TokioIo::new(Watched::new(stream, activity.clone(), app.timeouts));
             let svc_app = app.clone();
             let svc_activity = activity.clone();
@@ -464,7 +467,8 @@ pub async fn serve(
                 tokio::select! {
                     _ = conn.as_mut() => break,
                     _ = shed_idle.notified() => {
-                        if activity.idle() {
+                        let silent_now = silent_open.load(Ordering::SeqCst);
+                        if shed_at_cap(activity.silent(), activity.idle(), silent_now) {
                             // hyper closes an idle connection at once, and lets a busy one finish first.
                             conn.as_mut().graceful_shutdown();
                         }

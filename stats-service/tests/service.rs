@@ -977,3 +977,128 @@ fn at_the_connection_cap_idle_keep_alive_connections_make_room() {
         svc.log()
     );
 }
+
+/// Issue 15, review finding: connections that connect and send nothing, under `ulimit -n 256` with the default
+/// timeouts. Before their first byte they get the header-read deadline (10 s), not the keep-alive idle one (75 s),
+/// and at the cap they are the first to make room for a client that is waiting.
+#[test]
+fn four_hundred_silent_connections_under_ulimit_256_neither_starve_healthz_nor_stay_open() {
+    let pg = Pg::start(10);
+    let mut svc = Service::start_with_open_files(pg.port, &[], Some(256));
+    svc.wait_healthy();
+    let mut silent: Vec<Option<TcpStream>> = (0..400)
+        .map(|_| Some(TcpStream::connect(("127.0.0.1", svc.port)).unwrap()))
+        .collect();
+    // Queued behind them in the listen backlog; `exchange` gives up after 30 s, well before the 75 s idle timeout.
+    let (status, v) = svc.request("GET", "/healthz", b"");
+    assert_eq!(status, 200, "{v}");
+    for s in silent.iter().flatten() {
+        s.set_nonblocking(true).unwrap();
+    }
+    // All closed by the server (shed at the cap, or by the 10 s header timeout), long before 75 s.
+    let start = Instant::now();
+    loop {
+        for slot in silent.iter_mut() {
+            if slot.as_mut().is_some_and(closed_by_server) {
+                *slot = None;
+            }
+        }
+        let open = silent.iter().filter(|s| s.is_some()).count();
+        if open == 0 {
+            break;
+        }
+        assert!(
+            start.elapsed() < Duration::from_secs(60),
+            "{open} silent connections still open after 60 s"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    assert_eq!(svc.request("GET", "/healthz", b"").0, 200);
+    svc.stop();
+    let log = svc.log();
+    assert!(
+        log.contains("lowered to"),
+        "the cap is lowered to fit 256 open files: {log}"
+    );
+    let accept_errors = log.lines().filter(|l| l.contains("accept failed")).count();
+    assert!(
+        accept_errors <= 3,
+        "{accept_errors} accept errors logged:\n{log}"
+    );
+}
+
+/// At the cap, connections that never sent a byte make room before keep-alive connections between requests do:
+/// dropping them loses no client anything, and a keep-alive client would have to reconnect.
+#[test]
+fn at_the_connection_cap_silent_connections_make_room_before_idle_keep_alive_ones() {
+    let pg = Pg::start(10);
+    let mut svc = Service::start(
+        pg.port,
+        &[
+            ("MAX_CONNECTIONS", "4"),
+            ("HEADER_READ_TIMEOUT_MS", "600000"),
+            ("IDLE_TIMEOUT_MS", "600000"),
+        ],
+    );
+    svc.wait_healthy();
+    let keep_alive: Vec<TcpStream> = (0..2)
+        .map(|_| {
+            let mut s = TcpStream::connect(("127.0.0.1", svc.port)).unwrap();
+            s.set_read_timeout(Some(Duration::from_secs(30))).unwrap();
+            s.write_all(b"GET /metrics HTTP/1.1\r\nHost: x\r\n\r\n")
+                .unwrap();
+            assert_eq!(read_response(&mut s).unwrap(), 200);
+            s
+        })
+        .collect();
+    let mut silent: Vec<TcpStream> = (0..2)
+        .map(|_| TcpStream::connect(("127.0.0.1", svc.port)).unwrap())
+        .collect();
+    // The cap is full; a fifth client is answered long before either ten-minute timeout would free a slot.
+    let (status, v) = svc.request("GET", "/healthz", b"");
+    assert_eq!(status, 200, "{v}");
+    for s in silent.iter_mut() {
+        s.set_read_timeout(Some(Duration::from_secs(30))).unwrap();
+        let mut buf = [0u8; 16];
+        let r = s.read(&mut buf);
+        assert!(
+            matches!(r, Ok(0))
+                || r.as_ref()
+                    .is_err_and(|e| e.kind() != std::io::ErrorKind::WouldBlock
+                        && e.kind() != std::io::ErrorKind::TimedOut),
+            "the silent connection was shed: {r:?}"
+        );
+    }
+    // The keep-alive clients kept their connections: each gets another answer on it.
+    for mut s in keep_alive {
+        s.write_all(b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n")
+            .unwrap();
+        let status = read_response(&mut s).expect("the idle keep-alive connection is still open");
+        assert_eq!(status, 200);
+    }
+    svc.stop();
+}
+
+/// Reads one whole response (head, then a `Content-Length` body) off a keep-alive connection: its status.
+fn read_response(s: &mut TcpStream) -> std::io::Result<u16> {
+    let mut head = Vec::new();
+    let mut byte = [0u8; 1];
+    while !head.ends_with(b"\r\n\r\n") {
+        s.read_exact(&mut byte)?;
+        head.push(byte[0]);
+    }
+    let head = String::from_utf8_lossy(&head);
+    let length: usize = head
+        .lines()
+        .filter_map(|l| l.split_once(':'))
+        .find(|(k, _)| k.trim().eq_ignore_ascii_case("content-length"))
+        .and_then(|(_, v)| v.trim().parse().ok())
+        .unwrap_or(0);
+    let mut body = vec![0u8; length];
+    s.read_exact(&mut body)?;
+    Ok(head
+        .split(' ')
+        .nth(1)
+        .and_then(|c| c.parse().ok())
+        .unwrap_or(0))
+}
