@@ -391,6 +391,10 @@ pub async fn serve(
     let mut full_log = LogEvery::new(LOG_EVERY);
     let shed_idle = Arc::new(Notify::new());
     let silent_open = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    // Whether a shedding round may close idle keep-alive connections too (not in the first: see below).
+    let idle_too = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    // How many were silent when the current shedding round began.
+    let silent_at_round = Arc::new(std::sync::atomic::AtomicUsize::new(0));
     'serve: loop {
         let accepted = tokio::select! {
             a = listener.accept() => a,
@@ -424,8 +428,16 @@ pub async fn serve(
                 }
                 // This one connection is held unserved (one descriptor over the cap) and the rest stay in the
                 // backlog. Someone is waiting, so silent, then idle keep-alive connections make room; again
-                // every second, for connections that became silent or idle meanwhile.
+                // every second, for connections that became silent or idle meanwhile. The first round sheds
+                // only silent connections: one accepted just now is not yet known to be silent, and an idle
+                // keep-alive client should not lose its connection to that race.
+                let mut round = 0u32;
                 loop {
+                    idle_too.store(round > 0, Ordering::SeqCst);
+                    // Taken before anyone is woken: a silent connection that closes on this round must not make an
+                    // idle one think there are no silent ones left.
+                    silent_at_round.store(silent_open.load(Ordering::SeqCst), Ordering::SeqCst);
+                    round = round.saturating_add(1);
                     shed_idle.notify_waiters();
                     tokio::select! {
                         p = permits.clone().acquire_owned() => match p {
@@ -442,6 +454,8 @@ pub async fn serve(
         let app = app.clone();
         let shed_idle = shed_idle.clone();
         let silent_open = silent_open.clone();
+        let idle_too = idle_too.clone();
+        let silent_at_round = silent_at_round.clone();
         tokio::spawn(async move {
             let _permit = permit;
             let _open = Gauge::up(&app.counters.connections_open);
@@ -467,8 +481,9 @@ pub async fn serve(
                 tokio::select! {
                     _ = conn.as_mut() => break,
                     _ = shed_idle.notified() => {
-                        let silent_now = silent_open.load(Ordering::SeqCst);
-                        if shed_at_cap(activity.silent(), activity.idle(), silent_now) {
+                        let silent_now = silent_at_round.load(Ordering::SeqCst);
+                        let idle = activity.idle() && idle_too.load(Ordering::SeqCst);
+                        if shed_at_cap(activity.silent(), idle, silent_now) {
                             // hyper closes an idle connection at once, and lets a busy one finish first.
                             conn.as_mut().graceful_shutdown();
                         }
