@@ -401,6 +401,8 @@ const PROBE_ATTEMPTS: usize = 3;
 /// At most this many load-test targets are probed.
 const PROBE_MAX_TARGETS: usize = 5;
 const PROBE_CONNECT_TIMEOUT: Duration = Duration::from_secs(1);
+/// A TLS handshake is a few round trips and one signature; as generous as the answer, for a loaded laptop.
+const PROBE_HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(2);
 /// Generous for a loaded laptop; a service that says nothing for this long is not answering its viewers either.
 const PROBE_ANSWER_TIMEOUT: Duration = Duration::from_secs(2);
 /// The most of an answer read: its status line is all the probe needs.
@@ -428,7 +430,17 @@ async fn probe_service(spec: &StackFile) -> Vec<Probe> {
         }
     }
     urls.extend(targets.iter().map(|t| ("load-test target", t.to_string())));
-    futures::future::join_all(urls.into_iter().map(|(role, url)| probe_url(role, url))).await
+    // One TLS configuration for every https:// URL, with certificates verified against the machine's roots
+    // (built only when some URL needs it: loading the roots reads a directory of files).
+    let tls = urls
+        .iter()
+        .any(|(_, u)| u.starts_with("https://"))
+        .then(|| statsctl_loadtest::tls::client_config(false));
+    futures::future::join_all(
+        urls.into_iter()
+            .map(|(role, url)| probe_url(role, url, tls.as_ref())),
+    )
+    .await
 }
 
 /// `http://host:port/path?q` → `http://host:port`.
@@ -452,19 +464,18 @@ fn shown(url: &str) -> String {
     }
 }
 
-async fn probe_url(role: &str, url: String) -> Probe {
+type TlsConfig = Result<std::sync::Arc<rustls::ClientConfig>, String>;
+
+async fn probe_url(role: &str, url: String, tls: Option<&TlsConfig>) -> Probe {
     let mut p = Probe {
         role: role.to_string(),
         url: shown(&url),
         connect_timeout_ms: PROBE_CONNECT_TIMEOUT.as_millis() as u64,
+        handshake_timeout_ms: PROBE_HANDSHAKE_TIMEOUT.as_millis() as u64,
         answer_timeout_ms: PROBE_ANSWER_TIMEOUT.as_millis() as u64,
         not_probed: None,
         attempts: vec![],
     };
-    if url.starts_with("https://") {
-        p.not_probed = Some("https:// is not probed: preflight's probe speaks plain HTTP".into());
-        return p;
-    }
     let target = match statsctl_loadtest::Target::parse(&url) {
         Ok(t) if !t.host.contains('@') => t,
         Ok(_) => {
@@ -476,52 +487,124 @@ async fn probe_url(role: &str, url: String) -> Probe {
             return p;
         }
     };
-    p.attempts = futures::future::join_all((0..PROBE_ATTEMPTS).map(|_| probe_once(&target))).await;
+    let client = if target.tls {
+        let made = match tls {
+            Some(Ok(config)) => statsctl_loadtest::tls::Client::new(config.clone(), &target.host),
+            Some(Err(e)) => Err(e.clone()),
+            None => Err("no TLS configuration".to_string()),
+        };
+        match made {
+            Ok(c) => Some(c),
+            Err(e) => {
+                // No roots to verify with: nothing this machine can say about the certificate. Named, not
+                // guessed at (preflight has no insecure mode).
+                p.not_probed = Some(format!(
+                    "cannot verify https:// here: {}",
+                    e.split(" (hint:").next().unwrap_or(&e)
+                ));
+                return p;
+            }
+        }
+    } else {
+        None
+    };
+    p.attempts = futures::future::join_all(
+        (0..PROBE_ATTEMPTS).map(|_| probe_once(&target, client.as_ref())),
+    )
+    .await;
     p
 }
 
-/// One `GET` with its own connect and answer timeouts; reads no more than the status line needs.
-async fn probe_once(t: &statsctl_loadtest::Target) -> Attempt {
-    use tokio::io::{AsyncReadExt, AsyncWriteExt};
-    let ms = |d: Duration| d.as_secs_f64() * 1000.0;
+fn ms(d: Duration) -> f64 {
+    d.as_secs_f64() * 1000.0
+}
+
+/// One `GET` with its own connect, TLS handshake (for https://) and answer timeouts, each timed apart.
+async fn probe_once(
+    t: &statsctl_loadtest::Target,
+    tls: Option<&statsctl_loadtest::tls::Client>,
+) -> Attempt {
+    let mut a = Attempt {
+        connect_ms: None,
+        handshake_ms: None,
+        first_byte_ms: None,
+        outcome: Outcome::NoAnswer,
+    };
     let started = Instant::now();
     let connected = tokio::time::timeout(
         PROBE_CONNECT_TIMEOUT,
         tokio::net::TcpStream::connect((t.host.as_str(), t.port)),
     )
     .await;
-    let mut stream = match connected {
+    let tcp = match connected {
         Err(_) => {
-            return Attempt {
-                connect_ms: None,
-                first_byte_ms: None,
-                outcome: Outcome::ConnectTimeout,
-            }
+            a.outcome = Outcome::ConnectTimeout;
+            return a;
         }
         Ok(Err(e)) => {
-            return Attempt {
-                connect_ms: None,
-                first_byte_ms: None,
-                outcome: Outcome::ConnectFailed {
-                    error: e.to_string(),
-                },
-            }
+            a.outcome = Outcome::ConnectFailed {
+                error: e.to_string(),
+            };
+            return a;
         }
         Ok(Ok(s)) => s,
     };
-    let connect_ms = Some(ms(started.elapsed()));
+    a.connect_ms = Some(ms(started.elapsed()));
     let request = format!(
         "GET {} HTTP/1.1\r\nHost: {}:{}\r\nUser-Agent: statsctl-preflight\r\nAccept: */*\r\nConnection: close\r\n\r\n",
         t.path, t.host, t.port
     );
+    let Some(client) = tls else {
+        let mut tcp = tcp;
+        (a.first_byte_ms, a.outcome) = answer(&mut tcp, request.as_bytes()).await;
+        return a;
+    };
+    let shaking = Instant::now();
+    match tokio::time::timeout(
+        PROBE_HANDSHAKE_TIMEOUT,
+        client.connector.connect(client.name.clone(), tcp),
+    )
+    .await
+    {
+        Err(_) => a.outcome = Outcome::HandshakeStalled,
+        Ok(Err(e)) => {
+            let error = e.to_string();
+            a.outcome = if statsctl_loadtest::tls::handshake_error(&e)
+                == statsctl_loadtest::tls::TLS_CERTIFICATE
+            {
+                Outcome::CertificateRefused { error }
+            } else {
+                Outcome::HandshakeFailed { error }
+            };
+        }
+        Ok(Ok(mut stream)) => {
+            a.handshake_ms = Some(ms(shaking.elapsed()));
+            (a.first_byte_ms, a.outcome) = answer(&mut stream, request.as_bytes()).await;
+        }
+    }
+    a
+}
+
+/// Sends the request and reads the answer within the answer timeout: the first byte's time and what came back.
+async fn answer<S>(stream: &mut S, request: &[u8]) -> (Option<f64>, Outcome)
+where
+    S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin,
+{
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
     let sent = Instant::now();
     let mut first_byte = None;
     let mut got = Vec::new();
     let answer = tokio::time::timeout(PROBE_ANSWER_TIMEOUT, async {
-        stream.write_all(request.as_bytes()).await?;
+        stream.write_all(request).await?;
+        // TLS holds written records back until flushed.
+        stream.flush().await?;
         let mut buf = [0u8; 256];
         loop {
-            let n = stream.read(&mut buf).await?;
+            let n = match stream.read(&mut buf).await {
+                // A TLS peer that closes without close_notify: the end of the answer, as for TCP.
+                Err(e) if e.kind() == std::io::ErrorKind::UnexpectedEof => 0,
+                r => r?,
+            };
             if n == 0 {
                 return Ok::<_, std::io::Error>(());
             }
@@ -533,7 +616,6 @@ async fn probe_once(t: &statsctl_loadtest::Target) -> Attempt {
         }
     })
     .await;
-    let first_byte_ms = first_byte.map(ms);
     let outcome = match answer {
         Err(_) if first_byte.is_none() => Outcome::NoAnswer,
         Err(_) => Outcome::BadAnswer {
@@ -555,11 +637,7 @@ async fn probe_once(t: &statsctl_loadtest::Target) -> Attempt {
             },
         },
     };
-    Attempt {
-        connect_ms,
-        first_byte_ms,
-        outcome,
-    }
+    (first_byte.map(ms), outcome)
 }
 
 /// `HTTP/1.1 503 Service Unavailable\r\n…` → 503.
@@ -723,5 +801,194 @@ mod probe_tests {
         ] {
             assert_eq!(status_code(answer), want, "{answer:?}");
         }
+    }
+}
+
+/// The https:// probe against TLS servers in the test: a certificate from an unknown CA (refused), a listener that
+/// accepts and never answers the handshake (stalled), and the same certificate trusted (answered, timed apart).
+#[cfg(test)]
+mod tls_probe_tests {
+    use super::*;
+    use rustls::pki_types::pem::PemObject;
+    use rustls::pki_types::{CertificateDer, PrivateKeyDer};
+    use statsctl_checks::service_healthy::judge_probe;
+    use std::sync::Arc;
+
+    /// A certificate for 127.0.0.1 issued by a throwaway CA (both made by `openssl`), and a TLS server with it that
+    /// answers every request with `answer` then closes (a thread per connection, ending with the test process).
+    /// Returns the port and the CA's certificate, which no machine trusts unless told to.
+    fn test_ca_server(answer: &'static [u8]) -> (u16, CertificateDer<'static>) {
+        use std::io::{Read, Write};
+        let dir = tempfile::tempdir().unwrap();
+        // Temporary paths are UTF-8 here; as strings they sit in one argument list.
+        let file = |name: &str| dir.path().join(name).to_str().unwrap().to_string();
+        let openssl = |args: &[&str]| {
+            let out = std::process::Command::new("openssl")
+                .args(["req", "-x509", "-newkey", "ec", "-pkeyopt"])
+                .args(["ec_paramgen_curve:prime256v1", "-nodes", "-days", "2"])
+                .args(args)
+                .output()
+                .expect("openssl is needed to make a test certificate (apt-get install openssl)");
+            assert!(
+                out.status.success(),
+                "{}",
+                String::from_utf8_lossy(&out.stderr)
+            );
+        };
+        let (ca, ca_key, cert, key) = (
+            file("ca.pem"),
+            file("ca.key"),
+            file("cert.pem"),
+            file("key.pem"),
+        );
+        openssl(&[
+            "-subj",
+            "/CN=statsctl test CA",
+            "-keyout",
+            &ca_key,
+            "-out",
+            &ca,
+        ]);
+        openssl(&[
+            "-subj",
+            "/CN=localhost",
+            "-addext",
+            "subjectAltName=IP:127.0.0.1",
+            "-addext",
+            "basicConstraints=critical,CA:FALSE",
+            "-CA",
+            &ca,
+            "-CAkey",
+            &ca_key,
+            "-keyout",
+            &key,
+            "-out",
+            &cert,
+        ]);
+        let certs = CertificateDer::pem_file_iter(&cert)
+            .unwrap()
+            .collect::<Result<Vec<_>, _>>()
+            .unwrap();
+        let ca = CertificateDer::from_pem_file(&ca).unwrap();
+        let config = Arc::new(
+            rustls::ServerConfig::builder_with_provider(Arc::new(
+                rustls::crypto::aws_lc_rs::default_provider(),
+            ))
+            .with_safe_default_protocol_versions()
+            .unwrap()
+            .with_no_client_auth()
+            .with_single_cert(certs, PrivateKeyDer::from_pem_file(&key).unwrap())
+            .unwrap(),
+        );
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let port = listener.local_addr().unwrap().port();
+        std::thread::spawn(move || {
+            for tcp in listener.incoming() {
+                let Ok(tcp) = tcp else { continue };
+                let config = config.clone();
+                std::thread::spawn(move || {
+                    let _ = tcp.set_read_timeout(Some(Duration::from_secs(10)));
+                    let conn = rustls::ServerConnection::new(config).unwrap();
+                    let mut tls = rustls::StreamOwned::new(conn, tcp);
+                    let mut buf = Vec::new();
+                    while !buf.windows(4).any(|w| w == b"\r\n\r\n") {
+                        let mut chunk = [0u8; 1024];
+                        match tls.read(&mut chunk) {
+                            Ok(0) | Err(_) => return,
+                            Ok(n) => buf.extend_from_slice(&chunk[..n]),
+                        }
+                    }
+                    let _ = tls.write_all(answer).and_then(|_| tls.flush());
+                    tls.conn.send_close_notify();
+                    let _ = tls.flush();
+                });
+            }
+        });
+        (port, ca)
+    }
+
+    #[tokio::test]
+    async fn a_certificate_from_an_unknown_issuer_is_refused() {
+        let (port, _) = test_ca_server(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok");
+        let url = format!("https://127.0.0.1:{port}/healthz");
+        let config = statsctl_loadtest::tls::client_config(false);
+        let p = probe_url("health endpoint", url.clone(), Some(&config)).await;
+        assert_eq!(p.attempts.len(), PROBE_ATTEMPTS, "{p:?}");
+        assert!(
+            p.attempts
+                .iter()
+                .all(|a| matches!(a.outcome, Outcome::CertificateRefused { .. })
+                    && a.connect_ms.is_some()),
+            "{p:?}"
+        );
+        let (status, line) = judge_probe(&p);
+        assert_eq!(status, Status::Fail, "{line}");
+        assert!(
+            line.contains(&format!(
+                "health endpoint `{url}`: its TLS certificate was refused (3 of 3 requests: "
+            )),
+            "{line}"
+        );
+    }
+
+    #[tokio::test]
+    async fn a_handshake_that_never_comes_is_named_stalled() {
+        // Accepts TCP connections (the kernel completes them from the backlog) and never says a word.
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let held = tokio::spawn(async move {
+            let mut open = Vec::new();
+            while let Ok((s, _)) = listener.accept().await {
+                open.push(s);
+            }
+        });
+        let url = format!("https://127.0.0.1:{port}/matches/1/stats");
+        let config = statsctl_loadtest::tls::client_config(false);
+        let p = probe_url("load-test target", url.clone(), Some(&config)).await;
+        held.abort();
+        assert!(
+            p.attempts
+                .iter()
+                .all(|a| a.outcome == Outcome::HandshakeStalled && a.connect_ms.is_some()),
+            "{p:?}"
+        );
+        let (status, line) = judge_probe(&p);
+        assert_eq!(status, Status::Fail, "{line}");
+        assert!(
+            line.contains(&format!("load-test target `{url}` accepted the connection but did not complete the TLS handshake within 2000 ms (3 of 3 requests")),
+            "{line}"
+        );
+    }
+
+    #[tokio::test]
+    async fn a_trusted_certificate_is_answered_with_the_handshake_timed_apart() {
+        let (port, ca) = test_ca_server(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok");
+        // The test's CA as the only root: the certificate is verified as a real one would be.
+        let mut roots = rustls::RootCertStore::empty();
+        roots.add(ca).unwrap();
+        let config = rustls::ClientConfig::builder_with_provider(Arc::new(
+            rustls::crypto::aws_lc_rs::default_provider(),
+        ))
+        .with_safe_default_protocol_versions()
+        .unwrap()
+        .with_root_certificates(roots)
+        .with_no_client_auth();
+        let url = format!("https://127.0.0.1:{port}/healthz");
+        let p = probe_url("health endpoint", url, Some(&Ok(Arc::new(config)))).await;
+        assert!(
+            p.attempts
+                .iter()
+                .all(|a| a.outcome == Outcome::Answered { status: 200 }
+                    && a.connect_ms.is_some()
+                    && a.handshake_ms.is_some()
+                    && a.first_byte_ms.is_some()),
+            "{p:?}"
+        );
+        let (status, line) = judge_probe(&p);
+        assert_eq!(status, Status::Pass, "{line}");
+        assert!(
+            line.contains("3/3 answered (connect ≤ ") && line.contains("TLS handshake ≤ "),
+            "{line}"
+        );
     }
 }
