@@ -24,6 +24,9 @@ pub enum Outcome {
     NoAnswer,
     /// Connected, and the peer closed or sent something that is not HTTP.
     BadAnswer { error: String },
+    /// The status line and headers came, and the body did not complete within the answer timeout: a service
+    /// that starts its answer and then waits (on its database, a lock) is as stuck as one that never starts.
+    BodyStalled { status: u16 },
     /// `https://`: connected, and the server's certificate was refused (unknown issuer, expired, wrong name).
     CertificateRefused { error: String },
     /// `https://`: connected, and the TLS handshake failed otherwise (an alert, no common protocol, a plain HTTP
@@ -45,6 +48,9 @@ pub struct Attempt {
     pub handshake_ms: Option<f64>,
     /// From the request written to the first byte of the answer, when one came.
     pub first_byte_ms: Option<f64>,
+    /// From the request written to the answer's last byte (its body read to its end), when it completed.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub answer_ms: Option<f64>,
     pub outcome: Outcome,
 }
 
@@ -91,6 +97,24 @@ pub fn judge_probe(p: &Probe) -> (Status, String) {
             format!(
                 "{head} accepted the connection but did not answer within {} ms ({silent} of {n} requests; {connect})",
                 p.answer_timeout_ms
+            ),
+        );
+    }
+    let body_stalled: Vec<u16> = p
+        .attempts
+        .iter()
+        .filter_map(|a| match a.outcome {
+            Outcome::BodyStalled { status } => Some(status),
+            _ => None,
+        })
+        .collect();
+    if let Some(status) = body_stalled.first() {
+        return (
+            Status::Fail,
+            format!(
+                "{head} answered {status} headers but the body stalled: not complete within {} ms ({} of {n} requests; {connect})",
+                p.answer_timeout_ms,
+                body_stalled.len()
             ),
         );
     }
@@ -170,8 +194,11 @@ pub fn judge_probe(p: &Probe) -> (Status, String) {
     let handshake = times(|a| a.handshake_ms)
         .map(|m| format!("TLS handshake ≤ {m:.1} ms, "))
         .unwrap_or_default();
+    let whole = times(|a| a.answer_ms)
+        .map(|m| format!(", whole answer ≤ {m:.1} ms"))
+        .unwrap_or_default();
     let first_byte = times(|a| a.first_byte_ms)
-        .map(|m| format!("{handshake}first byte ≤ {m:.1} ms"))
+        .map(|m| format!("{handshake}first byte ≤ {m:.1} ms{whole}"))
         .unwrap_or_default();
     if let Some(s) = bad.first() {
         return (
@@ -214,7 +241,10 @@ pub fn check(facts: &Facts) -> Vec<Finding> {
         let (s, line) = judge_probe(p);
         if s == Status::Fail {
             problems.push(line.clone());
-            let silent = p.attempts.iter().any(|a| a.outcome == Outcome::NoAnswer);
+            let silent = p
+                .attempts
+                .iter()
+                .any(|a| matches!(a.outcome, Outcome::NoAnswer | Outcome::BodyStalled { .. }));
             let unreachable = p.attempts.iter().any(|a| {
                 matches!(
                     a.outcome,
@@ -337,6 +367,7 @@ mod tests {
                     connect_ms: c,
                     handshake_ms: None,
                     first_byte_ms: f,
+                    answer_ms: None,
                     outcome,
                 })
                 .collect(),
@@ -366,6 +397,12 @@ mod tests {
             ("503", vec![ok(1.0), (Some(0.2), Some(1.0), Outcome::Answered { status: 503 })], Status::Fail, "answered 503 (1 of 2 requests"),
             ("closes without answering", vec![(Some(0.2), None, Outcome::BadAnswer { error: "closed before answering".into() })], Status::Fail, "did not answer HTTP: closed"),
             ("nothing sent", vec![], Status::Skip, "not probed"),
+            (
+                "headers, then the body stalls",
+                vec![ok(2.0), (Some(0.3), Some(1.0), Outcome::BodyStalled { status: 200 })],
+                Status::Fail,
+                "answered 200 headers but the body stalled: not complete within 2000 ms (1 of 2 requests; connect ≤ 0.4 ms)",
+            ),
             (
                 "https: certificate refused",
                 vec![(Some(0.2), None, Outcome::CertificateRefused { error: "invalid peer certificate: UnknownIssuer".into() }); 3],

@@ -405,8 +405,11 @@ const PROBE_CONNECT_TIMEOUT: Duration = Duration::from_secs(1);
 const PROBE_HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(2);
 /// Generous for a loaded laptop; a service that says nothing for this long is not answering its viewers either.
 const PROBE_ANSWER_TIMEOUT: Duration = Duration::from_secs(2);
-/// The most of an answer read: its status line is all the probe needs.
-const PROBE_MAX_READ: usize = 1024;
+/// The most of an answer read (head, body and chunk framing): a health or stats answer is a few kilobytes, and
+/// the whole answer is read so that one that stalls after its headers is seen.
+const PROBE_MAX_ANSWER: usize = 256 * 1024;
+/// The most a status line and headers may take.
+const PROBE_MAX_HEAD: usize = 16 * 1024;
 
 /// Probes the service where viewers reach it: its health endpoint (`service.health_check_path` at each load-test
 /// target's origin) and the load-test targets themselves, a few concurrent GETs each.
@@ -528,6 +531,7 @@ async fn probe_once(
         connect_ms: None,
         handshake_ms: None,
         first_byte_ms: None,
+        answer_ms: None,
         outcome: Outcome::NoAnswer,
     };
     let started = Instant::now();
@@ -556,7 +560,7 @@ async fn probe_once(
     );
     let Some(client) = tls else {
         let mut tcp = tcp;
-        (a.first_byte_ms, a.outcome) = answer(&mut tcp, request.as_bytes()).await;
+        (a.first_byte_ms, a.answer_ms, a.outcome) = answer(&mut tcp, request.as_bytes()).await;
         return a;
     };
     let shaking = Instant::now();
@@ -579,14 +583,16 @@ async fn probe_once(
         }
         Ok(Ok(mut stream)) => {
             a.handshake_ms = Some(ms(shaking.elapsed()));
-            (a.first_byte_ms, a.outcome) = answer(&mut stream, request.as_bytes()).await;
+            (a.first_byte_ms, a.answer_ms, a.outcome) =
+                answer(&mut stream, request.as_bytes()).await;
         }
     }
     a
 }
 
-/// Sends the request and reads the answer within the answer timeout: the first byte's time and what came back.
-async fn answer<S>(stream: &mut S, request: &[u8]) -> (Option<f64>, Outcome)
+/// Sends the request and reads the whole answer (`Connection: close`: to its Content-Length, its last chunk, or
+/// the connection's end) within the answer timeout: the first byte's time, the last's, and what came back.
+async fn answer<S>(stream: &mut S, request: &[u8]) -> (Option<f64>, Option<f64>, Outcome)
 where
     S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin,
 {
@@ -594,50 +600,208 @@ where
     let sent = Instant::now();
     let mut first_byte = None;
     let mut got = Vec::new();
-    let answer = tokio::time::timeout(PROBE_ANSWER_TIMEOUT, async {
+    let mut state = Answer::Head;
+    let read = tokio::time::timeout(PROBE_ANSWER_TIMEOUT, async {
         stream.write_all(request).await?;
         // TLS holds written records back until flushed.
         stream.flush().await?;
-        let mut buf = [0u8; 256];
+        let mut buf = [0u8; 4096];
         loop {
             let n = match stream.read(&mut buf).await {
                 // A TLS peer that closes without close_notify: the end of the answer, as for TCP.
                 Err(e) if e.kind() == std::io::ErrorKind::UnexpectedEof => 0,
                 r => r?,
             };
-            if n == 0 {
+            if n > 0 {
+                first_byte.get_or_insert_with(|| sent.elapsed());
+                got.extend_from_slice(&buf[..n]);
+            }
+            state = answer_progress(&got, n == 0);
+            if matches!(state, Answer::Complete { .. } | Answer::Bad(_)) || n == 0 {
                 return Ok::<_, std::io::Error>(());
             }
-            first_byte.get_or_insert_with(|| sent.elapsed());
-            got.extend_from_slice(&buf[..n]);
-            if got.windows(2).any(|w| w == b"\r\n") || got.len() >= PROBE_MAX_READ {
+            if got.len() > PROBE_MAX_ANSWER {
+                state = Answer::Bad(format!(
+                    "the answer is larger than {} KiB, the most the probe reads",
+                    PROBE_MAX_ANSWER / 1024
+                ));
                 return Ok(());
             }
         }
     })
     .await;
-    let outcome = match answer {
-        Err(_) if first_byte.is_none() => Outcome::NoAnswer,
-        Err(_) => Outcome::BadAnswer {
+    let answered = matches!(state, Answer::Complete { .. }).then(|| ms(sent.elapsed()));
+    let outcome = match (read, state) {
+        (Err(_), _) if first_byte.is_none() => Outcome::NoAnswer,
+        (Err(_), Answer::Body(status)) => Outcome::BodyStalled { status },
+        (Err(_), _) => Outcome::BadAnswer {
             error: format!(
-                "no complete status line within {} ms",
+                "no complete status line and headers within {} ms",
                 PROBE_ANSWER_TIMEOUT.as_millis()
             ),
         },
-        Ok(Err(e)) => Outcome::BadAnswer {
+        (Ok(Err(e)), _) => Outcome::BadAnswer {
             error: e.to_string(),
         },
-        Ok(Ok(())) => match status_code(&got) {
-            Some(status) => Outcome::Answered { status },
-            None if got.is_empty() => Outcome::BadAnswer {
-                error: "closed the connection without answering".into(),
-            },
-            None => Outcome::BadAnswer {
-                error: "the answer is not an HTTP status line".into(),
-            },
+        (Ok(Ok(())), Answer::Complete { status, .. }) => Outcome::Answered { status },
+        (Ok(Ok(())), Answer::Bad(error)) => Outcome::BadAnswer { error },
+        (Ok(Ok(())), _) => Outcome::BadAnswer {
+            error: "closed the connection before the answer was complete".into(),
         },
     };
-    (first_byte.map(ms), outcome)
+    (first_byte.map(ms), answered, outcome)
+}
+
+/// How far the bytes of an answer read so far go.
+#[derive(Debug, Clone, PartialEq)]
+enum Answer {
+    /// The status line and headers are not all here yet.
+    Head,
+    /// The head came with this status; the body is not complete yet.
+    Body(u16),
+    /// The whole answer: its status and how many body bytes it had.
+    Complete { status: u16, body: usize },
+    /// Not an HTTP answer, or one that cannot complete (closed early, malformed framing, too large).
+    Bad(String),
+}
+
+/// Where an answer stands, from the bytes read so far and whether the connection has ended (`eof`). Pure: the
+/// framings (Content-Length, chunked, to the end of the connection, none for 204/304) are table cases. Never
+/// `Head` or `Body` at `eof`.
+fn answer_progress(bytes: &[u8], eof: bool) -> Answer {
+    let closed_early =
+        || Answer::Bad("closed the connection before the answer was complete".to_string());
+    let Some(head_len) = find(bytes, b"\r\n\r\n", 0) else {
+        if bytes.contains(&b'\n') && status_code(bytes).is_none() {
+            return Answer::Bad("the answer is not an HTTP status line".into());
+        }
+        if bytes.len() > PROBE_MAX_HEAD {
+            return Answer::Bad(format!(
+                "the status line and headers are larger than {} KiB",
+                PROBE_MAX_HEAD / 1024
+            ));
+        }
+        return match eof {
+            false => Answer::Head,
+            true if bytes.is_empty() => {
+                Answer::Bad("closed the connection without answering".into())
+            }
+            true => closed_early(),
+        };
+    };
+    let head = &bytes[..head_len];
+    let body = &bytes[head_len + 4..];
+    let Some(status) = status_code(head) else {
+        return Answer::Bad("the answer is not an HTTP status line".into());
+    };
+    // An interim answer (100 Continue): the real one follows it.
+    if (100..200).contains(&status) && status != 101 {
+        return answer_progress(body, eof);
+    }
+    let mut length: Option<usize> = None;
+    let mut chunked = false;
+    for line in head.split(|b| *b == b'\n').skip(1) {
+        let line = String::from_utf8_lossy(line);
+        let Some((name, value)) = line.split_once(':') else {
+            continue;
+        };
+        let (name, value) = (name.trim(), value.trim());
+        if name.eq_ignore_ascii_case("content-length") {
+            let n = value
+                .bytes()
+                .all(|b| b.is_ascii_digit())
+                .then(|| value.parse::<usize>().ok())
+                .flatten();
+            match (n, length) {
+                (None, _) => return Answer::Bad(format!("bad Content-Length `{value}`")),
+                (Some(n), Some(m)) if n != m => {
+                    return Answer::Bad("conflicting Content-Length headers".into())
+                }
+                (n, _) => length = n,
+            }
+        } else if name.eq_ignore_ascii_case("transfer-encoding") {
+            chunked = value
+                .rsplit(',')
+                .next()
+                .is_some_and(|last| last.trim().eq_ignore_ascii_case("chunked"));
+        }
+    }
+    let more = |eof: bool| {
+        if eof {
+            closed_early()
+        } else {
+            Answer::Body(status)
+        }
+    };
+    if status == 204 || status == 304 {
+        return Answer::Complete { status, body: 0 };
+    }
+    if chunked {
+        return match chunked_body(body) {
+            Ok(Some(n)) => Answer::Complete { status, body: n },
+            Ok(None) => more(eof),
+            Err(e) => Answer::Bad(e),
+        };
+    }
+    match length {
+        Some(n) if n > PROBE_MAX_ANSWER => Answer::Bad(format!(
+            "the answer announces {n} body bytes, more than the {} KiB the probe reads",
+            PROBE_MAX_ANSWER / 1024
+        )),
+        Some(n) if body.len() >= n => Answer::Complete { status, body: n },
+        Some(_) => more(eof),
+        // No length: the body runs to the end of the connection.
+        None if eof => Answer::Complete {
+            status,
+            body: body.len(),
+        },
+        None => Answer::Body(status),
+    }
+}
+
+/// A chunked body's data length once its last chunk and trailers are here (`Ok(None)`: not yet).
+fn chunked_body(body: &[u8]) -> Result<Option<usize>, String> {
+    let (mut at, mut total) = (0usize, 0usize);
+    loop {
+        let Some(end) = find(body, b"\r\n", at) else {
+            return Ok(None);
+        };
+        let line = String::from_utf8_lossy(&body[at..end]);
+        let digits = line.split(';').next().unwrap_or("").trim();
+        let size = (!digits.is_empty() && digits.len() <= 8)
+            .then(|| usize::from_str_radix(digits, 16).ok())
+            .flatten()
+            .ok_or_else(|| format!("bad chunk size `{digits}`"))?;
+        at = end + 2;
+        if size == 0 {
+            // Trailers, up to an empty line.
+            loop {
+                let Some(end) = find(body, b"\r\n", at) else {
+                    return Ok(None);
+                };
+                if end == at {
+                    return Ok(Some(total));
+                }
+                at = end + 2;
+            }
+        }
+        total += size;
+        if body.len() < at + size + 2 {
+            return Ok(None);
+        }
+        if &body[at + size..at + size + 2] != b"\r\n" {
+            return Err("a chunk does not end where its size says".into());
+        }
+        at += size + 2;
+    }
+}
+
+/// Where `needle` first occurs in `hay` at or after `from`.
+fn find(hay: &[u8], needle: &[u8], from: usize) -> Option<usize> {
+    hay.get(from..)?
+        .windows(needle.len())
+        .position(|w| w == needle)
+        .map(|i| from + i)
 }
 
 /// `HTTP/1.1 503 Service Unavailable\r\n…` → 503.
@@ -801,6 +965,131 @@ mod probe_tests {
         ] {
             assert_eq!(status_code(answer), want, "{answer:?}");
         }
+    }
+}
+
+/// The whole answer is read: its framings, and a server that sends its headers and then stalls.
+#[cfg(test)]
+mod answer_tests {
+    use super::*;
+    use statsctl_checks::service_healthy::judge_probe;
+
+    #[test]
+    fn answers_are_complete_by_their_framing() {
+        let ok = |body| Answer::Complete { status: 200, body };
+        let bad = |e: &str| Answer::Bad(e.to_string());
+        let early = || bad("closed the connection before the answer was complete");
+        let cases: Vec<(&str, &[u8], bool, Answer)> = vec![
+            ("nothing yet", b"", false, Answer::Head),
+            ("nothing, closed", b"", true, bad("closed the connection without answering")),
+            ("half a status line", b"HTTP/1.1 2", false, Answer::Head),
+            ("half a head", b"HTTP/1.1 200 OK\r\nContent-Le", false, Answer::Head),
+            ("half a head, closed", b"HTTP/1.1 200 OK\r\n", true, early()),
+            ("not HTTP", b"SSH-2.0-OpenSSH\r\n", false, bad("the answer is not an HTTP status line")),
+            ("length, all here", b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok", false, ok(2)),
+            ("length, headers only", b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\n", false, Answer::Body(200)),
+            ("length, part of the body", b"HTTP/1.1 503 No\r\ncontent-length: 5\r\n\r\nab", false, Answer::Body(503)),
+            ("length, closed short", b"HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\nab", true, early()),
+            ("length zero", b"HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n", false, ok(0)),
+            ("bad length", b"HTTP/1.1 200 OK\r\nContent-Length: +2\r\n\r\nok", false, bad("bad Content-Length `+2`")),
+            ("conflicting lengths", b"HTTP/1.1 200 OK\r\nContent-Length: 1\r\nContent-Length: 2\r\n\r\nok", false, bad("conflicting Content-Length headers")),
+            ("length past the cap", b"HTTP/1.1 200 OK\r\nContent-Length: 99999999999\r\n\r\n", false, bad("the answer announces 99999999999 body bytes, more than the 256 KiB the probe reads")),
+            ("until close, open", b"HTTP/1.1 200 OK\r\n\r\nabc", false, Answer::Body(200)),
+            ("until close, closed", b"HTTP/1.1 200 OK\r\n\r\nabc", true, ok(3)),
+            ("204 has no body", b"HTTP/1.1 204 No Content\r\n\r\n", false, Answer::Complete { status: 204, body: 0 }),
+            ("100 then the answer", b"HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 200 OK\r\nContent-Length: 1\r\n\r\nx", false, ok(1)),
+            ("100, then nothing yet", b"HTTP/1.1 100 Continue\r\n\r\n", false, Answer::Head),
+            ("chunked, complete with trailer", b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n3;x=y\r\nabc\r\n2\r\nde\r\n0\r\nX-T: 1\r\n\r\n", false, ok(5)),
+            ("chunked, mid-chunk", b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nab", false, Answer::Body(200)),
+            ("chunked, no last chunk", b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n2\r\nab\r\n", false, Answer::Body(200)),
+            ("chunked, closed early", b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n2\r\nab\r\n", true, early()),
+            ("chunked, bad size", b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\n", false, bad("bad chunk size `zz`")),
+            ("chunked, huge size", b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\nffffffffffffffff\r\n", false, bad("bad chunk size `ffffffffffffffff`")),
+            ("chunked, data past its size", b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n2\r\nabcd\r\n0\r\n\r\n", false, bad("a chunk does not end where its size says")),
+        ];
+        for (name, bytes, eof, want) in cases {
+            assert_eq!(answer_progress(bytes, eof), want, "{name}");
+        }
+        let huge_head = [b"HTTP/1.1 200 OK\r\nX: ".as_slice(), &[b'a'; 20_000]].concat();
+        assert_eq!(
+            answer_progress(&huge_head, false),
+            bad("the status line and headers are larger than 16 KiB")
+        );
+    }
+
+    /// A plain HTTP server that writes `head` to every connection once a request arrives, then holds it open
+    /// (for `hold`) without writing more.
+    async fn server(head: &'static [u8], hold: Duration) -> (u16, tokio::task::JoinHandle<()>) {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let task = tokio::spawn(async move {
+            while let Ok((mut s, _)) = listener.accept().await {
+                tokio::spawn(async move {
+                    let mut buf = Vec::new();
+                    while !buf.windows(4).any(|w| w == b"\r\n\r\n") {
+                        if s.read_buf(&mut buf).await.unwrap_or(0) == 0 {
+                            return;
+                        }
+                    }
+                    let _ = s.write_all(head).await;
+                    tokio::time::sleep(hold).await;
+                });
+            }
+        });
+        (port, task)
+    }
+
+    #[tokio::test]
+    async fn headers_then_a_stalled_body_fail() {
+        let (port, task) = server(
+            b"HTTP/1.1 200 OK\r\nContent-Length: 100\r\n\r\n{\"score\":",
+            Duration::from_secs(30),
+        )
+        .await;
+        let url = format!("http://127.0.0.1:{port}/matches/1/stats");
+        let p = probe_url("load-test target", url.clone(), None).await;
+        task.abort();
+        assert!(
+            p.attempts
+                .iter()
+                .all(|a| a.outcome == Outcome::BodyStalled { status: 200 }
+                    && a.first_byte_ms.is_some()
+                    && a.answer_ms.is_none()),
+            "{p:?}"
+        );
+        let (status, line) = judge_probe(&p);
+        assert_eq!(status, Status::Fail, "{line}");
+        assert!(
+            line.contains(&format!("load-test target `{url}` answered 200 headers but the body stalled: not complete within 2000 ms (3 of 3 requests")),
+            "{line}"
+        );
+    }
+
+    #[tokio::test]
+    async fn a_whole_answer_passes_with_its_time() {
+        // The body arrives whole and the server keeps the connection open: the length, not the close, ends it.
+        let (port, task) = server(
+            b"HTTP/1.1 200 OK\r\nContent-Length: 15\r\n\r\n{\"score\":\"1:0\"}",
+            Duration::from_secs(30),
+        )
+        .await;
+        let p = probe_url(
+            "health endpoint",
+            format!("http://127.0.0.1:{port}/healthz"),
+            None,
+        )
+        .await;
+        task.abort();
+        assert!(
+            p.attempts
+                .iter()
+                .all(|a| a.outcome == Outcome::Answered { status: 200 } && a.answer_ms.is_some()),
+            "{p:?}"
+        );
+        let (status, line) = judge_probe(&p);
+        assert_eq!(status, Status::Pass, "{line}");
+        assert!(line.contains("whole answer ≤ "), "{line}");
     }
 }
 
