@@ -10,8 +10,7 @@ use serde::Serialize;
 use statsctl_checks::service_healthy::{self, Attempt, Outcome, Probe};
 use statsctl_checks::{failed, Facts, Finding, Sourced, Status, ALL};
 use statsctl_stacks::aws;
-use statsctl_stacks::desired::{desired, max_connections_estimate, Names};
-use statsctl_stacks::facts;
+use statsctl_stacks::desired::{desired, Names};
 use statsctl_stacks::inventory::{Kind, Observed};
 use statsctl_stacks::model::StackFile;
 
@@ -285,27 +284,8 @@ async fn gather(s: &Session, o: &Observed) -> CliResult<Extra> {
                 .max_connections
                 .map(|m| Sourced::new(m, "stack file database.max_connections"))
         })
-        .or_else(|| {
-            max_connections_estimate(spec).map(|m| {
-                let source = spec
-                    .database
-                    .instance_class
-                    .as_deref()
-                    .and_then(facts::aurora_max_connections_for_class)
-                    .map(|t| t.source)
-                    .or_else(|| {
-                        spec.database
-                            .serverless
-                            .as_ref()
-                            .and_then(|s| {
-                                facts::aurora_serverless_max_connections(s.min_acu, s.max_acu)
-                            })
-                            .map(|t| t.source)
-                    })
-                    .unwrap_or_default();
-                Sourced::new(m, source)
-            })
-        });
+        // SQL not reachable (the usual case in prod): AWS's table for the deployed class or capacity range.
+        .or_else(|| statsctl_checks::capacity::table_max_connections(spec, o));
     Ok(Extra {
         subnet_vpcs,
         account_concurrency,
