@@ -470,6 +470,8 @@ mod tests {
             probes: Vec<Probe>,
             want: Status,
             text: &'static str,
+            /// Words one of the fixes must hold ("" for none asked).
+            fix: &'static str,
         }
         let cases = [
             Case {
@@ -480,6 +482,7 @@ mod tests {
                 probes: vec![ok()],
                 want: Status::Pass,
                 text: "3/3 answered",
+                fix: "",
             },
             Case {
                 name: "not probed, tasks running",
@@ -489,6 +492,7 @@ mod tests {
                 probes: vec![unprobed()],
                 want: Status::Pass,
                 text: "2/2 tasks running",
+                fix: "",
             },
             Case {
                 name: "tasks missing",
@@ -498,6 +502,7 @@ mod tests {
                 probes: vec![ok()],
                 want: Status::Fail,
                 text: "0/2 tasks running",
+                fix: "",
             },
             Case {
                 name: "an unhealthy target",
@@ -507,6 +512,7 @@ mod tests {
                 probes: vec![ok()],
                 want: Status::Fail,
                 text: "1/2 registered targets healthy",
+                fix: "",
             },
             Case {
                 name: "no tasks here, answers",
@@ -516,6 +522,7 @@ mod tests {
                 probes: vec![ok()],
                 want: Status::Pass,
                 text: "ECS task counts not observable here",
+                fix: "",
             },
             Case {
                 name: "no tasks here, hung",
@@ -525,6 +532,7 @@ mod tests {
                 probes: vec![hung()],
                 want: Status::Fail,
                 text: "accepted the connection but did not answer within 2000 ms",
+                fix: "",
             },
             Case {
                 name: "no tasks here, nothing to probe",
@@ -534,6 +542,53 @@ mod tests {
                 probes: vec![],
                 want: Status::Skip,
                 text: "nothing observable",
+                fix: "",
+            },
+            Case {
+                name: "certificate refused",
+                no_tasks: true,
+                running: "0",
+                target_health: None,
+                probes: vec![probe(vec![
+                    (
+                        Some(0.3),
+                        None,
+                        Outcome::CertificateRefused {
+                            error: "invalid peer certificate: UnknownIssuer".into()
+                        }
+                    );
+                    3
+                ])],
+                want: Status::Fail,
+                text: "its TLS certificate was refused",
+                fix: "renew or replace the certificate behind",
+            },
+            Case {
+                name: "handshake stalls",
+                no_tasks: true,
+                running: "0",
+                target_health: None,
+                probes: vec![probe(vec![(Some(0.3), None, Outcome::HandshakeStalled); 3])],
+                want: Status::Fail,
+                text: "did not complete the TLS handshake within 2000 ms",
+                fix: "it accepts connections but does not complete a TLS handshake",
+            },
+            Case {
+                name: "headers, then the body stalls",
+                no_tasks: true,
+                running: "0",
+                target_health: None,
+                probes: vec![probe(vec![
+                    (
+                        Some(0.3),
+                        None,
+                        Outcome::BodyStalled { status: 200 }
+                    );
+                    3
+                ])],
+                want: Status::Fail,
+                text: "answered 200 headers but the body stalled",
+                fix: "waiting on its database pool",
             },
         ];
         for c in cases {
@@ -580,6 +635,12 @@ mod tests {
             assert_eq!(f.status, c.want, "{}: {f:#?}", c.name);
             let all = format!("{} {:?}", f.summary, f.evidence);
             assert!(all.contains(c.text), "{}: {all}", c.name);
+            assert!(
+                c.fix.is_empty() || f.fixes.iter().any(|x| x.contains(c.fix)),
+                "{}: {:?}",
+                c.name,
+                f.fixes
+            );
             if c.no_tasks {
                 assert!(!all.contains("tasks running"), "{}: {all}", c.name);
             }
