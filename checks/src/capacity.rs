@@ -6,13 +6,18 @@
 //! Expected load: viewers / poll interval × request duration = concurrent requests, × spike factor.
 //!
 //! Budgets what is live, not what the stack file says: each client's route as its deployed host variable resolves
-//! (`proxy_attached::live_routes`), its deployed reserved concurrency, the service's deployed desired count; the
-//! stack's value only where the live one cannot be read, and the table says which.
+//! (`proxy_attached::live_routes`), its deployed reserved concurrency, its pool size as its deployed environment's
+//! `DB_POOL_SIZE` says, the service's deployed desired count, the proxy target group's deployed
+//! MaxConnectionsPercent, and (when SQL cannot measure max_connections) AWS's table for the deployed instance class
+//! or capacity range; the stack's value only where the live one cannot be read, and the table says which. Not read
+//! live: the service's autoscaling maximum (the stack's `max_count` is budgeted, or the live desired count when
+//! higher).
 
 use std::collections::BTreeMap;
 
 use serde::Serialize;
-use statsctl_stacks::inventory::Kind;
+use statsctl_stacks::facts;
+use statsctl_stacks::inventory::{Kind, Observed};
 use statsctl_stacks::model::{Connections, StackFile, Via};
 
 use crate::{Facts, Finding, Sourced, Status};
@@ -36,6 +41,8 @@ pub struct ClientLoad {
     /// Where `max_instances` comes from.
     pub instances_from: String,
     pub pool_size: u32,
+    /// Where `pool_size` comes from (the live `DB_POOL_SIZE`, or the stack file).
+    pub pool_from: String,
     pub connections: u64,
     /// Reserved concurrency (functions) or max tasks (service) currently set, if any.
     pub capped: bool,
@@ -53,7 +60,13 @@ pub struct Live {
     pub reserved_concurrency: Option<Option<u32>>,
     /// The service's desired task count as deployed.
     pub desired_count: Option<u32>,
+    /// The pool size its deployed environment sets (`DB_POOL_SIZE`), when set to a number.
+    pub pool_size: Option<u32>,
 }
+
+/// The environment variable a client's pool size is deployed in (deploy sets it on the service's task
+/// definition; a function has it only when its `environment` sets it).
+pub const POOL_SIZE_ENV: &str = "DB_POOL_SIZE";
 
 /// `6000` → `6,000`: budgets are read at a glance.
 pub fn thousands(n: u64) -> String {
@@ -79,6 +92,8 @@ pub struct Budget {
     pub db_limit: Option<u64>,
     /// `max_connections × MaxConnectionsPercent`.
     pub proxy_pool: Option<u64>,
+    /// The proxy's MaxConnectionsPercent budgeted, and where it comes from.
+    pub proxy_percent: Option<Sourced<u32>>,
     /// Concurrent requests at the event's peak (× spike factor): each holds one connection.
     pub expected: f64,
 }
@@ -95,12 +110,25 @@ fn route(stack_via: Via, live: &Live) -> (Via, String, bool) {
     }
 }
 
-/// The arithmetic, pure. `live` is keyed by the stack's client names (function key, service name).
+/// A pool size: the live one when set, else the stack's, saying which.
+fn pool(stack_pool: u32, live: &Live) -> (u32, String) {
+    match live.pool_size {
+        Some(n) => (n, format!("live {POOL_SIZE_ENV}")),
+        None => (
+            stack_pool,
+            format!("stack file (no {POOL_SIZE_ENV} in its live environment)"),
+        ),
+    }
+}
+
+/// The arithmetic, pure. `live` is keyed by the stack's client names (function key, service name);
+/// `proxy_percent` is the proxy's MaxConnectionsPercent as read (see [`proxy_percent`]).
 pub fn budget(
     stack: &StackFile,
     live: &BTreeMap<String, Live>,
     unreserved: &Sourced<u32>,
     max_connections: Option<Sourced<u32>>,
+    proxy_percent: Option<Sourced<u32>>,
     viewers: u64,
 ) -> Budget {
     let none = Live::default();
@@ -133,10 +161,10 @@ pub fn budget(
             ),
         };
         // An execution environment serves one request at a time: per-request connections are one per instance.
-        let pool_size = if db.connections == Connections::PerRequest {
-            1
+        let (pool_size, pool_from) = if db.connections == Connections::PerRequest {
+            (1, "a connection per request: one per instance".to_string())
         } else {
-            db.pool_size
+            pool(db.pool_size, l)
         };
         let (via, via_from, drifted) = route(db.via, l);
         clients.push(ClientLoad {
@@ -147,6 +175,7 @@ pub fn budget(
             max_instances,
             instances_from: from,
             pool_size,
+            pool_from,
             connections: max_instances * u64::from(pool_size),
             capped,
             per_request: false,
@@ -182,11 +211,13 @@ pub fn budget(
                     max_instances: n,
                     instances_from: format!("a connection per request in flight: {viewers} viewers × spike {} polling together", stack.event.spike_factor),
                     pool_size: 0,
+                    pool_from: "a connection per request in flight".into(),
                     connections: peak,
                     capped: false,
                     per_request: true,
                 });
             } else {
+                let (pool_size, pool_from) = pool(db.pool_size, l);
                 clients.push(ClientLoad {
                     name: svc.name.clone(),
                     via,
@@ -194,8 +225,9 @@ pub fn budget(
                     drifted,
                     max_instances: n,
                     instances_from: tasks_from,
-                    pool_size: db.pool_size,
-                    connections: n * u64::from(db.pool_size),
+                    pool_size,
+                    pool_from,
+                    connections: n * u64::from(pool_size),
                     capped: true,
                     per_request: false,
                 });
@@ -213,8 +245,8 @@ pub fn budget(
     let db_limit = max_connections
         .as_ref()
         .map(|m| u64::from(m.value.saturating_sub(reserved)));
-    let proxy_pool = match (&stack.proxy, &max_connections) {
-        (Some(p), Some(m)) => Some(u64::from(m.value) * u64::from(p.max_connections_percent) / 100),
+    let proxy_pool = match (&proxy_percent, &max_connections) {
+        (Some(p), Some(m)) => Some(u64::from(m.value) * u64::from(p.value) / 100),
         _ => None,
     };
     let e = &stack.event;
@@ -229,8 +261,79 @@ pub fn budget(
         reserved,
         db_limit,
         proxy_pool,
+        proxy_percent,
         expected,
     }
+}
+
+/// The proxy's MaxConnectionsPercent: its default target group's as deployed, else the stack's, saying which.
+/// `None` when the stack has no proxy. Pure.
+pub fn proxy_percent(stack: &StackFile, observed: &Observed) -> Option<Sourced<u32>> {
+    let p = stack.proxy.as_ref()?;
+    let live = observed
+        .get(Kind::ProxyTargetGroup, &format!("{}/default", p.name))
+        .and_then(|g| g.attrs.get("max_connections_percent"))
+        .and_then(|v| v.parse::<u32>().ok())
+        .filter(|v| (1..=100).contains(v));
+    Some(match live {
+        Some(v) => Sourced::new(v, "live proxy target group"),
+        None => Sourced::new(
+            p.max_connections_percent,
+            "stack file proxy.max_connections_percent (the proxy's target group not read)",
+        ),
+    })
+}
+
+/// max_connections from AWS's table, for when SQL cannot measure it (the usual case in prod): for the cluster's
+/// deployed instance classes (the smallest, as the writer may be any of them), else its deployed Serverless v2
+/// capacity range; the stack's class or range only when neither is observed, saying so. Pure.
+pub fn table_max_connections(stack: &StackFile, observed: &Observed) -> Option<Sourced<u32>> {
+    let cluster = &stack.database.cluster_id;
+    let by_class = observed
+        .resources
+        .iter()
+        .filter(|(k, r)| {
+            k.kind == Kind::DbInstance
+                && r.attrs.get("cluster").map(String::as_str) == Some(cluster)
+        })
+        .filter_map(|(k, r)| {
+            let class = r.attrs.get("instance_class")?;
+            let t = facts::aurora_max_connections_for_class(class)?;
+            Some(Sourced::new(
+                t.max_connections,
+                format!("{} (live class of instance `{}`)", t.source, k.name),
+            ))
+        })
+        .min_by_key(|t| t.value);
+    if by_class.is_some() {
+        return by_class;
+    }
+    let live_range = observed
+        .get(Kind::DbCluster, cluster)
+        .and_then(|c| c.attrs.get("serverless_acu"))
+        .and_then(|v| v.split_once('-'))
+        .and_then(|(min, max)| Some((min.parse::<f64>().ok()?, max.parse::<f64>().ok()?)));
+    if let Some((min, max)) = live_range {
+        if let Some(t) = facts::aurora_serverless_max_connections(min, max) {
+            return Some(Sourced::new(
+                t.max_connections,
+                format!("{} (live capacity range of cluster `{cluster}`)", t.source),
+            ));
+        }
+    }
+    let d = &stack.database;
+    let t = match (&d.instance_class, &d.serverless) {
+        (Some(class), _) => facts::aurora_max_connections_for_class(class),
+        (None, Some(s)) => facts::aurora_serverless_max_connections(s.min_acu, s.max_acu),
+        (None, None) => None,
+    }?;
+    Some(Sourced::new(
+        t.max_connections,
+        format!(
+            "{} (from stack file: no instance class or capacity range observed)",
+            t.source
+        ),
+    ))
 }
 
 fn ratio_status(used: f64, limit: f64) -> Status {
@@ -392,6 +495,9 @@ pub fn judge(stack: &StackFile, b: &Budget) -> Finding {
             m.value, m.source, b.reserved
         ));
     }
+    if let Some(p) = &b.proxy_percent {
+        f = f.evidence(format!("MaxConnectionsPercent {} ({})", p.value, p.source));
+    }
     f.table.push(vec![
         "client".into(),
         "via".into(),
@@ -399,6 +505,7 @@ pub fn judge(stack: &StackFile, b: &Budget) -> Finding {
         "× pool".into(),
         "= connections".into(),
         "instances from".into(),
+        "pool from".into(),
     ]);
     for c in &b.clients {
         f.table.push(vec![
@@ -412,6 +519,7 @@ pub fn judge(stack: &StackFile, b: &Budget) -> Finding {
             },
             c.connections.to_string(),
             c.instances_from.clone(),
+            c.pool_from.clone(),
         ]);
     }
     let e = &stack.event;
@@ -430,7 +538,13 @@ pub fn judge(stack: &StackFile, b: &Budget) -> Finding {
             String::new(),
             String::new(),
             b.proxy_worst.to_string(),
-            format!("proxy pool {p} (the proxy queues the rest)"),
+            match &b.proxy_percent {
+                Some(pct) => format!(
+                    "proxy pool {p} = max_connections × {}% ({}; the proxy queues the rest)",
+                    pct.value, pct.source
+                ),
+                None => format!("proxy pool {p} (the proxy queues the rest)"),
+            },
         ]);
     }
     f.table.push(vec![
@@ -472,11 +586,22 @@ pub fn check(facts: &Facts) -> Vec<Finding> {
         &live,
         &unreserved,
         facts.max_connections.clone(),
+        proxy_percent(facts.stack, facts.observed),
         facts.viewers,
     );
     let mut f = judge(facts.stack, &b);
     f.evidence.push(format!("{} viewers", facts.viewers));
     vec![f]
+}
+
+/// `DB_POOL_SIZE` from an observed resource's deployed environment (a canonical JSON map), when a number ≥ 1.
+fn live_pool_size(r: Option<&statsctl_stacks::inventory::ObservedResource>) -> Option<u32> {
+    let env: BTreeMap<String, String> = serde_json::from_str(r?.attrs.get("environment")?).ok()?;
+    env.get(POOL_SIZE_ENV)?
+        .trim()
+        .parse::<u32>()
+        .ok()
+        .filter(|n| *n >= 1)
 }
 
 /// What is deployed for each client, from the observed state: drift matters most here.
@@ -496,6 +621,7 @@ fn live(facts: &Facts) -> BTreeMap<String, Live> {
                 via: routes.get(name).and_then(via_of),
                 reserved_concurrency: reserved,
                 desired_count: None,
+                pool_size: live_pool_size(observed),
             },
         );
     }
@@ -505,12 +631,18 @@ fn live(facts: &Facts) -> BTreeMap<String, Live> {
             .get(Kind::EcsService, &svc.name)
             .and_then(|r| r.output("desired"))
             .and_then(|d| d.parse().ok());
+        // The service's environment is its task definition's (deploy sets DB_POOL_SIZE there).
+        let task = facts.observed.get(
+            Kind::TaskDefinition,
+            &statsctl_stacks::desired::Names::new(facts.stack, facts.env).task_family(&svc.name),
+        );
         out.insert(
             svc.name.clone(),
             Live {
                 via: routes.get(&svc.name).and_then(via_of),
                 reserved_concurrency: None,
                 desired_count: desired,
+                pool_size: live_pool_size(task),
             },
         );
     }
@@ -642,6 +774,7 @@ mod tests {
                 &BTreeMap::new(),
                 &Sourced::new(c.unreserved, "test"),
                 Some(Sourced::new(c.max_connections, "test")),
+                proxy_percent(&stack, &Observed::default()),
                 c.viewers,
             );
             let f = judge(&stack, &b);
@@ -665,6 +798,7 @@ mod tests {
             &BTreeMap::new(),
             &Sourced::new(800, "test"),
             Some(Sourced::new(405, "test")),
+            proxy_percent(&stack, &Observed::default()),
             1500,
         );
         // stats-api unreserved 800 × 1 + log-ingester reserved 50 × 1 + service max 10 × 10 = 950 direct.
@@ -681,7 +815,14 @@ mod tests {
         assert_eq!(
             judge(
                 &stack,
-                &budget(&stack, &BTreeMap::new(), &Sourced::new(800, "t"), None, 1)
+                &budget(
+                    &stack,
+                    &BTreeMap::new(),
+                    &Sourced::new(800, "t"),
+                    None,
+                    proxy_percent(&stack, &Observed::default()),
+                    1
+                )
             )
             .status,
             Status::Skip
@@ -723,6 +864,7 @@ mod tests {
                         via: writer(),
                         reserved_concurrency: Some(Some(6000)),
                         desired_count: None,
+                        pool_size: None,
                     },
                 )],
                 via: Via::Direct,
@@ -740,6 +882,7 @@ mod tests {
                         via: proxy(),
                         reserved_concurrency: Some(Some(40)),
                         desired_count: None,
+                        pool_size: None,
                     },
                 )],
                 via: Via::Proxy,
@@ -757,6 +900,7 @@ mod tests {
                         via: proxy(),
                         reserved_concurrency: Some(None),
                         desired_count: None,
+                        pool_size: None,
                     },
                 )],
                 via: Via::Proxy,
@@ -790,6 +934,7 @@ mod tests {
                 &live,
                 &Sourced::new(800, "test"),
                 Some(Sourced::new(1722, "test")),
+                proxy_percent(&stack, &Observed::default()),
                 1500,
             );
             let api = b.clients.iter().find(|x| x.name == "stats-api").unwrap();
@@ -816,6 +961,7 @@ mod tests {
                 via: None,
                 reserved_concurrency: None,
                 desired_count: Some(30),
+                pool_size: None,
             },
         )]);
         let b = budget(
@@ -823,12 +969,219 @@ mod tests {
             &live,
             &Sourced::new(800, "t"),
             Some(Sourced::new(1722, "t")),
+            proxy_percent(&stack, &Observed::default()),
             1500,
         );
         let svc = b.clients.iter().find(|x| x.name == "svc").unwrap();
         assert_eq!((svc.max_instances, svc.connections), (30, 300));
         assert!(svc.instances_from.contains("live desired count"), "{svc:?}");
         assert!(svc.via_from.contains("stack file"), "{svc:?}");
+    }
+
+    /// A live pool size (the deployed `DB_POOL_SIZE`) replaces the stack's; without one the stack's is used,
+    /// saying so; a per-request client's pool is what its mode says, whatever the variable.
+    #[test]
+    fn pool_sizes_come_from_the_live_environment() {
+        let stack = stack_from("");
+        let live = |pool_size| Live {
+            pool_size,
+            ..Live::default()
+        };
+        for (name, client, l, want, from) in [
+            (
+                "live function pool",
+                "stats-api",
+                live(Some(3)),
+                3,
+                "live DB_POOL_SIZE",
+            ),
+            (
+                "no live variable",
+                "stats-api",
+                live(None),
+                1,
+                "stack file (no DB_POOL_SIZE",
+            ),
+            (
+                "live service pool",
+                "svc",
+                live(Some(4)),
+                4,
+                "live DB_POOL_SIZE",
+            ),
+            (
+                "service from the stack",
+                "svc",
+                live(None),
+                10,
+                "stack file (no DB_POOL_SIZE",
+            ),
+        ] {
+            let b = budget(
+                &stack,
+                &BTreeMap::from([(client.to_string(), l)]),
+                &Sourced::new(800, "t"),
+                Some(Sourced::new(1722, "t")),
+                proxy_percent(&stack, &Observed::default()),
+                1500,
+            );
+            let c = b.clients.iter().find(|c| c.name == client).unwrap();
+            assert_eq!(c.pool_size, want, "{name}: {c:?}");
+            assert_eq!(c.connections, c.max_instances * u64::from(want), "{name}");
+            assert!(c.pool_from.contains(from), "{name}: {c:?}");
+            let f = judge(&stack, &b);
+            assert!(
+                f.table.iter().any(|row| row[0] == client
+                    && row[3] == want.to_string()
+                    && row[6].contains(from)),
+                "{name}: {:?}",
+                f.table
+            );
+        }
+        let per_request = stack_from("service-direct-per-request");
+        let b = budget(
+            &per_request,
+            &BTreeMap::from([("svc".to_string(), live(Some(4)))]),
+            &Sourced::new(800, "t"),
+            Some(Sourced::new(30, "t")),
+            None,
+            200,
+        );
+        let svc = b.clients.iter().find(|c| c.name == "svc").unwrap();
+        assert!(svc.per_request && svc.connections == 600, "{svc:?}");
+    }
+
+    /// MaxConnectionsPercent and the table's max_connections come from what is deployed; the stack's only where
+    /// nothing is observed, saying so.
+    #[test]
+    fn proxy_percent_and_table_limits_from_what_is_deployed() {
+        use statsctl_stacks::inventory::{Key, ObservedResource};
+        let resource = |attrs: &[(&str, &str)]| {
+            let mut r = ObservedResource::default();
+            for (k, v) in attrs {
+                r.attrs.insert(k.to_string(), v.to_string());
+            }
+            r
+        };
+        let stack = stack_from("");
+        // MaxConnectionsPercent.
+        let mut o = Observed::default();
+        let p = proxy_percent(&stack, &o).unwrap();
+        assert_eq!(p.value, 90);
+        assert!(p.source.starts_with("stack file"), "{p:?}");
+        o.resources.insert(
+            Key::new(Kind::ProxyTargetGroup, "p/default"),
+            resource(&[("max_connections_percent", "40")]),
+        );
+        assert_eq!(
+            proxy_percent(&stack, &o),
+            Some(Sourced::new(40, "live proxy target group"))
+        );
+        let b = budget(
+            &stack,
+            &BTreeMap::new(),
+            &Sourced::new(800, "t"),
+            Some(Sourced::new(1000, "t")),
+            proxy_percent(&stack, &o),
+            1500,
+        );
+        assert_eq!(b.proxy_pool, Some(400));
+        let f = judge(&stack, &b);
+        assert!(
+            f.evidence
+                .contains(&"MaxConnectionsPercent 40 (live proxy target group)".to_string()),
+            "{:?}",
+            f.evidence
+        );
+        // A value AWS would not hold (0, or not a number) is not budgeted.
+        o.resources.insert(
+            Key::new(Kind::ProxyTargetGroup, "p/default"),
+            resource(&[("max_connections_percent", "0")]),
+        );
+        assert_eq!(proxy_percent(&stack, &o).unwrap().value, 90);
+
+        // max_connections from AWS's table: the stack says db.t4g.medium.
+        struct Case {
+            name: &'static str,
+            resources: Vec<(Kind, &'static str, Vec<(&'static str, &'static str)>)>,
+            patch: &'static str,
+            want: Option<u32>,
+            from: &'static str,
+        }
+        let cases = [
+            Case {
+                name: "nothing observed: the stack's class, saying so",
+                resources: vec![],
+                patch: "",
+                want: facts::aurora_max_connections_for_class("db.t4g.medium")
+                    .map(|t| t.max_connections),
+                from: "from stack file: no instance class or capacity range observed",
+            },
+            Case {
+                name: "the live class wins",
+                resources: vec![(
+                    Kind::DbInstance,
+                    "db-1",
+                    vec![("cluster", "db"), ("instance_class", "db.r6g.large")],
+                )],
+                patch: "",
+                want: Some(1722),
+                from: "live class of instance `db-1`",
+            },
+            Case {
+                name: "the smallest of the cluster's instances; another cluster's is not counted",
+                resources: vec![
+                    (
+                        Kind::DbInstance,
+                        "db-1",
+                        vec![("cluster", "db"), ("instance_class", "db.r6g.large")],
+                    ),
+                    (
+                        Kind::DbInstance,
+                        "db-2",
+                        vec![("cluster", "db"), ("instance_class", "db.t4g.medium")],
+                    ),
+                    (
+                        Kind::DbInstance,
+                        "other-1",
+                        vec![("cluster", "other"), ("instance_class", "db.t4g.micro")],
+                    ),
+                ],
+                patch: "",
+                want: facts::aurora_max_connections_for_class("db.t4g.medium")
+                    .map(|t| t.max_connections),
+                from: "live class of instance `db-2`",
+            },
+            Case {
+                name: "serverless: the live capacity range",
+                resources: vec![
+                    (
+                        Kind::DbInstance,
+                        "db-1",
+                        vec![("cluster", "db"), ("instance_class", "db.serverless")],
+                    ),
+                    (Kind::DbCluster, "db", vec![("serverless_acu", "0.5-16")]),
+                ],
+                patch: "",
+                want: facts::aurora_serverless_max_connections(0.5, 16.0)
+                    .map(|t| t.max_connections),
+                from: "live capacity range of cluster `db`",
+            },
+        ];
+        for c in cases {
+            let stack = stack_from(c.patch);
+            let mut o = Observed::default();
+            for (kind, name, attrs) in &c.resources {
+                o.resources.insert(Key::new(*kind, *name), resource(attrs));
+            }
+            let got = table_max_connections(&stack, &o);
+            assert_eq!(got.as_ref().map(|g| g.value), c.want, "{}: {got:?}", c.name);
+            assert!(
+                got.as_ref().is_some_and(|g| g.source.contains(c.from)),
+                "{}: {got:?}",
+                c.name
+            );
+        }
     }
 
     #[test]
@@ -908,6 +1261,48 @@ mod tests {
             f.fixes[0].starts_with("statsctl deploy (points stats-api back at the proxy"),
             "{:?}",
             f.fixes
+        );
+
+        // Pool sizes as deployed: the function's environment, the service's task definition's.
+        let mut o = o.clone();
+        o.resources
+            .get_mut(&Key::new(
+                Kind::Function,
+                &stack.function_name("prod", "stats-api"),
+            ))
+            .unwrap()
+            .attrs
+            .insert(
+                "environment".into(),
+                r#"{"DB_HOST":"db.cluster-1","DB_POOL_SIZE":"2"}"#.into(),
+            );
+        let mut task = ObservedResource::default();
+        task.attrs
+            .insert("environment".into(), r#"{"DB_POOL_SIZE":"4"}"#.into());
+        o.resources.insert(
+            Key::new(
+                Kind::TaskDefinition,
+                &statsctl_stacks::desired::Names::new(&stack, "prod").task_family("svc"),
+            ),
+            task,
+        );
+        let facts = Facts {
+            observed: &o,
+            ..facts
+        };
+        let f = &check(&facts)[0];
+        assert_eq!(
+            f.summary,
+            "direct clients can open 12,000 connections; the database allows 1,719"
+        );
+        let row = |name: &str| f.table.iter().find(|r| r[0] == name).unwrap().clone();
+        assert_eq!(row("stats-api")[3..5], ["2", "12000"], "{:?}", f.table);
+        assert_eq!(row("stats-api")[6], "live DB_POOL_SIZE");
+        assert_eq!(row("svc")[3..5], ["4", "40"], "{:?}", f.table);
+        assert!(
+            row("log-ingester")[6].starts_with("stack file"),
+            "{:?}",
+            f.table
         );
     }
 }

@@ -1,6 +1,7 @@
 //! `service.healthy`: the service answers, and runs as many tasks as it should. Answers come from preflight's own
 //! HTTP probes (its health endpoint and the load-test targets), so a service that accepts connections but never
-//! answers is named as such; ECS task counts and load-balancer target health where AWS can report them.
+//! answers is named as such (and one whose TLS handshake stalls, or whose certificate is refused); ECS task
+//! counts and load-balancer target health where AWS can report them.
 
 use serde::Serialize;
 use statsctl_stacks::inventory::Kind;
@@ -23,6 +24,17 @@ pub enum Outcome {
     NoAnswer,
     /// Connected, and the peer closed or sent something that is not HTTP.
     BadAnswer { error: String },
+    /// The status line and headers came, and the body did not complete within the answer timeout: a service
+    /// that starts its answer and then waits (on its database, a lock) is as stuck as one that never starts.
+    BodyStalled { status: u16 },
+    /// `https://`: connected, and the server's certificate was refused (unknown issuer, expired, wrong name).
+    CertificateRefused { error: String },
+    /// `https://`: connected, and the TLS handshake failed otherwise (an alert, no common protocol, a plain HTTP
+    /// server behind an https:// URL).
+    HandshakeFailed { error: String },
+    /// `https://`: connected, and the TLS handshake did not finish within the handshake timeout: the incident's
+    /// shape one layer down (a listener that accepts but whose TLS terminator does not answer).
+    HandshakeStalled,
 }
 
 /// One GET preflight sent; times in milliseconds, measured separately so a slow connect and a silent server
@@ -31,8 +43,14 @@ pub enum Outcome {
 pub struct Attempt {
     /// Time to establish the TCP connection, when it was.
     pub connect_ms: Option<f64>,
+    /// `https://`: time for the TLS handshake after the connection, when it completed.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub handshake_ms: Option<f64>,
     /// From the request written to the first byte of the answer, when one came.
     pub first_byte_ms: Option<f64>,
+    /// From the request written to the answer's last byte (its body read to its end), when it completed.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub answer_ms: Option<f64>,
     pub outcome: Outcome,
 }
 
@@ -43,8 +61,10 @@ pub struct Probe {
     pub role: String,
     pub url: String,
     pub connect_timeout_ms: u64,
+    /// `https://`: how long the TLS handshake may take.
+    pub handshake_timeout_ms: u64,
     pub answer_timeout_ms: u64,
-    /// Why it was not probed (e.g. an https:// URL), when it was not.
+    /// Why it was not probed (e.g. a URL with credentials in it), when it was not.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub not_probed: Option<String>,
     pub attempts: Vec<Attempt>,
@@ -79,6 +99,56 @@ pub fn judge_probe(p: &Probe) -> (Status, String) {
                 p.answer_timeout_ms
             ),
         );
+    }
+    let body_stalled: Vec<u16> = p
+        .attempts
+        .iter()
+        .filter_map(|a| match a.outcome {
+            Outcome::BodyStalled { status } => Some(status),
+            _ => None,
+        })
+        .collect();
+    if let Some(status) = body_stalled.first() {
+        return (
+            Status::Fail,
+            format!(
+                "{head} answered {status} headers but the body stalled: not complete within {} ms ({} of {n} requests; {connect})",
+                p.answer_timeout_ms,
+                body_stalled.len()
+            ),
+        );
+    }
+    let stalled = count(&|o| matches!(o, Outcome::HandshakeStalled));
+    if stalled > 0 {
+        return (
+            Status::Fail,
+            format!(
+                "{head} accepted the connection but did not complete the TLS handshake within {} ms ({stalled} of {n} requests; {connect})",
+                p.handshake_timeout_ms
+            ),
+        );
+    }
+    let tls_failed = |certificate: bool| -> Vec<&String> {
+        p.attempts
+            .iter()
+            .filter_map(|a| match &a.outcome {
+                Outcome::CertificateRefused { error } if certificate => Some(error),
+                Outcome::HandshakeFailed { error } if !certificate => Some(error),
+                _ => None,
+            })
+            .collect()
+    };
+    for (certificate, what) in [
+        (true, "its TLS certificate was refused"),
+        (false, "the TLS handshake failed"),
+    ] {
+        let errors = tls_failed(certificate);
+        if let Some(e) = errors.first() {
+            return (
+                Status::Fail,
+                format!("{head}: {what} ({} of {n} requests: {e})", errors.len()),
+            );
+        }
     }
     let refused: Vec<&String> = p
         .attempts
@@ -121,8 +191,14 @@ pub fn judge_probe(p: &Probe) -> (Status, String) {
             _ => None,
         })
         .collect();
+    let handshake = times(|a| a.handshake_ms)
+        .map(|m| format!("TLS handshake ≤ {m:.1} ms, "))
+        .unwrap_or_default();
+    let whole = times(|a| a.answer_ms)
+        .map(|m| format!(", whole answer ≤ {m:.1} ms"))
+        .unwrap_or_default();
     let first_byte = times(|a| a.first_byte_ms)
-        .map(|m| format!("first byte ≤ {m:.1} ms"))
+        .map(|m| format!("{handshake}first byte ≤ {m:.1} ms{whole}"))
         .unwrap_or_default();
     if let Some(s) = bad.first() {
         return (
@@ -165,20 +241,39 @@ pub fn check(facts: &Facts) -> Vec<Finding> {
         let (s, line) = judge_probe(p);
         if s == Status::Fail {
             problems.push(line.clone());
-            let silent = p.attempts.iter().any(|a| a.outcome == Outcome::NoAnswer);
+            let silent = p
+                .attempts
+                .iter()
+                .any(|a| matches!(a.outcome, Outcome::NoAnswer | Outcome::BodyStalled { .. }));
             let unreachable = p.attempts.iter().any(|a| {
                 matches!(
                     a.outcome,
                     Outcome::ConnectFailed { .. } | Outcome::ConnectTimeout
                 )
             });
+            let certificate = p
+                .attempts
+                .iter()
+                .any(|a| matches!(a.outcome, Outcome::CertificateRefused { .. }));
+            let tls = p.attempts.iter().any(|a| {
+                matches!(
+                    a.outcome,
+                    Outcome::HandshakeFailed { .. } | Outcome::HandshakeStalled
+                )
+            });
+            if certificate {
+                fixes.push(format!("renew or replace the certificate behind `{}`: it must chain to a trusted root and name the host (ACM certificate on the load balancer's HTTPS listener)", p.url));
+            }
+            if tls {
+                fixes.push(format!("look at the TLS listener behind `{}` (its load balancer listener's certificate and security policy): it accepts connections but does not complete a TLS handshake", p.url));
+            }
             if silent {
                 fixes.push("look at the service's logs and its database connections: a service that accepts but does not answer is usually waiting on its database pool".to_string());
             }
             if unreachable {
                 fixes.push(format!("check that the service listens where `loadtest.targets` say (locally: `statsctl local up`), and its load balancer's listener on {}", svc.load_balancer.listener_port));
             }
-            if !silent && !unreachable {
+            if !silent && !unreachable && !certificate && !tls {
                 fixes.push(format!(
                     "look at what `{}` answers and the service's logs",
                     p.url
@@ -263,13 +358,16 @@ mod tests {
             role: "health endpoint".into(),
             url: "http://127.0.0.1:1/healthz".into(),
             connect_timeout_ms: 1000,
+            handshake_timeout_ms: 2000,
             answer_timeout_ms: 2000,
             not_probed: None,
             attempts: outcomes
                 .into_iter()
                 .map(|(c, f, outcome)| Attempt {
                     connect_ms: c,
+                    handshake_ms: None,
                     first_byte_ms: f,
+                    answer_ms: None,
                     outcome,
                 })
                 .collect(),
@@ -299,18 +397,48 @@ mod tests {
             ("503", vec![ok(1.0), (Some(0.2), Some(1.0), Outcome::Answered { status: 503 })], Status::Fail, "answered 503 (1 of 2 requests"),
             ("closes without answering", vec![(Some(0.2), None, Outcome::BadAnswer { error: "closed before answering".into() })], Status::Fail, "did not answer HTTP: closed"),
             ("nothing sent", vec![], Status::Skip, "not probed"),
+            (
+                "headers, then the body stalls",
+                vec![ok(2.0), (Some(0.3), Some(1.0), Outcome::BodyStalled { status: 200 })],
+                Status::Fail,
+                "answered 200 headers but the body stalled: not complete within 2000 ms (1 of 2 requests; connect ≤ 0.4 ms)",
+            ),
+            (
+                "https: certificate refused",
+                vec![(Some(0.2), None, Outcome::CertificateRefused { error: "invalid peer certificate: UnknownIssuer".into() }); 3],
+                Status::Fail,
+                "its TLS certificate was refused (3 of 3 requests: invalid peer certificate: UnknownIssuer)",
+            ),
+            (
+                "https: handshake failed",
+                vec![(Some(0.2), None, Outcome::HandshakeFailed { error: "received corrupt message".into() })],
+                Status::Fail,
+                "the TLS handshake failed (1 of 1 requests: received corrupt message)",
+            ),
+            (
+                "https: accepts, handshake stalls",
+                vec![(Some(0.3), None, Outcome::HandshakeStalled), ok(2.0)],
+                Status::Fail,
+                "accepted the connection but did not complete the TLS handshake within 2000 ms (1 of 2 requests; connect ≤ 0.4 ms)",
+            ),
         ];
         for (name, attempts, want, text) in cases {
             let (s, line) = judge_probe(&probe(attempts));
             assert_eq!(s, want, "{name}: {line}");
             assert!(line.contains(text), "{name}: {line}");
         }
-        let mut https = probe(vec![]);
-        https.not_probed = Some("https:// is not probed".into());
-        assert_eq!(judge_probe(&https).0, Status::Skip);
-        assert!(judge_probe(&https)
+        let mut with_credentials = probe(vec![]);
+        with_credentials.not_probed = Some("a URL with credentials is not probed".into());
+        assert_eq!(judge_probe(&with_credentials).0, Status::Skip);
+        assert!(judge_probe(&with_credentials)
             .1
-            .contains("not probed (https:// is not probed)"));
+            .contains("not probed (a URL with credentials is not probed)"));
+        // Over TLS, the handshake's time is reported apart from the connect and the answer.
+        let mut tls = probe(vec![ok(3.0)]);
+        tls.attempts[0].handshake_ms = Some(7.5);
+        assert!(judge_probe(&tls).1.contains(
+            "1/1 answered (connect ≤ 0.4 ms, TLS handshake ≤ 7.5 ms, first byte ≤ 3.0 ms)"
+        ));
     }
 
     /// The check over whole facts: probes, ECS counts (or not observable, by the environment's data), targets.
@@ -329,9 +457,9 @@ mod tests {
             ])
         };
         let hung = || probe(vec![(Some(0.3), None, Outcome::NoAnswer); 3]);
-        let https = || {
+        let unprobed = || {
             let mut p = probe(vec![]);
-            p.not_probed = Some("https:// is not probed".into());
+            p.not_probed = Some("a URL with credentials is not probed".into());
             p
         };
         struct Case {
@@ -342,6 +470,8 @@ mod tests {
             probes: Vec<Probe>,
             want: Status,
             text: &'static str,
+            /// Words one of the fixes must hold ("" for none asked).
+            fix: &'static str,
         }
         let cases = [
             Case {
@@ -352,15 +482,17 @@ mod tests {
                 probes: vec![ok()],
                 want: Status::Pass,
                 text: "3/3 answered",
+                fix: "",
             },
             Case {
-                name: "https not probed, tasks running",
+                name: "not probed, tasks running",
                 no_tasks: false,
                 running: "2",
                 target_health: None,
-                probes: vec![https()],
+                probes: vec![unprobed()],
                 want: Status::Pass,
                 text: "2/2 tasks running",
+                fix: "",
             },
             Case {
                 name: "tasks missing",
@@ -370,6 +502,7 @@ mod tests {
                 probes: vec![ok()],
                 want: Status::Fail,
                 text: "0/2 tasks running",
+                fix: "",
             },
             Case {
                 name: "an unhealthy target",
@@ -379,6 +512,7 @@ mod tests {
                 probes: vec![ok()],
                 want: Status::Fail,
                 text: "1/2 registered targets healthy",
+                fix: "",
             },
             Case {
                 name: "no tasks here, answers",
@@ -388,6 +522,7 @@ mod tests {
                 probes: vec![ok()],
                 want: Status::Pass,
                 text: "ECS task counts not observable here",
+                fix: "",
             },
             Case {
                 name: "no tasks here, hung",
@@ -397,6 +532,7 @@ mod tests {
                 probes: vec![hung()],
                 want: Status::Fail,
                 text: "accepted the connection but did not answer within 2000 ms",
+                fix: "",
             },
             Case {
                 name: "no tasks here, nothing to probe",
@@ -406,6 +542,53 @@ mod tests {
                 probes: vec![],
                 want: Status::Skip,
                 text: "nothing observable",
+                fix: "",
+            },
+            Case {
+                name: "certificate refused",
+                no_tasks: true,
+                running: "0",
+                target_health: None,
+                probes: vec![probe(vec![
+                    (
+                        Some(0.3),
+                        None,
+                        Outcome::CertificateRefused {
+                            error: "invalid peer certificate: UnknownIssuer".into()
+                        }
+                    );
+                    3
+                ])],
+                want: Status::Fail,
+                text: "its TLS certificate was refused",
+                fix: "renew or replace the certificate behind",
+            },
+            Case {
+                name: "handshake stalls",
+                no_tasks: true,
+                running: "0",
+                target_health: None,
+                probes: vec![probe(vec![(Some(0.3), None, Outcome::HandshakeStalled); 3])],
+                want: Status::Fail,
+                text: "did not complete the TLS handshake within 2000 ms",
+                fix: "it accepts connections but does not complete a TLS handshake",
+            },
+            Case {
+                name: "headers, then the body stalls",
+                no_tasks: true,
+                running: "0",
+                target_health: None,
+                probes: vec![probe(vec![
+                    (
+                        Some(0.3),
+                        None,
+                        Outcome::BodyStalled { status: 200 }
+                    );
+                    3
+                ])],
+                want: Status::Fail,
+                text: "answered 200 headers but the body stalled",
+                fix: "waiting on its database pool",
             },
         ];
         for c in cases {
@@ -452,6 +635,12 @@ mod tests {
             assert_eq!(f.status, c.want, "{}: {f:#?}", c.name);
             let all = format!("{} {:?}", f.summary, f.evidence);
             assert!(all.contains(c.text), "{}: {all}", c.name);
+            assert!(
+                c.fix.is_empty() || f.fixes.iter().any(|x| x.contains(c.fix)),
+                "{}: {:?}",
+                c.name,
+                f.fixes
+            );
             if c.no_tasks {
                 assert!(!all.contains("tasks running"), "{}: {all}", c.name);
             }

@@ -588,3 +588,106 @@ fn after_the_quick_starts_load_test_a_full_preflight_is_ready() {
         "{f}"
     );
 }
+
+/// The connection budget follows what is deployed: the proxy's MaxConnectionsPercent and a function's
+/// DB_POOL_SIZE, each changed behind statsctl's back, show up in preflight's capacity table, labelled live.
+#[test]
+fn the_capacity_table_follows_live_pool_sizes_and_max_connections_percent() {
+    let env = LocalAws::start();
+    env.deploy();
+    let table = |env: &LocalAws| {
+        let (_, j) = preflight(env, &["--only", "capacity.connections"]);
+        let f = finding(&j, "capacity.connections").clone();
+        let rows: Vec<Vec<String>> = f["table"]
+            .as_array()
+            .unwrap_or_else(|| panic!("no table: {f}"))
+            .iter()
+            .map(|r| {
+                r.as_array()
+                    .unwrap()
+                    .iter()
+                    .map(|c| c.as_str().unwrap().to_string())
+                    .collect()
+            })
+            .collect();
+        (f, rows)
+    };
+    let row = |rows: &[Vec<String>], name: &str| {
+        rows.iter()
+            .find(|r| r[0] == name)
+            .unwrap_or_else(|| panic!("no row {name}: {rows:?}"))
+            .clone()
+    };
+    let (f, rows) = table(&env);
+    // As deployed from the stack: 90% of the measured 30; the service's pool from its task definition (deploy
+    // sets DB_POOL_SIZE there), the functions' from the stack file (deploy does not set it on functions).
+    let proxy = row(&rows, "via proxy total");
+    assert!(
+        proxy[5].starts_with("proxy pool 27 = max_connections × 90% (live proxy target group"),
+        "{proxy:?}"
+    );
+    assert_eq!(
+        row(&rows, "stats-service")[6],
+        "live DB_POOL_SIZE",
+        "{rows:?}"
+    );
+    let api = row(&rows, "stats-api");
+    assert_eq!(api[3], "1", "{api:?}");
+    assert!(api[6].starts_with("stack file (no DB_POOL_SIZE"), "{api:?}");
+    assert!(
+        text(&f).contains("MaxConnectionsPercent 90 (live proxy target group)"),
+        "{f}"
+    );
+
+    block_on(async {
+        let conf = sdk_config(&env).await;
+        aws_sdk_rds::Client::new(&conf)
+            .modify_db_proxy_target_group()
+            .db_proxy_name("live-stats-proxy")
+            .target_group_name("default")
+            .connection_pool_config(
+                aws_sdk_rds::types::ConnectionPoolConfiguration::builder()
+                    .max_connections_percent(50)
+                    .build(),
+            )
+            .send()
+            .await
+            .unwrap();
+        let lambda = aws_sdk_lambda::Client::new(&conf);
+        let current = lambda
+            .get_function_configuration()
+            .function_name(STATS_API)
+            .send()
+            .await
+            .unwrap();
+        let mut vars = current.environment().unwrap().variables().unwrap().clone();
+        vars.insert("DB_POOL_SIZE".into(), "3".into());
+        lambda
+            .update_function_configuration()
+            .function_name(STATS_API)
+            .environment(
+                aws_sdk_lambda::types::Environment::builder()
+                    .set_variables(Some(vars))
+                    .build(),
+            )
+            .send()
+            .await
+            .unwrap();
+    });
+
+    let (f, rows) = table(&env);
+    let proxy = row(&rows, "via proxy total");
+    assert!(
+        proxy[5].starts_with("proxy pool 15 = max_connections × 50% (live proxy target group"),
+        "{proxy:?}"
+    );
+    let api = row(&rows, "stats-api");
+    assert_eq!(api[3], "3", "{api:?}");
+    assert_eq!(api[6], "live DB_POOL_SIZE", "{api:?}");
+    let instances: u64 = api[2].parse().unwrap();
+    assert_eq!(api[4], (instances * 3).to_string(), "{api:?}");
+    assert!(
+        text(&f).contains("MaxConnectionsPercent 50 (live proxy target group)"),
+        "{f}"
+    );
+}

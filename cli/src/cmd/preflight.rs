@@ -10,8 +10,7 @@ use serde::Serialize;
 use statsctl_checks::service_healthy::{self, Attempt, Outcome, Probe};
 use statsctl_checks::{failed, Facts, Finding, Sourced, Status, ALL};
 use statsctl_stacks::aws;
-use statsctl_stacks::desired::{desired, max_connections_estimate, Names};
-use statsctl_stacks::facts;
+use statsctl_stacks::desired::{desired, Names};
 use statsctl_stacks::inventory::{Kind, Observed};
 use statsctl_stacks::model::StackFile;
 
@@ -285,27 +284,8 @@ async fn gather(s: &Session, o: &Observed) -> CliResult<Extra> {
                 .max_connections
                 .map(|m| Sourced::new(m, "stack file database.max_connections"))
         })
-        .or_else(|| {
-            max_connections_estimate(spec).map(|m| {
-                let source = spec
-                    .database
-                    .instance_class
-                    .as_deref()
-                    .and_then(facts::aurora_max_connections_for_class)
-                    .map(|t| t.source)
-                    .or_else(|| {
-                        spec.database
-                            .serverless
-                            .as_ref()
-                            .and_then(|s| {
-                                facts::aurora_serverless_max_connections(s.min_acu, s.max_acu)
-                            })
-                            .map(|t| t.source)
-                    })
-                    .unwrap_or_default();
-                Sourced::new(m, source)
-            })
-        });
+        // SQL not reachable (the usual case in prod): AWS's table for the deployed class or capacity range.
+        .or_else(|| statsctl_checks::capacity::table_max_connections(spec, o));
     Ok(Extra {
         subnet_vpcs,
         account_concurrency,
@@ -401,10 +381,15 @@ const PROBE_ATTEMPTS: usize = 3;
 /// At most this many load-test targets are probed.
 const PROBE_MAX_TARGETS: usize = 5;
 const PROBE_CONNECT_TIMEOUT: Duration = Duration::from_secs(1);
+/// A TLS handshake is a few round trips and one signature; as generous as the answer, for a loaded laptop.
+const PROBE_HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(2);
 /// Generous for a loaded laptop; a service that says nothing for this long is not answering its viewers either.
 const PROBE_ANSWER_TIMEOUT: Duration = Duration::from_secs(2);
-/// The most of an answer read: its status line is all the probe needs.
-const PROBE_MAX_READ: usize = 1024;
+/// The most of an answer read (head, body and chunk framing): a health or stats answer is a few kilobytes, and
+/// the whole answer is read so that one that stalls after its headers is seen.
+const PROBE_MAX_ANSWER: usize = 256 * 1024;
+/// The most a status line and headers may take.
+const PROBE_MAX_HEAD: usize = 16 * 1024;
 
 /// Probes the service where viewers reach it: its health endpoint (`service.health_check_path` at each load-test
 /// target's origin) and the load-test targets themselves, a few concurrent GETs each.
@@ -428,7 +413,17 @@ async fn probe_service(spec: &StackFile) -> Vec<Probe> {
         }
     }
     urls.extend(targets.iter().map(|t| ("load-test target", t.to_string())));
-    futures::future::join_all(urls.into_iter().map(|(role, url)| probe_url(role, url))).await
+    // One TLS configuration for every https:// URL, with certificates verified against the machine's roots
+    // (built only when some URL needs it: loading the roots reads a directory of files).
+    let tls = urls
+        .iter()
+        .any(|(_, u)| u.starts_with("https://"))
+        .then(|| statsctl_loadtest::tls::client_config(false));
+    futures::future::join_all(
+        urls.into_iter()
+            .map(|(role, url)| probe_url(role, url, tls.as_ref())),
+    )
+    .await
 }
 
 /// `http://host:port/path?q` → `http://host:port`.
@@ -452,19 +447,18 @@ fn shown(url: &str) -> String {
     }
 }
 
-async fn probe_url(role: &str, url: String) -> Probe {
+type TlsConfig = Result<std::sync::Arc<rustls::ClientConfig>, String>;
+
+async fn probe_url(role: &str, url: String, tls: Option<&TlsConfig>) -> Probe {
     let mut p = Probe {
         role: role.to_string(),
         url: shown(&url),
         connect_timeout_ms: PROBE_CONNECT_TIMEOUT.as_millis() as u64,
+        handshake_timeout_ms: PROBE_HANDSHAKE_TIMEOUT.as_millis() as u64,
         answer_timeout_ms: PROBE_ANSWER_TIMEOUT.as_millis() as u64,
         not_probed: None,
         attempts: vec![],
     };
-    if url.starts_with("https://") {
-        p.not_probed = Some("https:// is not probed: preflight's probe speaks plain HTTP".into());
-        return p;
-    }
     let target = match statsctl_loadtest::Target::parse(&url) {
         Ok(t) if !t.host.contains('@') => t,
         Ok(_) => {
@@ -476,90 +470,318 @@ async fn probe_url(role: &str, url: String) -> Probe {
             return p;
         }
     };
-    p.attempts = futures::future::join_all((0..PROBE_ATTEMPTS).map(|_| probe_once(&target))).await;
+    let client = if target.tls {
+        let made = match tls {
+            Some(Ok(config)) => statsctl_loadtest::tls::Client::new(config.clone(), &target.host),
+            Some(Err(e)) => Err(e.clone()),
+            None => Err("no TLS configuration".to_string()),
+        };
+        match made {
+            Ok(c) => Some(c),
+            Err(e) => {
+                // No roots to verify with: nothing this machine can say about the certificate. Named, not
+                // guessed at (preflight has no insecure mode).
+                p.not_probed = Some(format!(
+                    "cannot verify https:// here: {}",
+                    e.split(" (hint:").next().unwrap_or(&e)
+                ));
+                return p;
+            }
+        }
+    } else {
+        None
+    };
+    p.attempts = futures::future::join_all(
+        (0..PROBE_ATTEMPTS).map(|_| probe_once(&target, client.as_ref())),
+    )
+    .await;
     p
 }
 
-/// One `GET` with its own connect and answer timeouts; reads no more than the status line needs.
-async fn probe_once(t: &statsctl_loadtest::Target) -> Attempt {
-    use tokio::io::{AsyncReadExt, AsyncWriteExt};
-    let ms = |d: Duration| d.as_secs_f64() * 1000.0;
+fn ms(d: Duration) -> f64 {
+    d.as_secs_f64() * 1000.0
+}
+
+/// One `GET` with its own connect, TLS handshake (for https://) and answer timeouts, each timed apart.
+async fn probe_once(
+    t: &statsctl_loadtest::Target,
+    tls: Option<&statsctl_loadtest::tls::Client>,
+) -> Attempt {
+    let mut a = Attempt {
+        connect_ms: None,
+        handshake_ms: None,
+        first_byte_ms: None,
+        answer_ms: None,
+        outcome: Outcome::NoAnswer,
+    };
     let started = Instant::now();
     let connected = tokio::time::timeout(
         PROBE_CONNECT_TIMEOUT,
         tokio::net::TcpStream::connect((t.host.as_str(), t.port)),
     )
     .await;
-    let mut stream = match connected {
+    let tcp = match connected {
         Err(_) => {
-            return Attempt {
-                connect_ms: None,
-                first_byte_ms: None,
-                outcome: Outcome::ConnectTimeout,
-            }
+            a.outcome = Outcome::ConnectTimeout;
+            return a;
         }
         Ok(Err(e)) => {
-            return Attempt {
-                connect_ms: None,
-                first_byte_ms: None,
-                outcome: Outcome::ConnectFailed {
-                    error: e.to_string(),
-                },
-            }
+            a.outcome = Outcome::ConnectFailed {
+                error: e.to_string(),
+            };
+            return a;
         }
         Ok(Ok(s)) => s,
     };
-    let connect_ms = Some(ms(started.elapsed()));
+    a.connect_ms = Some(ms(started.elapsed()));
     let request = format!(
         "GET {} HTTP/1.1\r\nHost: {}:{}\r\nUser-Agent: statsctl-preflight\r\nAccept: */*\r\nConnection: close\r\n\r\n",
         t.path, t.host, t.port
     );
+    let Some(client) = tls else {
+        let mut tcp = tcp;
+        (a.first_byte_ms, a.answer_ms, a.outcome) = answer(&mut tcp, request.as_bytes()).await;
+        return a;
+    };
+    let shaking = Instant::now();
+    match tokio::time::timeout(
+        PROBE_HANDSHAKE_TIMEOUT,
+        client.connector.connect(client.name.clone(), tcp),
+    )
+    .await
+    {
+        Err(_) => a.outcome = Outcome::HandshakeStalled,
+        Ok(Err(e)) => {
+            let error = e.to_string();
+            a.outcome = if statsctl_loadtest::tls::handshake_error(&e)
+                == statsctl_loadtest::tls::TLS_CERTIFICATE
+            {
+                Outcome::CertificateRefused { error }
+            } else {
+                Outcome::HandshakeFailed { error }
+            };
+        }
+        Ok(Ok(mut stream)) => {
+            a.handshake_ms = Some(ms(shaking.elapsed()));
+            (a.first_byte_ms, a.answer_ms, a.outcome) =
+                answer(&mut stream, request.as_bytes()).await;
+        }
+    }
+    a
+}
+
+/// Sends the request and reads the whole answer (`Connection: close`: to its Content-Length, its last chunk, or
+/// the connection's end) within the answer timeout: the first byte's time, the last's, and what came back.
+async fn answer<S>(stream: &mut S, request: &[u8]) -> (Option<f64>, Option<f64>, Outcome)
+where
+    S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin,
+{
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
     let sent = Instant::now();
     let mut first_byte = None;
     let mut got = Vec::new();
-    let answer = tokio::time::timeout(PROBE_ANSWER_TIMEOUT, async {
-        stream.write_all(request.as_bytes()).await?;
-        let mut buf = [0u8; 256];
+    let mut state = Answer::Head;
+    let read = tokio::time::timeout(PROBE_ANSWER_TIMEOUT, async {
+        stream.write_all(request).await?;
+        // TLS holds written records back until flushed.
+        stream.flush().await?;
+        let mut buf = [0u8; 4096];
         loop {
-            let n = stream.read(&mut buf).await?;
-            if n == 0 {
+            let n = match stream.read(&mut buf).await {
+                // A TLS peer that closes without close_notify: the end of the answer, as for TCP.
+                Err(e) if e.kind() == std::io::ErrorKind::UnexpectedEof => 0,
+                r => r?,
+            };
+            if n > 0 {
+                first_byte.get_or_insert_with(|| sent.elapsed());
+                got.extend_from_slice(&buf[..n]);
+            }
+            state = answer_progress(&got, n == 0);
+            if matches!(state, Answer::Complete { .. } | Answer::Bad(_)) || n == 0 {
                 return Ok::<_, std::io::Error>(());
             }
-            first_byte.get_or_insert_with(|| sent.elapsed());
-            got.extend_from_slice(&buf[..n]);
-            if got.windows(2).any(|w| w == b"\r\n") || got.len() >= PROBE_MAX_READ {
+            if got.len() > PROBE_MAX_ANSWER {
+                state = Answer::Bad(format!(
+                    "the answer is larger than {} KiB, the most the probe reads",
+                    PROBE_MAX_ANSWER / 1024
+                ));
                 return Ok(());
             }
         }
     })
     .await;
-    let first_byte_ms = first_byte.map(ms);
-    let outcome = match answer {
-        Err(_) if first_byte.is_none() => Outcome::NoAnswer,
-        Err(_) => Outcome::BadAnswer {
+    let answered = matches!(state, Answer::Complete { .. }).then(|| ms(sent.elapsed()));
+    let outcome = match (read, state) {
+        (Err(_), _) if first_byte.is_none() => Outcome::NoAnswer,
+        (Err(_), Answer::Body(status)) => Outcome::BodyStalled { status },
+        (Err(_), _) => Outcome::BadAnswer {
             error: format!(
-                "no complete status line within {} ms",
+                "no complete status line and headers within {} ms",
                 PROBE_ANSWER_TIMEOUT.as_millis()
             ),
         },
-        Ok(Err(e)) => Outcome::BadAnswer {
+        (Ok(Err(e)), _) => Outcome::BadAnswer {
             error: e.to_string(),
         },
-        Ok(Ok(())) => match status_code(&got) {
-            Some(status) => Outcome::Answered { status },
-            None if got.is_empty() => Outcome::BadAnswer {
-                error: "closed the connection without answering".into(),
-            },
-            None => Outcome::BadAnswer {
-                error: "the answer is not an HTTP status line".into(),
-            },
+        (Ok(Ok(())), Answer::Complete { status, .. }) => Outcome::Answered { status },
+        (Ok(Ok(())), Answer::Bad(error)) => Outcome::BadAnswer { error },
+        (Ok(Ok(())), _) => Outcome::BadAnswer {
+            error: "closed the connection before the answer was complete".into(),
         },
     };
-    Attempt {
-        connect_ms,
-        first_byte_ms,
-        outcome,
+    (first_byte.map(ms), answered, outcome)
+}
+
+/// How far the bytes of an answer read so far go.
+#[derive(Debug, Clone, PartialEq)]
+enum Answer {
+    /// The status line and headers are not all here yet.
+    Head,
+    /// The head came with this status; the body is not complete yet.
+    Body(u16),
+    /// The whole answer: its status and how many body bytes it had.
+    Complete { status: u16, body: usize },
+    /// Not an HTTP answer, or one that cannot complete (closed early, malformed framing, too large).
+    Bad(String),
+}
+
+/// Where an answer stands, from the bytes read so far and whether the connection has ended (`eof`). Pure: the
+/// framings (Content-Length, chunked, to the end of the connection, none for 204/304) are table cases. Never
+/// `Head` or `Body` at `eof`.
+fn answer_progress(bytes: &[u8], eof: bool) -> Answer {
+    let closed_early =
+        || Answer::Bad("closed the connection before the answer was complete".to_string());
+    let Some(head_len) = find(bytes, b"\r\n\r\n", 0) else {
+        if bytes.contains(&b'\n') && status_code(bytes).is_none() {
+            return Answer::Bad("the answer is not an HTTP status line".into());
+        }
+        if bytes.len() > PROBE_MAX_HEAD {
+            return Answer::Bad(format!(
+                "the status line and headers are larger than {} KiB",
+                PROBE_MAX_HEAD / 1024
+            ));
+        }
+        return match eof {
+            false => Answer::Head,
+            true if bytes.is_empty() => {
+                Answer::Bad("closed the connection without answering".into())
+            }
+            true => closed_early(),
+        };
+    };
+    let head = &bytes[..head_len];
+    let body = &bytes[head_len + 4..];
+    let Some(status) = status_code(head) else {
+        return Answer::Bad("the answer is not an HTTP status line".into());
+    };
+    // An interim answer (100 Continue): the real one follows it.
+    if (100..200).contains(&status) && status != 101 {
+        return answer_progress(body, eof);
     }
+    let mut length: Option<usize> = None;
+    let mut chunked = false;
+    for line in head.split(|b| *b == b'\n').skip(1) {
+        let line = String::from_utf8_lossy(line);
+        let Some((name, value)) = line.split_once(':') else {
+            continue;
+        };
+        let (name, value) = (name.trim(), value.trim());
+        if name.eq_ignore_ascii_case("content-length") {
+            let n = value
+                .bytes()
+                .all(|b| b.is_ascii_digit())
+                .then(|| value.parse::<usize>().ok())
+                .flatten();
+            match (n, length) {
+                (None, _) => return Answer::Bad(format!("bad Content-Length `{value}`")),
+                (Some(n), Some(m)) if n != m => {
+                    return Answer::Bad("conflicting Content-Length headers".into())
+                }
+                (n, _) => length = n,
+            }
+        } else if name.eq_ignore_ascii_case("transfer-encoding") {
+            chunked = value
+                .rsplit(',')
+                .next()
+                .is_some_and(|last| last.trim().eq_ignore_ascii_case("chunked"));
+        }
+    }
+    let more = |eof: bool| {
+        if eof {
+            closed_early()
+        } else {
+            Answer::Body(status)
+        }
+    };
+    if status == 204 || status == 304 {
+        return Answer::Complete { status, body: 0 };
+    }
+    if chunked {
+        return match chunked_body(body) {
+            Ok(Some(n)) => Answer::Complete { status, body: n },
+            Ok(None) => more(eof),
+            Err(e) => Answer::Bad(e),
+        };
+    }
+    match length {
+        Some(n) if n > PROBE_MAX_ANSWER => Answer::Bad(format!(
+            "the answer announces {n} body bytes, more than the {} KiB the probe reads",
+            PROBE_MAX_ANSWER / 1024
+        )),
+        Some(n) if body.len() >= n => Answer::Complete { status, body: n },
+        Some(_) => more(eof),
+        // No length: the body runs to the end of the connection.
+        None if eof => Answer::Complete {
+            status,
+            body: body.len(),
+        },
+        None => Answer::Body(status),
+    }
+}
+
+/// A chunked body's data length once its last chunk and trailers are here (`Ok(None)`: not yet).
+fn chunked_body(body: &[u8]) -> Result<Option<usize>, String> {
+    let (mut at, mut total) = (0usize, 0usize);
+    loop {
+        let Some(end) = find(body, b"\r\n", at) else {
+            return Ok(None);
+        };
+        let line = String::from_utf8_lossy(&body[at..end]);
+        let digits = line.split(';').next().unwrap_or("").trim();
+        let size = (!digits.is_empty() && digits.len() <= 8)
+            .then(|| usize::from_str_radix(digits, 16).ok())
+            .flatten()
+            .ok_or_else(|| format!("bad chunk size `{digits}`"))?;
+        at = end + 2;
+        if size == 0 {
+            // Trailers, up to an empty line.
+            loop {
+                let Some(end) = find(body, b"\r\n", at) else {
+                    return Ok(None);
+                };
+                if end == at {
+                    return Ok(Some(total));
+                }
+                at = end + 2;
+            }
+        }
+        total += size;
+        if body.len() < at + size + 2 {
+            return Ok(None);
+        }
+        if &body[at + size..at + size + 2] != b"\r\n" {
+            return Err("a chunk does not end where its size says".into());
+        }
+        at += size + 2;
+    }
+}
+
+/// Where `needle` first occurs in `hay` at or after `from`.
+fn find(hay: &[u8], needle: &[u8], from: usize) -> Option<usize> {
+    hay.get(from..)?
+        .windows(needle.len())
+        .position(|w| w == needle)
+        .map(|i| from + i)
 }
 
 /// `HTTP/1.1 503 Service Unavailable\r\n…` → 503.
@@ -723,5 +945,319 @@ mod probe_tests {
         ] {
             assert_eq!(status_code(answer), want, "{answer:?}");
         }
+    }
+}
+
+/// The whole answer is read: its framings, and a server that sends its headers and then stalls.
+#[cfg(test)]
+mod answer_tests {
+    use super::*;
+    use statsctl_checks::service_healthy::judge_probe;
+
+    #[test]
+    fn answers_are_complete_by_their_framing() {
+        let ok = |body| Answer::Complete { status: 200, body };
+        let bad = |e: &str| Answer::Bad(e.to_string());
+        let early = || bad("closed the connection before the answer was complete");
+        let cases: Vec<(&str, &[u8], bool, Answer)> = vec![
+            ("nothing yet", b"", false, Answer::Head),
+            ("nothing, closed", b"", true, bad("closed the connection without answering")),
+            ("half a status line", b"HTTP/1.1 2", false, Answer::Head),
+            ("half a head", b"HTTP/1.1 200 OK\r\nContent-Le", false, Answer::Head),
+            ("half a head, closed", b"HTTP/1.1 200 OK\r\n", true, early()),
+            ("not HTTP", b"SSH-2.0-OpenSSH\r\n", false, bad("the answer is not an HTTP status line")),
+            ("length, all here", b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok", false, ok(2)),
+            ("length, headers only", b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\n", false, Answer::Body(200)),
+            ("length, part of the body", b"HTTP/1.1 503 No\r\ncontent-length: 5\r\n\r\nab", false, Answer::Body(503)),
+            ("length, closed short", b"HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\nab", true, early()),
+            ("length zero", b"HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n", false, ok(0)),
+            ("bad length", b"HTTP/1.1 200 OK\r\nContent-Length: +2\r\n\r\nok", false, bad("bad Content-Length `+2`")),
+            ("conflicting lengths", b"HTTP/1.1 200 OK\r\nContent-Length: 1\r\nContent-Length: 2\r\n\r\nok", false, bad("conflicting Content-Length headers")),
+            ("length past the cap", b"HTTP/1.1 200 OK\r\nContent-Length: 99999999999\r\n\r\n", false, bad("the answer announces 99999999999 body bytes, more than the 256 KiB the probe reads")),
+            ("until close, open", b"HTTP/1.1 200 OK\r\n\r\nabc", false, Answer::Body(200)),
+            ("until close, closed", b"HTTP/1.1 200 OK\r\n\r\nabc", true, ok(3)),
+            ("204 has no body", b"HTTP/1.1 204 No Content\r\n\r\n", false, Answer::Complete { status: 204, body: 0 }),
+            ("100 then the answer", b"HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 200 OK\r\nContent-Length: 1\r\n\r\nx", false, ok(1)),
+            ("100, then nothing yet", b"HTTP/1.1 100 Continue\r\n\r\n", false, Answer::Head),
+            ("chunked, complete with trailer", b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n3;x=y\r\nabc\r\n2\r\nde\r\n0\r\nX-T: 1\r\n\r\n", false, ok(5)),
+            ("chunked, mid-chunk", b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nab", false, Answer::Body(200)),
+            ("chunked, no last chunk", b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n2\r\nab\r\n", false, Answer::Body(200)),
+            ("chunked, closed early", b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n2\r\nab\r\n", true, early()),
+            ("chunked, bad size", b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\n", false, bad("bad chunk size `zz`")),
+            ("chunked, huge size", b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\nffffffffffffffff\r\n", false, bad("bad chunk size `ffffffffffffffff`")),
+            ("chunked, data past its size", b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n2\r\nabcd\r\n0\r\n\r\n", false, bad("a chunk does not end where its size says")),
+        ];
+        for (name, bytes, eof, want) in cases {
+            assert_eq!(answer_progress(bytes, eof), want, "{name}");
+        }
+        let huge_head = [b"HTTP/1.1 200 OK\r\nX: ".as_slice(), &[b'a'; 20_000]].concat();
+        assert_eq!(
+            answer_progress(&huge_head, false),
+            bad("the status line and headers are larger than 16 KiB")
+        );
+    }
+
+    /// A plain HTTP server that writes `head` to every connection once a request arrives, then holds it open
+    /// (for `hold`) without writing more.
+    async fn server(head: &'static [u8], hold: Duration) -> (u16, tokio::task::JoinHandle<()>) {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let task = tokio::spawn(async move {
+            while let Ok((mut s, _)) = listener.accept().await {
+                tokio::spawn(async move {
+                    let mut buf = Vec::new();
+                    while !buf.windows(4).any(|w| w == b"\r\n\r\n") {
+                        if s.read_buf(&mut buf).await.unwrap_or(0) == 0 {
+                            return;
+                        }
+                    }
+                    let _ = s.write_all(head).await;
+                    tokio::time::sleep(hold).await;
+                });
+            }
+        });
+        (port, task)
+    }
+
+    #[tokio::test]
+    async fn headers_then_a_stalled_body_fail() {
+        let (port, task) = server(
+            b"HTTP/1.1 200 OK\r\nContent-Length: 100\r\n\r\n{\"score\":",
+            Duration::from_secs(30),
+        )
+        .await;
+        let url = format!("http://127.0.0.1:{port}/matches/1/stats");
+        let p = probe_url("load-test target", url.clone(), None).await;
+        task.abort();
+        assert!(
+            p.attempts
+                .iter()
+                .all(|a| a.outcome == Outcome::BodyStalled { status: 200 }
+                    && a.first_byte_ms.is_some()
+                    && a.answer_ms.is_none()),
+            "{p:?}"
+        );
+        let (status, line) = judge_probe(&p);
+        assert_eq!(status, Status::Fail, "{line}");
+        assert!(
+            line.contains(&format!("load-test target `{url}` answered 200 headers but the body stalled: not complete within 2000 ms (3 of 3 requests")),
+            "{line}"
+        );
+    }
+
+    #[tokio::test]
+    async fn a_whole_answer_passes_with_its_time() {
+        // The body arrives whole and the server keeps the connection open: the length, not the close, ends it.
+        let (port, task) = server(
+            b"HTTP/1.1 200 OK\r\nContent-Length: 15\r\n\r\n{\"score\":\"1:0\"}",
+            Duration::from_secs(30),
+        )
+        .await;
+        let p = probe_url(
+            "health endpoint",
+            format!("http://127.0.0.1:{port}/healthz"),
+            None,
+        )
+        .await;
+        task.abort();
+        assert!(
+            p.attempts
+                .iter()
+                .all(|a| a.outcome == Outcome::Answered { status: 200 } && a.answer_ms.is_some()),
+            "{p:?}"
+        );
+        let (status, line) = judge_probe(&p);
+        assert_eq!(status, Status::Pass, "{line}");
+        assert!(line.contains("whole answer ≤ "), "{line}");
+    }
+}
+
+/// The https:// probe against TLS servers in the test: a certificate from an unknown CA (refused), a listener that
+/// accepts and never answers the handshake (stalled), and the same certificate trusted (answered, timed apart).
+#[cfg(test)]
+mod tls_probe_tests {
+    use super::*;
+    use rustls::pki_types::pem::PemObject;
+    use rustls::pki_types::{CertificateDer, PrivateKeyDer};
+    use statsctl_checks::service_healthy::judge_probe;
+    use std::sync::Arc;
+
+    /// A certificate for 127.0.0.1 issued by a throwaway CA (both made by `openssl`), and a TLS server with it that
+    /// answers every request with `answer` then closes (a thread per connection, ending with the test process).
+    /// Returns the port and the CA's certificate, which no machine trusts unless told to.
+    fn test_ca_server(answer: &'static [u8]) -> (u16, CertificateDer<'static>) {
+        use std::io::{Read, Write};
+        let dir = tempfile::tempdir().unwrap();
+        // Temporary paths are UTF-8 here; as strings they sit in one argument list.
+        let file = |name: &str| dir.path().join(name).to_str().unwrap().to_string();
+        let openssl = |args: &[&str]| {
+            let out = std::process::Command::new("openssl")
+                .args(["req", "-x509", "-newkey", "ec", "-pkeyopt"])
+                .args(["ec_paramgen_curve:prime256v1", "-nodes", "-days", "2"])
+                .args(args)
+                .output()
+                .expect("openssl is needed to make a test certificate (apt-get install openssl)");
+            assert!(
+                out.status.success(),
+                "{}",
+                String::from_utf8_lossy(&out.stderr)
+            );
+        };
+        let (ca, ca_key, cert, key) = (
+            file("ca.pem"),
+            file("ca.key"),
+            file("cert.pem"),
+            file("key.pem"),
+        );
+        openssl(&[
+            "-subj",
+            "/CN=statsctl test CA",
+            "-keyout",
+            &ca_key,
+            "-out",
+            &ca,
+        ]);
+        openssl(&[
+            "-subj",
+            "/CN=localhost",
+            "-addext",
+            "subjectAltName=IP:127.0.0.1",
+            "-addext",
+            "basicConstraints=critical,CA:FALSE",
+            "-CA",
+            &ca,
+            "-CAkey",
+            &ca_key,
+            "-keyout",
+            &key,
+            "-out",
+            &cert,
+        ]);
+        let certs = CertificateDer::pem_file_iter(&cert)
+            .unwrap()
+            .collect::<Result<Vec<_>, _>>()
+            .unwrap();
+        let ca = CertificateDer::from_pem_file(&ca).unwrap();
+        let config = Arc::new(
+            rustls::ServerConfig::builder_with_provider(Arc::new(
+                rustls::crypto::aws_lc_rs::default_provider(),
+            ))
+            .with_safe_default_protocol_versions()
+            .unwrap()
+            .with_no_client_auth()
+            .with_single_cert(certs, PrivateKeyDer::from_pem_file(&key).unwrap())
+            .unwrap(),
+        );
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let port = listener.local_addr().unwrap().port();
+        std::thread::spawn(move || {
+            for tcp in listener.incoming() {
+                let Ok(tcp) = tcp else { continue };
+                let config = config.clone();
+                std::thread::spawn(move || {
+                    let _ = tcp.set_read_timeout(Some(Duration::from_secs(10)));
+                    let conn = rustls::ServerConnection::new(config).unwrap();
+                    let mut tls = rustls::StreamOwned::new(conn, tcp);
+                    let mut buf = Vec::new();
+                    while !buf.windows(4).any(|w| w == b"\r\n\r\n") {
+                        let mut chunk = [0u8; 1024];
+                        match tls.read(&mut chunk) {
+                            Ok(0) | Err(_) => return,
+                            Ok(n) => buf.extend_from_slice(&chunk[..n]),
+                        }
+                    }
+                    let _ = tls.write_all(answer).and_then(|_| tls.flush());
+                    tls.conn.send_close_notify();
+                    let _ = tls.flush();
+                });
+            }
+        });
+        (port, ca)
+    }
+
+    #[tokio::test]
+    async fn a_certificate_from_an_unknown_issuer_is_refused() {
+        let (port, _) = test_ca_server(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok");
+        let url = format!("https://127.0.0.1:{port}/healthz");
+        let config = statsctl_loadtest::tls::client_config(false);
+        let p = probe_url("health endpoint", url.clone(), Some(&config)).await;
+        assert_eq!(p.attempts.len(), PROBE_ATTEMPTS, "{p:?}");
+        assert!(
+            p.attempts
+                .iter()
+                .all(|a| matches!(a.outcome, Outcome::CertificateRefused { .. })
+                    && a.connect_ms.is_some()),
+            "{p:?}"
+        );
+        let (status, line) = judge_probe(&p);
+        assert_eq!(status, Status::Fail, "{line}");
+        assert!(
+            line.contains(&format!(
+                "health endpoint `{url}`: its TLS certificate was refused (3 of 3 requests: "
+            )),
+            "{line}"
+        );
+    }
+
+    #[tokio::test]
+    async fn a_handshake_that_never_comes_is_named_stalled() {
+        // Accepts TCP connections (the kernel completes them from the backlog) and never says a word.
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let held = tokio::spawn(async move {
+            let mut open = Vec::new();
+            while let Ok((s, _)) = listener.accept().await {
+                open.push(s);
+            }
+        });
+        let url = format!("https://127.0.0.1:{port}/matches/1/stats");
+        let config = statsctl_loadtest::tls::client_config(false);
+        let p = probe_url("load-test target", url.clone(), Some(&config)).await;
+        held.abort();
+        assert!(
+            p.attempts
+                .iter()
+                .all(|a| a.outcome == Outcome::HandshakeStalled && a.connect_ms.is_some()),
+            "{p:?}"
+        );
+        let (status, line) = judge_probe(&p);
+        assert_eq!(status, Status::Fail, "{line}");
+        assert!(
+            line.contains(&format!("load-test target `{url}` accepted the connection but did not complete the TLS handshake within 2000 ms (3 of 3 requests")),
+            "{line}"
+        );
+    }
+
+    #[tokio::test]
+    async fn a_trusted_certificate_is_answered_with_the_handshake_timed_apart() {
+        let (port, ca) = test_ca_server(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok");
+        // The test's CA as the only root: the certificate is verified as a real one would be.
+        let mut roots = rustls::RootCertStore::empty();
+        roots.add(ca).unwrap();
+        let config = rustls::ClientConfig::builder_with_provider(Arc::new(
+            rustls::crypto::aws_lc_rs::default_provider(),
+        ))
+        .with_safe_default_protocol_versions()
+        .unwrap()
+        .with_root_certificates(roots)
+        .with_no_client_auth();
+        let url = format!("https://127.0.0.1:{port}/healthz");
+        let p = probe_url("health endpoint", url, Some(&Ok(Arc::new(config)))).await;
+        assert!(
+            p.attempts
+                .iter()
+                .all(|a| a.outcome == Outcome::Answered { status: 200 }
+                    && a.connect_ms.is_some()
+                    && a.handshake_ms.is_some()
+                    && a.first_byte_ms.is_some()),
+            "{p:?}"
+        );
+        let (status, line) = judge_probe(&p);
+        assert_eq!(status, Status::Pass, "{line}");
+        assert!(
+            line.contains("3/3 answered (connect ≤ ") && line.contains("TLS handshake ≤ "),
+            "{line}"
+        );
     }
 }
