@@ -516,3 +516,25 @@ fn substituted_secrets_and_flow_map_passwords_are_not_echoed() {
         assert!(all.contains("unknown field `password`"), "{output}: {r:?}");
     }
 }
+
+#[test]
+fn a_substituted_duration_is_not_echoed_in_part() {
+    let text = shipped_with("    timeout: 10s\n", "    timeout: ${LEAKY_TIMEOUT}\n");
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("stack.yaml");
+    std::fs::write(&path, &text).unwrap();
+    for output in ["human", "json"] {
+        let mut c = statsctl();
+        c.arg("validate")
+            .arg("--stack")
+            .arg(&path)
+            .args(["--env", "prod", "--output", output])
+            .env("LEAKY_TIMEOUT", "5Hunter2zz");
+        let r = run(c);
+        assert_eq!(r.code, 1, "{r:?}");
+        let all = format!("{}{}", r.stdout, r.stderr);
+        assert!(!all.contains("Hunter2"), "{output}: {r:?}");
+        assert!(all.contains("${LEAKY_TIMEOUT}"), "{output}: {r:?}");
+        assert!(all.contains("invalid duration"), "{output}: {r:?}");
+    }
+}

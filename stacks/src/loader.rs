@@ -352,12 +352,15 @@ pub fn load_str(
         Ok(s) => s,
         // The schema check should have caught everything serde rejects; if not, still fail cleanly.
         Err(e) => {
-            return Err(fail(vec![Diagnostic {
-                at: None,
-                field: None,
-                message: format!("invalid stack file: {e}"),
-                hint: None,
-            }]))
+            return Err(fail(hide_substituted(
+                &root,
+                vec![Diagnostic {
+                    at: None,
+                    field: None,
+                    message: format!("invalid stack file: {e}"),
+                    hint: None,
+                }],
+            )))
         }
     };
 
@@ -382,7 +385,10 @@ pub fn load_str(
 }
 
 /// Errors must not echo a value that came from `${VAR}` (it may be a secret): in every error about a substituted
-/// value, or about a field that contains one, the substituted text is replaced by what the file says.
+/// value, or about a field that contains one, the substituted text is replaced by what the file says. An error
+/// about the substituted field itself (or about no field: serde's fallback) that still quotes any part of the
+/// value (`unknown unit `Hunter2zz``) loses its detail: it names the `${VAR}` and the field, and keeps only a
+/// hint that quotes nothing of the value.
 fn hide_substituted(root: &Node, mut errors: Vec<Diagnostic>) -> Vec<Diagnostic> {
     let mut substituted = Vec::new();
     collect_substituted(root, &mut Vec::new(), &mut substituted);
@@ -404,9 +410,37 @@ fn hide_substituted(root: &Node, mut errors: Vec<Diagnostic>) -> Vec<Diagnostic>
             if let Some(h) = &mut e.hint {
                 *h = h.replace(value, written);
             }
+            if (field.is_empty() || path == &field) && quotes_part_of(&e.message, value, written) {
+                let name = path.rsplit('.').next().unwrap_or(path);
+                e.message = format!(
+                    "`{name}` is not valid: its value comes from `{written}` (not shown, it may be a secret)"
+                );
+                if e.hint
+                    .as_deref()
+                    .is_some_and(|h| quotes_part_of(h, value, written))
+                {
+                    e.hint = None;
+                }
+                if e.hint.is_none() {
+                    e.hint = Some(format!(
+                        "set what `{written}` stands for to a valid `{name}` (see `statsctl schema`)"
+                    ));
+                }
+            }
         }
     }
     errors
+}
+
+/// Whether `text` (with `written` taken out) contains a piece of `value` at least four characters long (all of
+/// it when shorter). Errors are short, so the check is cheap; a false alarm only makes an error less specific.
+fn quotes_part_of(text: &str, value: &str, written: &str) -> bool {
+    let text = text.replace(written, "");
+    let chars: Vec<char> = text.chars().collect();
+    let k = value.chars().count().clamp(1, 4);
+    chars
+        .windows(k)
+        .any(|w| value.contains(&w.iter().collect::<String>()))
 }
 
 /// (dotted path, substituted value, text as written) of every scalar that substitution changed.
@@ -462,5 +496,65 @@ impl ResolvedStack {
     /// The environment name used in resource names and tags (`default` when the file has none).
     pub fn env_name(&self) -> &str {
         self.env.as_deref().unwrap_or("default")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// `timeout: ${X}` with `X` set to `value`, as the loader holds it after substitution.
+    fn substituted(value: &str) -> Node {
+        let mut root = yaml_tree::parse("timeout: ${X}\n").unwrap();
+        let vars = |name: &str| (name == "X").then(|| value.to_string());
+        substitute_tree(&mut root, &vars, &mut Vec::new(), &mut Vec::new());
+        root
+    }
+
+    #[test]
+    fn no_part_of_a_substituted_value_survives_an_error_about_it() {
+        for (value, field, message) in [
+            // serde's fallback: no field, quotes the value (or part of it) its own way.
+            (
+                "5Hunter2zz",
+                None,
+                "invalid stack file: invalid value: string \"5Hunter2zz\"",
+            ),
+            (
+                "5Hunter2zz",
+                None,
+                "invalid stack file: unknown unit `Hunter2zz`",
+            ),
+            // An error about the field that quotes a piece of it.
+            (
+                "5Hunter2zz",
+                Some("timeout"),
+                "unknown unit `Hunter2zz` in `${X}`",
+            ),
+            ("'Hunter2'", Some("timeout"), "bad `Hunter2`"),
+            ("15s\"Hunter2\"", Some("timeout"), "trailing `\"Hunter2\"`"),
+        ] {
+            let errors = vec![Diagnostic {
+                at: None,
+                field: field.map(str::to_string),
+                message: message.to_string(),
+                hint: Some(format!("not `{value}`")),
+            }];
+            let out = hide_substituted(&substituted(value), errors);
+            let text = serde_json::to_string(&out).unwrap();
+            assert!(!text.contains("Hunter2"), "{value}: {text}");
+            assert!(out[0].message.contains("${X}"), "{value}: {text}");
+            assert!(out[0].hint.is_some(), "{value}: {text}");
+        }
+        // Errors that quote nothing of the value keep their detail.
+        let errors = vec![Diagnostic {
+            at: None,
+            field: Some("timeout".into()),
+            message: "must be at most 15m, found `${X}`".into(),
+            hint: Some("Lambda allows at most 15 minutes".into()),
+        }];
+        let out = hide_substituted(&substituted("900000000s"), errors.clone());
+        assert_eq!(out[0].message, errors[0].message);
+        assert_eq!(out[0].hint, errors[0].hint);
     }
 }

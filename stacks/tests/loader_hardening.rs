@@ -436,3 +436,30 @@ fn a_password_in_a_flow_map_is_masked_in_the_snippet() {
     assert!(rendered.contains("password: ********"), "{rendered}");
     assert!(!rendered.contains("hunter2"), "{rendered}");
 }
+
+#[test]
+fn no_part_of_a_substituted_duration_is_echoed() {
+    // The parse error quoted the unit it did not know (`Hunter2zz`), which the whole-value replacement missed.
+    for value in [
+        "5Hunter2zz",
+        "Hunter2zz",
+        "5 Hunter2zz",
+        "1.5.5Hunter2s",
+        "'Hunter2zz'",
+        "\"5Hunter2zz\"",
+        "15s Hunter2zz",
+        "99Hunter2zz9",
+    ] {
+        let vars = |name: &str| (name == "X").then(|| value.to_string());
+        let text = shipped_with("    timeout: 10s\n", "    timeout: ${X}\n");
+        let err = load_str(Path::new("s.yaml"), &text, Some("prod"), &vars).unwrap_err();
+        let rendered = err.to_string();
+        let json = serde_json::to_string(&err).unwrap();
+        for shown in [&rendered, &json] {
+            assert!(!shown.contains("Hunter2"), "{value}: {shown}");
+            assert!(shown.contains("`${X}`"), "{value}: {shown}");
+            assert!(shown.contains("15s"), "{value}: the expected form: {shown}");
+        }
+        assert!(rendered.contains("invalid duration"), "{value}: {rendered}");
+    }
+}
