@@ -538,3 +538,39 @@ fn a_substituted_duration_is_not_echoed_in_part() {
         assert!(all.contains("invalid duration"), "{output}: {r:?}");
     }
 }
+
+#[test]
+fn a_multi_line_secret_value_is_never_shown() {
+    for lines in [
+        "      DB_PASSWORD: >-\n        Hunter2c\n",
+        "      DB_PASSWORD: |\n        Hunter2c\n",
+        "      ? DB_PASSWORD\n      : Hunter2c\n",
+    ] {
+        let text = shipped_with(
+            "      LOG_LEVEL: info\n",
+            &format!("      LOG_LEVEL: info\n{lines}"),
+        );
+        for output in ["human", "json"] {
+            let dir = tempfile::tempdir().unwrap();
+            let path = dir.path().join("stack.yaml");
+            std::fs::write(&path, &text).unwrap();
+            let mut c = statsctl();
+            c.arg("validate")
+                .arg("--stack")
+                .arg(&path)
+                .args(["--env", "prod", "--output", output]);
+            let r = run(c);
+            assert_eq!(r.code, 1, "{lines} {output}: {r:?}");
+            let all = format!("{}{}", r.stdout, r.stderr);
+            assert!(!all.contains("Hunter2"), "{lines} {output}: {r:?}");
+            assert!(all.contains("DB_PASSWORD"), "{lines} {output}: {r:?}");
+            if output == "human" {
+                let line = line_of(&text, "DB_PASSWORD");
+                assert!(
+                    r.stderr.contains(&format!("stack.yaml:{line}:")),
+                    "{lines}: {r:?}"
+                );
+            }
+        }
+    }
+}

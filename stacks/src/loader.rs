@@ -472,8 +472,13 @@ fn collect_substituted(
     }
 }
 
+/// Where an error about `path` points: at the key when the key names a secret (its value may span lines no key
+/// is on, and the snippet shows one line), else at the value.
 fn locate_field(root: &Node, path: &[String]) -> Location {
-    root.locate(path)
+    match path.last() {
+        Some(last) if crate::sensitive::is_secret_key(last) => root.locate_key(path),
+        _ => root.locate(path),
+    }
 }
 
 fn list(names: &[String]) -> String {
