@@ -574,3 +574,82 @@ fn a_multi_line_secret_value_is_never_shown() {
         }
     }
 }
+
+#[test]
+fn typos_in_another_environment_overlay_fail_validate_env_prod() {
+    // The `local` overlay's functions (the `dev` overlay has the same line).
+    let local = "/pgpass\n    functions:\n      stats-api: { reserved_concurrency: 20 }\n";
+    for (from, to, needle, message, hint) in [
+        (
+            local,
+            &*local.replace("stats-api:", "stats-apii:"),
+            "stats-apii",
+            "changes function `stats-apii`, which the base does not define",
+            "did you mean `stats-api`?",
+        ),
+        (
+            "      notify: [arn:aws:sns:us-east-1:123456789012:live-stats-oncall]\n",
+            "      notify: [arn:aws:sns:us-east-1:123456789012:live-stats-oncall]\n      \
+             overrides:\n        db-conections: { threshold_percent: 90 }\n",
+            "db-conections",
+            "no generated alarm has the id `db-conections`",
+            "did you mean `db-connections`?",
+        ),
+        (
+            "      latency: { p50: 500ms, p99: 2s }\n",
+            "      latency: { p5: 500ms, p99: 2s }\n",
+            "p5:",
+            "unknown field `p5`",
+            "did you mean",
+        ),
+    ] {
+        let text = shipped_with(from, to);
+        let r = validate_text(&text, Some("prod"));
+        assert_eq!(r.code, 1, "{needle}: {r:?}");
+        let line = line_of(&text, needle);
+        assert!(
+            r.stderr.contains(&format!("stack.yaml:{line}:")),
+            "{needle}: {r:?}"
+        );
+        assert!(r.stderr.contains(message), "{needle}: {r:?}");
+        assert!(r.stderr.contains(hint), "{needle}: {r:?}");
+        assert!(r.stdout.is_empty(), "{needle}: {r:?}");
+    }
+    // In the base too: a closed set of percentiles.
+    let text = shipped_with(
+        "  latency: { p50: 100ms, p99: 500ms }\n",
+        "  latency: { p50: 100ms, p99.5: 500ms }\n",
+    );
+    let r = validate_text(&text, Some("prod"));
+    assert_eq!(r.code, 1, "{r:?}");
+    assert!(r.stderr.contains("unknown field `p99.5`"), "{r:?}");
+    // An overlay may still add a whole function.
+    let text = shipped_with(
+        local,
+        &format!(
+            "{local}      \
+         extra-fn: {{ artifact: ../functions/stats-api, runtime: python3.12, handler: app.handler }}\n"
+        ),
+    );
+    let r = validate_text(&text, Some("prod"));
+    assert_eq!(r.code, 0, "{r:?}");
+    let r = validate_text(&text, Some("local"));
+    assert!(!r.stderr.contains("does not define"), "{r:?}");
+}
+
+#[test]
+fn the_schema_closes_latency_keys() {
+    let mut c = statsctl();
+    c.arg("schema");
+    let schema = run(c).json();
+    let s = schema.to_string();
+    assert!(s.contains("\"p99.9\""), "no `p99.9` key in the schema");
+    let defs = schema["$defs"].as_object().unwrap();
+    let latency = defs
+        .iter()
+        .find(|(name, _)| name.as_str() == "LatencyLimits")
+        .map(|(_, d)| d)
+        .expect("a LatencyLimits definition");
+    assert_eq!(latency["additionalProperties"], false, "{latency}");
+    assert!(defs.contains_key("LatencyLimitsOverlay"), "no overlay copy");
+}

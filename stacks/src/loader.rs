@@ -272,6 +272,8 @@ pub fn load_str(
     let environments = root.take("environments");
     let mut env_names = Vec::new();
     let mut chosen = None;
+    // Alarm override ids of the environments not chosen: checked once the chosen stack says which alarms exist.
+    let mut other_overrides = Vec::new();
     if let Some((env_key, env_node)) = environments {
         match env_node.kind {
             Kind::Map(entries) => {
@@ -283,6 +285,14 @@ pub fn load_str(
                         let mut p = vec!["environments".to_string(), name.name.clone()];
                         check.check(&overlay, overlay_schema, &mut p);
                         errors.extend(check.errors);
+                        errors.extend(unknown_overlay_functions(&root, &overlay, &name.name));
+                        if Some(name.name.as_str()) != env {
+                            other_overrides.extend(
+                                map_keys(&overlay, &["alarms", "overrides"])
+                                    .into_iter()
+                                    .map(|k| (name.name.clone(), k)),
+                            );
+                        }
                     }
                     if Some(name.name.as_str()) == env {
                         chosen = Some(overlay);
@@ -363,6 +373,34 @@ pub fn load_str(
             )))
         }
     };
+
+    // An override in another environment must name an alarm this stack generates (a typo there would otherwise
+    // surface only when that environment is deployed, silently leaving the alarm as generated).
+    let known_alarms = crate::alarms::generated_ids(&spec);
+    for (env_name, key) in &other_overrides {
+        if !known_alarms.contains(&key.name) {
+            let hint = closest(&key.name, known_alarms.iter().map(String::as_str))
+                .map(|c| format!("did you mean `{c}`?"))
+                .unwrap_or_else(|| format!("generated alarm ids: {}", known_alarms.join(", ")));
+            errors.push(
+                Diagnostic::at(
+                    key.at,
+                    format!("no generated alarm has the id `{}`", key.name),
+                )
+                .with_hint(hint)
+                .with_field(&[
+                    "environments".to_string(),
+                    env_name.clone(),
+                    "alarms".into(),
+                    "overrides".into(),
+                    key.name.clone(),
+                ]),
+            );
+        }
+    }
+    if !errors.is_empty() {
+        return Err(fail(hide_substituted(&root, errors)));
+    }
 
     let problems = crate::validate::validate(&spec, env.unwrap_or("default"));
     if !problems.is_empty() {
@@ -470,6 +508,83 @@ fn collect_substituted(
             }
         }
     }
+}
+
+/// The keys of the map at `path` under `node` (none when it is missing or not a map).
+fn map_keys(node: &Node, path: &[&str]) -> Vec<yaml_tree::Key> {
+    let mut node = node;
+    for segment in path {
+        let Kind::Map(entries) = &node.kind else {
+            return Vec::new();
+        };
+        match entries.iter().find(|(k, _)| k.name == *segment) {
+            Some((_, v)) => node = v,
+            None => return Vec::new(),
+        }
+    }
+    match &node.kind {
+        Kind::Map(entries) => entries.iter().map(|(k, _)| k.clone()).collect(),
+        _ => Vec::new(),
+    }
+}
+
+/// Functions an overlay names that the base does not define. An overlay may add a whole function (every required
+/// field given, as the base model allows after merging); one that only changes settings of a name the base lacks
+/// is a typo (`stats-apii`), which would otherwise fail only in that environment, or add a half-defined function.
+fn unknown_overlay_functions(base: &Node, overlay: &Node, env_name: &str) -> Vec<Diagnostic> {
+    let base_names: Vec<String> = map_keys(base, &["functions"])
+        .into_iter()
+        .map(|k| k.name)
+        .collect();
+    let required: Vec<&str> = schema()["$defs"]["Function"]["required"]
+        .as_array()
+        .map(|r| r.iter().filter_map(Value::as_str).collect())
+        .unwrap_or_default();
+    let Some((_, functions)) = (match &overlay.kind {
+        Kind::Map(entries) => entries.iter().find(|(k, _)| k.name == "functions"),
+        _ => None,
+    }) else {
+        return Vec::new();
+    };
+    let Kind::Map(entries) = &functions.kind else {
+        return Vec::new();
+    };
+    let mut out = Vec::new();
+    for (key, f) in entries {
+        if base_names.contains(&key.name) {
+            continue;
+        }
+        let given: Vec<String> = map_keys(f, &[]).into_iter().map(|k| k.name).collect();
+        if !required.is_empty() && required.iter().all(|r| given.iter().any(|g| g == r)) {
+            continue;
+        }
+        let hint = match closest(&key.name, base_names.iter().map(String::as_str)) {
+            Some(c) => format!("did you mean `{c}`?"),
+            None => format!(
+                "functions in the base: {}; a new function needs {}",
+                list(&base_names),
+                required
+                    .iter()
+                    .map(|r| format!("`{r}`"))
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ),
+        };
+        out.push(
+            Diagnostic::at(
+                key.at,
+                format!("environment `{env_name}` changes function `{}`, which the base does not define", key.name),
+            )
+            .with_hint(hint)
+            .with_field(&[
+                "environments".to_string(),
+                env_name.to_string(),
+                "functions".into(),
+                key.name.clone(),
+            ]),
+        );
+    }
+    out
 }
 
 /// Where an error about `path` points: at the key when the key names a secret (its value may span lines no key
