@@ -653,3 +653,60 @@ fn the_schema_closes_latency_keys() {
     assert_eq!(latency["additionalProperties"], false, "{latency}");
     assert!(defs.contains_key("LatencyLimitsOverlay"), "no overlay copy");
 }
+
+#[test]
+fn an_endpoint_url_with_credentials_is_refused_masked() {
+    let from = "      endpoint_url: http://127.0.0.1:${STATSCTL_MOTO_PORT:-4566}\n";
+    // A password with a `/` in it is credentials too.
+    for to in [
+        "      endpoint_url: http://a:Hunter2pw@127.0.0.1:4566\n",
+        "      endpoint_url: http://a:pw/Hunter2@127.0.0.1:4566/x\n",
+    ] {
+        let text = shipped_with(from, to);
+        for output in ["human", "json"] {
+            let dir = tempfile::tempdir().unwrap();
+            let path = dir.path().join("stack.yaml");
+            std::fs::write(&path, &text).unwrap();
+            let mut c = statsctl();
+            c.arg("validate")
+                .arg("--stack")
+                .arg(&path)
+                .args(["--env", "local", "--output", output]);
+            let r = run(c);
+            assert_eq!(r.code, 1, "{to} {output}: {r:?}");
+            let all = format!("{}{}", r.stdout, r.stderr);
+            assert!(!all.contains("Hunter2"), "{to} {output}: {r:?}");
+            assert!(
+                all.contains("has credentials in it"),
+                "{to} {output}: {r:?}"
+            );
+            assert!(
+                all.contains("http://***@127.0.0.1:4566"),
+                "{to} {output}: {r:?}"
+            );
+            if output == "human" {
+                let line = line_of(&text, "endpoint_url");
+                assert!(r.stderr.contains(&format!("stack.yaml:{line}:")), "{r:?}");
+                assert!(r.stderr.contains("hint: remove `user:password@`"), "{r:?}");
+            }
+        }
+    }
+    // From `${VAR}`: refused too, and the value is not shown.
+    let text = shipped_with(from, "      endpoint_url: ${LEAKY_ENDPOINT}\n");
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("stack.yaml");
+    std::fs::write(&path, &text).unwrap();
+    let mut c = statsctl();
+    c.arg("validate")
+        .arg("--stack")
+        .arg(&path)
+        .args(["--env", "local"])
+        .env("LEAKY_ENDPOINT", "http://a:Hunter2pw@127.0.0.1:4566");
+    let r = run(c);
+    assert_eq!(r.code, 1, "{r:?}");
+    assert!(
+        !r.stderr.contains("Hunter2") && !r.stdout.contains("Hunter2"),
+        "{r:?}"
+    );
+    assert!(r.stderr.contains("${LEAKY_ENDPOINT}"), "{r:?}");
+}
