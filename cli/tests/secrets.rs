@@ -130,6 +130,48 @@ fn a_plain_secret_in_a_stack_file_is_refused_and_never_echoed() {
     );
 }
 
+/// Secret names the rule once missed: short forms, camelCase, and keys named by what they do.
+const MISSED_NAMES: &[&str] = &[
+    "DB_PASS",
+    "DB_PWD",
+    "apiToken",
+    "dbPassword",
+    "SIGNING_KEY",
+    "ENCRYPTION_KEY",
+    "SESSION_KEY",
+];
+
+#[test]
+fn short_camel_case_and_key_material_names_are_secrets_too() {
+    for name in MISSED_NAMES {
+        let dir = tempfile::tempdir().unwrap();
+        let stack = stack_file(dir.path(), |t| {
+            with_function_env(t, &[&format!("{name}: {PLANTED}")])
+        });
+        for output in ["human", "json"] {
+            let mut c = statsctl();
+            c.args([
+                "--stack",
+                stack.to_str().unwrap(),
+                "--env",
+                "local",
+                "validate",
+            ])
+            .args(["--output", output]);
+            let r = run(c);
+            assert_eq!(r.code, 1, "{name} {output}: {r:?}");
+            assert_not_printed(&format!("validate {name} {output}"), &r);
+            let all = format!("{}{}", r.stdout, r.stderr);
+            let expected = if output == "json" {
+                format!("functions.stats-api.environment.{name}")
+            } else {
+                format!("`{name}` names a secret")
+            };
+            assert!(all.contains(&expected), "{name} {output}: {r:?}");
+        }
+    }
+}
+
 #[test]
 fn secret_looking_values_outside_environments_are_masked_in_the_resolved_stack() {
     // Not refused (tags are not environment variables), but never printed either. (Credentials in a load-test
@@ -306,6 +348,10 @@ fn references_are_delivered_and_planted_secrets_appear_in_no_output() {
             .unwrap();
         let mut vars = f.environment().unwrap().variables().unwrap().clone();
         vars.insert("DB_PASSWORD".into(), PLANTED.into());
+        // Short forms, camelCase and key material: each a secret too (the rule used to miss them).
+        for name in MISSED_NAMES {
+            vars.insert(name.to_string(), format!("{PLANTED}-{name}"));
+        }
         vars.insert(
             "DATABASE_URL".into(),
             format!("postgres://stats:{PLANTED}@db/stats"),

@@ -516,3 +516,197 @@ fn substituted_secrets_and_flow_map_passwords_are_not_echoed() {
         assert!(all.contains("unknown field `password`"), "{output}: {r:?}");
     }
 }
+
+#[test]
+fn a_substituted_duration_is_not_echoed_in_part() {
+    let text = shipped_with("    timeout: 10s\n", "    timeout: ${LEAKY_TIMEOUT}\n");
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("stack.yaml");
+    std::fs::write(&path, &text).unwrap();
+    for output in ["human", "json"] {
+        let mut c = statsctl();
+        c.arg("validate")
+            .arg("--stack")
+            .arg(&path)
+            .args(["--env", "prod", "--output", output])
+            .env("LEAKY_TIMEOUT", "5Hunter2zz");
+        let r = run(c);
+        assert_eq!(r.code, 1, "{r:?}");
+        let all = format!("{}{}", r.stdout, r.stderr);
+        assert!(!all.contains("Hunter2"), "{output}: {r:?}");
+        assert!(all.contains("${LEAKY_TIMEOUT}"), "{output}: {r:?}");
+        assert!(all.contains("invalid duration"), "{output}: {r:?}");
+    }
+}
+
+#[test]
+fn a_multi_line_secret_value_is_never_shown() {
+    for lines in [
+        "      DB_PASSWORD: >-\n        Hunter2c\n",
+        "      DB_PASSWORD: |\n        Hunter2c\n",
+        "      ? DB_PASSWORD\n      : Hunter2c\n",
+    ] {
+        let text = shipped_with(
+            "      LOG_LEVEL: info\n",
+            &format!("      LOG_LEVEL: info\n{lines}"),
+        );
+        for output in ["human", "json"] {
+            let dir = tempfile::tempdir().unwrap();
+            let path = dir.path().join("stack.yaml");
+            std::fs::write(&path, &text).unwrap();
+            let mut c = statsctl();
+            c.arg("validate")
+                .arg("--stack")
+                .arg(&path)
+                .args(["--env", "prod", "--output", output]);
+            let r = run(c);
+            assert_eq!(r.code, 1, "{lines} {output}: {r:?}");
+            let all = format!("{}{}", r.stdout, r.stderr);
+            assert!(!all.contains("Hunter2"), "{lines} {output}: {r:?}");
+            assert!(all.contains("DB_PASSWORD"), "{lines} {output}: {r:?}");
+            if output == "human" {
+                let line = line_of(&text, "DB_PASSWORD");
+                assert!(
+                    r.stderr.contains(&format!("stack.yaml:{line}:")),
+                    "{lines}: {r:?}"
+                );
+            }
+        }
+    }
+}
+
+#[test]
+fn typos_in_another_environment_overlay_fail_validate_env_prod() {
+    // The `local` overlay's functions (the `dev` overlay has the same line).
+    let local = "/pgpass\n    functions:\n      stats-api: { reserved_concurrency: 20 }\n";
+    for (from, to, needle, message, hint) in [
+        (
+            local,
+            &*local.replace("stats-api:", "stats-apii:"),
+            "stats-apii",
+            "changes function `stats-apii`, which the base does not define",
+            "did you mean `stats-api`?",
+        ),
+        (
+            "      notify: [arn:aws:sns:us-east-1:123456789012:live-stats-oncall]\n",
+            "      notify: [arn:aws:sns:us-east-1:123456789012:live-stats-oncall]\n      \
+             overrides:\n        db-conections: { threshold_percent: 90 }\n",
+            "db-conections",
+            "no generated alarm has the id `db-conections`",
+            "did you mean `db-connections`?",
+        ),
+        (
+            "      latency: { p50: 500ms, p99: 2s }\n",
+            "      latency: { p5: 500ms, p99: 2s }\n",
+            "p5:",
+            "unknown field `p5`",
+            "did you mean",
+        ),
+    ] {
+        let text = shipped_with(from, to);
+        let r = validate_text(&text, Some("prod"));
+        assert_eq!(r.code, 1, "{needle}: {r:?}");
+        let line = line_of(&text, needle);
+        assert!(
+            r.stderr.contains(&format!("stack.yaml:{line}:")),
+            "{needle}: {r:?}"
+        );
+        assert!(r.stderr.contains(message), "{needle}: {r:?}");
+        assert!(r.stderr.contains(hint), "{needle}: {r:?}");
+        assert!(r.stdout.is_empty(), "{needle}: {r:?}");
+    }
+    // In the base too: a closed set of percentiles.
+    let text = shipped_with(
+        "  latency: { p50: 100ms, p99: 500ms }\n",
+        "  latency: { p50: 100ms, p99.5: 500ms }\n",
+    );
+    let r = validate_text(&text, Some("prod"));
+    assert_eq!(r.code, 1, "{r:?}");
+    assert!(r.stderr.contains("unknown field `p99.5`"), "{r:?}");
+    // An overlay may still add a whole function.
+    let text = shipped_with(
+        local,
+        &format!(
+            "{local}      \
+         extra-fn: {{ artifact: ../functions/stats-api, runtime: python3.12, handler: app.handler }}\n"
+        ),
+    );
+    let r = validate_text(&text, Some("prod"));
+    assert_eq!(r.code, 0, "{r:?}");
+    let r = validate_text(&text, Some("local"));
+    assert!(!r.stderr.contains("does not define"), "{r:?}");
+}
+
+#[test]
+fn the_schema_closes_latency_keys() {
+    let mut c = statsctl();
+    c.arg("schema");
+    let schema = run(c).json();
+    let s = schema.to_string();
+    assert!(s.contains("\"p99.9\""), "no `p99.9` key in the schema");
+    let defs = schema["$defs"].as_object().unwrap();
+    let latency = defs
+        .iter()
+        .find(|(name, _)| name.as_str() == "LatencyLimits")
+        .map(|(_, d)| d)
+        .expect("a LatencyLimits definition");
+    assert_eq!(latency["additionalProperties"], false, "{latency}");
+    assert!(defs.contains_key("LatencyLimitsOverlay"), "no overlay copy");
+}
+
+#[test]
+fn an_endpoint_url_with_credentials_is_refused_masked() {
+    let from = "      endpoint_url: http://127.0.0.1:${STATSCTL_MOTO_PORT:-4566}\n";
+    // A password with a `/` in it is credentials too.
+    for to in [
+        "      endpoint_url: http://a:Hunter2pw@127.0.0.1:4566\n",
+        "      endpoint_url: http://a:pw/Hunter2@127.0.0.1:4566/x\n",
+    ] {
+        let text = shipped_with(from, to);
+        for output in ["human", "json"] {
+            let dir = tempfile::tempdir().unwrap();
+            let path = dir.path().join("stack.yaml");
+            std::fs::write(&path, &text).unwrap();
+            let mut c = statsctl();
+            c.arg("validate")
+                .arg("--stack")
+                .arg(&path)
+                .args(["--env", "local", "--output", output]);
+            let r = run(c);
+            assert_eq!(r.code, 1, "{to} {output}: {r:?}");
+            let all = format!("{}{}", r.stdout, r.stderr);
+            assert!(!all.contains("Hunter2"), "{to} {output}: {r:?}");
+            assert!(
+                all.contains("has credentials in it"),
+                "{to} {output}: {r:?}"
+            );
+            assert!(
+                all.contains("http://***@127.0.0.1:4566"),
+                "{to} {output}: {r:?}"
+            );
+            if output == "human" {
+                let line = line_of(&text, "endpoint_url");
+                assert!(r.stderr.contains(&format!("stack.yaml:{line}:")), "{r:?}");
+                assert!(r.stderr.contains("hint: remove `user:password@`"), "{r:?}");
+            }
+        }
+    }
+    // From `${VAR}`: refused too, and the value is not shown.
+    let text = shipped_with(from, "      endpoint_url: ${LEAKY_ENDPOINT}\n");
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("stack.yaml");
+    std::fs::write(&path, &text).unwrap();
+    let mut c = statsctl();
+    c.arg("validate")
+        .arg("--stack")
+        .arg(&path)
+        .args(["--env", "local"])
+        .env("LEAKY_ENDPOINT", "http://a:Hunter2pw@127.0.0.1:4566");
+    let r = run(c);
+    assert_eq!(r.code, 1, "{r:?}");
+    assert!(
+        !r.stderr.contains("Hunter2") && !r.stdout.contains("Hunter2"),
+        "{r:?}"
+    );
+    assert!(r.stderr.contains("${LEAKY_ENDPOINT}"), "{r:?}");
+}

@@ -86,7 +86,11 @@ impl fmt::Display for Diagnostics {
                     if let Some(text) = at.line.checked_sub(1).and_then(|i| lines.get(i)) {
                         let gutter = at.line.to_string().len();
                         writeln!(f, "{:gutter$} |", "")?;
-                        let text = crate::sensitive::redact_line(&mask_secret_value(text));
+                        let text = if hides_secret_value(d.field.as_deref(), text) {
+                            masked_line(text)
+                        } else {
+                            crate::sensitive::redact_line(&mask_secret_value(text))
+                        };
                         let text = text.as_str();
                         writeln!(f, "{} | {}", at.line, text)?;
                         let caret_pad: String = text
@@ -121,6 +125,22 @@ impl fmt::Display for Diagnostics {
         }
         writeln!(f)
     }
+}
+
+/// Whether the snippet line of an error about `field` may hold part of a secret that line-by-line masking cannot
+/// see: the field ends in a secret-looking key that is not on the line (the line continues a block scalar
+/// `DB_PASSWORD: >-`, or is the `: value` of an explicit `? DB_PASSWORD` key).
+fn hides_secret_value(field: Option<&str>, line: &str) -> bool {
+    let Some(last) = field.and_then(|f| f.rsplit('.').next()) else {
+        return false;
+    };
+    (crate::sensitive::is_secret_key(last) || is_sensitive_key(last)) && !line.contains(last)
+}
+
+/// A line shown as its indentation and a mask, so the caret still lines up.
+fn masked_line(line: &str) -> String {
+    let indent: String = line.chars().take_while(|c| c.is_whitespace()).collect();
+    format!("{indent}********")
 }
 
 /// A source line as it may be shown: the value of every key that names a password, token or secret key is masked

@@ -272,6 +272,8 @@ pub fn load_str(
     let environments = root.take("environments");
     let mut env_names = Vec::new();
     let mut chosen = None;
+    // Alarm override ids of the environments not chosen: checked once the chosen stack says which alarms exist.
+    let mut other_overrides = Vec::new();
     if let Some((env_key, env_node)) = environments {
         match env_node.kind {
             Kind::Map(entries) => {
@@ -283,6 +285,14 @@ pub fn load_str(
                         let mut p = vec!["environments".to_string(), name.name.clone()];
                         check.check(&overlay, overlay_schema, &mut p);
                         errors.extend(check.errors);
+                        errors.extend(unknown_overlay_functions(&root, &overlay, &name.name));
+                        if Some(name.name.as_str()) != env {
+                            other_overrides.extend(
+                                map_keys(&overlay, &["alarms", "overrides"])
+                                    .into_iter()
+                                    .map(|k| (name.name.clone(), k)),
+                            );
+                        }
                     }
                     if Some(name.name.as_str()) == env {
                         chosen = Some(overlay);
@@ -352,14 +362,45 @@ pub fn load_str(
         Ok(s) => s,
         // The schema check should have caught everything serde rejects; if not, still fail cleanly.
         Err(e) => {
-            return Err(fail(vec![Diagnostic {
-                at: None,
-                field: None,
-                message: format!("invalid stack file: {e}"),
-                hint: None,
-            }]))
+            return Err(fail(hide_substituted(
+                &root,
+                vec![Diagnostic {
+                    at: None,
+                    field: None,
+                    message: format!("invalid stack file: {e}"),
+                    hint: None,
+                }],
+            )))
         }
     };
+
+    // An override in another environment must name an alarm this stack generates (a typo there would otherwise
+    // surface only when that environment is deployed, silently leaving the alarm as generated).
+    let known_alarms = crate::alarms::generated_ids(&spec);
+    for (env_name, key) in &other_overrides {
+        if !known_alarms.contains(&key.name) {
+            let hint = closest(&key.name, known_alarms.iter().map(String::as_str))
+                .map(|c| format!("did you mean `{c}`?"))
+                .unwrap_or_else(|| format!("generated alarm ids: {}", known_alarms.join(", ")));
+            errors.push(
+                Diagnostic::at(
+                    key.at,
+                    format!("no generated alarm has the id `{}`", key.name),
+                )
+                .with_hint(hint)
+                .with_field(&[
+                    "environments".to_string(),
+                    env_name.clone(),
+                    "alarms".into(),
+                    "overrides".into(),
+                    key.name.clone(),
+                ]),
+            );
+        }
+    }
+    if !errors.is_empty() {
+        return Err(fail(hide_substituted(&root, errors)));
+    }
 
     let problems = crate::validate::validate(&spec, env.unwrap_or("default"));
     if !problems.is_empty() {
@@ -382,7 +423,10 @@ pub fn load_str(
 }
 
 /// Errors must not echo a value that came from `${VAR}` (it may be a secret): in every error about a substituted
-/// value, or about a field that contains one, the substituted text is replaced by what the file says.
+/// value, or about a field that contains one, the substituted text is replaced by what the file says. An error
+/// about the substituted field itself (or about no field: serde's fallback) that still quotes any part of the
+/// value (`unknown unit `Hunter2zz``) loses its detail: it names the `${VAR}` and the field, and keeps only a
+/// hint that quotes nothing of the value.
 fn hide_substituted(root: &Node, mut errors: Vec<Diagnostic>) -> Vec<Diagnostic> {
     let mut substituted = Vec::new();
     collect_substituted(root, &mut Vec::new(), &mut substituted);
@@ -404,9 +448,37 @@ fn hide_substituted(root: &Node, mut errors: Vec<Diagnostic>) -> Vec<Diagnostic>
             if let Some(h) = &mut e.hint {
                 *h = h.replace(value, written);
             }
+            if (field.is_empty() || path == &field) && quotes_part_of(&e.message, value, written) {
+                let name = path.rsplit('.').next().unwrap_or(path);
+                e.message = format!(
+                    "`{name}` is not valid: its value comes from `{written}` (not shown, it may be a secret)"
+                );
+                if e.hint
+                    .as_deref()
+                    .is_some_and(|h| quotes_part_of(h, value, written))
+                {
+                    e.hint = None;
+                }
+                if e.hint.is_none() {
+                    e.hint = Some(format!(
+                        "set what `{written}` stands for to a valid `{name}` (see `statsctl schema`)"
+                    ));
+                }
+            }
         }
     }
     errors
+}
+
+/// Whether `text` (with `written` taken out) contains a piece of `value` at least four characters long (all of
+/// it when shorter). Errors are short, so the check is cheap; a false alarm only makes an error less specific.
+fn quotes_part_of(text: &str, value: &str, written: &str) -> bool {
+    let text = text.replace(written, "");
+    let chars: Vec<char> = text.chars().collect();
+    let k = value.chars().count().clamp(1, 4);
+    chars
+        .windows(k)
+        .any(|w| value.contains(&w.iter().collect::<String>()))
 }
 
 /// (dotted path, substituted value, text as written) of every scalar that substitution changed.
@@ -438,8 +510,90 @@ fn collect_substituted(
     }
 }
 
+/// The keys of the map at `path` under `node` (none when it is missing or not a map).
+fn map_keys(node: &Node, path: &[&str]) -> Vec<yaml_tree::Key> {
+    let mut node = node;
+    for segment in path {
+        let Kind::Map(entries) = &node.kind else {
+            return Vec::new();
+        };
+        match entries.iter().find(|(k, _)| k.name == *segment) {
+            Some((_, v)) => node = v,
+            None => return Vec::new(),
+        }
+    }
+    match &node.kind {
+        Kind::Map(entries) => entries.iter().map(|(k, _)| k.clone()).collect(),
+        _ => Vec::new(),
+    }
+}
+
+/// Functions an overlay names that the base does not define. An overlay may add a whole function (every required
+/// field given, as the base model allows after merging); one that only changes settings of a name the base lacks
+/// is a typo (`stats-apii`), which would otherwise fail only in that environment, or add a half-defined function.
+fn unknown_overlay_functions(base: &Node, overlay: &Node, env_name: &str) -> Vec<Diagnostic> {
+    let base_names: Vec<String> = map_keys(base, &["functions"])
+        .into_iter()
+        .map(|k| k.name)
+        .collect();
+    let required: Vec<&str> = schema()["$defs"]["Function"]["required"]
+        .as_array()
+        .map(|r| r.iter().filter_map(Value::as_str).collect())
+        .unwrap_or_default();
+    let Some((_, functions)) = (match &overlay.kind {
+        Kind::Map(entries) => entries.iter().find(|(k, _)| k.name == "functions"),
+        _ => None,
+    }) else {
+        return Vec::new();
+    };
+    let Kind::Map(entries) = &functions.kind else {
+        return Vec::new();
+    };
+    let mut out = Vec::new();
+    for (key, f) in entries {
+        if base_names.contains(&key.name) {
+            continue;
+        }
+        let given: Vec<String> = map_keys(f, &[]).into_iter().map(|k| k.name).collect();
+        if !required.is_empty() && required.iter().all(|r| given.iter().any(|g| g == r)) {
+            continue;
+        }
+        let hint = match closest(&key.name, base_names.iter().map(String::as_str)) {
+            Some(c) => format!("did you mean `{c}`?"),
+            None => format!(
+                "functions in the base: {}; a new function needs {}",
+                list(&base_names),
+                required
+                    .iter()
+                    .map(|r| format!("`{r}`"))
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ),
+        };
+        out.push(
+            Diagnostic::at(
+                key.at,
+                format!("environment `{env_name}` changes function `{}`, which the base does not define", key.name),
+            )
+            .with_hint(hint)
+            .with_field(&[
+                "environments".to_string(),
+                env_name.to_string(),
+                "functions".into(),
+                key.name.clone(),
+            ]),
+        );
+    }
+    out
+}
+
+/// Where an error about `path` points: at the key when the key names a secret (its value may span lines no key
+/// is on, and the snippet shows one line), else at the value.
 fn locate_field(root: &Node, path: &[String]) -> Location {
-    root.locate(path)
+    match path.last() {
+        Some(last) if crate::sensitive::is_secret_key(last) => root.locate_key(path),
+        _ => root.locate(path),
+    }
 }
 
 fn list(names: &[String]) -> String {
@@ -462,5 +616,65 @@ impl ResolvedStack {
     /// The environment name used in resource names and tags (`default` when the file has none).
     pub fn env_name(&self) -> &str {
         self.env.as_deref().unwrap_or("default")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// `timeout: ${X}` with `X` set to `value`, as the loader holds it after substitution.
+    fn substituted(value: &str) -> Node {
+        let mut root = yaml_tree::parse("timeout: ${X}\n").unwrap();
+        let vars = |name: &str| (name == "X").then(|| value.to_string());
+        substitute_tree(&mut root, &vars, &mut Vec::new(), &mut Vec::new());
+        root
+    }
+
+    #[test]
+    fn no_part_of_a_substituted_value_survives_an_error_about_it() {
+        for (value, field, message) in [
+            // serde's fallback: no field, quotes the value (or part of it) its own way.
+            (
+                "5Hunter2zz",
+                None,
+                "invalid stack file: invalid value: string \"5Hunter2zz\"",
+            ),
+            (
+                "5Hunter2zz",
+                None,
+                "invalid stack file: unknown unit `Hunter2zz`",
+            ),
+            // An error about the field that quotes a piece of it.
+            (
+                "5Hunter2zz",
+                Some("timeout"),
+                "unknown unit `Hunter2zz` in `${X}`",
+            ),
+            ("'Hunter2'", Some("timeout"), "bad `Hunter2`"),
+            ("15s\"Hunter2\"", Some("timeout"), "trailing `\"Hunter2\"`"),
+        ] {
+            let errors = vec![Diagnostic {
+                at: None,
+                field: field.map(str::to_string),
+                message: message.to_string(),
+                hint: Some(format!("not `{value}`")),
+            }];
+            let out = hide_substituted(&substituted(value), errors);
+            let text = serde_json::to_string(&out).unwrap();
+            assert!(!text.contains("Hunter2"), "{value}: {text}");
+            assert!(out[0].message.contains("${X}"), "{value}: {text}");
+            assert!(out[0].hint.is_some(), "{value}: {text}");
+        }
+        // Errors that quote nothing of the value keep their detail.
+        let errors = vec![Diagnostic {
+            at: None,
+            field: Some("timeout".into()),
+            message: "must be at most 15m, found `${X}`".into(),
+            hint: Some("Lambda allows at most 15 minutes".into()),
+        }];
+        let out = hide_substituted(&substituted("900000000s"), errors.clone());
+        assert_eq!(out[0].message, errors[0].message);
+        assert_eq!(out[0].hint, errors[0].hint);
     }
 }

@@ -77,6 +77,25 @@ pub struct EnvironmentOverlay {
     loadtest: Option<serde_json::Value>,
 }
 
+/// The schema of `loadtest.latency`: a closed set of percentile keys (`crate::PERCENTILE_KEYS`), so a typo such
+/// as `p5` is an unknown field — in the base and in every environment overlay — instead of a limit never checked.
+#[derive(JsonSchema)]
+#[allow(dead_code)]
+#[schemars(extend("additionalProperties" = false))]
+pub struct LatencyLimits {
+    /// Median latency limit.
+    p50: Option<Span>,
+    /// 90th percentile latency limit.
+    p90: Option<Span>,
+    /// 99th percentile latency limit.
+    p99: Option<Span>,
+    /// 99.9th percentile latency limit.
+    #[serde(rename = "p99.9")]
+    p99_9: Option<Span>,
+    /// Slowest request allowed.
+    max: Option<Span>,
+}
+
 /// How statsctl reaches AWS for this stack.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
@@ -589,6 +608,7 @@ pub struct LoadTestCriteria {
     pub targets: Vec<String>,
     /// Latency limits by percentile: keys `p50`, `p90`, `p99`, `p99.9`, `max`.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    #[schemars(with = "LatencyLimits")]
     pub latency: BTreeMap<String, Span>,
     /// Highest acceptable error rate, 0–1 (e.g. 0.01 for 1%).
     #[serde(default = "error_rate_default")]

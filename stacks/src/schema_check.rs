@@ -244,14 +244,17 @@ impl<'a> SchemaCheck<'a> {
         if types.contains(&"string") {
             if schema.get("x-statsctl-kind").and_then(Value::as_str) == Some("duration") {
                 if let Err(e) = parse_span(value) {
-                    let e = match &node.written {
-                        // The error quotes the value; show the `${VAR}` the file holds, not what it became.
-                        Some(written) if !value.trim().is_empty() => {
-                            e.replace(value.trim(), written)
-                        }
-                        _ => e,
-                    };
-                    self.error(node.at, path, format!("invalid duration: {e}"), None);
+                    match &node.written {
+                        // The parse error quotes the value or part of it (`unknown unit `Hunter2zz``): for a
+                        // value from `${VAR}`, which may be a secret, say only what was expected.
+                        Some(written) => self.error(
+                            node.at,
+                            path,
+                            format!("invalid duration: `{written}` is not a number and a unit"),
+                            Some("write e.g. `15s`, `250ms`, `5m` (units: ms, s, m, h, d)".into()),
+                        ),
+                        None => self.error(node.at, path, format!("invalid duration: {e}"), None),
+                    }
                 }
             }
             if let Some(min) = schema.get("minLength").and_then(Value::as_u64) {

@@ -1,11 +1,17 @@
 //! What counts as a secret, and masking it: the one rule validation uses to refuse plain secret values in a
 //! stack file, and the one masking every output goes through (plan diffs, JSON, text, error snippets). Pure.
 //!
-//! The rule, for keys (environment variable names, map keys), case-insensitive:
+//! The rule, for keys (environment variable names, map keys), case-insensitive, the key split into parts at
+//! `_`, `.` and camelCase humps (`dbPassword` is `DB PASSWORD`, `apiToken` is `API TOKEN`):
 //! - `PASSWORD`, `PASSWD` or `PASSPHRASE` anywhere in the key (`DB_PASSWORD`, `PGPASSWORD`);
-//! - or a `_`/`.`-separated part that is `SECRET`, `SECRETS`, `TOKEN`, `TOKENS`, `CREDENTIAL`,
-//!   `CREDENTIALS`, `APIKEY`, or two parts `API KEY`, `PRIVATE KEY`, `ACCESS KEY` (`API_TOKEN`, `CLIENT_SECRET`,
-//!   `STRIPE_API_KEY`, `AWS_SECRET_ACCESS_KEY`);
+//! - or a part that is `SECRET`, `SECRETS`, `TOKEN`, `TOKENS`, `CREDENTIAL`, `CREDENTIALS`, `APIKEY`, or two
+//!   parts `API KEY`, `PRIVATE KEY`, `ACCESS KEY` (`API_TOKEN`, `CLIENT_SECRET`, `STRIPE_API_KEY`,
+//!   `AWS_SECRET_ACCESS_KEY`);
+//! - or a last part `PASS` or `PWD` after another part (`DB_PASS`, `DB_PWD`; alone, `PWD` is the shell's working
+//!   directory and `pass` a count in a report); a part merely containing them is not (`PASSENGER`, `BYPASS`,
+//!   `PASS_THROUGH`);
+//! - or a last part `KEY` after `SIGNING`, `ENCRYPTION`, `SESSION`, `SECRET`, `MASTER` (`SIGNING_KEY`,
+//!   `SESSION_KEY`); `KEY` elsewhere names a lookup key (`CACHE_KEY_PREFIX`, `KEYSPACE`, `SESSION_KEY_PREFIX`);
 //! - except keys that say *where* a secret is rather than hold it: the last part is `ARN`, `NAME`, `ENV`,
 //!   `FILE`, `PATH` or `URL` (`DB_PASSWORD_SECRET_ARN`, `password_env`), or the key ends in `SECRET_KEY` after
 //!   another secret word (`DB_PASSWORD_SECRET_KEY`: the JSON key deploy passes next to `…_SECRET_ARN`);
@@ -33,6 +39,9 @@ const WORDS: &[&str] = &[
     "APIKEY",
 ];
 const PAIRS: &[(&str, &str)] = &[("API", "KEY"), ("PRIVATE", "KEY"), ("ACCESS", "KEY")];
+/// Parts that make a final `KEY` key material (beyond [`PAIRS`], which count anywhere; `SECRET_KEY` is a
+/// [`WORDS`] match, with its `…_PASSWORD_SECRET_KEY` exception).
+const KEY_QUALIFIERS: &[&str] = &["SIGNING", "ENCRYPTION", "SESSION", "MASTER"];
 const REFERENCE_SUFFIXES: &[&str] = &["ARN", "NAME", "ENV", "FILE", "PATH", "URL"];
 
 /// Stack-file fields whose value names a secret (never holds one): not masked in the resolved stack.
@@ -43,13 +52,21 @@ pub fn is_secret_key(key: &str) -> bool {
     if key.contains(|c: char| c == '-' || c.is_whitespace()) {
         return false;
     }
-    let upper = key.to_ascii_uppercase();
+    let upper = split_humps(key).to_ascii_uppercase();
     let parts: Vec<&str> = upper.split(['_', '.']).filter(|p| !p.is_empty()).collect();
-    let Some(last) = parts.last() else {
+    let Some(&last) = parts.last() else {
         return false;
     };
-    if REFERENCE_SUFFIXES.contains(last) {
+    if REFERENCE_SUFFIXES.contains(&last) {
         return false;
+    }
+    let n = parts.len();
+    // Alone they mean something else: `PWD` the working directory, `pass` a count in a report.
+    if (last == "PASS" || last == "PWD") && n > 1 {
+        return true;
+    }
+    if last == "KEY" && n > 1 && KEY_QUALIFIERS.contains(&parts[n - 2]) {
+        return true;
     }
     let word_at = |i: usize| {
         ANYWHERE.iter().any(|w| parts[i].contains(w))
@@ -57,11 +74,29 @@ pub fn is_secret_key(key: &str) -> bool {
             || (i + 1 < parts.len() && PAIRS.contains(&(parts[i], parts[i + 1])))
     };
     // `X_PASSWORD_SECRET_KEY`: the JSON key inside the secret `X_PASSWORD_SECRET_ARN` names.
-    let n = parts.len();
     if n >= 3 && parts[n - 2] == "SECRET" && parts[n - 1] == "KEY" && (0..n - 2).any(word_at) {
         return false;
     }
     (0..n).any(word_at)
+}
+
+/// `key` with a `_` at each camelCase hump: before an upper-case letter that follows a lower-case one
+/// (`apiToken`), or that starts a word after an acronym (`APIToken`). Keys with no lower-case letter stay as
+/// they are, so `PGPASSWORD` is one part.
+fn split_humps(key: &str) -> String {
+    let chars: Vec<char> = key.chars().collect();
+    let mut out = String::with_capacity(key.len() + 4);
+    for (i, &c) in chars.iter().enumerate() {
+        if c.is_ascii_uppercase() && i > 0 {
+            let prev = chars[i - 1];
+            let next_lower = chars.get(i + 1).is_some_and(|n| n.is_ascii_lowercase());
+            if prev.is_ascii_lowercase() || (prev.is_ascii_uppercase() && next_lower) {
+                out.push('_');
+            }
+        }
+        out.push(c);
+    }
+    out
 }
 
 /// Whether a value is a secret whatever its key says: a URL carrying a password, or a PEM private key.
@@ -342,6 +377,44 @@ mod tests {
             ("API_URL", false),
             ("CACHE_KEY_PREFIX", false),
             ("PWD", false),
+            // Short forms, camelCase, and key material named by what it does.
+            ("DB_PASS", true),
+            ("SMTP_PASS", true),
+            ("PASS", false),
+            ("pass", false),
+            ("DB_PWD", true),
+            ("db.pwd", true),
+            ("apiToken", true),
+            ("dbPassword", true),
+            ("APIToken", true),
+            ("clientSecret", true),
+            ("awsAccessKeyId", true),
+            ("SIGNING_KEY", true),
+            ("JWT_SIGNING_KEY", true),
+            ("ENCRYPTION_KEY", true),
+            ("SESSION_KEY", true),
+            ("MASTER_KEY", true),
+            ("signingKey", true),
+            ("SECRET_KEY", true),
+            // ... and what only looks like them.
+            ("PASSENGER", false),
+            ("PASSENGER_COUNT", false),
+            ("BYPASS", false),
+            ("BYPASS_CACHE", false),
+            ("PASS_THROUGH", false),
+            ("OLDPWD", false),
+            ("KEYSPACE", false),
+            ("SESSION_KEY_PREFIX", false),
+            ("SIGNING_KEY_ARN", false),
+            ("ENCRYPTION_KEY_FILE", false),
+            ("dbPasswordArn", false),
+            ("PRIMARY_KEY", false),
+            ("SORT_KEY", false),
+            ("cacheKeyPrefix", false),
+            ("tokenizerModel", false),
+            ("logLevel", false),
+            ("DB_HOST", false),
+            ("DB_PASSWORD_SECRET_KEY", false),
             ("token-refresher", false),
             ("password-rotator", false),
             ("the password", false),

@@ -43,6 +43,15 @@ pub fn validate(stack: &StackFile, env: &str) -> Vec<Problem> {
         ));
     }
 
+    // `plan` refuses such an endpoint before connecting; validate says so first, and never echoes the password.
+    if let Some(masked) = stack.aws.endpoint_url.as_deref().and_then(url_credentials) {
+        out.push(p(
+            &["aws", "endpoint_url"],
+            format!("endpoint `{masked}` has credentials in it"),
+            "remove `user:password@`: AWS credentials come from the profile or environment, never the endpoint URL",
+        ));
+    }
+
     match (&stack.network.existing, &stack.network.create) {
         (Some(_), Some(_)) => out.push(p(&["network"], "network has both `existing` and `create`", "keep exactly one of them")),
         (None, None) => out.push(p(&["network"], "network has neither `existing` nor `create`", "reference a VPC with `existing: {vpc_id, subnet_ids}` or add `create: {cidr, subnets}`")),

@@ -82,6 +82,36 @@ impl Node {
         node.at
     }
 
+    /// Like [`Node::locate`], but a path ending in a map entry gives that entry's key: errors about a secret are
+    /// shown at the key, since the value may span lines (`DB_PASSWORD: >-` then the value) that no key masks.
+    pub fn locate_key(&self, path: &[String]) -> Location {
+        let Some((last, parent)) = path.split_last() else {
+            return self.at;
+        };
+        let mut node = self;
+        for segment in parent {
+            let next = match &node.kind {
+                Kind::Map(entries) => entries
+                    .iter()
+                    .find(|(k, _)| &k.name == segment)
+                    .map(|(_, v)| v),
+                Kind::Seq(items) => segment.parse::<usize>().ok().and_then(|i| items.get(i)),
+                Kind::Scalar { .. } => None,
+            };
+            match next {
+                Some(n) => node = n,
+                None => return node.at,
+            }
+        }
+        match &node.kind {
+            Kind::Map(entries) => entries
+                .iter()
+                .find(|(k, _)| &k.name == last)
+                .map_or(node.at, |(k, _)| k.at),
+            _ => self.locate(path),
+        }
+    }
+
     pub fn is_null(&self) -> bool {
         matches!(&self.kind, Kind::Scalar { value, quoted: false } if is_null_literal(value))
     }

@@ -436,3 +436,86 @@ fn a_password_in_a_flow_map_is_masked_in_the_snippet() {
     assert!(rendered.contains("password: ********"), "{rendered}");
     assert!(!rendered.contains("hunter2"), "{rendered}");
 }
+
+#[test]
+fn no_part_of_a_substituted_duration_is_echoed() {
+    // The parse error quoted the unit it did not know (`Hunter2zz`), which the whole-value replacement missed.
+    for value in [
+        "5Hunter2zz",
+        "Hunter2zz",
+        "5 Hunter2zz",
+        "1.5.5Hunter2s",
+        "'Hunter2zz'",
+        "\"5Hunter2zz\"",
+        "15s Hunter2zz",
+        "99Hunter2zz9",
+    ] {
+        let vars = |name: &str| (name == "X").then(|| value.to_string());
+        let text = shipped_with("    timeout: 10s\n", "    timeout: ${X}\n");
+        let err = load_str(Path::new("s.yaml"), &text, Some("prod"), &vars).unwrap_err();
+        let rendered = err.to_string();
+        let json = serde_json::to_string(&err).unwrap();
+        for shown in [&rendered, &json] {
+            assert!(!shown.contains("Hunter2"), "{value}: {shown}");
+            assert!(shown.contains("`${X}`"), "{value}: {shown}");
+            assert!(shown.contains("15s"), "{value}: the expected form: {shown}");
+        }
+        assert!(rendered.contains("invalid duration"), "{value}: {rendered}");
+    }
+}
+
+/// A secret value on lines of its own: folded and literal block scalars, and an explicit `? key` / `: value`.
+const MULTI_LINE_SECRETS: &[(&str, &str)] = &[
+    ("folded", "      DB_PASSWORD: >-\n        Hunter2c\n"),
+    (
+        "literal",
+        "      DB_PASSWORD: |\n        Hunter2c\n        Hunter2d\n",
+    ),
+    ("explicit key", "      ? DB_PASSWORD\n      : Hunter2c\n"),
+    (
+        "explicit key, folded",
+        "      ? DB_PASSWORD\n      : >-\n        Hunter2c\n",
+    ),
+];
+
+#[test]
+fn a_multi_line_secret_is_located_at_its_key_and_never_shown() {
+    for (form, lines) in MULTI_LINE_SECRETS {
+        let text = shipped_with(
+            "      LOG_LEVEL: info\n",
+            &format!("      LOG_LEVEL: info\n{lines}"),
+        );
+        let err = load_str(Path::new("s.yaml"), &text, Some("prod"), &no_vars).unwrap_err();
+        let rendered = err.to_string();
+        let json = serde_json::to_string(&err).unwrap();
+        assert!(!rendered.contains("Hunter2"), "{form}: {rendered}");
+        assert!(!json.contains("Hunter2"), "{form}: {json}");
+        assert!(
+            rendered.contains("`DB_PASSWORD` names a secret"),
+            "{form}: {rendered}"
+        );
+        let key_line = line_of(&text, "DB_PASSWORD");
+        assert!(
+            rendered.contains(&format!("s.yaml:{key_line}:")),
+            "{form}: {rendered}"
+        );
+    }
+}
+
+#[test]
+fn an_error_below_a_secret_key_shows_no_line_of_its_value() {
+    // A list where a string belongs: the type error points at the list, a line the key is not on.
+    for lines in [
+        "      DB_PASSWORD:\n        - Hunter2c\n",
+        "      API_TOKEN:\n        - Hunter2c\n",
+    ] {
+        let text = shipped_with(
+            "      LOG_LEVEL: info\n",
+            &format!("      LOG_LEVEL: info\n{lines}"),
+        );
+        let err = load_str(Path::new("s.yaml"), &text, Some("prod"), &no_vars).unwrap_err();
+        let rendered = err.to_string();
+        assert!(!rendered.contains("Hunter2"), "{lines}: {rendered}");
+        assert!(rendered.contains("********"), "{lines}: {rendered}");
+    }
+}
