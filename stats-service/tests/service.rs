@@ -1057,18 +1057,26 @@ fn at_the_connection_cap_silent_connections_make_room_before_idle_keep_alive_one
     // The cap is full; a fifth client is answered long before either ten-minute timeout would free a slot.
     let (status, v) = svc.request("GET", "/healthz", b"");
     assert_eq!(status, 200, "{v}");
+    // Shedding goes on only while someone waits: the fifth needed one slot, so at least one silent connection
+    // was closed (the other may have been, if it was known to be silent in the same round).
+    let mut shed = 0;
     for s in silent.iter_mut() {
-        s.set_read_timeout(Some(Duration::from_secs(30))).unwrap();
+        s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
         let mut buf = [0u8; 16];
         let r = s.read(&mut buf);
-        assert!(
-            matches!(r, Ok(0))
-                || r.as_ref()
-                    .is_err_and(|e| e.kind() != std::io::ErrorKind::WouldBlock
-                        && e.kind() != std::io::ErrorKind::TimedOut),
-            "the silent connection was shed: {r:?}"
-        );
+        if matches!(r, Ok(0))
+            || r.as_ref().is_err_and(|e| {
+                e.kind() != std::io::ErrorKind::WouldBlock
+                    && e.kind() != std::io::ErrorKind::TimedOut
+            })
+        {
+            shed += 1;
+        }
     }
+    assert!(
+        shed >= 1,
+        "a silent connection made room for the fifth client"
+    );
     // The keep-alive clients kept their connections: each gets another answer on it.
     for mut s in keep_alive {
         s.write_all(b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n")
