@@ -123,17 +123,7 @@ fn drift_is_shown_exactly_and_repaired() {
             "DB_HOST".into(),
             "live-stats-db.cluster-abc.us-east-1.rds.amazonaws.com".into(),
         );
-        lambda
-            .update_function_configuration()
-            .function_name(STATS_API)
-            .environment(
-                aws_sdk_lambda::types::Environment::builder()
-                    .set_variables(Some(vars))
-                    .build(),
-            )
-            .send()
-            .await
-            .unwrap();
+        set_function_environment(&lambda, STATS_API, vars).await;
         lambda
             .put_function_concurrency()
             .function_name(STATS_API)

@@ -101,17 +101,7 @@ fn a_passing_load_test_turns_preflight_green_until_something_new_is_deployed() {
             .unwrap();
         let mut vars = c.environment().unwrap().variables().unwrap().clone();
         vars.insert("LOG_LEVEL".into(), "debug".into());
-        lambda
-            .update_function_configuration()
-            .function_name("live-stats-local-stats-api")
-            .environment(
-                aws_sdk_lambda::types::Environment::builder()
-                    .set_variables(Some(vars))
-                    .build(),
-            )
-            .send()
-            .await
-            .unwrap();
+        set_function_environment(&lambda, "live-stats-local-stats-api", vars).await;
     });
     env.deploy();
     let f = finding();

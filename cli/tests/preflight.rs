@@ -118,17 +118,7 @@ fn broken_proxy_links_are_named() {
             .unwrap();
         let mut vars = f.environment().unwrap().variables().unwrap().clone();
         vars.insert("DB_HOST".into(), endpoint.clone());
-        lambda
-            .update_function_configuration()
-            .function_name(STATS_API)
-            .environment(
-                aws_sdk_lambda::types::Environment::builder()
-                    .set_variables(Some(vars))
-                    .build(),
-            )
-            .send()
-            .await
-            .unwrap();
+        set_function_environment(&lambda, STATS_API, vars).await;
         endpoint
     });
     let (r, j) = preflight(&env, &["--only", "proxy.attached"]);
@@ -246,17 +236,7 @@ fn alarms_and_rollback_problems_are_named() {
             .unwrap();
         let mut vars = f.environment().unwrap().variables().unwrap().clone();
         vars.insert("LOG_LEVEL".into(), "debug".into());
-        lambda
-            .update_function_configuration()
-            .function_name(STATS_API)
-            .environment(
-                aws_sdk_lambda::types::Environment::builder()
-                    .set_variables(Some(vars))
-                    .build(),
-            )
-            .send()
-            .await
-            .unwrap();
+        set_function_environment(&lambda, STATS_API, vars).await;
     });
     env.deploy();
     let (_, j) = preflight(&env, &["--only", "rollback.ready", "alarms.armed"]);
@@ -435,17 +415,7 @@ fn a_function_live_on_the_cluster_endpoint_is_budgeted_as_direct() {
             .unwrap();
         let mut vars = f.environment().unwrap().variables().unwrap().clone();
         vars.insert("DB_HOST".into(), endpoint);
-        lambda
-            .update_function_configuration()
-            .function_name(STATS_API)
-            .environment(
-                aws_sdk_lambda::types::Environment::builder()
-                    .set_variables(Some(vars))
-                    .build(),
-            )
-            .send()
-            .await
-            .unwrap();
+        set_function_environment(&lambda, STATS_API, vars).await;
         lambda
             .put_function_concurrency()
             .function_name(STATS_API)
@@ -662,17 +632,7 @@ fn the_capacity_table_follows_live_pool_sizes_and_max_connections_percent() {
             .unwrap();
         let mut vars = current.environment().unwrap().variables().unwrap().clone();
         vars.insert("DB_POOL_SIZE".into(), "3".into());
-        lambda
-            .update_function_configuration()
-            .function_name(STATS_API)
-            .environment(
-                aws_sdk_lambda::types::Environment::builder()
-                    .set_variables(Some(vars))
-                    .build(),
-            )
-            .send()
-            .await
-            .unwrap();
+        set_function_environment(&lambda, STATS_API, vars).await;
     });
 
     let (f, rows) = table(&env);

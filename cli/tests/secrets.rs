@@ -356,17 +356,7 @@ fn references_are_delivered_and_planted_secrets_appear_in_no_output() {
             "DATABASE_URL".into(),
             format!("postgres://stats:{PLANTED}@db/stats"),
         );
-        lambda
-            .update_function_configuration()
-            .function_name(STATS_API)
-            .environment(
-                aws_sdk_lambda::types::Environment::builder()
-                    .set_variables(Some(vars))
-                    .build(),
-            )
-            .send()
-            .await
-            .unwrap();
+        set_function_environment(&lambda, STATS_API, vars).await;
     });
 
     for args in [

@@ -340,3 +340,22 @@ impl Drop for TestServer {
         self.stop.store(true, std::sync::atomic::Ordering::Relaxed);
     }
 }
+
+/// Replaces a function's live environment through the AWS SDK, as someone changing it by hand would (drift).
+pub async fn set_function_environment(
+    lambda: &aws_sdk_lambda::Client,
+    name: &str,
+    vars: std::collections::HashMap<String, String>,
+) {
+    lambda
+        .update_function_configuration()
+        .function_name(name)
+        .environment(
+            aws_sdk_lambda::types::Environment::builder()
+                .set_variables(Some(vars))
+                .build(),
+        )
+        .send()
+        .await
+        .unwrap();
+}
