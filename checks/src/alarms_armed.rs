@@ -1,6 +1,6 @@
 //! `alarms.armed`: every alarm the stack requires exists, notifies someone, and is not in ALARM.
 
-use statsctl_stacks::inventory::Kind;
+use statsctl_core::inventory::Kind;
 
 use crate::{Facts, Finding, Status};
 

@@ -16,9 +16,9 @@
 use std::collections::BTreeMap;
 
 use serde::Serialize;
-use statsctl_stacks::facts;
-use statsctl_stacks::inventory::{Kind, Observed};
-use statsctl_stacks::model::{Connections, StackFile, Via};
+use statsctl_core::facts;
+use statsctl_core::inventory::{Kind, Observed};
+use statsctl_core::model::{Connections, StackFile, Via};
 
 use crate::{Facts, Finding, Sourced, Status};
 
@@ -595,7 +595,7 @@ pub fn check(facts: &Facts) -> Vec<Finding> {
 }
 
 /// `DB_POOL_SIZE` from an observed resource's deployed environment (a canonical JSON map), when a number ≥ 1.
-fn live_pool_size(r: Option<&statsctl_stacks::inventory::ObservedResource>) -> Option<u32> {
+fn live_pool_size(r: Option<&statsctl_core::inventory::ObservedResource>) -> Option<u32> {
     let env: BTreeMap<String, String> = serde_json::from_str(r?.attrs.get("environment")?).ok()?;
     env.get(POOL_SIZE_ENV)?
         .trim()
@@ -634,7 +634,7 @@ fn live(facts: &Facts) -> BTreeMap<String, Live> {
         // The service's environment is its task definition's (deploy sets DB_POOL_SIZE there).
         let task = facts.observed.get(
             Kind::TaskDefinition,
-            &statsctl_stacks::desired::Names::new(facts.stack, facts.env).task_family(&svc.name),
+            &statsctl_core::desired::Names::new(facts.stack, facts.env).task_family(&svc.name),
         );
         out.insert(
             svc.name.clone(),
@@ -1055,7 +1055,7 @@ mod tests {
     /// nothing is observed, saying so.
     #[test]
     fn proxy_percent_and_table_limits_from_what_is_deployed() {
-        use statsctl_stacks::inventory::{Key, ObservedResource};
+        use statsctl_core::inventory::{Key, ObservedResource};
         let resource = |attrs: &[(&str, &str)]| {
             let mut r = ObservedResource::default();
             for (k, v) in attrs {
@@ -1201,7 +1201,7 @@ mod tests {
     /// unreserved fallback computed from what is deployed.
     #[test]
     fn check_reads_live_state() {
-        use statsctl_stacks::inventory::{Key, Observed, ObservedResource};
+        use statsctl_core::inventory::{Key, Observed, ObservedResource};
         let stack = stack_from("");
         let mut o = Observed::default();
         let mut cluster = ObservedResource::default();
@@ -1282,7 +1282,7 @@ mod tests {
         o.resources.insert(
             Key::new(
                 Kind::TaskDefinition,
-                &statsctl_stacks::desired::Names::new(&stack, "prod").task_family("svc"),
+                &statsctl_core::desired::Names::new(&stack, "prod").task_family("svc"),
             ),
             task,
         );

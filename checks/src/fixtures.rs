@@ -1,6 +1,6 @@
 //! Test stacks: the mission's shape, varied by a named patch.
 
-use statsctl_stacks::model::StackFile;
+use statsctl_core::model::StackFile;
 
 pub const BASE: &str = r#"
 stack: t
@@ -52,12 +52,10 @@ pub fn stack_from(patch: &str) -> StackFile {
         "percent10" => text = text.replace("max_connections_percent: 90", "max_connections_percent: 10"),
         other => panic!("unknown patch {other}"),
     }
-    let r = statsctl_stacks::loader::load_str(
-        std::path::Path::new("t.yaml"),
-        &text,
-        None,
-        &|_: &str| None,
-    )
-    .unwrap_or_else(|d| panic!("{d}"));
+    let r =
+        statsctl_core::loader::load_str(std::path::Path::new("t.yaml"), &text, None, &|_: &str| {
+            None
+        })
+        .unwrap_or_else(|d| panic!("{d}"));
     r.spec
 }

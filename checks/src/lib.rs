@@ -14,8 +14,8 @@ pub mod stack_drift;
 use std::collections::BTreeMap;
 
 use serde::Serialize;
-use statsctl_stacks::inventory::Observed;
-use statsctl_stacks::model::StackFile;
+use statsctl_core::inventory::Observed;
+use statsctl_core::model::StackFile;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize)]
 #[serde(rename_all = "lowercase")]
@@ -93,7 +93,7 @@ impl<T> Sourced<T> {
     }
 }
 
-pub use statsctl_stacks::ledger::LoadTestRecord;
+pub use statsctl_core::ledger::LoadTestRecord;
 
 /// Everything the checks read. Filled by the CLI from AWS (and PostgreSQL when reachable); no SDK types.
 #[derive(Debug, Clone)]

@@ -2,9 +2,9 @@
 //! older than the stack's max age, and what it measured meets the bar: the stack's own targets, expected viewers
 //! × headroom held for `loadtest.min_hold`, and the event's spike reached. A smaller test cannot pass the gate.
 
-use statsctl_stacks::duration::Span;
-use statsctl_stacks::ledger::{held, held_secs, peak};
-use statsctl_stacks::model::StackFile;
+use statsctl_core::duration::Span;
+use statsctl_core::ledger::{held, held_secs, peak};
+use statsctl_core::model::StackFile;
 
 use crate::{Facts, Finding, LoadTestRecord, Status};
 
@@ -222,8 +222,8 @@ mod tests {
     use super::*;
     use crate::fixtures::stack_from;
     use crate::Sourced;
-    use statsctl_stacks::inventory::Observed;
-    use statsctl_stacks::ledger::timeline;
+    use statsctl_core::inventory::Observed;
+    use statsctl_core::ledger::timeline;
     use std::collections::BTreeMap;
 
     const TARGET: &str = "http://stats/matches/1/stats";

@@ -4,9 +4,9 @@
 
 use std::collections::BTreeMap;
 
-use statsctl_stacks::desired::{db_connect_resource, proxy_resource_id, Names, POSTGRES_PORT};
-use statsctl_stacks::inventory::{Kind, Observed};
-use statsctl_stacks::model::{DbAccess, Via};
+use statsctl_core::desired::{db_connect_resource, proxy_resource_id, Names, POSTGRES_PORT};
+use statsctl_core::inventory::{Kind, Observed};
+use statsctl_core::model::{DbAccess, Via};
 
 use crate::{Facts, Finding, Status};
 
@@ -112,7 +112,7 @@ pub fn live_routes(facts: &Facts) -> BTreeMap<String, LiveRoute> {
         .and_then(|p| o.output(Kind::Proxy, &p.name, "endpoint"))
         .unwrap_or_default();
     let cluster = &stack.database.cluster_id;
-    let env_of = |r: Option<&statsctl_stacks::inventory::ObservedResource>| {
+    let env_of = |r: Option<&statsctl_core::inventory::ObservedResource>| {
         r.and_then(|r| r.attrs.get("environment"))
             .and_then(|e| serde_json::from_str::<BTreeMap<String, String>>(e).ok())
     };
@@ -453,7 +453,7 @@ mod tests {
 
     #[test]
     fn routes_resolve_against_live_endpoints() {
-        use statsctl_stacks::inventory::{Key, ObservedResource};
+        use statsctl_core::inventory::{Key, ObservedResource};
         let mut o = Observed::default();
         let mut cluster = ObservedResource::default();
         cluster

@@ -1,7 +1,7 @@
 //! `security`: the database is not publicly accessible, the proxy requires TLS, and no security group opens
 //! 5432 to the internet.
 
-use statsctl_stacks::inventory::Kind;
+use statsctl_core::inventory::Kind;
 
 use crate::{Facts, Finding, Status};
 

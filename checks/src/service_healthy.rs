@@ -4,7 +4,7 @@
 //! counts and load-balancer target health where AWS can report them.
 
 use serde::Serialize;
-use statsctl_stacks::inventory::Kind;
+use statsctl_core::inventory::Kind;
 
 use crate::{Facts, Finding, Status};
 
@@ -346,7 +346,7 @@ pub fn check(facts: &Facts) -> Vec<Finding> {
 }
 
 fn facts_target_group(facts: &Facts) -> String {
-    statsctl_stacks::desired::Names::new(facts.stack, facts.env).target_group()
+    statsctl_core::desired::Names::new(facts.stack, facts.env).target_group()
 }
 
 #[cfg(test)]
@@ -444,7 +444,7 @@ mod tests {
     /// The check over whole facts: probes, ECS counts (or not observable, by the environment's data), targets.
     #[test]
     fn verdict_from_probes_tasks_and_targets() {
-        use statsctl_stacks::inventory::{Key, Observed, ObservedResource};
+        use statsctl_core::inventory::{Key, Observed, ObservedResource};
         use std::collections::BTreeMap;
         let ok = || {
             probe(vec![
@@ -595,7 +595,7 @@ mod tests {
             let mut stack = crate::fixtures::stack_from("");
             if c.no_tasks {
                 stack.service.as_mut().unwrap().steady_state_timeout =
-                    statsctl_stacks::duration::Span(std::time::Duration::ZERO);
+                    statsctl_core::duration::Span(std::time::Duration::ZERO);
             }
             let mut observed = Observed::default();
             let mut svc = ObservedResource::default();
@@ -607,7 +607,7 @@ mod tests {
             if let Some(h) = c.target_health {
                 let mut tg = ObservedResource::default();
                 tg.outputs.insert("target_health".into(), h.into());
-                let name = statsctl_stacks::desired::Names::new(&stack, "prod").target_group();
+                let name = statsctl_core::desired::Names::new(&stack, "prod").target_group();
                 observed
                     .resources
                     .insert(Key::new(Kind::TargetGroup, &name), tg);

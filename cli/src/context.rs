@@ -3,14 +3,14 @@
 use std::path::PathBuf;
 
 use clap::Args;
-use statsctl_stacks::aws::Timeouts;
-use statsctl_stacks::duration::{parse_span, Span};
-use statsctl_stacks::model::ResolvedStack;
+use statsctl_aws::Timeouts;
+use statsctl_core::duration::{parse_span, Span};
+use statsctl_core::model::ResolvedStack;
 
 use crate::exit::{CliError, CliResult, ERROR};
 use crate::output::Format;
 
-/// The `--help` section of the timeout flags; the defaults are `statsctl_stacks::aws::Timeouts::default()`.
+/// The `--help` section of the timeout flags; the defaults are `statsctl_aws::Timeouts::default()`.
 const AWS_TIMEOUTS: &str = "AWS timeouts (default: connect 3s, attempt 10s, call 30s)";
 
 #[derive(Args, Debug, Clone)]
@@ -70,7 +70,7 @@ impl Global {
 
     pub fn load_stack_for(&self, env: Option<&str>) -> CliResult<ResolvedStack> {
         let vars = |name: &str| std::env::var(name).ok();
-        statsctl_stacks::loader::load_file(&self.stack, env, &vars).map_err(|d| {
+        statsctl_core::loader::load_file(&self.stack, env, &vars).map_err(|d| {
             match self.output {
                 Format::Json => {
                     let body = serde_json::json!({"valid": false, "file": d.file, "env": d.env, "errors": d.errors});

@@ -1,11 +1,11 @@
 //! Rendering: every command result is one value that prints as text for people or as JSON for machines.
 //! Results go to stdout; progress and logs go to stderr. Everything printed here goes through the stack
-//! layer's one masking (`statsctl_stacks::sensitive`), so no command can print a secret by forgetting to.
+//! layer's one masking (`statsctl_core::sensitive`), so no command can print a secret by forgetting to.
 
 use std::io::{IsTerminal, Write};
 
 use serde::Serialize;
-use statsctl_stacks::sensitive;
+use statsctl_core::sensitive;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
 pub enum Format {

@@ -4,12 +4,12 @@
 use std::collections::BTreeMap;
 use std::time::Instant;
 
-use statsctl_stacks::artifact;
-use statsctl_stacks::aws::{check_endpoint_url, observe::observe, Aws, AwsError, Target};
-use statsctl_stacks::desired::{desired, Artifact};
-use statsctl_stacks::inventory::{Observed, Owner};
-use statsctl_stacks::model::ResolvedStack;
-use statsctl_stacks::plan::{plan, Plan};
+use statsctl_aws::{check_endpoint_url, observe::observe, Aws, AwsError, Target};
+use statsctl_core::artifact;
+use statsctl_core::desired::{desired, Artifact};
+use statsctl_core::inventory::{Observed, Owner};
+use statsctl_core::model::ResolvedStack;
+use statsctl_core::plan::{plan, Plan};
 
 use crate::context::Global;
 use crate::exit::{CliError, CliResult};

@@ -7,7 +7,7 @@ mod harness;
 use std::time::Duration;
 
 use harness::*;
-use statsctl_stacks::ledger::LoadTestRecord;
+use statsctl_core::ledger::LoadTestRecord;
 
 /// The local stack's target is `http://127.0.0.1:${STATSCTL_SERVICE_PORT}/matches/1/stats`: pointed at a test
 /// server, a run without `--target` loads the stack's own target (lighter on the CPU than the real service).
@@ -25,7 +25,7 @@ fn ledger(env: &LocalAws) -> Vec<LoadTestRecord> {
     std::env::set_var("AWS_ACCESS_KEY_ID", "test");
     std::env::set_var("AWS_SECRET_ACCESS_KEY", "test");
     block_on(async {
-        let aws = statsctl_stacks::aws::Aws::connect(&statsctl_stacks::aws::Target {
+        let aws = statsctl_aws::Aws::connect(&statsctl_aws::Target {
             region: "us-east-1".into(),
             profile: None,
             endpoint_url: Some(env.endpoint()),
@@ -40,7 +40,7 @@ fn ledger(env: &LocalAws) -> Vec<LoadTestRecord> {
             .find(|n| n.starts_with("live-stats-local-ledger-"))
             .expect("deploy created the ledger bucket")
             .to_string();
-        statsctl_stacks::ledger::read(&aws, &bucket, "loadtests", "local", 10)
+        statsctl_aws::ledger::read(&aws, &bucket, "loadtests", "local", 10)
             .await
             .unwrap()
     })
@@ -121,7 +121,7 @@ fn a_tiny_run_cannot_pass_the_gate_and_a_run_at_the_required_audience_can() {
         "{full:?}"
     );
     assert!(
-        statsctl_stacks::ledger::held_secs(&full.timeline, 240) >= 5,
+        statsctl_core::ledger::held_secs(&full.timeline, 240) >= 5,
         "{full:?}"
     );
 

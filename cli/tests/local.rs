@@ -397,7 +397,7 @@ fn every_role_needs_its_password_kept_in_a_private_pgpass_file_that_no_output_sh
         assert!(password.len() >= 32, "{role}: a short password");
         for port in [env.pg_port, env.pgbouncer_port] {
             assert_eq!(
-                statsctl_stacks::pgpass::lookup(&text, "127.0.0.1", port, "stats", role).as_ref(),
+                statsctl_core::pgpass::lookup(&text, "127.0.0.1", port, "stats", role).as_ref(),
                 Some(password),
                 "{role} on port {port}"
             );

@@ -5,8 +5,8 @@ use std::sync::Arc;
 
 use clap::Args;
 use serde::Serialize;
-use statsctl_stacks::apply::{apply, ApplyCtx, Outcome};
-use statsctl_stacks::plan::{render, Plan};
+use statsctl_core::plan::{render, Plan};
+use statsctl_engine::apply::{apply, ApplyCtx, Outcome};
 
 use crate::context::Global;
 use crate::exit::{CliError, CliResult, OK};
@@ -159,8 +159,8 @@ pub async fn run(g: &Global, args: DeployArgs) -> CliResult {
 fn human_outcome(out: &mut String, o: &Outcome, converged: Option<bool>) {
     for step in &o.done {
         let verb = match step.action {
-            statsctl_stacks::plan::Action::Create => "created",
-            statsctl_stacks::plan::Action::Update => "updated",
+            statsctl_core::plan::Action::Create => "created",
+            statsctl_core::plan::Action::Update => "updated",
             _ => "deleted",
         };
         out.push_str(&format!(

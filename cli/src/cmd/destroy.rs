@@ -5,10 +5,10 @@ use std::io::{BufRead, IsTerminal, Write};
 
 use clap::Args;
 use serde::Serialize;
-use statsctl_stacks::apply::{apply, ApplyCtx, Outcome};
-use statsctl_stacks::desired::Names;
-use statsctl_stacks::inventory::Key;
-use statsctl_stacks::plan::{destroy_plan, render, Plan};
+use statsctl_core::desired::Names;
+use statsctl_core::inventory::Key;
+use statsctl_core::plan::{destroy_plan, render, Plan};
+use statsctl_engine::apply::{apply, ApplyCtx, Outcome};
 
 use crate::cmd::deploy::stop_on_interrupt;
 use crate::context::Global;

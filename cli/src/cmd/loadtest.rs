@@ -9,11 +9,11 @@ use std::time::Duration;
 
 use clap::Args;
 use serde::Serialize;
+use statsctl_core::ledger::{self, LoadTestRecord, StageRan};
 use statsctl_loadtest::{
     event_profile, run, verdict, Arrival, LoadTestResult, Profile, Stage, Target, Thresholds,
     Verdict,
 };
-use statsctl_stacks::ledger::{self, LoadTestRecord, StageRan};
 
 use crate::context::Global;
 use crate::exit::{CliError, CliResult, ATTENTION, OK};
@@ -311,7 +311,7 @@ pub async fn run_cmd(g: &Global, args: LoadtestArgs) -> CliResult {
             record.versions = ledger::deployed_versions(spec, &s.env, o);
             let bucket = ledger::bucket_name(spec, &s.env, &o.account_id);
             Some(
-                ledger::append(&s.aws, &bucket, "loadtests", &s.env, &record)
+                statsctl_aws::ledger::append(&s.aws, &bucket, "loadtests", &s.env, &record)
                     .await
                     .map_err(aws_error)?,
             )
@@ -346,7 +346,7 @@ pub async fn run_cmd(g: &Global, args: LoadtestArgs) -> CliResult {
 
 /// `kind:viewers:duration,…` (parsed where the stack file's `loadtest.stages` is) → the engine's stages.
 fn stages_from(text: &str) -> Result<Vec<Stage>, String> {
-    let specs = statsctl_stacks::validate::parse_stages(text)?;
+    let specs = statsctl_core::validate::parse_stages(text)?;
     Ok(specs
         .into_iter()
         .enumerate()
@@ -363,7 +363,7 @@ fn stages_from(text: &str) -> Result<Vec<Stage>, String> {
 /// refused before anything is sent, naming the URL with them masked so the password is never printed.
 fn refuse_credentials(urls: &[String]) -> CliResult<()> {
     for u in urls {
-        if let Some(masked) = statsctl_stacks::validate::url_credentials(u) {
+        if let Some(masked) = statsctl_core::validate::url_credentials(u) {
             return Err(CliError::new(format!(
                 "target `{masked}` has credentials in it; nothing was sent"
             ))
@@ -374,7 +374,7 @@ fn refuse_credentials(urls: &[String]) -> CliResult<()> {
 }
 
 fn parse_arrival(s: &str) -> CliResult<Arrival> {
-    match statsctl_stacks::validate::parse_arrival(s) {
+    match statsctl_core::validate::parse_arrival(s) {
         Ok(None) => Ok(Arrival::Uniform),
         Ok(Some((count, spread))) => Ok(Arrival::Waves { count, spread }),
         Err(e) => Err(CliError::new(e).hint("e.g. --arrival uniform, or --arrival waves:3:200ms")),

@@ -14,7 +14,7 @@ use std::time::{Duration, Instant};
 use clap::{Args, Subcommand};
 use serde::{Deserialize, Serialize};
 
-use statsctl_stacks::model::ResolvedStack;
+use statsctl_core::model::ResolvedStack;
 
 use crate::context::Global;
 use crate::exit::{CliError, CliResult, OK};
@@ -368,10 +368,10 @@ pub struct ServiceSetup {
 
 impl ServiceSetup {
     pub fn from_stack(
-        spec: &statsctl_stacks::model::StackFile,
+        spec: &statsctl_core::model::StackFile,
         max_connections: u32,
     ) -> Option<ServiceSetup> {
-        use statsctl_stacks::model::{Connections, Via};
+        use statsctl_core::model::{Connections, Via};
         let svc = spec.service.as_ref()?;
         let db = svc.database.as_ref()?;
         let percent = spec
@@ -396,7 +396,7 @@ impl ServiceSetup {
     }
 
     /// Every database user the stack names: its functions' and its service's.
-    pub fn database_users(spec: &statsctl_stacks::model::StackFile) -> Vec<String> {
+    pub fn database_users(spec: &statsctl_core::model::StackFile) -> Vec<String> {
         let mut users: Vec<String> = spec
             .functions
             .values()

@@ -2,7 +2,7 @@
 
 use clap::Args;
 use serde::Serialize;
-use statsctl_stacks::plan::{render, Plan};
+use statsctl_core::plan::{render, Plan};
 
 use crate::context::Global;
 use crate::exit::{CliError, CliResult, ATTENTION, OK};
@@ -48,7 +48,7 @@ pub async fn run(g: &Global, args: PlanArgs) -> CliResult {
             .filter(|c| c.blocked.is_some())
             .flat_map(|c| c.changes.iter())
             .filter_map(|a| a.new.as_deref())
-            .filter_map(statsctl_stacks::desired::missing_secret_in)
+            .filter_map(statsctl_core::desired::missing_secret_in)
             .collect();
         names.sort();
         names.dedup();

@@ -7,12 +7,12 @@ use std::time::{Duration, Instant};
 
 use clap::Args;
 use serde::Serialize;
+use statsctl_aws as aws;
 use statsctl_checks::service_healthy::{self, Attempt, Outcome, Probe};
 use statsctl_checks::{failed, Facts, Finding, Sourced, Status, ALL};
-use statsctl_stacks::aws;
-use statsctl_stacks::desired::{desired, Names};
-use statsctl_stacks::inventory::{Kind, Observed};
-use statsctl_stacks::model::StackFile;
+use statsctl_core::desired::{desired, Names};
+use statsctl_core::inventory::{Kind, Observed};
+use statsctl_core::model::StackFile;
 
 use crate::context::Global;
 use crate::exit::{CliError, CliResult, ATTENTION, OK};
@@ -57,7 +57,7 @@ pub async fn run(g: &Global, args: PreflightArgs) -> CliResult {
     let ids: Vec<&str> = ALL.iter().map(|c| c.id).collect();
     for id in args.only.iter().chain(&args.skip) {
         if !ids.contains(&id.as_str()) {
-            let hint = statsctl_stacks::diagnostics::closest(id, ids.iter().copied())
+            let hint = statsctl_core::diagnostics::closest(id, ids.iter().copied())
                 .map(|c| format!("did you mean `{c}`? "))
                 .unwrap_or_default();
             return Err(CliError::new(format!("unknown check `{id}`"))
@@ -110,7 +110,7 @@ pub async fn run(g: &Global, args: PreflightArgs) -> CliResult {
         pending_changes: pending,
         required_alarms,
         loadtests: extra.loadtests,
-        deployed_versions: statsctl_stacks::ledger::deployed_versions(spec, &s.env, &observed),
+        deployed_versions: statsctl_core::ledger::deployed_versions(spec, &s.env, &observed),
         viewers,
         now,
     };
@@ -226,7 +226,7 @@ async fn gather(s: &Session, o: &Observed) -> CliResult<Extra> {
             let n: u32 = n.parse().ok()?;
             (n > 1).then(|| format!("{family}:{}", n - 1))
         });
-    let bucket = statsctl_stacks::ledger::bucket_name(spec, &s.env, &o.account_id);
+    let bucket = statsctl_core::ledger::bucket_name(spec, &s.env, &o.account_id);
     let (vpcs, account, versions, task_prev, sql, loadtests) = tokio::join!(
         aws::ec2::subnet_vpcs(a, unknown),
         aws::lambda::account_concurrency(a),
@@ -247,7 +247,7 @@ async fn gather(s: &Session, o: &Observed) -> CliResult<Extra> {
             }
         },
         measure_sql(spec),
-        statsctl_stacks::ledger::read::<statsctl_checks::LoadTestRecord>(
+        statsctl_aws::ledger::read::<statsctl_checks::LoadTestRecord>(
             a,
             &bucket,
             "loadtests",
@@ -314,7 +314,7 @@ async fn measure_sql(spec: &StackFile) -> (Option<Sourced<u32>>, Option<u32>) {
         .dbname(dbname)
         .connect_timeout(Duration::from_secs(3));
     // The password: `password_env`'s variable, else the password file (`passfile`, `PGPASSFILE`) as libpq reads it.
-    use statsctl_stacks::pgpass::{self, PasswordSource};
+    use statsctl_core::pgpass::{self, PasswordSource};
     match pgpass::password_source(sql, &|name| std::env::var(name).ok()) {
         PasswordSource::Given(p) => {
             cfg.password(p);

@@ -3,8 +3,8 @@
 //! whether each secret the environment references exists.
 
 use serde::Serialize;
-use statsctl_stacks::inventory::Kind;
-use statsctl_stacks::plan::Action;
+use statsctl_core::inventory::Kind;
+use statsctl_core::plan::Action;
 
 use crate::context::Global;
 use crate::exit::{CliResult, OK};
@@ -74,8 +74,8 @@ pub async fn run(g: &Global) -> CliResult {
     }
     // Secrets the environment references are not managed, so no plan change lists them; on-call still needs to
     // see that each exists (the secret's ARN, never its value).
-    for name in statsctl_stacks::desired::referenced_secrets(&s.stack.spec) {
-        let key = statsctl_stacks::inventory::Key::new(Kind::Secret, name.as_str());
+    for name in statsctl_core::desired::referenced_secrets(&s.stack.spec) {
+        let key = statsctl_core::inventory::Key::new(Kind::Secret, name.as_str());
         if rows.iter().any(|r| r.resource == key.to_string()) {
             continue;
         }

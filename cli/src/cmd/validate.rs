@@ -2,7 +2,7 @@
 
 use clap::Args;
 use serde::Serialize;
-use statsctl_stacks::loader;
+use statsctl_core::loader;
 
 use crate::context::Global;
 use crate::exit::{CliError, CliResult, ERROR, OK};
@@ -19,7 +19,7 @@ pub struct ValidateArgs {
 struct EnvVerdict {
     env: String,
     valid: bool,
-    errors: Vec<statsctl_stacks::diagnostics::Diagnostic>,
+    errors: Vec<statsctl_core::diagnostics::Diagnostic>,
 }
 
 pub fn run(g: &Global, args: ValidateArgs) -> CliResult {

@@ -151,7 +151,7 @@ impl LocalAws {
     /// The password of a local database role, from the pgpass file.
     pub fn db_password(&self, user: &str) -> String {
         let text = std::fs::read_to_string(self.pgpass()).expect("read the pgpass file");
-        statsctl_stacks::pgpass::lookup(&text, "127.0.0.1", self.pg_port, "stats", user)
+        statsctl_core::pgpass::lookup(&text, "127.0.0.1", self.pg_port, "stats", user)
             .unwrap_or_else(|| panic!("no password for `{user}` in the pgpass file"))
     }
 

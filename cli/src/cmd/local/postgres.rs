@@ -10,8 +10,8 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use statsctl_stacks::model::ResolvedStack;
-use statsctl_stacks::pgpass;
+use statsctl_core::model::ResolvedStack;
+use statsctl_core::pgpass;
 
 use super::{log_file, tail, which, Proc, ServiceSetup};
 use crate::exit::{CliError, CliResult};

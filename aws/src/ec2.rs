@@ -4,9 +4,11 @@ use aws_sdk_ec2::types::{
     Filter, IpPermission, IpRange, ResourceType, Tag, TagSpecification, UserIdGroupPair,
 };
 
-use super::{fail, owner_from, tags_for, Aws, AwsError, AwsResult, TAG_ENV, TAG_NAME, TAG_STACK};
-use crate::apply::ApplyCtx;
-use crate::inventory::{join_sorted, Desired, Key, Kind, Observed, ObservedResource, Owner};
+use crate::ctx::ApplyCtx;
+use crate::{fail, owner_from, tags_for, Aws, AwsError, AwsResult, TAG_ENV, TAG_NAME, TAG_STACK};
+use statsctl_core::inventory::{
+    join_sorted, Desired, Key, Kind, Observed, ObservedResource, Owner,
+};
 
 fn owned_filters(owner: &Owner) -> Vec<Filter> {
     vec![
@@ -381,7 +383,7 @@ pub async fn set_ingress(
             .await
         {
             Ok(_) => {}
-            Err(e) if super::code_of(&e) == Some("InvalidGroup.NotFound") => {}
+            Err(e) if crate::code_of(&e) == Some("InvalidGroup.NotFound") => {}
             Err(e) => return Err(fail(format!("revoke ingress rules of `{name}`"), e)),
         }
     }

@@ -8,9 +8,9 @@ use std::time::Duration;
 use aws_sdk_lambda::primitives::Blob;
 use aws_sdk_lambda::types::{Environment, FunctionCode, Runtime, VpcConfig};
 
-use super::{code_of, fail, owner_from, tags_for, Aws, AwsError, AwsResult};
-use crate::apply::{wait_until, ApplyCtx};
-use crate::inventory::{
+use crate::ctx::{wait_until, ApplyCtx};
+use crate::{code_of, fail, owner_from, tags_for, Aws, AwsError, AwsResult};
+use statsctl_core::inventory::{
     canonical_map, join_sorted, Desired, Key, Kind, Observed, ObservedResource,
 };
 

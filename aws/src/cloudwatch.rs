@@ -2,8 +2,10 @@
 
 use aws_sdk_cloudwatch::types::{ComparisonOperator, Dimension, MetricAlarm, Statistic};
 
-use super::{fail, Aws, AwsResult};
-use crate::inventory::{canonical_map, join_sorted, Desired, Key, Kind, ObservedResource, Owner};
+use crate::{fail, Aws, AwsResult};
+use statsctl_core::inventory::{
+    canonical_map, join_sorted, Desired, Key, Kind, ObservedResource, Owner,
+};
 
 /// The managed attributes of a live alarm, in the same form `desired` writes them.
 fn attrs(a: &MetricAlarm) -> std::collections::BTreeMap<String, String> {
@@ -41,7 +43,7 @@ fn attrs(a: &MetricAlarm) -> std::collections::BTreeMap<String, String> {
     );
     m.insert(
         "threshold".into(),
-        crate::desired::format_number(a.threshold().unwrap_or_default()),
+        statsctl_core::desired::format_number(a.threshold().unwrap_or_default()),
     );
     m.insert("period".into(), a.period().unwrap_or_default().to_string());
     m.insert(

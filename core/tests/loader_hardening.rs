@@ -6,9 +6,9 @@ use std::path::Path;
 use std::time::{Duration, Instant};
 
 use proptest::prelude::*;
-use statsctl_stacks::diagnostics::{mask_secret_value, Diagnostics};
-use statsctl_stacks::loader::{load_file, load_str, read_stack_file, schema};
-use statsctl_stacks::yaml_tree::{
+use statsctl_core::diagnostics::{mask_secret_value, Diagnostics};
+use statsctl_core::loader::{load_file, load_str, read_stack_file, schema};
+use statsctl_core::yaml_tree::{
     parse_with_stats, MAX_ALIASES, MAX_COPIED_BYTES, MAX_COPIED_NODES, MAX_DEPTH, MAX_FILE_BYTES,
 };
 
@@ -17,7 +17,8 @@ fn no_vars(_: &str) -> Option<String> {
 }
 
 fn shipped() -> String {
-    std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("live-stats.yaml")).unwrap()
+    std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("../stacks/live-stats.yaml"))
+        .unwrap()
 }
 
 /// The shipped stack with `from` (which must occur once) replaced.

@@ -3,29 +3,15 @@
 //! in), waiting for each to be ready, and stopping at the first failure with a record of what was and was not
 //! done. Every step is idempotent against live state, so re-running after a failure converges.
 
-use std::collections::BTreeMap;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use serde::Serialize;
 
-use crate::aws::{self, Aws, AwsError, AwsResult};
-use crate::desired::{desired, Artifact, Names};
-use crate::inventory::{Desired, Key, Kind, Observed, ObservedResource, Owner, KNOWN_AFTER_APPLY};
-use crate::model::StackFile;
-use crate::plan::{Action, Plan};
-
-/// What every apply step needs besides the clients.
-pub struct ApplyCtx<'a> {
-    pub owner: Owner,
-    pub tags: &'a BTreeMap<String, String>,
-    pub stack: &'a StackFile,
-    pub env: &'a str,
-    pub artifacts: &'a BTreeMap<String, Artifact>,
-    /// Progress lines for stderr.
-    pub progress: &'a (dyn Fn(String) + Send + Sync),
-    /// Set (by Ctrl-C) to stop before the next step; the step under way completes, so state stays consistent.
-    pub stop: &'a std::sync::atomic::AtomicBool,
-}
+pub use statsctl_aws::ctx::ApplyCtx;
+use statsctl_aws::{self as aws, Aws, AwsError, AwsResult};
+use statsctl_core::desired::{desired, Names};
+use statsctl_core::inventory::{Desired, Key, Kind, Observed, ObservedResource, KNOWN_AFTER_APPLY};
+use statsctl_core::plan::{Action, Plan};
 
 #[derive(Debug, Clone, Serialize)]
 pub struct Step {
@@ -243,42 +229,5 @@ async fn delete_one(
             aws::elb::delete(aws, key, cur).await
         }
         Kind::Alarm => aws::cloudwatch::delete(aws, &key.name).await,
-    }
-}
-
-/// Polls `check` until it returns `Ok(true)`, with progress every 30 s and a deadline.
-pub async fn wait_until<F, Fut>(
-    ctx: &ApplyCtx<'_>,
-    what: &str,
-    timeout: Duration,
-    mut check: F,
-) -> AwsResult<()>
-where
-    F: FnMut() -> Fut,
-    Fut: std::future::Future<Output = AwsResult<bool>>,
-{
-    let start = Instant::now();
-    let mut delay = Duration::from_millis(250);
-    let mut last_report = Instant::now();
-    loop {
-        if check().await? {
-            return Ok(());
-        }
-        if start.elapsed() > timeout {
-            return Err(AwsError::new(
-                format!("wait for {what}"),
-                format!("not ready after {}s", timeout.as_secs()),
-            )
-            .hint("check the resource in the AWS console; re-running deploy resumes from here"));
-        }
-        if last_report.elapsed() > Duration::from_secs(30) {
-            (ctx.progress)(format!(
-                "    still waiting for {what} ({}s)…",
-                start.elapsed().as_secs()
-            ));
-            last_report = Instant::now();
-        }
-        tokio::time::sleep(delay).await;
-        delay = (delay * 2).min(Duration::from_secs(15));
     }
 }

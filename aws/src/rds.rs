@@ -8,9 +8,11 @@ use aws_sdk_rds::types::{
     ServerlessV2ScalingConfiguration, Tag, UserAuthConfig,
 };
 
-use super::{code_of, fail, owner_from, tags_for, Aws, AwsError, AwsResult};
-use crate::apply::{wait_until, ApplyCtx};
-use crate::inventory::{join_sorted, Desired, Key, Kind, Observed, ObservedResource, Owner};
+use crate::ctx::{wait_until, ApplyCtx};
+use crate::{code_of, fail, owner_from, tags_for, Aws, AwsError, AwsResult};
+use statsctl_core::inventory::{
+    join_sorted, Desired, Key, Kind, Observed, ObservedResource, Owner,
+};
 
 fn tags(ctx: &ApplyCtx, name: &str) -> Vec<Tag> {
     tags_for(&ctx.owner, ctx.tags, name)
@@ -434,7 +436,7 @@ pub async fn put_cluster(
     let sgs = ids(observed, Kind::SecurityGroup, d.get("security_groups"));
     if cur.is_none() {
         let password =
-            super::secrets::password(aws, &ctx.stack.database.credentials_secret).await?;
+            crate::secrets::password(aws, &ctx.stack.database.credentials_secret).await?;
         aws.rds
             .create_db_cluster()
             .db_cluster_identifier(id)

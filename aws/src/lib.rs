@@ -3,12 +3,14 @@
 //! report how many API calls they made, and one that names failed calls; every call is bounded by [`Timeouts`].
 
 pub mod cloudwatch;
+pub mod ctx;
 pub mod ec2;
 pub mod ecs;
 pub mod elb;
 pub mod fault;
 pub mod iam;
 pub mod lambda;
+pub mod ledger;
 pub mod observe;
 pub mod rds;
 pub mod s3;
@@ -27,9 +29,9 @@ use aws_smithy_runtime_api::client::result::SdkError;
 use aws_smithy_runtime_api::client::runtime_components::RuntimeComponents;
 use aws_smithy_types::config_bag::ConfigBag;
 
-use crate::duration::Span;
-use crate::inventory::Owner;
 use fault::{endpoint_of, fault_of, judge, Cause, NameCalls};
+use statsctl_core::duration::Span;
+use statsctl_core::inventory::Owner;
 
 /// Tag keys that mark what statsctl owns.
 pub const TAG_STACK: &str = "statsctl:stack";
@@ -477,7 +479,7 @@ mod tests {
 
     mod sdk_errors {
         //! `fail` on errors built the way the SDK builds them: the edge that reads SDK types.
-        use super::super::*;
+        use super::*;
         use aws_sdk_sts::operation::get_caller_identity::GetCallerIdentityError;
         use aws_smithy_types::body::SdkBody;
         use aws_smithy_types::error::ErrorMetadata;

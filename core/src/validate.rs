@@ -571,7 +571,8 @@ mod tests {
 
     #[test]
     fn secrets_in_environment_values_are_refused() {
-        let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("live-stats.yaml");
+        let path =
+            std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../stacks/live-stats.yaml");
         let base = std::fs::read_to_string(&path).unwrap();
         for (line, refused) in [
             ("DB_PASSWORD: Hunter2", Some("DB_PASSWORD")),

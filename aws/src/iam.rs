@@ -5,9 +5,9 @@
 use aws_sdk_iam::types::Tag;
 use serde_json::json;
 
-use super::{fail, tags_for, Aws, AwsError, AwsResult};
-use crate::apply::ApplyCtx;
-use crate::inventory::{Desired, Key, Kind, ObservedResource, Owner};
+use crate::ctx::ApplyCtx;
+use crate::{fail, tags_for, Aws, AwsError, AwsResult};
+use statsctl_core::inventory::{Desired, Key, Kind, ObservedResource, Owner};
 
 /// The inline policy holding a role's base permissions.
 pub const BASE_POLICY: &str = "statsctl";
@@ -158,7 +158,7 @@ pub async fn create_role(
 }
 
 pub async fn put_policy(aws: &Aws, role: &str, policy: &str, doc: &str) -> AwsResult<()> {
-    if doc.contains(crate::inventory::KNOWN_AFTER_APPLY) {
+    if doc.contains(statsctl_core::inventory::KNOWN_AFTER_APPLY) {
         return Err(AwsError::new(
             format!("put policy `{policy}` on `{role}`"),
             "it refers to a resource that does not exist yet",

@@ -2,9 +2,7 @@
 //! set a stack requires, and — built on these — observing AWS, planning and applying changes.
 
 pub mod alarms;
-pub mod apply;
 pub mod artifact;
-pub mod aws;
 pub mod desired;
 pub mod diagnostics;
 pub mod duration;

@@ -7,9 +7,9 @@ use aws_sdk_ecs::types::{
     LaunchType, LoadBalancer, NetworkConfiguration, NetworkMode, PortMapping, Secret, Tag,
 };
 
-use super::{code_of, fail, owner_from, tags_for, Aws, AwsError, AwsResult};
-use crate::apply::{wait_until, ApplyCtx};
-use crate::inventory::{
+use crate::ctx::{wait_until, ApplyCtx};
+use crate::{code_of, fail, owner_from, tags_for, Aws, AwsError, AwsResult};
+use statsctl_core::inventory::{
     canonical_map, join_sorted, Desired, Key, Kind, Observed, ObservedResource,
 };
 

@@ -5,9 +5,9 @@ use aws_sdk_elasticloadbalancingv2::types::{
     TargetTypeEnum,
 };
 
-use super::{code_of, fail, owner_from, tags_for, Aws, AwsError, AwsResult};
-use crate::apply::ApplyCtx;
-use crate::inventory::{join_sorted, Desired, Key, Kind, Observed, ObservedResource};
+use crate::ctx::ApplyCtx;
+use crate::{code_of, fail, owner_from, tags_for, Aws, AwsError, AwsResult};
+use statsctl_core::inventory::{join_sorted, Desired, Key, Kind, Observed, ObservedResource};
 
 fn tags(ctx: &ApplyCtx, name: &str) -> Vec<Tag> {
     tags_for(&ctx.owner, ctx.tags, name)

@@ -5,9 +5,9 @@ use aws_sdk_s3::types::{
     VersioningConfiguration,
 };
 
-use super::{code_of, fail, owner_from, tags_for, Aws, AwsResult};
-use crate::apply::ApplyCtx;
-use crate::inventory::{Desired, Key, Kind, ObservedResource};
+use crate::ctx::ApplyCtx;
+use crate::{code_of, fail, owner_from, tags_for, Aws, AwsResult};
+use statsctl_core::inventory::{Desired, Key, Kind, ObservedResource};
 
 pub async fn observe(aws: &Aws, bucket: &str) -> AwsResult<Vec<(Key, ObservedResource)>> {
     match aws.s3.head_bucket().bucket(bucket).send().await {
@@ -70,7 +70,7 @@ pub async fn put_bucket(
         let tagging = Tagging::builder()
             .set_tag_set(Some(tags))
             .build()
-            .map_err(|e| super::AwsError::new(format!("tag `{name}`"), e.to_string()))?;
+            .map_err(|e| crate::AwsError::new(format!("tag `{name}`"), e.to_string()))?;
         aws.s3
             .put_bucket_tagging()
             .bucket(name)

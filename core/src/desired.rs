@@ -673,7 +673,8 @@ mod tests {
     use crate::loader::load_file;
 
     fn shipped(env: &str) -> StackFile {
-        let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("live-stats.yaml");
+        let path =
+            std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../stacks/live-stats.yaml");
         load_file(&path, Some(env), &|_: &str| None).unwrap().spec
     }
 

@@ -2,10 +2,10 @@
 //! names statsctl uses, so observed and desired compare directly. Also the live state only preflight reads (the
 //! load balancer's target health).
 
-use super::{fail, Aws, AwsResult};
-use crate::desired::Names;
-use crate::inventory::{Kind, Observed, Owner};
-use crate::model::StackFile;
+use crate::{fail, Aws, AwsResult};
+use statsctl_core::desired::Names;
+use statsctl_core::inventory::{Kind, Observed, Owner};
+use statsctl_core::model::StackFile;
 
 pub async fn observe(aws: &Aws, stack: &StackFile, env: &str) -> AwsResult<Observed> {
     let owner = Owner {
@@ -30,24 +30,24 @@ pub async fn observe(aws: &Aws, stack: &StackFile, env: &str) -> AwsResult<Obser
         .await
         .map_err(|e| fail("identify the AWS account (sts:GetCallerIdentity)", e))?;
     let account = identity.account().unwrap_or_default().to_string();
-    let bucket = crate::ledger::bucket_name(stack, env, &account);
-    let referenced_secrets = crate::desired::referenced_secrets(stack);
+    let bucket = statsctl_core::ledger::bucket_name(stack, env, &account);
+    let referenced_secrets = statsctl_core::desired::referenced_secrets(stack);
     let (ledger, ec2, iam, secret, rds, lambda, ecs, elb, alarms, env_secrets) = tokio::join!(
-        super::s3::observe(aws, &bucket),
-        super::ec2::observe(aws, &owner, existing),
-        super::iam::observe(aws, &owner),
-        super::secrets::observe(aws, &stack.database.credentials_secret),
-        super::rds::observe(
+        crate::s3::observe(aws, &bucket),
+        crate::ec2::observe(aws, &owner, existing),
+        crate::iam::observe(aws, &owner),
+        crate::secrets::observe(aws, &stack.database.credentials_secret),
+        crate::rds::observe(
             aws,
             &n.prefix,
             &stack.database.cluster_id,
             stack.proxy.as_ref().map(|p| p.name.as_str())
         ),
-        super::lambda::observe(aws, &n.prefix, &functions),
+        crate::lambda::observe(aws, &n.prefix, &functions),
         async {
             match &stack.service {
                 Some(s) => {
-                    super::ecs::observe(aws, &s.cluster, &s.name, &n.task_family(&s.name)).await
+                    crate::ecs::observe(aws, &s.cluster, &s.name, &n.task_family(&s.name)).await
                 }
                 None => Ok(vec![]),
             }
@@ -56,15 +56,15 @@ pub async fn observe(aws: &Aws, stack: &StackFile, env: &str) -> AwsResult<Obser
             match &stack.service {
                 Some(_) => {
                     let mut found =
-                        super::elb::observe(aws, &n.load_balancer(), &n.target_group()).await?;
+                        crate::elb::observe(aws, &n.load_balancer(), &n.target_group()).await?;
                     target_health(aws, &mut found).await;
                     Ok(found)
                 }
                 None => Ok(vec![]),
             }
         },
-        super::cloudwatch::observe(aws, &owner, &n.prefix),
-        super::secrets::observe_referenced(aws, &referenced_secrets),
+        crate::cloudwatch::observe(aws, &owner, &n.prefix),
+        crate::secrets::observe_referenced(aws, &referenced_secrets),
     );
     let mut observed = Observed {
         account_id: account,
@@ -89,7 +89,10 @@ pub async fn observe(aws: &Aws, stack: &StackFile, env: &str) -> AwsResult<Obser
 /// `service.healthy`. Best effort: when AWS cannot report it, the output is absent and the check says nothing.
 async fn target_health(
     aws: &Aws,
-    found: &mut [(crate::inventory::Key, crate::inventory::ObservedResource)],
+    found: &mut [(
+        statsctl_core::inventory::Key,
+        statsctl_core::inventory::ObservedResource,
+    )],
 ) {
     for (_, r) in found
         .iter_mut()

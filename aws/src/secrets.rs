@@ -3,14 +3,14 @@
 //! exist; that value never leaves this module except into the API call that creates the cluster. Referenced
 //! secrets are only described (name → ARN), never read.
 
-use super::{code_of, fail, tags_for, Aws, AwsResult};
-use crate::apply::ApplyCtx;
-use crate::inventory::{Desired, Key, Kind, ObservedResource};
+use crate::ctx::ApplyCtx;
+use crate::{code_of, fail, tags_for, Aws, AwsResult};
+use statsctl_core::inventory::{Desired, Key, Kind, ObservedResource};
 
 pub async fn observe(aws: &Aws, name: &str) -> AwsResult<Vec<(Key, ObservedResource)>> {
     match aws.secrets.describe_secret().secret_id(name).send().await {
         Ok(s) => {
-            let owner = super::owner_from(
+            let owner = crate::owner_from(
                 s.tags()
                     .iter()
                     .map(|t| (t.key().unwrap_or(""), t.value().unwrap_or(""))),
@@ -81,7 +81,7 @@ pub async fn create(
 ) -> AwsResult<ObservedResource> {
     let name = &d.key.name;
     let password = generate_password().map_err(|e| {
-        super::AwsError::new(
+        crate::AwsError::new(
             format!("create secret `{name}`"),
             format!("no randomness: {e}"),
         )

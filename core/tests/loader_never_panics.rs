@@ -4,10 +4,11 @@
 use std::path::Path;
 
 use proptest::prelude::*;
-use statsctl_stacks::loader::load_str;
+use statsctl_core::loader::load_str;
 
 fn shipped() -> String {
-    std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("live-stats.yaml")).unwrap()
+    std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("../stacks/live-stats.yaml"))
+        .unwrap()
 }
 
 fn no_vars(_: &str) -> Option<String> {
