@@ -159,7 +159,7 @@ fn mask_url_credentials(line: &str) -> String {
         let end = line[i..]
             .find(|c: char| c.is_whitespace() || "\"']}),".contains(c))
             .map_or(line.len(), |j| i + j);
-        if let Some(masked) = crate::validate::url_credentials(&line[start..end]) {
+        if let Some(masked) = crate::sensitive::url_credentials(&line[start..end]) {
             return format!("{}{masked}{}", &line[..start], &line[end..]);
         }
     }

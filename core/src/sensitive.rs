@@ -335,8 +335,36 @@ pub fn redact_text(text: &str) -> String {
     out
 }
 
+/// When `url` carries credentials (`http://user:password@host/…`), the URL with everything before the `@` masked
+/// (`http://***@host/…`), to name it in an error without echoing a password; `None` when it carries none. Any `@`
+/// before the query counts, so a password with a `/` in it is caught too (a literal `@` in a path is `%40`).
+pub fn url_credentials(url: &str) -> Option<String> {
+    let (scheme, rest) = match url.find("://") {
+        Some(i) => url.split_at(i + 3),
+        None => ("", url),
+    };
+    let before_query = rest.find(['?', '#']).unwrap_or(rest.len());
+    let at = rest[..before_query].rfind('@')?;
+    Some(format!("{scheme}***{}", &rest[at..]))
+}
+
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn credentials_in_urls_are_found_and_masked() {
+        for (url, want) in [
+            ("http://user:pw@host/x", Some("http://***@host/x")),
+            ("https://user@host:8080/", Some("https://***@host:8080/")),
+            ("http://u:p/w@host/", Some("http://***@host/")),
+            ("user:pw@host/x", Some("***@host/x")),
+            ("http://host:80/matches/1/stats", None),
+            ("http://host/x?mail=a@b", None),
+            ("http://host/x#a@b", None),
+        ] {
+            assert_eq!(url_credentials(url).as_deref(), want, "{url}");
+        }
+    }
+
     use super::*;
 
     #[test]

@@ -63,8 +63,8 @@ struct Prepared {
 
 /// A request whose code panicked: counted under its own kind, the bug made visible rather than the request lost.
 pub const INTERNAL_ERROR: &str = "internal_error";
-/// A request still in flight when the run stopped waiting for it (its timeout and a grace period past the end).
-pub const UNFINISHED: &str = "unfinished";
+/// A request still in flight when the run stopped waiting for it; defined beside the counts that hold it.
+pub use crate::stats::UNFINISHED;
 
 /// How long past the end of the schedule and the request timeout the run waits for requests in flight.
 const GRACE: Duration = Duration::from_secs(2);

@@ -11,8 +11,7 @@ use std::task::{Context, Poll};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWriteExt, ReadBuf};
 use tokio::net::TcpStream;
 
-/// What a read or parse failure counts as, in the load test's error kinds.
-pub type ErrorKind = &'static str;
+pub use crate::outcome::ErrorKind;
 
 /// The response did not parse as HTTP/1.1 (bad status line or header, bad chunk size, conflicting lengths).
 pub const BAD_RESPONSE: ErrorKind = "bad_response";

@@ -5,6 +5,7 @@
 pub mod chart;
 pub mod engine;
 pub mod http1;
+pub mod outcome;
 pub mod profile;
 pub mod stats;
 pub mod tls;

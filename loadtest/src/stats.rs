@@ -6,6 +6,9 @@ use std::collections::BTreeMap;
 use hdrhistogram::Histogram;
 use serde::{Deserialize, Serialize};
 
+/// A request still in flight when the run stopped waiting for it (its timeout and a grace period past the end).
+pub const UNFINISHED: &str = "unfinished";
+
 /// Microseconds, 1 µs to 1 hour, 3 significant figures.
 pub fn histogram() -> Histogram<u64> {
     Histogram::new_with_bounds(1, 3_600_000_000, 3).expect("static bounds are valid")
@@ -129,10 +132,7 @@ impl Recorder {
     /// any stage or second (when they would have ended is unknown).
     pub fn unfinished(&mut self, n: u64) {
         if n > 0 {
-            *self
-                .errors
-                .entry(crate::engine::UNFINISHED.to_string())
-                .or_insert(0) += n;
+            *self.errors.entry(UNFINISHED.to_string()).or_insert(0) += n;
         }
     }
 

@@ -9,7 +9,7 @@ use rustls::crypto::CryptoProvider;
 use rustls::pki_types::{CertificateDer, ServerName, UnixTime};
 use rustls::{ClientConfig, DigitallySignedStruct, SignatureScheme};
 
-use crate::http1::ErrorKind;
+use crate::outcome::ErrorKind;
 
 /// The certificate was refused: unknown issuer, expired, or not for this host name.
 pub const TLS_CERTIFICATE: ErrorKind = "tls_certificate";

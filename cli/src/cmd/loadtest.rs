@@ -363,7 +363,7 @@ fn stages_from(text: &str) -> Result<Vec<Stage>, String> {
 /// refused before anything is sent, naming the URL with them masked so the password is never printed.
 fn refuse_credentials(urls: &[String]) -> CliResult<()> {
     for u in urls {
-        if let Some(masked) = statsctl_core::validate::url_credentials(u) {
+        if let Some(masked) = statsctl_core::sensitive::url_credentials(u) {
             return Err(CliError::new(format!(
                 "target `{masked}` has credentials in it; nothing was sent"
             ))
