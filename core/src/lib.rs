@@ -13,6 +13,7 @@ pub mod loader;
 pub mod model;
 pub mod pgpass;
 pub mod plan;
+pub mod rollout;
 pub mod schema_check;
 pub mod sensitive;
 pub mod substitute;
