@@ -14,6 +14,7 @@ pub mod model;
 pub mod pgpass;
 pub mod plan;
 pub mod rollout;
+pub mod runbook;
 pub mod schema_check;
 pub mod sensitive;
 pub mod substitute;
