@@ -15,6 +15,7 @@ pub mod pgpass;
 pub mod plan;
 pub mod schema_check;
 pub mod sensitive;
+pub mod spec;
 pub mod substitute;
 pub mod validate;
 pub mod yaml_tree;
