@@ -728,3 +728,197 @@ impl Spec {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn view(spec: &Spec) -> Vec<(String, String)> {
+        spec.attrs().into_iter().collect()
+    }
+
+    fn pairs(p: &[(&str, &str)]) -> Vec<(String, String)> {
+        p.iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect()
+    }
+
+    #[test]
+    fn alias_view_with_and_without_weights() {
+        let cases: Vec<(&str, AliasSpec, Vec<(String, String)>)> = vec![
+            (
+                "unweighted, current: exactly today's single attribute",
+                AliasSpec::new(AliasVersion::Current),
+                pairs(&[("version", ALIAS_CURRENT)]),
+            ),
+            (
+                "unweighted, to publish",
+                AliasSpec::new(AliasVersion::ToPublish),
+                pairs(&[("version", KNOWN_AFTER_APPLY)]),
+            ),
+            (
+                "a tenth to version 6 while 7 takes the rest",
+                AliasSpec::weighted(AliasVersion::Number("7".into()), "6", 0.1).unwrap(),
+                pairs(&[
+                    ("additional_version_weights", r#"{"6":"0.1"}"#),
+                    ("version", "7"),
+                ]),
+            ),
+            (
+                "a canary of the version about to be published",
+                AliasSpec::weighted(AliasVersion::ToPublish, "12", 0.5).unwrap(),
+                pairs(&[
+                    ("additional_version_weights", r#"{"12":"0.5"}"#),
+                    ("version", KNOWN_AFTER_APPLY),
+                ]),
+            ),
+            (
+                "the whole share (1.0) is still a valid weight",
+                AliasSpec::weighted(AliasVersion::Number("3".into()), "4", 1.0).unwrap(),
+                pairs(&[
+                    ("additional_version_weights", r#"{"4":"1"}"#),
+                    ("version", "3"),
+                ]),
+            ),
+        ];
+        for (name, spec, want) in cases {
+            assert_eq!(view(&Spec::Alias(spec)), want, "{name}");
+        }
+    }
+
+    #[test]
+    fn listener_view_with_one_and_two_target_groups() {
+        let cases: Vec<(&str, ListenerSpec, Vec<(String, String)>)> = vec![
+            (
+                "one target group: exactly today's attributes",
+                ListenerSpec::forward(80, "live-stats-prod-svc"),
+                pairs(&[("port", "80"), ("target_group", "live-stats-prod-svc")]),
+            ),
+            (
+                "one target group given a weight: the weight moves nothing",
+                ListenerSpec::weighted(80, &[("live-stats-prod-svc", 7)]).unwrap(),
+                pairs(&[("port", "80"), ("target_group", "live-stats-prod-svc")]),
+            ),
+            (
+                "blue 90 / green 10, listed in any order",
+                ListenerSpec::weighted(443, &[("svc-green", 10), ("svc-blue", 90)]).unwrap(),
+                pairs(&[
+                    ("port", "443"),
+                    ("target_group", "svc-blue,svc-green"),
+                    (
+                        "target_group_weights",
+                        r#"{"svc-blue":"90","svc-green":"10"}"#,
+                    ),
+                ]),
+            ),
+            (
+                "a drained group keeps weight 0",
+                ListenerSpec::weighted(80, &[("svc-blue", 0), ("svc-green", 999)]).unwrap(),
+                pairs(&[
+                    ("port", "80"),
+                    ("target_group", "svc-blue,svc-green"),
+                    (
+                        "target_group_weights",
+                        r#"{"svc-blue":"0","svc-green":"999"}"#,
+                    ),
+                ]),
+            ),
+        ];
+        for (name, spec, want) in cases {
+            assert_eq!(view(&Spec::Listener(spec)), want, "{name}");
+        }
+    }
+
+    #[test]
+    fn weights_outside_what_aws_accepts_are_errors_with_a_hint() {
+        let alias = |version: AliasVersion, additional: &str, w: f64| {
+            AliasSpec::weighted(version, additional, w).unwrap_err()
+        };
+        let n = |v: &str| AliasVersion::Number(v.into());
+        let cases: Vec<(&str, SpecError, &str)> = vec![
+            ("negative", alias(n("2"), "1", -0.1), "outside 0.0..=1.0"),
+            ("above one", alias(n("2"), "1", 1.5), "outside 0.0..=1.0"),
+            (
+                "a percentage",
+                alias(n("2"), "1", 10.0),
+                "outside 0.0..=1.0",
+            ),
+            ("NaN", alias(n("2"), "1", f64::NAN), "outside 0.0..=1.0"),
+            (
+                "infinite",
+                alias(n("2"), "1", f64::INFINITY),
+                "outside 0.0..=1.0",
+            ),
+            (
+                "second version is the main one",
+                alias(n("2"), "2", 0.5),
+                "both the main and the additional",
+            ),
+            (
+                "$LATEST",
+                alias(n("2"), "$LATEST", 0.5),
+                "not a published version number",
+            ),
+            (
+                "empty version",
+                alias(n("2"), "", 0.5),
+                "not a published version number",
+            ),
+            (
+                "listener weight above 999",
+                ListenerSpec::weighted(80, &[("a", 1000), ("b", 1)]).unwrap_err(),
+                "above 999",
+            ),
+            (
+                "every weight 0",
+                ListenerSpec::weighted(80, &[("a", 0), ("b", 0)]).unwrap_err(),
+                "has weight 0",
+            ),
+            (
+                "no target group",
+                ListenerSpec::weighted(80, &[]).unwrap_err(),
+                "forwards to no target group",
+            ),
+            (
+                "a target group twice",
+                ListenerSpec::weighted(80, &[("a", 1), ("a", 2)]).unwrap_err(),
+                "appears twice",
+            ),
+        ];
+        for (name, err, says) in cases {
+            assert!(err.what.contains(says), "{name}: {err}");
+            assert!(!err.hint.is_empty(), "{name}: no hint");
+            assert!(err.to_string().contains("\nhint: "), "{name}: {err}");
+        }
+        assert_eq!(ForwardWeight::new(999).map(ForwardWeight::get), Ok(999));
+        assert_eq!(AliasWeight::new(0.0).map(AliasWeight::get), Ok(0.0));
+    }
+
+    #[test]
+    fn refs_render_as_the_plan_shows_them() {
+        for (r, want) in [
+            (Ref::Known("arn:x".into()), "arn:x"),
+            (Ref::AfterApply, KNOWN_AFTER_APPLY),
+            (
+                Ref::MissingSecret("live/x".into()),
+                "(secret `live/x` does not exist)",
+            ),
+            (Ref::or_after_apply(None), KNOWN_AFTER_APPLY),
+            (Ref::or_after_apply(Some("e")), "e"),
+        ] {
+            assert_eq!(r.render(), want);
+        }
+        let secret = |key: Option<&str>| SecretSource {
+            arn: Ref::Known("arn:s".into()),
+            key: key.map(str::to_string),
+        };
+        assert_eq!(secret(Some("password")).render(), "arn:s:password::");
+        assert_eq!(secret(None).render(), "arn:s");
+        let rule = |from| IngressRule { port: 80, from }.render();
+        assert_eq!(rule(Source::Group("g".into())), "tcp:80:sg:g");
+        assert_eq!(
+            rule(Source::Cidr(Ref::AfterApply)),
+            "tcp:80:cidr:(known after apply)"
+        );
+    }
+}

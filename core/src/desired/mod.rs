@@ -500,6 +500,104 @@ mod tests {
     }
 
     #[test]
+    fn numbers_are_typed_and_render_in_decimal() {
+        use crate::spec::Spec;
+        let mut stack = shipped("prod");
+        // prod sets stats-api to 512; the base stack file says 256.
+        stack.functions.get_mut("stats-api").unwrap().memory_mb = 256;
+        let svc = stack.service.as_mut().unwrap();
+        svc.port = 9090;
+        svc.memory_mb = 2048;
+        svc.load_balancer.listener_port = 8443;
+        let all = desired(&stack, "prod", &Observed::default(), &BTreeMap::new());
+        let get = |kind: Kind, name: &str| {
+            all.iter()
+                .find(|d| d.key == Key::new(kind, name))
+                .unwrap_or_else(|| panic!("{kind:?} {name}"))
+        };
+        let api = get(Kind::Function, "live-stats-prod-stats-api");
+        let Spec::Function(f) = &api.spec else {
+            panic!("{api:?}")
+        };
+        assert_eq!((f.memory_mb, f.timeout_secs), (256, 10));
+        let tg = get(Kind::TargetGroup, "live-stats-prod-svc");
+        let Spec::TargetGroup(t) = &tg.spec else {
+            panic!("{tg:?}")
+        };
+        assert_eq!(t.port, 9090);
+        for (kind, name, attr, want) in [
+            (
+                Kind::Function,
+                "live-stats-prod-stats-api",
+                "memory_mb",
+                "256",
+            ),
+            (Kind::Function, "live-stats-prod-stats-api", "timeout", "10"),
+            (
+                Kind::Function,
+                "live-stats-prod-log-ingester",
+                "memory_mb",
+                "512",
+            ),
+            (Kind::TargetGroup, "live-stats-prod-svc", "port", "9090"),
+            (Kind::Listener, "live-stats-prod:8443", "port", "8443"),
+            (
+                Kind::TaskDefinition,
+                "live-stats-prod-stats-service",
+                "memory_mb",
+                "2048",
+            ),
+            (
+                Kind::TaskDefinition,
+                "live-stats-prod-stats-service",
+                "port",
+                "9090",
+            ),
+            (Kind::EcsService, "stats-service", "desired_count", "3"),
+            (
+                Kind::ProxyTargetGroup,
+                "live-stats-proxy/default",
+                "connection_borrow_timeout",
+                "30",
+            ),
+            (
+                Kind::Proxy,
+                "live-stats-proxy",
+                "idle_client_timeout",
+                "1800",
+            ),
+        ] {
+            assert_eq!(get(kind, name).get(attr), want, "{kind:?} {name} {attr}");
+        }
+        // The service's own port reaches it as PORT, from the same number.
+        assert!(get(Kind::TaskDefinition, "live-stats-prod-stats-service")
+            .get("environment")
+            .contains(r#""PORT":"9090""#));
+    }
+
+    #[test]
+    fn the_alias_key_is_function_colon_alias() {
+        let stack = shipped("local");
+        let all = desired(&stack, "local", &Observed::default(), &BTreeMap::new());
+        let aliases: Vec<&Key> = all
+            .iter()
+            .map(|d| &d.key)
+            .filter(|k| k.kind == Kind::Alias)
+            .collect();
+        assert_eq!(
+            aliases,
+            vec![
+                &Key::alias("live-stats-local-log-ingester", "live"),
+                &Key::alias("live-stats-local-stats-api", "live"),
+            ]
+        );
+        assert_eq!(
+            Key::split_alias_name("live-stats-local-stats-api:live"),
+            Some(("live-stats-local-stats-api", "live"))
+        );
+    }
+
+    #[test]
     fn helpers() {
         assert_eq!(
             proxy_resource_id("arn:aws:rds:eu-west-1:1:db-proxy:prx-123"),
