@@ -645,6 +645,48 @@ mod tests {
     }
 
     #[test]
+    fn shifting_traffic_reads_as_an_in_place_update_of_the_split() {
+        use crate::spec::{AliasSpec, AliasVersion, ListenerSpec};
+        let listener = |spec| Desired::from_spec("lb:80", Spec::Listener(spec));
+        let alias = |spec| Desired::from_spec("f:live", Spec::Alias(spec));
+        let before = [
+            listener(ListenerSpec::forward(80, "svc-blue")),
+            alias(AliasSpec::new(AliasVersion::Number("6".into()))),
+        ];
+        let mut live = Observed::default();
+        for d in &before {
+            live.resources.extend(live_as(d).resources);
+        }
+        let after = [
+            listener(ListenerSpec::weighted(80, &[("svc-blue", 90), ("svc-green", 10)]).unwrap()),
+            alias(AliasSpec::weighted(AliasVersion::Number("6".into()), "7", 0.1).unwrap()),
+        ];
+        // Unchanged specs plan nothing; the weighted ones update in place, never blocked.
+        assert!(!plan(&owner(), &before, &live).has_changes());
+        let p = plan(&owner(), &after, &live);
+        let got: Vec<(String, Action, bool)> = p
+            .changes
+            .iter()
+            .map(|c| (c.key.to_string(), c.action, c.blocked.is_some()))
+            .collect();
+        assert_eq!(
+            got,
+            vec![
+                ("lambda_alias.f:live".to_string(), Action::Update, false),
+                ("listener.lb:80".to_string(), Action::Update, false),
+            ]
+        );
+        let text = render(&p, false);
+        for line in [
+            r#"additional_version_weights = "{"7":"0.1"}""#,
+            r#"target_group         = "svc-blue" → "svc-blue,svc-green""#,
+            r#"target_group_weights = "{"svc-blue":"90","svc-green":"10"}""#,
+        ] {
+            assert!(text.contains(line), "{line}\n{text}");
+        }
+    }
+
+    #[test]
     fn destroy_keeps_data_unless_asked() {
         let mut o = Observed::default();
         for (kind, name) in [

@@ -151,7 +151,7 @@ impl AliasSpec {
                 "name the second version by its number, e.g. `6`; $LATEST cannot take weighted traffic",
             ));
         }
-        if version == AliasVersion::Number(additional.to_string()) {
+        if matches!(&version, AliasVersion::Number(v) if v == additional) {
             return Err(spec_error(
                 format!("alias version {additional} is both the main and the additional version"),
                 "weight a different version, or drop the additional version to send it all traffic",
@@ -745,7 +745,7 @@ mod tests {
 
     #[test]
     fn alias_view_with_and_without_weights() {
-        let cases: Vec<(&str, AliasSpec, Vec<(String, String)>)> = vec![
+        let cases = [
             (
                 "unweighted, current: exactly today's single attribute",
                 AliasSpec::new(AliasVersion::Current),
@@ -788,7 +788,7 @@ mod tests {
 
     #[test]
     fn listener_view_with_one_and_two_target_groups() {
-        let cases: Vec<(&str, ListenerSpec, Vec<(String, String)>)> = vec![
+        let cases = [
             (
                 "one target group: exactly today's attributes",
                 ListenerSpec::forward(80, "live-stats-prod-svc"),
@@ -835,7 +835,7 @@ mod tests {
             AliasSpec::weighted(version, additional, w).unwrap_err()
         };
         let n = |v: &str| AliasVersion::Number(v.into());
-        let cases: Vec<(&str, SpecError, &str)> = vec![
+        let cases = [
             ("negative", alias(n("2"), "1", -0.1), "outside 0.0..=1.0"),
             ("above one", alias(n("2"), "1", 1.5), "outside 0.0..=1.0"),
             (
