@@ -250,3 +250,54 @@ pub fn split_list(list: &str) -> impl Iterator<Item = &str> {
 pub fn canonical_map(map: &BTreeMap<String, String>) -> String {
     serde_json::to_string(map).unwrap_or_default()
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn canonical_lists_round_trip() {
+        for (items, joined, split) in [
+            (vec![], "", vec![]),
+            (vec!["b", "a", "b"], "a,b", vec!["a", "b"]),
+            (vec!["sg-1"], "sg-1", vec!["sg-1"]),
+        ] {
+            assert_eq!(join_sorted(items.iter().copied()), joined);
+            assert_eq!(split_list(joined).collect::<Vec<_>>(), split);
+        }
+        // Stray separators from hand-written values add no empty items.
+        assert_eq!(split_list(",a,,b,").collect::<Vec<_>>(), vec!["a", "b"]);
+    }
+
+    #[test]
+    fn alias_key_round_trips() {
+        let key = Key::alias("live-stats-prod-stats-api", "live");
+        assert_eq!(
+            key.to_string(),
+            "lambda_alias.live-stats-prod-stats-api:live"
+        );
+        assert_eq!(
+            Key::split_alias_name(&key.name),
+            Some(("live-stats-prod-stats-api", "live"))
+        );
+        assert_eq!(Key::split_alias_name("no-alias"), None);
+    }
+
+    #[test]
+    fn desired_views_come_from_the_spec() {
+        let d = Desired::from_spec(
+            "v",
+            Spec::Vpc(crate::spec::VpcSpec {
+                cidr: "10.0.0.0/16".into(),
+            }),
+        );
+        assert_eq!(d.key, Key::new(Kind::Vpc, "v"));
+        assert_eq!(d.get("cidr"), "10.0.0.0/16");
+        assert_eq!(d.get("absent"), "");
+        assert_eq!(d.immutable, &["cidr"]);
+        // The string builder outside callers still use.
+        let u = Desired::new(Kind::Ingress, "g").attr("rules", "");
+        assert_eq!((u.key.kind, u.get("rules")), (Kind::Ingress, ""));
+        assert!(u.attrs.contains_key("rules"));
+    }
+}

@@ -645,6 +645,18 @@ mod tests {
     }
 
     #[test]
+    fn action_words_for_progress_and_outcomes() {
+        for (action, verb, past) in [
+            (Action::Create, "creating", "created"),
+            (Action::Update, "updating", "updated"),
+            (Action::Delete, "deleting", "deleted"),
+            (Action::NoOp, "keeping", "unchanged"),
+        ] {
+            assert_eq!((action.verb(), action.past()), (verb, past), "{action:?}");
+        }
+    }
+
+    #[test]
     fn shifting_traffic_reads_as_an_in_place_update_of_the_split() {
         use crate::spec::{AliasSpec, AliasVersion, ListenerSpec};
         let listener = |spec| Desired::from_spec("lb:80", Spec::Listener(spec));
