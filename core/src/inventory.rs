@@ -1,12 +1,14 @@
 //! The data seam between AWS and the decisions: plain structs describing resources as the stack wants them
-//! (`Desired`) and as AWS has them (`Observed`). Attributes are strings in a canonical form (sorted lists,
-//! names rather than ids) so comparing them is plain equality and AWS defaults never show up as diffs: only the
-//! attributes statsctl manages are recorded at all.
+//! (`Desired`, a typed `spec::Spec`) and as AWS has them (`Observed`). Both are compared through attributes
+//! in one canonical string form (sorted lists, names rather than ids) so comparing them is plain equality and
+//! AWS defaults never show up as diffs: only the attributes statsctl manages are recorded at all.
 
 use std::collections::BTreeMap;
 use std::fmt;
 
 use serde::Serialize;
+
+use crate::spec::Spec;
 
 /// Kinds of resources, in the order they are created (destroy runs it backwards).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
@@ -95,6 +97,17 @@ impl Key {
             name: name.into(),
         }
     }
+    /// The name statsctl knows a Lambda alias by: `<function>:<alias>`.
+    pub fn alias_name(function: &str, alias: &str) -> String {
+        format!("{function}:{alias}")
+    }
+    pub fn alias(function: &str, alias: &str) -> Key {
+        Key::new(Kind::Alias, Key::alias_name(function, alias))
+    }
+    /// The function and alias in an alias's name (see [`Key::alias_name`]); `None` for any other name.
+    pub fn split_alias_name(name: &str) -> Option<(&str, &str)> {
+        name.rsplit_once(':')
+    }
 }
 
 impl fmt::Display for Key {
@@ -109,10 +122,14 @@ pub const KNOWN_AFTER_APPLY: &str = "(known after apply)";
 /// Managed attributes in canonical string form.
 pub type Attrs = BTreeMap<String, String>;
 
-/// A resource as the stack wants it.
+/// A resource as the stack wants it: its typed spec, and the canonical attribute view derived from it.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct Desired {
     pub key: Key,
+    #[serde(skip)]
+    pub spec: Spec,
+    /// `spec.attrs()`, filled once by [`Desired::from_spec`]: what plan diffs and shows, and what adapters
+    /// still read through [`Desired::get`] until they take the typed spec.
     pub attrs: Attrs,
     /// Attributes that cannot change in place: a difference there cannot be applied by an update.
     #[serde(skip)]
@@ -120,21 +137,26 @@ pub struct Desired {
 }
 
 impl Desired {
-    pub fn new(kind: Kind, name: impl Into<String>) -> Desired {
+    /// The one constructor core uses: the key's kind, the attribute view and the immutable attributes all
+    /// come from `spec`.
+    pub fn from_spec(name: impl Into<String>, spec: Spec) -> Desired {
         Desired {
-            key: Key::new(kind, name),
-            attrs: Attrs::new(),
-            immutable: &[],
+            key: Key::new(spec.kind(), name),
+            attrs: spec.attrs(),
+            immutable: spec.immutable(),
+            spec,
         }
+    }
+    /// An untyped resource whose attributes the caller sets with [`Desired::attr`]: for callers outside core
+    /// that still build desired state from strings.
+    pub fn new(kind: Kind, name: impl Into<String>) -> Desired {
+        Desired::from_spec(name, Spec::Untyped(kind))
     }
     pub fn attr(mut self, k: &str, v: impl Into<String>) -> Desired {
         self.attrs.insert(k.to_string(), v.into());
         self
     }
-    pub fn immutable(mut self, attrs: &'static [&'static str]) -> Desired {
-        self.immutable = attrs;
-        self
-    }
+    /// An attribute of the canonical view; `""` when not set.
     pub fn get(&self, k: &str) -> &str {
         self.attrs.get(k).map(String::as_str).unwrap_or("")
     }
@@ -206,15 +228,76 @@ impl Observed {
     }
 }
 
-/// A list in canonical form: sorted, comma-separated.
-pub fn join_sorted<I: IntoIterator<Item = S>, S: Into<String>>(items: I) -> String {
+/// Items sorted, once each: the order canonical lists use.
+pub fn sorted_unique<I: IntoIterator<Item = S>, S: Into<String>>(items: I) -> Vec<String> {
     let mut v: Vec<String> = items.into_iter().map(Into::into).collect();
     v.sort();
     v.dedup();
-    v.join(",")
+    v
+}
+
+/// A list in canonical form: sorted, comma-separated.
+pub fn join_sorted<I: IntoIterator<Item = S>, S: Into<String>>(items: I) -> String {
+    sorted_unique(items).join(",")
+}
+
+/// The items of a canonical (comma-separated) list; an empty list has none.
+pub fn split_list(list: &str) -> impl Iterator<Item = &str> {
+    list.split(',').filter(|s| !s.is_empty())
 }
 
 /// A map in canonical form (sorted JSON object), e.g. environment variables.
 pub fn canonical_map(map: &BTreeMap<String, String>) -> String {
     serde_json::to_string(map).unwrap_or_default()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn canonical_lists_round_trip() {
+        for (items, joined, split) in [
+            (vec![], "", vec![]),
+            (vec!["b", "a", "b"], "a,b", vec!["a", "b"]),
+            (vec!["sg-1"], "sg-1", vec!["sg-1"]),
+        ] {
+            assert_eq!(join_sorted(items.iter().copied()), joined);
+            assert_eq!(split_list(joined).collect::<Vec<_>>(), split);
+        }
+        // Stray separators from hand-written values add no empty items.
+        assert_eq!(split_list(",a,,b,").collect::<Vec<_>>(), vec!["a", "b"]);
+    }
+
+    #[test]
+    fn alias_key_round_trips() {
+        let key = Key::alias("live-stats-prod-stats-api", "live");
+        assert_eq!(
+            key.to_string(),
+            "lambda_alias.live-stats-prod-stats-api:live"
+        );
+        assert_eq!(
+            Key::split_alias_name(&key.name),
+            Some(("live-stats-prod-stats-api", "live"))
+        );
+        assert_eq!(Key::split_alias_name("no-alias"), None);
+    }
+
+    #[test]
+    fn desired_views_come_from_the_spec() {
+        let d = Desired::from_spec(
+            "v",
+            Spec::Vpc(crate::spec::VpcSpec {
+                cidr: "10.0.0.0/16".into(),
+            }),
+        );
+        assert_eq!(d.key, Key::new(Kind::Vpc, "v"));
+        assert_eq!(d.get("cidr"), "10.0.0.0/16");
+        assert_eq!(d.get("absent"), "");
+        assert_eq!(d.immutable, &["cidr"]);
+        // The string builder outside callers still use.
+        let u = Desired::new(Kind::Ingress, "g").attr("rules", "");
+        assert_eq!((u.key.kind, u.get("rules")), (Kind::Ingress, ""));
+        assert!(u.attrs.contains_key("rules"));
+    }
 }

@@ -178,7 +178,11 @@ pub fn deployed_versions(stack: &StackFile, env: &str, o: &Observed) -> BTreeMap
             .and_then(|r| r.attrs.get("code_sha256"))
         {
             let version = o
-                .output(Kind::Alias, &format!("{fname}:{}", f.alias), "version")
+                .output(
+                    Kind::Alias,
+                    &crate::inventory::Key::alias_name(&fname, &f.alias),
+                    "version",
+                )
                 .unwrap_or("?");
             v.insert(fname, format!("{sha} v{version}"));
         }

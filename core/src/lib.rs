@@ -17,6 +17,7 @@ pub mod rollout;
 pub mod runbook;
 pub mod schema_check;
 pub mod sensitive;
+pub mod spec;
 pub mod substitute;
 pub mod validate;
 pub mod yaml_tree;

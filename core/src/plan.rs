@@ -18,6 +18,27 @@ pub enum Action {
     NoOp,
 }
 
+impl Action {
+    /// The action under way, for progress lines: `creating`.
+    pub fn verb(self) -> &'static str {
+        match self {
+            Action::Create => "creating",
+            Action::Update => "updating",
+            Action::Delete => "deleting",
+            Action::NoOp => "keeping",
+        }
+    }
+    /// The action done, for outcomes: `created`.
+    pub fn past(self) -> &'static str {
+        match self {
+            Action::Create => "created",
+            Action::Update => "updated",
+            Action::Delete => "deleted",
+            Action::NoOp => "unchanged",
+        }
+    }
+}
+
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct AttrChange {
     pub attr: String,
@@ -373,6 +394,7 @@ fn show(v: &str) -> String {
 mod tests {
     use super::*;
     use crate::inventory::ObservedResource;
+    use crate::spec::{AlarmSpec, DbInstanceSpec, FunctionSpec, Ref, Spec, VpcSpec};
 
     fn owner() -> Owner {
         Owner {
@@ -403,14 +425,78 @@ mod tests {
         o
     }
 
+    /// What the live instance in the table has.
+    const LIVE: &[(&str, &str)] = &[
+        ("cluster", "db"),
+        ("instance_class", "db.r6g.large"),
+        ("publicly_accessible", "false"),
+    ];
+
+    fn instance(name: &str, cluster: &str, class: &str) -> Desired {
+        Desired::from_spec(
+            name,
+            Spec::DbInstance(DbInstanceSpec {
+                cluster: cluster.into(),
+                instance_class: class.into(),
+                publicly_accessible: false,
+            }),
+        )
+    }
+
+    /// Observed state holding `d` exactly as its canonical view says, owned by this stack.
+    fn live_as(d: &Desired) -> Observed {
+        let attrs: Vec<(&str, &str)> = d
+            .attrs
+            .iter()
+            .map(|(k, v)| (k.as_str(), v.as_str()))
+            .collect();
+        observed_with(d.key.kind, &d.key.name, &attrs, Some(owner()))
+    }
+
+    fn function(memory_mb: u32, env: &[(&str, &str)]) -> Desired {
+        Desired::from_spec(
+            "f",
+            Spec::Function(FunctionSpec {
+                runtime: "python3.12".into(),
+                handler: "app.handler".into(),
+                memory_mb,
+                timeout_secs: 3,
+                role: "r".into(),
+                environment: env
+                    .iter()
+                    .map(|(k, v)| (k.to_string(), Ref::from(*v)))
+                    .collect(),
+                subnets: vec![],
+                security_groups: vec![],
+                code_sha256: Ref::AfterApply,
+                reserved_concurrency: None,
+            }),
+        )
+    }
+
+    fn alarm(name: &str, threshold: f64) -> Desired {
+        Desired::from_spec(
+            name,
+            Spec::Alarm(AlarmSpec {
+                namespace: "AWS/RDS".into(),
+                metric: "DatabaseConnections".into(),
+                dimensions: Default::default(),
+                statistic: "Maximum".into(),
+                comparison: crate::model::Comparison::Greater,
+                threshold,
+                period_secs: 60,
+                evaluation_periods: 1,
+                datapoints_to_alarm: 1,
+                actions: vec![],
+                description: String::new(),
+            }),
+        )
+    }
+
     #[test]
     fn table() {
-        let fun = || {
-            Desired::new(Kind::Function, "f")
-                .attr("memory_mb", "256")
-                .attr("timeout", "3")
-                .immutable(&["runtime"])
-        };
+        // Three managed attributes, `cluster` immutable.
+        let fun = || instance("f", "db", "db.r6g.large");
         struct Case {
             name: &'static str,
             desired: Vec<Desired>,
@@ -422,26 +508,25 @@ mod tests {
                 name: "create from nothing",
                 desired: vec![fun()],
                 observed: Observed::default(),
-                expect: vec![(Action::Create, 2, false)],
+                expect: vec![(Action::Create, 3, false)],
             },
             Case {
                 name: "no-op when equal (unmanaged AWS defaults are not observed at all)",
                 desired: vec![fun()],
-                observed: observed_with(
-                    Kind::Function,
-                    "f",
-                    &[("memory_mb", "256"), ("timeout", "3")],
-                    Some(owner()),
-                ),
+                observed: observed_with(Kind::DbInstance, "f", LIVE, Some(owner())),
                 expect: vec![(Action::NoOp, 0, false)],
             },
             Case {
                 name: "drift is an update back to the stack's value",
                 desired: vec![fun()],
                 observed: observed_with(
-                    Kind::Function,
+                    Kind::DbInstance,
                     "f",
-                    &[("memory_mb", "512"), ("timeout", "3")],
+                    &[
+                        ("cluster", "db"),
+                        ("instance_class", "db.t4g.medium"),
+                        ("publicly_accessible", "false"),
+                    ],
                     Some(owner()),
                 ),
                 expect: vec![(Action::Update, 1, false)],
@@ -450,9 +535,9 @@ mod tests {
                 name: "someone else's resource is never adopted",
                 desired: vec![fun()],
                 observed: observed_with(
-                    Kind::Function,
+                    Kind::DbInstance,
                     "f",
-                    &[("memory_mb", "256"), ("timeout", "3")],
+                    LIVE,
                     Some(Owner {
                         stack: "s".into(),
                         env: "prod".into(),
@@ -464,26 +549,21 @@ mod tests {
                 name: "untagged and different: refused",
                 desired: vec![fun()],
                 observed: observed_with(
-                    Kind::Function,
+                    Kind::DbInstance,
                     "f",
-                    &[("memory_mb", "128"), ("timeout", "3")],
+                    &[
+                        ("cluster", "db"),
+                        ("instance_class", "db.t4g.medium"),
+                        ("publicly_accessible", "false"),
+                    ],
                     None,
                 ),
                 expect: vec![(Action::Update, 1, true)],
             },
             Case {
                 name: "immutable attribute change is blocked",
-                desired: vec![fun().attr("runtime", "python3.12")],
-                observed: observed_with(
-                    Kind::Function,
-                    "f",
-                    &[
-                        ("memory_mb", "256"),
-                        ("timeout", "3"),
-                        ("runtime", "python3.11"),
-                    ],
-                    Some(owner()),
-                ),
+                desired: vec![instance("f", "other-db", "db.r6g.large")],
+                observed: observed_with(Kind::DbInstance, "f", LIVE, Some(owner())),
                 expect: vec![(Action::Update, 1, true)],
             },
             Case {
@@ -526,8 +606,7 @@ mod tests {
 
     #[test]
     fn secrets_in_live_state_are_masked_in_the_plan_itself() {
-        let want = vec![Desired::new(Kind::Function, "f")
-            .attr("environment", r#"{"DB_PASSWORD":"new-pw","LOG":"info"}"#)];
+        let want = vec![function(256, &[("DB_PASSWORD", "new-pw"), ("LOG", "info")])];
         let live = observed_with(
             Kind::Function,
             "f",
@@ -563,6 +642,60 @@ mod tests {
             !text.contains("Hunter2") && !text.contains("environment.LOG"),
             "{text}"
         );
+    }
+
+    #[test]
+    fn action_words_for_progress_and_outcomes() {
+        for (action, verb, past) in [
+            (Action::Create, "creating", "created"),
+            (Action::Update, "updating", "updated"),
+            (Action::Delete, "deleting", "deleted"),
+            (Action::NoOp, "keeping", "unchanged"),
+        ] {
+            assert_eq!((action.verb(), action.past()), (verb, past), "{action:?}");
+        }
+    }
+
+    #[test]
+    fn shifting_traffic_reads_as_an_in_place_update_of_the_split() {
+        use crate::spec::{AliasSpec, AliasVersion, ListenerSpec};
+        let listener = |spec| Desired::from_spec("lb:80", Spec::Listener(spec));
+        let alias = |spec| Desired::from_spec("f:live", Spec::Alias(spec));
+        let before = [
+            listener(ListenerSpec::forward(80, "svc-blue")),
+            alias(AliasSpec::new(AliasVersion::Number("6".into()))),
+        ];
+        let mut live = Observed::default();
+        for d in &before {
+            live.resources.extend(live_as(d).resources);
+        }
+        let after = [
+            listener(ListenerSpec::weighted(80, &[("svc-blue", 90), ("svc-green", 10)]).unwrap()),
+            alias(AliasSpec::weighted(AliasVersion::Number("6".into()), "7", 0.1).unwrap()),
+        ];
+        // Unchanged specs plan nothing; the weighted ones update in place, never blocked.
+        assert!(!plan(&owner(), &before, &live).has_changes());
+        let p = plan(&owner(), &after, &live);
+        let got: Vec<(String, Action, bool)> = p
+            .changes
+            .iter()
+            .map(|c| (c.key.to_string(), c.action, c.blocked.is_some()))
+            .collect();
+        assert_eq!(
+            got,
+            vec![
+                ("lambda_alias.f:live".to_string(), Action::Update, false),
+                ("listener.lb:80".to_string(), Action::Update, false),
+            ]
+        );
+        let text = render(&p, false);
+        for line in [
+            r#"additional_version_weights = "{"7":"0.1"}""#,
+            r#"target_group         = "svc-blue" → "svc-blue,svc-green""#,
+            r#"target_group_weights = "{"svc-blue":"90","svc-green":"10"}""#,
+        ] {
+            assert!(text.contains(line), "{line}\n{text}");
+        }
     }
 
     #[test]
@@ -616,11 +749,17 @@ mod tests {
     #[test]
     fn order_is_dependency_order_and_rendering_shows_old_and_new() {
         let desired = vec![
-            Desired::new(Kind::Alarm, "a").attr("threshold", "5"),
-            Desired::new(Kind::Vpc, "v").attr("cidr", "10.0.0.0/16"),
-            Desired::new(Kind::Function, "f").attr("memory_mb", "256"),
+            alarm("a", 5.0),
+            Desired::from_spec(
+                "v",
+                Spec::Vpc(VpcSpec {
+                    cidr: "10.0.0.0/16".into(),
+                }),
+            ),
+            function(256, &[]),
         ];
-        let observed = observed_with(Kind::Function, "f", &[("memory_mb", "128")], Some(owner()));
+        // Live exactly as wanted but for its memory.
+        let observed = live_as(&function(128, &[]));
         let p = plan(&owner(), &desired, &observed);
         let kinds: Vec<Kind> = p.changes.iter().map(|c| c.key.kind).collect();
         assert_eq!(kinds, vec![Kind::Vpc, Kind::Function, Kind::Alarm]);
@@ -631,15 +770,8 @@ mod tests {
         );
         assert!(text.contains("memory_mb = \"128\" → \"256\""), "{text}");
         assert!(text.contains("+ vpc.v will be created"), "{text}");
-        let env_change =
-            vec![Desired::new(Kind::Function, "f")
-                .attr("environment", r#"{"A":"1","DB_HOST":"proxy"}"#)];
-        let drifted = observed_with(
-            Kind::Function,
-            "f",
-            &[("environment", r#"{"A":"1","DB_HOST":"cluster"}"#)],
-            Some(owner()),
-        );
+        let env_change = vec![function(256, &[("A", "1"), ("DB_HOST", "proxy")])];
+        let drifted = live_as(&function(256, &[("A", "1"), ("DB_HOST", "cluster")]));
         let env_text = render(&plan(&owner(), &env_change, &drifted), false);
         assert!(
             env_text.contains("environment.DB_HOST = \"cluster\" → \"proxy\""),

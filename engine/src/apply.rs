@@ -56,12 +56,10 @@ pub async fn apply(aws: &Aws, ctx: &ApplyCtx<'_>, plan: &Plan, observed: &mut Ob
             continue;
         }
         let started = Instant::now();
-        let verb = match change.action {
-            Action::Create => "creating",
-            Action::Update => "updating",
-            Action::Delete => "deleting",
-            Action::NoOp => continue,
-        };
+        if change.action == Action::NoOp {
+            continue;
+        }
+        let verb = change.action.verb();
         (ctx.progress)(format!("[{}/{}] {verb} {}…", i + 1, total, change.key));
         let result = match change.action {
             Action::Delete => delete_one(aws, ctx, &change.key, observed)
@@ -89,11 +87,7 @@ pub async fn apply(aws: &Aws, ctx: &ApplyCtx<'_>, plan: &Plan, observed: &mut Ob
                     }
                 }
                 let seconds = started.elapsed().as_secs_f64();
-                let past = match change.action {
-                    Action::Create => "created",
-                    Action::Update => "updated",
-                    _ => "deleted",
-                };
+                let past = change.action.past();
                 (ctx.progress)(format!(
                     "[{}/{}] {past} {} ({seconds:.1}s)",
                     i + 1,

@@ -158,11 +158,7 @@ pub async fn run(g: &Global, args: DeployArgs) -> CliResult {
 
 fn human_outcome(out: &mut String, o: &Outcome, converged: Option<bool>) {
     for step in &o.done {
-        let verb = match step.action {
-            statsctl_core::plan::Action::Create => "created",
-            statsctl_core::plan::Action::Update => "updated",
-            _ => "deleted",
-        };
+        let verb = step.action.past();
         out.push_str(&format!(
             "{} {} {verb} ({:.1}s)\n",
             output::green("✓"),

@@ -206,7 +206,11 @@ async fn gather(s: &Session, o: &Observed) -> CliResult<Extra> {
         .map(|(name, f)| {
             let fname = spec.function_name(&s.env, name);
             let prev = o
-                .output(Kind::Alias, &format!("{fname}:{}", f.alias), "previous")
+                .output(
+                    Kind::Alias,
+                    &statsctl_core::inventory::Key::alias_name(&fname, &f.alias),
+                    "previous",
+                )
                 .map(str::to_string);
             (fname, prev)
         })
