@@ -11,14 +11,8 @@ use crate::desired::Names;
 use crate::inventory::{Kind, Observed};
 use crate::model::StackFile;
 
-/// The ledger bucket's name: lowercase, at most 63 characters, unique per account.
-pub fn bucket_name(stack: &StackFile, env: &str, account: &str) -> String {
-    let mut name = format!("{}-{env}-ledger-{account}", stack.stack)
-        .to_ascii_lowercase()
-        .replace('_', "-");
-    name.truncate(63);
-    name.trim_end_matches('-').to_string()
-}
+/// The ledger bucket's name (named with the stack's other resources, in `desired`).
+pub use crate::desired::ledger_bucket_name as bucket_name;
 
 /// A recorded load test: what preflight's `loadtest.passed` reads. It states what actually ran — measured by the
 /// engine, never what was asked — so that a smaller test cannot pass for a bigger one. Records written before

@@ -239,6 +239,15 @@ fn read_secrets(arns: impl IntoIterator<Item = Ref>) -> Option<serde_json::Value
     )
 }
 
+/// The ledger bucket's name: lowercase, at most 63 characters, unique per account.
+pub fn ledger_bucket_name(stack: &StackFile, env: &str, account: &str) -> String {
+    let mut name = format!("{}-{env}-ledger-{account}", stack.stack)
+        .to_ascii_lowercase()
+        .replace('_', "-");
+    name.truncate(63);
+    name.trim_end_matches('-').to_string()
+}
+
 /// The ledger: load-test results and deploy history, append-only. Its name holds the account id, so it is
 /// only wanted once the account is known.
 fn ledger(cx: &Ctx) -> Vec<Desired> {
@@ -246,10 +255,7 @@ fn ledger(cx: &Ctx) -> Vec<Desired> {
     // (written with If-None-Match), which is what the ledger relies on.
     cx.account
         .map(|account| {
-            Desired::from_spec(
-                crate::ledger::bucket_name(cx.stack, cx.env, account),
-                Spec::Ledger,
-            )
+            Desired::from_spec(ledger_bucket_name(cx.stack, cx.env, account), Spec::Ledger)
         })
         .into_iter()
         .collect()
