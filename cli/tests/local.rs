@@ -113,7 +113,6 @@ fn up_is_idempotent_and_down_leaves_nothing_running() {
         pids[0],
         "moto untouched"
     );
-    let mut pids = pids;
     pids.push(svc["pid"].as_i64().unwrap());
 
     let mut down = statsctl();

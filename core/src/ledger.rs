@@ -203,14 +203,16 @@ mod tests {
         timeline(
             levels
                 .iter()
-                .flat_map(|&(v, n)| std::iter::repeat(v).take(n as usize)),
+                .flat_map(|&(v, n)| std::iter::repeat_n(v, n as usize)),
         )
     }
 
+    /// (name, per-second timeline as (viewers, seconds) runs, min_secs, held, held_secs(240), peak)
+    type HeldCase = (&'static str, Vec<(u64, u64)>, u64, (u64, u64), u64, u64);
+
     #[test]
     fn what_a_run_held_comes_from_its_timeline() {
-        // (name, per-second timeline as (viewers, seconds) runs, min_secs, held, held_secs(240), peak)
-        let cases: Vec<(&str, Vec<(u64, u64)>, u64, (u64, u64), u64, u64)> = vec![
+        let cases: Vec<HeldCase> = vec![
             ("empty", vec![], 5, (0, 0), 0, 0),
             ("tiny hold", vec![(20, 6)], 10, (20, 6), 0, 20),
             ("tiny hold, short bar", vec![(20, 6)], 5, (20, 6), 0, 20),
@@ -307,7 +309,9 @@ mod tests {
                     "{levels:?} {min}"
                 );
             }
-            seed += 1;
+            // The next case starts one past the generator's state; wrapping, like the generator, since that
+            // state can be any u64.
+            seed = seed.wrapping_add(1);
         }
         // A day-long ramp, one level a second, and a corrupt record: answered at once, without overflow.
         let ramp = timeline(0..86_400);

@@ -126,10 +126,19 @@ localhost:*:*:*:catchall
 broken:line
 ";
 
+    /// (case, host, port, database, user, expected password)
+    type LookupCase = (
+        &'static str,
+        &'static str,
+        u16,
+        &'static str,
+        &'static str,
+        Option<&'static str>,
+    );
+
     #[test]
     fn lookup_takes_the_first_matching_line() {
-        // (case, host, port, database, user, expected password)
-        let cases: &[(&str, &str, u16, &str, &str, Option<&str>)] = &[
+        let cases: &[LookupCase] = &[
             (
                 "exact with database wildcard",
                 "127.0.0.1",

@@ -71,7 +71,7 @@ fn serve(b: Behaviour) -> Server {
                                 if !b.delay.is_zero() {
                                     tokio::time::sleep(b.delay).await;
                                 }
-                                let status = if b.fail_every > 0 && n % b.fail_every == 0 {
+                                let status = if b.fail_every > 0 && n.is_multiple_of(b.fail_every) {
                                     503
                                 } else {
                                     200

@@ -79,6 +79,9 @@ impl Event {
 }
 
 /// One parsed line.
+// Most lines of a match log are events, so boxing `Event` would cost an allocation per stored line to shrink a
+// value that only lives in the batch being ingested.
+#[allow(clippy::large_enum_variant)]
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Line {
     Event { logged_at: SystemTime, event: Event },
