@@ -118,7 +118,7 @@ pub fn plan(owner: &Owner, desired: &[Desired], observed: &Observed) -> Plan {
             });
         }
     }
-    changes.sort_by(|a, b| order(a).cmp(&order(b)));
+    changes.sort_by_key(order);
     let mut summary = Summary::default();
     for c in &changes {
         match c.action {
@@ -263,7 +263,7 @@ pub fn destroy_plan(
             blocked: None,
         });
     }
-    changes.sort_by(|a, b| order(a).cmp(&order(b)));
+    changes.sort_by_key(order);
     let summary = Summary {
         delete: changes.len(),
         ..Default::default()

@@ -183,9 +183,21 @@ mod tests {
         s.iter().map(|x| (x.percent, x.hold.as_secs())).collect()
     }
 
+    /// A stack's rollout settings, whether the unit is new, and the (percent, hold seconds) shifts expected.
+    type ScheduleCase<'a> = (Rollout, bool, &'a [(u32, u64)]);
+
+    /// Progress, clock (s), alarms, ignored alarms, and the decision expected.
+    type DecideCase<'a> = (
+        Option<Progress>,
+        u64,
+        Vec<WatchedAlarm>,
+        &'a BTreeSet<String>,
+        Decision,
+    );
+
     #[test]
     fn schedules() {
-        let cases: &[(Rollout, bool, &[(u32, u64)])] = &[
+        let cases: &[ScheduleCase] = &[
             (
                 rollout(Strategy::Canary, 10, 10, 60, 300),
                 false,
@@ -267,13 +279,7 @@ mod tests {
         let none = BTreeSet::new();
         let ignore_5xx: BTreeSet<String> = ["5xx".to_string()].into();
         let s = Duration::from_secs;
-        let cases: Vec<(
-            Option<Progress>,
-            u64,
-            Vec<WatchedAlarm>,
-            &BTreeSet<String>,
-            Decision,
-        )> = vec![
+        let cases: Vec<DecideCase> = vec![
             // Start: the canary shift, whatever the clock.
             (
                 None,
