@@ -13,7 +13,8 @@ use std::time::{Duration, Instant};
 use statsctl_core::model::ResolvedStack;
 use statsctl_core::pgpass;
 
-use super::{log_file, tail, which, Proc, ServiceSetup};
+use super::service::ServiceSetup;
+use super::supervisor::{log_file, tail, which, Proc};
 use crate::exit::{CliError, CliResult};
 use crate::output::progress;
 
@@ -207,7 +208,7 @@ pub(super) fn local_roles(stack: Option<&ResolvedStack>) -> CliResult<Vec<String
     Ok(roles)
 }
 
-pub(super) fn pgpass_path(dir: &Path) -> PathBuf {
+pub(crate) fn pgpass_path(dir: &Path) -> PathBuf {
     dir.join("pgpass")
 }
 
