@@ -48,8 +48,9 @@ pub struct UpArgs {
     /// Port of PostgreSQL
     #[arg(long, default_value_t = 25432, env = "STATSCTL_PG_PORT")]
     pub pg_port: u16,
-    /// PostgreSQL max_connections (small on purpose: connection exhaustion should be reproducible)
-    #[arg(long, default_value_t = 30)]
+    /// PostgreSQL max_connections, 4 to 262143 (small on purpose: connection exhaustion should be reproducible;
+    /// PostgreSQL keeps 3 for superusers and allows no more than 262143)
+    #[arg(long, default_value_t = 30, value_parser = clap::value_parser!(u32).range(4..=262_143))]
     pub max_connections: u32,
     /// Seconds to wait for each process to become ready
     #[arg(long, default_value_t = 60)]
@@ -222,4 +223,37 @@ fn status(g: &Global, dir: &Path) -> CliResult {
         }
     })?;
     Ok(OK)
+}
+
+#[cfg(test)]
+mod tests {
+    use clap::Parser;
+
+    #[derive(Parser, Debug)]
+    struct Cli {
+        #[command(subcommand)]
+        local: super::LocalCommand,
+    }
+
+    #[test]
+    fn max_connections_is_bounded_by_what_postgresql_accepts() {
+        let up = |n: &str| Cli::try_parse_from(["statsctl", "up", "--max-connections", n]);
+        // (value, accepted)
+        let cases = [
+            ("30", true),
+            ("4", true),
+            ("262143", true),
+            ("3", false),
+            ("0", false),
+            ("262144", false),
+            ("4294967295", false),
+        ];
+        for (n, accepted) in cases {
+            let parsed = up(n);
+            assert_eq!(parsed.is_ok(), accepted, "{n}: {parsed:?}");
+            if let Err(e) = parsed {
+                assert!(e.to_string().contains("--max-connections"), "{e}");
+            }
+        }
+    }
 }

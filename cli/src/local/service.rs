@@ -44,7 +44,10 @@ impl ServiceSetup {
             per_request: db.connections == Connections::PerRequest,
             pool_size: db.pool_size,
             user: db.user.clone(),
-            proxy_pool: (max_connections * percent / 100).max(1),
+            // In u64: the product of two u32s may not fit one. The share is at most max_connections, so it fits.
+            proxy_pool: u32::try_from(u64::from(max_connections) * u64::from(percent) / 100)
+                .unwrap_or(u32::MAX)
+                .max(1),
             borrow_timeout_secs: spec
                 .proxy
                 .as_ref()
@@ -252,6 +255,16 @@ event: { expected_viewers: 1500, poll_interval: 15s, request_duration: 120ms, sp
                 false,
                 10,
                 1,
+                120,
+            ),
+            (
+                "90% of the most there is",
+                stack(BASE),
+                u32::MAX,
+                true,
+                false,
+                10,
+                3_865_470_565,
                 120,
             ),
             (
