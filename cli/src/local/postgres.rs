@@ -582,6 +582,84 @@ mod tests {
     }
 
     #[test]
+    fn every_database_user_the_stack_names_gets_a_role_if_it_is_a_plain_identifier() {
+        let stack = |api: &str, svc: &str| {
+            let text = format!(
+                r#"
+stack: t
+region: eu-west-1
+network: {{ existing: {{ vpc_id: vpc-1, subnet_ids: [subnet-a, subnet-b] }} }}
+database:
+  cluster_id: db
+  engine_version: "15.4"
+  instance_class: db.t4g.medium
+  database_name: stats
+  master_username: admin
+  credentials_secret: s
+functions:
+  stats-api:
+    artifact: x
+    runtime: python3.12
+    handler: app.handler
+    database: {{ via: direct, user: '{api}' }}
+service:
+  name: svc
+  cluster: c
+  image: i
+  cpu: 256
+  memory_mb: 512
+  desired_count: 1
+  max_count: 2
+  port: 8080
+  database: {{ via: direct, user: '{svc}', pool_size: 5 }}
+event: {{ expected_viewers: 100, poll_interval: 15s, request_duration: 120ms, spike_factor: 3 }}
+"#
+            );
+            statsctl_core::loader::load_str(Path::new("t.yaml"), &text, None, &|_: &str| None)
+                .unwrap_or_else(|d| panic!("{d}"))
+        };
+        // (case, function's user, service's user, roles or the user refused)
+        let cases: Vec<(&str, &str, &str, Result<Vec<&str>, &str>)> = vec![
+            (
+                "two users",
+                "stats_api",
+                "svc1",
+                Ok(vec!["postgres", "stats", "stats_api", "svc1"]),
+            ),
+            (
+                "one user twice",
+                "api",
+                "api",
+                Ok(vec!["api", "postgres", "stats"]),
+            ),
+            (
+                "the owner itself",
+                "stats",
+                "api",
+                Ok(vec!["api", "postgres", "stats"]),
+            ),
+            ("a dash", "stats-api", "svc", Err("stats-api")),
+            ("a quote", "api", "x\"y", Err("x\"y")),
+            ("a space", "a b", "svc", Err("a b")),
+        ];
+        for (case, api, svc, want) in cases {
+            let got = local_roles(Some(&stack(api, svc)));
+            match (got, want) {
+                (Ok(roles), Ok(want)) => assert_eq!(roles, want, "{case}"),
+                (Err(e), Err(user)) => {
+                    let text = e.to_string();
+                    assert!(
+                        text.contains(&format!("database user `{user}` is not a plain identifier"))
+                            && text.contains("hint: use letters, digits and `_`"),
+                        "{case}: {text}"
+                    );
+                }
+                (got, want) => panic!("{case}: {got:?}, want {want:?}"),
+            }
+        }
+    }
+
+    #[test]
     fn first_closed_follows_the_owner_group_other_classes() {
         let dir = |path: &str, mode: u32, uid: u32, gid: u32| DirAccess {
             path: PathBuf::from(path),
