@@ -1356,6 +1356,15 @@ mod source_tests {
     use crate::fixtures::stack_from;
     use statsctl_core::inventory::{Key, ObservedResource};
 
+    /// (case, measured, stack, observed, expected)
+    type Case<'a> = (
+        &'a str,
+        Option<Sourced<u32>>,
+        &'a StackFile,
+        &'a Observed,
+        Option<Sourced<u32>>,
+    );
+
     #[test]
     fn max_connections_prefers_measured_then_the_stack_file_then_the_table() {
         let plain = stack_from("");
@@ -1372,14 +1381,7 @@ mod source_tests {
         let nothing = Observed::default();
         let measured = || Some(Sourced::new(25, "SHOW max_connections on 127.0.0.1:5432"));
         let table = |o: &Observed| table_max_connections(&plain, o).unwrap();
-        // (case, measured, stack, observed, expected)
-        let cases: Vec<(
-            &str,
-            Option<Sourced<u32>>,
-            &StackFile,
-            &Observed,
-            Option<Sourced<u32>>,
-        )> = vec![
+        let cases: Vec<Case> = vec![
             ("measured wins", measured(), &declared, &live, measured()),
             (
                 "the stack file's figure next",

@@ -287,10 +287,26 @@ mod tests {
         }
     }
 
+    /// (case, only, skip, expected unknown id and suggestion)
+    type UnknownCase = (
+        &'static str,
+        &'static [&'static str],
+        &'static [&'static str],
+        Option<(&'static str, Option<&'static str>)>,
+    );
+
+    /// (case, only, skip, check, runs)
+    type RunsCase = (
+        &'static str,
+        &'static [&'static str],
+        &'static [&'static str],
+        &'static str,
+        bool,
+    );
+
     #[test]
     fn unknown_ids_are_named_with_the_closest_one() {
-        // (case, only, skip, expected unknown id and suggestion)
-        let cases: Vec<(&str, &[&str], &[&str], Option<(&str, Option<&str>)>)> = vec![
+        let cases: Vec<UnknownCase> = vec![
             ("all known", &["proxy.attached"], &["security"], None),
             ("nothing asked", &[], &[], None),
             (
@@ -325,8 +341,7 @@ mod tests {
 
     #[test]
     fn only_and_skip_decide_what_runs() {
-        // (case, only, skip, check, runs)
-        let cases: Vec<(&str, &[&str], &[&str], &str, bool)> = vec![
+        let cases: Vec<RunsCase> = vec![
             ("everything by default", &[], &[], service_healthy::ID, true),
             (
                 "only others",

@@ -1,6 +1,7 @@
 //! `statsctl preflight`: is the stack ready for the event? Reads live state (and the database when reachable)
 //! concurrently, probes the service over HTTP, runs every check in `statsctl_checks`, prints one line per check with
-//! evidence and fixes.
+//! evidence and fixes. What to read and how to judge it is decided in `statsctl_checks`; this file only gathers
+//! (AWS, SQL, probes, the ledger) and renders.
 
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};

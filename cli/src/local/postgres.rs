@@ -581,6 +581,14 @@ mod tests {
         assert_eq!(local_roles(None).unwrap(), [ADMIN, OWNER]);
     }
 
+    /// (case, function's user, service's user, roles or the user refused)
+    type RolesCase = (
+        &'static str,
+        &'static str,
+        &'static str,
+        Result<Vec<&'static str>, &'static str>,
+    );
+
     #[test]
     fn every_database_user_the_stack_names_gets_a_role_if_it_is_a_plain_identifier() {
         let stack = |api: &str, svc: &str| {
@@ -618,8 +626,7 @@ event: {{ expected_viewers: 100, poll_interval: 15s, request_duration: 120ms, sp
             statsctl_core::loader::load_str(Path::new("t.yaml"), &text, None, &|_: &str| None)
                 .unwrap_or_else(|d| panic!("{d}"))
         };
-        // (case, function's user, service's user, roles or the user refused)
-        let cases: Vec<(&str, &str, &str, Result<Vec<&str>, &str>)> = vec![
+        let cases: Vec<RolesCase> = vec![
             (
                 "two users",
                 "stats_api",

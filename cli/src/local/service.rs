@@ -236,6 +236,9 @@ service:
 event: { expected_viewers: 1500, poll_interval: 15s, request_duration: 120ms, spike_factor: 3 }
 "#;
 
+    /// (case, stack, max_connections, via proxy, per request, pool size, proxy pool, borrow timeout)
+    type SetupCase = (&'static str, StackFile, u32, bool, bool, u32, u32, u64);
+
     #[test]
     fn the_setup_follows_the_stack_and_sizes_the_pool_as_rds_proxy_does() {
         let with = |from: &str, to: &str| stack(&BASE.replace(from, to));
@@ -244,8 +247,7 @@ event: { expected_viewers: 1500, poll_interval: 15s, request_duration: 120ms, sp
                 .replace("proxy: { name: p, max_connections_percent: 90 }\n", "")
                 .replace("via: proxy", "via: direct"),
         );
-        // (case, stack, max_connections, via proxy, per request, pool size, proxy pool, borrow timeout)
-        let cases: Vec<(&str, StackFile, u32, bool, bool, u32, u32, u64)> = vec![
+        let cases: Vec<SetupCase> = vec![
             ("90% of 25", stack(BASE), 25, true, false, 10, 22, 120),
             (
                 "90% of 1 is still one",

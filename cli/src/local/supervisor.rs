@@ -321,9 +321,12 @@ fn parse_answer(bytes: &[u8]) -> Option<(u16, String)> {
 mod tests {
     use super::*;
 
+    type AnswerCase = (&'static [u8], Option<(u16, &'static str)>);
+
     #[test]
     fn answers_are_read_as_status_and_body() {
-        let cases: Vec<(&[u8], Option<(u16, &str)>)> = vec![
+        // (answer, status and body)
+        let cases: Vec<AnswerCase> = vec![
             (
                 b"HTTP/1.1 200 OK\r\nA: b\r\n\r\n{\"x\":1}",
                 Some((200, "{\"x\":1}")),
