@@ -2,6 +2,8 @@
 //! (Content-Length, chunked, to the end of the connection) — for preflight's service probes, which must tell a
 //! service that answers from one that sends its headers and then stalls. Pure: bytes in, a verdict out.
 
+use crate::service_healthy::Outcome;
+
 /// The most of an answer read (head, body and chunk framing): a health or stats answer is a few kilobytes, and
 /// the whole answer is read so that one that stalls after its headers is seen.
 pub const PROBE_MAX_ANSWER: usize = 256 * 1024;
@@ -169,6 +171,35 @@ pub fn status_code(answer: &[u8]) -> Option<u16> {
     words.next()?.parse().ok()
 }
 
+/// How reading an answer ended.
+#[derive(Debug, Clone, PartialEq)]
+pub enum ReadEnd {
+    /// The answer timeout passed first.
+    TimedOut,
+    /// Writing the request or reading failed (the error's text).
+    Failed(String),
+    /// The answer was complete or bad, or the connection ended.
+    Stopped,
+}
+
+/// A probe request's outcome from how its read ended, whether any byte came back, and where the answer stood;
+/// `answer_timeout_ms` is named in the outcome when the head did not complete in time. Pure.
+pub fn outcome(end: ReadEnd, any_byte: bool, state: Answer, answer_timeout_ms: u128) -> Outcome {
+    match (end, state) {
+        (ReadEnd::TimedOut, _) if !any_byte => Outcome::NoAnswer,
+        (ReadEnd::TimedOut, Answer::Body(status)) => Outcome::BodyStalled { status },
+        (ReadEnd::TimedOut, _) => Outcome::BadAnswer {
+            error: format!("no complete status line and headers within {answer_timeout_ms} ms"),
+        },
+        (ReadEnd::Failed(error), _) => Outcome::BadAnswer { error },
+        (ReadEnd::Stopped, Answer::Complete { status, .. }) => Outcome::Answered { status },
+        (ReadEnd::Stopped, Answer::Bad(error)) => Outcome::BadAnswer { error },
+        (ReadEnd::Stopped, _) => Outcome::BadAnswer {
+            error: "closed the connection before the answer was complete".into(),
+        },
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -226,6 +257,72 @@ mod tests {
             (b"", None),
         ] {
             assert_eq!(status_code(answer), want, "{answer:?}");
+        }
+    }
+
+    #[test]
+    fn outcomes_by_how_the_read_ended() {
+        let bad = |e: &str| Outcome::BadAnswer {
+            error: e.to_string(),
+        };
+        let complete = Answer::Complete {
+            status: 200,
+            body: 2,
+        };
+        // (case, how the read ended, any byte, where the answer stood, outcome)
+        let cases = [
+            (
+                "silence",
+                ReadEnd::TimedOut,
+                false,
+                Answer::Head,
+                Outcome::NoAnswer,
+            ),
+            (
+                "headers, then the body stalled",
+                ReadEnd::TimedOut,
+                true,
+                Answer::Body(503),
+                Outcome::BodyStalled { status: 503 },
+            ),
+            (
+                "half a head, then nothing",
+                ReadEnd::TimedOut,
+                true,
+                Answer::Head,
+                bad("no complete status line and headers within 2000 ms"),
+            ),
+            (
+                "reset",
+                ReadEnd::Failed("connection reset".into()),
+                true,
+                Answer::Head,
+                bad("connection reset"),
+            ),
+            (
+                "whole",
+                ReadEnd::Stopped,
+                true,
+                complete,
+                Outcome::Answered { status: 200 },
+            ),
+            (
+                "malformed",
+                ReadEnd::Stopped,
+                true,
+                Answer::Bad("bad chunk size `zz`".into()),
+                bad("bad chunk size `zz`"),
+            ),
+            (
+                "closed mid-body",
+                ReadEnd::Stopped,
+                true,
+                Answer::Body(200),
+                bad("closed the connection before the answer was complete"),
+            ),
+        ];
+        for (case, end, any_byte, state, want) in cases {
+            assert_eq!(outcome(end, any_byte, state, 2000), want, "{case}");
         }
     }
 }

@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 use clap::Args;
 use serde::Serialize;
 use statsctl_aws as aws;
-use statsctl_checks::http_answer::{answer_progress, Answer, PROBE_MAX_ANSWER};
+use statsctl_checks::http_answer::{self, answer_progress, Answer, ReadEnd, PROBE_MAX_ANSWER};
 use statsctl_checks::service_healthy::{self, Attempt, Outcome, Probe};
 use statsctl_checks::{
     alarms_armed, capacity, failed, proxy_attached, rollback_ready, stack_drift, Facts, Finding,
@@ -482,24 +482,17 @@ where
     })
     .await;
     let answered = matches!(state, Answer::Complete { .. }).then(|| ms(sent.elapsed()));
-    let outcome = match (read, state) {
-        (Err(_), _) if first_byte.is_none() => Outcome::NoAnswer,
-        (Err(_), Answer::Body(status)) => Outcome::BodyStalled { status },
-        (Err(_), _) => Outcome::BadAnswer {
-            error: format!(
-                "no complete status line and headers within {} ms",
-                PROBE_ANSWER_TIMEOUT.as_millis()
-            ),
-        },
-        (Ok(Err(e)), _) => Outcome::BadAnswer {
-            error: e.to_string(),
-        },
-        (Ok(Ok(())), Answer::Complete { status, .. }) => Outcome::Answered { status },
-        (Ok(Ok(())), Answer::Bad(error)) => Outcome::BadAnswer { error },
-        (Ok(Ok(())), _) => Outcome::BadAnswer {
-            error: "closed the connection before the answer was complete".into(),
-        },
+    let end = match read {
+        Err(_) => ReadEnd::TimedOut,
+        Ok(Err(e)) => ReadEnd::Failed(e.to_string()),
+        Ok(Ok(())) => ReadEnd::Stopped,
     };
+    let outcome = http_answer::outcome(
+        end,
+        first_byte.is_some(),
+        state,
+        PROBE_ANSWER_TIMEOUT.as_millis(),
+    );
     (first_byte.map(ms), answered, outcome)
 }
 
