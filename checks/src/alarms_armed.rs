@@ -67,3 +67,41 @@ pub fn check(facts: &Facts) -> Vec<Finding> {
     }
     vec![f]
 }
+
+/// The alarm names the stack requires in `env`: the alarms among its desired resources. Pure.
+pub fn required(
+    stack: &statsctl_core::model::StackFile,
+    env: &str,
+    observed: &statsctl_core::inventory::Observed,
+    artifacts: &std::collections::BTreeMap<String, statsctl_core::desired::Artifact>,
+) -> Vec<String> {
+    statsctl_core::desired::desired(stack, env, observed, artifacts)
+        .into_iter()
+        .filter(|d| d.key.kind == Kind::Alarm)
+        .map(|d| d.key.name)
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use statsctl_core::inventory::Observed;
+
+    #[test]
+    fn the_required_alarms_are_the_stacks_own_for_the_environment() {
+        let stack = crate::fixtures::stack_from("");
+        let none = std::collections::BTreeMap::new();
+        for env in ["dev", "prod"] {
+            let names = required(&stack, env, &Observed::default(), &none);
+            assert!(!names.is_empty(), "{env}");
+            assert!(
+                names.iter().all(|n| n.starts_with(&format!("t-{env}-"))),
+                "{env}: {names:?}"
+            );
+            let mut unique = names.clone();
+            unique.sort();
+            unique.dedup();
+            assert_eq!(unique.len(), names.len(), "{env}: each once");
+        }
+    }
+}

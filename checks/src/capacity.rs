@@ -1306,3 +1306,124 @@ mod tests {
         );
     }
 }
+
+/// The database's max_connections from the best source there is: measured (`SHOW max_connections`), else the
+/// stack file's `database.max_connections`, else AWS's table for what is deployed (SQL not reachable, the usual
+/// case in prod). Pure.
+pub fn max_connections(
+    measured: Option<Sourced<u32>>,
+    stack: &StackFile,
+    observed: &Observed,
+) -> Option<Sourced<u32>> {
+    measured
+        .or_else(|| {
+            stack
+                .database
+                .max_connections
+                .map(|m| Sourced::new(m, "stack file database.max_connections"))
+        })
+        .or_else(|| table_max_connections(stack, observed))
+}
+
+/// The account's Lambda concurrency limit and its unreserved part, from GetAccountSettings (`settings`); when
+/// that call failed (its error's detail), the stack file's `aws.lambda_concurrency_limit` and no unreserved
+/// figure. Pure.
+pub fn account_concurrency(
+    settings: Result<(u32, u32), &str>,
+    stack: &StackFile,
+) -> (Sourced<u32>, Option<Sourced<u32>>) {
+    match settings {
+        Ok((limit, unreserved)) => (
+            Sourced::new(limit, "GetAccountSettings"),
+            Some(Sourced::new(unreserved, "GetAccountSettings")),
+        ),
+        Err(detail) => (
+            Sourced::new(
+                stack.aws.lambda_concurrency_limit,
+                format!(
+                    "stack file aws.lambda_concurrency_limit; GetAccountSettings unavailable ({detail})"
+                ),
+            ),
+            None,
+        ),
+    }
+}
+
+/// Where preflight's numbers come from, source by source.
+#[cfg(test)]
+mod source_tests {
+    use super::*;
+    use crate::fixtures::stack_from;
+    use statsctl_core::inventory::{Key, ObservedResource};
+
+    /// (case, measured, stack, observed, expected)
+    type Case<'a> = (
+        &'a str,
+        Option<Sourced<u32>>,
+        &'a StackFile,
+        &'a Observed,
+        Option<Sourced<u32>>,
+    );
+
+    #[test]
+    fn max_connections_prefers_measured_then_the_stack_file_then_the_table() {
+        let plain = stack_from("");
+        let mut declared = stack_from("");
+        declared.database.max_connections = Some(400);
+        let mut live = Observed::default();
+        let mut instance = ObservedResource::default();
+        instance.attrs.insert("cluster".into(), "db".into());
+        instance
+            .attrs
+            .insert("instance_class".into(), "db.r6g.large".into());
+        live.resources
+            .insert(Key::new(Kind::DbInstance, "db-1"), instance);
+        let nothing = Observed::default();
+        let measured = || Some(Sourced::new(25, "SHOW max_connections on 127.0.0.1:5432"));
+        let table = |o: &Observed| table_max_connections(&plain, o).unwrap();
+        let cases: Vec<Case> = vec![
+            ("measured wins", measured(), &declared, &live, measured()),
+            (
+                "the stack file's figure next",
+                None,
+                &declared,
+                &live,
+                Some(Sourced::new(400, "stack file database.max_connections")),
+            ),
+            (
+                "the live class's table figure",
+                None,
+                &plain,
+                &live,
+                Some(table(&live)),
+            ),
+            (
+                "the stack's class's table figure, saying so",
+                None,
+                &plain,
+                &nothing,
+                Some(table(&nothing)),
+            ),
+        ];
+        for (case, measured, stack, observed, want) in cases {
+            assert_eq!(max_connections(measured, stack, observed), want, "{case}");
+        }
+        assert!(table(&live).source.contains("live class"));
+        assert!(table(&nothing).source.contains("from stack file"));
+    }
+
+    #[test]
+    fn account_concurrency_falls_back_to_the_stack_file_saying_why() {
+        let stack = stack_from("");
+        let (limit, unreserved) = account_concurrency(Ok((1000, 850)), &stack);
+        assert_eq!(limit, Sourced::new(1000, "GetAccountSettings"));
+        assert_eq!(unreserved, Some(Sourced::new(850, "GetAccountSettings")));
+        let (limit, unreserved) = account_concurrency(Err("AccessDenied"), &stack);
+        assert_eq!(limit.value, stack.aws.lambda_concurrency_limit);
+        assert_eq!(
+            limit.source,
+            "stack file aws.lambda_concurrency_limit; GetAccountSettings unavailable (AccessDenied)"
+        );
+        assert_eq!(unreserved, None);
+    }
+}

@@ -4,6 +4,7 @@
 
 pub mod alarms_armed;
 pub mod capacity;
+pub mod http_answer;
 pub mod loadtest_passed;
 pub mod proxy_attached;
 pub mod rollback_ready;
@@ -186,5 +187,261 @@ pub fn failed(findings: &[Finding], strict: bool) -> bool {
         .any(|f| f.status == Status::Fail || (strict && f.status == Status::Warn))
 }
 
+/// Which checks a run includes: `--only` (empty: all), `--skip` and why.
+#[derive(Debug, Clone, Default)]
+pub struct Selection {
+    pub only: Vec<String>,
+    pub skip: Vec<String>,
+    pub reason: Option<String>,
+}
+
+/// An id asked for in `--only` or `--skip` that names no check, with the closest id there is.
+#[derive(Debug, Clone, PartialEq)]
+pub struct UnknownCheck {
+    pub id: String,
+    pub closest: Option<&'static str>,
+}
+
+/// Every check's id, in the order they run.
+pub fn ids() -> Vec<&'static str> {
+    ALL.iter().map(|c| c.id).collect()
+}
+
+impl Selection {
+    /// The first id asked for that names no check.
+    pub fn unknown(&self) -> Option<UnknownCheck> {
+        let ids = ids();
+        let id = self
+            .only
+            .iter()
+            .chain(&self.skip)
+            .find(|id| !ids.contains(&id.as_str()))?;
+        Some(UnknownCheck {
+            id: id.clone(),
+            closest: statsctl_core::diagnostics::closest(id, ids.iter().copied()),
+        })
+    }
+
+    fn selected(&self, id: &str) -> bool {
+        self.only.is_empty() || self.only.iter().any(|o| o == id)
+    }
+
+    fn skipped(&self, id: &str) -> bool {
+        self.skip.iter().any(|o| o == id)
+    }
+
+    /// Whether check `id` runs (selected and not skipped): what it needs is worth gathering.
+    pub fn runs(&self, id: &str) -> bool {
+        self.selected(id) && !self.skipped(id)
+    }
+}
+
+/// Runs the selected checks over `facts`, in `ALL`'s order; a skipped one is a `Skip` finding with the reason.
+pub fn run(facts: &Facts, selection: &Selection) -> Vec<Finding> {
+    let mut findings = Vec::new();
+    for c in ALL.iter().filter(|c| selection.selected(c.id)) {
+        if selection.skipped(c.id) {
+            findings.push(Finding::new(
+                c.id,
+                Status::Skip,
+                format!(
+                    "skipped: {}",
+                    selection.reason.as_deref().unwrap_or_default()
+                ),
+            ));
+            continue;
+        }
+        findings.extend((c.run)(facts));
+    }
+    findings
+}
+
+/// How many findings have each status (`pass`, `warn`, `fail`, `skip`; absent when none).
+pub fn summary(findings: &[Finding]) -> BTreeMap<&'static str, usize> {
+    let mut summary = BTreeMap::new();
+    for f in findings {
+        *summary
+            .entry(match f.status {
+                Status::Pass => "pass",
+                Status::Warn => "warn",
+                Status::Fail => "fail",
+                Status::Skip => "skip",
+            })
+            .or_insert(0) += 1;
+    }
+    summary
+}
+
 #[cfg(test)]
 pub(crate) mod fixtures;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn selection(only: &[&str], skip: &[&str]) -> Selection {
+        Selection {
+            only: only.iter().map(|s| s.to_string()).collect(),
+            skip: skip.iter().map(|s| s.to_string()).collect(),
+            reason: Some("known flaky".into()),
+        }
+    }
+
+    /// (case, only, skip, expected unknown id and suggestion)
+    type UnknownCase = (
+        &'static str,
+        &'static [&'static str],
+        &'static [&'static str],
+        Option<(&'static str, Option<&'static str>)>,
+    );
+
+    /// (case, only, skip, check, runs)
+    type RunsCase = (
+        &'static str,
+        &'static [&'static str],
+        &'static [&'static str],
+        &'static str,
+        bool,
+    );
+
+    #[test]
+    fn unknown_ids_are_named_with_the_closest_one() {
+        let cases: Vec<UnknownCase> = vec![
+            ("all known", &["proxy.attached"], &["security"], None),
+            ("nothing asked", &[], &[], None),
+            (
+                "a typo",
+                &["proxy.atached"],
+                &[],
+                Some(("proxy.atached", Some("proxy.attached"))),
+            ),
+            (
+                "in --skip too",
+                &[],
+                &["capacity.conections"],
+                Some(("capacity.conections", Some("capacity.connections"))),
+            ),
+            ("nothing close", &["zzz"], &[], Some(("zzz", None))),
+            (
+                "the first unknown",
+                &["security", "nope", "zzz"],
+                &[],
+                Some(("nope", None)),
+            ),
+        ];
+        for (case, only, skip, want) in cases {
+            let got = selection(only, skip).unknown();
+            assert_eq!(
+                got.as_ref().map(|u| (u.id.as_str(), u.closest)),
+                want,
+                "{case}"
+            );
+        }
+    }
+
+    #[test]
+    fn only_and_skip_decide_what_runs() {
+        let cases: Vec<RunsCase> = vec![
+            ("everything by default", &[], &[], service_healthy::ID, true),
+            (
+                "only others",
+                &[proxy_attached::ID],
+                &[],
+                service_healthy::ID,
+                false,
+            ),
+            (
+                "only this one",
+                &[service_healthy::ID],
+                &[],
+                service_healthy::ID,
+                true,
+            ),
+            (
+                "skipped",
+                &[],
+                &[service_healthy::ID],
+                service_healthy::ID,
+                false,
+            ),
+            (
+                "only and skipped: skipped",
+                &[service_healthy::ID],
+                &[service_healthy::ID],
+                service_healthy::ID,
+                false,
+            ),
+        ];
+        for (case, only, skip, id, want) in cases {
+            assert_eq!(selection(only, skip).runs(id), want, "{case}");
+        }
+    }
+
+    #[test]
+    fn skipped_checks_report_why_and_the_rest_run_in_order() {
+        let stack = fixtures::stack_from("");
+        let observed = Observed::default();
+        let facts = Facts {
+            stack: &stack,
+            env: "dev",
+            observed: &observed,
+            subnet_vpcs: BTreeMap::new(),
+            account_concurrency: Sourced::new(1000, "test"),
+            unreserved_concurrency: None,
+            max_connections: None,
+            current_connections: None,
+            service_probes: vec![],
+            previous_versions: BTreeMap::new(),
+            previous_task_definition: None,
+            pending_changes: vec![],
+            required_alarms: vec![],
+            loadtests: vec![],
+            deployed_versions: BTreeMap::new(),
+            viewers: 1500,
+            now: 0,
+        };
+        let findings = run(
+            &facts,
+            &selection(&[stack_drift::ID, security::ID], &[security::ID]),
+        );
+        let got: Vec<(&str, Status)> = findings.iter().map(|f| (f.id, f.status)).collect();
+        assert_eq!(
+            got,
+            [
+                (stack_drift::ID, Status::Pass),
+                (security::ID, Status::Skip)
+            ]
+        );
+        assert_eq!(findings[1].summary, "skipped: known flaky");
+        let mut no_reason = selection(&[], &[security::ID]);
+        no_reason.reason = None;
+        let all = run(&facts, &no_reason);
+        let order: Vec<usize> = all
+            .iter()
+            .map(|f| ALL.iter().position(|c| c.id == f.id).unwrap())
+            .collect();
+        assert!(
+            order.windows(2).all(|w| w[0] <= w[1]),
+            "in ALL's order: {order:?}"
+        );
+        let skipped = all.iter().find(|f| f.id == security::ID).unwrap();
+        assert_eq!(skipped.summary, "skipped: ");
+    }
+
+    #[test]
+    fn the_summary_counts_each_status() {
+        let f = |status| Finding::new("x", status, "");
+        let findings = [
+            f(Status::Pass),
+            f(Status::Pass),
+            f(Status::Fail),
+            f(Status::Skip),
+        ];
+        let got = summary(&findings);
+        assert_eq!(
+            got.into_iter().collect::<Vec<_>>(),
+            [("fail", 1), ("pass", 2), ("skip", 1)]
+        );
+        assert!(summary(&[]).is_empty());
+    }
+}

@@ -502,3 +502,80 @@ mod tests {
         );
     }
 }
+
+/// Subnet → VPC id for the subnets observe already read (the stack's and those it references by id). Pure.
+pub fn known_subnet_vpcs(o: &Observed) -> BTreeMap<String, String> {
+    o.resources
+        .iter()
+        .chain(o.referenced.iter())
+        .filter(|(k, _)| k.kind == Kind::Subnet)
+        .map(|(k, r)| {
+            (
+                k.name.clone(),
+                r.output("vpc_id").unwrap_or_default().to_string(),
+            )
+        })
+        .collect()
+}
+
+/// The subnets a live client or the proxy uses whose VPC is not in `known`: preflight looks them up. Sorted,
+/// each once. Pure.
+pub fn unknown_subnets(o: &Observed, known: &BTreeMap<String, String>) -> Vec<String> {
+    o.resources
+        .values()
+        .flat_map(|r| split(r.attrs.get("subnets")))
+        .filter(|id| !known.contains_key(id))
+        .collect::<std::collections::BTreeSet<_>>()
+        .into_iter()
+        .collect()
+}
+
+/// Which subnets preflight knows the VPC of, and which it must look up.
+#[cfg(test)]
+mod subnet_tests {
+    use super::*;
+    use statsctl_core::inventory::{Key, ObservedResource};
+
+    #[test]
+    fn subnets_observe_read_are_known_and_the_rest_are_looked_up_once() {
+        let mut o = Observed::default();
+        let mut ours = ObservedResource::default();
+        ours.outputs.insert("vpc_id".into(), "vpc-1".into());
+        o.resources.insert(Key::new(Kind::Subnet, "subnet-a"), ours);
+        let mut referenced = ObservedResource::default();
+        referenced.outputs.insert("vpc_id".into(), "vpc-2".into());
+        o.referenced
+            .insert(Key::new(Kind::Subnet, "subnet-b"), referenced);
+        o.referenced.insert(
+            Key::new(Kind::Subnet, "subnet-c"),
+            ObservedResource::default(),
+        );
+        let uses = |subnets: &str| {
+            let mut r = ObservedResource::default();
+            r.attrs.insert("subnets".into(), subnets.into());
+            r
+        };
+        o.resources.insert(
+            Key::new(Kind::Function, "f1"),
+            uses("subnet-a,subnet-z,subnet-y"),
+        );
+        o.resources
+            .insert(Key::new(Kind::Function, "f2"), uses("subnet-z,,subnet-b"));
+        o.resources.insert(Key::new(Kind::Proxy, "p"), uses(""));
+
+        let known = known_subnet_vpcs(&o);
+        assert_eq!(
+            known.into_iter().collect::<Vec<_>>(),
+            [
+                ("subnet-a".to_string(), "vpc-1".to_string()),
+                ("subnet-b".to_string(), "vpc-2".to_string()),
+                ("subnet-c".to_string(), String::new()),
+            ]
+        );
+        assert_eq!(
+            unknown_subnets(&o, &known_subnet_vpcs(&o)),
+            ["subnet-y", "subnet-z"]
+        );
+        assert!(unknown_subnets(&Observed::default(), &BTreeMap::new()).is_empty());
+    }
+}

@@ -655,3 +655,163 @@ mod tests {
         }
     }
 }
+
+/// At most this many load-test targets are probed.
+pub const PROBE_MAX_TARGETS: usize = 5;
+
+/// What preflight probes, where viewers reach the service: the health endpoint (`service.health_check_path`) at
+/// each load-test target's origin, once per origin, then the first load-test targets themselves. Nothing without
+/// a service. Pure.
+pub fn probe_urls(stack: &statsctl_core::model::StackFile) -> Vec<(&'static str, String)> {
+    let Some(svc) = &stack.service else {
+        return vec![];
+    };
+    let targets: Vec<&String> = stack
+        .loadtest
+        .iter()
+        .flat_map(|l| l.targets.iter())
+        .take(PROBE_MAX_TARGETS)
+        .collect();
+    let mut urls: Vec<(&'static str, String)> = Vec::new();
+    for t in &targets {
+        if let Some(origin) = origin_of(t) {
+            let health = format!("{origin}{}", svc.health_check_path);
+            if !urls.iter().any(|(_, u)| *u == health) {
+                urls.push(("health endpoint", health));
+            }
+        }
+    }
+    urls.extend(targets.iter().map(|t| ("load-test target", t.to_string())));
+    urls
+}
+
+/// `http://host:port/path?q` → `http://host:port`. Pure.
+pub fn origin_of(url: &str) -> Option<String> {
+    let (scheme, rest) = url.split_once("://")?;
+    let authority = rest.split(['/', '?', '#']).next()?;
+    (!authority.is_empty()).then(|| format!("{scheme}://{authority}"))
+}
+
+/// The URL as shown: any `user:password@` is masked. Pure.
+pub fn shown(url: &str) -> String {
+    match url.split_once("://") {
+        Some((scheme, rest)) => {
+            let end = rest.find(['/', '?', '#']).unwrap_or(rest.len());
+            match rest[..end].rsplit_once('@') {
+                Some((_, host)) => format!("{scheme}://***@{host}{}", &rest[end..]),
+                None => url.to_string(),
+            }
+        }
+        None => url.to_string(),
+    }
+}
+
+/// What preflight probes, and how URLs are shown.
+#[cfg(test)]
+mod probe_url_tests {
+    use super::*;
+    use crate::fixtures::BASE;
+
+    #[test]
+    fn origins_and_masked_urls() {
+        for (url, origin) in [
+            (
+                "http://127.0.0.1:28080/matches/1/stats",
+                Some("http://127.0.0.1:28080"),
+            ),
+            (
+                "https://stats.example.com/matches/1/stats?x=1",
+                Some("https://stats.example.com"),
+            ),
+            ("http://host?q", Some("http://host")),
+            ("http:///x", None),
+            ("not a url", None),
+        ] {
+            assert_eq!(origin_of(url).as_deref(), origin, "{url}");
+        }
+        for (url, want) in [
+            ("http://user:secret@host:80/x?y", "http://***@host:80/x?y"),
+            ("http://host/a@b", "http://host/a@b"),
+            ("http://a@b@host", "http://***@host"),
+            ("no scheme@host", "no scheme@host"),
+        ] {
+            assert_eq!(shown(url), want, "{url}");
+        }
+    }
+
+    fn stack(targets: &[&str]) -> statsctl_core::model::StackFile {
+        let list = targets
+            .iter()
+            .map(|t| format!("\"{t}\""))
+            .collect::<Vec<_>>()
+            .join(", ");
+        let text = if targets.is_empty() {
+            BASE.to_string()
+        } else {
+            format!("{BASE}loadtest: {{ targets: [{list}] }}\n")
+        };
+        statsctl_core::loader::load_str(std::path::Path::new("t.yaml"), &text, None, &|_: &str| {
+            None
+        })
+        .unwrap_or_else(|d| panic!("{d}"))
+        .spec
+    }
+
+    #[test]
+    fn health_once_per_origin_then_the_first_targets() {
+        let urls = |targets: &[&str]| -> Vec<String> {
+            probe_urls(&stack(targets))
+                .into_iter()
+                .map(|(role, url)| format!("{role} {url}"))
+                .collect()
+        };
+        // (case, load-test targets, expected probes)
+        let cases: Vec<(&str, Vec<&str>, Vec<&str>)> = vec![
+            ("no targets", vec![], vec![]),
+            (
+                "one target",
+                vec!["http://127.0.0.1:28080/matches/1/stats"],
+                vec![
+                    "health endpoint http://127.0.0.1:28080/healthz",
+                    "load-test target http://127.0.0.1:28080/matches/1/stats",
+                ],
+            ),
+            (
+                "two on one origin, one elsewhere",
+                vec!["http://a:1/x", "http://a:1/y", "https://b/z"],
+                vec![
+                    "health endpoint http://a:1/healthz",
+                    "health endpoint https://b/healthz",
+                    "load-test target http://a:1/x",
+                    "load-test target http://a:1/y",
+                    "load-test target https://b/z",
+                ],
+            ),
+            (
+                "at most five targets",
+                vec![
+                    "http://a/1",
+                    "http://a/2",
+                    "http://a/3",
+                    "http://a/4",
+                    "http://a/5",
+                    "http://a/6",
+                ],
+                vec![
+                    "health endpoint http://a/healthz",
+                    "load-test target http://a/1",
+                    "load-test target http://a/2",
+                    "load-test target http://a/3",
+                    "load-test target http://a/4",
+                    "load-test target http://a/5",
+                ],
+            ),
+        ];
+        for (case, targets, want) in cases {
+            assert_eq!(urls(&targets), want, "{case}");
+        }
+        let mut no_service = stack(&["http://a/1"]);
+        no_service.service = None;
+        assert!(probe_urls(&no_service).is_empty());
+    }
+}

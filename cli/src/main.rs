@@ -3,6 +3,7 @@
 mod cmd;
 mod context;
 mod exit;
+mod local;
 mod lock;
 mod output;
 mod session;

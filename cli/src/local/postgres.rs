@@ -13,7 +13,8 @@ use std::time::{Duration, Instant};
 use statsctl_core::model::ResolvedStack;
 use statsctl_core::pgpass;
 
-use super::{log_file, tail, which, Proc, ServiceSetup};
+use super::service::ServiceSetup;
+use super::supervisor::{log_file, tail, which, Proc};
 use crate::exit::{CliError, CliResult};
 use crate::output::progress;
 
@@ -207,7 +208,7 @@ pub(super) fn local_roles(stack: Option<&ResolvedStack>) -> CliResult<Vec<String
     Ok(roles)
 }
 
-pub(super) fn pgpass_path(dir: &Path) -> PathBuf {
+pub(crate) fn pgpass_path(dir: &Path) -> PathBuf {
     dir.join("pgpass")
 }
 
@@ -578,6 +579,91 @@ mod tests {
     #[test]
     fn without_a_stack_the_cluster_has_its_superuser_and_database_owner() {
         assert_eq!(local_roles(None).unwrap(), [ADMIN, OWNER]);
+    }
+
+    /// (case, function's user, service's user, roles or the user refused)
+    type RolesCase = (
+        &'static str,
+        &'static str,
+        &'static str,
+        Result<Vec<&'static str>, &'static str>,
+    );
+
+    #[test]
+    fn every_database_user_the_stack_names_gets_a_role_if_it_is_a_plain_identifier() {
+        let stack = |api: &str, svc: &str| {
+            let text = format!(
+                r#"
+stack: t
+region: eu-west-1
+network: {{ existing: {{ vpc_id: vpc-1, subnet_ids: [subnet-a, subnet-b] }} }}
+database:
+  cluster_id: db
+  engine_version: "15.4"
+  instance_class: db.t4g.medium
+  database_name: stats
+  master_username: admin
+  credentials_secret: s
+functions:
+  stats-api:
+    artifact: x
+    runtime: python3.12
+    handler: app.handler
+    database: {{ via: direct, user: '{api}' }}
+service:
+  name: svc
+  cluster: c
+  image: i
+  cpu: 256
+  memory_mb: 512
+  desired_count: 1
+  max_count: 2
+  port: 8080
+  database: {{ via: direct, user: '{svc}', pool_size: 5 }}
+event: {{ expected_viewers: 100, poll_interval: 15s, request_duration: 120ms, spike_factor: 3 }}
+"#
+            );
+            statsctl_core::loader::load_str(Path::new("t.yaml"), &text, None, &|_: &str| None)
+                .unwrap_or_else(|d| panic!("{d}"))
+        };
+        let cases: Vec<RolesCase> = vec![
+            (
+                "two users",
+                "stats_api",
+                "svc1",
+                Ok(vec!["postgres", "stats", "stats_api", "svc1"]),
+            ),
+            (
+                "one user twice",
+                "api",
+                "api",
+                Ok(vec!["api", "postgres", "stats"]),
+            ),
+            (
+                "the owner itself",
+                "stats",
+                "api",
+                Ok(vec!["api", "postgres", "stats"]),
+            ),
+            ("a dash", "stats-api", "svc", Err("stats-api")),
+            ("a quote", "api", "x\"y", Err("x\"y")),
+            ("a space", "a b", "svc", Err("a b")),
+        ];
+        for (case, api, svc, want) in cases {
+            let got = local_roles(Some(&stack(api, svc)));
+            match (got, want) {
+                (Ok(roles), Ok(want)) => assert_eq!(roles, want, "{case}"),
+                (Err(e), Err(user)) => {
+                    let text = e.to_string();
+                    assert!(
+                        text.contains(&format!("database user `{user}` is not a plain identifier"))
+                            && text.contains("hint: use letters, digits and `_`"),
+                        "{case}: {text}"
+                    );
+                }
+                (got, want) => panic!("{case}: {got:?}, want {want:?}"),
+            }
+        }
     }
 
     #[test]
