@@ -36,13 +36,13 @@ pub struct Global {
     #[arg(long, global = true, env = "AWS_ENDPOINT_URL")]
     pub endpoint_url: Option<String>,
     /// Longest any one AWS call may take, retries included; a call that runs out ends the command (exit 1)
-    #[arg(long, global = true, value_name = "DURATION", value_parser = parse_span, env = "STATSCTL_AWS_CALL_TIMEOUT", help_heading = AWS_TIMEOUTS)]
+    #[arg(long, global = true, value_name = "DURATION", value_parser = duration_arg, env = "STATSCTL_AWS_CALL_TIMEOUT", help_heading = AWS_TIMEOUTS)]
     pub aws_call_timeout: Option<Span>,
     /// Longest one attempt of an AWS call may take: connecting, sending and reading the answer
-    #[arg(long, global = true, value_name = "DURATION", value_parser = parse_span, env = "STATSCTL_AWS_ATTEMPT_TIMEOUT", help_heading = AWS_TIMEOUTS)]
+    #[arg(long, global = true, value_name = "DURATION", value_parser = duration_arg, env = "STATSCTL_AWS_ATTEMPT_TIMEOUT", help_heading = AWS_TIMEOUTS)]
     pub aws_attempt_timeout: Option<Span>,
     /// Longest opening a connection to AWS may take
-    #[arg(long, global = true, value_name = "DURATION", value_parser = parse_span, env = "STATSCTL_AWS_CONNECT_TIMEOUT", help_heading = AWS_TIMEOUTS)]
+    #[arg(long, global = true, value_name = "DURATION", value_parser = duration_arg, env = "STATSCTL_AWS_CONNECT_TIMEOUT", help_heading = AWS_TIMEOUTS)]
     pub aws_connect_timeout: Option<Span>,
     /// Output format: human text or JSON on stdout
     #[arg(long, global = true, value_enum, default_value = "human")]
@@ -50,6 +50,12 @@ pub struct Global {
     /// More detail on stderr (-v: AWS calls, -vv: everything)
     #[arg(short, long, global = true, action = clap::ArgAction::Count)]
     pub verbose: u8,
+}
+
+/// A duration flag's value, in the stack file's grammar (`statsctl_core::duration`); the error carries its hint,
+/// shaped like every other error's, because clap prints it as is.
+pub fn duration_arg(text: &str) -> Result<Span, String> {
+    parse_span(text).map_err(|e| format!("{}\n  (hint: {})", e.message, e.hint))
 }
 
 impl Global {

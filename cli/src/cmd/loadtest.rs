@@ -71,9 +71,9 @@ pub struct LoadtestArgs {
     pub seed: u64,
 }
 
+/// The duration flags, in the one grammar of `statsctl_core::duration` (bounded: an absurd value is an error).
 fn parse_span(s: &str) -> Result<Duration, String> {
-    statsctl_loadtest::profile::parse_duration(s)
-        .ok_or_else(|| format!("`{s}` is not a duration like 500ms, 30s, 2m"))
+    crate::context::duration_arg(s).map(|span| span.0)
 }
 
 #[derive(Serialize)]
