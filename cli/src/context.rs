@@ -80,7 +80,9 @@ impl Global {
             match self.output {
                 Format::Json => {
                     let body = serde_json::json!({"valid": false, "file": d.file, "env": d.env, "errors": d.errors});
-                    println!("{}", serde_json::to_string_pretty(&body).unwrap_or_default());
+                    // Exit 1 for the invalid stack whether or not the report could be written.
+                    let text = serde_json::to_string_pretty(&body).unwrap_or_default();
+                    let _ = crate::output::print_text(&format!("{text}\n"));
                 }
                 Format::Human => eprint!("{d}"),
             }

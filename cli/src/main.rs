@@ -10,7 +10,7 @@ mod session;
 use clap::{Parser, Subcommand};
 
 use crate::context::Global;
-use crate::exit::CliResult;
+use crate::exit::{CliResult, Exit};
 
 /// The ops control plane for a live-event statistics stack on AWS: provision it from stack files, ship changes
 /// one at a time, and check before the event that it will hold.
@@ -56,11 +56,11 @@ fn main() {
         Ok(cli) => cli,
         Err(e) => {
             let _ = e.print();
-            std::process::exit(if e.use_stderr() {
-                exit::ERROR
+            if e.use_stderr() {
+                Exit::Error.exit()
             } else {
-                exit::OK
-            });
+                Exit::Ok.exit()
+            }
         }
     };
     let runtime = match tokio::runtime::Builder::new_multi_thread()
@@ -70,11 +70,11 @@ fn main() {
         Ok(rt) => rt,
         Err(e) => {
             eprintln!("error: cannot start the async runtime: {e}");
-            std::process::exit(exit::ERROR);
+            Exit::Error.exit()
         }
     };
-    let code = match runtime.block_on(run(cli)) {
-        Ok(code) => code,
+    let exit = match runtime.block_on(run(cli)) {
+        Ok(exit) => exit,
         Err(e) => {
             if !e.printed {
                 eprintln!("{e}");
@@ -82,7 +82,7 @@ fn main() {
             e.code
         }
     };
-    std::process::exit(code);
+    exit.exit()
 }
 
 async fn run(cli: Cli) -> CliResult {
