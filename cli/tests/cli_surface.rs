@@ -97,3 +97,100 @@ fn usage_errors_exit_1_and_help_exits_0() {
         }
     }
 }
+
+/// A stand-in for AWS that answers every request with HTTP 500 and closes; serves until the test ends.
+fn failing_aws() -> String {
+    use std::io::{BufRead, BufReader, Read, Write};
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let url = format!("http://{}", listener.local_addr().unwrap());
+    std::thread::spawn(move || {
+        for stream in listener.incoming().flatten() {
+            let _ = stream.set_read_timeout(Some(std::time::Duration::from_secs(5)));
+            let mut reader = BufReader::new(stream);
+            let mut length = 0usize;
+            let mut line = String::new();
+            while reader.read_line(&mut line).map(|n| n > 0).unwrap_or(false) {
+                if line == "\r\n" {
+                    break;
+                }
+                if let Some((k, v)) = line.split_once(':') {
+                    if k.eq_ignore_ascii_case("content-length") {
+                        length = v.trim().parse().unwrap_or(0).min(1 << 20);
+                    }
+                }
+                line.clear();
+            }
+            let mut body = vec![0; length];
+            let _ = reader.read_exact(&mut body);
+            let _ = reader.get_mut().write_all(
+                b"HTTP/1.1 500 Internal Server Error\r\nContent-Length: 0\r\nConnection: close\r\n\r\n",
+            );
+        }
+    });
+    url
+}
+
+/// `-v` does what `--help` says: one stderr line per AWS call with its name, duration and outcome; `-vv` adds
+/// the endpoint, HTTP status and attempts. The secret key is never printed; without `-v`, no trace lines.
+#[test]
+fn verbose_traces_aws_calls_without_secrets() {
+    const SECRET: &str = "wJalrXUtnFEMI-not-a-real-secret-7f3a";
+    let url = failing_aws();
+    let locks = tempfile::tempdir().unwrap();
+    let plan = |flags: &[&str]| {
+        let mut c = statsctl();
+        c.env("AWS_ACCESS_KEY_ID", "AKIDTRACETEST")
+            .env("AWS_SECRET_ACCESS_KEY", SECRET)
+            .env("AWS_REGION", "us-east-1")
+            .env("AWS_EC2_METADATA_DISABLED", "true")
+            .env("STATSCTL_LOCK_DIR", locks.path())
+            .args(["--env", "local", "--endpoint-url", &url])
+            .args(["--aws-call-timeout", "20s", "--aws-attempt-timeout", "5s"])
+            .args(flags)
+            .arg("plan");
+        run(c)
+    };
+    let traced = |r: &harness::Run| -> Vec<String> {
+        r.stderr
+            .lines()
+            .filter(|l| l.starts_with("aws "))
+            .map(str::to_string)
+            .collect()
+    };
+
+    let quiet = plan(&[]);
+    assert_eq!(quiet.code, 1, "{quiet:?}");
+    assert!(traced(&quiet).is_empty(), "{quiet:?}");
+
+    let v = plan(&["-v"]);
+    assert_eq!(v.code, 1, "{v:?}");
+    let lines = traced(&v);
+    assert!(!lines.is_empty(), "{v:?}");
+    for l in &lines {
+        // `aws service:Operation <n>ms failed`
+        let words: Vec<&str> = l.split(' ').collect();
+        assert_eq!(words.len(), 4, "{l}");
+        assert!(words[1].contains(':'), "{l}");
+        assert!(words[2].ends_with("ms"), "{l}");
+        assert!(
+            words[2].trim_end_matches("ms").parse::<u64>().is_ok(),
+            "{l}"
+        );
+        assert_eq!(words[3], "failed", "{l}");
+    }
+
+    let vv = plan(&["-vv"]);
+    assert_eq!(vv.code, 1, "{vv:?}");
+    let lines = traced(&vv);
+    assert!(!lines.is_empty(), "{vv:?}");
+    assert!(
+        lines
+            .iter()
+            .any(|l| l.contains(&format!("(endpoint {url}, HTTP 500, "))),
+        "{vv:?}"
+    );
+    for r in [&quiet, &v, &vv] {
+        assert!(!r.stderr.contains(SECRET), "{r:?}");
+        assert!(!r.stdout.contains(SECRET), "{r:?}");
+    }
+}
