@@ -15,7 +15,9 @@ use crate::output::Format;
 /// The `--help` section of the timeout flags; the defaults are `statsctl_aws::Timeouts::default()`.
 const AWS_TIMEOUTS: &str = "AWS timeouts (default: connect 3s, attempt 10s, call 30s)";
 
+/// Accepted by every command, before or after it; shown under their own heading in every `--help`.
 #[derive(Args, Debug, Clone)]
+#[command(next_help_heading = "Global options")]
 pub struct Global {
     /// Stack file
     #[arg(

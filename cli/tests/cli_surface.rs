@@ -194,3 +194,49 @@ fn verbose_traces_aws_calls_without_secrets() {
         assert!(!r.stdout.contains(SECRET), "{r:?}");
     }
 }
+
+/// The text of `section:` in a help output: its lines up to the next blank line.
+fn help_section<'a>(help: &'a str, heading: &str) -> Vec<&'a str> {
+    help.lines()
+        .skip_while(|l| *l != heading)
+        .skip(1)
+        .take_while(|l| !l.is_empty())
+        .collect()
+}
+
+/// Global flags have their own heading in the help of statsctl and of every command, apart from the command's
+/// own options.
+#[test]
+fn global_flags_have_their_own_heading_in_help() {
+    for args in [
+        &["--help"][..],
+        &["plan", "--help"][..],
+        &["loadtest", "--help"][..],
+        &["local", "up", "--help"][..],
+    ] {
+        let mut c = statsctl();
+        c.args(args);
+        let r = run(c);
+        assert_eq!(r.code, 0, "{args:?}: {r:?}");
+        let global = help_section(&r.stdout, "Global options:").join("\n");
+        for flag in [
+            "--stack <STACK>",
+            "--env <ENV>",
+            "--profile <PROFILE>",
+            "--region <REGION>",
+            "--endpoint-url <ENDPOINT_URL>",
+            "--output <OUTPUT>",
+            "-v, --verbose",
+        ] {
+            assert!(global.contains(flag), "{args:?}: {flag} in\n{}", r.stdout);
+        }
+        let own = help_section(&r.stdout, "Options:").join("\n");
+        assert!(!own.contains("--stack"), "{args:?}:\n{}", r.stdout);
+        assert!(own.contains("-h, --help"), "{args:?}:\n{}", r.stdout);
+    }
+    let mut c = statsctl();
+    c.args(["loadtest", "--help"]);
+    let r = run(c);
+    let own = help_section(&r.stdout, "Options:").join("\n");
+    assert!(own.contains("--max-duration"), "{}", r.stdout);
+}
