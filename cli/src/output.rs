@@ -1,6 +1,7 @@
 //! Rendering: every command result is one value that prints as text for people or as JSON for machines.
 //! Results go to stdout; progress and logs go to stderr. Everything printed here goes through the stack
-//! layer's one masking (`statsctl_core::sensitive`), so no command can print a secret by forgetting to.
+//! layer's one masking (`statsctl_core::sensitive`), so no command can print a secret by forgetting to — except
+//! what statsctl generates from its own definition (completions, man page), which holds no user data.
 
 use std::io::{IsTerminal, Write};
 
@@ -43,6 +44,12 @@ pub fn emit<T: Serialize>(
 /// Prints text on stdout as it is, masked like everything else (see the module comment).
 pub fn print_text(text: &str) -> CliResult<()> {
     write_stdout(&sensitive::redact_text(text))
+}
+
+/// Prints text statsctl generated from its own definition (a completion script, the man page) as it is: it holds
+/// no user data, and masking could alter a script line that looks like `key: value`.
+pub fn print_generated(text: &str) -> CliResult<()> {
+    write_stdout(text)
 }
 
 /// The one place that writes to stdout: errors come back (never the panic of `println!`), a closed stdout

@@ -240,3 +240,44 @@ fn global_flags_have_their_own_heading_in_help() {
     let own = help_section(&r.stdout, "Options:").join("\n");
     assert!(own.contains("--max-duration"), "{}", r.stdout);
 }
+
+/// Completion scripts and the man page are generated from the command definition: they know the commands.
+#[test]
+fn completions_and_man_page_know_the_commands() {
+    for (args, wants) in [
+        (
+            &["completions", "bash"][..],
+            &["_statsctl()", "preflight", "--max-duration", "complete -F"][..],
+        ),
+        (
+            &["completions", "zsh"][..],
+            &["#compdef statsctl", "preflight"][..],
+        ),
+        (
+            &["completions", "fish"][..],
+            &["complete -c statsctl", "preflight"][..],
+        ),
+        (&["man"][..], &[".TH statsctl", "preflight", "loadtest"][..]),
+    ] {
+        let mut c = statsctl();
+        c.args(args);
+        let r = run(c);
+        assert_eq!(r.code, 0, "{args:?}: {r:?}");
+        assert!(r.stderr.is_empty(), "{args:?}: {r:?}");
+        for want in wants {
+            assert!(
+                r.stdout.contains(want),
+                "{args:?}: no {want} in\n{}",
+                r.stdout
+            );
+        }
+    }
+    let mut c = statsctl();
+    c.args(["completions", "tcsh"]);
+    let r = run(c);
+    assert_eq!(r.code, 1, "{r:?}");
+    assert!(
+        r.stderr.contains("[possible values: bash, zsh, fish]"),
+        "{r:?}"
+    );
+}
