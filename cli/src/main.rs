@@ -12,10 +12,18 @@ use clap::{CommandFactory, Parser, Subcommand};
 use crate::context::Global;
 use crate::exit::{CliError, CliResult, Exit};
 
+/// `0.1.0 (<git commit>)`: the commit from `build.rs`, "unknown" when built outside a git checkout.
+const VERSION: &str = concat!(
+    env!("CARGO_PKG_VERSION"),
+    " (",
+    env!("STATSCTL_GIT_COMMIT"),
+    ")"
+);
+
 /// The ops control plane for a live-event statistics stack on AWS: provision it from stack files, ship changes
 /// one at a time, and check before the event that it will hold.
 #[derive(Parser, Debug)]
-#[command(name = "statsctl", version, about, long_about = None, propagate_version = true)]
+#[command(name = "statsctl", version = VERSION, about, long_about = None, propagate_version = true)]
 #[command(
     after_help = "Exit codes: 0 ok · 1 error · 2 changes pending / checks failed / load test failed"
 )]

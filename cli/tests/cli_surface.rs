@@ -281,3 +281,30 @@ fn completions_and_man_page_know_the_commands() {
         "{r:?}"
     );
 }
+
+/// `--version` names the commit: `statsctl 0.1.0 (<12 hex digits>)`, or `(unknown)` when built without git;
+/// every command's `--version` too.
+#[test]
+fn version_includes_the_git_commit() {
+    for (args, name) in [
+        (&["--version"][..], "statsctl"),
+        (&["-V"][..], "statsctl"),
+        (&["plan", "--version"][..], "statsctl-plan"),
+    ] {
+        let mut c = statsctl();
+        c.args(args);
+        let r = run(c);
+        assert_eq!(r.code, 0, "{args:?}: {r:?}");
+        let line = r.stdout.trim_end();
+        let prefix = format!("{name} {} (", env!("CARGO_PKG_VERSION"));
+        let commit = line
+            .strip_prefix(&prefix)
+            .and_then(|rest| rest.strip_suffix(')'))
+            .unwrap_or_else(|| panic!("{args:?}: {line:?}"));
+        assert!(
+            commit == "unknown"
+                || (commit.len() == 12 && commit.chars().all(|c| c.is_ascii_hexdigit())),
+            "{args:?}: {line:?}"
+        );
+    }
+}
