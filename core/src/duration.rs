@@ -83,9 +83,11 @@ pub fn parse_span(text: &str) -> Result<Span, DurationError> {
     if t.is_empty() {
         return Err(DurationError::new("empty duration".into()));
     }
+    // What errors quote: the input, cut short when it is long (a flag's value has no length limit).
+    let q = shorten(t);
     let too_long = || {
         DurationError::new(format!(
-            "`{t}` is longer than {MAX_SPAN}, the longest duration statsctl accepts"
+            "`{q}` is longer than {MAX_SPAN}, the longest duration statsctl accepts"
         ))
     };
     let mut rest = t;
@@ -104,7 +106,7 @@ pub fn parse_span(text: &str) -> Result<Span, DurationError> {
         };
         if int.is_empty() || (has_point && frac.is_empty()) {
             return Err(DurationError::new(format!(
-                "`{t}` is not a duration: each part is a number and a unit"
+                "`{q}` is not a duration: each part is a number and a unit"
             )));
         }
         let unit_len = after
@@ -113,29 +115,30 @@ pub fn parse_span(text: &str) -> Result<Span, DurationError> {
         let (unit, after) = after.split_at(unit_len);
         if unit.is_empty() {
             return Err(DurationError::new(if after.is_empty() {
-                format!("`{t}` has no unit; write e.g. `{t}s`")
+                format!("`{q}` has no unit; write e.g. `{q}s`")
             } else {
-                format!("`{t}` is not a duration: each part is a number and a unit")
+                format!("`{q}` is not a duration: each part is a number and a unit")
             }));
         }
         let Some(index) = UNITS.iter().position(|(u, _)| *u == unit) else {
             return Err(DurationError::new(format!(
-                "unknown unit `{unit}` in `{t}`; use d, h, m, s or ms"
+                "unknown unit `{}` in `{q}`; use d, h, m, s or ms",
+                shorten(unit)
             )));
         };
         if previous.is_some_and(|p| index <= p) {
             return Err(DurationError::new(format!(
-                "`{t}`: `{unit}` comes after a smaller or the same unit; write each unit once, largest first"
+                "`{q}`: `{unit}` comes after a smaller or the same unit; write each unit once, largest first"
             )));
         }
         if !frac.is_empty() && !after.is_empty() {
             return Err(DurationError::new(format!(
-                "`{t}`: only the last part may have a fraction"
+                "`{q}`: only the last part may have a fraction"
             )));
         }
         if frac.len() > MAX_FRACTION_DIGITS {
             return Err(DurationError::new(format!(
-                "`{t}` has more than {MAX_FRACTION_DIGITS} digits after the point"
+                "`{q}` has more than {MAX_FRACTION_DIGITS} digits after the point"
             )));
         }
         let per_unit = UNITS[index].1;
@@ -165,6 +168,15 @@ pub fn parse_span(text: &str) -> Result<Span, DurationError> {
     // total ≤ 365 d in nanoseconds, which fits u64 many times over.
     let nanos = u64::try_from(total).map_err(|_| too_long())?;
     Ok(Span(Duration::from_nanos(nanos)))
+}
+
+/// `text`, or its first 40 characters and `…` when it is longer than 48.
+fn shorten(text: &str) -> String {
+    if text.chars().count() <= 48 {
+        text.to_string()
+    } else {
+        text.chars().take(40).chain(['…']).collect()
+    }
 }
 
 impl fmt::Display for Span {
@@ -299,6 +311,15 @@ mod tests {
                 "longer than 365d",
             ),
             ("9999999999999999999999999999999.5d", "longer than 365d"),
+            // Long input is quoted cut short.
+            (
+                &"9".repeat(10_000),
+                "`9999999999999999999999999999999999999999…` has no unit",
+            ),
+            (
+                &format!("1{}", "x".repeat(10_000)),
+                "unknown unit `xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx…` in `1xxx",
+            ),
         ];
         for (input, want) in cases {
             match parse_span(input) {
