@@ -308,3 +308,46 @@ fn version_includes_the_git_commit() {
         );
     }
 }
+
+/// The stack file reads durations in the same grammar as the flags: compound values are accepted, and a bad one
+/// is a located error with the same hint.
+#[test]
+fn stack_file_durations_share_the_grammar_and_its_hint() {
+    let shipped = std::fs::read_to_string(harness::shipped_stack()).unwrap();
+    let line = "  connection_borrow_timeout: 30s\n";
+    assert_eq!(
+        shipped.matches(line).count(),
+        1,
+        "the shipped stack changed"
+    );
+    let dir = tempfile::tempdir().unwrap();
+    let validate = |value: &str, output: &str| {
+        let path = dir.path().join("stack.yaml");
+        let text = shipped.replacen(line, &format!("  connection_borrow_timeout: {value}\n"), 1);
+        std::fs::write(&path, text).unwrap();
+        let mut c = statsctl();
+        c.arg("validate")
+            .arg("--stack")
+            .arg(&path)
+            .args(["--env", "local", "--output", output]);
+        run(c)
+    };
+    let good = validate("1m30s", "json");
+    assert_eq!(good.code, 0, "{good:?}");
+    assert_eq!(
+        good.json()["stack"]["proxy"]["connection_borrow_timeout"],
+        "90s",
+        "{good:?}"
+    );
+    let bad = validate("30s1m", "human");
+    assert_eq!(bad.code, 1, "{bad:?}");
+    assert!(
+        bad.stderr
+            .contains("`m` comes after a smaller or the same unit"),
+        "{bad:?}"
+    );
+    assert!(
+        bad.stderr.contains("hint: write a number and a unit"),
+        "{bad:?}"
+    );
+}
