@@ -15,6 +15,7 @@ pub mod observe;
 pub mod rds;
 pub mod s3;
 pub mod secrets;
+pub mod trace;
 
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
@@ -230,6 +231,11 @@ pub struct Aws {
 
 impl Aws {
     pub async fn connect(t: &Target) -> Aws {
+        Aws::connect_traced(t, None).await
+    }
+
+    /// As [`Aws::connect`], handing every finished call to `trace` (`statsctl -v`).
+    pub async fn connect_traced(t: &Target, trace: Option<trace::TraceSink>) -> Aws {
         let mut loader = aws_config::defaults(BehaviorVersion::latest())
             .region(aws_config::Region::new(t.region.clone()));
         if let Some(p) = &t.profile {
@@ -253,6 +259,7 @@ impl Aws {
                     $krate::config::Builder::from(&conf)
                         .interceptor(calls.clone())
                         .interceptor(NameCalls)
+                        .interceptor(trace::TraceCalls(trace.clone()))
                         .build(),
                 )
             };
@@ -261,6 +268,7 @@ impl Aws {
             aws_sdk_s3::config::Builder::from(&conf)
                 .interceptor(calls.clone())
                 .interceptor(NameCalls)
+                .interceptor(trace::TraceCalls(trace.clone()))
                 .force_path_style(t.endpoint_url.is_some())
                 .build(),
         );

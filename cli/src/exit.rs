@@ -1,22 +1,52 @@
-//! The one error type of the binary, and the exit codes CI can rely on.
+//! The exit codes CI can rely on, as one type, and the one error type of the binary.
 
 use std::fmt;
 
-/// Success; for `plan --detailed-exitcode`: no changes.
-pub const OK: i32 = 0;
-/// An error: bad input, AWS failure, interrupted operation. Nothing after the failure point was changed.
-pub const ERROR: i32 = 1;
-/// The command worked and found something to act on: changes pending (`plan --detailed-exitcode`), checks
-/// failed (`preflight`), a load test that did not pass (`loadtest`), a rollout that rolled back (`deploy`).
-pub const ATTENTION: i32 = 2;
+/// What the process exits with. The only exit statuses statsctl chooses (a second Ctrl-C during deploy exits
+/// 130, as shells do for an interrupt).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Exit {
+    /// Success; for `plan --detailed-exitcode`: no changes. Also a closed stdout (`statsctl schema | head -1`):
+    /// the reader has what it wanted.
+    Ok,
+    /// An error: bad input (a bad flag too), AWS failure, interrupted operation. Nothing after the failure point
+    /// was changed.
+    Error,
+    /// The command worked and found something to act on: changes pending (`plan --detailed-exitcode`), checks
+    /// failed (`preflight`), a load test that did not pass (`loadtest`).
+    Attention,
+}
+
+impl Exit {
+    /// The process exit status.
+    pub fn code(self) -> i32 {
+        match self {
+            Exit::Ok => 0,
+            Exit::Error => 1,
+            Exit::Attention => 2,
+        }
+    }
+
+    /// Ends the process with this status (stdout is flushed; a failed flush of a closed stdout is ignored).
+    pub fn exit(self) -> ! {
+        std::process::exit(self.code())
+    }
+}
+
+// Short names for the variants, so that a command ends in `Ok(OK)` / `Ok(ATTENTION)`; they are `Exit`s, not
+// numbers.
+pub const OK: Exit = Exit::Ok;
+pub const ERROR: Exit = Exit::Error;
+pub const ATTENTION: Exit = Exit::Attention;
 
 /// An error the user can act on: what failed, and a hint.
 #[derive(Debug)]
 pub struct CliError {
     pub message: String,
     pub hint: Option<String>,
-    pub code: i32,
-    /// Already printed in full (e.g. stack-file diagnostics); main only sets the exit code.
+    pub code: Exit,
+    /// Already printed in full (e.g. stack-file diagnostics), or nothing to print (a closed stdout); main only
+    /// sets the exit code.
     pub printed: bool,
 }
 
@@ -25,7 +55,7 @@ impl CliError {
         CliError {
             message: message.into(),
             hint: None,
-            code: ERROR,
+            code: Exit::Error,
             printed: false,
         }
     }
@@ -33,12 +63,21 @@ impl CliError {
         self.hint = Some(hint.into());
         self
     }
-    pub fn printed(code: i32) -> Self {
+    pub fn printed(code: Exit) -> Self {
         CliError {
             message: String::new(),
             hint: None,
             code,
             printed: true,
+        }
+    }
+    /// Writing a result to stdout failed. A reader that went away (`| head`) took what it wanted: stop quietly
+    /// with success, as `cat` and `grep` do. Anything else (a full disk) is an error.
+    pub fn stdout(e: std::io::Error) -> Self {
+        if e.kind() == std::io::ErrorKind::BrokenPipe {
+            CliError::printed(Exit::Ok)
+        } else {
+            CliError::new(format!("cannot write to stdout: {e}"))
         }
     }
 }
@@ -59,4 +98,26 @@ impl From<std::io::Error> for CliError {
     }
 }
 
-pub type CliResult<T = i32> = Result<T, CliError>;
+pub type CliResult<T = Exit> = Result<T, CliError>;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn codes_are_the_documented_ones() {
+        for (exit, code) in [(Exit::Ok, 0), (Exit::Error, 1), (Exit::Attention, 2)] {
+            assert_eq!(exit.code(), code, "{exit:?}");
+        }
+    }
+
+    #[test]
+    fn only_a_closed_stdout_is_a_quiet_success() {
+        use std::io::{Error, ErrorKind};
+        let closed = CliError::stdout(Error::from(ErrorKind::BrokenPipe));
+        assert_eq!((closed.code, closed.printed), (Exit::Ok, true));
+        let full = CliError::stdout(Error::from(ErrorKind::StorageFull));
+        assert_eq!((full.code, full.printed), (Exit::Error, false));
+        assert!(full.message.contains("cannot write to stdout"), "{full}");
+    }
+}

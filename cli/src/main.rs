@@ -8,15 +8,23 @@ mod lock;
 mod output;
 mod session;
 
-use clap::{Parser, Subcommand};
+use clap::{CommandFactory, Parser, Subcommand};
 
 use crate::context::Global;
-use crate::exit::CliResult;
+use crate::exit::{CliError, CliResult, Exit};
+
+/// `0.1.0 (<git commit>)`: the commit from `build.rs`, "unknown" when built outside a git checkout.
+const VERSION: &str = concat!(
+    env!("CARGO_PKG_VERSION"),
+    " (",
+    env!("STATSCTL_GIT_COMMIT"),
+    ")"
+);
 
 /// The ops control plane for a live-event statistics stack on AWS: provision it from stack files, ship changes
 /// one at a time, and check before the event that it will hold.
 #[derive(Parser, Debug)]
-#[command(name = "statsctl", version, about, long_about = None, propagate_version = true)]
+#[command(name = "statsctl", version = VERSION, about, long_about = None, propagate_version = true)]
 #[command(
     after_help = "Exit codes: 0 ok · 1 error · 2 changes pending / checks failed / load test failed"
 )]
@@ -48,6 +56,44 @@ enum Command {
     /// Start, inspect or stop the local AWS emulator, PostgreSQL, PgBouncer and the stats service on 127.0.0.1
     #[command(subcommand)]
     Local(cmd::local::LocalCommand),
+    /// Print a shell completion script, e.g. `statsctl completions bash > ~/.local/share/bash-completion/completions/statsctl`
+    Completions {
+        #[arg(value_enum)]
+        shell: Shell,
+    },
+    /// Print the man page (roff), e.g. `statsctl man > statsctl.1 && man ./statsctl.1`
+    Man,
+}
+
+/// The shells `statsctl completions` writes for.
+#[derive(Debug, Clone, Copy, clap::ValueEnum)]
+enum Shell {
+    Bash,
+    Zsh,
+    Fish,
+}
+
+/// A completion script for `shell`, generated from the same definition as `--help`.
+fn completions(shell: Shell) -> CliResult {
+    let generator = match shell {
+        Shell::Bash => clap_complete::Shell::Bash,
+        Shell::Zsh => clap_complete::Shell::Zsh,
+        Shell::Fish => clap_complete::Shell::Fish,
+    };
+    let mut script = Vec::new();
+    clap_complete::generate(generator, &mut Cli::command(), "statsctl", &mut script);
+    output::print_generated(&String::from_utf8_lossy(&script))?;
+    Ok(Exit::Ok)
+}
+
+/// The man page of statsctl: its commands, options and exit codes, from the same definition as `--help`.
+fn man_page() -> CliResult {
+    let mut page = Vec::new();
+    clap_mangen::Man::new(Cli::command())
+        .render(&mut page)
+        .map_err(|e| CliError::new(format!("cannot render the man page: {e}")))?;
+    output::print_generated(&String::from_utf8_lossy(&page))?;
+    Ok(Exit::Ok)
 }
 
 fn main() {
@@ -57,11 +103,11 @@ fn main() {
         Ok(cli) => cli,
         Err(e) => {
             let _ = e.print();
-            std::process::exit(if e.use_stderr() {
-                exit::ERROR
+            if e.use_stderr() {
+                Exit::Error.exit()
             } else {
-                exit::OK
-            });
+                Exit::Ok.exit()
+            }
         }
     };
     let runtime = match tokio::runtime::Builder::new_multi_thread()
@@ -71,11 +117,11 @@ fn main() {
         Ok(rt) => rt,
         Err(e) => {
             eprintln!("error: cannot start the async runtime: {e}");
-            std::process::exit(exit::ERROR);
+            Exit::Error.exit()
         }
     };
-    let code = match runtime.block_on(run(cli)) {
-        Ok(code) => code,
+    let exit = match runtime.block_on(run(cli)) {
+        Ok(exit) => exit,
         Err(e) => {
             if !e.printed {
                 eprintln!("{e}");
@@ -83,7 +129,7 @@ fn main() {
             e.code
         }
     };
-    std::process::exit(code);
+    exit.exit()
 }
 
 async fn run(cli: Cli) -> CliResult {
@@ -98,5 +144,7 @@ async fn run(cli: Cli) -> CliResult {
         Command::Loadtest(a) => cmd::loadtest::run_cmd(&g, a).await,
         Command::Destroy(a) => cmd::destroy::run(&g, a).await,
         Command::Local(c) => cmd::local::run(&g, c).await,
+        Command::Completions { shell } => completions(shell),
+        Command::Man => man_page(),
     }
 }

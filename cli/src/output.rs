@@ -1,11 +1,14 @@
 //! Rendering: every command result is one value that prints as text for people or as JSON for machines.
 //! Results go to stdout; progress and logs go to stderr. Everything printed here goes through the stack
-//! layer's one masking (`statsctl_core::sensitive`), so no command can print a secret by forgetting to.
+//! layer's one masking (`statsctl_core::sensitive`), so no command can print a secret by forgetting to — except
+//! what statsctl generates from its own definition (completions, man page), which holds no user data.
 
 use std::io::{IsTerminal, Write};
 
 use serde::Serialize;
 use statsctl_core::sensitive;
+
+use crate::exit::{CliError, CliResult};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
 pub enum Format {
@@ -13,26 +16,49 @@ pub enum Format {
     Json,
 }
 
-/// Prints `value` as JSON, or its human rendering.
+/// Prints `value` as JSON, or its human rendering. A closed stdout ends the command quietly with exit 0
+/// (`CliError::stdout`).
 pub fn emit<T: Serialize>(
     format: Format,
     value: &T,
     human: impl FnOnce(&mut String),
-) -> std::io::Result<()> {
-    let mut out = std::io::stdout().lock();
+) -> CliResult<()> {
     match format {
         Format::Json => {
-            let mut v = serde_json::to_value(value)?;
+            let mut v = serde_json::to_value(value)
+                .map_err(|e| CliError::new(format!("cannot render the result as JSON: {e}")))?;
             sensitive::redact_json(&mut v);
-            serde_json::to_writer_pretty(&mut out, &v)?;
-            writeln!(out)
+            let mut text = serde_json::to_string_pretty(&v)
+                .map_err(|e| CliError::new(format!("cannot render the result as JSON: {e}")))?;
+            text.push('\n');
+            write_stdout(&text)
         }
         Format::Human => {
             let mut s = String::new();
             human(&mut s);
-            out.write_all(sensitive::redact_text(&s).as_bytes())
+            print_text(&s)
         }
     }
+}
+
+/// Prints text on stdout as it is, masked like everything else (see the module comment).
+pub fn print_text(text: &str) -> CliResult<()> {
+    write_stdout(&sensitive::redact_text(text))
+}
+
+/// Prints text statsctl generated from its own definition (a completion script, the man page) as it is: it holds
+/// no user data, and masking could alter a script line that looks like `key: value`.
+pub fn print_generated(text: &str) -> CliResult<()> {
+    write_stdout(text)
+}
+
+/// The one place that writes to stdout: errors come back (never the panic of `println!`), a closed stdout
+/// as a quiet exit 0.
+fn write_stdout(text: &str) -> CliResult<()> {
+    let mut out = std::io::stdout().lock();
+    out.write_all(text.as_bytes())
+        .and_then(|()| out.flush())
+        .map_err(CliError::stdout)
 }
 
 /// Whether to use colour on stdout (a terminal, and NO_COLOR unset).

@@ -62,7 +62,7 @@ impl Session {
                 )
             })?;
         }
-        let aws = Aws::connect(&target).await;
+        let aws = Aws::connect_traced(&target, g.aws_trace()).await;
         let owner = Owner {
             stack: stack.spec.stack.clone(),
             env: env.clone(),

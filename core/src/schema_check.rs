@@ -253,7 +253,12 @@ impl<'a> SchemaCheck<'a> {
                             format!("invalid duration: `{written}` is not a number and a unit"),
                             Some("write e.g. `15s`, `250ms`, `5m` (units: ms, s, m, h, d)".into()),
                         ),
-                        None => self.error(node.at, path, format!("invalid duration: {e}"), None),
+                        None => self.error(
+                            node.at,
+                            path,
+                            format!("invalid duration: {e}"),
+                            Some(e.hint),
+                        ),
                     }
                 }
             }

@@ -8,7 +8,7 @@ use std::sync::atomic::AtomicBool;
 use std::sync::Arc;
 use std::time::Duration;
 
-use statsctl_loadtest::profile::parse_duration;
+use statsctl_core::duration::parse_span;
 use statsctl_loadtest::{run, Arrival, Profile, Stage, Target};
 
 fn main() {
@@ -21,10 +21,10 @@ fn main() {
         .and_then(|v| v.parse().ok())
         .unwrap_or(1000);
     let poll = get("--poll")
-        .and_then(|v| parse_duration(&v))
+        .map(|v| parse_span(&v).expect("a duration like 10s").0)
         .unwrap_or(Duration::from_secs(1));
     let duration = get("--duration")
-        .and_then(|v| parse_duration(&v))
+        .map(|v| parse_span(&v).expect("a duration like 10s").0)
         .unwrap_or(Duration::from_secs(10));
     let pool: Option<usize> = get("--pool").and_then(|v| v.parse().ok());
     let workers: usize = get("--workers")

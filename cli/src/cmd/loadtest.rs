@@ -38,11 +38,11 @@ pub struct LoadtestArgs {
     #[arg(long)]
     pub stages: Option<String>,
     /// Ramp-up time of the default profile
-    #[arg(long, default_value = "10s", value_parser = parse_span)]
+    #[arg(long, value_name = "DURATION", default_value = "10s", value_parser = parse_span)]
     pub ramp: Duration,
     /// Hold time of the default profile (before and after the spike); default: 30s, or the stack's
     /// loadtest.min_hold when longer, so that the default run is one preflight counts
-    #[arg(long, value_parser = parse_span)]
+    #[arg(long, value_name = "DURATION", value_parser = parse_span)]
     pub hold: Option<Duration>,
     /// Arrival pattern: `uniform`, or `waves:COUNT:SPREAD` (e.g. waves:3:200ms: page-load waves that stay in sync);
     /// default: the stack's loadtest.arrival, else uniform
@@ -52,10 +52,10 @@ pub struct LoadtestArgs {
     #[arg(long)]
     pub pool: Option<usize>,
     /// Per-request timeout (counted from the scheduled time)
-    #[arg(long, default_value = "5s", value_parser = parse_span)]
+    #[arg(long, value_name = "DURATION", default_value = "5s", value_parser = parse_span)]
     pub timeout: Duration,
     /// Hard stop, whatever the stages say
-    #[arg(long, default_value = "15m", value_parser = parse_span)]
+    #[arg(long, value_name = "DURATION", default_value = "15m", value_parser = parse_span)]
     pub max_duration: Duration,
     /// Hard cap on requests sent
     #[arg(long, default_value_t = 10_000_000)]
@@ -71,9 +71,9 @@ pub struct LoadtestArgs {
     pub seed: u64,
 }
 
+/// The duration flags, in the one grammar of `statsctl_core::duration` (bounded: an absurd value is an error).
 fn parse_span(s: &str) -> Result<Duration, String> {
-    statsctl_loadtest::profile::parse_duration(s)
-        .ok_or_else(|| format!("`{s}` is not a duration like 500ms, 30s, 2m"))
+    crate::context::duration_arg(s).map(|span| span.0)
 }
 
 #[derive(Serialize)]

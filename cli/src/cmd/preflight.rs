@@ -135,7 +135,7 @@ pub async fn run(g: &Global, args: PreflightArgs) -> CliResult {
         report.seconds, report.api_calls
     ));
     if args.markdown && g.output == output::Format::Human {
-        print!("{}", markdown(&report));
+        output::print_text(&markdown(&report))?;
     } else {
         emit(g.output, &report, |out| human(out, &report))?;
     }

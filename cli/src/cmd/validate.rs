@@ -110,6 +110,6 @@ fn validate_one(g: &Global, args: &ValidateArgs) -> CliResult {
 pub fn schema() -> CliResult {
     let text = serde_json::to_string_pretty(loader::schema())
         .map_err(|e| CliError::new(format!("cannot render the schema: {e}")))?;
-    println!("{text}");
+    output::print_text(&format!("{text}\n"))?;
     Ok(OK)
 }
