@@ -513,7 +513,9 @@ impl ParamKind {
                 .parse::<u64>()
                 .map(|_| ())
                 .map_err(|_| format!("`{value}` is not a whole number")),
-            ParamKind::Duration => parse_span(value).map(|_| ()),
+            ParamKind::Duration => parse_span(value)
+                .map(|_| ())
+                .map_err(|e| format!("{} ({})", e.message, e.hint)),
         }
     }
 }
