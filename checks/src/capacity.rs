@@ -73,7 +73,7 @@ pub fn thousands(n: u64) -> String {
     let digits = n.to_string();
     let mut out = String::new();
     for (i, c) in digits.chars().enumerate() {
-        if i > 0 && (digits.len() - i) % 3 == 0 {
+        if i > 0 && (digits.len() - i).is_multiple_of(3) {
             out.push(',');
         }
         out.push(c);
@@ -1101,9 +1101,11 @@ mod tests {
         assert_eq!(proxy_percent(&stack, &o).unwrap().value, 90);
 
         // max_connections from AWS's table: the stack says db.t4g.medium.
+        /// A resource as the case observes it: kind, name, and its (attribute, value) pairs.
+        type Resource = (Kind, &'static str, Vec<(&'static str, &'static str)>);
         struct Case {
             name: &'static str,
-            resources: Vec<(Kind, &'static str, Vec<(&'static str, &'static str)>)>,
+            resources: Vec<Resource>,
             patch: &'static str,
             want: Option<u32>,
             from: &'static str,
@@ -1218,7 +1220,7 @@ mod tests {
         api.attrs
             .insert("reserved_concurrency".into(), "6000".into());
         o.resources.insert(
-            Key::new(Kind::Function, &stack.function_name("prod", "stats-api")),
+            Key::new(Kind::Function, stack.function_name("prod", "stats-api")),
             api,
         );
         let facts = Facts {
@@ -1268,7 +1270,7 @@ mod tests {
         o.resources
             .get_mut(&Key::new(
                 Kind::Function,
-                &stack.function_name("prod", "stats-api"),
+                stack.function_name("prod", "stats-api"),
             ))
             .unwrap()
             .attrs
@@ -1282,7 +1284,7 @@ mod tests {
         o.resources.insert(
             Key::new(
                 Kind::TaskDefinition,
-                &statsctl_core::desired::Names::new(&stack, "prod").task_family("svc"),
+                statsctl_core::desired::Names::new(&stack, "prod").task_family("svc"),
             ),
             task,
         );

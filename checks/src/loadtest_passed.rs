@@ -239,7 +239,7 @@ mod tests {
         let timeline = timeline(
             levels
                 .iter()
-                .flat_map(|&(v, n)| std::iter::repeat(v).take(n as usize)),
+                .flat_map(|&(v, n)| std::iter::repeat_n(v, n as usize)),
         );
         let (viewers, held_secs) = held(&timeline, 600);
         LoadTestRecord {
