@@ -3,7 +3,6 @@
 mod cmd;
 mod context;
 mod exit;
-mod lock;
 mod output;
 mod session;
 

@@ -10,6 +10,8 @@ use statsctl_core::desired::{desired, Artifact};
 use statsctl_core::inventory::{Observed, Owner};
 use statsctl_core::model::ResolvedStack;
 use statsctl_core::plan::{plan, Plan};
+use statsctl_engine::apply::Executor;
+use statsctl_engine::lock::DeployLock;
 
 use crate::context::Global;
 use crate::exit::{CliError, CliResult};
@@ -85,6 +87,31 @@ impl Session {
     pub fn plan(&self, observed: &Observed) -> Plan {
         let wanted = desired(&self.stack.spec, &self.env, observed, &self.artifacts);
         plan(&self.owner, &wanted, observed)
+    }
+
+    /// Takes the deploy lock of this stack and environment for `command` (held until dropped).
+    pub fn lock(&self, command: &str) -> CliResult<DeployLock> {
+        DeployLock::acquire(&self.owner.stack, &self.env, command).map_err(|e| {
+            let mut c = CliError::new(e.message);
+            c.hint = e.hint;
+            c
+        })
+    }
+
+    /// What the executor needs to apply a plan of this session, reporting to `progress` and stopping at `stop`.
+    pub fn executor<'a>(
+        &'a self,
+        progress: &'a (dyn Fn(String) + Send + Sync),
+        stop: &'a std::sync::atomic::AtomicBool,
+    ) -> Executor<'a> {
+        Executor {
+            owner: self.owner.clone(),
+            stack: &self.stack.spec,
+            env: &self.env,
+            artifacts: &self.artifacts,
+            progress,
+            stop,
+        }
     }
 
     /// Observe + plan, with the figures reported by `plan`: API calls and wall time.

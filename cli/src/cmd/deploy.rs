@@ -6,11 +6,10 @@ use std::sync::Arc;
 use clap::Args;
 use serde::Serialize;
 use statsctl_core::plan::{render, Plan};
-use statsctl_engine::apply::{apply, ApplyCtx, Outcome};
+use statsctl_engine::apply::{apply, Outcome};
 
 use crate::context::Global;
 use crate::exit::{CliError, CliResult, OK};
-use crate::lock::DeployLock;
 use crate::output::{self, emit, progress};
 use crate::session::{refuse_blocked, Session};
 
@@ -60,11 +59,7 @@ pub async fn run(g: &Global, args: DeployArgs) -> CliResult {
     let _lock = if args.dry_run {
         None
     } else {
-        Some(DeployLock::acquire(
-            &s.owner.stack,
-            &s.env,
-            "statsctl deploy",
-        )?)
+        Some(s.lock("statsctl deploy")?)
     };
     progress(format!("reading {}/{} from AWS…", s.owner.stack, s.env));
     let (mut observed, p, _) = s.observe_and_plan().await?;
@@ -106,16 +101,7 @@ pub async fn run(g: &Global, args: DeployArgs) -> CliResult {
     }
     let stop = stop_on_interrupt();
     let progress_fn = |line: String| progress(line);
-    let ctx = ApplyCtx {
-        owner: s.owner.clone(),
-        tags: &s.stack.spec.tags,
-        stack: &s.stack.spec,
-        env: &s.env,
-        artifacts: &s.artifacts,
-        progress: &progress_fn,
-        stop: &stop,
-    };
-    let outcome = apply(&s.aws, &ctx, &p, &mut observed).await;
+    let outcome = apply(&s.aws, &s.executor(&progress_fn, &stop), &p, &mut observed).await;
     let converged = if outcome.failed.is_none() && !outcome.interrupted {
         progress("reading back to confirm…");
         let (_, after, _) = s.observe_and_plan().await?;

@@ -8,12 +8,11 @@ use serde::Serialize;
 use statsctl_core::desired::Names;
 use statsctl_core::inventory::Key;
 use statsctl_core::plan::{destroy_plan, render, Plan};
-use statsctl_engine::apply::{apply, ApplyCtx, Outcome};
+use statsctl_engine::apply::{apply, Outcome};
 
 use crate::cmd::deploy::stop_on_interrupt;
 use crate::context::Global;
 use crate::exit::{CliError, CliResult, OK};
-use crate::lock::DeployLock;
 use crate::output::{self, emit, progress};
 use crate::session::Session;
 
@@ -46,11 +45,7 @@ pub async fn run(g: &Global, args: DestroyArgs) -> CliResult {
     let _lock = if args.dry_run {
         None
     } else {
-        Some(DeployLock::acquire(
-            &s.owner.stack,
-            &s.env,
-            "statsctl destroy",
-        )?)
+        Some(s.lock("statsctl destroy")?)
     };
     let observed = s.observe().await?;
     let names = Names::new(&s.stack.spec, &s.env);
@@ -108,17 +103,8 @@ pub async fn run(g: &Global, args: DestroyArgs) -> CliResult {
     }
     let stop = stop_on_interrupt();
     let progress_fn = |line: String| progress(line);
-    let ctx = ApplyCtx {
-        owner: s.owner.clone(),
-        tags: &s.stack.spec.tags,
-        stack: &s.stack.spec,
-        env: &s.env,
-        artifacts: &s.artifacts,
-        progress: &progress_fn,
-        stop: &stop,
-    };
     let mut observed = observed;
-    let outcome = apply(&s.aws, &ctx, &p, &mut observed).await;
+    let outcome = apply(&s.aws, &s.executor(&progress_fn, &stop), &p, &mut observed).await;
     emit(
         g.output,
         &DestroyReport {
