@@ -4,31 +4,26 @@
 //! or at Ctrl-C with a record of what was and was not done. Every step is idempotent against live state, so
 //! re-running after a failure or an interruption converges.
 
-use std::collections::BTreeMap;
 use std::sync::atomic::AtomicBool;
 use std::time::{Duration, Instant};
 
 use serde::Serialize;
 
 use statsctl_aws::{self as aws, Aws, AwsError, AwsResult};
-use statsctl_core::desired::{desired, Artifact, Names};
+use statsctl_core::desired::{desired, Names};
 use statsctl_core::inventory::{
     Desired, Key, Kind, Observed, ObservedResource, Owner, KNOWN_AFTER_APPLY,
 };
-use statsctl_core::model::StackFile;
 use statsctl_core::plan::{Action, Change, Plan};
 
 use crate::inputs::{self, Scope};
+use crate::observe::Subject;
 pub use crate::wait::StepError;
 use crate::wait::{self, wait_for, wait_until, Watch};
 
 /// What the executor needs besides the AWS clients: the stack it applies, where it reports, what stops it.
 pub struct Executor<'a> {
-    pub owner: Owner,
-    pub stack: &'a StackFile,
-    pub env: &'a str,
-    /// Packaged function code, by the stack's function name.
-    pub artifacts: &'a BTreeMap<String, Artifact>,
+    pub subject: Subject<'a>,
     /// Progress lines for stderr.
     pub progress: &'a (dyn Fn(String) + Send + Sync),
     /// Set (by Ctrl-C) to stop: between steps, or during a readiness wait (what was sent stays sent).
@@ -38,8 +33,8 @@ pub struct Executor<'a> {
 impl Executor<'_> {
     fn scope(&self) -> Scope<'_> {
         Scope {
-            owner: &self.owner,
-            tags: &self.stack.tags,
+            owner: self.subject.owner,
+            tags: &self.subject.stack.tags,
         }
     }
     fn watch(&self) -> Watch<'_> {
@@ -142,6 +137,23 @@ pub async fn apply(aws: &Aws, ex: &Executor<'_>, plan: &Plan, observed: &mut Obs
     outcome
 }
 
+/// Applies the plan, then (when every change was made) reads live state back and plans again: `Some(true)` when
+/// nothing is left to do. What `deploy` runs.
+pub async fn apply_and_confirm(
+    aws: &Aws,
+    ex: &Executor<'_>,
+    plan: &Plan,
+    observed: &mut Observed,
+) -> AwsResult<(Outcome, Option<bool>)> {
+    let outcome = apply(aws, ex, plan, observed).await;
+    if outcome.failed.is_some() || outcome.interrupted {
+        return Ok((outcome, None));
+    }
+    (ex.progress)("reading back to confirm…".into());
+    let (_, after, _) = ex.subject.observe_and_plan(aws).await?;
+    Ok((outcome, Some(!after.has_changes())))
+}
+
 /// Applies ONE change (create, update or delete of one resource, readiness wait included) and records the
 /// result in `observed`, so the next change sees it. Rollouts and runbooks compose these.
 pub async fn apply_one(
@@ -159,7 +171,12 @@ pub async fn apply_one(
             Ok(())
         }
         Action::Create | Action::Update => {
-            let wanted = desired(ex.stack, ex.env, observed, ex.artifacts);
+            let wanted = desired(
+                ex.subject.stack,
+                ex.subject.env,
+                observed,
+                ex.subject.artifacts,
+            );
             let Some(d) = wanted.into_iter().find(|d| d.key == *key) else {
                 return Err(AwsError::new(
                     format!("apply {key}"),
@@ -212,7 +229,7 @@ async fn upsert(
     let cur = observed.resources.get(&d.key);
     let exists = cur.is_some();
     let s = ex.scope();
-    let owner = Some(&ex.owner);
+    let owner = Some(ex.subject.owner);
     let name = d.key.name.as_str();
     let r = match (d.key.kind, cur) {
         (Kind::Vpc, None) => {
@@ -220,7 +237,7 @@ async fn upsert(
             with_output(applied(d, owner, id, "available"), "cidr", d.get("cidr"))
         }
         (Kind::Subnet, None) => {
-            let vpc = Names::new(ex.stack, ex.env).vpc();
+            let vpc = Names::new(ex.subject.stack, ex.subject.env).vpc();
             let input = inputs::subnet(d, observed, &vpc, s)?;
             let id = aws::ec2::create_subnet(aws, &input).await?;
             with_output(applied(d, owner, id, "available"), "vpc_id", input.vpc_id)
@@ -258,7 +275,7 @@ async fn upsert(
             applied(d, owner, name.to_string(), "exists")
         }
         (Kind::Secret, None) => {
-            let input = inputs::secret(d, &ex.stack.database.master_username, s);
+            let input = inputs::secret(d, &ex.subject.stack.database.master_username, s);
             let arn = aws::secrets::create(aws, &input).await?;
             let r = ObservedResource {
                 id: arn.clone(),
@@ -274,7 +291,12 @@ async fn upsert(
             applied(d, owner, arn, "Complete")
         }
         (Kind::DbCluster, _) => {
-            let input = inputs::cluster(d, observed, &ex.stack.database.credentials_secret, s)?;
+            let input = inputs::cluster(
+                d,
+                observed,
+                &ex.subject.stack.database.credentials_secret,
+                s,
+            )?;
             aws::rds::put_cluster(aws, &input, exists).await?;
             let endpoint = wait_for(
                 ex.watch(),
@@ -442,7 +464,7 @@ async fn upsert(
             with_output(applied(d, owner, arn, "ACTIVE"), "revision_ref", revision)
         }
         (Kind::EcsService, _) => {
-            let svc = ex.stack.service.as_ref().ok_or_else(|| {
+            let svc = ex.subject.stack.service.as_ref().ok_or_else(|| {
                 AwsError::new(
                     format!("deploy service `{name}`"),
                     "the stack has no service",
@@ -488,7 +510,11 @@ async fn upsert(
 
 /// The container's name in the task definition: the stack's service name.
 fn service_name<'s>(ex: &'s Executor<'_>) -> &'s str {
-    ex.stack.service.as_ref().map_or("app", |s| s.name.as_str())
+    ex.subject
+        .stack
+        .service
+        .as_ref()
+        .map_or("app", |s| s.name.as_str())
 }
 
 /// A function: created, or its code and configuration updated where they differ, each call followed by a
@@ -502,9 +528,9 @@ async fn put_function(
 ) -> Result<ObservedResource, StepError> {
     let name = d.key.name.as_str();
     let short = name
-        .strip_prefix(&format!("{}-{}-", ex.stack.stack, ex.env))
+        .strip_prefix(&format!("{}-{}-", ex.subject.stack.stack, ex.subject.env))
         .unwrap_or(name);
-    let artifact = ex.artifacts.get(short).ok_or_else(|| {
+    let artifact = ex.subject.artifacts.get(short).ok_or_else(|| {
         AwsError::new(
             format!("deploy function `{name}`"),
             "its artifact was not packaged",
@@ -544,7 +570,7 @@ async fn put_function(
         aws::lambda::set_reserved_concurrency(aws, name, concurrency).await?;
     }
     Ok(with_output(
-        applied(d, Some(&ex.owner), arn, "Active"),
+        applied(d, Some(ex.subject.owner), arn, "Active"),
         "code_sha256",
         d.get("code_sha256"),
     ))

@@ -1,17 +1,15 @@
 //! `statsctl deploy`: apply the plan in dependency order, then read back and confirm nothing is left to do.
 
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::Arc;
-
 use clap::Args;
 use serde::Serialize;
 use statsctl_core::plan::{render, Plan};
-use statsctl_engine::apply::{apply, Outcome};
+use statsctl_engine::apply::{apply_and_confirm, Outcome};
+use statsctl_engine::interrupt::stop_on_ctrl_c;
 
 use crate::context::Global;
 use crate::exit::{CliError, CliResult, OK};
 use crate::output::{self, emit, progress};
-use crate::session::{refuse_blocked, Session};
+use crate::session::{aws_error, refuse_blocked, Session};
 
 #[derive(Args, Debug)]
 pub struct DeployArgs {
@@ -33,24 +31,6 @@ struct DeployReport<'a> {
     converged: Option<bool>,
     api_calls: usize,
     seconds: f64,
-}
-
-/// Ctrl-C stops between steps instead of killing a step half-way; a second Ctrl-C exits at once.
-pub fn stop_on_interrupt() -> Arc<AtomicBool> {
-    let stop = Arc::new(AtomicBool::new(false));
-    let flag = stop.clone();
-    tokio::spawn(async move {
-        if tokio::signal::ctrl_c().await.is_ok() {
-            flag.store(true, Ordering::SeqCst);
-            eprintln!(
-                "interrupted: finishing the current step, then stopping (Ctrl-C again to exit now)"
-            );
-            if tokio::signal::ctrl_c().await.is_ok() {
-                std::process::exit(130);
-            }
-        }
-    });
-    stop
 }
 
 pub async fn run(g: &Global, args: DeployArgs) -> CliResult {
@@ -99,16 +79,12 @@ pub async fn run(g: &Global, args: DeployArgs) -> CliResult {
     if g.output == crate::output::Format::Human {
         eprint!("{}", render(&p, false));
     }
-    let stop = stop_on_interrupt();
+    let stop = stop_on_ctrl_c();
     let progress_fn = |line: String| progress(line);
-    let outcome = apply(&s.aws, &s.executor(&progress_fn, &stop), &p, &mut observed).await;
-    let converged = if outcome.failed.is_none() && !outcome.interrupted {
-        progress("reading back to confirm…");
-        let (_, after, _) = s.observe_and_plan().await?;
-        Some(!after.has_changes())
-    } else {
-        None
-    };
+    let ex = s.executor(&progress_fn, &stop);
+    let (outcome, converged) = apply_and_confirm(&s.aws, &ex, &p, &mut observed)
+        .await
+        .map_err(aws_error)?;
     emit(
         g.output,
         &report(&s, args.dry_run, started, Some(&outcome), converged, &p),

@@ -9,8 +9,8 @@ use statsctl_core::desired::Names;
 use statsctl_core::inventory::Key;
 use statsctl_core::plan::{destroy_plan, render, Plan};
 use statsctl_engine::apply::{apply, Outcome};
+use statsctl_engine::interrupt::stop_on_ctrl_c;
 
-use crate::cmd::deploy::stop_on_interrupt;
 use crate::context::Global;
 use crate::exit::{CliError, CliResult, OK};
 use crate::output::{self, emit, progress};
@@ -101,7 +101,7 @@ pub async fn run(g: &Global, args: DestroyArgs) -> CliResult {
             return Err(CliError::new("not confirmed; nothing was deleted"));
         }
     }
-    let stop = stop_on_interrupt();
+    let stop = stop_on_ctrl_c();
     let progress_fn = |line: String| progress(line);
     let mut observed = observed;
     let outcome = apply(&s.aws, &s.executor(&progress_fn, &stop), &p, &mut observed).await;
