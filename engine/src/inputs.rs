@@ -240,9 +240,9 @@ pub fn cluster(
     credentials_secret: &str,
     s: Scope,
 ) -> Built<rds::ClusterInput> {
-    let serverless_acu = match d.attrs.get("serverless_acu") {
-        None => None,
-        Some(v) => {
+    let serverless_acu = match d.get("serverless_acu") {
+        "" => None,
+        v => {
             let range = v
                 .split_once('-')
                 .and_then(|(min, max)| Some((min.parse::<f64>().ok()?, max.parse::<f64>().ok()?)));
@@ -308,9 +308,10 @@ pub fn pool(d: &Desired) -> Built<rds::PoolInput> {
         proxy: proxy_of(d).to_string(),
         max_connections_percent: num(d, "max_connections_percent")?,
         connection_borrow_timeout_s: num(d, "connection_borrow_timeout")?,
-        max_idle_connections_percent: match d.attrs.get("max_idle_connections_percent") {
-            None => None,
-            Some(_) => Some(num(d, "max_idle_connections_percent")?),
+        // Only managed when the stack sets it.
+        max_idle_connections_percent: match d.get("max_idle_connections_percent") {
+            "" => None,
+            _ => Some(num(d, "max_idle_connections_percent")?),
         },
     })
 }
@@ -570,7 +571,7 @@ mod tests {
             .attr("period", "60")
             .attr("evaluation_periods", "5")
             .attr("datapoints_to_alarm", "5");
-        let cases: Vec<(&str, Built<()>, &str, &str)> = vec![
+        let cases = [
             (
                 "memory not a number",
                 function(&function_desired().attr("memory_mb", "lots"), &obs, s).map(drop),
@@ -734,7 +735,7 @@ mod tests {
             (a.namespace.as_str(), a.metric.as_str()),
             ("AWS/Lambda", "Errors")
         );
-        assert_eq!(a.threshold, 0.5);
+        assert_eq!(a.threshold.to_string(), "0.5");
         assert_eq!(a.actions, vec!["arn:a".to_string(), "arn:b".to_string()]);
     }
 

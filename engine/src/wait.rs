@@ -85,7 +85,8 @@ where
         // Pause in short slices so Ctrl-C does not wait out a 15 s back-off.
         let until = Instant::now() + delay;
         while Instant::now() < until && !watch.stopped() {
-            tokio::time::sleep(STOP_CHECK.min(until - Instant::now())).await;
+            tokio::time::sleep(STOP_CHECK.min(until.saturating_duration_since(Instant::now())))
+                .await;
         }
         delay = (delay * 2).min(MAX_DELAY);
     }
