@@ -69,9 +69,12 @@ pub struct Outcome {
     pub done: Vec<Step>,
     pub failed: Option<Failure>,
     pub not_done: Vec<Key>,
-    /// Stopped on request (Ctrl-C): between two steps, or while waiting for one to be ready (that one is
-    /// listed as not done; re-running resumes it).
+    /// Stopped on request (Ctrl-C): between two steps, or while waiting for one to be ready.
     pub interrupted: bool,
+    /// The change a Ctrl-C stopped waiting for: sent, but not seen ready. Also in `not_done`: re-running checks
+    /// it against live state and finishes it.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub unfinished: Option<Key>,
 }
 
 fn verbs(action: Action) -> (&'static str, &'static str) {
@@ -122,6 +125,7 @@ pub async fn apply(aws: &Aws, ex: &Executor<'_>, plan: &Plan, observed: &mut Obs
                     change.key
                 ));
                 outcome.interrupted = true;
+                outcome.unfinished = Some(change.key.clone());
                 outcome.not_done.push(change.key.clone());
             }
             Err(StepError::Failed(e)) => {

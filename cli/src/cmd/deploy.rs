@@ -141,16 +141,63 @@ fn human_outcome(out: &mut String, o: &Outcome, converged: Option<bool>) {
         ));
     }
     for k in &o.not_done {
-        out.push_str(&format!("{} {} not attempted\n", output::dim("–"), k));
+        if o.unfinished.as_ref() == Some(k) {
+            out.push_str(&format!(
+                "{} {} sent, not yet ready (stopped waiting)\n",
+                output::yellow("…"),
+                k
+            ));
+        } else {
+            out.push_str(&format!("{} {} not attempted\n", output::dim("–"), k));
+        }
     }
+    let unfinished = usize::from(o.unfinished.is_some());
     out.push_str(&format!(
         "\n{} done, {} failed, {} not attempted.",
         o.done.len(),
         usize::from(o.failed.is_some()),
-        o.not_done.len()
+        o.not_done.len() - unfinished
     ));
+    if unfinished > 0 {
+        out.push_str(" 1 sent but not yet ready: re-run `statsctl deploy` to finish it.");
+    }
     if converged == Some(true) {
         out.push_str(" Live state matches the stack file.");
     }
     out.push('\n');
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use statsctl_core::inventory::{Key, Kind};
+    use statsctl_core::plan::Action;
+    use statsctl_engine::apply::Step;
+
+    #[test]
+    fn a_change_stopped_while_waiting_reads_as_sent_not_as_not_attempted() {
+        let cluster = Key::new(Kind::DbCluster, "db");
+        let o = Outcome {
+            done: vec![Step {
+                key: Key::new(Kind::Secret, "creds"),
+                action: Action::Create,
+                seconds: 0.1,
+            }],
+            not_done: vec![cluster.clone(), Key::new(Kind::DbInstance, "db-1")],
+            interrupted: true,
+            unfinished: Some(cluster),
+            ..Default::default()
+        };
+        let mut out = String::new();
+        human_outcome(&mut out, &o, None);
+        assert!(
+            out.contains("db_cluster.db sent, not yet ready (stopped waiting)"),
+            "{out}"
+        );
+        assert!(out.contains("db_instance.db-1 not attempted"), "{out}");
+        assert!(
+            out.contains("1 done, 0 failed, 1 not attempted. 1 sent but not yet ready"),
+            "{out}"
+        );
+    }
 }
