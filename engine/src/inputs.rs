@@ -740,6 +740,78 @@ mod tests {
     }
 
     #[test]
+    fn the_service_and_its_task_definition() {
+        let o = owner();
+        let tags = BTreeMap::new();
+        let s = Scope {
+            owner: &o,
+            tags: &tags,
+        };
+        let mut obs = observed();
+        obs.resources.insert(
+            statsctl_core::inventory::Key::new(Kind::Role, "task-role"),
+            ObservedResource {
+                id: "task-role".into(),
+                outputs: BTreeMap::from([("arn".to_string(), "arn:task-role".to_string())]),
+                ..Default::default()
+            },
+        );
+        let task_desired = Desired::new(Kind::TaskDefinition, "live-dev-stats")
+            .attr("image", "stats:1")
+            .attr("cpu", "256")
+            .attr("memory_mb", "512")
+            .attr("port", "8080")
+            .attr("environment", r#"{"DB_MODE":"pool"}"#)
+            .attr("secrets", r#"{"TOKEN":"arn:secret:t:key::"}"#)
+            .attr("task_role", "task-role");
+        let t = task(&task_desired, &obs, "stats", s).unwrap();
+        assert_eq!(
+            (
+                t.cpu.as_str(),
+                t.memory_mb.as_str(),
+                t.port,
+                t.role_arn.as_str()
+            ),
+            ("256", "512", 8080, "arn:task-role")
+        );
+        assert_eq!(t.container_name, "stats");
+        assert_eq!(t.secrets["TOKEN"], "arn:secret:t:key::");
+        let e = task(&task_desired.attr("port", "http"), &obs, "stats", s).unwrap_err();
+        assert!(
+            e.to_string().contains("task_definition.live-dev-stats"),
+            "{e}"
+        );
+        assert!(e.to_string().contains("`port` is `http`"), "{e}");
+
+        let service_desired = Desired::new(Kind::EcsService, "stats")
+            .attr("cluster", "live")
+            .attr("task_definition", "live-dev-stats:3")
+            .attr("desired_count", "2")
+            .attr("subnets", "s-a")
+            .attr("security_groups", "sg-fn")
+            .attr("target_group", "tg");
+        let svc = service(&service_desired, &obs, ("stats", 8080), s).unwrap();
+        assert_eq!(
+            (
+                svc.desired_count,
+                svc.target_group_arn.as_str(),
+                svc.container_port
+            ),
+            (2, "arn:tg", 8080)
+        );
+        assert_eq!(svc.subnet_ids, vec!["subnet-1".to_string()]);
+        let e = service(
+            &service_desired.attr("desired_count", "-"),
+            &obs,
+            ("stats", 8080),
+            s,
+        )
+        .unwrap_err();
+        assert!(e.to_string().contains("ecs_service.stats"), "{e}");
+        assert!(e.to_string().contains("`desired_count` is `-`"), "{e}");
+    }
+
+    #[test]
     fn ingress_revokes_drift_and_authorizes_what_is_missing() {
         let obs = observed();
         let d = Desired::new(Kind::Ingress, "sg-db")
