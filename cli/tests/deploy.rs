@@ -406,3 +406,49 @@ fn destroy_keeps_data_unless_asked() {
     );
     assert_eq!(pending(&plan).len(), 54);
 }
+
+/// Ctrl-C (SIGINT) during a deploy: the call under way completes, the rest is not attempted, the deploy says it
+/// was interrupted and releases its lock, and a re-run converges.
+#[test]
+fn interrupted_deploy_stops_and_resumes() {
+    use std::io::{BufRead, BufReader, Read};
+    let env = LocalAws::start();
+    let mut c = env.statsctl();
+    c.args(["deploy", "--output", "json"])
+        .stderr(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped());
+    let mut child = c.spawn().unwrap();
+    let mut stderr = BufReader::new(child.stderr.take().unwrap());
+    let mut seen = String::new();
+    let mut line = String::new();
+    while stderr.read_line(&mut line).unwrap() > 0 {
+        seen.push_str(&line);
+        if line.contains("] created ") {
+            let pid = i32::try_from(child.id()).unwrap();
+            assert_eq!(unsafe { libc::kill(pid, libc::SIGINT) }, 0);
+            break;
+        }
+        line.clear();
+    }
+    stderr.read_to_string(&mut seen).unwrap();
+    let mut stdout = String::new();
+    child
+        .stdout
+        .take()
+        .unwrap()
+        .read_to_string(&mut stdout)
+        .unwrap();
+    let status = child.wait().unwrap();
+    assert_eq!(status.code(), Some(1), "{seen}");
+    assert!(seen.contains("deploy interrupted after"), "{seen}");
+    let report: serde_json::Value = serde_json::from_str(&stdout).unwrap();
+    assert_eq!(report["outcome"]["interrupted"], true, "{report}");
+    assert!(
+        !report["outcome"]["not_done"].as_array().unwrap().is_empty(),
+        "{report}"
+    );
+    assert!(report["outcome"]["failed"].is_null(), "{report}");
+    // The lock went with the process; a re-run does the rest.
+    assert_eq!(env.deploy().code, 0);
+    assert_eq!(env.plan_json().0, 0);
+}
