@@ -123,5 +123,14 @@ pub async fn run(g: &Global, args: DestroyArgs) -> CliResult {
         );
         return Err(e);
     }
+    // Stopped by Ctrl-C: some resources are left, so this is not success.
+    if outcome.interrupted {
+        return Err(CliError::new(format!(
+            "destroy interrupted after {} of {} deletions",
+            outcome.done.len(),
+            outcome.done.len() + outcome.not_done.len()
+        ))
+        .hint("re-run `statsctl destroy` to delete the rest"));
+    }
     Ok(OK)
 }
