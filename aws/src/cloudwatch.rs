@@ -2,10 +2,10 @@
 
 use aws_sdk_cloudwatch::types::{ComparisonOperator, Dimension, MetricAlarm, Statistic};
 
+use std::collections::BTreeMap;
+
 use crate::{fail, Aws, AwsResult};
-use statsctl_core::inventory::{
-    canonical_map, join_sorted, Desired, Key, Kind, ObservedResource, Owner,
-};
+use statsctl_core::inventory::{canonical_map, join_sorted, Key, Kind, ObservedResource, Owner};
 
 /// The managed attributes of a live alarm, in the same form `desired` writes them.
 fn attrs(a: &MetricAlarm) -> std::collections::BTreeMap<String, String> {
@@ -103,50 +103,55 @@ pub async fn observe(
     Ok(out)
 }
 
-pub async fn put_alarm(aws: &Aws, d: &Desired) -> AwsResult<ObservedResource> {
-    let name = &d.key.name;
-    // Namespaces contain a slash themselves (`AWS/Lambda`): the metric is after the last one.
-    let (namespace, metric) = d
-        .get("metric")
-        .rsplit_once('/')
-        .unwrap_or(("", d.get("metric")));
-    let dims: std::collections::BTreeMap<String, String> =
-        serde_json::from_str(d.get("dimensions")).unwrap_or_default();
-    let actions: Vec<String> = d
-        .get("actions")
-        .split(',')
-        .filter(|s| !s.is_empty())
-        .map(str::to_string)
-        .collect();
+/// One metric alarm, as `PutMetricAlarm` takes it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct AlarmInput {
+    pub name: String,
+    pub description: String,
+    /// `AWS/Lambda`, `AWS/RDS`…
+    pub namespace: String,
+    pub metric: String,
+    pub dimensions: BTreeMap<String, String>,
+    /// `Average`, `Maximum`, `Sum`…
+    pub statistic: String,
+    /// `GreaterThanThreshold`…
+    pub comparison: String,
+    pub threshold: f64,
+    pub period_s: i32,
+    pub evaluation_periods: i32,
+    pub datapoints_to_alarm: i32,
+    /// Notified on ALARM and on OK.
+    pub actions: Vec<String>,
+}
+
+/// Creates or replaces the alarm (the call is an upsert).
+pub async fn put_alarm(aws: &Aws, a: &AlarmInput) -> AwsResult<()> {
+    let name = &a.name;
     aws.cloudwatch
         .put_metric_alarm()
         .alarm_name(name)
-        .alarm_description(d.get("description"))
-        .namespace(namespace)
-        .metric_name(metric)
+        .alarm_description(&a.description)
+        .namespace(&a.namespace)
+        .metric_name(&a.metric)
         .set_dimensions(Some(
-            dims.into_iter()
+            a.dimensions
+                .iter()
                 .map(|(k, v)| Dimension::builder().name(k).value(v).build())
                 .collect(),
         ))
-        .statistic(Statistic::from(d.get("statistic")))
-        .comparison_operator(ComparisonOperator::from(d.get("comparison")))
-        .threshold(d.get("threshold").parse().unwrap_or_default())
-        .period(d.get("period").parse().unwrap_or(60))
-        .evaluation_periods(d.get("evaluation_periods").parse().unwrap_or(5))
-        .datapoints_to_alarm(d.get("datapoints_to_alarm").parse().unwrap_or(5))
-        .set_alarm_actions(Some(actions.clone()))
-        .set_ok_actions(Some(actions))
+        .statistic(Statistic::from(a.statistic.as_str()))
+        .comparison_operator(ComparisonOperator::from(a.comparison.as_str()))
+        .threshold(a.threshold)
+        .period(a.period_s)
+        .evaluation_periods(a.evaluation_periods)
+        .datapoints_to_alarm(a.datapoints_to_alarm)
+        .set_alarm_actions(Some(a.actions.clone()))
+        .set_ok_actions(Some(a.actions.clone()))
         .treat_missing_data("notBreaching")
         .send()
         .await
-        .map_err(|e| fail(format!("put alarm `{name}`"), e))?;
-    Ok(ObservedResource {
-        id: name.clone(),
-        state: "INSUFFICIENT_DATA".into(),
-        attrs: d.attrs.clone(),
-        ..Default::default()
-    })
+        .map(|_| ())
+        .map_err(|e| fail(format!("put alarm `{name}`"), e))
 }
 
 pub async fn delete(aws: &Aws, name: &str) -> AwsResult<()> {

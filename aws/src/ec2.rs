@@ -4,11 +4,8 @@ use aws_sdk_ec2::types::{
     Filter, IpPermission, IpRange, ResourceType, Tag, TagSpecification, UserIdGroupPair,
 };
 
-use crate::ctx::ApplyCtx;
-use crate::{fail, owner_from, tags_for, Aws, AwsError, AwsResult, TAG_ENV, TAG_NAME, TAG_STACK};
-use statsctl_core::inventory::{
-    join_sorted, Desired, Key, Kind, Observed, ObservedResource, Owner,
-};
+use crate::{fail, owner_from, Aws, AwsResult, TAG_ENV, TAG_NAME, TAG_STACK};
+use statsctl_core::inventory::{join_sorted, Key, Kind, ObservedResource, Owner};
 
 fn owned_filters(owner: &Owner) -> Vec<Filter> {
     vec![
@@ -34,9 +31,9 @@ fn tag_name(tags: &[Tag]) -> Option<String> {
         .map(|(_, v)| v.to_string())
 }
 
-fn tag_spec(ctx: &ApplyCtx, kind: ResourceType, name: &str) -> TagSpecification {
+fn tag_spec(kind: ResourceType, tags: &[(String, String)]) -> TagSpecification {
     let mut b = TagSpecification::builder().resource_type(kind);
-    for (k, v) in tags_for(&ctx.owner, ctx.tags, name) {
+    for (k, v) in tags {
         b = b.tags(Tag::builder().key(k).value(v).build());
     }
     b.build()
@@ -213,172 +210,132 @@ pub async fn observe(
     Ok((out, referenced))
 }
 
-pub async fn create_vpc(aws: &Aws, ctx: &ApplyCtx<'_>, d: &Desired) -> AwsResult<ObservedResource> {
-    let name = &d.key.name;
+/// Creates a VPC; returns its id.
+pub async fn create_vpc(
+    aws: &Aws,
+    name: &str,
+    cidr: &str,
+    tags: &[(String, String)],
+) -> AwsResult<String> {
     let r = aws
         .ec2
         .create_vpc()
-        .cidr_block(d.get("cidr"))
-        .tag_specifications(tag_spec(ctx, ResourceType::Vpc, name))
+        .cidr_block(cidr)
+        .tag_specifications(tag_spec(ResourceType::Vpc, tags))
         .send()
         .await
         .map_err(|e| fail(format!("create VPC `{name}`"), e))?;
-    let id = r
-        .vpc()
+    Ok(r.vpc()
         .and_then(|v| v.vpc_id())
         .unwrap_or_default()
-        .to_string();
-    let mut o = ObservedResource {
-        id,
-        owner: Some(ctx.owner.clone()),
-        state: "available".into(),
-        attrs: d.attrs.clone(),
-        ..Default::default()
-    };
-    o.outputs.insert("cidr".into(), d.get("cidr").into());
-    Ok(o)
+        .to_string())
 }
 
-pub async fn create_subnet(
-    aws: &Aws,
-    ctx: &ApplyCtx<'_>,
-    d: &Desired,
-    observed: &Observed,
-    vpc_name: &str,
-) -> AwsResult<ObservedResource> {
-    let name = &d.key.name;
-    let vpc_id = observed.id_of(Kind::Vpc, vpc_name).ok_or_else(|| {
-        AwsError::new(format!("create subnet `{name}`"), "its VPC does not exist")
-    })?;
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SubnetInput {
+    pub name: String,
+    pub vpc_id: String,
+    pub cidr: String,
+    pub availability_zone: String,
+    pub tags: Vec<(String, String)>,
+}
+
+/// Creates a subnet; returns its id.
+pub async fn create_subnet(aws: &Aws, s: &SubnetInput) -> AwsResult<String> {
+    let name = &s.name;
     let r = aws
         .ec2
         .create_subnet()
-        .vpc_id(vpc_id)
-        .cidr_block(d.get("cidr"))
-        .availability_zone(d.get("availability_zone"))
-        .tag_specifications(tag_spec(ctx, ResourceType::Subnet, name))
+        .vpc_id(&s.vpc_id)
+        .cidr_block(&s.cidr)
+        .availability_zone(&s.availability_zone)
+        .tag_specifications(tag_spec(ResourceType::Subnet, &s.tags))
         .send()
         .await
         .map_err(|e| fail(format!("create subnet `{name}`"), e).hint("the CIDR must lie inside the VPC's and not overlap another subnet; the zone must be in the region"))?;
-    let id = r
-        .subnet()
+    Ok(r.subnet()
         .and_then(|s| s.subnet_id())
         .unwrap_or_default()
-        .to_string();
-    let mut o = ObservedResource {
-        id,
-        owner: Some(ctx.owner.clone()),
-        state: "available".into(),
-        attrs: d.attrs.clone(),
-        ..Default::default()
-    };
-    o.outputs.insert("vpc_id".into(), vpc_id.into());
-    Ok(o)
+        .to_string())
 }
 
-pub async fn create_group(
-    aws: &Aws,
-    ctx: &ApplyCtx<'_>,
-    d: &Desired,
-    observed: &Observed,
-) -> AwsResult<ObservedResource> {
-    let name = &d.key.name;
-    let vpc_id = observed.id_of(Kind::Vpc, d.get("vpc")).ok_or_else(|| {
-        AwsError::new(
-            format!("create security group `{name}`"),
-            "its VPC does not exist",
-        )
-    })?;
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct GroupInput {
+    pub name: String,
+    pub vpc_id: String,
+    pub description: String,
+    pub tags: Vec<(String, String)>,
+}
+
+/// Creates a security group (no rules: see [`set_ingress`]); returns its id.
+pub async fn create_group(aws: &Aws, g: &GroupInput) -> AwsResult<String> {
+    let name = &g.name;
     let r = aws
         .ec2
         .create_security_group()
         .group_name(name)
-        .description(format!(
-            "statsctl {}/{}: {name}",
-            ctx.owner.stack, ctx.owner.env
-        ))
-        .vpc_id(vpc_id)
-        .tag_specifications(tag_spec(ctx, ResourceType::SecurityGroup, name))
+        .description(&g.description)
+        .vpc_id(&g.vpc_id)
+        .tag_specifications(tag_spec(ResourceType::SecurityGroup, &g.tags))
         .send()
         .await
         .map_err(|e| fail(format!("create security group `{name}`"), e))?;
-    Ok(ObservedResource {
-        id: r.group_id().unwrap_or_default().into(),
-        owner: Some(ctx.owner.clone()),
-        state: "exists".into(),
-        attrs: d.attrs.clone(),
-        ..Default::default()
-    })
+    Ok(r.group_id().unwrap_or_default().into())
 }
 
-fn permission(rule: &str, observed: &Observed) -> Result<IpPermission, String> {
-    let parts: Vec<&str> = rule.splitn(4, ':').collect();
-    let [proto, port, kind, what] = parts[..] else {
-        return Err(format!("malformed rule `{rule}`"));
-    };
-    let mut p = IpPermission::builder().ip_protocol(proto);
-    if let Ok(port) = port.parse::<i32>() {
-        p = p.from_port(port).to_port(port);
-    }
-    match kind {
-        "sg" => {
-            let gid = observed.id_of(Kind::SecurityGroup, what).unwrap_or(what);
-            p = p.user_id_group_pairs(UserIdGroupPair::builder().group_id(gid).build());
+/// Where an ingress rule admits traffic from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Source {
+    /// A security group, by id.
+    Group(String),
+    Cidr(String),
+}
+
+/// One ingress rule: protocol, port (`None`: every port) and source.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Rule {
+    pub protocol: String,
+    pub port: Option<i32>,
+    pub source: Source,
+}
+
+impl Rule {
+    fn permission(&self) -> IpPermission {
+        let mut p = IpPermission::builder().ip_protocol(&self.protocol);
+        if let Some(port) = self.port {
+            p = p.from_port(port).to_port(port);
         }
-        _ => p = p.ip_ranges(IpRange::builder().cidr_ip(what).build()),
+        match &self.source {
+            Source::Group(id) => {
+                p = p.user_id_group_pairs(UserIdGroupPair::builder().group_id(id).build())
+            }
+            Source::Cidr(cidr) => p = p.ip_ranges(IpRange::builder().cidr_ip(cidr).build()),
+        }
+        p.build()
     }
-    Ok(p.build())
 }
 
-/// Makes a group's ingress exactly the desired rules: revokes extra ones (drift), authorizes missing ones.
-pub async fn set_ingress(
-    aws: &Aws,
-    d: &Desired,
-    current: Option<&ObservedResource>,
-    observed: &Observed,
-    owner: &Owner,
-) -> AwsResult<ObservedResource> {
-    let name = &d.key.name;
-    let gid = observed
-        .id_of(Kind::SecurityGroup, name)
-        .ok_or_else(|| {
-            AwsError::new(
-                format!("set ingress of `{name}`"),
-                "the group does not exist",
-            )
-        })?
-        .to_string();
-    let split = |s: &str| -> Vec<String> {
-        s.split(',')
-            .filter(|x| !x.is_empty())
-            .map(str::to_string)
-            .collect()
-    };
-    let want = split(d.get("rules"));
-    let have = current
-        .map(|c| split(c.attrs.get("rules").map(String::as_str).unwrap_or("")))
-        .unwrap_or_default();
-    let bad = |e: String| AwsError::new(format!("set ingress of `{name}`"), e);
-    let extra: Vec<IpPermission> = have
-        .iter()
-        .filter(|r| !want.contains(r))
-        .map(|r| permission(r, observed))
-        .collect::<Result<_, _>>()
-        .map_err(bad)?;
-    let missing: Vec<IpPermission> = want
-        .iter()
-        .filter(|r| !have.contains(r))
-        .map(|r| permission(r, observed))
-        .collect::<Result<_, _>>()
-        .map_err(|e| AwsError::new(format!("set ingress of `{name}`"), e))?;
+/// The rules to take away from and add to one group.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct IngressInput {
+    /// The group's name, for messages.
+    pub name: String,
+    pub group_id: String,
+    pub revoke: Vec<Rule>,
+    pub authorize: Vec<Rule>,
+}
+
+/// Revokes then authorizes the given rules.
+pub async fn set_ingress(aws: &Aws, i: &IngressInput) -> AwsResult<()> {
+    let name = &i.name;
     // One at a time: a rule naming a group that no longer exists cannot be revoked (and no longer admits
     // anything), which must not stop the others.
-    for rule in extra {
+    for rule in &i.revoke {
         match aws
             .ec2
             .revoke_security_group_ingress()
-            .group_id(&gid)
-            .ip_permissions(rule)
+            .group_id(&i.group_id)
+            .ip_permissions(rule.permission())
             .send()
             .await
         {
@@ -387,22 +344,16 @@ pub async fn set_ingress(
             Err(e) => return Err(fail(format!("revoke ingress rules of `{name}`"), e)),
         }
     }
-    if !missing.is_empty() {
+    if !i.authorize.is_empty() {
         aws.ec2
             .authorize_security_group_ingress()
-            .group_id(&gid)
-            .set_ip_permissions(Some(missing))
+            .group_id(&i.group_id)
+            .set_ip_permissions(Some(i.authorize.iter().map(Rule::permission).collect()))
             .send()
             .await
             .map_err(|e| fail(format!("authorize ingress rules of `{name}`"), e))?;
     }
-    Ok(ObservedResource {
-        id: gid,
-        owner: Some(owner.clone()),
-        state: "exists".into(),
-        attrs: d.attrs.clone(),
-        ..Default::default()
-    })
+    Ok(())
 }
 
 pub async fn delete(aws: &Aws, key: &Key, id: &str) -> AwsResult<()> {

@@ -1,21 +1,17 @@
 //! ECS: the cluster, the service's task definition (a new revision per change) and the service itself.
 
-use std::time::Duration;
+use std::collections::BTreeMap;
 
 use aws_sdk_ecs::types::{
     AssignPublicIp, AwsVpcConfiguration, Compatibility, ContainerDefinition, KeyValuePair,
     LaunchType, LoadBalancer, NetworkConfiguration, NetworkMode, PortMapping, Secret, Tag,
 };
 
-use crate::ctx::{wait_until, ApplyCtx};
-use crate::{code_of, fail, owner_from, tags_for, Aws, AwsError, AwsResult};
-use statsctl_core::inventory::{
-    canonical_map, join_sorted, Desired, Key, Kind, Observed, ObservedResource,
-};
+use crate::{code_of, fail, owner_from, Aws, AwsError, AwsResult};
+use statsctl_core::inventory::{canonical_map, join_sorted, Key, Kind, ObservedResource};
 
-fn tags(ctx: &ApplyCtx, name: &str) -> Vec<Tag> {
-    tags_for(&ctx.owner, ctx.tags, name)
-        .into_iter()
+fn ecs_tags(tags: &[(String, String)]) -> Vec<Tag> {
+    tags.iter()
         .map(|(k, v)| Tag::builder().key(k).value(v).build())
         .collect()
 }
@@ -198,49 +194,44 @@ pub async fn observe(
     Ok(out)
 }
 
-pub async fn create_cluster(
-    aws: &Aws,
-    ctx: &ApplyCtx<'_>,
-    d: &Desired,
-) -> AwsResult<ObservedResource> {
-    let name = &d.key.name;
+pub async fn create_cluster(aws: &Aws, name: &str, tags: &[(String, String)]) -> AwsResult<String> {
     let r = aws
         .ecs
         .create_cluster()
         .cluster_name(name)
-        .set_tags(Some(tags(ctx, name)))
+        .set_tags(Some(ecs_tags(tags)))
         .send()
         .await
         .map_err(|e| fail(format!("create ECS cluster `{name}`"), e))?;
-    Ok(ObservedResource {
-        id: r
-            .cluster()
-            .and_then(|c| c.cluster_arn())
-            .unwrap_or_default()
-            .into(),
-        owner: Some(ctx.owner.clone()),
-        state: "ACTIVE".into(),
-        ..Default::default()
-    })
+    Ok(r.cluster()
+        .and_then(|c| c.cluster_arn())
+        .unwrap_or_default()
+        .into())
 }
 
-pub async fn register_task_definition(
-    aws: &Aws,
-    ctx: &ApplyCtx<'_>,
-    d: &Desired,
-    observed: &Observed,
-) -> AwsResult<ObservedResource> {
-    let family = &d.key.name;
-    let role_arn = observed
-        .output(Kind::Role, d.get("task_role"), "arn")
-        .unwrap_or_default()
-        .to_string();
-    let vars: std::collections::BTreeMap<String, String> =
-        serde_json::from_str(d.get("environment")).unwrap_or_default();
-    let secrets: std::collections::BTreeMap<String, String> =
-        serde_json::from_str(d.get("secrets")).unwrap_or_default();
-    let secrets = secrets
-        .into_iter()
+/// One Fargate task definition revision with a single container.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TaskInput {
+    pub family: String,
+    pub container_name: String,
+    pub image: String,
+    /// As ECS takes them: CPU units and MiB, e.g. `256` and `512`.
+    pub cpu: String,
+    pub memory_mb: String,
+    pub port: i32,
+    pub role_arn: String,
+    pub environment: BTreeMap<String, String>,
+    /// Variable → `valueFrom` (a secret ARN, optionally `:json-key::`).
+    pub secrets: BTreeMap<String, String>,
+    pub tags: Vec<(String, String)>,
+}
+
+/// Registers a new revision; returns its ARN.
+pub async fn register_task_definition(aws: &Aws, t: &TaskInput) -> AwsResult<String> {
+    let family = &t.family;
+    let secrets = t
+        .secrets
+        .iter()
         .map(|(k, v)| Secret::builder().name(k).value_from(v).build())
         .collect::<Result<Vec<_>, _>>()
         .map_err(|e| {
@@ -249,23 +240,14 @@ pub async fn register_task_definition(
                 format!("a secret reference is incomplete: {e}"),
             )
         })?;
-    let service = ctx
-        .stack
-        .service
-        .as_ref()
-        .map(|s| s.name.clone())
-        .unwrap_or_else(|| "app".into());
     let container = ContainerDefinition::builder()
-        .name(service)
-        .image(d.get("image"))
+        .name(&t.container_name)
+        .image(&t.image)
         .essential(true)
-        .port_mappings(
-            PortMapping::builder()
-                .container_port(d.get("port").parse().unwrap_or(8080))
-                .build(),
-        )
+        .port_mappings(PortMapping::builder().container_port(t.port).build())
         .set_environment(Some(
-            vars.into_iter()
+            t.environment
+                .iter()
                 .map(|(k, v)| KeyValuePair::builder().name(k).value(v).build())
                 .collect(),
         ))
@@ -277,12 +259,12 @@ pub async fn register_task_definition(
         .family(family)
         .network_mode(NetworkMode::Awsvpc)
         .requires_compatibilities(Compatibility::Fargate)
-        .cpu(d.get("cpu"))
-        .memory(d.get("memory_mb"))
-        .task_role_arn(&role_arn)
-        .execution_role_arn(&role_arn)
+        .cpu(&t.cpu)
+        .memory(&t.memory_mb)
+        .task_role_arn(&t.role_arn)
+        .execution_role_arn(&t.role_arn)
         .container_definitions(container)
-        .set_tags(Some(tags(ctx, family)))
+        .set_tags(Some(ecs_tags(&t.tags)))
         .send()
         .await
         .map_err(|e| {
@@ -290,153 +272,124 @@ pub async fn register_task_definition(
                 "Fargate accepts only certain cpu/memory pairs, e.g. 256/512, 512/1024, 1024/2048",
             )
         })?;
-    let arn = r
-        .task_definition()
+    Ok(r.task_definition()
         .and_then(|t| t.task_definition_arn())
         .unwrap_or_default()
-        .to_string();
-    let mut o = ObservedResource {
-        id: arn.clone(),
-        owner: Some(ctx.owner.clone()),
-        state: "ACTIVE".into(),
-        attrs: d.attrs.clone(),
-        ..Default::default()
-    };
-    o.outputs.insert("revision_ref".into(), revision_ref(&arn));
-    Ok(o)
+        .to_string())
 }
 
-fn network(d: &Desired, observed: &Observed) -> NetworkConfiguration {
-    let ids = |kind: Kind, list: &str| {
-        list.split(',')
-            .filter(|s| !s.is_empty())
-            .map(|n| observed.id_of(kind, n).unwrap_or(n).to_string())
-            .collect::<Vec<_>>()
-    };
-    NetworkConfiguration::builder()
-        .awsvpc_configuration(
-            AwsVpcConfiguration::builder()
-                .set_subnets(Some(ids(Kind::Subnet, d.get("subnets"))))
-                .set_security_groups(Some(ids(Kind::SecurityGroup, d.get("security_groups"))))
-                .assign_public_ip(AssignPublicIp::Disabled)
-                .build()
-                .expect("subnets are set"),
-        )
-        .build()
+/// The service behind the load balancer's target group.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ServiceInput {
+    pub name: String,
+    pub cluster: String,
+    /// `family:revision` or an ARN.
+    pub task_definition: String,
+    pub desired_count: i32,
+    pub subnet_ids: Vec<String>,
+    pub security_group_ids: Vec<String>,
+    pub target_group_arn: String,
+    pub container_name: String,
+    pub container_port: i32,
+    pub tags: Vec<(String, String)>,
 }
 
-pub async fn put_service(
-    aws: &Aws,
-    ctx: &ApplyCtx<'_>,
-    d: &Desired,
-    cur: Option<&ObservedResource>,
-    observed: &Observed,
-) -> AwsResult<ObservedResource> {
-    let name = &d.key.name;
-    let cluster = d.get("cluster");
-    let task = d.get("task_definition");
-    let desired_count: i32 = d.get("desired_count").parse().unwrap_or(1);
-    let tg_arn = observed
-        .id_of(Kind::TargetGroup, d.get("target_group"))
-        .unwrap_or_default()
-        .to_string();
-    let svc = ctx.stack.service.as_ref().ok_or_else(|| {
-        AwsError::new(
-            format!("deploy service `{name}`"),
-            "the stack has no service",
-        )
-    })?;
-    let arn = if cur.is_none() {
-        let r = aws
-            .ecs
+impl ServiceInput {
+    fn network(&self) -> AwsResult<NetworkConfiguration> {
+        let vpc = AwsVpcConfiguration::builder()
+            .set_subnets(Some(self.subnet_ids.clone()))
+            .set_security_groups(Some(self.security_group_ids.clone()))
+            .assign_public_ip(AssignPublicIp::Disabled)
+            .build()
+            .map_err(|e| {
+                AwsError::new(format!("deploy ECS service `{}`", self.name), e.to_string())
+            })?;
+        Ok(NetworkConfiguration::builder()
+            .awsvpc_configuration(vpc)
+            .build())
+    }
+}
+
+/// Creates the service (`exists == false`) or updates its task definition, count and network; returns its ARN
+/// at once: it is steady when [`service_status`] says so.
+pub async fn put_service(aws: &Aws, s: &ServiceInput, exists: bool) -> AwsResult<String> {
+    let name = &s.name;
+    let service = if exists {
+        aws.ecs
+            .update_service()
+            .cluster(&s.cluster)
+            .service(name)
+            .task_definition(&s.task_definition)
+            .desired_count(s.desired_count)
+            .network_configuration(s.network()?)
+            .send()
+            .await
+            .map_err(|e| fail(format!("update ECS service `{name}`"), e))?
+            .service()
+            .cloned()
+    } else {
+        aws.ecs
             .create_service()
-            .cluster(cluster)
+            .cluster(&s.cluster)
             .service_name(name)
-            .task_definition(task)
-            .desired_count(desired_count)
+            .task_definition(&s.task_definition)
+            .desired_count(s.desired_count)
             .launch_type(LaunchType::Fargate)
-            .network_configuration(network(d, observed))
+            .network_configuration(s.network()?)
             .load_balancers(
                 LoadBalancer::builder()
-                    .target_group_arn(tg_arn)
-                    .container_name(&svc.name)
-                    .container_port(i32::from(svc.port))
+                    .target_group_arn(&s.target_group_arn)
+                    .container_name(&s.container_name)
+                    .container_port(s.container_port)
                     .build(),
             )
-            .set_tags(Some(tags(ctx, name)))
+            .set_tags(Some(ecs_tags(&s.tags)))
             .send()
             .await
-            .map_err(|e| fail(format!("create ECS service `{name}`"), e))?;
-        r.service()
-            .and_then(|s| s.service_arn())
-            .unwrap_or_default()
-            .to_string()
-    } else {
-        let r = aws
-            .ecs
-            .update_service()
-            .cluster(cluster)
-            .service(name)
-            .task_definition(task)
-            .desired_count(desired_count)
-            .network_configuration(network(d, observed))
-            .send()
-            .await
-            .map_err(|e| fail(format!("update ECS service `{name}`"), e))?;
-        r.service()
-            .and_then(|s| s.service_arn())
-            .unwrap_or_default()
-            .to_string()
+            .map_err(|e| fail(format!("create ECS service `{name}`"), e))?
+            .service()
+            .cloned()
     };
-    let state = std::sync::Mutex::new("deployment started".to_string());
-    let timeout = svc.steady_state_timeout.0;
-    if timeout.is_zero() {
-        (ctx.progress)(format!("    not waiting for `{name}` to reach {desired_count} running tasks (service.steady_state_timeout is 0s)"));
-    }
-    wait_until(
-        ctx,
-        &format!("service `{name}` to reach {desired_count} running tasks"),
-        timeout,
-        || async {
-            if timeout.is_zero() {
-                return Ok(true);
-            }
-            let r = aws
-                .ecs
-                .describe_services()
-                .cluster(cluster)
-                .services(name)
-                .send()
-                .await
-                .map_err(|e| fail(format!("describe ECS service `{name}`"), e))?;
-            let Some(s) = r.services().first() else {
-                return Ok(false);
-            };
-            *state.lock().unwrap_or_else(|e| e.into_inner()) = format!(
-                "{} running / {} desired",
-                s.running_count(),
-                s.desired_count()
-            );
-            Ok(s.deployments().len() <= 1 && s.running_count() == s.desired_count())
-        },
-    )
-    .await?;
-    let state = state.into_inner().unwrap_or_else(|e| e.into_inner());
-    Ok(ObservedResource {
-        id: arn,
-        owner: Some(ctx.owner.clone()),
-        state,
-        attrs: d.attrs.clone(),
-        ..Default::default()
-    })
+    Ok(service
+        .and_then(|s| s.service_arn().map(str::to_string))
+        .unwrap_or_default())
 }
 
-pub async fn delete(
+/// A service as `DescribeServices` reports it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ServiceStatus {
+    /// `ACTIVE`, `DRAINING`, `INACTIVE`.
+    pub status: String,
+    pub running: i32,
+    pub desired: i32,
+    /// Deployments under way (1 when steady).
+    pub deployments: usize,
+}
+
+/// `None`: no such service in the cluster.
+pub async fn service_status(
     aws: &Aws,
-    ctx: &ApplyCtx<'_>,
-    key: &Key,
-    cur: &ObservedResource,
-) -> AwsResult<()> {
+    cluster: &str,
+    name: &str,
+) -> AwsResult<Option<ServiceStatus>> {
+    let r = aws
+        .ecs
+        .describe_services()
+        .cluster(cluster)
+        .services(name)
+        .send()
+        .await
+        .map_err(|e| fail(format!("describe ECS service `{name}`"), e))?;
+    Ok(r.services().first().map(|s| ServiceStatus {
+        status: s.status().unwrap_or_default().to_string(),
+        running: s.running_count(),
+        desired: s.desired_count(),
+        deployments: s.deployments().len(),
+    }))
+}
+
+/// Starts deleting; a service drains afterwards (the executor waits on [`service_status`]).
+pub async fn delete(aws: &Aws, key: &Key, cur: &ObservedResource) -> AwsResult<()> {
     let name = &key.name;
     match key.kind {
         Kind::EcsService => {
@@ -448,26 +401,8 @@ pub async fn delete(
                 .force(true)
                 .send()
                 .await
-                .map_err(|e| fail(format!("delete ECS service `{name}`"), e))?;
-            wait_until(
-                ctx,
-                &format!("service `{name}` to drain"),
-                Duration::from_secs(900),
-                || async {
-                    let r = aws
-                        .ecs
-                        .describe_services()
-                        .cluster(&cluster)
-                        .services(name)
-                        .send()
-                        .await
-                        .map_err(|e| fail(format!("describe ECS service `{name}`"), e))?;
-                    Ok(r.services()
-                        .iter()
-                        .all(|s| s.status() != Some("ACTIVE") && s.status() != Some("DRAINING")))
-                },
-            )
-            .await
+                .map(|_| ())
+                .map_err(|e| fail(format!("delete ECS service `{name}`"), e))
         }
         Kind::TaskDefinition => aws
             .ecs

@@ -5,13 +5,11 @@ use aws_sdk_elasticloadbalancingv2::types::{
     TargetTypeEnum,
 };
 
-use crate::ctx::ApplyCtx;
-use crate::{code_of, fail, owner_from, tags_for, Aws, AwsError, AwsResult};
-use statsctl_core::inventory::{join_sorted, Desired, Key, Kind, Observed, ObservedResource};
+use crate::{code_of, fail, owner_from, Aws, AwsResult};
+use statsctl_core::inventory::{join_sorted, Key, Kind, ObservedResource};
 
-fn tags(ctx: &ApplyCtx, name: &str) -> Vec<Tag> {
-    tags_for(&ctx.owner, ctx.tags, name)
-        .into_iter()
+fn elb_tags(tags: &[(String, String)]) -> Vec<Tag> {
+    tags.iter()
         .map(|(k, v)| Tag::builder().key(k).value(v).build())
         .collect()
 }
@@ -170,201 +168,172 @@ pub async fn observe(aws: &Aws, lb: &str, tg: &str) -> AwsResult<Vec<(Key, Obser
     Ok(out)
 }
 
-fn ids(observed: &Observed, kind: Kind, list: &str) -> Vec<String> {
-    list.split(',')
-        .filter(|s| !s.is_empty())
-        .map(|n| observed.id_of(kind, n).unwrap_or(n).to_string())
-        .collect()
+/// The service's application load balancer.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LoadBalancerInput {
+    pub name: String,
+    /// `internal` or `internet-facing`.
+    pub scheme: String,
+    pub subnet_ids: Vec<String>,
+    pub security_group_ids: Vec<String>,
+    pub tags: Vec<(String, String)>,
 }
 
-pub async fn put_load_balancer(
+/// Creates the load balancer; returns its ARN and DNS name.
+pub async fn create_load_balancer(
     aws: &Aws,
-    ctx: &ApplyCtx<'_>,
-    d: &Desired,
-    cur: Option<&ObservedResource>,
-    observed: &Observed,
-) -> AwsResult<ObservedResource> {
-    let name = &d.key.name;
-    let subnets = ids(observed, Kind::Subnet, d.get("subnets"));
-    let sgs = ids(observed, Kind::SecurityGroup, d.get("security_groups"));
-    let (arn, dns) = match cur {
-        None => {
-            let r = aws
-                .elb
-                .create_load_balancer()
-                .name(name)
-                .r#type(LoadBalancerTypeEnum::Application)
-                .scheme(LoadBalancerSchemeEnum::from(d.get("scheme")))
-                .set_subnets(Some(subnets))
-                .set_security_groups(Some(sgs))
-                .set_tags(Some(tags(ctx, name)))
-                .send()
-                .await
-                .map_err(|e| fail(format!("create load balancer `{name}`"), e))?;
-            let lb = r.load_balancers().first();
-            (
-                lb.and_then(|l| l.load_balancer_arn())
-                    .unwrap_or_default()
-                    .to_string(),
-                lb.and_then(|l| l.dns_name())
-                    .unwrap_or_default()
-                    .to_string(),
-            )
-        }
-        Some(c) => {
-            if c.attrs.get("subnets").map(String::as_str) != Some(d.get("subnets")) {
-                aws.elb
-                    .set_subnets()
-                    .load_balancer_arn(&c.id)
-                    .set_subnets(Some(subnets))
-                    .send()
-                    .await
-                    .map_err(|e| fail(format!("set subnets of `{name}`"), e))?;
-            }
-            if c.attrs.get("security_groups").map(String::as_str) != Some(d.get("security_groups"))
-            {
-                aws.elb
-                    .set_security_groups()
-                    .load_balancer_arn(&c.id)
-                    .set_security_groups(Some(sgs))
-                    .send()
-                    .await
-                    .map_err(|e| fail(format!("set security groups of `{name}`"), e))?;
-            }
-            (
-                c.id.clone(),
-                c.output("dns_name").unwrap_or_default().to_string(),
-            )
-        }
-    };
-    let mut o = ObservedResource {
-        id: arn.clone(),
-        owner: Some(ctx.owner.clone()),
-        state: "active".into(),
-        attrs: d.attrs.clone(),
-        ..Default::default()
-    };
-    o.outputs.insert("dimension".into(), lb_dimension(&arn));
-    o.outputs.insert("dns_name".into(), dns);
-    Ok(o)
+    lb: &LoadBalancerInput,
+) -> AwsResult<(String, String)> {
+    let name = &lb.name;
+    let r = aws
+        .elb
+        .create_load_balancer()
+        .name(name)
+        .r#type(LoadBalancerTypeEnum::Application)
+        .scheme(LoadBalancerSchemeEnum::from(lb.scheme.as_str()))
+        .set_subnets(Some(lb.subnet_ids.clone()))
+        .set_security_groups(Some(lb.security_group_ids.clone()))
+        .set_tags(Some(elb_tags(&lb.tags)))
+        .send()
+        .await
+        .map_err(|e| fail(format!("create load balancer `{name}`"), e))?;
+    let lb = r.load_balancers().first();
+    Ok((
+        lb.and_then(|l| l.load_balancer_arn())
+            .unwrap_or_default()
+            .to_string(),
+        lb.and_then(|l| l.dns_name())
+            .unwrap_or_default()
+            .to_string(),
+    ))
 }
 
-pub async fn put_target_group(
+pub async fn set_subnets(aws: &Aws, name: &str, arn: &str, subnet_ids: &[String]) -> AwsResult<()> {
+    aws.elb
+        .set_subnets()
+        .load_balancer_arn(arn)
+        .set_subnets(Some(subnet_ids.to_vec()))
+        .send()
+        .await
+        .map(|_| ())
+        .map_err(|e| fail(format!("set subnets of `{name}`"), e))
+}
+
+pub async fn set_security_groups(
     aws: &Aws,
-    ctx: &ApplyCtx<'_>,
-    d: &Desired,
-    cur: Option<&ObservedResource>,
-    observed: &Observed,
-) -> AwsResult<ObservedResource> {
-    let name = &d.key.name;
-    let arn = match cur {
-        None => {
-            let vpc = observed
-                .id_of(Kind::Vpc, d.get("vpc"))
-                .unwrap_or_default()
-                .to_string();
-            let r = aws
-                .elb
-                .create_target_group()
-                .name(name)
-                .protocol(ProtocolEnum::Http)
-                .port(d.get("port").parse().unwrap_or(80))
-                .vpc_id(vpc)
-                .target_type(TargetTypeEnum::Ip)
-                .health_check_path(d.get("health_check_path"))
-                .set_tags(Some(tags(ctx, name)))
-                .send()
-                .await
-                .map_err(|e| fail(format!("create target group `{name}`"), e))?;
-            r.target_groups()
-                .first()
-                .and_then(|t| t.target_group_arn())
-                .unwrap_or_default()
-                .to_string()
-        }
-        Some(c) => {
-            aws.elb
-                .modify_target_group()
-                .target_group_arn(&c.id)
-                .health_check_path(d.get("health_check_path"))
-                .send()
-                .await
-                .map_err(|e| fail(format!("modify target group `{name}`"), e))?;
-            c.id.clone()
-        }
-    };
-    let mut o = ObservedResource {
-        id: arn.clone(),
-        owner: Some(ctx.owner.clone()),
-        state: "exists".into(),
-        attrs: d.attrs.clone(),
-        ..Default::default()
-    };
-    o.outputs.insert("dimension".into(), tg_dimension(&arn));
-    Ok(o)
+    name: &str,
+    arn: &str,
+    group_ids: &[String],
+) -> AwsResult<()> {
+    aws.elb
+        .set_security_groups()
+        .load_balancer_arn(arn)
+        .set_security_groups(Some(group_ids.to_vec()))
+        .send()
+        .await
+        .map(|_| ())
+        .map_err(|e| fail(format!("set security groups of `{name}`"), e))
 }
 
+/// The target group the service's tasks register in (HTTP, IP targets).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TargetGroupInput {
+    pub name: String,
+    pub port: i32,
+    pub vpc_id: String,
+    pub health_check_path: String,
+    pub tags: Vec<(String, String)>,
+}
+
+/// Creates the target group; returns its ARN.
+pub async fn create_target_group(aws: &Aws, tg: &TargetGroupInput) -> AwsResult<String> {
+    let name = &tg.name;
+    let r = aws
+        .elb
+        .create_target_group()
+        .name(name)
+        .protocol(ProtocolEnum::Http)
+        .port(tg.port)
+        .vpc_id(&tg.vpc_id)
+        .target_type(TargetTypeEnum::Ip)
+        .health_check_path(&tg.health_check_path)
+        .set_tags(Some(elb_tags(&tg.tags)))
+        .send()
+        .await
+        .map_err(|e| fail(format!("create target group `{name}`"), e))?;
+    Ok(r.target_groups()
+        .first()
+        .and_then(|t| t.target_group_arn())
+        .unwrap_or_default()
+        .to_string())
+}
+
+/// Sets what can change in place: the health check path.
+pub async fn modify_target_group(aws: &Aws, arn: &str, tg: &TargetGroupInput) -> AwsResult<()> {
+    aws.elb
+        .modify_target_group()
+        .target_group_arn(arn)
+        .health_check_path(&tg.health_check_path)
+        .send()
+        .await
+        .map(|_| ())
+        .map_err(|e| fail(format!("modify target group `{}`", tg.name), e))
+}
+
+/// An HTTP listener forwarding everything to one target group.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ListenerInput {
+    pub name: String,
+    pub load_balancer_arn: String,
+    pub port: i32,
+    pub target_group_arn: String,
+}
+
+impl ListenerInput {
+    fn forward(&self) -> Action {
+        Action::builder()
+            .r#type(ActionTypeEnum::Forward)
+            .target_group_arn(&self.target_group_arn)
+            .build()
+    }
+}
+
+/// Creates the listener (`current` is `None`) or repoints the one with that ARN; returns its ARN.
 pub async fn put_listener(
     aws: &Aws,
-    d: &Desired,
-    cur: Option<&ObservedResource>,
-    observed: &Observed,
-) -> AwsResult<ObservedResource> {
-    let name = &d.key.name;
-    let lb_name = name.rsplit_once(':').map(|(l, _)| l).unwrap_or(name);
-    let lb = observed.id_of(Kind::LoadBalancer, lb_name).ok_or_else(|| {
-        AwsError::new(
-            format!("create listener `{name}`"),
-            "its load balancer does not exist",
-        )
-    })?;
-    let tg = observed
-        .id_of(Kind::TargetGroup, d.get("target_group"))
-        .ok_or_else(|| {
-            AwsError::new(
-                format!("create listener `{name}`"),
-                "its target group does not exist",
-            )
-        })?;
-    let forward = Action::builder()
-        .r#type(ActionTypeEnum::Forward)
-        .target_group_arn(tg)
-        .build();
-    let arn = match cur {
+    l: &ListenerInput,
+    current: Option<&str>,
+) -> AwsResult<String> {
+    let name = &l.name;
+    match current {
         None => {
             let r = aws
                 .elb
                 .create_listener()
-                .load_balancer_arn(lb)
+                .load_balancer_arn(&l.load_balancer_arn)
                 .protocol(ProtocolEnum::Http)
-                .port(d.get("port").parse().unwrap_or(80))
-                .default_actions(forward)
+                .port(l.port)
+                .default_actions(l.forward())
                 .send()
                 .await
                 .map_err(|e| fail(format!("create listener `{name}`"), e))?;
-            r.listeners()
+            Ok(r.listeners()
                 .first()
                 .and_then(|l| l.listener_arn())
                 .unwrap_or_default()
-                .to_string()
+                .to_string())
         }
-        Some(c) => {
+        Some(arn) => {
             aws.elb
                 .modify_listener()
-                .listener_arn(&c.id)
-                .default_actions(forward)
+                .listener_arn(arn)
+                .default_actions(l.forward())
                 .send()
                 .await
                 .map_err(|e| fail(format!("modify listener `{name}`"), e))?;
-            c.id.clone()
+            Ok(arn.to_string())
         }
-    };
-    Ok(ObservedResource {
-        id: arn,
-        state: "active".into(),
-        attrs: d.attrs.clone(),
-        ..Default::default()
-    })
+    }
 }
 
 pub async fn delete(aws: &Aws, key: &Key, cur: &ObservedResource) -> AwsResult<()> {

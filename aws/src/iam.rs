@@ -5,9 +5,8 @@
 use aws_sdk_iam::types::Tag;
 use serde_json::json;
 
-use crate::ctx::ApplyCtx;
-use crate::{fail, tags_for, Aws, AwsError, AwsResult};
-use statsctl_core::inventory::{Desired, Key, Kind, ObservedResource, Owner};
+use crate::{fail, Aws, AwsError, AwsResult};
+use statsctl_core::inventory::{Key, Kind, ObservedResource, Owner};
 
 /// The inline policy holding a role's base permissions.
 pub const BASE_POLICY: &str = "statsctl";
@@ -124,37 +123,43 @@ pub async fn observe(aws: &Aws, owner: &Owner) -> AwsResult<Vec<(Key, ObservedRe
     Ok(out)
 }
 
-pub async fn create_role(
-    aws: &Aws,
-    ctx: &ApplyCtx<'_>,
-    d: &Desired,
-) -> AwsResult<ObservedResource> {
-    let name = &d.key.name;
-    let tags: Vec<Tag> = tags_for(&ctx.owner, ctx.tags, name)
-        .into_iter()
+/// A role statsctl creates, with its base inline policy.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RoleInput {
+    pub name: String,
+    /// `/statsctl/<stack>/<env>/` (see [`path_for`]).
+    pub path: String,
+    /// The service that may assume it, e.g. `lambda.amazonaws.com`.
+    pub trusted_service: String,
+    /// The base policy document (JSON).
+    pub policy: String,
+    pub tags: Vec<(String, String)>,
+}
+
+/// Creates the role and puts its base policy; returns its ARN.
+pub async fn create_role(aws: &Aws, r: &RoleInput) -> AwsResult<String> {
+    let name = &r.name;
+    let tags: Vec<Tag> = r
+        .tags
+        .iter()
         .filter_map(|(k, v)| Tag::builder().key(k).value(v).build().ok())
         .collect();
-    let r = aws
+    let created = aws
         .iam
         .create_role()
         .role_name(name)
-        .path(path_for(&ctx.owner))
-        .assume_role_policy_document(trust_policy(d.get("trust")))
+        .path(&r.path)
+        .assume_role_policy_document(trust_policy(&r.trusted_service))
         .set_tags(Some(tags))
         .send()
         .await
         .map_err(|e| fail(format!("create IAM role `{name}`"), e))?;
-    let arn = r.role().map(|r| r.arn().to_string()).unwrap_or_default();
-    put_policy(aws, name, BASE_POLICY, d.get("policy")).await?;
-    let mut o = ObservedResource {
-        id: name.clone(),
-        owner: Some(ctx.owner.clone()),
-        state: "exists".into(),
-        attrs: d.attrs.clone(),
-        ..Default::default()
-    };
-    o.outputs.insert("arn".into(), arn);
-    Ok(o)
+    let arn = created
+        .role()
+        .map(|r| r.arn().to_string())
+        .unwrap_or_default();
+    put_policy(aws, name, BASE_POLICY, &r.policy).await?;
+    Ok(arn)
 }
 
 pub async fn put_policy(aws: &Aws, role: &str, policy: &str, doc: &str) -> AwsResult<()> {

@@ -3,16 +3,12 @@
 //! description remembers the version it pointed at before, which is what a rollback returns to.
 
 use std::collections::BTreeMap;
-use std::time::Duration;
 
 use aws_sdk_lambda::primitives::Blob;
 use aws_sdk_lambda::types::{Environment, FunctionCode, Runtime, VpcConfig};
 
-use crate::ctx::{wait_until, ApplyCtx};
-use crate::{code_of, fail, owner_from, tags_for, Aws, AwsError, AwsResult};
-use statsctl_core::inventory::{
-    canonical_map, join_sorted, Desired, Key, Kind, Observed, ObservedResource,
-};
+use crate::{code_of, fail, owner_from, Aws, AwsResult};
+use statsctl_core::inventory::{canonical_map, join_sorted, Key, Kind, ObservedResource};
 
 pub const CURRENT: &str = "published from current code and configuration";
 
@@ -217,197 +213,156 @@ async fn observe_one(
     Ok(out)
 }
 
-fn vpc(d: &Desired, observed: &Observed) -> VpcConfig {
-    let ids = |kind: Kind, list: &str| {
-        list.split(',')
-            .filter(|s| !s.is_empty())
-            .map(|n| observed.id_of(kind, n).unwrap_or(n).to_string())
-            .collect::<Vec<_>>()
-    };
-    VpcConfig::builder()
-        .set_subnet_ids(Some(ids(Kind::Subnet, d.get("subnets"))))
-        .set_security_group_ids(Some(ids(Kind::SecurityGroup, d.get("security_groups"))))
-        .build()
+/// What `CreateFunction` and `UpdateFunctionConfiguration` set, built by the executor from the desired state.
+#[derive(Debug, Clone, PartialEq)]
+pub struct FunctionInput {
+    pub name: String,
+    pub runtime: String,
+    pub handler: String,
+    pub role_arn: String,
+    pub memory_mb: i32,
+    pub timeout_s: i32,
+    pub environment: BTreeMap<String, String>,
+    pub subnet_ids: Vec<String>,
+    pub security_group_ids: Vec<String>,
+    /// Only used on creation: Lambda tags are not part of the configuration.
+    pub tags: Vec<(String, String)>,
 }
 
-fn environment(d: &Desired) -> Environment {
-    let vars: std::collections::HashMap<String, String> =
-        serde_json::from_str(d.get("environment")).unwrap_or_default();
-    Environment::builder().set_variables(Some(vars)).build()
-}
-
-async fn wait_ready(aws: &Aws, ctx: &ApplyCtx<'_>, name: &str) -> AwsResult<()> {
-    wait_until(
-        ctx,
-        &format!("function `{name}` to be ready"),
-        Duration::from_secs(900),
-        || async {
-            let c = aws
-                .lambda
-                .get_function_configuration()
-                .function_name(name)
-                .send()
-                .await
-                .map_err(|e| fail(format!("get function `{name}`"), e))?;
-            let state = c
-                .state()
-                .map(|s| s.as_str().to_string())
-                .unwrap_or_else(|| "Active".into());
-            let update = c
-                .last_update_status()
-                .map(|s| s.as_str().to_string())
-                .unwrap_or_else(|| "Successful".into());
-            if state == "Failed" || update == "Failed" {
-                return Err(AwsError::new(
-                    format!("deploy function `{name}`"),
-                    c.state_reason()
-                        .or(c.last_update_status_reason())
-                        .unwrap_or("Lambda reports Failed")
-                        .to_string(),
-                ));
-            }
-            Ok(state == "Active" && update == "Successful")
-        },
-    )
-    .await
-}
-
-pub async fn put_function(
-    aws: &Aws,
-    ctx: &ApplyCtx<'_>,
-    d: &Desired,
-    cur: Option<&ObservedResource>,
-    observed: &Observed,
-) -> AwsResult<ObservedResource> {
-    let name = &d.key.name;
-    let short = name
-        .strip_prefix(&format!("{}-{}-", ctx.stack.stack, ctx.env))
-        .unwrap_or(name);
-    let artifact = ctx.artifacts.get(short).ok_or_else(|| {
-        AwsError::new(
-            format!("deploy function `{name}`"),
-            "its artifact was not packaged",
-        )
-    })?;
-    let role_arn = observed
-        .output(Kind::Role, d.get("role"), "arn")
-        .unwrap_or_default()
-        .to_string();
-    let timeout: i32 = d.get("timeout").parse().unwrap_or(3);
-    let memory: i32 = d.get("memory_mb").parse().unwrap_or(128);
-    let arn;
-    match cur {
-        None => {
-            let tags: std::collections::HashMap<String, String> =
-                tags_for(&ctx.owner, ctx.tags, name).into_iter().collect();
-            let r = aws
-                .lambda
-                .create_function()
-                .function_name(name)
-                .runtime(Runtime::from(d.get("runtime")))
-                .handler(d.get("handler"))
-                .role(&role_arn)
-                .code(FunctionCode::builder().zip_file(Blob::new(artifact.zip.clone())).build())
-                .memory_size(memory)
-                .timeout(timeout)
-                .environment(environment(d))
-                .vpc_config(vpc(d, observed))
-                .set_tags(Some(tags))
-                .send()
-                .await
-                .map_err(|e| fail(format!("create function `{name}`"), e).hint("a role was just created: IAM can take a few seconds to propagate; re-run deploy"))?;
-            arn = r.function_arn().unwrap_or_default().to_string();
-            wait_ready(aws, ctx, name).await?;
-        }
-        Some(c) => {
-            arn = c.id.clone();
-            if c.attrs.get("code_sha256").map(String::as_str) != Some(d.get("code_sha256")) {
-                aws.lambda
-                    .update_function_code()
-                    .function_name(name)
-                    .zip_file(Blob::new(artifact.zip.clone()))
-                    .send()
-                    .await
-                    .map_err(|e| fail(format!("update code of `{name}`"), e))?;
-                wait_ready(aws, ctx, name).await?;
-            }
-            let config_keys = [
-                "runtime",
-                "handler",
-                "memory_mb",
-                "timeout",
-                "role",
-                "environment",
-                "subnets",
-                "security_groups",
-            ];
-            if config_keys
-                .iter()
-                .any(|k| c.attrs.get(*k).map(String::as_str) != Some(d.get(k)))
-            {
-                aws.lambda
-                    .update_function_configuration()
-                    .function_name(name)
-                    .runtime(Runtime::from(d.get("runtime")))
-                    .handler(d.get("handler"))
-                    .role(&role_arn)
-                    .memory_size(memory)
-                    .timeout(timeout)
-                    .environment(environment(d))
-                    .vpc_config(vpc(d, observed))
-                    .send()
-                    .await
-                    .map_err(|e| fail(format!("update configuration of `{name}`"), e))?;
-                wait_ready(aws, ctx, name).await?;
-            }
-        }
+impl FunctionInput {
+    fn vpc(&self) -> VpcConfig {
+        VpcConfig::builder()
+            .set_subnet_ids(Some(self.subnet_ids.clone()))
+            .set_security_group_ids(Some(self.security_group_ids.clone()))
+            .build()
     }
-    let current = cur
-        .and_then(|c| c.attrs.get("reserved_concurrency"))
-        .map(String::as_str)
-        .unwrap_or("unreserved");
-    let wanted = d.get("reserved_concurrency");
-    if current != wanted {
-        if let Ok(n) = wanted.parse::<i32>() {
-            aws.lambda
-                .put_function_concurrency()
-                .function_name(name)
-                .reserved_concurrent_executions(n)
-                .send()
-                .await
-                .map_err(|e| {
-                    fail(format!("set reserved concurrency of `{name}` to {n}"), e).hint(
-                        "reserved concurrency must leave 100 unreserved executions in the account",
-                    )
-                })?;
-        } else {
-            aws.lambda
-                .delete_function_concurrency()
-                .function_name(name)
-                .send()
-                .await
-                .map_err(|e| fail(format!("remove reserved concurrency of `{name}`"), e))?;
-        }
+    fn environment(&self) -> Environment {
+        Environment::builder()
+            .set_variables(Some(self.environment.clone().into_iter().collect()))
+            .build()
     }
-    let mut o = ObservedResource {
-        id: arn,
-        owner: Some(ctx.owner.clone()),
-        state: "Active".into(),
-        attrs: d.attrs.clone(),
-        ..Default::default()
-    };
-    o.outputs
-        .insert("code_sha256".into(), d.get("code_sha256").into());
-    Ok(o)
 }
 
-/// Publishes the current code and configuration and points the alias at it, remembering the old version.
-pub async fn put_alias(
-    aws: &Aws,
-    d: &Desired,
-    cur: Option<&ObservedResource>,
-) -> AwsResult<ObservedResource> {
-    let (function, alias) = d.key.name.split_once(':').unwrap_or((&d.key.name, "live"));
+/// Where a function is in its lifecycle, as `GetFunctionConfiguration` reports it; the executor decides
+/// whether that is ready.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FunctionState {
+    /// `Pending`, `Active`, `Failed`… (`Active` when Lambda omits it).
+    pub state: String,
+    /// `InProgress`, `Successful`, `Failed` (`Successful` when Lambda omits it).
+    pub last_update: String,
+    /// Why it failed, when Lambda says.
+    pub reason: Option<String>,
+}
+
+pub async fn function_state(aws: &Aws, name: &str) -> AwsResult<FunctionState> {
+    let c = aws
+        .lambda
+        .get_function_configuration()
+        .function_name(name)
+        .send()
+        .await
+        .map_err(|e| fail(format!("get function `{name}`"), e))?;
+    Ok(FunctionState {
+        state: c
+            .state()
+            .map(|s| s.as_str().to_string())
+            .unwrap_or_else(|| "Active".into()),
+        last_update: c
+            .last_update_status()
+            .map(|s| s.as_str().to_string())
+            .unwrap_or_else(|| "Successful".into()),
+        reason: c
+            .state_reason()
+            .or(c.last_update_status_reason())
+            .map(str::to_string),
+    })
+}
+
+/// Creates the function and returns its ARN at once; it is usable when [`function_state`] says so.
+pub async fn create_function(aws: &Aws, f: &FunctionInput, zip: Vec<u8>) -> AwsResult<String> {
+    let name = &f.name;
+    let r = aws
+        .lambda
+        .create_function()
+        .function_name(name)
+        .runtime(Runtime::from(f.runtime.as_str()))
+        .handler(&f.handler)
+        .role(&f.role_arn)
+        .code(FunctionCode::builder().zip_file(Blob::new(zip)).build())
+        .memory_size(f.memory_mb)
+        .timeout(f.timeout_s)
+        .environment(f.environment())
+        .vpc_config(f.vpc())
+        .set_tags(Some(f.tags.iter().cloned().collect()))
+        .send()
+        .await
+        .map_err(|e| {
+            fail(format!("create function `{name}`"), e).hint(
+                "a role was just created: IAM can take a few seconds to propagate; re-run deploy",
+            )
+        })?;
+    Ok(r.function_arn().unwrap_or_default().to_string())
+}
+
+pub async fn update_code(aws: &Aws, name: &str, zip: Vec<u8>) -> AwsResult<()> {
+    aws.lambda
+        .update_function_code()
+        .function_name(name)
+        .zip_file(Blob::new(zip))
+        .send()
+        .await
+        .map(|_| ())
+        .map_err(|e| fail(format!("update code of `{name}`"), e))
+}
+
+pub async fn update_configuration(aws: &Aws, f: &FunctionInput) -> AwsResult<()> {
+    let name = &f.name;
+    aws.lambda
+        .update_function_configuration()
+        .function_name(name)
+        .runtime(Runtime::from(f.runtime.as_str()))
+        .handler(&f.handler)
+        .role(&f.role_arn)
+        .memory_size(f.memory_mb)
+        .timeout(f.timeout_s)
+        .environment(f.environment())
+        .vpc_config(f.vpc())
+        .send()
+        .await
+        .map(|_| ())
+        .map_err(|e| fail(format!("update configuration of `{name}`"), e))
+}
+
+/// Reserves `Some(n)` concurrent executions for the function, or removes its reservation (`None`).
+pub async fn set_reserved_concurrency(aws: &Aws, name: &str, n: Option<i32>) -> AwsResult<()> {
+    match n {
+        Some(n) => aws
+            .lambda
+            .put_function_concurrency()
+            .function_name(name)
+            .reserved_concurrent_executions(n)
+            .send()
+            .await
+            .map(|_| ())
+            .map_err(|e| {
+                fail(format!("set reserved concurrency of `{name}` to {n}"), e).hint(
+                    "reserved concurrency must leave 100 unreserved executions in the account",
+                )
+            }),
+        None => aws
+            .lambda
+            .delete_function_concurrency()
+            .function_name(name)
+            .send()
+            .await
+            .map(|_| ())
+            .map_err(|e| fail(format!("remove reserved concurrency of `{name}`"), e)),
+    }
+}
+
+/// Publishes the function's current code and configuration as a new version; returns its number.
+pub async fn publish_version(aws: &Aws, function: &str) -> AwsResult<String> {
     let published = aws
         .lambda
         .publish_version()
@@ -415,23 +370,28 @@ pub async fn put_alias(
         .send()
         .await
         .map_err(|e| fail(format!("publish a version of `{function}`"), e))?;
-    let version = published.version().unwrap_or_default().to_string();
-    let previous = cur.and_then(|c| c.output("version")).map(str::to_string);
-    let description = match &previous {
-        Some(p) if *p != version => format!("statsctl previous={p}"),
-        _ => cur
-            .and_then(|c| c.output("previous"))
-            .map(|p| format!("statsctl previous={p}"))
-            .unwrap_or_else(|| "statsctl".into()),
-    };
-    let arn = if cur.is_some() {
-        let r = aws
-            .lambda
+    Ok(published.version().unwrap_or_default().to_string())
+}
+
+/// An alias pointed at one version; the description carries `previous=N` (see [`previous_version`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AliasInput {
+    pub function: String,
+    pub alias: String,
+    pub version: String,
+    pub description: String,
+}
+
+/// Creates the alias (`exists == false`) or repoints it; returns its ARN.
+pub async fn put_alias(aws: &Aws, a: &AliasInput, exists: bool) -> AwsResult<String> {
+    let (function, alias, version) = (&a.function, &a.alias, &a.version);
+    let arn = if exists {
+        aws.lambda
             .update_alias()
             .function_name(function)
             .name(alias)
-            .function_version(&version)
-            .description(&description)
+            .function_version(version)
+            .description(&a.description)
             .send()
             .await
             .map_err(|e| {
@@ -439,33 +399,25 @@ pub async fn put_alias(
                     format!("point alias `{alias}` of `{function}` at version {version}"),
                     e,
                 )
-            })?;
-        r.alias_arn().unwrap_or_default().to_string()
+            })?
+            .alias_arn()
+            .unwrap_or_default()
+            .to_string()
     } else {
-        let r = aws
-            .lambda
+        aws.lambda
             .create_alias()
             .function_name(function)
             .name(alias)
-            .function_version(&version)
-            .description(&description)
+            .function_version(version)
+            .description(&a.description)
             .send()
             .await
-            .map_err(|e| fail(format!("create alias `{alias}` of `{function}`"), e))?;
-        r.alias_arn().unwrap_or_default().to_string()
+            .map_err(|e| fail(format!("create alias `{alias}` of `{function}`"), e))?
+            .alias_arn()
+            .unwrap_or_default()
+            .to_string()
     };
-    let mut o = ObservedResource {
-        id: arn,
-        state: format!("→ version {version}"),
-        attrs: d.attrs.clone(),
-        ..Default::default()
-    };
-    o.attrs.insert("version".into(), CURRENT.into());
-    o.outputs.insert("version".into(), version);
-    if let Some(p) = previous_version(&description) {
-        o.outputs.insert("previous".into(), p);
-    }
-    Ok(o)
+    Ok(arn)
 }
 
 pub async fn delete(aws: &Aws, key: &Key) -> AwsResult<()> {

@@ -1,9 +1,9 @@
-//! AWS adapters: one file per service. Each observes into plain `ObservedResource`s and applies one planned
-//! change; no decision logic lives here. Every request goes through a counting interceptor so commands can
+//! AWS adapters: one file per service. Each observes into plain `ObservedResource`s (or small status structs
+//! the executor polls) and puts or deletes resources from explicit typed inputs; none waits, prints, reads the
+//! stack file or decides anything. Every request goes through a counting interceptor so commands can
 //! report how many API calls they made, and one that names failed calls; every call is bounded by [`Timeouts`].
 
 pub mod cloudwatch;
-pub mod ctx;
 pub mod ec2;
 pub mod ecs;
 pub mod elb;

@@ -1,25 +1,13 @@
 //! RDS: the DB subnet group, the Aurora PostgreSQL cluster and its instances, the RDS Proxy, its default target
 //! group's pool settings and the cluster's registration as its target.
 
-use std::time::Duration;
-
 use aws_sdk_rds::types::{
     AuthScheme, ConnectionPoolConfiguration, EngineFamily, IamAuthMode,
     ServerlessV2ScalingConfiguration, Tag, UserAuthConfig,
 };
 
-use crate::ctx::{wait_until, ApplyCtx};
-use crate::{code_of, fail, owner_from, tags_for, Aws, AwsError, AwsResult};
-use statsctl_core::inventory::{
-    join_sorted, Desired, Key, Kind, Observed, ObservedResource, Owner,
-};
-
-fn tags(ctx: &ApplyCtx, name: &str) -> Vec<Tag> {
-    tags_for(&ctx.owner, ctx.tags, name)
-        .into_iter()
-        .map(|(k, v)| Tag::builder().key(k).value(v).build())
-        .collect()
-}
+use crate::{code_of, fail, owner_from, Aws, AwsResult};
+use statsctl_core::inventory::{join_sorted, Key, Kind, ObservedResource, Owner};
 
 fn tag_pairs(t: &[Tag]) -> impl Iterator<Item = (&str, &str)> {
     t.iter()
@@ -340,63 +328,61 @@ async fn observe_proxy(aws: &Aws, name: &str) -> AwsResult<Vec<(Key, ObservedRes
     Ok(out)
 }
 
-fn ids(observed: &Observed, kind: Kind, names: &str) -> Vec<String> {
-    names
-        .split(',')
-        .filter(|s| !s.is_empty())
-        .map(|n| observed.id_of(kind, n).unwrap_or(n).to_string())
+fn tags(tags: &[(String, String)]) -> Vec<Tag> {
+    tags.iter()
+        .map(|(k, v)| Tag::builder().key(k).value(v).build())
         .collect()
 }
 
-pub async fn put_subnet_group(
-    aws: &Aws,
-    ctx: &ApplyCtx<'_>,
-    d: &Desired,
-    cur: Option<&ObservedResource>,
-    observed: &Observed,
-) -> AwsResult<ObservedResource> {
-    let name = &d.key.name;
-    let subnets = ids(observed, Kind::Subnet, d.get("subnets"));
-    let desc = format!("statsctl {}/{}", ctx.owner.stack, ctx.owner.env);
-    let arn = if cur.is_none() {
-        let r = aws
-            .rds
-            .create_db_subnet_group()
-            .db_subnet_group_name(name)
-            .db_subnet_group_description(desc)
-            .set_subnet_ids(Some(subnets))
-            .set_tags(Some(tags(ctx, name)))
-            .send()
-            .await
-            .map_err(|e| fail(format!("create DB subnet group `{name}`"), e))?;
-        r.db_subnet_group()
-            .and_then(|g| g.db_subnet_group_arn())
-            .unwrap_or_default()
-            .to_string()
-    } else {
-        let r = aws
-            .rds
-            .modify_db_subnet_group()
-            .db_subnet_group_name(name)
-            .set_subnet_ids(Some(subnets))
-            .send()
-            .await
-            .map_err(|e| fail(format!("modify DB subnet group `{name}`"), e))?;
-        r.db_subnet_group()
-            .and_then(|g| g.db_subnet_group_arn())
-            .unwrap_or_default()
-            .to_string()
-    };
-    Ok(ObservedResource {
-        id: arn,
-        owner: Some(ctx.owner.clone()),
-        state: "Complete".into(),
-        attrs: d.attrs.clone(),
-        ..Default::default()
-    })
+/// A DB subnet group: the subnets the cluster and proxy live in.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SubnetGroupInput {
+    pub name: String,
+    pub description: String,
+    pub subnet_ids: Vec<String>,
+    pub tags: Vec<(String, String)>,
 }
 
-async fn cluster_state(aws: &Aws, id: &str) -> AwsResult<Option<(String, String)>> {
+/// Creates the subnet group (`exists == false`) or sets its subnets; returns its ARN.
+pub async fn put_subnet_group(aws: &Aws, g: &SubnetGroupInput, exists: bool) -> AwsResult<String> {
+    let name = &g.name;
+    let group = if exists {
+        aws.rds
+            .modify_db_subnet_group()
+            .db_subnet_group_name(name)
+            .set_subnet_ids(Some(g.subnet_ids.clone()))
+            .send()
+            .await
+            .map_err(|e| fail(format!("modify DB subnet group `{name}`"), e))?
+            .db_subnet_group()
+            .cloned()
+    } else {
+        aws.rds
+            .create_db_subnet_group()
+            .db_subnet_group_name(name)
+            .db_subnet_group_description(&g.description)
+            .set_subnet_ids(Some(g.subnet_ids.clone()))
+            .set_tags(Some(tags(&g.tags)))
+            .send()
+            .await
+            .map_err(|e| fail(format!("create DB subnet group `{name}`"), e))?
+            .db_subnet_group()
+            .cloned()
+    };
+    Ok(group
+        .and_then(|g| g.db_subnet_group_arn().map(str::to_string))
+        .unwrap_or_default())
+}
+
+/// A cluster's status and endpoint as `DescribeDBClusters` reports them.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ClusterStatus {
+    pub status: String,
+    pub endpoint: String,
+}
+
+/// `None`: no such cluster.
+pub async fn cluster_status(aws: &Aws, id: &str) -> AwsResult<Option<ClusterStatus>> {
     match aws
         .rds
         .describe_db_clusters()
@@ -404,256 +390,238 @@ async fn cluster_state(aws: &Aws, id: &str) -> AwsResult<Option<(String, String)
         .send()
         .await
     {
-        Ok(r) => Ok(r.db_clusters().first().map(|c| {
-            (
-                c.status().unwrap_or_default().to_string(),
-                c.endpoint().unwrap_or_default().to_string(),
-            )
+        Ok(r) => Ok(r.db_clusters().first().map(|c| ClusterStatus {
+            status: c.status().unwrap_or_default().to_string(),
+            endpoint: c.endpoint().unwrap_or_default().to_string(),
         })),
         Err(e) if not_found(code_of(&e)) => Ok(None),
         Err(e) => Err(fail(format!("describe DB cluster `{id}`"), e)),
     }
 }
 
-fn scaling(d: &Desired) -> Option<ServerlessV2ScalingConfiguration> {
-    let (min, max) = d.attrs.get("serverless_acu")?.split_once('-')?;
-    Some(
-        ServerlessV2ScalingConfiguration::builder()
-            .min_capacity(min.parse().ok()?)
-            .max_capacity(max.parse().ok()?)
-            .build(),
-    )
+/// The Aurora cluster. The master password is read from `credentials_secret` here, at creation only, and goes
+/// nowhere but into the `CreateDBCluster` call.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ClusterInput {
+    pub id: String,
+    pub engine: String,
+    pub engine_version: String,
+    pub database_name: String,
+    pub master_username: String,
+    pub credentials_secret: String,
+    pub subnet_group: String,
+    pub security_group_ids: Vec<String>,
+    /// Serverless v2 capacity range in ACUs (min, max).
+    pub serverless_acu: Option<(f64, f64)>,
+    pub tags: Vec<(String, String)>,
 }
 
-pub async fn put_cluster(
-    aws: &Aws,
-    ctx: &ApplyCtx<'_>,
-    d: &Desired,
-    cur: Option<&ObservedResource>,
-    observed: &Observed,
-) -> AwsResult<ObservedResource> {
-    let id = &d.key.name;
-    let sgs = ids(observed, Kind::SecurityGroup, d.get("security_groups"));
-    if cur.is_none() {
-        let password =
-            crate::secrets::password(aws, &ctx.stack.database.credentials_secret).await?;
-        aws.rds
-            .create_db_cluster()
-            .db_cluster_identifier(id)
-            .engine(d.get("engine"))
-            .engine_version(d.get("engine_version"))
-            .database_name(d.get("database_name"))
-            .master_username(d.get("master_username"))
-            .master_user_password(password)
-            .db_subnet_group_name(d.get("subnet_group"))
-            .set_vpc_security_group_ids(Some(sgs))
-            .set_serverless_v2_scaling_configuration(scaling(d))
-            .storage_encrypted(true)
-            .set_tags(Some(tags(ctx, id)))
-            .send()
-            .await
-            .map_err(|e| fail(format!("create DB cluster `{id}`"), e).hint("check `database.engine_version` is an Aurora PostgreSQL version offered in the region"))?;
-    } else {
+impl ClusterInput {
+    fn scaling(&self) -> Option<ServerlessV2ScalingConfiguration> {
+        self.serverless_acu.map(|(min, max)| {
+            ServerlessV2ScalingConfiguration::builder()
+                .min_capacity(min)
+                .max_capacity(max)
+                .build()
+        })
+    }
+}
+
+/// Creates the cluster (`exists == false`) or applies its groups and capacity; returns at once: it is usable
+/// when [`cluster_status`] says `available`.
+pub async fn put_cluster(aws: &Aws, c: &ClusterInput, exists: bool) -> AwsResult<()> {
+    let id = &c.id;
+    if exists {
         aws.rds
             .modify_db_cluster()
             .db_cluster_identifier(id)
-            .set_vpc_security_group_ids(Some(sgs))
-            .set_serverless_v2_scaling_configuration(scaling(d))
+            .set_vpc_security_group_ids(Some(c.security_group_ids.clone()))
+            .set_serverless_v2_scaling_configuration(c.scaling())
             .apply_immediately(true)
             .send()
             .await
             .map_err(|e| fail(format!("modify DB cluster `{id}`"), e))?;
+        return Ok(());
     }
-    let endpoint = std::sync::Mutex::new(String::new());
-    wait_until(
-        ctx,
-        &format!("DB cluster `{id}` to be available"),
-        Duration::from_secs(3600),
-        || async {
-            let s = cluster_state(aws, id).await?;
-            if let Some((status, ep)) = &s {
-                *endpoint.lock().unwrap_or_else(|e| e.into_inner()) = ep.clone();
-                return Ok(status == "available");
-            }
-            Ok(false)
-        },
-    )
-    .await?;
-    let endpoint = endpoint.into_inner().unwrap_or_else(|e| e.into_inner());
-    let mut o = ObservedResource {
-        id: id.clone(),
-        owner: Some(ctx.owner.clone()),
-        state: "available".into(),
-        attrs: d.attrs.clone(),
-        ..Default::default()
-    };
-    o.outputs.insert("endpoint".into(), endpoint);
-    Ok(o)
+    let password = crate::secrets::password(aws, &c.credentials_secret).await?;
+    aws.rds
+        .create_db_cluster()
+        .db_cluster_identifier(id)
+        .engine(&c.engine)
+        .engine_version(&c.engine_version)
+        .database_name(&c.database_name)
+        .master_username(&c.master_username)
+        .master_user_password(password)
+        .db_subnet_group_name(&c.subnet_group)
+        .set_vpc_security_group_ids(Some(c.security_group_ids.clone()))
+        .set_serverless_v2_scaling_configuration(c.scaling())
+        .storage_encrypted(true)
+        .set_tags(Some(tags(&c.tags)))
+        .send()
+        .await
+        .map_err(|e| fail(format!("create DB cluster `{id}`"), e).hint("check `database.engine_version` is an Aurora PostgreSQL version offered in the region"))?;
+    Ok(())
 }
 
-pub async fn put_instance(
-    aws: &Aws,
-    ctx: &ApplyCtx<'_>,
-    d: &Desired,
-    cur: Option<&ObservedResource>,
-) -> AwsResult<ObservedResource> {
-    let id = &d.key.name;
-    let public = d.get("publicly_accessible") == "true";
-    if cur.is_none() {
-        aws.rds
-            .create_db_instance()
-            .db_instance_identifier(id)
-            .db_cluster_identifier(d.get("cluster"))
-            .db_instance_class(d.get("instance_class"))
-            .engine("aurora-postgresql")
-            .publicly_accessible(public)
-            .set_tags(Some(tags(ctx, id)))
-            .send()
-            .await
-            .map_err(|e| fail(format!("create DB instance `{id}`"), e).hint("check `database.instance_class` is offered for Aurora PostgreSQL in the region"))?;
-    } else {
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct InstanceInput {
+    pub id: String,
+    pub cluster: String,
+    pub instance_class: String,
+    pub publicly_accessible: bool,
+    pub tags: Vec<(String, String)>,
+}
+
+/// Creates the instance (`exists == false`) or modifies it; returns at once (see [`instance_status`]).
+pub async fn put_instance(aws: &Aws, i: &InstanceInput, exists: bool) -> AwsResult<()> {
+    let id = &i.id;
+    if exists {
         aws.rds
             .modify_db_instance()
             .db_instance_identifier(id)
-            .db_instance_class(d.get("instance_class"))
-            .publicly_accessible(public)
+            .db_instance_class(&i.instance_class)
+            .publicly_accessible(i.publicly_accessible)
             .apply_immediately(true)
             .send()
             .await
             .map_err(|e| fail(format!("modify DB instance `{id}`"), e))?;
+    } else {
+        aws.rds
+            .create_db_instance()
+            .db_instance_identifier(id)
+            .db_cluster_identifier(&i.cluster)
+            .db_instance_class(&i.instance_class)
+            .engine("aurora-postgresql")
+            .publicly_accessible(i.publicly_accessible)
+            .set_tags(Some(tags(&i.tags)))
+            .send()
+            .await
+            .map_err(|e| fail(format!("create DB instance `{id}`"), e).hint("check `database.instance_class` is offered for Aurora PostgreSQL in the region"))?;
     }
-    wait_until(
-        ctx,
-        &format!("DB instance `{id}` to be available"),
-        Duration::from_secs(3600),
-        || async {
-            let r = aws
-                .rds
-                .describe_db_instances()
-                .db_instance_identifier(id)
-                .send()
-                .await
-                .map_err(|e| fail(format!("describe DB instance `{id}`"), e))?;
-            Ok(r.db_instances()
-                .first()
-                .and_then(|i| i.db_instance_status())
-                == Some("available"))
-        },
-    )
-    .await?;
-    Ok(ObservedResource {
-        id: id.clone(),
-        owner: Some(ctx.owner.clone()),
-        state: "available".into(),
-        attrs: d.attrs.clone(),
-        ..Default::default()
-    })
+    Ok(())
 }
 
-pub async fn put_proxy(
-    aws: &Aws,
-    ctx: &ApplyCtx<'_>,
-    d: &Desired,
-    cur: Option<&ObservedResource>,
-    observed: &Observed,
-) -> AwsResult<ObservedResource> {
-    let name = &d.key.name;
-    let sgs = ids(observed, Kind::SecurityGroup, d.get("security_groups"));
-    let role_arn = observed
-        .output(Kind::Role, d.get("role"), "arn")
-        .unwrap_or_default()
-        .to_string();
-    let iam = if d.get("iam_auth") == "REQUIRED" {
-        IamAuthMode::Required
-    } else {
-        IamAuthMode::Disabled
-    };
+/// An instance's status (`available`, `creating`…); `None`: no such instance.
+pub async fn instance_status(aws: &Aws, id: &str) -> AwsResult<Option<String>> {
+    match aws
+        .rds
+        .describe_db_instances()
+        .db_instance_identifier(id)
+        .send()
+        .await
+    {
+        Ok(r) => Ok(r
+            .db_instances()
+            .first()
+            .map(|i| i.db_instance_status().unwrap_or_default().to_string())),
+        Err(e) if not_found(code_of(&e)) => Ok(None),
+        Err(e) => Err(fail(format!("describe DB instance `{id}`"), e)),
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ProxyInput {
+    pub name: String,
+    pub role_arn: String,
+    pub secret_arn: String,
+    pub iam_auth: bool,
+    pub require_tls: bool,
+    pub idle_client_timeout_s: i32,
+    pub subnet_ids: Vec<String>,
+    pub security_group_ids: Vec<String>,
+    pub tags: Vec<(String, String)>,
+}
+
+/// Creates the proxy (`exists == false`) or modifies it; returns at once (see [`proxy_status`]).
+pub async fn put_proxy(aws: &Aws, p: &ProxyInput, exists: bool) -> AwsResult<()> {
+    let name = &p.name;
     let auth = UserAuthConfig::builder()
         .auth_scheme(AuthScheme::Secrets)
-        .secret_arn(d.get("secret"))
-        .iam_auth(iam)
+        .secret_arn(&p.secret_arn)
+        .iam_auth(if p.iam_auth {
+            IamAuthMode::Required
+        } else {
+            IamAuthMode::Disabled
+        })
         .build();
-    let idle: i32 = d.get("idle_client_timeout").parse().unwrap_or(1800);
-    let tls = d.get("require_tls") == "true";
-    if cur.is_none() {
+    if exists {
+        aws.rds
+            .modify_db_proxy()
+            .db_proxy_name(name)
+            .auth(auth)
+            .role_arn(&p.role_arn)
+            .set_security_groups(Some(p.security_group_ids.clone()))
+            .require_tls(p.require_tls)
+            .idle_client_timeout(p.idle_client_timeout_s)
+            .send()
+            .await
+            .map_err(|e| fail(format!("modify DB proxy `{name}`"), e))?;
+    } else {
         aws.rds
             .create_db_proxy()
             .db_proxy_name(name)
             .engine_family(EngineFamily::Postgresql)
             .auth(auth)
-            .role_arn(role_arn)
-            .set_vpc_subnet_ids(Some(ids(observed, Kind::Subnet, d.get("subnets"))))
-            .set_vpc_security_group_ids(Some(sgs))
-            .require_tls(tls)
-            .idle_client_timeout(idle)
-            .set_tags(Some(tags(ctx, name)))
+            .role_arn(&p.role_arn)
+            .set_vpc_subnet_ids(Some(p.subnet_ids.clone()))
+            .set_vpc_security_group_ids(Some(p.security_group_ids.clone()))
+            .require_tls(p.require_tls)
+            .idle_client_timeout(p.idle_client_timeout_s)
+            .set_tags(Some(tags(&p.tags)))
             .send()
             .await
             .map_err(|e| fail(format!("create DB proxy `{name}`"), e))?;
-    } else {
-        aws.rds
-            .modify_db_proxy()
-            .db_proxy_name(name)
-            .auth(auth)
-            .role_arn(role_arn)
-            .set_security_groups(Some(sgs))
-            .require_tls(tls)
-            .idle_client_timeout(idle)
-            .send()
-            .await
-            .map_err(|e| fail(format!("modify DB proxy `{name}`"), e))?;
     }
-    let found = std::sync::Mutex::new(None);
-    wait_until(
-        ctx,
-        &format!("DB proxy `{name}` to be available"),
-        Duration::from_secs(1800),
-        || async {
-            let r = aws
-                .rds
-                .describe_db_proxies()
-                .db_proxy_name(name)
-                .send()
-                .await
-                .map_err(|e| fail(format!("describe DB proxy `{name}`"), e))?;
-            let p = r.db_proxies().first();
-            *found.lock().unwrap_or_else(|e| e.into_inner()) = p.map(|p| {
-                (
-                    p.db_proxy_arn().unwrap_or_default().to_string(),
-                    p.endpoint().unwrap_or_default().to_string(),
-                )
-            });
-            Ok(p.and_then(|p| p.status()).map(|s| s.as_str()) == Some("available"))
-        },
-    )
-    .await?;
-    let (arn, endpoint) = found
-        .into_inner()
-        .unwrap_or_else(|e| e.into_inner())
-        .unwrap_or_default();
-    let mut o = ObservedResource {
-        id: arn,
-        owner: Some(ctx.owner.clone()),
-        state: "available".into(),
-        attrs: d.attrs.clone(),
-        ..Default::default()
-    };
-    o.outputs.insert("endpoint".into(), endpoint);
-    Ok(o)
+    Ok(())
 }
 
-pub async fn put_target_group(aws: &Aws, d: &Desired) -> AwsResult<ObservedResource> {
-    let proxy = d.key.name.split('/').next().unwrap_or_default();
-    let mut pool = ConnectionPoolConfiguration::builder()
-        .max_connections_percent(d.get("max_connections_percent").parse().unwrap_or(100))
-        .connection_borrow_timeout(d.get("connection_borrow_timeout").parse().unwrap_or(120));
-    if let Some(idle) = d
-        .attrs
-        .get("max_idle_connections_percent")
-        .and_then(|v| v.parse().ok())
+/// A proxy as `DescribeDBProxies` reports it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ProxyStatus {
+    pub arn: String,
+    pub endpoint: String,
+    pub status: String,
+}
+
+/// `None`: no such proxy.
+pub async fn proxy_status(aws: &Aws, name: &str) -> AwsResult<Option<ProxyStatus>> {
+    match aws
+        .rds
+        .describe_db_proxies()
+        .db_proxy_name(name)
+        .send()
+        .await
     {
-        pool = pool.max_idle_connections_percent(idle);
+        Ok(r) => Ok(r.db_proxies().first().map(|p| ProxyStatus {
+            arn: p.db_proxy_arn().unwrap_or_default().to_string(),
+            endpoint: p.endpoint().unwrap_or_default().to_string(),
+            status: p
+                .status()
+                .map(|s| s.as_str().to_string())
+                .unwrap_or_default(),
+        })),
+        Err(e) if not_found(code_of(&e)) => Ok(None),
+        Err(e) => Err(fail(format!("describe DB proxy `{name}`"), e)),
     }
+}
+
+/// The pool settings of a proxy's default target group.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PoolInput {
+    pub proxy: String,
+    pub max_connections_percent: i32,
+    pub connection_borrow_timeout_s: i32,
+    /// `None`: AWS's default.
+    pub max_idle_connections_percent: Option<i32>,
+}
+
+/// Sets the pool; returns the idle percentage AWS now applies (its default when the input has none).
+pub async fn put_pool(aws: &Aws, p: &PoolInput) -> AwsResult<Option<i32>> {
+    let proxy = &p.proxy;
+    let pool = ConnectionPoolConfiguration::builder()
+        .max_connections_percent(p.max_connections_percent)
+        .connection_borrow_timeout(p.connection_borrow_timeout_s)
+        .set_max_idle_connections_percent(p.max_idle_connections_percent);
     let r = aws
         .rds
         .modify_db_proxy_target_group()
@@ -663,149 +631,89 @@ pub async fn put_target_group(aws: &Aws, d: &Desired) -> AwsResult<ObservedResou
         .send()
         .await
         .map_err(|e| fail(format!("set the connection pool of DB proxy `{proxy}`"), e))?;
-    let mut attrs = d.attrs.clone();
-    if let Some(c) = r
-        .db_proxy_target_group()
+    Ok(r.db_proxy_target_group()
         .and_then(|g| g.connection_pool_config())
-    {
-        attrs
-            .entry("max_idle_connections_percent".into())
-            .or_insert_with(|| {
-                c.max_idle_connections_percent()
-                    .unwrap_or_default()
-                    .to_string()
-            });
-    }
-    Ok(ObservedResource {
-        id: format!("{proxy}/default"),
-        state: "available".into(),
-        attrs,
-        ..Default::default()
-    })
+        .map(|c| c.max_idle_connections_percent().unwrap_or_default()))
 }
 
-pub async fn register_target(
-    aws: &Aws,
-    ctx: &ApplyCtx<'_>,
-    d: &Desired,
-) -> AwsResult<ObservedResource> {
-    let proxy = d.key.name.split('/').next().unwrap_or_default();
-    let cluster = d.get("cluster");
+pub async fn register_target(aws: &Aws, proxy: &str, cluster: &str) -> AwsResult<()> {
     aws.rds
         .register_db_proxy_targets()
         .db_proxy_name(proxy)
         .db_cluster_identifiers(cluster)
         .send()
         .await
+        .map(|_| ())
         .map_err(|e| {
             fail(
                 format!("register DB cluster `{cluster}` with proxy `{proxy}`"),
                 e,
             )
-        })?;
-    let state = std::sync::Mutex::new(String::new());
-    wait_until(
-        ctx,
-        &format!("proxy `{proxy}` target `{cluster}`"),
-        Duration::from_secs(900),
-        || async {
-            let r = aws
-                .rds
-                .describe_db_proxy_targets()
-                .db_proxy_name(proxy)
-                .send()
-                .await
-                .map_err(|e| fail(format!("describe targets of proxy `{proxy}`"), e))?;
-            let mut state = state.lock().unwrap_or_else(|e| e.into_inner());
-            *state = r
-                .targets()
-                .iter()
-                .filter_map(|t| t.target_health().and_then(|h| h.state()))
-                .map(|s| s.as_str().to_string())
-                .next()
-                .unwrap_or_default();
-            Ok(*state == "AVAILABLE")
-        },
-    )
-    .await?;
-    let state = state.into_inner().unwrap_or_else(|e| e.into_inner());
-    Ok(ObservedResource {
-        id: cluster.into(),
-        owner: Some(ctx.owner.clone()),
-        state,
-        attrs: d.attrs.clone(),
-        ..Default::default()
-    })
+        })
 }
 
-pub async fn delete(aws: &Aws, ctx: &ApplyCtx<'_>, key: &Key) -> AwsResult<()> {
+/// The health state of the proxy's (first) target: `AVAILABLE`, `REGISTERING`…; empty when it has none.
+pub async fn target_state(aws: &Aws, proxy: &str) -> AwsResult<String> {
+    let r = aws
+        .rds
+        .describe_db_proxy_targets()
+        .db_proxy_name(proxy)
+        .send()
+        .await
+        .map_err(|e| fail(format!("describe targets of proxy `{proxy}`"), e))?;
+    Ok(r.targets()
+        .iter()
+        .filter_map(|t| t.target_health().and_then(|h| h.state()))
+        .map(|s| s.as_str().to_string())
+        .next()
+        .unwrap_or_default())
+}
+
+/// Starts deleting; returns at once (the executor waits until [`proxy_status`], [`instance_status`] or
+/// [`cluster_status`] find nothing). Already gone is success.
+pub async fn delete(aws: &Aws, key: &Key) -> AwsResult<()> {
     let name = key.name.as_str();
-    let gone = |r: Result<(), AwsError>| match r {
-        Err(e) if e.code.as_deref().is_some_and(|c| not_found(Some(c))) => Ok(()),
-        other => other,
-    };
-    match key.kind {
-        Kind::Proxy => {
-            gone(
-                aws.rds
-                    .delete_db_proxy()
-                    .db_proxy_name(name)
-                    .send()
-                    .await
-                    .map(|_| ())
-                    .map_err(|e| fail(format!("delete DB proxy `{name}`"), e)),
-            )?;
-            wait_until(ctx, &format!("DB proxy `{name}` to be deleted"), Duration::from_secs(1800), || async {
-                Ok(matches!(aws.rds.describe_db_proxies().db_proxy_name(name).send().await, Err(ref e) if not_found(code_of(e))))
-            })
+    let r = match key.kind {
+        Kind::Proxy => aws
+            .rds
+            .delete_db_proxy()
+            .db_proxy_name(name)
+            .send()
             .await
-        }
-        Kind::DbInstance => {
-            gone(
-                aws.rds
-                    .delete_db_instance()
-                    .db_instance_identifier(name)
-                    .skip_final_snapshot(true)
-                    .send()
-                    .await
-                    .map(|_| ())
-                    .map_err(|e| fail(format!("delete DB instance `{name}`"), e)),
-            )?;
-            wait_until(ctx, &format!("DB instance `{name}` to be deleted"), Duration::from_secs(3600), || async {
-                Ok(matches!(aws.rds.describe_db_instances().db_instance_identifier(name).send().await, Err(ref e) if not_found(code_of(e))))
-            })
+            .map(|_| ())
+            .map_err(|e| fail(format!("delete DB proxy `{name}`"), e)),
+        Kind::DbInstance => aws
+            .rds
+            .delete_db_instance()
+            .db_instance_identifier(name)
+            .skip_final_snapshot(true)
+            .send()
             .await
-        }
-        Kind::DbCluster => {
-            gone(
-                aws.rds
-                    .delete_db_cluster()
-                    .db_cluster_identifier(name)
-                    .skip_final_snapshot(true)
-                    .send()
-                    .await
-                    .map(|_| ())
-                    .map_err(|e| fail(format!("delete DB cluster `{name}`"), e)),
-            )?;
-            wait_until(
-                ctx,
-                &format!("DB cluster `{name}` to be deleted"),
-                Duration::from_secs(3600),
-                || async { Ok(cluster_state(aws, name).await?.is_none()) },
-            )
+            .map(|_| ())
+            .map_err(|e| fail(format!("delete DB instance `{name}`"), e)),
+        Kind::DbCluster => aws
+            .rds
+            .delete_db_cluster()
+            .db_cluster_identifier(name)
+            .skip_final_snapshot(true)
+            .send()
             .await
-        }
-        Kind::DbSubnetGroup => gone(
-            aws.rds
-                .delete_db_subnet_group()
-                .db_subnet_group_name(name)
-                .send()
-                .await
-                .map(|_| ())
-                .map_err(|e| fail(format!("delete DB subnet group `{name}`"), e)),
-        ),
+            .map(|_| ())
+            .map_err(|e| fail(format!("delete DB cluster `{name}`"), e)),
+        Kind::DbSubnetGroup => aws
+            .rds
+            .delete_db_subnet_group()
+            .db_subnet_group_name(name)
+            .send()
+            .await
+            .map(|_| ())
+            .map_err(|e| fail(format!("delete DB subnet group `{name}`"), e)),
         // Deleting the proxy removes its target group and registrations.
         _ => Ok(()),
+    };
+    match r {
+        Err(e) if not_found(e.code.as_deref()) => Ok(()),
+        other => other,
     }
 }
 

@@ -5,9 +5,8 @@ use aws_sdk_s3::types::{
     VersioningConfiguration,
 };
 
-use crate::ctx::ApplyCtx;
-use crate::{code_of, fail, owner_from, tags_for, Aws, AwsResult};
-use statsctl_core::inventory::{Desired, Key, Kind, ObservedResource};
+use crate::{code_of, fail, owner_from, Aws, AwsResult};
+use statsctl_core::inventory::{Key, Kind, ObservedResource};
 
 pub async fn observe(aws: &Aws, bucket: &str) -> AwsResult<Vec<(Key, ObservedResource)>> {
     match aws.s3.head_bucket().bucket(bucket).send().await {
@@ -35,50 +34,34 @@ pub async fn observe(aws: &Aws, bucket: &str) -> AwsResult<Vec<(Key, ObservedRes
     )])
 }
 
-pub async fn put_bucket(
-    aws: &Aws,
-    ctx: &ApplyCtx<'_>,
-    d: &Desired,
-    cur: Option<&ObservedResource>,
-) -> AwsResult<ObservedResource> {
-    let name = &d.key.name;
-    if cur.is_some() {
-        return Ok(ObservedResource {
-            id: name.clone(),
-            owner: Some(ctx.owner.clone()),
-            state: "exists".into(),
-            attrs: d.attrs.clone(),
-            ..Default::default()
-        });
+/// Creates the ledger bucket, tagged and versioned.
+pub async fn create_bucket(aws: &Aws, name: &str, tags: &[(String, String)]) -> AwsResult<()> {
+    let mut req = aws.s3.create_bucket().bucket(name);
+    if aws.region != "us-east-1" {
+        req = req.create_bucket_configuration(
+            CreateBucketConfiguration::builder()
+                .location_constraint(BucketLocationConstraint::from(aws.region.as_str()))
+                .build(),
+        );
     }
-    {
-        let mut req = aws.s3.create_bucket().bucket(name);
-        if aws.region != "us-east-1" {
-            req = req.create_bucket_configuration(
-                CreateBucketConfiguration::builder()
-                    .location_constraint(BucketLocationConstraint::from(aws.region.as_str()))
-                    .build(),
-            );
-        }
-        req.send()
-            .await
-            .map_err(|e| fail(format!("create the ledger bucket `{name}`"), e))?;
-        let tags: Vec<Tag> = tags_for(&ctx.owner, ctx.tags, name)
-            .into_iter()
-            .filter_map(|(k, v)| Tag::builder().key(k).value(v).build().ok())
-            .collect();
-        let tagging = Tagging::builder()
-            .set_tag_set(Some(tags))
-            .build()
-            .map_err(|e| crate::AwsError::new(format!("tag `{name}`"), e.to_string()))?;
-        aws.s3
-            .put_bucket_tagging()
-            .bucket(name)
-            .tagging(tagging)
-            .send()
-            .await
-            .map_err(|e| fail(format!("tag the ledger bucket `{name}`"), e))?;
-    }
+    req.send()
+        .await
+        .map_err(|e| fail(format!("create the ledger bucket `{name}`"), e))?;
+    let tags: Vec<Tag> = tags
+        .iter()
+        .filter_map(|(k, v)| Tag::builder().key(k).value(v).build().ok())
+        .collect();
+    let tagging = Tagging::builder()
+        .set_tag_set(Some(tags))
+        .build()
+        .map_err(|e| crate::AwsError::new(format!("tag `{name}`"), e.to_string()))?;
+    aws.s3
+        .put_bucket_tagging()
+        .bucket(name)
+        .tagging(tagging)
+        .send()
+        .await
+        .map_err(|e| fail(format!("tag the ledger bucket `{name}`"), e))?;
     aws.s3
         .put_bucket_versioning()
         .bucket(name)
@@ -90,13 +73,7 @@ pub async fn put_bucket(
         .send()
         .await
         .map_err(|e| fail(format!("enable versioning on `{name}`"), e))?;
-    Ok(ObservedResource {
-        id: name.clone(),
-        owner: Some(ctx.owner.clone()),
-        state: "exists".into(),
-        attrs: d.attrs.clone(),
-        ..Default::default()
-    })
+    Ok(())
 }
 
 /// Empties (every version) and deletes the bucket: only for `destroy --delete-data`.

@@ -3,9 +3,8 @@
 //! exist; that value never leaves this module except into the API call that creates the cluster. Referenced
 //! secrets are only described (name → ARN), never read.
 
-use crate::ctx::ApplyCtx;
-use crate::{code_of, fail, tags_for, Aws, AwsResult};
-use statsctl_core::inventory::{Desired, Key, Kind, ObservedResource};
+use crate::{code_of, fail, Aws, AwsResult};
+use statsctl_core::inventory::{Key, Kind, ObservedResource};
 
 pub async fn observe(aws: &Aws, name: &str) -> AwsResult<Vec<(Key, ObservedResource)>> {
     match aws.secrets.describe_secret().secret_id(name).send().await {
@@ -73,22 +72,28 @@ fn generate_password() -> std::io::Result<String> {
         .collect())
 }
 
-pub async fn create(
-    aws: &Aws,
-    ctx: &ApplyCtx<'_>,
-    d: &Desired,
-    username: &str,
-) -> AwsResult<ObservedResource> {
-    let name = &d.key.name;
+/// The database credentials secret statsctl creates when it does not exist.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SecretInput {
+    pub name: String,
+    pub username: String,
+    pub description: String,
+    pub tags: Vec<(String, String)>,
+}
+
+/// Creates the secret with a generated password; returns its ARN (never the value).
+pub async fn create(aws: &Aws, s: &SecretInput) -> AwsResult<String> {
+    let name = &s.name;
     let password = generate_password().map_err(|e| {
         crate::AwsError::new(
             format!("create secret `{name}`"),
             format!("no randomness: {e}"),
         )
     })?;
-    let value = serde_json::json!({ "username": username, "password": password }).to_string();
-    let tags: Vec<aws_sdk_secretsmanager::types::Tag> = tags_for(&ctx.owner, ctx.tags, name)
-        .into_iter()
+    let value = serde_json::json!({ "username": s.username, "password": password }).to_string();
+    let tags: Vec<aws_sdk_secretsmanager::types::Tag> = s
+        .tags
+        .iter()
         .map(|(k, v)| {
             aws_sdk_secretsmanager::types::Tag::builder()
                 .key(k)
@@ -100,26 +105,16 @@ pub async fn create(
         .secrets
         .create_secret()
         .name(name)
-        .description(format!(
-            "master credentials of the statsctl stack {}/{}",
-            ctx.owner.stack, ctx.owner.env
-        ))
+        .description(&s.description)
         .secret_string(value)
         .set_tags(Some(tags))
         .send()
         .await
         .map_err(|e| fail(format!("create secret `{name}`"), e))?;
-    let mut o = ObservedResource {
-        id: r.arn().unwrap_or_default().into(),
-        state: "exists".into(),
-        owner: Some(ctx.owner.clone()),
-        ..Default::default()
-    };
-    o.outputs.insert("arn".into(), o.id.clone());
-    Ok(o)
+    Ok(r.arn().unwrap_or_default().into())
 }
 
-/// The master password, for creating the cluster. Never logged or returned to callers outside apply.
+/// The master password, for creating the cluster (`rds::put_cluster`). Never logged or returned further.
 pub async fn password(aws: &Aws, name: &str) -> AwsResult<String> {
     let v = aws
         .secrets

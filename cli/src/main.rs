@@ -4,7 +4,6 @@ mod cmd;
 mod context;
 mod exit;
 mod local;
-mod lock;
 mod output;
 mod session;
 

@@ -1,15 +1,18 @@
 //! What plan, deploy, destroy and status share: load and validate the stack, package the function artifacts
-//! (all before any AWS call), connect, observe, and compute the plan.
+//! (all before any AWS call) and connect; observing and planning are the engine's (`statsctl_engine::observe`).
 
 use std::collections::BTreeMap;
-use std::time::Instant;
 
-use statsctl_aws::{check_endpoint_url, observe::observe, Aws, AwsError, Target};
+use statsctl_aws::{check_endpoint_url, Aws, AwsError, Target};
 use statsctl_core::artifact;
-use statsctl_core::desired::{desired, Artifact};
+use statsctl_core::desired::Artifact;
 use statsctl_core::inventory::{Observed, Owner};
 use statsctl_core::model::ResolvedStack;
-use statsctl_core::plan::{plan, Plan};
+use statsctl_core::plan::Plan;
+use statsctl_engine::apply::Executor;
+use statsctl_engine::lock::DeployLock;
+pub use statsctl_engine::observe::Measure;
+use statsctl_engine::observe::Subject;
 
 use crate::context::Global;
 use crate::exit::{CliError, CliResult};
@@ -76,38 +79,49 @@ impl Session {
         })
     }
 
-    pub async fn observe(&self) -> CliResult<Observed> {
-        observe(&self.aws, &self.stack.spec, &self.env)
-            .await
-            .map_err(aws_error)
+    /// The stack and environment this session works on, for the engine.
+    pub fn subject(&self) -> Subject<'_> {
+        Subject {
+            stack: &self.stack.spec,
+            env: &self.env,
+            owner: &self.owner,
+            artifacts: &self.artifacts,
+        }
     }
 
-    pub fn plan(&self, observed: &Observed) -> Plan {
-        let wanted = desired(&self.stack.spec, &self.env, observed, &self.artifacts);
-        plan(&self.owner, &wanted, observed)
+    pub async fn observe(&self) -> CliResult<Observed> {
+        self.subject().observe(&self.aws).await.map_err(aws_error)
+    }
+
+    /// Takes the deploy lock of this stack and environment for `command` (held until dropped).
+    pub fn lock(&self, command: &str) -> CliResult<DeployLock> {
+        DeployLock::acquire(&self.owner.stack, &self.env, command).map_err(|e| {
+            let mut c = CliError::new(e.message);
+            c.hint = e.hint;
+            c
+        })
+    }
+
+    /// What the executor needs to apply a plan of this session, reporting to `progress` and stopping at `stop`.
+    pub fn executor<'a>(
+        &'a self,
+        progress: &'a (dyn Fn(String) + Send + Sync),
+        stop: &'a std::sync::atomic::AtomicBool,
+    ) -> Executor<'a> {
+        Executor {
+            subject: self.subject(),
+            progress,
+            stop,
+        }
     }
 
     /// Observe + plan, with the figures reported by `plan`: API calls and wall time.
     pub async fn observe_and_plan(&self) -> CliResult<(Observed, Plan, Measure)> {
-        let start = Instant::now();
-        let calls = self.aws.calls.get();
-        let observed = self.observe().await?;
-        let p = self.plan(&observed);
-        Ok((
-            observed,
-            p,
-            Measure {
-                api_calls: self.aws.calls.get() - calls,
-                seconds: start.elapsed().as_secs_f64(),
-            },
-        ))
+        self.subject()
+            .observe_and_plan(&self.aws)
+            .await
+            .map_err(aws_error)
     }
-}
-
-#[derive(Debug, Clone, Copy, serde::Serialize)]
-pub struct Measure {
-    pub api_calls: usize,
-    pub seconds: f64,
 }
 
 pub fn aws_error(e: AwsError) -> CliError {

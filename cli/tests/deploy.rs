@@ -406,3 +406,87 @@ fn destroy_keeps_data_unless_asked() {
     );
     assert_eq!(pending(&plan).len(), 54);
 }
+
+/// Ctrl-C (SIGINT) during a deploy: the call under way completes, the rest is not attempted, the deploy says it
+/// was interrupted and releases its lock, and a re-run converges.
+#[test]
+fn interrupted_deploy_stops_and_resumes() {
+    use std::io::{BufRead, BufReader, Read};
+    let env = LocalAws::start();
+    let mut c = env.statsctl();
+    c.args(["deploy", "--output", "json"])
+        .stderr(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped());
+    let mut child = c.spawn().unwrap();
+    let mut stderr = BufReader::new(child.stderr.take().unwrap());
+    let mut seen = String::new();
+    let mut line = String::new();
+    while stderr.read_line(&mut line).unwrap() > 0 {
+        seen.push_str(&line);
+        if line.contains("] created ") {
+            let pid = i32::try_from(child.id()).unwrap();
+            assert_eq!(unsafe { libc::kill(pid, libc::SIGINT) }, 0);
+            break;
+        }
+        line.clear();
+    }
+    stderr.read_to_string(&mut seen).unwrap();
+    let mut stdout = String::new();
+    child
+        .stdout
+        .take()
+        .unwrap()
+        .read_to_string(&mut stdout)
+        .unwrap();
+    let status = child.wait().unwrap();
+    assert_eq!(status.code(), Some(1), "{seen}");
+    assert!(seen.contains("deploy interrupted after"), "{seen}");
+    let report: serde_json::Value = serde_json::from_str(&stdout).unwrap();
+    assert_eq!(report["outcome"]["interrupted"], true, "{report}");
+    assert!(
+        !report["outcome"]["not_done"].as_array().unwrap().is_empty(),
+        "{report}"
+    );
+    assert!(report["outcome"]["failed"].is_null(), "{report}");
+    // The lock went with the process; a re-run does the rest.
+    assert_eq!(env.deploy().code, 0);
+    assert_eq!(env.plan_json().0, 0);
+}
+
+/// Ctrl-C during destroy leaves resources behind: that is an error saying so, never exit 0, and a re-run
+/// deletes the rest.
+#[test]
+fn interrupted_destroy_is_not_success_and_resumes() {
+    use std::io::{BufRead, BufReader, Read};
+    let env = LocalAws::start();
+    env.deploy();
+    let mut c = env.statsctl();
+    c.args(["destroy", "--yes", "--delete-data"])
+        .stderr(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::null());
+    let mut child = c.spawn().unwrap();
+    let mut stderr = BufReader::new(child.stderr.take().unwrap());
+    let mut seen = String::new();
+    let mut line = String::new();
+    while stderr.read_line(&mut line).unwrap() > 0 {
+        seen.push_str(&line);
+        if line.contains("] deleted ") {
+            let pid = i32::try_from(child.id()).unwrap();
+            assert_eq!(unsafe { libc::kill(pid, libc::SIGINT) }, 0);
+            break;
+        }
+        line.clear();
+    }
+    stderr.read_to_string(&mut seen).unwrap();
+    let status = child.wait().unwrap();
+    assert_eq!(status.code(), Some(1), "{seen}");
+    assert!(seen.contains("destroy interrupted after"), "{seen}");
+    let (_, plan) = env.plan_json();
+    let changes = plan["changes"].as_array().unwrap();
+    assert!(
+        changes.iter().any(|c| c["action"] == "no_op"),
+        "something is left: {plan}"
+    );
+    let r = env.run(&["destroy", "--yes", "--delete-data"]);
+    assert_eq!(r.code, 0, "{r:?}");
+}

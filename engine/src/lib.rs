@@ -1,3 +1,10 @@
-//! statsctl's executor: applies a plan's changes one at a time, in order, and reports what was and was not done.
+//! statsctl's executor: reads live state and plans against it, applies a plan's changes one at a time in order
+//! (waiting for each to be ready, stopping on Ctrl-C), reports what was and was not done, and holds the deploy
+//! lock.
 
 pub mod apply;
+pub mod inputs;
+pub mod interrupt;
+pub mod lock;
+pub mod observe;
+pub mod wait;

@@ -1,18 +1,15 @@
 //! `statsctl deploy`: apply the plan in dependency order, then read back and confirm nothing is left to do.
 
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::Arc;
-
 use clap::Args;
 use serde::Serialize;
 use statsctl_core::plan::{render, Plan};
-use statsctl_engine::apply::{apply, ApplyCtx, Outcome};
+use statsctl_engine::apply::{apply_and_confirm, Outcome};
+use statsctl_engine::interrupt::stop_on_ctrl_c;
 
 use crate::context::Global;
 use crate::exit::{CliError, CliResult, OK};
-use crate::lock::DeployLock;
 use crate::output::{self, emit, progress};
-use crate::session::{refuse_blocked, Session};
+use crate::session::{aws_error, refuse_blocked, Session};
 
 #[derive(Args, Debug)]
 pub struct DeployArgs {
@@ -36,35 +33,13 @@ struct DeployReport<'a> {
     seconds: f64,
 }
 
-/// Ctrl-C stops between steps instead of killing a step half-way; a second Ctrl-C exits at once.
-pub fn stop_on_interrupt() -> Arc<AtomicBool> {
-    let stop = Arc::new(AtomicBool::new(false));
-    let flag = stop.clone();
-    tokio::spawn(async move {
-        if tokio::signal::ctrl_c().await.is_ok() {
-            flag.store(true, Ordering::SeqCst);
-            eprintln!(
-                "interrupted: finishing the current step, then stopping (Ctrl-C again to exit now)"
-            );
-            if tokio::signal::ctrl_c().await.is_ok() {
-                std::process::exit(130);
-            }
-        }
-    });
-    stop
-}
-
 pub async fn run(g: &Global, args: DeployArgs) -> CliResult {
     let started = std::time::Instant::now();
     let s = Session::open(g, true).await?;
     let _lock = if args.dry_run {
         None
     } else {
-        Some(DeployLock::acquire(
-            &s.owner.stack,
-            &s.env,
-            "statsctl deploy",
-        )?)
+        Some(s.lock("statsctl deploy")?)
     };
     progress(format!("reading {}/{} from AWS…", s.owner.stack, s.env));
     let (mut observed, p, _) = s.observe_and_plan().await?;
@@ -104,25 +79,12 @@ pub async fn run(g: &Global, args: DeployArgs) -> CliResult {
     if g.output == crate::output::Format::Human {
         eprint!("{}", render(&p, false));
     }
-    let stop = stop_on_interrupt();
+    let stop = stop_on_ctrl_c();
     let progress_fn = |line: String| progress(line);
-    let ctx = ApplyCtx {
-        owner: s.owner.clone(),
-        tags: &s.stack.spec.tags,
-        stack: &s.stack.spec,
-        env: &s.env,
-        artifacts: &s.artifacts,
-        progress: &progress_fn,
-        stop: &stop,
-    };
-    let outcome = apply(&s.aws, &ctx, &p, &mut observed).await;
-    let converged = if outcome.failed.is_none() && !outcome.interrupted {
-        progress("reading back to confirm…");
-        let (_, after, _) = s.observe_and_plan().await?;
-        Some(!after.has_changes())
-    } else {
-        None
-    };
+    let ex = s.executor(&progress_fn, &stop);
+    let (outcome, converged) = apply_and_confirm(&s.aws, &ex, &p, &mut observed)
+        .await
+        .map_err(aws_error)?;
     emit(
         g.output,
         &report(&s, args.dry_run, started, Some(&outcome), converged, &p),
@@ -175,16 +137,63 @@ fn human_outcome(out: &mut String, o: &Outcome, converged: Option<bool>) {
         ));
     }
     for k in &o.not_done {
-        out.push_str(&format!("{} {} not attempted\n", output::dim("–"), k));
+        if o.unfinished.as_ref() == Some(k) {
+            out.push_str(&format!(
+                "{} {} sent, not yet ready (stopped waiting)\n",
+                output::yellow("…"),
+                k
+            ));
+        } else {
+            out.push_str(&format!("{} {} not attempted\n", output::dim("–"), k));
+        }
     }
+    let unfinished = usize::from(o.unfinished.is_some());
     out.push_str(&format!(
         "\n{} done, {} failed, {} not attempted.",
         o.done.len(),
         usize::from(o.failed.is_some()),
-        o.not_done.len()
+        o.not_done.len() - unfinished
     ));
+    if unfinished > 0 {
+        out.push_str(" 1 sent but not yet ready: re-run `statsctl deploy` to finish it.");
+    }
     if converged == Some(true) {
         out.push_str(" Live state matches the stack file.");
     }
     out.push('\n');
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use statsctl_core::inventory::{Key, Kind};
+    use statsctl_core::plan::Action;
+    use statsctl_engine::apply::Step;
+
+    #[test]
+    fn a_change_stopped_while_waiting_reads_as_sent_not_as_not_attempted() {
+        let cluster = Key::new(Kind::DbCluster, "db");
+        let o = Outcome {
+            done: vec![Step {
+                key: Key::new(Kind::Secret, "creds"),
+                action: Action::Create,
+                seconds: 0.1,
+            }],
+            not_done: vec![cluster.clone(), Key::new(Kind::DbInstance, "db-1")],
+            interrupted: true,
+            unfinished: Some(cluster),
+            ..Default::default()
+        };
+        let mut out = String::new();
+        human_outcome(&mut out, &o, None);
+        assert!(
+            out.contains("db_cluster.db sent, not yet ready (stopped waiting)"),
+            "{out}"
+        );
+        assert!(out.contains("db_instance.db-1 not attempted"), "{out}");
+        assert!(
+            out.contains("1 done, 0 failed, 1 not attempted. 1 sent but not yet ready"),
+            "{out}"
+        );
+    }
 }

@@ -8,12 +8,11 @@ use serde::Serialize;
 use statsctl_core::desired::Names;
 use statsctl_core::inventory::Key;
 use statsctl_core::plan::{destroy_plan, render, Plan};
-use statsctl_engine::apply::{apply, ApplyCtx, Outcome};
+use statsctl_engine::apply::{apply, Outcome};
+use statsctl_engine::interrupt::stop_on_ctrl_c;
 
-use crate::cmd::deploy::stop_on_interrupt;
 use crate::context::Global;
 use crate::exit::{CliError, CliResult, OK};
-use crate::lock::DeployLock;
 use crate::output::{self, emit, progress};
 use crate::session::Session;
 
@@ -46,11 +45,7 @@ pub async fn run(g: &Global, args: DestroyArgs) -> CliResult {
     let _lock = if args.dry_run {
         None
     } else {
-        Some(DeployLock::acquire(
-            &s.owner.stack,
-            &s.env,
-            "statsctl destroy",
-        )?)
+        Some(s.lock("statsctl destroy")?)
     };
     let observed = s.observe().await?;
     let names = Names::new(&s.stack.spec, &s.env);
@@ -106,19 +101,10 @@ pub async fn run(g: &Global, args: DestroyArgs) -> CliResult {
             return Err(CliError::new("not confirmed; nothing was deleted"));
         }
     }
-    let stop = stop_on_interrupt();
+    let stop = stop_on_ctrl_c();
     let progress_fn = |line: String| progress(line);
-    let ctx = ApplyCtx {
-        owner: s.owner.clone(),
-        tags: &s.stack.spec.tags,
-        stack: &s.stack.spec,
-        env: &s.env,
-        artifacts: &s.artifacts,
-        progress: &progress_fn,
-        stop: &stop,
-    };
     let mut observed = observed;
-    let outcome = apply(&s.aws, &ctx, &p, &mut observed).await;
+    let outcome = apply(&s.aws, &s.executor(&progress_fn, &stop), &p, &mut observed).await;
     emit(
         g.output,
         &DestroyReport {
@@ -136,6 +122,15 @@ pub async fn run(g: &Global, args: DestroyArgs) -> CliResult {
                 .unwrap_or_else(|| "re-run `statsctl destroy` to continue".into()),
         );
         return Err(e);
+    }
+    // Stopped by Ctrl-C: some resources are left, so this is not success.
+    if outcome.interrupted {
+        return Err(CliError::new(format!(
+            "destroy interrupted after {} of {} deletions",
+            outcome.done.len(),
+            outcome.done.len() + outcome.not_done.len()
+        ))
+        .hint("re-run `statsctl destroy` to delete the rest"));
     }
     Ok(OK)
 }

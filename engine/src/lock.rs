@@ -7,7 +7,21 @@ use std::io::{Read, Seek, Write};
 use std::os::fd::AsRawFd;
 use std::path::PathBuf;
 
-use crate::exit::{CliError, CliResult};
+/// Why the lock was not taken: what is wrong and, when known, how to fix it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LockError {
+    pub message: String,
+    pub hint: Option<String>,
+}
+
+impl LockError {
+    fn new(message: String) -> LockError {
+        LockError {
+            message,
+            hint: None,
+        }
+    }
+}
 
 pub struct DeployLock {
     file: File,
@@ -21,10 +35,10 @@ fn lock_dir() -> PathBuf {
 }
 
 impl DeployLock {
-    pub fn acquire(stack: &str, env: &str, command: &str) -> CliResult<DeployLock> {
+    pub fn acquire(stack: &str, env: &str, command: &str) -> Result<DeployLock, LockError> {
         let dir = lock_dir();
         std::fs::create_dir_all(&dir).map_err(|e| {
-            CliError::new(format!(
+            LockError::new(format!(
                 "cannot create lock directory `{}`: {e}",
                 dir.display()
             ))
@@ -36,16 +50,20 @@ impl DeployLock {
             .read(true)
             .write(true)
             .open(&path)
-            .map_err(|e| CliError::new(format!("cannot open lock `{}`: {e}", path.display())))?;
+            .map_err(|e| LockError::new(format!("cannot open lock `{}`: {e}", path.display())))?;
         let got = unsafe { libc::flock(file.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) } == 0;
         if !got {
             let mut holder = String::new();
             let _ = file.read_to_string(&mut holder);
-            return Err(CliError::new(format!(
-                "another statsctl is changing {stack}/{env}: {}",
-                holder.trim()
-            ))
-            .hint("wait for it to finish; two deploys of the same stack never run at once"));
+            return Err(LockError {
+                message: format!(
+                    "another statsctl is changing {stack}/{env}: {}",
+                    holder.trim()
+                ),
+                hint: Some(
+                    "wait for it to finish; two deploys of the same stack never run at once".into(),
+                ),
+            });
         }
         let _ = file.set_len(0);
         let _ = file.rewind();
