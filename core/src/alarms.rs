@@ -195,14 +195,14 @@ fn generated(stack: &StackFile, env: &str, ctx: &AlarmContext) -> Vec<Gen> {
                 "LoadBalancer",
                 ctx.load_balancer_dimension
                     .clone()
-                    .unwrap_or_else(|| crate::inventory::KNOWN_AFTER_APPLY.into()),
+                    .unwrap_or_else(|| crate::canonical::KNOWN_AFTER_APPLY.into()),
             )];
             if !tg_only {
                 d.push((
                     "TargetGroup",
                     ctx.target_group_dimension
                         .clone()
-                        .unwrap_or_else(|| crate::inventory::KNOWN_AFTER_APPLY.into()),
+                        .unwrap_or_else(|| crate::canonical::KNOWN_AFTER_APPLY.into()),
                 ));
             }
             d

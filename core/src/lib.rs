@@ -3,11 +3,13 @@
 
 pub mod alarms;
 pub mod artifact;
+pub mod canonical;
 pub mod desired;
 pub mod diagnostics;
 pub mod duration;
 pub mod facts;
 pub mod inventory;
+pub mod kind;
 pub mod ledger;
 pub mod loader;
 pub mod model;

@@ -8,7 +8,8 @@ use std::fmt;
 
 use serde_json::json;
 
-use crate::inventory::{canonical_map, join_sorted, Attrs, Kind, KNOWN_AFTER_APPLY};
+use crate::canonical::{canonical_map, join_sorted, Attrs, KNOWN_AFTER_APPLY};
+use crate::kind::Kind;
 use crate::model::Comparison;
 
 /// A value that may only exist once something else has been created.
@@ -34,7 +35,7 @@ impl Ref {
         match self {
             Ref::Known(v) => v.clone(),
             Ref::AfterApply => KNOWN_AFTER_APPLY.to_string(),
-            Ref::MissingSecret(name) => crate::desired::missing_secret(name),
+            Ref::MissingSecret(name) => crate::canonical::missing_secret(name),
         }
     }
 }
@@ -635,7 +636,7 @@ impl Spec {
                 if let Some((version, weight)) = s.additional() {
                     let weights = BTreeMap::from([(
                         version.to_string(),
-                        crate::desired::format_number(weight.get()),
+                        crate::canonical::format_number(weight.get()),
                     )]);
                     a.insert("additional_version_weights".into(), canonical_map(&weights));
                 }
@@ -716,9 +717,9 @@ impl Spec {
                 ("statistic", s.statistic.clone()),
                 (
                     "comparison",
-                    crate::desired::comparison_name(s.comparison).to_string(),
+                    crate::canonical::comparison_name(s.comparison).to_string(),
                 ),
-                ("threshold", crate::desired::format_number(s.threshold)),
+                ("threshold", crate::canonical::format_number(s.threshold)),
                 ("period", s.period_secs.to_string()),
                 ("evaluation_periods", s.evaluation_periods.to_string()),
                 ("datapoints_to_alarm", s.datapoints_to_alarm.to_string()),

@@ -13,6 +13,7 @@ mod iam;
 mod network;
 mod service;
 
+pub use crate::canonical::{comparison_name, format_number, missing_secret, missing_secret_in};
 use std::collections::BTreeMap;
 
 use serde_json::json;
@@ -108,18 +109,6 @@ pub fn referenced_secrets(stack: &StackFile) -> Vec<String> {
                 EnvValue::Plain(_) => None,
             }),
     )
-}
-
-/// Stands in for the ARN of a referenced secret that does not exist: the plan blocks the resource using it.
-pub fn missing_secret(name: &str) -> String {
-    format!("(secret `{name}` does not exist)")
-}
-
-/// The secret a value names as missing (see [`missing_secret`]), if any.
-pub fn missing_secret_in(value: &str) -> Option<&str> {
-    let start = value.find("(secret `")? + "(secret `".len();
-    let len = value[start..].find("` does not exist)")?;
-    Some(&value[start..start + len])
 }
 
 /// The database's max_connections as far as the stack file and AWS's table know it (alarm thresholds).
@@ -290,26 +279,6 @@ pub fn desired(
     out.extend(service::desired(&cx));
     out.extend(alarms::desired(&cx));
     out
-}
-
-/// CloudWatch's name for a comparison.
-pub fn comparison_name(c: crate::model::Comparison) -> &'static str {
-    use crate::model::Comparison::*;
-    match c {
-        Greater => "GreaterThanThreshold",
-        GreaterOrEqual => "GreaterThanOrEqualToThreshold",
-        Less => "LessThanThreshold",
-        LessOrEqual => "LessThanOrEqualToThreshold",
-    }
-}
-
-/// Numbers as CloudWatch echoes them back: `90` not `90.0`.
-pub fn format_number(x: f64) -> String {
-    if x.fract() == 0.0 && x.abs() < 1e15 {
-        format!("{}", x as i64)
-    } else {
-        format!("{x}")
-    }
 }
 
 #[cfg(test)]
