@@ -6,6 +6,7 @@ pub mod chart;
 pub mod engine;
 pub mod http1;
 pub mod outcome;
+pub mod part;
 pub mod profile;
 pub mod shard;
 pub mod stats;
