@@ -75,7 +75,9 @@ pub struct LoadtestArgs {
     /// (default: the stack's loadtest.workers, else 1: this process generates the load itself)
     #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..=256))]
     pub workers: Option<u32>,
-    /// Where workers run: `local` (processes of this binary on this machine)
+    /// Where workers run: `local` (processes of this binary on this machine) or `ecs` (Fargate tasks of
+    /// `<stack>-<env>-loadgen` in the service's cluster and network); default: local in the `local` environment,
+    /// else ecs
     #[arg(long, value_enum)]
     pub runner: Option<dist::Runner>,
     /// Directory for a distributed run's profile and worker results when it is not recorded in the ledger
@@ -287,7 +289,33 @@ pub async fn run_cmd(g: &Global, args: LoadtestArgs) -> CliResult {
             .clone()
             .or_else(|| spec.aws.endpoint_url.clone());
         g.profile = g.profile.clone().or_else(|| spec.aws.profile.clone());
-        let d = dist::coordinate_local(&g, profile, worker_count, store, stop).await?;
+        // ECS outside the local environment (the emulator runs no containers), local processes in it.
+        let runner = args.runner.unwrap_or(if s.env == "local" {
+            dist::Runner::Local
+        } else {
+            dist::Runner::Ecs
+        });
+        let d = match runner {
+            dist::Runner::Local => {
+                dist::coordinate_local(&g, profile, worker_count, store, stop).await?
+            }
+            dist::Runner::Ecs => {
+                let svc = spec.service.as_ref().ok_or_else(|| {
+                    CliError::new("--runner ecs runs workers in the stats service's network, and the stack has no `service:`")
+                        .hint("use --runner local")
+                })?;
+                let now = match &observed {
+                    Some(o) => o.clone(),
+                    None => s.observe().await?,
+                };
+                let place = dist::ecs_place(&now, &s.owner.stack, &s.env, &svc.name, &svc.cluster)
+                    .map_err(|e| {
+                        CliError::new(format!("--runner ecs: {e}"))
+                            .hint("run `statsctl deploy` first, or use --runner local")
+                    })?;
+                dist::coordinate_ecs(&s.aws, profile, worker_count, store, &place, stop).await?
+            }
+        };
         let result = LoadTestResult::from_recorder(
             &d.ran.recorder,
             &stages,

@@ -22,6 +22,9 @@ use crate::session::aws_error;
 pub enum Runner {
     /// Processes of this statsctl binary on this machine.
     Local,
+    /// Fargate tasks of the load-generator task definition `<stack>-<env>-loadgen` in the stats service's
+    /// cluster, subnets and security groups.
+    Ecs,
 }
 
 /// How long a local run's workers get to start before the schedule begins.
@@ -266,12 +269,7 @@ pub async fn coordinate_local(
         if let Some(p) = &g.profile {
             cmd.args(["--profile", p]);
         }
-        if let Store::Bucket { aws, .. } = &store {
-            cmd.args(["--region", &aws.region]);
-        }
-        cmd.args(["loadtest", "--shard", &shard.to_string(), "--start-at"])
-            .arg(start_at.to_string())
-            .args(["--run-id", &run_id, "--run-store", &store.arg()])
+        cmd.args(worker_command(shard, start_at, &run_id, &store))
             .stdin(std::process::Stdio::null())
             .stdout(std::process::Stdio::null())
             .stderr(std::process::Stdio::piped())
@@ -373,31 +371,41 @@ pub async fn coordinate_local(
         )));
     }
 
+    let names: Vec<(Shard, String)> = launched.iter().map(|w| (w.shard, w.name())).collect();
+    gather(&store, &run_id, &names, stages, interrupted).await
+}
+
+/// Reads every worker's result from the store and merges them; a missing or unreadable one fails the run,
+/// naming the worker.
+async fn gather(
+    store: &Store,
+    run_id: &str,
+    workers: &[(Shard, String)],
+    stages: usize,
+    interrupted: bool,
+) -> CliResult<Distributed> {
+    let run_id = run_id.to_string();
     let mut parts = Vec::new();
-    for w in &launched {
+    for (shard, name) in workers {
         let bytes = store
-            .get(&run_id, &part_name(w.shard))
+            .get(&run_id, &part_name(*shard))
             .await?
             .ok_or_else(|| {
                 CliError::new(format!(
-                    "load test run {run_id} failed: {} exited without reporting a result",
-                    w.name()
+                    "load test run {run_id} failed: {name} ended without reporting a result"
                 ))
                 .hint("nothing was recorded; re-run")
             })?;
         let part: PartResult = serde_json::from_slice(&bytes).map_err(|e| {
             CliError::new(format!(
-                "load test run {run_id}: {}'s result is not readable: {e}",
-                w.name()
+                "load test run {run_id}: {name}'s result is not readable: {e}"
             ))
             .hint("nothing was recorded; re-run")
         })?;
-        if part.run_id != run_id || part.shard != w.shard {
+        if part.run_id != run_id || part.shard != *shard {
             return Err(CliError::new(format!(
-                "load test run {run_id}: {}'s result is for run {} shard {}",
-                w.name(),
-                part.run_id,
-                part.shard
+                "load test run {run_id}: {name}'s result is for run {} shard {}",
+                part.run_id, part.shard
             ))
             .hint("nothing was recorded; re-run"));
         }
@@ -433,6 +441,231 @@ pub async fn coordinate_local(
         run_id,
         workers,
     })
+}
+
+/// A worker's statsctl arguments: its shard, the start time and where the run is.
+fn worker_command(shard: Shard, start_at: u64, run_id: &str, store: &Store) -> Vec<String> {
+    let mut args: Vec<String> = vec![
+        "loadtest".into(),
+        "--shard".into(),
+        shard.to_string(),
+        "--start-at".into(),
+        start_at.to_string(),
+        "--run-id".into(),
+        run_id.into(),
+        "--run-store".into(),
+        store.arg(),
+    ];
+    if let Store::Bucket { aws, .. } = store {
+        args.extend(["--region".into(), aws.region.clone()]);
+    }
+    args
+}
+
+/// Where ECS workers run: the stats service's cluster and network, so they load the path viewers use.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct EcsPlace {
+    pub cluster: String,
+    pub task_definition: String,
+    pub container: String,
+    pub subnets: Vec<String>,
+    pub security_groups: Vec<String>,
+}
+
+/// The service's subnets and security groups as ids, from observed state (which names them): a name statsctl
+/// knows maps to its id, an id stays an id.
+pub fn ecs_place(
+    observed: &statsctl_core::inventory::Observed,
+    stack: &str,
+    env: &str,
+    service: &str,
+    cluster: &str,
+) -> Result<EcsPlace, String> {
+    use statsctl_core::inventory::Kind;
+    let svc = observed.get(Kind::EcsService, service).ok_or_else(|| {
+        format!("the ECS service `{service}` does not exist; the workers run in its network")
+    })?;
+    let ids = |attr: &str, kind: Kind, prefix: &str| -> Vec<String> {
+        svc.attrs
+            .get(attr)
+            .map(String::as_str)
+            .unwrap_or_default()
+            .split(',')
+            .filter(|n| !n.is_empty())
+            .filter_map(|n| match observed.id_of(kind, n) {
+                Some(id) => Some(id.to_string()),
+                None => n.starts_with(prefix).then(|| n.to_string()),
+            })
+            .collect()
+    };
+    let subnets = ids("subnets", Kind::Subnet, "subnet-");
+    let security_groups = ids("security_groups", Kind::SecurityGroup, "sg-");
+    if subnets.is_empty() {
+        return Err(format!(
+            "the ECS service `{service}` has no subnets statsctl can name"
+        ));
+    }
+    Ok(EcsPlace {
+        cluster: cluster.to_string(),
+        task_definition: format!("{stack}-{env}-loadgen"),
+        container: "loadgen".into(),
+        subnets,
+        security_groups,
+    })
+}
+
+/// How long ECS workers get to start (image pull, ENI attachment) before the schedule begins.
+const ECS_START_DELAY: Duration = Duration::from_secs(90);
+/// How often the coordinator looks for results and at the tasks.
+const ECS_POLL: Duration = Duration::from_secs(2);
+
+/// Runs `profile` over `workers` ECS tasks and merges their results from the ledger bucket. Every task it
+/// started is stopped (StopTask) before it returns, whatever happened.
+pub async fn coordinate_ecs(
+    aws: &Aws,
+    mut profile: Profile,
+    workers: u32,
+    store: Store,
+    place: &EcsPlace,
+    stop: Arc<AtomicBool>,
+) -> CliResult<Distributed> {
+    if !matches!(store, Store::Bucket { .. }) {
+        return Err(CliError::new(
+            "ECS workers report through the ledger bucket, and this run has none",
+        )
+        .hint("run `statsctl deploy` (it creates the ledger bucket) and drop --no-record, or use --runner local"));
+    }
+    let run_id = new_run_id();
+    let stages = profile.stages.len();
+    // 0: each task uses its own cores.
+    profile.workers = 0;
+    let end = statsctl_loadtest::profile::total_duration(&profile.stages).min(profile.max_duration);
+    let timeout = profile.timeout;
+    let body = serde_json::to_vec_pretty(&profile)
+        .map_err(|e| CliError::new(format!("cannot encode the profile: {e}")))?;
+    store.put(&run_id, PROFILE, body).await?;
+    let start_at = now_ms() + ECS_START_DELAY.as_millis() as u64;
+    progress(format!(
+        "run {run_id}: {workers} workers (ECS tasks of `{}` in cluster `{}`), results in {}",
+        place.task_definition,
+        place.cluster,
+        store.describe(&run_id)
+    ));
+    let mut tasks: Vec<(Shard, String)> = Vec::new();
+    for index in 0..workers {
+        let shard = Shard {
+            index,
+            count: workers,
+        };
+        let launch = statsctl_aws::loadgen::TaskLaunch {
+            cluster: place.cluster.clone(),
+            task_definition: place.task_definition.clone(),
+            container: place.container.clone(),
+            subnets: place.subnets.clone(),
+            security_groups: place.security_groups.clone(),
+            command: worker_command(shard, start_at, &run_id, &store),
+            started_by: run_id.chars().take(36).collect(),
+        };
+        match statsctl_aws::loadgen::run_task(aws, &launch).await {
+            Ok(arn) => {
+                progress(format!("worker {shard}: task {arn}"));
+                tasks.push((shard, arn));
+            }
+            Err(e) => {
+                stop_tasks(aws, &place.cluster, &tasks, "load test could not start").await;
+                return Err(aws_error(e));
+            }
+        }
+    }
+    let name = |shard: Shard, arn: &str| format!("worker {shard} (task {arn})");
+    let mut deadline = Instant::now()
+        + ECS_START_DELAY
+        + end
+        + timeout
+        + Duration::from_secs(2)
+        + REPORT_SLACK
+        + Duration::from_secs(30);
+    let mut interrupted = false;
+    let mut reported = vec![false; tasks.len()];
+    let mut last_describe = Instant::now();
+    let failure = loop {
+        if !interrupted && stop.load(Ordering::SeqCst) {
+            // Ctrl-C: ECS sends the tasks SIGTERM; a worker stops and reports what it has.
+            interrupted = true;
+            stop_tasks(aws, &place.cluster, &tasks, "load test interrupted").await;
+            deadline = deadline.min(Instant::now() + timeout + REPORT_SLACK);
+        }
+        for (i, (shard, _)) in tasks.iter().enumerate() {
+            if !reported[i] {
+                reported[i] = store.get(&run_id, &part_name(*shard)).await?.is_some();
+            }
+        }
+        if reported.iter().all(|r| *r) {
+            break None;
+        }
+        if !interrupted && last_describe.elapsed() >= Duration::from_secs(10) {
+            last_describe = Instant::now();
+            let arns: Vec<String> = tasks.iter().map(|(_, a)| a.clone()).collect();
+            let states = statsctl_aws::loadgen::describe_tasks(aws, &place.cluster, &arns)
+                .await
+                .map_err(aws_error);
+            if let Ok(states) = states {
+                let dead = tasks.iter().enumerate().find_map(|(i, (shard, arn))| {
+                    let st = states.iter().find(|t| &t.arn == arn)?;
+                    (!reported[i] && st.last_status == "STOPPED").then(|| {
+                        format!(
+                            "{} stopped without reporting ({}{})",
+                            name(*shard, arn),
+                            st.stopped_reason.as_deref().unwrap_or("no reason given"),
+                            st.exit_code
+                                .map(|c| format!(", exit code {c}"))
+                                .unwrap_or_default()
+                        )
+                    })
+                });
+                if dead.is_some() {
+                    break dead;
+                }
+            }
+        }
+        if Instant::now() >= deadline {
+            let late: Vec<String> = tasks
+                .iter()
+                .zip(&reported)
+                .filter(|(_, r)| !**r)
+                .map(|((shard, arn), _)| name(*shard, arn))
+                .collect();
+            break Some(format!(
+                "{} never reported within the run's deadline",
+                late.join(", ")
+            ));
+        }
+        tokio::time::sleep(ECS_POLL).await;
+    };
+    stop_tasks(aws, &place.cluster, &tasks, "load test finished").await;
+    if let Some(why) = failure {
+        return Err(CliError::new(format!("load test run {run_id} failed: {why}")).hint(format!(
+            "nothing was recorded and every task was stopped; the workers' results so far are in {}. Look at the task's logs, then re-run",
+            store.describe(&run_id)
+        )));
+    }
+    let names: Vec<(Shard, String)> = tasks
+        .iter()
+        .map(|(shard, arn)| (*shard, name(*shard, arn)))
+        .collect();
+    gather(&store, &run_id, &names, stages, interrupted).await
+}
+
+/// Stops every task of the run (a stopped one stays stopped); a task that cannot be stopped is said, with
+/// what to run by hand.
+async fn stop_tasks(aws: &Aws, cluster: &str, tasks: &[(Shard, String)], reason: &str) {
+    for (shard, arn) in tasks {
+        if let Err(e) = statsctl_aws::loadgen::stop_task(aws, cluster, arn, reason).await {
+            progress(format!(
+                "could not stop worker {shard} (task {arn}): {e}; stop it with `aws ecs stop-task --cluster {cluster} --task {arn}`"
+            ));
+        }
+    }
 }
 
 /// Ends every worker still running (SIGKILL) and reaps it: no process is left behind.
@@ -496,11 +729,27 @@ pub async fn work(
     let stop = Arc::new(AtomicBool::new(false));
     {
         let stop = stop.clone();
+        // Ctrl-C, or SIGTERM (ECS StopTask): stop, and still report what ran.
         tokio::spawn(async move {
-            if tokio::signal::ctrl_c().await.is_ok() {
-                stop.store(true, Ordering::SeqCst);
+            let term = async {
+                match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+                    Ok(mut s) => {
+                        s.recv().await;
+                    }
+                    Err(_) => std::future::pending::<()>().await,
+                }
+            };
+            tokio::select! {
+                _ = tokio::signal::ctrl_c() => {}
+                _ = term => {}
             }
+            stop.store(true, Ordering::SeqCst);
         });
+    }
+    if profile.workers == 0 {
+        profile.workers = std::thread::available_parallelism()
+            .map(|n| n.get())
+            .unwrap_or(2);
     }
     let ran = tokio::task::spawn_blocking(move || run_part(profile, shard, start, stop, |_| {}))
         .await
@@ -513,4 +762,87 @@ pub async fn work(
         .map_err(|e| CliError::new(format!("worker {shard}: cannot encode the result: {e}")))?;
     store.put(run_id, &part_name(shard), body).await?;
     Ok(crate::exit::OK)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use statsctl_core::inventory::{Key, Kind, Observed, ObservedResource};
+
+    fn observed(subnets: &str, sgs: &str) -> Observed {
+        let mut o = Observed::default();
+        let mut svc = ObservedResource::default();
+        svc.attrs.insert("subnets".into(), subnets.into());
+        svc.attrs.insert("security_groups".into(), sgs.into());
+        o.resources
+            .insert(Key::new(Kind::EcsService, "stats-service"), svc);
+        for (kind, name, id) in [
+            (Kind::Subnet, "app-a", "subnet-0aa"),
+            (Kind::Subnet, "app-b", "subnet-0bb"),
+            (Kind::SecurityGroup, "service", "sg-011"),
+        ] {
+            o.resources.insert(
+                Key::new(kind, name),
+                ObservedResource {
+                    id: id.into(),
+                    ..Default::default()
+                },
+            );
+        }
+        o
+    }
+
+    #[test]
+    fn ecs_workers_go_where_the_service_is() {
+        let cases = [
+            (
+                "app-a,app-b",
+                "service",
+                Ok((vec!["subnet-0aa", "subnet-0bb"], vec!["sg-011"])),
+            ),
+            (
+                "subnet-0cc",
+                "sg-022",
+                Ok((vec!["subnet-0cc"], vec!["sg-022"])),
+            ),
+            ("unknown", "service", Err("no subnets")),
+            ("", "", Err("no subnets")),
+        ];
+        for (subnets, sgs, want) in cases {
+            let got = ecs_place(
+                &observed(subnets, sgs),
+                "live",
+                "prod",
+                "stats-service",
+                "live",
+            );
+            match (got, want) {
+                (Ok(p), Ok((sn, sg))) => {
+                    assert_eq!(p.subnets, sn, "{subnets}");
+                    assert_eq!(p.security_groups, sg, "{sgs}");
+                    assert_eq!(p.task_definition, "live-prod-loadgen");
+                    assert_eq!(p.cluster, "live");
+                }
+                (Err(e), Err(w)) => assert!(e.contains(w), "{subnets}: {e}"),
+                (got, want) => panic!("{subnets}: {got:?} != {want:?}"),
+            }
+        }
+        let e = ecs_place(
+            &Observed::default(),
+            "live",
+            "prod",
+            "stats-service",
+            "live",
+        )
+        .unwrap_err();
+        assert!(e.contains("does not exist"), "{e}");
+    }
+
+    #[test]
+    fn run_ids_that_are_not_ours_are_refused() {
+        assert!(check_run_id(&new_run_id()).is_ok());
+        for bad in ["", "../etc", "A-1", "x/y", &"1".repeat(65)] {
+            assert!(check_run_id(bad).is_err(), "{bad}");
+        }
+    }
 }
