@@ -345,3 +345,290 @@ fn ctrl_c_stops_every_worker_and_still_reports_what_ran() {
         assert!(!pid_alive(pid), "worker pid {pid} was left running");
     }
 }
+
+/// A recording proxy in front of the emulator: forwards every request to it, one request a connection, and keeps
+/// the bodies of ECS calls by operation (`X-Amz-Target`), so a test sees exactly what statsctl asked for.
+struct Recorder {
+    port: u16,
+    calls: std::sync::Arc<std::sync::Mutex<Vec<(String, serde_json::Value)>>>,
+}
+
+fn record_ecs_calls(upstream: String) -> Recorder {
+    use std::io::{Read, Write};
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let calls = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+    let kept = calls.clone();
+    let upstream = upstream.trim_start_matches("http://").to_string();
+    std::thread::spawn(move || {
+        for stream in listener.incoming() {
+            let Ok(mut client) = stream else { continue };
+            let kept = kept.clone();
+            let upstream = upstream.clone();
+            std::thread::spawn(move || {
+                let _ = client.set_read_timeout(Some(Duration::from_secs(30)));
+                let mut reader = BufReader::new(client.try_clone().unwrap());
+                let mut head = String::new();
+                let mut length = 0usize;
+                let mut target = String::new();
+                loop {
+                    let mut line = String::new();
+                    if reader.read_line(&mut line).unwrap_or(0) == 0 {
+                        return;
+                    }
+                    let lower = line.to_ascii_lowercase();
+                    if let Some(v) = lower.strip_prefix("content-length:") {
+                        length = v.trim().parse().unwrap_or(0);
+                    }
+                    if let Some(v) = lower.strip_prefix("x-amz-target:") {
+                        target = v.trim().rsplit('.').next().unwrap_or_default().to_string();
+                    }
+                    if lower.starts_with("connection:") {
+                        continue;
+                    }
+                    if line == "\r\n" {
+                        head.push_str("Connection: close\r\n\r\n");
+                        break;
+                    }
+                    head.push_str(&line);
+                }
+                let mut body = vec![0u8; length];
+                if reader.read_exact(&mut body).is_err() {
+                    return;
+                }
+                if !target.is_empty() {
+                    if let Ok(json) = serde_json::from_slice(&body) {
+                        kept.lock().unwrap().push((target.clone(), json));
+                    }
+                }
+                let Ok(mut up) = std::net::TcpStream::connect(&upstream) else {
+                    return;
+                };
+                let _ = up.write_all(head.as_bytes());
+                let _ = up.write_all(&body);
+                let mut answer = Vec::new();
+                let _ = up.read_to_end(&mut answer);
+                if !target.is_empty() {
+                    answer = fix_ecs_answer(answer);
+                }
+                let _ = client.write_all(&answer);
+            });
+        }
+    });
+    Recorder { port, calls }
+}
+
+/// This emulator answers a task's containers' `cpu` and `memory` as numbers where ECS sends strings, which the
+/// AWS SDK rightly refuses: rewritten here so the calls can be checked end to end.
+fn fix_ecs_answer(answer: Vec<u8>) -> Vec<u8> {
+    let Some(split) = answer.windows(4).position(|w| w == b"\r\n\r\n") else {
+        return answer;
+    };
+    let (head, body) = (&answer[..split], &answer[split + 4..]);
+    let Ok(mut json) = serde_json::from_slice::<serde_json::Value>(body) else {
+        return answer;
+    };
+    let fix = |task: &mut serde_json::Value| {
+        if let Some(serde_json::Value::Array(containers)) = task.get_mut("containers") {
+            for c in containers {
+                for key in ["cpu", "memory"] {
+                    if let Some(v) = c.get_mut(key) {
+                        if v.is_number() {
+                            *v = serde_json::Value::String(v.to_string());
+                        }
+                    }
+                }
+            }
+        }
+    };
+    if let Some(serde_json::Value::Array(list)) = json.get_mut("tasks") {
+        list.iter_mut().for_each(fix);
+    }
+    if let Some(task) = json.get_mut("task") {
+        fix(task);
+    }
+    let body = serde_json::to_vec(&json).unwrap();
+    let head: String = String::from_utf8_lossy(head)
+        .lines()
+        .filter(|l| !l.to_ascii_lowercase().starts_with("content-length:"))
+        .map(|l| format!("{l}\r\n"))
+        .collect();
+    let mut out = format!("{head}Content-Length: {}\r\n\r\n", body.len()).into_bytes();
+    out.extend(body);
+    out
+}
+
+#[test]
+fn ecs_workers_are_tasks_in_the_services_network_and_ctrl_c_stops_them() {
+    use aws_sdk_ecs::types::{Compatibility, ContainerDefinition};
+    let env = LocalAws::start();
+    env.deploy();
+    // The load-generator task definition (deploy does not provision it yet). Registered without awsvpc here
+    // only because this emulator fails RunTask of awsvpc tasks (HTTP 500); the requests are checked as sent.
+    block_on(async {
+        let ecs = aws_sdk_ecs::Client::new(&sdk_config(&env).await);
+        ecs.register_task_definition()
+            .family("live-stats-local-loadgen")
+            .requires_compatibilities(Compatibility::Ec2)
+            .cpu("256")
+            .memory("512")
+            .container_definitions(
+                ContainerDefinition::builder()
+                    .name("loadgen")
+                    .image("statsctl:test")
+                    .memory(512)
+                    .essential(true)
+                    .build(),
+            )
+            .send()
+            .await
+            .unwrap();
+    });
+    let server = TestServer::start(Duration::from_millis(1), false);
+    let url = server.url();
+    let proxy = record_ecs_calls(env.endpoint());
+    let mut c = env.statsctl();
+    c.args([
+        "--endpoint-url",
+        &format!("http://127.0.0.1:{}", proxy.port),
+        "loadtest",
+        "--workers",
+        "2",
+        "--runner",
+        "ecs",
+        "--target",
+        &url,
+        "--stages",
+        "hold:10:2s",
+        "--arrival",
+        "uniform",
+        "--timeout",
+        "1s",
+    ])
+    .stdout(Stdio::null())
+    .stderr(Stdio::piped());
+    let mut child = c.spawn().unwrap();
+    let mut err = BufReader::new(child.stderr.take().unwrap());
+    let mut tasks = vec![];
+    let mut seen = String::new();
+    while tasks.len() < 2 {
+        let mut line = String::new();
+        if err.read_line(&mut line).unwrap() == 0 {
+            panic!("the coordinator ended before starting its tasks:\n{seen}");
+        }
+        seen.push_str(&line);
+        if let Some((_, arn)) = line.trim().split_once(": task ") {
+            tasks.push(arn.to_string());
+        }
+    }
+    // The emulator never runs the containers: Ctrl-C, and every task must be stopped.
+    unsafe {
+        libc::kill(child.id() as i32, libc::SIGINT);
+    }
+    let status = child.wait().unwrap();
+    let stderr = rest_of(err);
+    assert_eq!(status.code(), Some(1), "{seen}{stderr}");
+    for (k, arn) in tasks.iter().enumerate() {
+        assert!(
+            stderr.contains(&format!("worker {}/2 (task {arn})", k + 1)),
+            "{stderr}"
+        );
+    }
+    assert!(stderr.contains("never reported"), "{stderr}");
+
+    block_on(async {
+        let conf = sdk_config(&env)
+            .await
+            .into_builder()
+            .endpoint_url(format!("http://127.0.0.1:{}", proxy.port))
+            .build();
+        let ecs = aws_sdk_ecs::Client::new(&conf);
+        let cluster = tasks[0].split('/').nth(1).unwrap().to_string();
+        let svc = ecs
+            .describe_services()
+            .cluster(&cluster)
+            .services("stats-service")
+            .send()
+            .await
+            .unwrap();
+        let net = svc.services()[0]
+            .network_configuration()
+            .and_then(|n| n.awsvpc_configuration())
+            .unwrap()
+            .clone();
+        let calls = proxy.calls.lock().unwrap().clone();
+        let run_tasks: Vec<&serde_json::Value> = calls
+            .iter()
+            .filter(|(op, _)| op == "runtask")
+            .map(|(_, body)| body)
+            .collect();
+        assert_eq!(run_tasks.len(), 2, "one RunTask a worker: {calls:?}");
+        let mut shards = vec![];
+        for req in run_tasks {
+            assert_eq!(req["taskDefinition"], "live-stats-local-loadgen", "{req}");
+            assert_eq!(req["count"], 1, "{req}");
+            assert_eq!(req["launchType"], "FARGATE", "{req}");
+            assert_eq!(req["cluster"], cluster.as_str(), "{req}");
+            // In the service's network.
+            let vpc = &req["networkConfiguration"]["awsvpcConfiguration"];
+            let list = |v: &serde_json::Value| -> Vec<String> {
+                let mut l: Vec<String> = v
+                    .as_array()
+                    .unwrap()
+                    .iter()
+                    .map(|x| x.as_str().unwrap().to_string())
+                    .collect();
+                l.sort();
+                l
+            };
+            let mut want_subnets = net.subnets().to_vec();
+            want_subnets.sort();
+            let mut want_sgs = net.security_groups().to_vec();
+            want_sgs.sort();
+            assert_eq!(list(&vpc["subnets"]), want_subnets, "{req}");
+            assert_eq!(list(&vpc["securityGroups"]), want_sgs, "{req}");
+            // The command carries the shard, the start time, the run id and the store.
+            let o = &req["overrides"]["containerOverrides"][0];
+            assert_eq!(o["name"], "loadgen");
+            let cmd: Vec<String> = o["command"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|a| a.as_str().unwrap().to_string())
+                .collect();
+            let after = |flag: &str| {
+                cmd.iter()
+                    .position(|a| a == flag)
+                    .map(|i| cmd[i + 1].clone())
+                    .unwrap_or_else(|| panic!("no {flag} in {cmd:?}"))
+            };
+            assert_eq!(cmd[0], "loadtest");
+            shards.push(after("--shard"));
+            assert!(after("--start-at").parse::<u64>().is_ok());
+            assert_eq!(after("--run-id"), req["startedBy"].as_str().unwrap());
+            assert!(after("--run-store").starts_with("s3://live-stats-local-ledger-"));
+        }
+        // Both stopped: StopTask for each, and the emulator says so.
+        let stopped: Vec<String> = calls
+            .iter()
+            .filter(|(op, _)| op == "stoptask")
+            .map(|(_, body)| body["task"].as_str().unwrap().to_string())
+            .collect();
+        for arn in &tasks {
+            assert!(stopped.contains(arn), "{arn} not stopped: {stopped:?}");
+        }
+        let described = ecs
+            .describe_tasks()
+            .cluster(&cluster)
+            .set_tasks(Some(tasks.clone()))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(described.tasks().len(), 2);
+        for t in described.tasks() {
+            assert_eq!(t.last_status(), Some("STOPPED"), "{t:?}");
+        }
+        shards.sort();
+        assert_eq!(shards, ["1/2", "2/2"]);
+    });
+}
