@@ -632,3 +632,52 @@ fn ecs_workers_are_tasks_in_the_services_network_and_ctrl_c_stops_them() {
         assert_eq!(shards, ["1/2", "2/2"]);
     });
 }
+
+#[test]
+fn loadtest_workers_in_the_stack_file_is_validated() {
+    let shipped = std::fs::read_to_string(shipped_stack()).unwrap();
+    assert!(shipped.contains("  min_hold: 5m\n"));
+    let dir = tempfile::tempdir().unwrap();
+    let check = |workers: &str| {
+        let path = dir.path().join("stack.yaml");
+        std::fs::write(
+            &path,
+            shipped.replacen(
+                "  min_hold: 5m\n",
+                &format!("  min_hold: 5m\n  workers: {workers}\n  image: statsctl:0.1.0\n"),
+                1,
+            ),
+        )
+        .unwrap();
+        let mut c = statsctl();
+        c.arg("--stack")
+            .arg(&path)
+            .args(["validate", "--env", "prod"]);
+        run(c)
+    };
+    let r = check("4");
+    assert_eq!(r.code, 0, "{r:?}");
+    for bad in ["0", "257"] {
+        let r = check(bad);
+        assert_eq!(r.code, 1, "{bad}: {r:?}");
+        assert!(
+            r.stderr.contains(&format!(
+                "`workers` is {bad}, but must be between 1 and 256"
+            )),
+            "{r:?}"
+        );
+    }
+    // And on the command line, before anything runs.
+    let mut c = statsctl();
+    c.args([
+        "--env",
+        "local",
+        "loadtest",
+        "--workers",
+        "0",
+        "--no-record",
+    ]);
+    let r = run(c);
+    assert_eq!(r.code, 1, "{r:?}");
+    assert!(r.stderr.contains("--workers"), "{r:?}");
+}

@@ -291,13 +291,6 @@ pub fn validate(stack: &StackFile, env: &str) -> Vec<Problem> {
                 ));
             }
         }
-        if !(1..=256).contains(&lt.workers) {
-            out.push(p(
-                &["loadtest", "workers"],
-                format!("workers is {}: it must be 1–256", lt.workers),
-                "1 runs the load test in statsctl itself; e.g. `workers: 4` splits the viewers over 4 workers",
-            ));
-        }
         for key in lt.latency.keys() {
             if crate::percentile_key(key).is_none() {
                 let hint = crate::diagnostics::closest(key, crate::PERCENTILE_KEYS.iter().copied())
