@@ -284,11 +284,12 @@ pub async fn run_cmd(g: &Global, args: LoadtestArgs) -> CliResult {
         };
         // Workers reach AWS the way this process does.
         let mut g = g.clone();
-        g.endpoint_url = g
-            .endpoint_url
-            .clone()
-            .or_else(|| spec.aws.endpoint_url.clone());
-        g.profile = g.profile.clone().or_else(|| spec.aws.profile.clone());
+        if g.endpoint_url.is_none() {
+            g.endpoint_url.clone_from(&spec.aws.endpoint_url);
+        }
+        if g.profile.is_none() {
+            g.profile.clone_from(&spec.aws.profile);
+        }
         // ECS outside the local environment (the emulator runs no containers), local processes in it.
         let runner = args.runner.unwrap_or(if s.env == "local" {
             dist::Runner::Local

@@ -201,7 +201,7 @@ struct Launched {
     shard: Shard,
     pid: u32,
     child: tokio::process::Child,
-    /// The last line it wrote on stderr: its error, when it fails.
+    /// Its error line on stderr (else the last line it wrote): what it said when it fails.
     last_line: Arc<Mutex<String>>,
     exited: Option<std::process::ExitStatus>,
 }
@@ -212,7 +212,10 @@ impl Launched {
     }
 
     fn last_line(&self) -> String {
-        self.last_line.lock().map(|l| l.clone()).unwrap_or_default()
+        self.last_line
+            .lock()
+            .map(|l| l.as_str().to_owned())
+            .unwrap_or_default()
     }
 }
 
@@ -291,8 +294,9 @@ pub async fn coordinate_local(
                 use tokio::io::AsyncBufReadExt;
                 let mut lines = tokio::io::BufReader::new(stderr).lines();
                 while let Ok(Some(line)) = lines.next_line().await {
-                    if !line.trim().is_empty() {
-                        if let Ok(mut l) = last.lock() {
+                    if let Ok(mut l) = last.lock() {
+                        // Its error line is what it has to say (a hint follows it); else its last words.
+                        if !l.starts_with("error:") && !line.trim().is_empty() {
                             *l = line.chars().take(500).collect();
                         }
                     }
