@@ -681,3 +681,65 @@ fn loadtest_workers_in_the_stack_file_is_validated() {
     assert_eq!(r.code, 1, "{r:?}");
     assert!(r.stderr.contains("--workers"), "{r:?}");
 }
+
+#[test]
+fn worker_mode_refuses_bad_input_before_anything_runs() {
+    let runs = tempfile::tempdir().unwrap();
+    let store = runs.path().display().to_string();
+    let cases: [(&[&str], &str); 5] = [
+        (&["--shard", "4/3"], "is not a shard like 2/3"),
+        (
+            &["--shard", "1/3"],
+            "--shard needs --start-at, --run-id and --run-store",
+        ),
+        (
+            &[
+                "--shard",
+                "1/3",
+                "--start-at",
+                "1",
+                "--run-id",
+                "../etc",
+                "--run-store",
+                &store,
+            ],
+            "--run-id `../etc` is not a run id",
+        ),
+        (
+            &[
+                "--shard",
+                "1/3",
+                "--start-at",
+                "99999999999999",
+                "--run-id",
+                "r-1",
+                "--run-store",
+                &store,
+            ],
+            "a worker waits at most 600s",
+        ),
+        (
+            &[
+                "--shard",
+                "1/3",
+                "--start-at",
+                "1",
+                "--run-id",
+                "r-1",
+                "--run-store",
+                &store,
+            ],
+            "run r-1 has no profile in",
+        ),
+    ];
+    for (args, want) in cases {
+        let mut c = statsctl();
+        c.arg("loadtest").args(args);
+        let r = run(c);
+        assert_eq!(r.code, 1, "{args:?}: {r:?}");
+        assert!(r.stderr.contains(want), "{args:?}: {r:?}");
+        assert!(r.stderr.contains("hint:"), "{args:?}: {r:?}");
+    }
+    // Nothing was written for the run.
+    assert!(!runs.path().join("r-1").exists());
+}
