@@ -75,7 +75,8 @@ fn three_local_workers_merge_exactly_into_the_single_runs_schedule() {
         "json",
     ]);
     let r = run(c);
-    assert_eq!(r.code, 0, "{r:?}");
+    // Pass or fail is the thresholds' (latency on a busy machine varies); the counts below are exact.
+    assert!(matches!(r.code, 0 | 2), "{r:?}");
     let j = r.json();
     let res = &j["result"];
     let workers = j["run"]["workers"].as_array().unwrap();
@@ -178,7 +179,8 @@ fn a_distributed_run_is_recorded_once_with_the_merged_timeline() {
         "--output",
         "json",
     ]);
-    assert_eq!(r.code, 0, "{r:?}");
+    // Pass or fail is the thresholds' (latency on a busy machine varies); the counts below are exact.
+    assert!(matches!(r.code, 0 | 2), "{r:?}");
     let j = r.json();
     // Recorded in the ledger bucket, the run's objects beside it.
     assert!(
