@@ -11,6 +11,7 @@ pub mod fault;
 pub mod iam;
 pub mod lambda;
 pub mod ledger;
+pub mod loadgen;
 pub mod observe;
 pub mod rds;
 pub mod s3;

@@ -636,6 +636,19 @@ pub struct LoadTestCriteria {
     /// a spike join the next wave). `--arrival` overrides it.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub arrival: Option<String>,
+    /// Load-generator workers: the viewers are split into this many disjoint shards, each run by its own
+    /// process (`--runner local`) or ECS task (`--runner ecs`), and their results merged exactly. 1 (default):
+    /// `statsctl loadtest` generates the load itself. `--workers` overrides it.
+    #[serde(default = "one", skip_serializing_if = "is_one")]
+    #[schemars(range(min = 1, max = 256))]
+    pub workers: u32,
+    /// Container image of statsctl itself that ECS workers run (built from the repository's `Dockerfile`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub image: Option<String>,
+}
+
+fn is_one(n: &u32) -> bool {
+    *n == 1
 }
 
 fn one() -> u32 {

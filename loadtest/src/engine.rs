@@ -17,6 +17,7 @@ use serde::Serialize;
 
 use crate::http1::Conn;
 use crate::profile::{active_at, first_poll, total_duration, Profile, Target};
+use crate::shard::Shard;
 use crate::stats::{histogram, LoadTestResult, Recorder};
 
 /// A live view of the run, about once a second.
@@ -92,6 +93,40 @@ pub fn run(
     stop: Arc<AtomicBool>,
     progress: impl Fn(&Snapshot) + Send + Sync + 'static,
 ) -> Result<LoadTestResult, String> {
+    let stages = profile.stages.clone();
+    let poll = profile.poll_interval.as_secs_f64();
+    let targets = profile.targets.iter().map(|t| t.url.clone()).collect();
+    let ran = run_part(profile, Shard::WHOLE, Instant::now(), stop, progress)?;
+    Ok(LoadTestResult::from_recorder(
+        &ran.recorder,
+        &stages,
+        targets,
+        poll,
+        ran.elapsed_secs,
+        ran.stopped,
+    ))
+}
+
+/// What one part of a run measured, before it becomes a result: a distributed run merges its workers' parts.
+#[derive(Debug, Clone)]
+pub struct Ran {
+    pub recorder: Recorder,
+    /// Seconds from the schedule's start to the end, bounded by the stages plus the request timeout.
+    pub elapsed_secs: f64,
+    /// Why it ended early, if it did.
+    pub stopped: Option<String>,
+}
+
+/// Runs `shard`'s viewers of the profile on the schedule that starts at `start` (which may be a little in the
+/// future: workers of a distributed run start together), as `run` does. The profile's `max_requests` applies to
+/// this part alone.
+pub fn run_part(
+    profile: Profile,
+    shard: Shard,
+    start: Instant,
+    stop: Arc<AtomicBool>,
+    progress: impl Fn(&Snapshot) + Send + Sync + 'static,
+) -> Result<Ran, String> {
     if profile.targets.is_empty() {
         return Err("no targets".into());
     }
@@ -108,7 +143,7 @@ pub fn run(
         })
         .collect();
     let shared = Arc::new(Shared {
-        start: Instant::now(),
+        start,
         stop: stop.clone(),
         sent: AtomicU64::new(0),
         live,
@@ -200,7 +235,7 @@ pub fn run(
                     .build()
                     .map_err(|e| e.to_string())?;
                 let local = tokio::task::LocalSet::new();
-                local.block_on(&rt, worker(w, workers, profile, shared, end, tls))
+                local.block_on(&rt, worker(w, workers, shard, profile, shared, end, tls))
             })
         })
         .collect();
@@ -218,9 +253,8 @@ pub fn run(
     if let Some(e) = failure {
         return Err(e);
     }
-    let elapsed = shared
-        .start
-        .elapsed()
+    let elapsed = Instant::now()
+        .saturating_duration_since(shared.start)
         .as_secs_f64()
         .min(end.as_secs_f64() + profile.timeout.as_secs_f64());
     let stopped = if stop.load(Ordering::Relaxed) {
@@ -239,20 +273,17 @@ pub fn run(
     } else {
         None
     };
-    let targets = profile.targets.iter().map(|t| t.url.clone()).collect();
-    Ok(LoadTestResult::from_recorder(
-        &merged,
-        &profile.stages,
-        targets,
-        profile.poll_interval.as_secs_f64(),
-        elapsed,
+    Ok(Ran {
+        recorder: merged,
+        elapsed_secs: elapsed,
         stopped,
-    ))
+    })
 }
 
 async fn worker(
     index: usize,
     workers: usize,
+    shard: Shard,
     profile: Arc<Profile>,
     shared: Arc<Shared>,
     end: Duration,
@@ -265,15 +296,13 @@ async fn worker(
     // the viewers' phases (first mod poll). Sorted once, the schedule is a walk round after round — O(1) per
     // request where a heap would be O(log viewers).
     let mut ring: Vec<(u64, u64, u64)> = Vec::new();
-    let mut v = index as u64;
-    while v < peak {
+    for v in shard.thread_viewers(index, workers, peak) {
         if let Some(t) = first_poll(&profile, v) {
             let t = t.as_micros() as u64;
             if t < end_us {
                 ring.push((t % poll_us, t, v));
             }
         }
-        v += workers as u64;
     }
     ring.sort_unstable();
     let targets = profile

@@ -6,12 +6,15 @@ pub mod chart;
 pub mod engine;
 pub mod http1;
 pub mod outcome;
+pub mod part;
 pub mod profile;
+pub mod shard;
 pub mod stats;
 pub mod tls;
 pub mod verdict;
 
-pub use engine::{run, Snapshot};
+pub use engine::{run, run_part, Ran, Snapshot};
 pub use profile::{event_profile, Arrival, Profile, Stage, Target};
+pub use shard::Shard;
 pub use stats::{LoadTestResult, Percentiles};
 pub use verdict::{verdict, Thresholds, Verdict};

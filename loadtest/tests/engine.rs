@@ -743,3 +743,44 @@ fn a_handshake_that_never_finishes_is_a_connect_timeout_not_late() {
         r.errors
     );
 }
+
+#[test]
+fn shards_run_apart_and_merged_are_the_whole_schedule() {
+    use statsctl_loadtest::part::{merge, PartResult};
+    use statsctl_loadtest::shard::scheduled_per_second;
+    use statsctl_loadtest::{run_part, Shard};
+    let s = serve(Behaviour::default());
+    let mut p = profile(s.port, 90, Duration::from_millis(500), 2);
+    p.workers = 1;
+    let end = Duration::from_secs(2);
+    let whole: u64 = scheduled_per_second(&p, Shard::WHOLE, end).iter().sum();
+    assert!(whole > 0);
+    // Three shards started together a little in the future, as a distributed run's workers are.
+    let start = std::time::Instant::now() + Duration::from_millis(300);
+    let handles: Vec<_> = (0..3)
+        .map(|index| {
+            let p = p.clone();
+            std::thread::spawn(move || {
+                let shard = Shard { index, count: 3 };
+                let ran =
+                    run_part(p, shard, start, Arc::new(AtomicBool::new(false)), quiet()).unwrap();
+                PartResult::from_ran("t", shard, "thread", &ran).unwrap()
+            })
+        })
+        .collect();
+    let parts: Vec<PartResult> = handles.into_iter().map(|h| h.join().unwrap()).collect();
+    for part in &parts {
+        let own: u64 = scheduled_per_second(&p, part.shard, end).iter().sum();
+        assert_eq!(part.scheduled, own, "shard {}", part.shard);
+        assert_eq!(part.ok + part.failed() + part.late, part.scheduled);
+    }
+    let merged = merge(&parts, 1).unwrap().recorder;
+    assert_eq!(merged.scheduled, whole);
+    assert_eq!(merged.sent, s.hits.load(Ordering::SeqCst));
+    assert_eq!(
+        merged.ok,
+        parts.iter().map(|p| p.ok).sum::<u64>(),
+        "merged counts are the workers' summed"
+    );
+    assert_eq!(merged.latency.len(), merged.ok);
+}

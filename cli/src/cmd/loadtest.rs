@@ -69,7 +69,41 @@ pub struct LoadtestArgs {
     /// Seed for viewer phases (same seed, same schedule)
     #[arg(long, default_value_t = 1)]
     pub seed: u64,
+
+    // Distributed runs (see `loadtest/dist.rs`).
+    /// Split the viewers over N workers, each running a disjoint shard, and merge their results exactly
+    /// (default: the stack's loadtest.workers, else 1: this process generates the load itself)
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..=256))]
+    pub workers: Option<u32>,
+    /// Where workers run: `local` (processes of this binary on this machine) or `ecs` (Fargate tasks of
+    /// `<stack>-<env>-loadgen` in the service's cluster and network); default: local in the `local` environment,
+    /// else ecs
+    #[arg(long, value_enum)]
+    pub runner: Option<dist::Runner>,
+    /// Directory for a distributed run's profile and worker results when it is not recorded in the ledger
+    /// bucket (--no-record)
+    #[arg(
+        long,
+        value_name = "DIR",
+        env = "STATSCTL_RUNS_DIR",
+        default_value = ".statsctl/runs"
+    )]
+    pub runs_dir: PathBuf,
+    /// Worker mode (started by the coordinator): run shard K/N
+    #[arg(long, hide = true, value_name = "K/N")]
+    pub shard: Option<String>,
+    /// Worker mode: when the schedule starts, in Unix milliseconds
+    #[arg(long, hide = true)]
+    pub start_at: Option<u64>,
+    /// Worker mode: the run's id
+    #[arg(long, hide = true)]
+    pub run_id: Option<String>,
+    /// Worker mode: where the run's profile is and the result goes (a directory or s3://BUCKET)
+    #[arg(long, hide = true)]
+    pub run_store: Option<String>,
 }
+
+mod dist;
 
 /// The duration flags, in the one grammar of `statsctl_core::duration` (bounded: an absurd value is an error).
 fn parse_span(s: &str) -> Result<Duration, String> {
@@ -93,10 +127,30 @@ struct Report<'a> {
     counts_for_preflight: bool,
     #[serde(skip_serializing_if = "Vec::is_empty")]
     does_not_count: Vec<String>,
+    /// A distributed run: its id, where its workers' results are, and each worker's counts.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    run: Option<RunReport>,
     result: &'a LoadTestResult,
 }
 
+#[derive(Serialize)]
+struct RunReport {
+    id: String,
+    store: String,
+    workers: Vec<dist::WorkerLine>,
+}
+
 pub async fn run_cmd(g: &Global, args: LoadtestArgs) -> CliResult {
+    if let Some(shard) = &args.shard {
+        return dist::work(
+            g,
+            shard,
+            args.start_at,
+            args.run_id.as_deref(),
+            args.run_store.as_deref(),
+        )
+        .await;
+    }
     let s = Session::open(g, false).await?;
     let spec = &s.stack.spec;
     let criteria = spec.loadtest.clone();
@@ -203,26 +257,85 @@ pub async fn run_cmd(g: &Global, args: LoadtestArgs) -> CliResult {
             }
         });
     }
-    let tty = std::io::stderr().is_terminal();
-    let result = tokio::task::spawn_blocking(move || {
-        run(profile, stop, move |p| {
-            let line = format!(
-                "{:>5.0}s  {:>7} viewers  {:>8.0} req/s  p99 {:>8.1} ms  {:>6} errors",
-                p.elapsed_secs, p.viewers, p.rps, p.p99_ms, p.errors
-            );
-            if tty {
-                eprint!("\r{line}");
-            } else if (p.elapsed_secs as u64) % 5 == 0 {
-                eprintln!("{line}");
+    let worker_count = args
+        .workers
+        .or_else(|| criteria.as_ref().map(|c| c.workers))
+        .unwrap_or(1);
+    let distributed = worker_count > 1 || args.runner.is_some();
+    let (result, run_report) = if distributed {
+        // The ledger bucket holds the run when this run is recorded there (and the bucket exists); an ad-hoc
+        // run (--no-record) keeps it in a local directory and calls no AWS API for it.
+        let store = match &observed {
+            Some(o) => {
+                let bucket = ledger::bucket_name(spec, &s.env, &o.account_id);
+                if statsctl_aws::loadgen::bucket_exists(&s.aws, &bucket)
+                    .await
+                    .map_err(aws_error)?
+                {
+                    dist::Store::Bucket {
+                        aws: s.aws.clone(),
+                        bucket,
+                    }
+                } else {
+                    dist::Store::Dir(args.runs_dir.clone())
+                }
             }
-        })
-    })
-    .await
-    .map_err(|e| CliError::new(format!("the load generator stopped: {e}")))?
-    .map_err(|e| CliError::new(format!("load test: {e}")))?;
-    if tty {
-        eprintln!();
-    }
+            None => dist::Store::Dir(args.runs_dir.clone()),
+        };
+        // Workers reach AWS the way this process does.
+        let mut g = g.clone();
+        if g.endpoint_url.is_none() {
+            g.endpoint_url.clone_from(&spec.aws.endpoint_url);
+        }
+        if g.profile.is_none() {
+            g.profile.clone_from(&spec.aws.profile);
+        }
+        // ECS outside the local environment (the emulator runs no containers), local processes in it.
+        let runner = args.runner.unwrap_or(if s.env == "local" {
+            dist::Runner::Local
+        } else {
+            dist::Runner::Ecs
+        });
+        let d = match runner {
+            dist::Runner::Local => {
+                dist::coordinate_local(&g, profile, worker_count, store, stop).await?
+            }
+            dist::Runner::Ecs => {
+                let svc = spec.service.as_ref().ok_or_else(|| {
+                    CliError::new("--runner ecs runs workers in the stats service's network, and the stack has no `service:`")
+                        .hint("use --runner local")
+                })?;
+                let now = match &observed {
+                    Some(o) => o.clone(),
+                    None => s.observe().await?,
+                };
+                let place = dist::ecs_place(&now, &s.owner.stack, &s.env, &svc.name, &svc.cluster)
+                    .map_err(|e| {
+                        CliError::new(format!("--runner ecs: {e}"))
+                            .hint("run `statsctl deploy` first, or use --runner local")
+                    })?;
+                dist::coordinate_ecs(&s.aws, profile, worker_count, store, &place, stop).await?
+            }
+        };
+        let result = LoadTestResult::from_recorder(
+            &d.ran.recorder,
+            &stages,
+            urls.clone(),
+            spec.event.poll_interval.0.as_secs_f64(),
+            d.ran.elapsed_secs,
+            d.ran.stopped.clone(),
+        );
+        (
+            result,
+            Some(RunReport {
+                id: d.run_id,
+                store: d.store,
+                workers: d.workers,
+            }),
+        )
+    } else {
+        (single(profile, stop).await?, None)
+    };
     let v = verdict(&result, &thresholds);
 
     // What ran, from the engine's own per-second timeline (never the stages asked for: a run stopped early, or
@@ -276,6 +389,10 @@ pub async fn run_cmd(g: &Global, args: LoadtestArgs) -> CliResult {
             "thresholds": thresholds, "violations": v.violations, "stopped": result.stopped,
         }),
     };
+    if let (Some(run), Some(summary)) = (&run_report, record.summary.as_object_mut()) {
+        summary.insert("workers".into(), run.workers.len().into());
+        summary.insert("run_id".into(), run.id.clone().into());
+    }
     if let Some(path) = &args.chart {
         let title = format!(
             "{}/{}: held {} viewers for {}s (peak {}), p99 {:.1} ms, {:.2}% errors",
@@ -338,10 +455,36 @@ pub async fn run_cmd(g: &Global, args: LoadtestArgs) -> CliResult {
                     .then(|| "it was not recorded (--no-record)".to_string()),
             )
             .collect(),
+        run: run_report,
         result: &result,
     };
     emit(g.output, &report, |out| human(out, &report))?;
     Ok(if v.passed { OK } else { ATTENTION })
+}
+
+/// The load generated by this process alone (no workers), with a live progress line.
+async fn single(profile: Profile, stop: Arc<AtomicBool>) -> CliResult<LoadTestResult> {
+    let tty = std::io::stderr().is_terminal();
+    let result = tokio::task::spawn_blocking(move || {
+        run(profile, stop, move |p| {
+            let line = format!(
+                "{:>5.0}s  {:>7} viewers  {:>8.0} req/s  p99 {:>8.1} ms  {:>6} errors",
+                p.elapsed_secs, p.viewers, p.rps, p.p99_ms, p.errors
+            );
+            if tty {
+                eprint!("\r{line}");
+            } else if (p.elapsed_secs as u64) % 5 == 0 {
+                eprintln!("{line}");
+            }
+        })
+    })
+    .await
+    .map_err(|e| CliError::new(format!("the load generator stopped: {e}")))?
+    .map_err(|e| CliError::new(format!("load test: {e}")))?;
+    if tty {
+        eprintln!();
+    }
+    Ok(result)
 }
 
 /// `kind:viewers:duration,…` (parsed where the stack file's `loadtest.stages` is) → the engine's stages.
@@ -419,6 +562,18 @@ fn human(out: &mut String, r: &Report) {
             "{:<18} {:>7} {:>9} {:>7} {:>9.1} {:>9.1}\n",
             s.name, s.viewers, s.requests, s.errors, s.latency_ms.p50, s.latency_ms.p99
         ));
+    }
+    if let Some(run) = &r.run {
+        out.push_str(&format!(
+            "\nworker   requests        ok  failed    late    p99 ms   (run {}, results in {})\n",
+            run.id, run.store
+        ));
+        for w in &run.workers {
+            out.push_str(&format!(
+                "{:<7} {:>9} {:>9} {:>7} {:>7} {:>9.1}   {}\n",
+                w.shard, w.scheduled, w.ok, w.failed, w.late, w.p99_ms, w.worker
+            ));
+        }
     }
     if !r.verdict.violations.is_empty() {
         out.push_str("\nthresholds not met:\n");
