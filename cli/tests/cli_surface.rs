@@ -200,7 +200,9 @@ fn help_section<'a>(help: &'a str, heading: &str) -> Vec<&'a str> {
     help.lines()
         .skip_while(|l| *l != heading)
         .skip(1)
-        .take_while(|l| !l.is_empty())
+        // A section ends at the next heading (an unindented line); long help (`--help` when some flag has a
+        // paragraph of its own) puts blank lines between flags, so a blank line does not end it.
+        .take_while(|l| l.is_empty() || l.starts_with(' '))
         .collect()
 }
 
