@@ -438,19 +438,6 @@ pub async fn delete(aws: &Aws, key: &Key) -> AwsResult<()> {
     }
 }
 
-#[cfg(test)]
-mod tests {
-    #[test]
-    fn previous_version_from_description() {
-        assert_eq!(
-            super::previous_version("statsctl previous=7"),
-            Some("7".into())
-        );
-        assert_eq!(super::previous_version("statsctl"), None);
-        assert_eq!(super::previous_version("statsctl previous="), None);
-    }
-}
-
 /// The account's concurrency limit and its unreserved part, from `GetAccountSettings`.
 pub async fn account_concurrency(aws: &Aws) -> AwsResult<(u32, u32)> {
     let s = aws
@@ -485,5 +472,18 @@ pub async fn version_exists(aws: &Aws, function: &str, version: &str) -> AwsResu
         Ok(_) => Ok(true),
         Err(e) if code_of(&e) == Some("ResourceNotFoundException") => Ok(false),
         Err(e) => Err(fail(format!("get version {version} of `{function}`"), e)),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn previous_version_from_description() {
+        assert_eq!(
+            super::previous_version("statsctl previous=7"),
+            Some("7".into())
+        );
+        assert_eq!(super::previous_version("statsctl"), None);
+        assert_eq!(super::previous_version("statsctl previous="), None);
     }
 }

@@ -181,7 +181,7 @@ pub async fn run_cmd(g: &Global, args: LoadtestArgs) -> CliResult {
         })?;
     if args.insecure && targets.iter().any(|t| t.tls) {
         // Said up front: a test with verification off is not one against the real certificate.
-        progress("--insecure: certificates of https:// targets are not verified".to_string());
+        progress("--insecure: certificates of https:// targets are not verified");
     }
     let stack_stages = criteria.as_ref().and_then(|c| c.stages.clone());
     let stages = match (&args.stages, &stack_stages) {
@@ -473,7 +473,7 @@ async fn single(profile: Profile, stop: Arc<AtomicBool>) -> CliResult<LoadTestRe
             );
             if tty {
                 eprint!("\r{line}");
-            } else if (p.elapsed_secs as u64) % 5 == 0 {
+            } else if (p.elapsed_secs as u64).is_multiple_of(5) {
                 eprintln!("{line}");
             }
         })
