@@ -150,7 +150,7 @@ impl Session {
                     lock::clear_remote(&self.aws, &bucket, &self.env)
                         .await
                         .map_err(aws_error)?;
-                    progress("lock broken".to_string());
+                    progress("lock broken");
                 }
             }
         }
