@@ -101,3 +101,83 @@ pub async fn read<T: for<'de> Deserialize<'de>>(
     }
     Ok(out)
 }
+
+/// The caller's account id and identity ARN (sts:GetCallerIdentity), for naming the ledger bucket and a lock's
+/// holder.
+pub async fn caller(aws: &Aws) -> AwsResult<(String, String)> {
+    let id = aws
+        .sts
+        .get_caller_identity()
+        .send()
+        .await
+        .map_err(|e| fail("identify the AWS account (sts:GetCallerIdentity)", e))?;
+    Ok((
+        id.account().unwrap_or_default().to_string(),
+        id.arn().unwrap_or_default().to_string(),
+    ))
+}
+
+/// What a conditional write of a lock object found.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LockPut {
+    /// The object was written: the lock is ours.
+    Taken,
+    /// An object is already there: someone else holds the lock.
+    Held,
+    /// The ledger bucket does not exist yet (first deploy of the stack).
+    NoBucket,
+}
+
+/// Writes `key` only if no object is there (If-None-Match: *); never waits or retries.
+pub async fn put_lock(aws: &Aws, bucket: &str, key: &str, body: Vec<u8>) -> AwsResult<LockPut> {
+    let r = aws
+        .s3
+        .put_object()
+        .bucket(bucket)
+        .key(key)
+        .content_type("application/json")
+        .body(body.into())
+        .if_none_match("*")
+        .send()
+        .await;
+    match r {
+        Ok(_) => Ok(LockPut::Taken),
+        Err(e) if crate::code_of(&e) == Some("NoSuchBucket") => Ok(LockPut::NoBucket),
+        Err(e)
+            if matches!(
+                crate::code_of(&e),
+                Some("PreconditionFailed" | "ConditionalRequestConflict")
+            ) || e
+                .raw_response()
+                .is_some_and(|r| matches!(r.status().as_u16(), 409 | 412)) =>
+        {
+            Ok(LockPut::Held)
+        }
+        Err(e) => Err(fail(format!("write the lock `{key}` to `{bucket}`"), e)),
+    }
+}
+
+/// The lock object's body, or None when there is none (or no bucket).
+pub async fn get_lock(aws: &Aws, bucket: &str, key: &str) -> AwsResult<Option<Vec<u8>>> {
+    match aws.s3.get_object().bucket(bucket).key(key).send().await {
+        Ok(o) => Ok(Some(
+            o.body
+                .collect()
+                .await
+                .map_err(|e| AwsError::new(format!("read the lock `{key}`"), e.to_string()))?
+                .into_bytes()
+                .to_vec(),
+        )),
+        Err(e) if matches!(crate::code_of(&e), Some("NoSuchKey" | "NoSuchBucket")) => Ok(None),
+        Err(e) => Err(fail(format!("read the lock `{key}` from `{bucket}`"), e)),
+    }
+}
+
+/// Deletes the lock object; a missing object or bucket (destroy may have deleted it) is not an error.
+pub async fn delete_lock(aws: &Aws, bucket: &str, key: &str) -> AwsResult<()> {
+    match aws.s3.delete_object().bucket(bucket).key(key).send().await {
+        Ok(_) => Ok(()),
+        Err(e) if matches!(crate::code_of(&e), Some("NoSuchKey" | "NoSuchBucket")) => Ok(()),
+        Err(e) => Err(fail(format!("delete the lock `{key}` from `{bucket}`"), e)),
+    }
+}

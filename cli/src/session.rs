@@ -2,6 +2,7 @@
 //! (all before any AWS call) and connect; observing and planning are the engine's (`statsctl_engine::observe`).
 
 use std::collections::BTreeMap;
+use std::io::{BufRead, IsTerminal, Write};
 
 use statsctl_aws::{check_endpoint_url, Aws, AwsError, Target};
 use statsctl_core::artifact;
@@ -10,12 +11,13 @@ use statsctl_core::inventory::{Observed, Owner};
 use statsctl_core::model::ResolvedStack;
 use statsctl_core::plan::Plan;
 use statsctl_engine::apply::Executor;
-use statsctl_engine::lock::DeployLock;
+use statsctl_engine::lock::{self as lock, DeployLock, RemoteAcquire, RemoteLock};
 pub use statsctl_engine::observe::Measure;
 use statsctl_engine::observe::Subject;
 
 use crate::context::Global;
 use crate::exit::{CliError, CliResult};
+use crate::output::progress;
 
 pub struct Session {
     pub stack: ResolvedStack,
@@ -102,6 +104,94 @@ impl Session {
         })
     }
 
+    /// Takes the lock object in the ledger bucket for `command` (see `statsctl_engine::lock`), first clearing a
+    /// stale one when `break_lock` (after confirmation: `yes`, or typed `yes` at a terminal). None when the
+    /// bucket does not exist yet: then only the local lock protects this first deploy.
+    pub async fn remote_lock(
+        &self,
+        command: &str,
+        break_lock: bool,
+        yes: bool,
+    ) -> CliResult<Option<RemoteLock>> {
+        let (bucket, holder) = lock::bucket_and_holder(&self.aws, &self.stack.spec, &self.env)
+            .await
+            .map_err(aws_error)?;
+        if break_lock {
+            match lock::read_remote(&self.aws, &bucket, &self.env)
+                .await
+                .map_err(aws_error)?
+            {
+                None => progress(format!(
+                    "--break-lock: {}/{} is not locked",
+                    self.owner.stack, self.env
+                )),
+                Some(found) => {
+                    eprintln!(
+                        "{}/{} is locked by {}",
+                        self.owner.stack,
+                        self.env,
+                        lock::describe_holder(&found)
+                    );
+                    if !yes {
+                        let refused = || {
+                            CliError::new("the lock was not broken; nothing was changed").hint(
+                                "break it only when its holder is gone; pass --yes to confirm \
+                                 non-interactively",
+                            )
+                        };
+                        if !std::io::stdin().is_terminal() {
+                            return Err(refused());
+                        }
+                        match ask("Type `yes` to break it: ").await? {
+                            Some(a) if a.trim() == "yes" => {}
+                            _ => return Err(refused()),
+                        }
+                    }
+                    lock::clear_remote(&self.aws, &bucket, &self.env)
+                        .await
+                        .map_err(aws_error)?;
+                    progress("lock broken");
+                }
+            }
+        }
+        match lock::acquire_remote(
+            &self.aws,
+            &self.owner.stack,
+            &self.env,
+            &bucket,
+            &holder,
+            command,
+        )
+        .await
+        {
+            Ok(RemoteAcquire::Taken(l)) => Ok(Some(l)),
+            Ok(RemoteAcquire::NoBucket) => Ok(None),
+            Err(e) => {
+                let mut c = CliError::new(e.message);
+                c.hint = e.hint;
+                Err(c)
+            }
+        }
+    }
+
+    /// Releases the lock object (if one was taken) and returns `result`; a failed release is reported, and
+    /// turns a success into an error since the next deploy would be refused.
+    pub async fn release<T>(&self, l: Option<RemoteLock>, result: CliResult<T>) -> CliResult<T> {
+        let Some(l) = l else { return result };
+        match (l.release(&self.aws).await, result) {
+            (Err(e), Ok(_)) => {
+                let mut c = CliError::new(e.message);
+                c.hint = e.hint;
+                Err(c)
+            }
+            (Err(e), Err(r)) => {
+                eprintln!("error: {}", e.message);
+                Err(r)
+            }
+            (Ok(()), r) => r,
+        }
+    }
+
     /// What the executor needs to apply a plan of this session, reporting to `progress` and stopping at `stop`.
     pub fn executor<'a>(
         &'a self,
@@ -145,4 +235,28 @@ pub fn refuse_blocked(p: &Plan) -> CliResult<()> {
         CliError::new(format!("the plan cannot be applied:\n{list}"))
             .hint("nothing was changed; resolve the conflicts above and re-run"),
     )
+}
+
+/// Asks on stderr and reads one line from stdin; None when Ctrl-C comes first or stdin is closed, so a command
+/// waiting for an answer still ends through its normal path (releasing its lock).
+pub async fn ask(question: &str) -> CliResult<Option<String>> {
+    eprint!("{question}");
+    let _ = std::io::stderr().flush();
+    let read = tokio::task::spawn_blocking(|| {
+        let mut line = String::new();
+        std::io::stdin()
+            .lock()
+            .read_line(&mut line)
+            .map(|n| (n > 0).then_some(line))
+    });
+    tokio::select! {
+        r = read => match r {
+            Ok(Ok(line)) => Ok(line),
+            _ => Ok(None),
+        },
+        _ = tokio::signal::ctrl_c() => {
+            eprintln!();
+            Ok(None)
+        }
+    }
 }

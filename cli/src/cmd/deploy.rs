@@ -1,8 +1,10 @@
 //! `statsctl deploy`: apply the plan in dependency order, then read back and confirm nothing is left to do.
 
+use std::io::IsTerminal;
+
 use clap::Args;
 use serde::Serialize;
-use statsctl_core::plan::{render, Plan};
+use statsctl_core::plan::{render, Action, Plan};
 use statsctl_engine::apply::{apply_and_confirm, Outcome};
 use statsctl_engine::interrupt::stop_on_ctrl_c;
 
@@ -16,6 +18,14 @@ pub struct DeployArgs {
     /// Print the plan and change nothing
     #[arg(long)]
     pub dry_run: bool,
+    /// Do not ask before deleting anything (needed without a terminal when the plan deletes), nor before
+    /// breaking a lock with --break-lock
+    #[arg(long)]
+    pub yes: bool,
+    /// Clear a stale lock left in the ledger bucket by a deploy or destroy that is gone (shows its holder and
+    /// asks for confirmation)
+    #[arg(long)]
+    pub break_lock: bool,
 }
 
 #[derive(Serialize)]
@@ -36,11 +46,32 @@ struct DeployReport<'a> {
 pub async fn run(g: &Global, args: DeployArgs) -> CliResult {
     let started = std::time::Instant::now();
     let s = Session::open(g, true).await?;
-    let _lock = if args.dry_run {
-        None
-    } else {
-        Some(s.lock("statsctl deploy")?)
-    };
+    if args.dry_run {
+        return deploy(g, &s, &args, started, None).await;
+    }
+    // Installed before the locks: a Ctrl-C from here on stops through the normal path, which releases them.
+    let stop = stop_on_ctrl_c();
+    let _local = s.lock("statsctl deploy")?;
+    let remote = s
+        .remote_lock("statsctl deploy", args.break_lock, args.yes)
+        .await?;
+    if remote.is_none() {
+        progress(
+            "the ledger bucket does not exist yet (first deploy): only the local lock is held",
+        );
+    }
+    let result = deploy(g, &s, &args, started, Some(&stop)).await;
+    s.release(remote, result).await
+}
+
+/// Observe, plan and (unless a dry run, when `stop` is None) apply, under the locks `run` holds.
+async fn deploy(
+    g: &Global,
+    s: &Session,
+    args: &DeployArgs,
+    started: std::time::Instant,
+    stop: Option<&std::sync::Arc<std::sync::atomic::AtomicBool>>,
+) -> CliResult {
     progress(format!("reading {}/{} from AWS…", s.owner.stack, s.env));
     let (mut observed, p, _) = s.observe_and_plan().await?;
     fn report<'a>(
@@ -62,10 +93,10 @@ pub async fn run(g: &Global, args: DeployArgs) -> CliResult {
             seconds: started.elapsed().as_secs_f64(),
         }
     }
-    if args.dry_run || !p.has_changes() {
+    let Some(stop) = stop.filter(|_| p.has_changes()) else {
         emit(
             g.output,
-            &report(&s, args.dry_run, started, None, None, &p),
+            &report(s, args.dry_run, started, None, None, &p),
             |out| {
                 out.push_str(&render(&p, output::color()));
                 if args.dry_run && p.has_changes() {
@@ -74,20 +105,20 @@ pub async fn run(g: &Global, args: DeployArgs) -> CliResult {
             },
         )?;
         return Ok(OK);
-    }
+    };
     refuse_blocked(&p)?;
     if g.output == crate::output::Format::Human {
         eprint!("{}", render(&p, false));
     }
-    let stop = stop_on_ctrl_c();
+    confirm_deletes(&p, args.yes).await?;
     let progress_fn = |line: String| progress(line);
-    let ex = s.executor(&progress_fn, &stop);
+    let ex = s.executor(&progress_fn, stop);
     let (outcome, converged) = apply_and_confirm(&s.aws, &ex, &p, &mut observed)
         .await
         .map_err(aws_error)?;
     emit(
         g.output,
-        &report(&s, args.dry_run, started, Some(&outcome), converged, &p),
+        &report(s, args.dry_run, started, Some(&outcome), converged, &p),
         |out| human_outcome(out, &outcome, converged),
     )?;
     if let Some(f) = &outcome.failed {
@@ -116,6 +147,39 @@ pub async fn run(g: &Global, args: DeployArgs) -> CliResult {
         );
     }
     Ok(OK)
+}
+
+/// The resources a plan deletes (the plan has no replacements: an immutable change is refused instead).
+fn deletions(p: &Plan) -> Vec<String> {
+    p.changes
+        .iter()
+        .filter(|c| c.action == Action::Delete)
+        .map(|c| c.key.to_string())
+        .collect()
+}
+
+/// A plan that deletes goes ahead only with `--yes` or a `y` typed at a terminal; nothing is changed otherwise.
+async fn confirm_deletes(p: &Plan, yes: bool) -> CliResult<()> {
+    let deleted = deletions(p);
+    if deleted.is_empty() || yes {
+        return Ok(());
+    }
+    let list = deleted.join(", ");
+    let refused = |why: &str| {
+        CliError::new(format!(
+            "{why}: the plan deletes {} resource(s): {list}; nothing was changed",
+            deleted.len()
+        ))
+        .hint("review the plan (`statsctl plan`), then pass --yes to confirm the deletions")
+    };
+    if !std::io::stdin().is_terminal() {
+        return Err(refused("refusing to deploy without confirmation"));
+    }
+    let question = format!("Delete {list}? [y/N] ");
+    match crate::session::ask(&question).await? {
+        Some(a) if matches!(a.trim(), "y" | "Y" | "yes") => Ok(()),
+        _ => Err(refused("not confirmed")),
+    }
 }
 
 fn human_outcome(out: &mut String, o: &Outcome, converged: Option<bool>) {

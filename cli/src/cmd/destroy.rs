@@ -1,7 +1,7 @@
 //! `statsctl destroy`: delete what the stack owns in one environment — never the database without
 //! `--delete-data`, never anything without confirmation (`--yes` for CI).
 
-use std::io::{BufRead, IsTerminal, Write};
+use std::io::IsTerminal;
 
 use clap::Args;
 use serde::Serialize;
@@ -27,6 +27,10 @@ pub struct DestroyArgs {
     /// Print what would be deleted and change nothing
     #[arg(long)]
     pub dry_run: bool,
+    /// Clear a stale lock left in the ledger bucket by a deploy or destroy that is gone (shows its holder and
+    /// asks for confirmation, or --yes)
+    #[arg(long)]
+    pub break_lock: bool,
 }
 
 #[derive(Serialize)]
@@ -42,11 +46,19 @@ pub async fn run(g: &Global, args: DestroyArgs) -> CliResult {
         return Err(CliError::new("destroy needs an explicit environment").hint("pass --env NAME"));
     }
     let s = Session::open(g, false).await?;
-    let _lock = if args.dry_run {
-        None
-    } else {
-        Some(s.lock("statsctl destroy")?)
-    };
+    if args.dry_run {
+        return destroy(g, &s, &args).await;
+    }
+    let _local = s.lock("statsctl destroy")?;
+    let remote = s
+        .remote_lock("statsctl destroy", args.break_lock, args.yes)
+        .await?;
+    let result = destroy(g, &s, &args).await;
+    s.release(remote, result).await
+}
+
+/// Observe, plan and (unless a dry run or not confirmed) delete, under the locks `run` holds.
+async fn destroy(g: &Global, s: &Session, args: &DestroyArgs) -> CliResult {
     let observed = s.observe().await?;
     let names = Names::new(&s.stack.spec, &s.env);
     let (p, kept) = destroy_plan(&s.owner, &observed, args.delete_data, &names.sg("db"));
@@ -88,15 +100,13 @@ pub async fn run(g: &Global, args: DestroyArgs) -> CliResult {
             return Err(CliError::new("refusing to destroy without confirmation")
                 .hint("pass --yes to confirm non-interactively"));
         }
-        eprint!(
+        let question = format!(
             "Type `{}/{}` to delete these {} resources: ",
             s.owner.stack,
             s.env,
             p.changes.len()
         );
-        let _ = std::io::stderr().flush();
-        let mut answer = String::new();
-        std::io::stdin().lock().read_line(&mut answer)?;
+        let answer = crate::session::ask(&question).await?.unwrap_or_default();
         if answer.trim() != format!("{}/{}", s.owner.stack, s.env) {
             return Err(CliError::new("not confirmed; nothing was deleted"));
         }
