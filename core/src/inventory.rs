@@ -19,8 +19,8 @@ pub struct Desired {
     pub key: Key,
     #[serde(skip)]
     pub spec: Spec,
-    /// `spec.attrs()`, filled once by [`Desired::from_spec`]: what plan diffs and shows, and what adapters
-    /// still read through [`Desired::get`] until they take the typed spec.
+    /// `spec.attrs()`, filled once by [`Desired::from_spec`]: what plan diffs and shows. Adapter inputs are
+    /// built from `spec`, never parsed back from this view.
     pub attrs: Attrs,
     /// Attributes that cannot change in place: a difference there cannot be applied by an update.
     #[serde(skip)]
@@ -28,8 +28,8 @@ pub struct Desired {
 }
 
 impl Desired {
-    /// The one constructor core uses: the key's kind, the attribute view and the immutable attributes all
-    /// come from `spec`.
+    /// The only constructor: the key's kind, the attribute view and the immutable attributes all come from
+    /// `spec`, so they cannot disagree with it.
     pub fn from_spec(name: impl Into<String>, spec: Spec) -> Desired {
         Desired {
             key: Key::new(spec.kind(), name),
@@ -37,15 +37,6 @@ impl Desired {
             immutable: spec.immutable(),
             spec,
         }
-    }
-    /// An untyped resource whose attributes the caller sets with [`Desired::attr`]: for callers outside core
-    /// that still build desired state from strings.
-    pub fn new(kind: Kind, name: impl Into<String>) -> Desired {
-        Desired::from_spec(name, Spec::Untyped(kind))
-    }
-    pub fn attr(mut self, k: &str, v: impl Into<String>) -> Desired {
-        self.attrs.insert(k.to_string(), v.into());
-        self
     }
     /// An attribute of the canonical view; `""` when not set.
     pub fn get(&self, k: &str) -> &str {
@@ -163,9 +154,5 @@ mod tests {
         assert_eq!(d.get("cidr"), "10.0.0.0/16");
         assert_eq!(d.get("absent"), "");
         assert_eq!(d.immutable, &["cidr"]);
-        // The string builder outside callers still use.
-        let u = Desired::new(Kind::Ingress, "g").attr("rules", "");
-        assert_eq!((u.key.kind, u.get("rules")), (Kind::Ingress, ""));
-        assert!(u.attrs.contains_key("rules"));
     }
 }

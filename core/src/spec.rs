@@ -443,6 +443,9 @@ pub struct AlarmSpec {
     pub description: String,
 }
 
+/// The only DB engine statsctl manages (Aurora PostgreSQL behind RDS Proxy).
+pub const DB_ENGINE: &str = "aurora-postgresql";
+
 /// A resource as the stack wants it, one variant per [`Kind`].
 #[derive(Debug, Clone, PartialEq)]
 pub enum Spec {
@@ -471,9 +474,6 @@ pub enum Spec {
     TaskDefinition(TaskDefinitionSpec),
     EcsService(EcsServiceSpec),
     Alarm(AlarmSpec),
-    /// Attributes given as strings by a caller outside core (`Desired::new(kind, name).attr(…)`), kept while
-    /// the adapters and executor move to typed specs; core never builds one.
-    Untyped(Kind),
 }
 
 /// Builds an attribute map from `(name, value)` pairs.
@@ -513,7 +513,6 @@ impl Spec {
             Spec::TaskDefinition(_) => Kind::TaskDefinition,
             Spec::EcsService(_) => Kind::EcsService,
             Spec::Alarm(_) => Kind::Alarm,
-            Spec::Untyped(kind) => *kind,
         }
     }
 
@@ -549,12 +548,12 @@ impl Spec {
                 "rules",
                 join_sorted(s.rules.iter().map(IngressRule::render)),
             )]),
-            Spec::Secret | Spec::Ledger | Spec::EcsCluster | Spec::Untyped(_) => Attrs::new(),
+            Spec::Secret | Spec::Ledger | Spec::EcsCluster => Attrs::new(),
             Spec::Role(s) => attrs([("trust", s.trust.clone()), ("policy", s.policy.render())]),
             Spec::DbSubnetGroup(s) => attrs([("subnets", join_sorted(s.subnets.iter().cloned()))]),
             Spec::DbCluster(s) => {
                 let mut a = attrs([
-                    ("engine", "aurora-postgresql".to_string()),
+                    ("engine", DB_ENGINE.to_string()),
                     ("engine_version", s.engine_version.clone()),
                     ("database_name", s.database_name.clone()),
                     ("master_username", s.master_username.clone()),

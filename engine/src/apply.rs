@@ -222,7 +222,7 @@ async fn upsert(
     observed: &Observed,
 ) -> Result<ObservedResource, StepError> {
     if let Some(attr) = unresolved(d) {
-        return Err(AwsError::new(format!("apply {}", d.key), format!("`{attr}` depends on a resource that does not exist yet")).hint("re-run deploy; if it persists, run `statsctl plan` and check the resources before this one").into());
+        return Err(inputs::not_yet(d, attr).into());
     }
     let cur = observed.resources.get(&d.key);
     let exists = cur.is_some();
@@ -231,8 +231,9 @@ async fn upsert(
     let name = d.key.name.as_str();
     let r = match (d.key.kind, cur) {
         (Kind::Vpc, None) => {
-            let id = aws::ec2::create_vpc(aws, name, &inputs::vpc(d), &s.tags_of(name)).await?;
-            with_output(applied(d, owner, id, "available"), "cidr", d.get("cidr"))
+            let cidr = inputs::vpc(d)?;
+            let id = aws::ec2::create_vpc(aws, name, &cidr, &s.tags_of(name)).await?;
+            with_output(applied(d, owner, id, "available"), "cidr", cidr)
         }
         (Kind::Subnet, None) => {
             let vpc = Names::new(ex.subject.stack, ex.subject.env).vpc();
@@ -251,11 +252,11 @@ async fn upsert(
             applied(d, owner, input.group_id, "exists")
         }
         (Kind::Role, None) => {
-            let arn = aws::iam::create_role(aws, &inputs::role(d, s)).await?;
+            let arn = aws::iam::create_role(aws, &inputs::role(d, s)?).await?;
             with_output(applied(d, owner, name.to_string(), "exists"), "arn", arn)
         }
         (Kind::Role, Some(cur)) => {
-            aws::iam::put_policy(aws, name, aws::iam::BASE_POLICY, d.get("policy")).await?;
+            aws::iam::put_policy(aws, name, aws::iam::BASE_POLICY, &inputs::policy(d)?).await?;
             ObservedResource {
                 attrs: d.attrs.clone(),
                 ..cur.clone()
@@ -263,7 +264,8 @@ async fn upsert(
         }
         (Kind::RolePolicy, _) => {
             let role = name.split('/').next().unwrap_or_default();
-            aws::iam::put_policy(aws, role, aws::iam::DB_CONNECT_POLICY, d.get("policy")).await?;
+            let policy = inputs::policy(d)?;
+            aws::iam::put_policy(aws, role, aws::iam::DB_CONNECT_POLICY, &policy).await?;
             applied(d, owner, role.to_string(), "exists")
         }
         (Kind::Ledger, cur) => {
@@ -273,7 +275,7 @@ async fn upsert(
             applied(d, owner, name.to_string(), "exists")
         }
         (Kind::Secret, None) => {
-            let input = inputs::secret(d, &ex.subject.stack.database.master_username, s);
+            let input = inputs::secret(d, &ex.subject.stack.database.master_username, s)?;
             let arn = aws::secrets::create(aws, &input).await?;
             let r = ObservedResource {
                 id: arn.clone(),
@@ -284,7 +286,7 @@ async fn upsert(
             with_output(r, "arn", arn)
         }
         (Kind::DbSubnetGroup, _) => {
-            let input = inputs::subnet_group(d, observed, s);
+            let input = inputs::subnet_group(d, observed, s)?;
             let arn = aws::rds::put_subnet_group(aws, &input, exists).await?;
             applied(d, owner, arn, "Complete")
         }
@@ -365,7 +367,7 @@ async fn upsert(
         }
         (Kind::ProxyTarget, _) => {
             let proxy = inputs::proxy_of(d);
-            let cluster = d.get("cluster");
+            let cluster = inputs::proxy_target(d)?;
             aws::rds::register_target(aws, proxy, cluster).await?;
             let state = wait_for(
                 ex.watch(),
@@ -409,7 +411,7 @@ async fn upsert(
             applied(d, owner, arn, "ACTIVE")
         }
         (Kind::LoadBalancer, cur) => {
-            let input = inputs::load_balancer(d, observed, s);
+            let input = inputs::load_balancer(d, observed, s)?;
             let (arn, dns) = match cur {
                 None => aws::elb::create_load_balancer(aws, &input).await?,
                 Some(c) => {

@@ -1,13 +1,14 @@
-//! Adapter inputs from the desired state: every attribute the stack wants, read through `Desired::get` and
-//! parsed with an error naming the resource and attribute (never a silent default), and every name resolved to
-//! the id or ARN that exists by now. Pure: no AWS calls, so each builder is unit-tested with tables.
+//! Adapter inputs from the desired state: every input is built from the resource's typed spec (numbers,
+//! lists and maps as the stack gave them, never parsed back from the canonical string view), with every name
+//! resolved to the id or ARN that exists by now. Pure: no AWS calls, so each builder is unit-tested.
 
 use std::collections::BTreeMap;
 use std::fmt::Display;
-use std::str::FromStr;
 
 use statsctl_aws::{cloudwatch, ec2, ecs, elb, iam, lambda, rds, secrets, tags_for, AwsError};
+use statsctl_core::canonical::comparison_name;
 use statsctl_core::inventory::{Desired, Kind, Observed, Owner};
+use statsctl_core::spec::{self, Ref, Spec, DB_ENGINE};
 
 /// Who owns what is created and the stack's own tags: what every tagged resource carries.
 #[derive(Debug, Clone, Copy)]
@@ -40,35 +41,58 @@ fn bad(d: &Desired, attr: &str, why: impl Display) -> AwsError {
     .hint(BUG_HINT)
 }
 
-/// A number attribute, parsed or refused.
-fn num<T>(d: &Desired, attr: &str) -> Built<T>
+/// The spec is of another kind than the input being built needs: a bug in whoever dispatched it.
+fn mismatch(d: &Desired, want: Kind) -> AwsError {
+    AwsError::new(
+        format!("apply {}", d.key),
+        format!(
+            "its spec is of kind `{}`, not `{}`",
+            d.spec.kind().label(),
+            want.label()
+        ),
+    )
+    .hint(BUG_HINT)
+}
+
+/// `attr` of `d` needs a value only AWS will know once another resource exists, and it does not yet.
+pub fn not_yet(d: &Desired, attr: &str) -> AwsError {
+    AwsError::new(
+        format!("apply {}", d.key),
+        format!("`{attr}` depends on a resource that does not exist yet"),
+    )
+    .hint("re-run deploy; if it persists, run `statsctl plan` and check the resources before this one")
+}
+
+/// The value of a reference, which must be known by the time its resource is applied.
+fn known(d: &Desired, attr: &str, r: &Ref) -> Built<String> {
+    match r {
+        Ref::Known(v) => Ok(v.clone()),
+        Ref::AfterApply => Err(not_yet(d, attr)),
+        Ref::MissingSecret(name) => Err(AwsError::new(
+            format!("apply {}", d.key),
+            format!("`{attr}` names secret `{name}`, which does not exist"),
+        )
+        .hint("create the secret (`statsctl plan` lists what the stack references), then deploy again")),
+    }
+}
+
+/// Every value of a map of references, known.
+fn resolved(d: &Desired, attr: &str, m: &BTreeMap<String, Ref>) -> Built<BTreeMap<String, String>> {
+    m.iter()
+        .map(|(k, v)| Ok((k.clone(), known(d, attr, v)?)))
+        .collect()
+}
+
+/// A count or duration as the SDK's `i32`, refused when it does not fit.
+fn int<N>(d: &Desired, attr: &str, v: N) -> Built<i32>
 where
-    T: FromStr,
-    T::Err: Display,
+    N: Copy + Display,
+    i32: TryFrom<N>,
 {
-    let v = d.get(attr);
-    v.parse()
-        .map_err(|e| bad(d, attr, format!("is `{v}`, not a number ({e})")))
+    i32::try_from(v).map_err(|_| bad(d, attr, format!("is {v}, more than AWS takes")))
 }
 
-fn flag(d: &Desired, attr: &str) -> Built<bool> {
-    match d.get(attr) {
-        "true" => Ok(true),
-        "false" => Ok(false),
-        v => Err(bad(d, attr, format!("is `{v}`, not true or false"))),
-    }
-}
-
-/// A JSON object of strings (environment variables, dimensions); empty means none.
-fn map(d: &Desired, attr: &str) -> Built<BTreeMap<String, String>> {
-    match d.get(attr) {
-        "" => Ok(BTreeMap::new()),
-        v => serde_json::from_str(v)
-            .map_err(|e| bad(d, attr, format!("is not a JSON object of strings ({e})"))),
-    }
-}
-
-/// A canonical comma list.
+/// A canonical comma list (observed state's form).
 fn list(v: &str) -> Vec<String> {
     v.split(',')
         .filter(|s| !s.is_empty())
@@ -77,10 +101,10 @@ fn list(v: &str) -> Vec<String> {
 }
 
 /// Names → physical ids; a name statsctl does not know is already an id (an existing subnet given by id).
-fn ids(observed: &Observed, kind: Kind, names: &str) -> Vec<String> {
-    list(names)
-        .into_iter()
-        .map(|n| observed.id_of(kind, &n).map(str::to_string).unwrap_or(n))
+fn ids(observed: &Observed, kind: Kind, names: &[String]) -> Vec<String> {
+    names
+        .iter()
+        .map(|n| observed.id_of(kind, n).unwrap_or(n).to_string())
         .collect()
 }
 
@@ -95,8 +119,7 @@ fn needed<'o>(observed: &'o Observed, d: &Desired, kind: Kind, name: &str) -> Bu
     })
 }
 
-fn role_arn(observed: &Observed, d: &Desired, attr: &str) -> Built<String> {
-    let role = d.get(attr);
+fn role_arn(observed: &Observed, d: &Desired, attr: &str, role: &str) -> Built<String> {
     needed(observed, d, Kind::Role, role)?;
     observed
         .output(Kind::Role, role, "arn")
@@ -110,8 +133,12 @@ fn role_arn(observed: &Observed, d: &Desired, attr: &str) -> Built<String> {
         })
 }
 
-pub fn vpc(d: &Desired) -> String {
-    d.get("cidr").to_string()
+/// The VPC's CIDR block.
+pub fn vpc(d: &Desired) -> Built<String> {
+    let Spec::Vpc(v) = &d.spec else {
+        return Err(mismatch(d, Kind::Vpc));
+    };
+    Ok(v.cidr.clone())
 }
 
 pub fn subnet(
@@ -120,26 +147,32 @@ pub fn subnet(
     vpc_name: &str,
     s: Scope,
 ) -> Built<ec2::SubnetInput> {
+    let Spec::Subnet(sn) = &d.spec else {
+        return Err(mismatch(d, Kind::Subnet));
+    };
     Ok(ec2::SubnetInput {
         name: d.key.name.clone(),
         vpc_id: needed(observed, d, Kind::Vpc, vpc_name)?.to_string(),
-        cidr: d.get("cidr").into(),
-        availability_zone: d.get("availability_zone").into(),
+        cidr: sn.cidr.clone(),
+        availability_zone: sn.availability_zone.clone(),
         tags: s.tags_of(&d.key.name),
     })
 }
 
 pub fn group(d: &Desired, observed: &Observed, s: Scope) -> Built<ec2::GroupInput> {
+    let Spec::SecurityGroup(g) = &d.spec else {
+        return Err(mismatch(d, Kind::SecurityGroup));
+    };
     Ok(ec2::GroupInput {
         name: d.key.name.clone(),
-        vpc_id: needed(observed, d, Kind::Vpc, d.get("vpc"))?.to_string(),
+        vpc_id: needed(observed, d, Kind::Vpc, &g.vpc)?.to_string(),
         description: format!("{}: {}", s.label(), d.key.name),
         tags: s.tags_of(&d.key.name),
     })
 }
 
-/// `tcp:5432:sg:NAME` or `tcp:443:cidr:0.0.0.0/0` (port `all`: every port) → a rule with group names
-/// resolved to ids.
+/// An observed rule, `tcp:5432:sg:NAME` or `tcp:443:cidr:0.0.0.0/0` (port `all`: every port) → a rule with
+/// group names resolved to ids.
 pub fn rule(text: &str, observed: &Observed) -> Result<ec2::Rule, String> {
     let parts: Vec<&str> = text.splitn(4, ':').collect();
     let [protocol, port, kind, what] = parts[..] else {
@@ -173,8 +206,27 @@ pub fn rule(text: &str, observed: &Observed) -> Result<ec2::Rule, String> {
     })
 }
 
+/// A wanted rule → the rule to authorize, its group name resolved to an id.
+fn wanted_rule(d: &Desired, r: &spec::IngressRule, observed: &Observed) -> Built<ec2::Rule> {
+    let source = match &r.from {
+        spec::Source::Group(g) => ec2::Source::Group(
+            observed
+                .id_of(Kind::SecurityGroup, g)
+                .unwrap_or(g)
+                .to_string(),
+        ),
+        spec::Source::Cidr(c) => ec2::Source::Cidr(known(d, "rules", c)?),
+    };
+    Ok(ec2::Rule {
+        protocol: "tcp".into(),
+        port: Some(i32::from(r.port)),
+        source,
+    })
+}
+
 /// The rules to revoke (live, not wanted: drift) and to authorize (wanted, not live). `wanted` is `None` to
-/// remove every rule (the group is being deleted).
+/// remove every rule (the group is being deleted). Wanted and live rules meet in the canonical text form
+/// observed state records.
 pub fn ingress(
     name: &str,
     wanted: Option<&Desired>,
@@ -186,35 +238,65 @@ pub fn ingress(
         .id_of(Kind::SecurityGroup, name)
         .ok_or_else(|| AwsError::new(what(), "the group does not exist"))?
         .to_string();
-    let want = list(wanted.map(|d| d.get("rules")).unwrap_or_default());
     let have = list(live.unwrap_or_default());
-    let rules = |from: &[String], not_in: &[String]| {
-        from.iter()
-            .filter(|r| !not_in.contains(r))
-            .map(|r| rule(r, observed))
-            .collect::<Result<Vec<_>, _>>()
-            .map_err(|e| AwsError::new(what(), e))
-    };
+    let mut want = Vec::new();
+    let mut authorize = Vec::new();
+    if let Some(d) = wanted {
+        let Spec::Ingress(i) = &d.spec else {
+            return Err(mismatch(d, Kind::Ingress));
+        };
+        for r in &i.rules {
+            let text = r.render();
+            if want.contains(&text) {
+                continue;
+            }
+            if !have.contains(&text) {
+                authorize.push(wanted_rule(d, r, observed)?);
+            }
+            want.push(text);
+        }
+    }
+    let revoke = have
+        .iter()
+        .filter(|r| !want.contains(r))
+        .map(|r| rule(r, observed))
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(|e| AwsError::new(what(), e))?;
     Ok(ec2::IngressInput {
         name: name.to_string(),
-        revoke: rules(&have, &want)?,
-        authorize: rules(&want, &have)?,
+        revoke,
+        authorize,
         group_id,
     })
 }
 
-pub fn role(d: &Desired, s: Scope) -> iam::RoleInput {
-    iam::RoleInput {
+pub fn role(d: &Desired, s: Scope) -> Built<iam::RoleInput> {
+    let Spec::Role(r) = &d.spec else {
+        return Err(mismatch(d, Kind::Role));
+    };
+    Ok(iam::RoleInput {
         name: d.key.name.clone(),
         path: iam::path_for(s.owner),
-        trusted_service: d.get("trust").into(),
-        policy: d.get("policy").into(),
+        trusted_service: r.trust.clone(),
+        policy: r.policy.render(),
         tags: s.tags_of(&d.key.name),
+    })
+}
+
+/// The policy document of a role (its base policy) or of a role policy.
+pub fn policy(d: &Desired) -> Built<String> {
+    match &d.spec {
+        Spec::Role(r) => Ok(r.policy.render()),
+        Spec::RolePolicy(p) => Ok(p.policy.render()),
+        _ => Err(mismatch(d, Kind::RolePolicy)),
     }
 }
 
-pub fn secret(d: &Desired, username: &str, s: Scope) -> secrets::SecretInput {
-    secrets::SecretInput {
+pub fn secret(d: &Desired, username: &str, s: Scope) -> Built<secrets::SecretInput> {
+    if !matches!(d.spec, Spec::Secret) {
+        return Err(mismatch(d, Kind::Secret));
+    }
+    Ok(secrets::SecretInput {
         name: d.key.name.clone(),
         username: username.to_string(),
         description: format!(
@@ -222,16 +304,19 @@ pub fn secret(d: &Desired, username: &str, s: Scope) -> secrets::SecretInput {
             s.owner.stack, s.owner.env
         ),
         tags: s.tags_of(&d.key.name),
-    }
+    })
 }
 
-pub fn subnet_group(d: &Desired, observed: &Observed, s: Scope) -> rds::SubnetGroupInput {
-    rds::SubnetGroupInput {
+pub fn subnet_group(d: &Desired, observed: &Observed, s: Scope) -> Built<rds::SubnetGroupInput> {
+    let Spec::DbSubnetGroup(g) = &d.spec else {
+        return Err(mismatch(d, Kind::DbSubnetGroup));
+    };
+    Ok(rds::SubnetGroupInput {
         name: d.key.name.clone(),
         description: s.label(),
-        subnet_ids: ids(observed, Kind::Subnet, d.get("subnets")),
+        subnet_ids: ids(observed, Kind::Subnet, &g.subnets),
         tags: s.tags_of(&d.key.name),
-    }
+    })
 }
 
 pub fn cluster(
@@ -240,60 +325,49 @@ pub fn cluster(
     credentials_secret: &str,
     s: Scope,
 ) -> Built<rds::ClusterInput> {
-    let serverless_acu = match d.get("serverless_acu") {
-        "" => None,
-        v => {
-            let range = v
-                .split_once('-')
-                .and_then(|(min, max)| Some((min.parse::<f64>().ok()?, max.parse::<f64>().ok()?)));
-            Some(range.ok_or_else(|| bad(d, "serverless_acu", format!("is `{v}`, not MIN-MAX")))?)
-        }
+    let Spec::DbCluster(c) = &d.spec else {
+        return Err(mismatch(d, Kind::DbCluster));
     };
     Ok(rds::ClusterInput {
         id: d.key.name.clone(),
-        engine: d.get("engine").into(),
-        engine_version: d.get("engine_version").into(),
-        database_name: d.get("database_name").into(),
-        master_username: d.get("master_username").into(),
+        engine: DB_ENGINE.into(),
+        engine_version: c.engine_version.clone(),
+        database_name: c.database_name.clone(),
+        master_username: c.master_username.clone(),
         credentials_secret: credentials_secret.to_string(),
-        subnet_group: d.get("subnet_group").into(),
-        security_group_ids: ids(observed, Kind::SecurityGroup, d.get("security_groups")),
-        serverless_acu,
+        subnet_group: c.subnet_group.clone(),
+        security_group_ids: ids(observed, Kind::SecurityGroup, &c.security_groups),
+        serverless_acu: c.serverless_acu,
         tags: s.tags_of(&d.key.name),
     })
 }
 
 pub fn instance(d: &Desired, s: Scope) -> Built<rds::InstanceInput> {
+    let Spec::DbInstance(i) = &d.spec else {
+        return Err(mismatch(d, Kind::DbInstance));
+    };
     Ok(rds::InstanceInput {
         id: d.key.name.clone(),
-        cluster: d.get("cluster").into(),
-        instance_class: d.get("instance_class").into(),
-        publicly_accessible: flag(d, "publicly_accessible")?,
+        cluster: i.cluster.clone(),
+        instance_class: i.instance_class.clone(),
+        publicly_accessible: i.publicly_accessible,
         tags: s.tags_of(&d.key.name),
     })
 }
 
 pub fn proxy(d: &Desired, observed: &Observed, s: Scope) -> Built<rds::ProxyInput> {
-    let iam_auth = match d.get("iam_auth") {
-        "REQUIRED" => true,
-        "DISABLED" => false,
-        v => {
-            return Err(bad(
-                d,
-                "iam_auth",
-                format!("is `{v}`, not REQUIRED or DISABLED"),
-            ))
-        }
+    let Spec::Proxy(p) = &d.spec else {
+        return Err(mismatch(d, Kind::Proxy));
     };
     Ok(rds::ProxyInput {
         name: d.key.name.clone(),
-        role_arn: role_arn(observed, d, "role")?,
-        secret_arn: d.get("secret").into(),
-        iam_auth,
-        require_tls: flag(d, "require_tls")?,
-        idle_client_timeout_s: num(d, "idle_client_timeout")?,
-        subnet_ids: ids(observed, Kind::Subnet, d.get("subnets")),
-        security_group_ids: ids(observed, Kind::SecurityGroup, d.get("security_groups")),
+        role_arn: role_arn(observed, d, "role", &p.role)?,
+        secret_arn: known(d, "secret", &p.secret)?,
+        iam_auth: p.iam_auth,
+        require_tls: p.require_tls,
+        idle_client_timeout_s: int(d, "idle_client_timeout", p.idle_client_timeout_secs)?,
+        subnet_ids: ids(observed, Kind::Subnet, &p.subnets),
+        security_group_ids: ids(observed, Kind::SecurityGroup, &p.security_groups),
         tags: s.tags_of(&d.key.name),
     })
 }
@@ -303,42 +377,61 @@ pub fn proxy_of(d: &Desired) -> &str {
     d.key.name.split('/').next().unwrap_or_default()
 }
 
+/// The DB cluster a proxy target registers.
+pub fn proxy_target(d: &Desired) -> Built<&str> {
+    let Spec::ProxyTarget(t) = &d.spec else {
+        return Err(mismatch(d, Kind::ProxyTarget));
+    };
+    Ok(&t.cluster)
+}
+
 pub fn pool(d: &Desired) -> Built<rds::PoolInput> {
+    let Spec::ProxyTargetGroup(p) = &d.spec else {
+        return Err(mismatch(d, Kind::ProxyTargetGroup));
+    };
     Ok(rds::PoolInput {
         proxy: proxy_of(d).to_string(),
-        max_connections_percent: num(d, "max_connections_percent")?,
-        connection_borrow_timeout_s: num(d, "connection_borrow_timeout")?,
+        max_connections_percent: int(d, "max_connections_percent", p.max_connections_percent)?,
+        connection_borrow_timeout_s: int(
+            d,
+            "connection_borrow_timeout",
+            p.connection_borrow_timeout_secs,
+        )?,
         // Only managed when the stack sets it.
-        max_idle_connections_percent: match d.get("max_idle_connections_percent") {
-            "" => None,
-            _ => Some(num(d, "max_idle_connections_percent")?),
-        },
+        max_idle_connections_percent: p
+            .max_idle_connections_percent
+            .map(|v| int(d, "max_idle_connections_percent", v))
+            .transpose()?,
     })
 }
 
 pub fn function(d: &Desired, observed: &Observed, s: Scope) -> Built<lambda::FunctionInput> {
+    let Spec::Function(f) = &d.spec else {
+        return Err(mismatch(d, Kind::Function));
+    };
     Ok(lambda::FunctionInput {
         name: d.key.name.clone(),
-        runtime: d.get("runtime").into(),
-        handler: d.get("handler").into(),
-        role_arn: role_arn(observed, d, "role")?,
-        memory_mb: num(d, "memory_mb")?,
-        timeout_s: num(d, "timeout")?,
-        environment: map(d, "environment")?,
-        subnet_ids: ids(observed, Kind::Subnet, d.get("subnets")),
-        security_group_ids: ids(observed, Kind::SecurityGroup, d.get("security_groups")),
+        runtime: f.runtime.clone(),
+        handler: f.handler.clone(),
+        role_arn: role_arn(observed, d, "role", &f.role)?,
+        memory_mb: int(d, "memory_mb", f.memory_mb)?,
+        timeout_s: int(d, "timeout", f.timeout_secs)?,
+        environment: resolved(d, "environment", &f.environment)?,
+        subnet_ids: ids(observed, Kind::Subnet, &f.subnets),
+        security_group_ids: ids(observed, Kind::SecurityGroup, &f.security_groups),
         tags: s.tags_of(&d.key.name),
     })
 }
 
-/// `unreserved` → `None`, else the number of executions to reserve.
+/// `None` (unreserved) or the number of executions to reserve.
 pub fn reserved_concurrency(d: &Desired) -> Built<Option<i32>> {
-    match d.get("reserved_concurrency") {
-        "unreserved" => Ok(None),
-        _ => num(d, "reserved_concurrency").map(Some),
-    }
+    let Spec::Function(f) = &d.spec else {
+        return Err(mismatch(d, Kind::Function));
+    };
+    f.reserved_concurrency
+        .map(|c| int(d, "reserved_concurrency", c))
+        .transpose()
 }
-
 /// The attributes that make up a function's configuration (an `UpdateFunctionConfiguration` call).
 pub const FUNCTION_CONFIG: [&str; 8] = [
     "runtime",
@@ -372,16 +465,27 @@ pub fn task(
     container_name: &str,
     s: Scope,
 ) -> Built<ecs::TaskInput> {
+    let Spec::TaskDefinition(t) = &d.spec else {
+        return Err(mismatch(d, Kind::TaskDefinition));
+    };
+    let secrets = t
+        .secrets
+        .iter()
+        .map(|(k, v)| {
+            known(d, "secrets", &v.arn)?;
+            Ok((k.clone(), v.render()))
+        })
+        .collect::<Built<_>>()?;
     Ok(ecs::TaskInput {
         family: d.key.name.clone(),
         container_name: container_name.to_string(),
-        image: d.get("image").into(),
-        cpu: num::<u32>(d, "cpu")?.to_string(),
-        memory_mb: num::<u32>(d, "memory_mb")?.to_string(),
-        port: num(d, "port")?,
-        role_arn: role_arn(observed, d, "task_role")?,
-        environment: map(d, "environment")?,
-        secrets: map(d, "secrets")?,
+        image: t.image.clone(),
+        cpu: t.cpu.to_string(),
+        memory_mb: t.memory_mb.to_string(),
+        port: i32::from(t.port),
+        role_arn: role_arn(observed, d, "task_role", &t.task_role)?,
+        environment: resolved(d, "environment", &t.environment)?,
+        secrets,
         tags: s.tags_of(&d.key.name),
     })
 }
@@ -392,45 +496,73 @@ pub fn service(
     container: (&str, u16),
     s: Scope,
 ) -> Built<ecs::ServiceInput> {
+    let Spec::EcsService(e) = &d.spec else {
+        return Err(mismatch(d, Kind::EcsService));
+    };
     Ok(ecs::ServiceInput {
         name: d.key.name.clone(),
-        cluster: d.get("cluster").into(),
-        task_definition: d.get("task_definition").into(),
-        desired_count: num(d, "desired_count")?,
-        subnet_ids: ids(observed, Kind::Subnet, d.get("subnets")),
-        security_group_ids: ids(observed, Kind::SecurityGroup, d.get("security_groups")),
-        target_group_arn: needed(observed, d, Kind::TargetGroup, d.get("target_group"))?
-            .to_string(),
+        cluster: e.cluster.clone(),
+        task_definition: known(d, "task_definition", &e.task_definition)?,
+        desired_count: int(d, "desired_count", e.desired_count)?,
+        subnet_ids: ids(observed, Kind::Subnet, &e.subnets),
+        security_group_ids: ids(observed, Kind::SecurityGroup, &e.security_groups),
+        target_group_arn: needed(observed, d, Kind::TargetGroup, &e.target_group)?.to_string(),
         container_name: container.0.to_string(),
         container_port: i32::from(container.1),
         tags: s.tags_of(&d.key.name),
     })
 }
 
-pub fn load_balancer(d: &Desired, observed: &Observed, s: Scope) -> elb::LoadBalancerInput {
-    elb::LoadBalancerInput {
+pub fn load_balancer(d: &Desired, observed: &Observed, s: Scope) -> Built<elb::LoadBalancerInput> {
+    let Spec::LoadBalancer(lb) = &d.spec else {
+        return Err(mismatch(d, Kind::LoadBalancer));
+    };
+    Ok(elb::LoadBalancerInput {
         name: d.key.name.clone(),
-        scheme: d.get("scheme").into(),
-        subnet_ids: ids(observed, Kind::Subnet, d.get("subnets")),
-        security_group_ids: ids(observed, Kind::SecurityGroup, d.get("security_groups")),
+        scheme: if lb.internal {
+            "internal"
+        } else {
+            "internet-facing"
+        }
+        .into(),
+        subnet_ids: ids(observed, Kind::Subnet, &lb.subnets),
+        security_group_ids: ids(observed, Kind::SecurityGroup, &lb.security_groups),
         tags: s.tags_of(&d.key.name),
-    }
+    })
 }
 
 pub fn target_group(d: &Desired, observed: &Observed, s: Scope) -> Built<elb::TargetGroupInput> {
+    let Spec::TargetGroup(tg) = &d.spec else {
+        return Err(mismatch(d, Kind::TargetGroup));
+    };
     Ok(elb::TargetGroupInput {
         name: d.key.name.clone(),
-        port: num(d, "port")?,
+        port: i32::from(tg.port),
         vpc_id: observed
-            .id_of(Kind::Vpc, d.get("vpc"))
+            .id_of(Kind::Vpc, &tg.vpc)
             .unwrap_or_default()
             .to_string(),
-        health_check_path: d.get("health_check_path").into(),
+        health_check_path: tg.health_check_path.clone(),
         tags: s.tags_of(&d.key.name),
     })
 }
 
 pub fn listener(d: &Desired, observed: &Observed) -> Built<elb::ListenerInput> {
+    let Spec::Listener(l) = &d.spec else {
+        return Err(mismatch(d, Kind::Listener));
+    };
+    // The adapter forwards to one target group; a weighted split is not applied yet, and must not be
+    // applied as something else.
+    let [(target_group, _)] = l.forwards() else {
+        return Err(AwsError::new(
+            format!("apply {}", d.key),
+            format!(
+                "it splits traffic between {} target groups; deploy applies a listener with one",
+                l.forwards().len()
+            ),
+        )
+        .hint("forward the listener to a single target group"));
+    };
     let lb = d
         .key
         .name
@@ -439,31 +571,28 @@ pub fn listener(d: &Desired, observed: &Observed) -> Built<elb::ListenerInput> {
     Ok(elb::ListenerInput {
         name: d.key.name.clone(),
         load_balancer_arn: needed(observed, d, Kind::LoadBalancer, lb)?.to_string(),
-        port: num(d, "port")?,
-        target_group_arn: needed(observed, d, Kind::TargetGroup, d.get("target_group"))?
-            .to_string(),
+        port: i32::from(l.port),
+        target_group_arn: needed(observed, d, Kind::TargetGroup, target_group)?.to_string(),
     })
 }
 
 pub fn alarm(d: &Desired) -> Built<cloudwatch::AlarmInput> {
-    // Namespaces contain a slash themselves (`AWS/Lambda`): the metric is after the last one.
-    let metric = d.get("metric");
-    let (namespace, metric) = metric
-        .rsplit_once('/')
-        .ok_or_else(|| bad(d, "metric", format!("is `{metric}`, not NAMESPACE/METRIC")))?;
+    let Spec::Alarm(a) = &d.spec else {
+        return Err(mismatch(d, Kind::Alarm));
+    };
     Ok(cloudwatch::AlarmInput {
         name: d.key.name.clone(),
-        description: d.get("description").into(),
-        namespace: namespace.into(),
-        metric: metric.into(),
-        dimensions: map(d, "dimensions")?,
-        statistic: d.get("statistic").into(),
-        comparison: d.get("comparison").into(),
-        threshold: num(d, "threshold")?,
-        period_s: num(d, "period")?,
-        evaluation_periods: num(d, "evaluation_periods")?,
-        datapoints_to_alarm: num(d, "datapoints_to_alarm")?,
-        actions: list(d.get("actions")),
+        description: a.description.clone(),
+        namespace: a.namespace.clone(),
+        metric: a.metric.clone(),
+        dimensions: a.dimensions.clone(),
+        statistic: a.statistic.clone(),
+        comparison: comparison_name(a.comparison).into(),
+        threshold: a.threshold,
+        period_s: int(d, "period", a.period_secs)?,
+        evaluation_periods: int(d, "evaluation_periods", a.evaluation_periods)?,
+        datapoints_to_alarm: int(d, "datapoints_to_alarm", a.datapoints_to_alarm)?,
+        actions: a.actions.clone(),
     })
 }
 
@@ -471,6 +600,11 @@ pub fn alarm(d: &Desired) -> Built<cloudwatch::AlarmInput> {
 mod tests {
     use super::*;
     use statsctl_core::inventory::ObservedResource;
+    use statsctl_core::model::Comparison;
+    use statsctl_core::spec::{
+        AlarmSpec, DbClusterSpec, EcsServiceSpec, FunctionSpec, IngressRule, IngressSpec,
+        ListenerSpec, ProxySpec, ProxyTargetGroupSpec, SecretSource, TaskDefinitionSpec, VpcSpec,
+    };
 
     fn owner() -> Owner {
         Owner {
@@ -479,7 +613,7 @@ mod tests {
         }
     }
 
-    /// A world where the role, subnets, groups, VPC, load balancer and target group exist.
+    /// A world where the roles, subnets, groups, VPC, load balancer and target group exist.
     fn observed() -> Observed {
         let mut o = Observed::default();
         let mut add = |kind, name: &str, id: &str, outputs: &[(&str, &str)]| {
@@ -499,6 +633,12 @@ mod tests {
             "fn-role",
             &[("arn", "arn:aws:iam::1:role/fn-role")],
         );
+        add(
+            Kind::Role,
+            "task-role",
+            "task-role",
+            &[("arn", "arn:task-role")],
+        );
         add(Kind::Subnet, "s-a", "subnet-1", &[]);
         add(Kind::Subnet, "s-b", "subnet-2", &[]);
         add(Kind::SecurityGroup, "sg-fn", "sg-111", &[]);
@@ -509,28 +649,43 @@ mod tests {
         o
     }
 
-    fn function_desired() -> Desired {
-        Desired::new(Kind::Function, "live-dev-api")
-            .attr("runtime", "python3.12")
-            .attr("handler", "app.handler")
-            .attr("memory_mb", "256")
-            .attr("timeout", "10")
-            .attr("role", "fn-role")
-            .attr("environment", r#"{"A":"1"}"#)
-            .attr("subnets", "s-a,s-b")
-            .attr("security_groups", "sg-fn")
-            .attr("reserved_concurrency", "unreserved")
+    fn strings(v: &[&str]) -> Vec<String> {
+        v.iter().map(|s| s.to_string()).collect()
+    }
+
+    fn function_spec() -> FunctionSpec {
+        FunctionSpec {
+            runtime: "python3.12".into(),
+            handler: "app.handler".into(),
+            memory_mb: 256,
+            timeout_secs: 10,
+            role: "fn-role".into(),
+            environment: BTreeMap::from([("A".to_string(), Ref::from("1"))]),
+            subnets: strings(&["s-a", "s-b"]),
+            security_groups: strings(&["sg-fn"]),
+            code_sha256: Ref::from("abc"),
+            reserved_concurrency: None,
+        }
+    }
+
+    fn function_desired(f: FunctionSpec) -> Desired {
+        Desired::from_spec("live-dev-api", Spec::Function(f))
+    }
+
+    fn scope<'a>(o: &'a Owner, tags: &'a BTreeMap<String, String>) -> Scope<'a> {
+        Scope { owner: o, tags }
     }
 
     #[test]
-    fn a_function_input_resolves_names_and_parses_numbers() {
+    fn a_function_input_resolves_names_and_takes_typed_values() {
         let tags = BTreeMap::from([("team".to_string(), "stats".to_string())]);
         let o = owner();
-        let s = Scope {
-            owner: &o,
-            tags: &tags,
-        };
-        let f = function(&function_desired(), &observed(), s).unwrap();
+        let f = function(
+            &function_desired(function_spec()),
+            &observed(),
+            scope(&o, &tags),
+        )
+        .unwrap();
         assert_eq!(
             f,
             lambda::FunctionInput {
@@ -546,133 +701,192 @@ mod tests {
                 tags: tags_for(&o, &tags, "live-dev-api"),
             }
         );
-        assert_eq!(reserved_concurrency(&function_desired()).unwrap(), None);
-        let reserved = function_desired().attr("reserved_concurrency", "50");
-        assert_eq!(reserved_concurrency(&reserved).unwrap(), Some(50));
+        assert_eq!(
+            reserved_concurrency(&function_desired(function_spec())).unwrap(),
+            None
+        );
+        let reserved = FunctionSpec {
+            reserved_concurrency: Some(50),
+            ..function_spec()
+        };
+        assert_eq!(
+            reserved_concurrency(&function_desired(reserved)).unwrap(),
+            Some(50)
+        );
     }
 
     #[test]
-    fn bad_values_are_errors_naming_the_resource_and_attribute() {
+    fn values_an_input_cannot_take_are_errors_naming_the_resource_and_attribute() {
         let o = owner();
         let tags = BTreeMap::new();
-        let s = Scope {
-            owner: &o,
-            tags: &tags,
-        };
+        let s = scope(&o, &tags);
         let obs = observed();
-        let proxy_desired = Desired::new(Kind::Proxy, "prx")
-            .attr("role", "fn-role")
-            .attr("iam_auth", "REQUIRED")
-            .attr("require_tls", "true")
-            .attr("idle_client_timeout", "1800");
-        let alarm_desired = Desired::new(Kind::Alarm, "live-dev-errors")
-            .attr("metric", "AWS/Lambda/Errors")
-            .attr("threshold", "1")
-            .attr("period", "60")
-            .attr("evaluation_periods", "5")
-            .attr("datapoints_to_alarm", "5");
+        let vpc = Desired::from_spec(
+            "vpc",
+            Spec::Vpc(VpcSpec {
+                cidr: "10.0.0.0/16".into(),
+            }),
+        );
+        let proxy_spec = ProxySpec {
+            role: "fn-role".into(),
+            secret: Ref::from("arn:secret"),
+            iam_auth: true,
+            require_tls: true,
+            idle_client_timeout_secs: 1800,
+            subnets: strings(&["s-a"]),
+            security_groups: strings(&["sg-db"]),
+        };
+        let proxy_desired = |p: ProxySpec| Desired::from_spec("prx", Spec::Proxy(p));
+        let with_env = |v: Ref| FunctionSpec {
+            environment: BTreeMap::from([("DB_HOST".to_string(), v)]),
+            ..function_spec()
+        };
         let cases = [
             (
-                "memory not a number",
-                function(&function_desired().attr("memory_mb", "lots"), &obs, s).map(drop),
-                "lambda_function.live-dev-api",
-                "`memory_mb` is `lots`",
+                "a spec of another kind",
+                function(&vpc, &obs, s).map(drop),
+                "vpc.vpc",
+                "spec is of kind `vpc`, not `lambda_function`",
             ),
             (
-                "memory missing",
-                function(&function_desired().attr("memory_mb", ""), &obs, s).map(drop),
+                "an alarm built from a function spec",
+                alarm(&function_desired(function_spec())).map(drop),
                 "lambda_function.live-dev-api",
-                "`memory_mb` is ``",
+                "spec is of kind `lambda_function`, not `alarm`",
             ),
             (
-                "timeout not a whole number",
-                function(&function_desired().attr("timeout", "1.5"), &obs, s).map(drop),
+                "timeout beyond i32",
+                function(
+                    &function_desired(FunctionSpec {
+                        timeout_secs: u64::MAX,
+                        ..function_spec()
+                    }),
+                    &obs,
+                    s,
+                )
+                .map(drop),
                 "lambda_function.live-dev-api",
-                "`timeout`",
+                "`timeout` is 18446744073709551615",
             ),
             (
-                "environment not JSON",
-                function(&function_desired().attr("environment", "A=1"), &obs, s).map(drop),
+                "reserved concurrency beyond i32",
+                reserved_concurrency(&function_desired(FunctionSpec {
+                    reserved_concurrency: Some(u32::MAX),
+                    ..function_spec()
+                }))
+                .map(drop),
                 "lambda_function.live-dev-api",
-                "`environment` is not a JSON object",
+                "`reserved_concurrency` is 4294967295",
             ),
             (
-                "reserved concurrency",
-                reserved_concurrency(&function_desired().attr("reserved_concurrency", "many"))
-                    .map(drop),
+                "an environment value known only after apply",
+                function(&function_desired(with_env(Ref::AfterApply)), &obs, s).map(drop),
                 "lambda_function.live-dev-api",
-                "`reserved_concurrency` is `many`",
+                "`environment` depends on a resource that does not exist yet",
             ),
             (
                 "role unknown",
-                function(&function_desired().attr("role", "nobody"), &obs, s).map(drop),
+                function(
+                    &function_desired(FunctionSpec {
+                        role: "nobody".into(),
+                        ..function_spec()
+                    }),
+                    &obs,
+                    s,
+                )
+                .map(drop),
                 "lambda_function.live-dev-api",
                 "role `nobody` does not exist",
             ),
             (
-                "idle timeout",
+                "a proxy secret that does not exist",
                 proxy(
-                    &proxy_desired.clone().attr("idle_client_timeout", "30m"),
+                    &proxy_desired(ProxySpec {
+                        secret: Ref::MissingSecret("live/db".into()),
+                        ..proxy_spec.clone()
+                    }),
                     &obs,
                     s,
                 )
                 .map(drop),
                 "db_proxy.prx",
-                "`idle_client_timeout` is `30m`",
+                "`secret` names secret `live/db`, which does not exist",
             ),
             (
-                "tls flag",
-                proxy(&proxy_desired.attr("require_tls", "yes"), &obs, s).map(drop),
-                "db_proxy.prx",
-                "`require_tls` is `yes`",
-            ),
-            (
-                "alarm period",
-                alarm(&alarm_desired.clone().attr("period", "1m")).map(drop),
-                "alarm.live-dev-errors",
-                "`period` is `1m`",
-            ),
-            (
-                "alarm metric",
-                alarm(&alarm_desired.attr("metric", "Errors")).map(drop),
-                "alarm.live-dev-errors",
-                "`metric` is `Errors`",
-            ),
-            (
-                "pool percent",
-                pool(
-                    &Desired::new(Kind::ProxyTargetGroup, "prx/default")
-                        .attr("max_connections_percent", "ninety")
-                        .attr("connection_borrow_timeout", "120"),
+                "idle timeout beyond i32",
+                proxy(
+                    &proxy_desired(ProxySpec {
+                        idle_client_timeout_secs: 1 << 40,
+                        ..proxy_spec
+                    }),
+                    &obs,
+                    s,
                 )
                 .map(drop),
-                "db_proxy_target_group.prx/default",
-                "`max_connections_percent` is `ninety`",
+                "db_proxy.prx",
+                "`idle_client_timeout` is 1099511627776",
+            ),
+            (
+                "a weighted listener",
+                listener(
+                    &Desired::from_spec(
+                        "lb:80",
+                        Spec::Listener(
+                            ListenerSpec::weighted(80, &[("tg", 90), ("tg-green", 10)]).unwrap(),
+                        ),
+                    ),
+                    &obs,
+                )
+                .map(drop),
+                "listener.lb:80",
+                "splits traffic between 2 target groups",
+            ),
+            (
+                "a service whose task definition is not registered yet",
+                service(
+                    &Desired::from_spec(
+                        "stats",
+                        Spec::EcsService(EcsServiceSpec {
+                            cluster: "live".into(),
+                            task_definition: Ref::AfterApply,
+                            desired_count: 2,
+                            subnets: strings(&["s-a"]),
+                            security_groups: strings(&["sg-fn"]),
+                            target_group: "tg".into(),
+                        }),
+                    ),
+                    &obs,
+                    ("stats", 8080),
+                    s,
+                )
+                .map(drop),
+                "ecs_service.stats",
+                "`task_definition` depends on a resource that does not exist yet",
             ),
         ];
-        for (name, got, resource, attr) in cases {
+        for (name, got, resource, says) in cases {
             let e = got.expect_err(name);
             let text = e.to_string();
             assert!(text.contains(resource), "{name}: {text}");
-            assert!(text.contains(attr), "{name}: {text}");
+            assert!(text.contains(says), "{name}: {text}");
             assert!(e.hint.is_some(), "{name}: no hint");
         }
     }
 
     #[test]
-    fn other_inputs_from_desired_attributes() {
+    fn other_inputs_from_typed_specs() {
         let o = owner();
         let tags = BTreeMap::new();
-        let s = Scope {
-            owner: &o,
-            tags: &tags,
-        };
+        let s = scope(&o, &tags);
         let obs = observed();
-        let p = pool(
-            &Desired::new(Kind::ProxyTargetGroup, "prx/default")
-                .attr("max_connections_percent", "90")
-                .attr("connection_borrow_timeout", "120"),
-        )
+        let p = pool(&Desired::from_spec(
+            "prx/default",
+            Spec::ProxyTargetGroup(ProxyTargetGroupSpec {
+                max_connections_percent: 90,
+                connection_borrow_timeout_secs: 120,
+                max_idle_connections_percent: None,
+            }),
+        ))
         .unwrap();
         assert_eq!(
             p,
@@ -684,9 +898,17 @@ mod tests {
             }
         );
         let c = cluster(
-            &Desired::new(Kind::DbCluster, "db")
-                .attr("security_groups", "sg-db")
-                .attr("serverless_acu", "0.5-4"),
+            &Desired::from_spec(
+                "db",
+                Spec::DbCluster(DbClusterSpec {
+                    engine_version: "16.4".into(),
+                    database_name: "stats".into(),
+                    master_username: "admin".into(),
+                    subnet_group: "db-subnets".into(),
+                    security_groups: strings(&["sg-db"]),
+                    serverless_acu: Some((0.5, 4.0)),
+                }),
+            ),
             &obs,
             "db-creds",
             s,
@@ -695,20 +917,9 @@ mod tests {
         assert_eq!(c.serverless_acu, Some((0.5, 4.0)));
         assert_eq!(c.security_group_ids, vec!["sg-222".to_string()]);
         assert_eq!(c.credentials_secret, "db-creds");
-        let bad_acu = cluster(
-            &Desired::new(Kind::DbCluster, "db").attr("serverless_acu", "4"),
-            &obs,
-            "db-creds",
-            s,
-        );
-        assert!(bad_acu
-            .unwrap_err()
-            .to_string()
-            .contains("`serverless_acu` is `4`"));
+        assert_eq!(c.engine, DB_ENGINE);
         let l = listener(
-            &Desired::new(Kind::Listener, "lb:80")
-                .attr("port", "80")
-                .attr("target_group", "tg"),
+            &Desired::from_spec("lb:80", Spec::Listener(ListenerSpec::forward(80, "tg"))),
             &obs,
         )
         .unwrap();
@@ -720,51 +931,76 @@ mod tests {
             ),
             ("arn:lb", 80, "arn:tg")
         );
-        let a = alarm(
-            &Desired::new(Kind::Alarm, "a")
-                .attr("metric", "AWS/Lambda/Errors")
-                .attr("dimensions", r#"{"FunctionName":"f"}"#)
-                .attr("threshold", "0.5")
-                .attr("period", "60")
-                .attr("evaluation_periods", "5")
-                .attr("datapoints_to_alarm", "3")
-                .attr("actions", "arn:a,arn:b"),
-        )
+        let a = alarm(&Desired::from_spec(
+            "a",
+            Spec::Alarm(AlarmSpec {
+                namespace: "AWS/Lambda".into(),
+                metric: "Errors".into(),
+                dimensions: BTreeMap::from([("FunctionName".to_string(), "f".to_string())]),
+                statistic: "Sum".into(),
+                comparison: Comparison::Greater,
+                threshold: 0.5,
+                period_secs: 60,
+                evaluation_periods: 5,
+                datapoints_to_alarm: 3,
+                actions: strings(&["arn:a", "arn:b"]),
+                description: "errors".into(),
+            }),
+        ))
         .unwrap();
         assert_eq!(
-            (a.namespace.as_str(), a.metric.as_str()),
-            ("AWS/Lambda", "Errors")
+            (
+                a.namespace.as_str(),
+                a.metric.as_str(),
+                a.comparison.as_str()
+            ),
+            ("AWS/Lambda", "Errors", "GreaterThanThreshold")
         );
-        assert_eq!(a.threshold.to_string(), "0.5");
+        assert_eq!(
+            (a.threshold, a.period_s, a.datapoints_to_alarm),
+            (0.5, 60, 3)
+        );
         assert_eq!(a.actions, vec!["arn:a".to_string(), "arn:b".to_string()]);
+        let vpc = Desired::from_spec(
+            "vpc",
+            Spec::Vpc(VpcSpec {
+                cidr: "10.0.0.0/16".into(),
+            }),
+        );
+        assert_eq!(super::vpc(&vpc).unwrap(), "10.0.0.0/16");
+        assert!(policy(&vpc).is_err(), "a VPC has no policy");
+        assert!(secret(&vpc, "admin", s).is_err(), "a VPC is not a secret");
+        let secret_desired = Desired::from_spec("live/db", Spec::Secret);
+        assert_eq!(
+            secret(&secret_desired, "admin", s).unwrap().username,
+            "admin"
+        );
     }
 
     #[test]
     fn the_service_and_its_task_definition() {
         let o = owner();
         let tags = BTreeMap::new();
-        let s = Scope {
-            owner: &o,
-            tags: &tags,
+        let s = scope(&o, &tags);
+        let obs = observed();
+        let task_spec = TaskDefinitionSpec {
+            image: "stats:1".into(),
+            cpu: 256,
+            memory_mb: 512,
+            port: 8080,
+            environment: BTreeMap::from([("DB_MODE".to_string(), Ref::from("pool"))]),
+            secrets: BTreeMap::from([(
+                "TOKEN".to_string(),
+                SecretSource {
+                    arn: Ref::from("arn:secret:t"),
+                    key: Some("key".into()),
+                },
+            )]),
+            task_role: "task-role".into(),
         };
-        let mut obs = observed();
-        obs.resources.insert(
-            statsctl_core::inventory::Key::new(Kind::Role, "task-role"),
-            ObservedResource {
-                id: "task-role".into(),
-                outputs: BTreeMap::from([("arn".to_string(), "arn:task-role".to_string())]),
-                ..Default::default()
-            },
-        );
-        let task_desired = Desired::new(Kind::TaskDefinition, "live-dev-stats")
-            .attr("image", "stats:1")
-            .attr("cpu", "256")
-            .attr("memory_mb", "512")
-            .attr("port", "8080")
-            .attr("environment", r#"{"DB_MODE":"pool"}"#)
-            .attr("secrets", r#"{"TOKEN":"arn:secret:t:key::"}"#)
-            .attr("task_role", "task-role");
-        let t = task(&task_desired, &obs, "stats", s).unwrap();
+        let task_desired =
+            |t: TaskDefinitionSpec| Desired::from_spec("live-dev-stats", Spec::TaskDefinition(t));
+        let t = task(&task_desired(task_spec.clone()), &obs, "stats", s).unwrap();
         assert_eq!(
             (
                 t.cpu.as_str(),
@@ -776,46 +1012,69 @@ mod tests {
         );
         assert_eq!(t.container_name, "stats");
         assert_eq!(t.secrets["TOKEN"], "arn:secret:t:key::");
-        let e = task(&task_desired.attr("port", "http"), &obs, "stats", s).unwrap_err();
+        assert_eq!(t.environment["DB_MODE"], "pool");
+        let missing = TaskDefinitionSpec {
+            secrets: BTreeMap::from([(
+                "TOKEN".to_string(),
+                SecretSource {
+                    arn: Ref::MissingSecret("live/token".into()),
+                    key: None,
+                },
+            )]),
+            ..task_spec
+        };
+        let e = task(&task_desired(missing), &obs, "stats", s).unwrap_err();
         assert!(
             e.to_string().contains("task_definition.live-dev-stats"),
             "{e}"
         );
-        assert!(e.to_string().contains("`port` is `http`"), "{e}");
+        assert!(e.to_string().contains("secret `live/token`"), "{e}");
 
-        let service_desired = Desired::new(Kind::EcsService, "stats")
-            .attr("cluster", "live")
-            .attr("task_definition", "live-dev-stats:3")
-            .attr("desired_count", "2")
-            .attr("subnets", "s-a")
-            .attr("security_groups", "sg-fn")
-            .attr("target_group", "tg");
-        let svc = service(&service_desired, &obs, ("stats", 8080), s).unwrap();
-        assert_eq!(
-            (
-                svc.desired_count,
-                svc.target_group_arn.as_str(),
-                svc.container_port
+        let svc = service(
+            &Desired::from_spec(
+                "stats",
+                Spec::EcsService(EcsServiceSpec {
+                    cluster: "live".into(),
+                    task_definition: Ref::from("live-dev-stats:3"),
+                    desired_count: 2,
+                    subnets: strings(&["s-a"]),
+                    security_groups: strings(&["sg-fn"]),
+                    target_group: "tg".into(),
+                }),
             ),
-            (2, "arn:tg", 8080)
-        );
-        assert_eq!(svc.subnet_ids, vec!["subnet-1".to_string()]);
-        let e = service(
-            &service_desired.attr("desired_count", "-"),
             &obs,
             ("stats", 8080),
             s,
         )
-        .unwrap_err();
-        assert!(e.to_string().contains("ecs_service.stats"), "{e}");
-        assert!(e.to_string().contains("`desired_count` is `-`"), "{e}");
+        .unwrap();
+        assert_eq!(
+            (
+                svc.desired_count,
+                svc.task_definition.as_str(),
+                svc.target_group_arn.as_str(),
+                svc.container_port
+            ),
+            (2, "live-dev-stats:3", "arn:tg", 8080)
+        );
+        assert_eq!(svc.subnet_ids, vec!["subnet-1".to_string()]);
     }
 
     #[test]
     fn ingress_revokes_drift_and_authorizes_what_is_missing() {
         let obs = observed();
-        let d = Desired::new(Kind::Ingress, "sg-db")
-            .attr("rules", "tcp:5432:sg:sg-fn,tcp:80:cidr:10.0.0.0/16");
+        let ingress_desired = |rules: Vec<IngressRule>| {
+            Desired::from_spec("sg-db", Spec::Ingress(IngressSpec { rules }))
+        };
+        let d = ingress_desired(vec![
+            IngressRule {
+                port: 5432,
+                from: spec::Source::Group("sg-fn".into()),
+            },
+            IngressRule {
+                port: 80,
+                from: spec::Source::Cidr(Ref::from("10.0.0.0/16")),
+            },
+        ]);
         let i = ingress(
             "sg-db",
             Some(&d),
@@ -840,13 +1099,28 @@ mod tests {
                 source: ec2::Source::Cidr("10.0.0.0/16".into()),
             }]
         );
+        let fresh = ingress("sg-db", Some(&d), None, &obs).unwrap();
+        assert_eq!(
+            fresh.authorize[0].source,
+            ec2::Source::Group("sg-111".into()),
+            "wanted group names resolve to ids"
+        );
         let none = ingress("sg-db", None, Some("tcp:5432:sg:sg-fn"), &obs).unwrap();
         assert_eq!(
             none.revoke[0].source,
             ec2::Source::Group("sg-111".into()),
-            "group names resolve to ids"
+            "live group names resolve to ids"
         );
         assert!(none.authorize.is_empty());
+        let later = ingress_desired(vec![IngressRule {
+            port: 443,
+            from: spec::Source::Cidr(Ref::AfterApply),
+        }]);
+        let e = ingress("sg-db", Some(&later), None, &obs).unwrap_err();
+        assert!(
+            e.to_string().contains("`rules` depends on a resource"),
+            "{e}"
+        );
         assert!(rule("tcp:5432", &obs).is_err());
         assert!(rule("tcp:x:cidr:1.2.3.4/32", &obs).is_err());
         assert!(ingress("missing", Some(&d), None, &obs).is_err());
