@@ -159,18 +159,35 @@ pub async fn put_lock(aws: &Aws, bucket: &str, key: &str, body: Vec<u8>) -> AwsR
 
 /// The lock object's body, or None when there is none (or no bucket).
 pub async fn get_lock(aws: &Aws, bucket: &str, key: &str) -> AwsResult<Option<Vec<u8>>> {
-    match aws.s3.get_object().bucket(bucket).key(key).send().await {
-        Ok(o) => Ok(Some(
-            o.body
-                .collect()
-                .await
-                .map_err(|e| AwsError::new(format!("read the lock `{key}`"), e.to_string()))?
-                .into_bytes()
-                .to_vec(),
-        )),
-        Err(e) if matches!(crate::code_of(&e), Some("NoSuchKey" | "NoSuchBucket")) => Ok(None),
-        Err(e) => Err(fail(format!("read the lock `{key}` from `{bucket}`"), e)),
-    }
+    get_object(aws, bucket, key, "the lock").await
+}
+
+/// An object's bytes; `None` when it (or the bucket) is not there. `what` names it in errors.
+pub async fn get_object(
+    aws: &Aws,
+    bucket: &str,
+    key: &str,
+    what: &str,
+) -> AwsResult<Option<Vec<u8>>> {
+    let o = match aws.s3.get_object().bucket(bucket).key(key).send().await {
+        Ok(o) => o,
+        Err(e)
+            if matches!(
+                crate::code_of(&e),
+                Some("NoSuchKey" | "NoSuchBucket" | "NotFound")
+            ) || e.raw_response().is_some_and(|r| r.status().as_u16() == 404) =>
+        {
+            return Ok(None)
+        }
+        Err(e) => return Err(fail(format!("read {what} `{key}` from `{bucket}`"), e)),
+    };
+    let bytes = o
+        .body
+        .collect()
+        .await
+        .map_err(|e| AwsError::new(format!("read {what} `{key}`"), e.to_string()))?
+        .into_bytes();
+    Ok(Some(bytes.to_vec()))
 }
 
 /// Deletes the lock object; a missing object or bucket (destroy may have deleted it) is not an error.

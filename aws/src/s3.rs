@@ -8,16 +8,23 @@ use aws_sdk_s3::types::{
 use crate::{code_of, fail, owner_from, Aws, AwsResult};
 use statsctl_core::inventory::{Key, Kind, ObservedResource};
 
-pub async fn observe(aws: &Aws, bucket: &str) -> AwsResult<Vec<(Key, ObservedResource)>> {
+/// Whether the bucket exists (and these credentials may see it).
+pub async fn bucket_exists(aws: &Aws, bucket: &str) -> AwsResult<bool> {
     match aws.s3.head_bucket().bucket(bucket).send().await {
-        Ok(_) => {}
+        Ok(_) => Ok(true),
         Err(e)
             if matches!(code_of(&e), Some("NotFound" | "NoSuchBucket"))
                 || e.raw_response().is_some_and(|r| r.status().as_u16() == 404) =>
         {
-            return Ok(vec![])
+            Ok(false)
         }
-        Err(e) => return Err(fail(format!("look up the ledger bucket `{bucket}`"), e)),
+        Err(e) => Err(fail(format!("look up the ledger bucket `{bucket}`"), e)),
+    }
+}
+
+pub async fn observe(aws: &Aws, bucket: &str) -> AwsResult<Vec<(Key, ObservedResource)>> {
+    if !bucket_exists(aws, bucket).await? {
+        return Ok(vec![]);
     }
     let tags = aws.s3.get_bucket_tagging().bucket(bucket).send().await;
     let owner = tags

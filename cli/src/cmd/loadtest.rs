@@ -268,7 +268,7 @@ pub async fn run_cmd(g: &Global, args: LoadtestArgs) -> CliResult {
         let store = match &observed {
             Some(o) => {
                 let bucket = ledger::bucket_name(spec, &s.env, &o.account_id);
-                if statsctl_aws::loadgen::bucket_exists(&s.aws, &bucket)
+                if statsctl_aws::s3::bucket_exists(&s.aws, &bucket)
                     .await
                     .map_err(aws_error)?
                 {
