@@ -64,22 +64,26 @@ impl Node {
     /// The location of the value (or, failing that, the key) at a dotted path of map keys / list indexes.
     /// Falls back to the deepest existing ancestor, so an error about a missing field points at its parent.
     pub fn locate(&self, path: &[String]) -> Location {
+        match self.descend(path) {
+            Ok(node) | Err(node) => node.at,
+        }
+    }
+
+    /// The node at a dotted path of map keys / list indexes, or `Err` with the deepest one that exists.
+    fn descend(&self, path: &[String]) -> Result<&Node, &Node> {
         let mut node = self;
         for segment in path {
             let next = match &node.kind {
-                Kind::Map(entries) => entries
-                    .iter()
-                    .find(|(k, _)| &k.name == segment)
-                    .map(|(_, v)| v),
+                Kind::Map(_) => node.get(segment),
                 Kind::Seq(items) => segment.parse::<usize>().ok().and_then(|i| items.get(i)),
                 Kind::Scalar { .. } => None,
             };
             match next {
                 Some(n) => node = n,
-                None => return node.at,
+                None => return Err(node),
             }
         }
-        node.at
+        Ok(node)
     }
 
     /// Like [`Node::locate`], but a path ending in a map entry gives that entry's key: errors about a secret are
@@ -88,26 +92,12 @@ impl Node {
         let Some((last, parent)) = path.split_last() else {
             return self.at;
         };
-        let mut node = self;
-        for segment in parent {
-            let next = match &node.kind {
-                Kind::Map(entries) => entries
-                    .iter()
-                    .find(|(k, _)| &k.name == segment)
-                    .map(|(_, v)| v),
-                Kind::Seq(items) => segment.parse::<usize>().ok().and_then(|i| items.get(i)),
-                Kind::Scalar { .. } => None,
-            };
-            match next {
-                Some(n) => node = n,
-                None => return node.at,
-            }
-        }
+        let node = match self.descend(parent) {
+            Ok(node) => node,
+            Err(ancestor) => return ancestor.at,
+        };
         match &node.kind {
-            Kind::Map(entries) => entries
-                .iter()
-                .find(|(k, _)| &k.name == last)
-                .map_or(node.at, |(k, _)| k.at),
+            Kind::Map(_) => node.key_location(last).unwrap_or(node.at),
             _ => self.locate(path),
         }
     }
