@@ -112,13 +112,7 @@ fn drift_is_shown_exactly_and_repaired() {
     block_on(async {
         let conf = sdk_config(&env).await;
         let lambda = aws_sdk_lambda::Client::new(&conf);
-        let f = lambda
-            .get_function_configuration()
-            .function_name(STATS_API)
-            .send()
-            .await
-            .unwrap();
-        let mut vars = f.environment().unwrap().variables().unwrap().clone();
+        let mut vars = function_environment(&lambda, STATS_API).await;
         vars.insert(
             "DB_HOST".into(),
             "live-stats-db.cluster-abc.us-east-1.rds.amazonaws.com".into(),

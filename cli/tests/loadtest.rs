@@ -93,13 +93,7 @@ fn a_passing_load_test_turns_preflight_green_until_something_new_is_deployed() {
     // A new version of stats-api: the recorded test no longer proves what is deployed.
     block_on(async {
         let lambda = aws_sdk_lambda::Client::new(&sdk_config(&env).await);
-        let c = lambda
-            .get_function_configuration()
-            .function_name("live-stats-local-stats-api")
-            .send()
-            .await
-            .unwrap();
-        let mut vars = c.environment().unwrap().variables().unwrap().clone();
+        let mut vars = function_environment(&lambda, "live-stats-local-stats-api").await;
         vars.insert("LOG_LEVEL".into(), "debug".into());
         set_function_environment(&lambda, "live-stats-local-stats-api", vars).await;
     });

@@ -110,13 +110,7 @@ fn broken_proxy_links_are_named() {
             .unwrap();
         let endpoint = c.db_clusters()[0].endpoint().unwrap().to_string();
         let lambda = aws_sdk_lambda::Client::new(&conf);
-        let f = lambda
-            .get_function_configuration()
-            .function_name(STATS_API)
-            .send()
-            .await
-            .unwrap();
-        let mut vars = f.environment().unwrap().variables().unwrap().clone();
+        let mut vars = function_environment(&lambda, STATS_API).await;
         vars.insert("DB_HOST".into(), endpoint.clone());
         set_function_environment(&lambda, STATS_API, vars).await;
         endpoint
@@ -228,13 +222,7 @@ fn alarms_and_rollback_problems_are_named() {
             .send()
             .await
             .unwrap();
-        let f = lambda
-            .get_function_configuration()
-            .function_name(STATS_API)
-            .send()
-            .await
-            .unwrap();
-        let mut vars = f.environment().unwrap().variables().unwrap().clone();
+        let mut vars = function_environment(&lambda, STATS_API).await;
         vars.insert("LOG_LEVEL".into(), "debug".into());
         set_function_environment(&lambda, STATS_API, vars).await;
     });
@@ -407,13 +395,7 @@ fn a_function_live_on_the_cluster_endpoint_is_budgeted_as_direct() {
             .unwrap();
         let endpoint = c.db_clusters()[0].endpoint().unwrap().to_string();
         let lambda = aws_sdk_lambda::Client::new(&conf);
-        let f = lambda
-            .get_function_configuration()
-            .function_name(STATS_API)
-            .send()
-            .await
-            .unwrap();
-        let mut vars = f.environment().unwrap().variables().unwrap().clone();
+        let mut vars = function_environment(&lambda, STATS_API).await;
         vars.insert("DB_HOST".into(), endpoint);
         set_function_environment(&lambda, STATS_API, vars).await;
         lambda
@@ -624,13 +606,7 @@ fn the_capacity_table_follows_live_pool_sizes_and_max_connections_percent() {
             .await
             .unwrap();
         let lambda = aws_sdk_lambda::Client::new(&conf);
-        let current = lambda
-            .get_function_configuration()
-            .function_name(STATS_API)
-            .send()
-            .await
-            .unwrap();
-        let mut vars = current.environment().unwrap().variables().unwrap().clone();
+        let mut vars = function_environment(&lambda, STATS_API).await;
         vars.insert("DB_POOL_SIZE".into(), "3".into());
         set_function_environment(&lambda, STATS_API, vars).await;
     });

@@ -340,13 +340,7 @@ fn references_are_delivered_and_planted_secrets_appear_in_no_output() {
     block_on(async {
         let conf = sdk_config(&env).await;
         let lambda = aws_sdk_lambda::Client::new(&conf);
-        let f = lambda
-            .get_function_configuration()
-            .function_name(STATS_API)
-            .send()
-            .await
-            .unwrap();
-        let mut vars = f.environment().unwrap().variables().unwrap().clone();
+        let mut vars = function_environment(&lambda, STATS_API).await;
         vars.insert("DB_PASSWORD".into(), PLANTED.into());
         // Short forms, camelCase and key material: each a secret too (the rule used to miss them).
         for name in MISSED_NAMES {

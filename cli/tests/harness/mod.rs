@@ -341,6 +341,23 @@ impl Drop for TestServer {
     }
 }
 
+/// A function's live environment variables, read through the AWS SDK.
+pub async fn function_environment(
+    lambda: &aws_sdk_lambda::Client,
+    name: &str,
+) -> std::collections::HashMap<String, String> {
+    lambda
+        .get_function_configuration()
+        .function_name(name)
+        .send()
+        .await
+        .unwrap()
+        .environment()
+        .and_then(|e| e.variables())
+        .cloned()
+        .unwrap()
+}
+
 /// Replaces a function's live environment through the AWS SDK, as someone changing it by hand would (drift).
 pub async fn set_function_environment(
     lambda: &aws_sdk_lambda::Client,
