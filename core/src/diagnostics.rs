@@ -153,9 +153,12 @@ pub fn mask_secret_value(line: &str) -> String {
 /// A URL with credentials in it (`http://user:password@host`) is masked up to its `@`.
 fn mask_url_credentials(line: &str) -> String {
     if let Some(i) = line.find("://") {
+        // After the separator: it may be a multi-byte character (U+0085 is whitespace and two bytes long).
         let start = line[..i]
-            .rfind(|c: char| c.is_whitespace() || "\"'[{(,".contains(c))
-            .map_or(0, |j| j + 1);
+            .char_indices()
+            .rev()
+            .find(|&(_, c)| c.is_whitespace() || "\"'[{(,".contains(c))
+            .map_or(0, |(j, c)| j + c.len_utf8());
         let end = line[i..]
             .find(|c: char| c.is_whitespace() || "\"']}),".contains(c))
             .map_or(line.len(), |j| i + j);
@@ -286,6 +289,19 @@ pub fn closest<'a>(word: &str, candidates: impl IntoIterator<Item = &'a str>) ->
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn url_credentials_after_a_multi_byte_separator_are_masked_without_panicking() {
+        // Found by loader_never_panics: a two-byte whitespace (U+0085) before a URL used to split a character.
+        assert_eq!(
+            mask_url_credentials("±zV\\Lu\u{85}O://{~PgÉ"),
+            "±zV\\Lu\u{85}O://{~PgÉ"
+        );
+        assert_eq!(
+            mask_url_credentials("x\u{85}http://u:pw@host/ y"),
+            "x\u{85}http://***@host/ y"
+        );
+    }
+
     use super::*;
 
     #[test]
