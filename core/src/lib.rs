@@ -8,6 +8,7 @@ pub mod desired;
 pub mod diagnostics;
 pub mod duration;
 pub mod facts;
+pub mod history;
 pub mod inventory;
 pub mod kind;
 pub mod ledger;
@@ -21,6 +22,7 @@ pub mod schema_check;
 pub mod sensitive;
 pub mod spec;
 pub mod substitute;
+pub mod units;
 pub mod validate;
 pub mod yaml_tree;
 

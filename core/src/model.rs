@@ -553,9 +553,8 @@ pub enum Comparison {
     LessOrEqual,
 }
 
-/// How changes are to ship. Parsed and validated only, for now: `deploy` does not read it yet — it moves a
-/// function's alias to the new version at once and replaces the service's task definition in place. Blue/green
-/// rollouts that use these settings are not built yet.
+/// How changes are to ship: `deploy` ships one unit at a time (core/src/units.rs) and shifts traffic to each new
+/// function version or service colour in these steps, watching alarms (core/src/rollout.rs decides).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Rollout {
@@ -577,6 +576,13 @@ pub struct Rollout {
     /// Time alarms are watched after the last shift before the change counts as done (0s–24h).
     #[serde(default = "bake_default")]
     pub bake_time: Span,
+    /// Alarms watched during each shift and bake (names as the stack's alarms are named); empty means every
+    /// alarm the stack owns.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub watch: Vec<String>,
+    /// How long the previous service colour keeps running after a rollout, so a rollback is instant.
+    #[serde(default = "keep_previous_default")]
+    pub keep_previous: Span,
 }
 
 impl Default for Rollout {
@@ -587,6 +593,8 @@ impl Default for Rollout {
             step_percent: ten(),
             step_interval: minute(),
             bake_time: bake_default(),
+            watch: Vec::new(),
+            keep_previous: keep_previous_default(),
         }
     }
 }
@@ -699,6 +707,9 @@ fn minute() -> Span {
 }
 fn bake_default() -> Span {
     Span::secs(300)
+}
+fn keep_previous_default() -> Span {
+    Span::secs(30 * 60)
 }
 fn canary() -> Strategy {
     Strategy::Canary

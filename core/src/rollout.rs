@@ -176,6 +176,7 @@ mod tests {
             step_percent: step,
             step_interval: Span::secs(interval),
             bake_time: Span::secs(bake),
+            ..Rollout::default()
         }
     }
 

@@ -240,6 +240,14 @@ pub fn validate(stack: &StackFile, env: &str) -> Vec<Problem> {
         Duration::from_secs(86_400),
         "bake time is 0s–24h",
     );
+    check_range(
+        &mut out,
+        &["rollout", "keep_previous"],
+        r.keep_previous.0,
+        Duration::ZERO,
+        Duration::from_secs(7 * 86_400),
+        "keep_previous is 0s–7d",
+    );
     if r.strategy == Strategy::Linear && r.step_interval.0.is_zero() {
         out.push(p(
             &["rollout", "step_interval"],

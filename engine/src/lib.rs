@@ -3,6 +3,7 @@
 //! lock.
 
 pub mod apply;
+pub mod colours;
 pub mod inputs;
 pub mod interrupt;
 pub mod lock;
