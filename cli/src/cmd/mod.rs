@@ -6,5 +6,6 @@ pub mod loadtest;
 pub mod local;
 pub mod plan;
 pub mod preflight;
+pub mod runbook;
 pub mod status;
 pub mod validate;
