@@ -205,6 +205,17 @@ async fn observe_one(
             if let Some(prev) = previous_version(a.description().unwrap_or_default()) {
                 r.outputs.insert("previous".into(), prev);
             }
+            // Extra version weights mean a rollout stopped part way: observed (plan and status say so), not a
+            // managed attribute plan would diff and "fix" by moving all traffic blindly.
+            if let Some(w) = a
+                .routing_config()
+                .and_then(|rc| rc.additional_version_weights())
+                .filter(|w| !w.is_empty())
+            {
+                let mut pairs: Vec<String> = w.iter().map(|(v, x)| format!("{v}={x}")).collect();
+                pairs.sort();
+                r.outputs.insert("weights".into(), pairs.join(","));
+            }
             out.push((Key::new(Kind::Alias, format!("{name}:{alias}")), r));
         }
         Err(e) if code_of(&e) == Some("ResourceNotFoundException") => {}

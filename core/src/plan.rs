@@ -294,56 +294,68 @@ pub fn owned_by_tags(kind: Kind) -> bool {
     )
 }
 
+/// Wraps `s` in an ANSI colour when `color`.
+fn paint(color: bool, code: &str, s: &str) -> String {
+    if color {
+        format!("\x1b[{code}m{s}\x1b[0m")
+    } else {
+        s.to_string()
+    }
+}
+
 /// Terraform-like text: one block per change, attributes `old → new`, then the summary line.
 pub fn render(plan: &Plan, color: bool) -> String {
-    let paint = |code: &str, s: &str| {
-        if color {
-            format!("\x1b[{code}m{s}\x1b[0m")
-        } else {
-            s.to_string()
-        }
-    };
     let mut out = String::new();
     for c in plan.pending() {
-        let (sym, code, verb) = match c.action {
-            Action::Create => ("+", "32", "will be created"),
-            Action::Update => ("~", "33", "will be updated in place"),
-            Action::Delete => ("-", "31", "will be deleted"),
-            Action::NoOp => continue,
-        };
-        let _ = writeln!(
-            out,
-            "{} {} {}",
-            paint(code, sym),
-            paint("1", &c.key.to_string()),
-            verb
-        );
-        let width = c.changes.iter().map(|a| a.attr.len()).max().unwrap_or(0);
-        for a in &c.changes {
-            // Maps (environment variables, dimensions) diff key by key: the one changed variable stands out.
-            if let (Some(old), Some(new)) = (&a.old, &a.new) {
-                if let Some(lines) = map_diff(&a.attr, old, new) {
-                    for l in lines {
-                        let _ = writeln!(out, "    {l}");
-                    }
-                    continue;
-                }
-            }
-            let line = match (&a.old, &a.new) {
-                (None, Some(new)) => format!("    {:width$} = {}", a.attr, show(new)),
-                (Some(old), Some(new)) => {
-                    format!("    {:width$} = {} → {}", a.attr, show(old), show(new))
-                }
-                (Some(old), None) => format!("    {:width$} = {}", a.attr, show(old)),
-                (None, None) => continue,
-            };
-            let _ = writeln!(out, "{line}");
-        }
-        if let Some(why) = &c.blocked {
-            let _ = writeln!(out, "    {} {why}", paint("31", "✗ blocked:"));
-        }
-        out.push('\n');
+        render_change(&mut out, c, color);
     }
+    render_summary(&mut out, plan);
+    out
+}
+
+/// One change's block: `~ kind.name will be updated in place`, its attributes, a blank line.
+fn render_change(out: &mut String, c: &Change, color: bool) {
+    let (sym, code, verb) = match c.action {
+        Action::Create => ("+", "32", "will be created"),
+        Action::Update => ("~", "33", "will be updated in place"),
+        Action::Delete => ("-", "31", "will be deleted"),
+        Action::NoOp => return,
+    };
+    let _ = writeln!(
+        out,
+        "{} {} {}",
+        paint(color, code, sym),
+        paint(color, "1", &c.key.to_string()),
+        verb
+    );
+    let width = c.changes.iter().map(|a| a.attr.len()).max().unwrap_or(0);
+    for a in &c.changes {
+        // Maps (environment variables, dimensions) diff key by key: the one changed variable stands out.
+        if let (Some(old), Some(new)) = (&a.old, &a.new) {
+            if let Some(lines) = map_diff(&a.attr, old, new) {
+                for l in lines {
+                    let _ = writeln!(out, "    {l}");
+                }
+                continue;
+            }
+        }
+        let line = match (&a.old, &a.new) {
+            (None, Some(new)) => format!("    {:width$} = {}", a.attr, show(new)),
+            (Some(old), Some(new)) => {
+                format!("    {:width$} = {} → {}", a.attr, show(old), show(new))
+            }
+            (Some(old), None) => format!("    {:width$} = {}", a.attr, show(old)),
+            (None, None) => continue,
+        };
+        let _ = writeln!(out, "{line}");
+    }
+    if let Some(why) = &c.blocked {
+        let _ = writeln!(out, "    {} {why}", paint(color, "31", "✗ blocked:"));
+    }
+    out.push('\n');
+}
+
+fn render_summary(out: &mut String, plan: &Plan) {
     let s = &plan.summary;
     if !plan.has_changes() {
         let _ = writeln!(
@@ -358,6 +370,236 @@ pub fn render(plan: &Plan, color: bool) -> String {
             plan.stack, plan.env, s.create, s.update, s.delete, s.unchanged
         );
     }
+}
+
+/// A function alias whose traffic is split between two versions: a rollout that did not finish (a deploy killed
+/// mid-shift). Not drift to fix blindly — the next deploy finishes it or rolls it back.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct InProgress {
+    /// The unit it belongs to (`function.<name in the stack file>`).
+    pub unit: String,
+    /// The alias (`function:alias`).
+    pub alias: String,
+    /// The version the alias points at (the rest of the traffic).
+    pub serving: String,
+    /// The additional version taking part of the traffic.
+    pub version: String,
+    /// Its share of traffic, in percent (rounded to 0.1).
+    pub percent: f64,
+}
+
+impl InProgress {
+    /// `version 7 at 10%`.
+    pub fn describe(&self) -> String {
+        format!(
+            "version {} at {}%",
+            self.version,
+            percent_text(self.percent)
+        )
+    }
+}
+
+/// `10`, `12.5`: a percentage without a trailing `.0`.
+fn percent_text(p: f64) -> String {
+    let r = (p * 10.0).round() / 10.0;
+    if r.fract() == 0.0 {
+        format!("{r:.0}")
+    } else {
+        format!("{r:.1}")
+    }
+}
+
+/// The additional version weights of an alias as `aws::lambda::observe` records them (`7=0.1`, comma-separated
+/// when several): version and weight (0–1) pairs. Entries that do not parse, or weigh outside 0–1, are left out
+/// (an observed output is data, never trusted to be well formed).
+pub fn parse_weights(text: &str) -> Vec<(String, f64)> {
+    text.split(',')
+        .filter_map(|part| {
+            let (v, w) = part.trim().split_once('=')?;
+            let w: f64 = w.trim().parse().ok()?;
+            let v = v.trim();
+            (!v.is_empty() && (0.0..=1.0).contains(&w)).then(|| (v.to_string(), w))
+        })
+        .collect()
+}
+
+/// Every alias of the stack's environment with extra version weights: rollouts left in progress. Pure: reads the
+/// `weights` and `version` outputs `aws::lambda::observe` records.
+pub fn rollouts_in_progress(
+    observed: &Observed,
+    stack: &crate::model::StackFile,
+    env: &str,
+) -> Vec<InProgress> {
+    let mut out = Vec::new();
+    for (key, r) in &observed.resources {
+        if key.kind != Kind::Alias {
+            continue;
+        }
+        let Some((version, weight)) = parse_weights(r.output("weights").unwrap_or_default())
+            .into_iter()
+            .next()
+        else {
+            continue;
+        };
+        let function = Key::split_alias_name(&key.name).map_or(key.name.as_str(), |(f, _)| f);
+        let unit = stack
+            .functions
+            .keys()
+            .find(|name| stack.function_name(env, name) == function)
+            .map_or_else(
+                || format!("function.{function}"),
+                |name| format!("function.{name}"),
+            );
+        out.push(InProgress {
+            unit,
+            alias: key.name.clone(),
+            serving: r.output("version").unwrap_or("?").to_string(),
+            version,
+            percent: (weight * 1000.0).round() / 10.0,
+        });
+    }
+    out
+}
+
+/// A unit as `plan --output json` shows it.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct UnitView {
+    pub id: String,
+    pub kind: crate::history::UnitKind,
+    pub target: String,
+    /// The plan's changes in this unit (`kind.name`), in plan order.
+    pub changes: Vec<String>,
+    pub first_time: bool,
+    /// How it ships: `canary`, `linear`, `all_at_once`, `first_time` or `direct` (as deploy history records it).
+    pub strategy: String,
+    /// Traffic left split by an unfinished rollout of this unit.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub rollout_in_progress: Option<InProgress>,
+}
+
+/// How a unit ships under the stack's `rollout:` settings, in deploy history's words.
+pub fn unit_strategy(u: &crate::units::Unit, r: &crate::model::Rollout) -> &'static str {
+    use crate::model::Strategy;
+    if u.kind == crate::history::UnitKind::Direct {
+        "direct"
+    } else if u.first_time {
+        "first_time"
+    } else {
+        match r.strategy {
+            Strategy::Canary => "canary",
+            Strategy::Linear => "linear",
+            Strategy::AllAtOnce => "all_at_once",
+        }
+    }
+}
+
+/// The units with their strategy and any rollout left in progress, for JSON.
+pub fn unit_views(
+    units: &[crate::units::Unit],
+    r: &crate::model::Rollout,
+    in_progress: &[InProgress],
+) -> Vec<UnitView> {
+    units
+        .iter()
+        .map(|u| UnitView {
+            id: u.id.clone(),
+            kind: u.kind,
+            target: u.target.clone(),
+            changes: u.changes.iter().map(ToString::to_string).collect(),
+            first_time: u.first_time,
+            strategy: unit_strategy(u, r).to_string(),
+            rollout_in_progress: in_progress.iter().find(|p| p.unit == u.id).cloned(),
+        })
+        .collect()
+}
+
+/// What a unit's header says after its id: how it ships.
+pub fn unit_summary(
+    u: &crate::units::Unit,
+    r: &crate::model::Rollout,
+    in_progress: Option<&InProgress>,
+) -> String {
+    use crate::history::UnitKind;
+    use crate::model::Strategy;
+    if let Some(p) = in_progress {
+        return in_progress_summary(p);
+    }
+    if u.id == crate::units::CLEANUP {
+        return "deletions, last".into();
+    }
+    if u.kind == UnitKind::Direct {
+        return "applies directly".into();
+    }
+    if u.first_time {
+        return "ships at once (first creation: nothing to protect, no bake)".into();
+    }
+    let what = if u.kind == UnitKind::Service {
+        "new task definition"
+    } else {
+        "new version"
+    };
+    let bake = r.bake_time;
+    match r.strategy {
+        Strategy::Canary => format!("{what}, canary {}% then bake {bake}", r.canary_percent),
+        Strategy::Linear => format!(
+            "{what}, linear {}% every {} then bake {bake}",
+            r.step_percent, r.step_interval
+        ),
+        Strategy::AllAtOnce => format!("{what}, all at once then bake {bake}"),
+    }
+}
+
+fn in_progress_summary(p: &InProgress) -> String {
+    format!(
+        "rollout in progress ({}; version {} serves the rest): the next `statsctl deploy` finishes or rolls it back",
+        p.describe(),
+        p.serving
+    )
+}
+
+/// The plan grouped by unit, in shipping order: a header per unit (`unit function.stats-api — new version,
+/// canary 10% then bake 5m`), its changes as [`render`] shows them, then the summary line. A rollout left in
+/// progress is shown on its unit (or on its own when nothing else about that function changes), never as plain
+/// drift.
+pub fn render_units(
+    plan: &Plan,
+    units: &[crate::units::Unit],
+    r: &crate::model::Rollout,
+    in_progress: &[InProgress],
+    color: bool,
+) -> String {
+    let mut out = String::new();
+    let by_key: std::collections::BTreeMap<&Key, &Change> =
+        plan.pending().map(|c| (&c.key, c)).collect();
+    for u in units {
+        let p = in_progress.iter().find(|p| p.unit == u.id);
+        let head = format!("unit {}", u.id);
+        let _ = writeln!(
+            out,
+            "{} — {}\n",
+            paint(color, "1;36", &head),
+            unit_summary(u, r, p)
+        );
+        for k in &u.changes {
+            if let Some(c) = by_key.get(k) {
+                render_change(&mut out, c, color);
+            }
+        }
+    }
+    for p in in_progress
+        .iter()
+        .filter(|p| !units.iter().any(|u| u.id == p.unit))
+    {
+        let head = format!("unit {}", p.unit);
+        let _ = writeln!(
+            out,
+            "{} — {}\n    (no change to the stack file: only the split traffic of `{}`)\n",
+            paint(color, "1;36", &head),
+            in_progress_summary(p),
+            p.alias
+        );
+    }
+    render_summary(&mut out, plan);
     out
 }
 
@@ -782,5 +1024,220 @@ mod tests {
             text.contains("Plan for s/e: 2 to create, 1 to update, 0 to delete, 0 unchanged."),
             "{text}"
         );
+    }
+
+    fn shipped_stack() -> crate::model::StackFile {
+        let path =
+            std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../stacks/live-stats.yaml");
+        let text = std::fs::read_to_string(&path).unwrap();
+        crate::loader::load_str(&path, &text, Some("dev"), &|_: &str| None)
+            .expect("the shipped stack loads")
+            .spec
+    }
+
+    fn unit(id: &str, kind: crate::history::UnitKind, first_time: bool) -> crate::units::Unit {
+        crate::units::Unit {
+            id: id.into(),
+            kind,
+            target: String::new(),
+            changes: vec![],
+            first_time,
+        }
+    }
+
+    fn in_progress(unit: &str, version: &str, percent: f64) -> InProgress {
+        InProgress {
+            unit: unit.into(),
+            alias: "f:live".into(),
+            serving: "6".into(),
+            version: version.into(),
+            percent,
+        }
+    }
+
+    #[test]
+    fn unit_headers_say_how_each_unit_ships() {
+        use crate::duration::Span;
+        use crate::history::UnitKind::*;
+        use crate::model::{Rollout, Strategy};
+        let rollout = |strategy| Rollout {
+            strategy,
+            canary_percent: 10,
+            step_percent: 25,
+            step_interval: Span::secs(60),
+            bake_time: Span::secs(300),
+            ..Rollout::default()
+        };
+        let p = in_progress("function.stats-api", "7", 10.0);
+        let cases: Vec<(crate::units::Unit, Strategy, Option<&InProgress>, &str, &str)> = vec![
+            (unit("direct", Direct, false), Strategy::Canary, None, "applies directly", "direct"),
+            (unit("cleanup", Direct, false), Strategy::Canary, None, "deletions, last", "direct"),
+            (
+                unit("function.stats-api", Function, false),
+                Strategy::Canary,
+                None,
+                "new version, canary 10% then bake 5m",
+                "canary",
+            ),
+            (
+                unit("function.stats-api", Function, false),
+                Strategy::Linear,
+                None,
+                "new version, linear 25% every 1m then bake 5m",
+                "linear",
+            ),
+            (
+                unit("service.stats-service", Service, false),
+                Strategy::AllAtOnce,
+                None,
+                "new task definition, all at once then bake 5m",
+                "all_at_once",
+            ),
+            (
+                unit("function.stats-api", Function, true),
+                Strategy::Canary,
+                None,
+                "ships at once (first creation: nothing to protect, no bake)",
+                "first_time",
+            ),
+            (
+                unit("function.stats-api", Function, false),
+                Strategy::Canary,
+                Some(&p),
+                "rollout in progress (version 7 at 10%; version 6 serves the rest): the next `statsctl deploy` finishes or rolls it back",
+                "canary",
+            ),
+        ];
+        for (u, strategy, p, summary, name) in cases {
+            let r = rollout(strategy);
+            assert_eq!(unit_summary(&u, &r, p), summary, "{} {strategy:?}", u.id);
+            assert_eq!(unit_strategy(&u, &r), name, "{} {strategy:?}", u.id);
+        }
+    }
+
+    #[test]
+    fn weights_parse_and_bad_entries_are_left_out() {
+        let cases: &[(&str, &[(&str, f64)])] = &[
+            ("7=0.1", &[("7", 0.1)]),
+            ("7=0.1,9=0.25", &[("7", 0.1), ("9", 0.25)]),
+            (" 7 = 1 ", &[("7", 1.0)]),
+            ("", &[]),
+            ("7", &[]),
+            ("=0.1", &[]),
+            ("7=x", &[]),
+            ("7=1.5", &[]),
+            ("7=-0.1", &[]),
+            ("7=NaN", &[]),
+        ];
+        for (text, want) in cases {
+            let got = parse_weights(text);
+            let want: Vec<(String, f64)> = want.iter().map(|(v, w)| (v.to_string(), *w)).collect();
+            assert_eq!(got, want, "{text:?}");
+        }
+    }
+
+    #[test]
+    fn split_alias_traffic_is_a_rollout_in_progress_named_by_its_unit() {
+        let st = shipped_stack();
+        let f = st.function_name("dev", "stats-api");
+        let g = st.function_name("dev", "log-ingester");
+        let mut o = Observed::default();
+        for (name, weights) in [(&f, Some("7=0.125")), (&g, None)] {
+            let mut r = ObservedResource::default();
+            r.outputs.insert("version".into(), "6".into());
+            if let Some(w) = weights {
+                r.outputs.insert("weights".into(), w.into());
+            }
+            o.resources.insert(Key::alias(name, "live"), r);
+        }
+        // A function the stack no longer lists is named by its physical name.
+        let mut stray = ObservedResource::default();
+        stray.outputs.insert("weights".into(), "3=0.5".into());
+        o.resources.insert(Key::alias("old-fn", "live"), stray);
+        let got = rollouts_in_progress(&o, &st, "dev");
+        let shown: Vec<(String, String, String)> = got
+            .iter()
+            .map(|p| (p.unit.clone(), p.serving.clone(), p.describe()))
+            .collect();
+        assert_eq!(
+            shown,
+            vec![
+                (
+                    "function.stats-api".to_string(),
+                    "6".to_string(),
+                    "version 7 at 12.5%".to_string()
+                ),
+                (
+                    "function.old-fn".to_string(),
+                    "?".to_string(),
+                    "version 3 at 50%".to_string()
+                ),
+            ]
+        );
+    }
+
+    #[test]
+    fn units_render_in_shipping_order_with_their_changes() {
+        use crate::history::UnitKind::*;
+        let p = plan(
+            &owner(),
+            &[alarm("a", 5.0), function(256, &[])],
+            &observed_with(Kind::SecurityGroup, "old", &[], Some(owner())),
+        );
+        let mut direct = unit("direct", Direct, false);
+        direct.changes = vec![Key::new(Kind::Alarm, "a")];
+        let mut fun = unit("function.f", Function, true);
+        fun.changes = vec![Key::new(Kind::Function, "f")];
+        let mut cleanup = unit("cleanup", Direct, false);
+        cleanup.changes = vec![Key::new(Kind::SecurityGroup, "old")];
+        let units = [direct, fun, cleanup];
+        let r = crate::model::Rollout::default();
+        let text = render_units(&p, &units, &r, &[], false);
+        let headers: Vec<&str> = text.lines().filter(|l| l.starts_with("unit ")).collect();
+        assert_eq!(
+            headers,
+            [
+                "unit direct — applies directly",
+                "unit function.f — ships at once (first creation: nothing to protect, no bake)",
+                "unit cleanup — deletions, last",
+            ]
+        );
+        let at = |needle: &str| {
+            text.find(needle)
+                .unwrap_or_else(|| panic!("{needle}\n{text}"))
+        };
+        assert!(at("unit direct") < at("+ alarm.a will be created"));
+        assert!(at("+ alarm.a") < at("unit function.f"));
+        assert!(at("unit function.f") < at("+ lambda_function.f will be created"));
+        assert!(at("+ lambda_function.f") < at("unit cleanup"));
+        assert!(at("unit cleanup") < at("- security_group.old will be deleted"));
+        assert!(
+            text.ends_with("Plan for s/e: 2 to create, 0 to update, 1 to delete, 0 unchanged.\n")
+        );
+        // Every change is shown once, as the flat rendering shows it.
+        assert_eq!(text.matches(" will be ").count(), 3, "{text}");
+
+        // A rollout left in progress with nothing else to change still shows, on its own unit.
+        let live = live_as(&alarm("a", 5.0));
+        let quiet = plan(&owner(), &[alarm("a", 5.0)], &live);
+        let text = render_units(
+            &quiet,
+            &[],
+            &r,
+            &[in_progress("function.f", "7", 10.0)],
+            false,
+        );
+        assert!(
+            text.starts_with("unit function.f — rollout in progress (version 7 at 10%"),
+            "{text}"
+        );
+        assert!(text.contains("No changes."), "{text}");
+        let views = unit_views(&units, &r, &[in_progress("function.f", "7", 10.0)]);
+        let json = serde_json::to_value(&views).unwrap();
+        assert_eq!(json[1]["id"], "function.f");
+        assert_eq!(json[1]["changes"][0], "lambda_function.f");
+        assert_eq!(json[1]["strategy"], "first_time");
+        assert_eq!(json[1]["rollout_in_progress"]["percent"], 10.0);
+        assert!(json[0].get("rollout_in_progress").is_none(), "{json}");
     }
 }

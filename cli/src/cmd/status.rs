@@ -1,10 +1,11 @@
 //! `statsctl status`: every resource of the stack with its live state and versions (the version behind each
 //! alias and the one before it, the task definition revision, proxy and target health, alarm states), and
-//! whether each secret the environment references exists.
+//! whether each secret the environment references exists. An alias whose traffic is split between two versions is
+//! shown as a rollout in progress, not as drift.
 
 use serde::Serialize;
 use statsctl_core::inventory::Kind;
-use statsctl_core::plan::Action;
+use statsctl_core::plan::{rollouts_in_progress, Action, InProgress};
 
 use crate::context::Global;
 use crate::exit::{CliResult, OK};
@@ -22,6 +23,9 @@ struct Row {
     detail: String,
     /// The plan would change it.
     pending: bool,
+    /// Traffic split between two versions by a rollout that did not finish (aliases only).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    rollout_in_progress: Option<InProgress>,
 }
 
 #[derive(Serialize)]
@@ -33,11 +37,13 @@ struct StatusReport {
     resources: Vec<Row>,
     pending_changes: usize,
     alarms_in_alarm: Vec<String>,
+    rollouts_in_progress: Vec<InProgress>,
 }
 
 pub async fn run(g: &Global) -> CliResult {
     let s = Session::open(g, true).await?;
     let (observed, p, _) = s.observe_and_plan().await?;
+    let in_progress = rollouts_in_progress(&observed, &s.stack.spec, &s.env);
     let mut rows = Vec::new();
     for c in &p.changes {
         let live = observed.resources.get(&c.key);
@@ -70,6 +76,10 @@ pub async fn run(g: &Global) -> CliResult {
                 .unwrap_or_else(|| "missing".into()),
             detail,
             pending: c.action != Action::NoOp,
+            rollout_in_progress: in_progress
+                .iter()
+                .find(|r| c.key.kind == Kind::Alias && r.alias == c.key.name)
+                .cloned(),
         });
     }
     // Secrets the environment references are not managed, so no plan change lists them; on-call still needs to
@@ -90,6 +100,7 @@ pub async fn run(g: &Global) -> CliResult {
                 .unwrap_or_else(|| "missing".into()),
             detail: live.map(|r| r.id.clone()).unwrap_or_default(),
             pending: false,
+            rollout_in_progress: None,
         });
     }
     let alarms_in_alarm: Vec<String> = rows
@@ -104,6 +115,7 @@ pub async fn run(g: &Global) -> CliResult {
         region: observed.region.clone(),
         pending_changes: rows.iter().filter(|r| r.pending).count(),
         alarms_in_alarm,
+        rollouts_in_progress: in_progress,
         resources: rows,
     };
     emit(g.output, &report, |out| {
@@ -128,7 +140,12 @@ pub async fn run(g: &Global) -> CliResult {
                 _ => r.state.clone(),
             };
             let pad = 28usize.saturating_sub(r.state.chars().count());
-            let drift = if r.pending && r.exists {
+            let drift = if let Some(p) = &r.rollout_in_progress {
+                output::yellow(&format!(
+                    " (rollout in progress: {}; the next `statsctl deploy` finishes or rolls it back)",
+                    p.describe()
+                ))
+            } else if r.pending && r.exists {
                 output::yellow(" (drifted from the stack file)")
             } else {
                 String::new()
@@ -148,6 +165,12 @@ pub async fn run(g: &Global) -> CliResult {
             report.pending_changes,
             report.alarms_in_alarm.len()
         ));
+        if !report.rollouts_in_progress.is_empty() {
+            out.push_str(&format!(
+                "{} rollout(s) in progress: the next `statsctl deploy` finishes or rolls each back\n",
+                report.rollouts_in_progress.len()
+            ));
+        }
     })?;
     Ok(OK)
 }
