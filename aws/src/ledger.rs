@@ -198,3 +198,74 @@ pub async fn delete_lock(aws: &Aws, bucket: &str, key: &str) -> AwsResult<()> {
         Err(e) => Err(fail(format!("delete the lock `{key}` from `{bucket}`"), e)),
     }
 }
+
+/// One object under a ledger prefix as stored: its key, and its bytes or why they were not read.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RawRecord {
+    pub key: String,
+    pub body: Result<Vec<u8>, String>,
+}
+
+/// The keys under `prefix` (after `start_after` only), newest first (keys start with the unix-ms time they were
+/// appended), each with its size in bytes. `None` when the ledger bucket does not exist yet.
+pub async fn list_keys(
+    aws: &Aws,
+    bucket: &str,
+    prefix: &str,
+    start_after: Option<&str>,
+) -> AwsResult<Option<Vec<(String, i64)>>> {
+    let mut keys: Vec<(String, i64)> = Vec::new();
+    let mut pages = aws
+        .s3
+        .list_objects_v2()
+        .bucket(bucket)
+        .prefix(prefix)
+        .set_start_after(start_after.map(str::to_string))
+        .into_paginator()
+        .send();
+    while let Some(page) = pages.next().await {
+        match page {
+            Ok(p) => keys.extend(
+                p.contents()
+                    .iter()
+                    .filter_map(|o| Some((o.key()?.to_string(), o.size().unwrap_or(0)))),
+            ),
+            Err(e) if crate::code_of(&e) == Some("NoSuchBucket") => return Ok(None),
+            Err(e) => return Err(fail(format!("list the ledger bucket `{bucket}`"), e)),
+        }
+    }
+    keys.sort();
+    keys.reverse();
+    Ok(Some(keys))
+}
+
+/// The objects `keys` (with their sizes, as [`list_keys`] gives them), in that order, as bytes: for readers that
+/// name a bad object rather than skip it silently (`statsctl history`). Objects over `max_bytes` are not
+/// downloaded (their body is the reason).
+pub async fn read_objects(
+    aws: &Aws,
+    bucket: &str,
+    keys: &[(String, i64)],
+    max_bytes: i64,
+) -> AwsResult<Vec<RawRecord>> {
+    use futures::StreamExt;
+    // A few reads at a time: a long history must not open hundreds of connections at once.
+    let reads = futures::stream::iter(keys)
+        .map(|(key, size)| async move {
+            let key = key.clone();
+            if *size > max_bytes {
+                let body = Err(format!(
+                    "{size} bytes, more than a record ever holds ({max_bytes})"
+                ));
+                return Ok(RawRecord { key, body });
+            }
+            let body = get_object(aws, bucket, &key, "a ledger record")
+                .await?
+                .ok_or_else(|| "deleted while being read".to_string());
+            Ok::<_, AwsError>(RawRecord { key, body })
+        })
+        .buffered(8)
+        .collect::<Vec<_>>()
+        .await;
+    reads.into_iter().collect()
+}

@@ -52,6 +52,8 @@ enum Command {
     Loadtest(cmd::loadtest::LoadtestArgs),
     /// Show every resource of the stack with its live state and versions
     Status,
+    /// List what deploys shipped, rolled back or left interrupted, unit by unit, newest first
+    History(cmd::history::HistoryArgs),
     /// Delete what the stack owns in an environment (the database only with --delete-data)
     Destroy(cmd::destroy::DestroyArgs),
     /// Start, inspect or stop the local AWS emulator, PostgreSQL, PgBouncer and the stats service on 127.0.0.1
@@ -141,6 +143,7 @@ async fn run(cli: Cli) -> CliResult {
         Command::Plan(a) => cmd::plan::run(&g, a).await,
         Command::Deploy(a) => cmd::deploy::run(&g, a).await,
         Command::Status => cmd::status::run(&g).await,
+        Command::History(a) => cmd::history::run(&g, a).await,
         Command::Preflight(a) => cmd::preflight::run(&g, a).await,
         Command::Loadtest(a) => cmd::loadtest::run_cmd(&g, a).await,
         Command::Destroy(a) => cmd::destroy::run(&g, a).await,

@@ -2,6 +2,7 @@
 
 pub mod deploy;
 pub mod destroy;
+pub mod history;
 pub mod loadtest;
 pub mod local;
 pub mod plan;
