@@ -336,6 +336,9 @@ mod tests {
         }
     }
 
+    /// `--unit`, the cutoff (unix ms), `--limit`, and the end times of the records expected.
+    type SelectCase<'a> = (Option<&'a str>, Option<u64>, usize, &'a [u64]);
+
     fn filter(unit: Option<&str>, ended_after: Option<u64>, limit: usize) -> Filter<'_> {
         Filter {
             env: "dev",
@@ -512,7 +515,7 @@ mod tests {
         }
         assert!(warnings[0].contains("not a deploy record"), "{warnings:?}");
         assert!(warnings[2].contains("environment `prod`"), "{warnings:?}");
-        let cases: &[(Option<&str>, Option<u64>, usize, &[u64])] = &[
+        let cases: &[SelectCase] = &[
             (None, None, 2, &[3_000_000, 2_000_000]),
             (
                 Some("function.stats-api"),
