@@ -52,7 +52,7 @@ pub struct FiredAlarm {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct UnitRecord {
     pub env: String,
-    /// The unit's stable id, as `plan` shows it (e.g. `function.live-stats-dev-stats-api`).
+    /// The unit's stable id, as `plan` shows it (e.g. `function.stats-api`).
     pub unit: String,
     pub kind: UnitKind,
     /// What the unit moved: the function's physical name, or the service's name; empty for `direct`.
