@@ -5,4 +5,5 @@
 // runner modules
 pub mod answer;
 pub mod flow;
+pub mod sql;
 pub mod transcript;
