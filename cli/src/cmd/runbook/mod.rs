@@ -2,7 +2,6 @@
 //! file finds runbooks (shipped, the stack's `runbooks.dir`, `--runbooks DIR`) and renders `list` and `show`;
 //! `run.rs` runs one.
 
-#[allow(dead_code)] // Wired by the runner.
 pub mod reads;
 pub mod run;
 

@@ -1421,3 +1421,98 @@ fn render_table(t: &Table) -> String {
     }
     out
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use statsctl_core::inventory::Key;
+    use statsctl_core::plan::Action as Do;
+
+    fn stack() -> statsctl_core::model::StackFile {
+        let text = std::fs::read_to_string(
+            std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../stacks/live-stats.yaml"),
+        )
+        .unwrap();
+        let vars = |_: &str| None;
+        statsctl_core::loader::load_str(
+            std::path::Path::new("live-stats.yaml"),
+            &text,
+            Some("prod"),
+            &vars,
+        )
+        .unwrap()
+        .spec
+    }
+
+    #[test]
+    fn functions_by_stack_or_aws_name() {
+        let spec = stack();
+        let cases: &[(&str, Result<(&str, &str), &str>)] = &[
+            ("stats-api", Ok(("live-stats-prod-stats-api", "stats-api"))),
+            (
+                "function:stats-api",
+                Ok(("live-stats-prod-stats-api", "stats-api")),
+            ),
+            (
+                "live-stats-prod-log-ingester",
+                Ok(("live-stats-prod-log-ingester", "log-ingester")),
+            ),
+            (
+                "live-stats-dev-stats-api",
+                Err("not a function of the stack"),
+            ),
+            ("stats", Err("it has: log-ingester, stats-api")),
+        ];
+        for (given, want) in cases {
+            match (function_name(&spec, "prod", given), want) {
+                (Ok((aws, short)), Ok((wa, ws))) => {
+                    assert_eq!((aws.as_str(), short.as_str()), (*wa, *ws))
+                }
+                (Err(e), Err(w)) => assert!(e.contains(w), "{given}: {e}"),
+                (got, w) => panic!("{given}: got {got:?}, want {w:?}"),
+            }
+        }
+        assert_eq!(admin_users(&spec), vec!["stats_admin".to_string()]);
+    }
+
+    #[test]
+    fn routing_a_function_back_takes_its_own_changes_only() {
+        let change = |kind, name: &str, action| Change {
+            key: Key::new(kind, name),
+            action,
+            changes: vec![],
+            blocked: None,
+        };
+        let f = "live-stats-prod-stats-api";
+        let role = "live-stats-prod-fn-stats-api";
+        let plan = vec![
+            change(Kind::Function, f, Do::Update),
+            change(Kind::Alias, &format!("{f}:live"), Do::Update),
+            change(
+                Kind::RolePolicy,
+                &format!("{role}/rds-db-connect"),
+                Do::Create,
+            ),
+            change(Kind::Function, "live-stats-prod-log-ingester", Do::Update),
+            change(
+                Kind::RolePolicy,
+                "live-stats-prod-fn-log-ingester/rds-db-connect",
+                Do::Create,
+            ),
+            change(Kind::Alias, "live-stats-prod-stats-api-v2:live", Do::Update),
+            change(Kind::Function, f, Do::NoOp),
+        ];
+        let got: Vec<String> = route_changes(&plan, f, role)
+            .iter()
+            .map(|c| c.key.to_string())
+            .collect();
+        assert_eq!(
+            got,
+            vec![
+                format!("lambda_function.{f}"),
+                format!("lambda_alias.{f}:live"),
+                format!("iam_role_policy.{role}/rds-db-connect"),
+            ]
+        );
+    }
+}
