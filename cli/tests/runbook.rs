@@ -262,6 +262,12 @@ fn bad_parameters_and_broken_files_are_refused_up_front() {
         broken.path().join("kill-idle-connections.yaml"),
     )
     .unwrap();
+    // The same name twice: the second is reported, never picked by accident.
+    std::fs::copy(
+        repo_root().join("cli/tests/runbooks/kill-idle-connections.yaml"),
+        broken.path().join("zz-copy.yaml"),
+    )
+    .unwrap();
     let cmd = |args: &[&str], dir: &str| {
         let mut c = statsctl();
         c.args(["--env", "local", "runbook"])
@@ -317,6 +323,15 @@ fn bad_parameters_and_broken_files_are_refused_up_front() {
     assert_eq!(list.code, 1, "{list:?}");
     assert!(list.stderr.contains("typo.yaml:8:5"), "{list:?}");
     assert!(list.stdout.contains("kill-idle-connections"), "{list:?}");
+    assert!(
+        list.stderr
+            .contains("runbook `kill-idle-connections` is already defined in"),
+        "{list:?}"
+    );
+    assert!(
+        list.stdout.contains("2 runbook file(s) do not load"),
+        "{list:?}"
+    );
     let ok = cmd(&["list"], &dir);
     assert_eq!(ok.code, 0, "{ok:?}");
     let show = cmd(&["show", "kill-idle-connections"], &dir);

@@ -271,7 +271,8 @@ fn markdown_table(t: &Table) -> String {
         "| {} |\n|{}\n",
         t.columns
             .iter()
-            .map(|c| cell(c))
+            .map(String::as_str)
+            .map(cell)
             .collect::<Vec<_>>()
             .join(" | "),
         "---|".repeat(t.columns.len().max(1))
@@ -279,7 +280,11 @@ fn markdown_table(t: &Table) -> String {
     for r in &t.rows {
         out.push_str(&format!(
             "| {} |\n",
-            r.iter().map(|c| cell(c)).collect::<Vec<_>>().join(" | ")
+            r.iter()
+                .map(String::as_str)
+                .map(cell)
+                .collect::<Vec<_>>()
+                .join(" | ")
         ));
     }
     if t.rows.is_empty() {
