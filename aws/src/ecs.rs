@@ -442,3 +442,78 @@ pub async fn task_definition_active(aws: &Aws, revision: &str) -> AwsResult<bool
         Err(e) => Err(fail(format!("describe task definition `{revision}`"), e)),
     }
 }
+
+/// Sets only the service's desired task count (`UpdateService`); returns at once: the tasks start or stop
+/// afterwards ([`service_status`] reads it back).
+pub async fn set_desired_count(aws: &Aws, cluster: &str, name: &str, count: i32) -> AwsResult<()> {
+    aws.ecs
+        .update_service()
+        .cluster(cluster)
+        .service(name)
+        .desired_count(count)
+        .send()
+        .await
+        .map(|_| ())
+        .map_err(|e| {
+            fail(
+                format!("set the desired count of ECS service `{name}` to {count}"),
+                e,
+            )
+        })
+}
+
+/// The service's running tasks as `(task ARN, private IPv4 address)`: the address is what the load balancer's
+/// target group registers for an `awsvpc` task.
+pub async fn task_addresses(
+    aws: &Aws,
+    cluster: &str,
+    service: &str,
+) -> AwsResult<Vec<(String, String)>> {
+    let listed = aws
+        .ecs
+        .list_tasks()
+        .cluster(cluster)
+        .service_name(service)
+        .send()
+        .await
+        .map_err(|e| fail(format!("list the tasks of ECS service `{service}`"), e))?;
+    let arns = listed.task_arns().to_vec();
+    if arns.is_empty() {
+        return Ok(vec![]);
+    }
+    let described = aws
+        .ecs
+        .describe_tasks()
+        .cluster(cluster)
+        .set_tasks(Some(arns))
+        .send()
+        .await
+        .map_err(|e| fail(format!("describe the tasks of ECS service `{service}`"), e))?;
+    Ok(described
+        .tasks()
+        .iter()
+        .map(|t| {
+            let ip = t
+                .attachments()
+                .iter()
+                .flat_map(|a| a.details())
+                .find(|d| d.name() == Some("privateIPv4Address"))
+                .and_then(|d| d.value())
+                .unwrap_or_default();
+            (t.task_arn().unwrap_or_default().to_string(), ip.to_string())
+        })
+        .collect())
+}
+
+/// Stops one task (`StopTask`) with a reason ECS records; the service starts a replacement.
+pub async fn stop_task(aws: &Aws, cluster: &str, task: &str, reason: &str) -> AwsResult<()> {
+    aws.ecs
+        .stop_task()
+        .cluster(cluster)
+        .task(task)
+        .reason(reason)
+        .send()
+        .await
+        .map(|_| ())
+        .map_err(|e| fail(format!("stop ECS task `{task}`"), e))
+}

@@ -370,3 +370,56 @@ pub async fn delete(aws: &Aws, key: &Key, cur: &ObservedResource) -> AwsResult<(
         other => other,
     }
 }
+
+/// The target group's registered targets as `(target id, health state, reason)`; `None` when there is no such
+/// target group.
+pub async fn target_health(
+    aws: &Aws,
+    target_group: &str,
+) -> AwsResult<Option<Vec<(String, String, String)>>> {
+    let arn = match aws
+        .elb
+        .describe_target_groups()
+        .names(target_group)
+        .send()
+        .await
+    {
+        Ok(t) => t
+            .target_groups()
+            .first()
+            .and_then(|t| t.target_group_arn())
+            .map(str::to_string),
+        Err(e) if not_found(code_of(&e)) => None,
+        Err(e) => return Err(fail(format!("describe target group `{target_group}`"), e)),
+    };
+    let Some(arn) = arn else { return Ok(None) };
+    let h = aws
+        .elb
+        .describe_target_health()
+        .target_group_arn(&arn)
+        .send()
+        .await
+        .map_err(|e| fail(format!("read target health of `{target_group}`"), e))?;
+    Ok(Some(
+        h.target_health_descriptions()
+            .iter()
+            .map(|d| {
+                let health = d.target_health();
+                (
+                    d.target()
+                        .and_then(|t| t.id())
+                        .unwrap_or_default()
+                        .to_string(),
+                    health
+                        .and_then(|h| h.state())
+                        .map(|s| s.as_str().to_string())
+                        .unwrap_or_else(|| "unknown".into()),
+                    health
+                        .and_then(|h| h.description())
+                        .unwrap_or_default()
+                        .to_string(),
+                )
+            })
+            .collect(),
+    ))
+}

@@ -486,6 +486,18 @@ pub async fn version_exists(aws: &Aws, function: &str, version: &str) -> AwsResu
     }
 }
 
+/// The function's reserved concurrency (`GetFunctionConcurrency`): `None` when it has none (it shares the
+/// account's unreserved pool).
+pub async fn reserved_concurrency(aws: &Aws, name: &str) -> AwsResult<Option<i32>> {
+    aws.lambda
+        .get_function_concurrency()
+        .function_name(name)
+        .send()
+        .await
+        .map(|c| c.reserved_concurrent_executions())
+        .map_err(|e| fail(format!("read reserved concurrency of `{name}`"), e))
+}
+
 #[cfg(test)]
 mod tests {
     #[test]

@@ -59,6 +59,10 @@ enum Command {
     /// Start, inspect or stop the local AWS emulator, PostgreSQL, PgBouncer and the stats service on 127.0.0.1
     #[command(subcommand)]
     Local(cmd::local::LocalCommand),
+    /// The on-call's runbooks: list them, show one, run one (each change shown and asked for first; a transcript
+    /// kept)
+    #[command(subcommand)]
+    Runbook(cmd::runbook::RunbookCommand),
     /// Print a shell completion script, e.g. `statsctl completions bash > ~/.local/share/bash-completion/completions/statsctl`
     Completions {
         #[arg(value_enum)]
@@ -148,6 +152,7 @@ async fn run(cli: Cli) -> CliResult {
         Command::Loadtest(a) => cmd::loadtest::run_cmd(&g, a).await,
         Command::Destroy(a) => cmd::destroy::run(&g, a).await,
         Command::Local(c) => cmd::local::run(&g, c).await,
+        Command::Runbook(c) => cmd::runbook::run(&g, c).await,
         Command::Completions { shell } => completions(shell),
         Command::Man => man_page(),
     }

@@ -48,6 +48,9 @@ pub struct StackFile {
     /// What a load test must show before `preflight` calls the stack ready.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub loadtest: Option<LoadTestCriteria>,
+    /// The team's own runbooks, besides the ones statsctl ships (`statsctl runbook list`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub runbooks: Option<RunbookSettings>,
     /// Per-environment overrides (`local`, `dev`, `prod`, …): any part of this file, deep-merged over the base.
     #[serde(default, skip_serializing)]
     #[schemars(with = "BTreeMap<String, EnvironmentOverlay>")]
@@ -757,4 +760,12 @@ pub struct ResolvedStack {
     pub path: std::path::PathBuf,
     #[serde(flatten)]
     pub spec: StackFile,
+}
+
+/// Where `statsctl runbook` finds the team's own runbooks.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RunbookSettings {
+    /// A directory of runbook files (`*.yaml`), relative to the stack file.
+    pub dir: String,
 }

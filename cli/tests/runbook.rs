@@ -1,0 +1,347 @@
+//! `statsctl runbook`: list/show/run against a private moto + PostgreSQL, with a dozen idle connections held by
+//! one of the stack's database users. The runbooks are the test copies under `cli/tests/runbooks/`.
+
+mod harness;
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use harness::*;
+
+fn runbooks_dir() -> String {
+    repo_root().join("cli/tests/runbooks").display().to_string()
+}
+
+/// Connections held open (idle) by the test as one database user, on a runtime of their own so they stay up
+/// while `statsctl` runs.
+struct Idle {
+    rt: tokio::runtime::Runtime,
+    clients: Vec<tokio_postgres::Client>,
+    pids: Vec<i32>,
+}
+
+impl Idle {
+    fn open(env: &LocalAws, user: &str, n: usize) -> Idle {
+        let rt = tokio::runtime::Runtime::new().unwrap();
+        let password = env.db_password(user);
+        let port = env.pg_port;
+        let clients: Vec<tokio_postgres::Client> = rt.block_on(async {
+            let mut out = Vec::new();
+            for _ in 0..n {
+                let mut c = tokio_postgres::Config::new();
+                c.host("127.0.0.1")
+                    .port(port)
+                    .user(user)
+                    .password(&password)
+                    .dbname("stats")
+                    .application_name("leaky-test-client")
+                    .connect_timeout(Duration::from_secs(5));
+                let (client, conn) = c.connect(tokio_postgres::NoTls).await.unwrap();
+                tokio::spawn(conn);
+                out.push(client);
+            }
+            out
+        });
+        let pids = rt.block_on(async {
+            let mut pids = Vec::new();
+            for c in &clients {
+                pids.push(
+                    c.query_one("SELECT pg_backend_pid()", &[])
+                        .await
+                        .unwrap()
+                        .get(0),
+                );
+            }
+            pids
+        });
+        Idle { rt, clients, pids }
+    }
+
+    /// How many of the connections still answer. Asking makes them busy for a moment, so this waits past the
+    /// runbooks' `older_than=1s` afterwards: they are idle long enough again for the next run.
+    fn alive(&self) -> usize {
+        let n = self.rt.block_on(async {
+            let mut n = 0;
+            for c in &self.clients {
+                let ok = tokio::time::timeout(Duration::from_secs(5), c.simple_query("SELECT 1"))
+                    .await
+                    .is_ok_and(|r| r.is_ok());
+                n += usize::from(ok);
+            }
+            n
+        });
+        std::thread::sleep(Duration::from_millis(1500));
+        n
+    }
+}
+
+/// `statsctl --env local runbook ARGS… --runbooks cli/tests/runbooks`, transcripts into `transcripts`.
+fn runbook(env: &LocalAws, transcripts: &std::path::Path, args: &[&str]) -> Run {
+    let mut c = env.statsctl();
+    c.arg("runbook")
+        .args(args)
+        .args(["--runbooks", &runbooks_dir()])
+        .env("STATSCTL_TRANSCRIPT_DIR", transcripts);
+    run(c)
+}
+
+fn transcripts_in(dir: &std::path::Path) -> Vec<PathBuf> {
+    let mut out: Vec<PathBuf> = std::fs::read_dir(dir)
+        .map(|d| d.flatten().map(|e| e.path()).collect())
+        .unwrap_or_default();
+    out.sort();
+    out
+}
+
+#[test]
+fn idle_connections_are_named_refused_without_yes_and_terminated_with_it() {
+    let env = LocalAws::start();
+    env.deploy();
+    let transcripts = env.dir.path().join("transcripts");
+    let idle = Idle::open(&env, "stats_api", 12);
+    assert_eq!(idle.alive(), 12);
+
+    // No terminal, no --yes: the rows are shown, the change is refused, nothing is terminated.
+    let refused = runbook(
+        &env,
+        &transcripts,
+        &[
+            "run",
+            "kill-idle-connections",
+            "--param",
+            "user=stats_api",
+            "--param",
+            "older_than=1s",
+        ],
+    );
+    assert_eq!(refused.code, 1, "{refused:?}");
+    assert!(refused.stdout.contains("refused"), "{refused:?}");
+    assert!(
+        refused.stderr.contains("hint: run it at a terminal"),
+        "{refused:?}"
+    );
+    for pid in &idle.pids {
+        assert!(
+            refused.stdout.contains(&pid.to_string()),
+            "pid {pid} not shown: {refused:?}"
+        );
+    }
+    assert_eq!(idle.alive(), 12, "a refused run terminated connections");
+    assert_eq!(
+        transcripts_in(&transcripts).len(),
+        1,
+        "a refused run leaves a transcript"
+    );
+
+    // The diagnosis, as a dry run: names the holder, changes nothing.
+    let dry = runbook(
+        &env,
+        &transcripts,
+        &[
+            "run",
+            "db-connections-exhausted",
+            "--dry-run",
+            "--param",
+            "older_than=1s",
+        ],
+    );
+    assert_eq!(dry.code, 0, "{dry:?}");
+    assert!(
+        dry.stdout
+            .contains("`stats_api` holds 12 connections (12 idle)"),
+        "{dry:?}"
+    );
+    assert!(dry.stdout.contains("dry run: not changed"), "{dry:?}");
+    assert!(
+        dry.stdout
+            .contains("12 idle connection(s) of `stats_api` will be terminated"),
+        "{dry:?}"
+    );
+    assert_eq!(idle.alive(), 12, "a dry run terminated connections");
+
+    // --yes: terminated, read back as gone, the transcript lists every one.
+    let done = runbook(
+        &env,
+        &transcripts,
+        &[
+            "run",
+            "kill-idle-connections",
+            "--param",
+            "user=stats_api",
+            "--param",
+            "older_than=1s",
+            "--yes",
+            "--output",
+            "json",
+        ],
+    );
+    assert_eq!(done.code, 0, "{done:?}");
+    let t = done.json();
+    assert_eq!(t["result"], "finished", "{t}");
+    let action = &t["steps"][2];
+    assert_eq!(action["status"], "done", "{t}");
+    assert_eq!(action["change"]["took"], true, "{t}");
+    assert_eq!(
+        action["change"]["read_back"], "0 of the 12 connection(s) still open",
+        "{t}"
+    );
+    assert_eq!(idle.alive(), 0, "connections still answer after --yes");
+    let files = transcripts_in(&transcripts);
+    assert_eq!(files.len(), 3, "{files:?}");
+    let md = files
+        .iter()
+        .map(|f| std::fs::read_to_string(f).unwrap())
+        .find(|m| m.contains("| mode | run with --yes |"))
+        .expect("the --yes run's transcript");
+    for pid in &idle.pids {
+        assert!(
+            md.contains(&format!("| {pid} | stats_api |")),
+            "pid {pid}: {md}"
+        );
+    }
+    assert!(md.contains("(took)"), "{md}");
+    // Secrets: no password of any local role in any transcript or output.
+    for role in ["postgres", "stats_api"] {
+        let password = env.db_password(role);
+        for f in &files {
+            assert!(!std::fs::read_to_string(f).unwrap().contains(&password));
+        }
+        assert!(!done.stdout.contains(&password) && !done.stderr.contains(&password));
+    }
+
+    // Every run was appended to the ledger bucket too.
+    let kept = block_on(async {
+        let s3 = aws_sdk_s3::Client::new(&sdk_config(&env).await);
+        let buckets = s3.list_buckets().send().await.unwrap();
+        let bucket = buckets
+            .buckets()
+            .iter()
+            .filter_map(|b| b.name())
+            .find(|n| n.contains("-ledger-"))
+            .expect("the ledger bucket")
+            .to_string();
+        s3.list_objects_v2()
+            .bucket(bucket)
+            .prefix("runbooks/local/")
+            .send()
+            .await
+            .unwrap()
+            .contents()
+            .len()
+    });
+    assert_eq!(kept, 3, "transcripts in the ledger");
+
+    // The admin user's connections are never terminated.
+    let admin = runbook(
+        &env,
+        &transcripts,
+        &[
+            "run",
+            "kill-idle-connections",
+            "--param",
+            "user=postgres",
+            "--yes",
+        ],
+    );
+    assert_eq!(admin.code, 1, "{admin:?}");
+    assert!(admin.stdout.contains("admin user"), "{admin:?}");
+}
+
+/// Bad parameters and broken runbook files are refused before anything runs, with what is wrong and a hint.
+#[test]
+fn bad_parameters_and_broken_files_are_refused_up_front() {
+    let transcripts = tempfile::tempdir().unwrap();
+    let broken = tempfile::tempdir().unwrap();
+    std::fs::write(
+        broken.path().join("typo.yaml"),
+        "name: typo\ntitle: t\nwhen: w\nsteps:\n  - title: a\n    why: b\n    sql: select 1\n    tilte: x\n",
+    )
+    .unwrap();
+    std::fs::copy(
+        repo_root().join("cli/tests/runbooks/kill-idle-connections.yaml"),
+        broken.path().join("kill-idle-connections.yaml"),
+    )
+    .unwrap();
+    // The same name twice: the second is reported, never picked by accident.
+    std::fs::copy(
+        repo_root().join("cli/tests/runbooks/kill-idle-connections.yaml"),
+        broken.path().join("zz-copy.yaml"),
+    )
+    .unwrap();
+    let cmd = |args: &[&str], dir: &str| {
+        let mut c = statsctl();
+        c.args(["--env", "local", "runbook"])
+            .args(args)
+            .args(["--runbooks", dir])
+            .env("STATSCTL_TRANSCRIPT_DIR", transcripts.path());
+        run(c)
+    };
+    let dir = runbooks_dir();
+    let cases: &[(&[&str], &str, &str)] = &[
+        (
+            &["run", "kill-idle-connections", "--param", "usr=x"],
+            "did you mean `user`",
+            "nothing was run",
+        ),
+        (
+            &[
+                "run",
+                "kill-idle-connections",
+                "--param",
+                "user=a",
+                "--param",
+                "older_than=soon",
+            ],
+            "--param older_than",
+            "runbook show kill-idle-connections",
+        ),
+        (
+            &["run", "kill-idle-connections", "--param", "user"],
+            "is not NAME=VALUE",
+            "nothing was run",
+        ),
+        (
+            &["run", "kill-idle-connection"],
+            "no runbook named",
+            "did you mean `kill-idle-connections`",
+        ),
+        (&["show", "nope"], "no runbook named `nope`", "runbook list"),
+    ];
+    for (args, message, hint) in cases {
+        let r = cmd(args, &dir);
+        assert_eq!(r.code, 1, "{args:?}: {r:?}");
+        assert!(r.stderr.contains(message), "{args:?}: {r:?}");
+        assert!(r.stderr.contains(hint), "{args:?}: {r:?}");
+    }
+    assert!(
+        transcripts_in(transcripts.path()).is_empty(),
+        "nothing ran, so no transcript"
+    );
+
+    // A broken file: listed with its located error, the others still listed, exit 1.
+    let list = cmd(&["list"], &broken.path().display().to_string());
+    assert_eq!(list.code, 1, "{list:?}");
+    assert!(list.stderr.contains("typo.yaml:8:5"), "{list:?}");
+    assert!(list.stdout.contains("kill-idle-connections"), "{list:?}");
+    assert!(
+        list.stderr
+            .contains("runbook `kill-idle-connections` is already defined in"),
+        "{list:?}"
+    );
+    assert!(
+        list.stdout.contains("2 runbook file(s) do not load"),
+        "{list:?}"
+    );
+    let ok = cmd(&["list"], &dir);
+    assert_eq!(ok.code, 0, "{ok:?}");
+    let show = cmd(&["show", "kill-idle-connections"], &dir);
+    assert_eq!(show.code, 0, "{show:?}");
+    for want in [
+        "older_than (duration, default 5m)",
+        "user (string, required)",
+        "3. [action] Terminate the idle ones",
+        "changes: terminate connections of `{{params.user}}` idle longer than {{params.older_than}} (asks first)",
+    ] {
+        assert!(show.stdout.contains(want), "{want}: {show:?}");
+    }
+}
