@@ -492,33 +492,20 @@ async fn ship_function(
     // configuration that may not be what this deploy ships, so the honest path is back to the primary version,
     // then this unit from the start.
     if let Some(l) = live.as_ref().filter(|l| !l.weights.is_empty()) {
-        let left = l
-            .weights
-            .iter()
-            .map(|(v, w)| format!("version {v} at {}%", (w * 100.0).round()))
-            .collect::<Vec<_>>()
-            .join(", ");
-        (ex.progress)(format!(
-            "{id}: a rollout was left in flight ({left}); rolling back to version {} before shipping again",
-            l.version
-        ));
-        let back = Route::Alias {
-            function: function.clone(),
-            alias: alias.clone(),
-            old: l.version.clone(),
-            new: l.weights[0].0.clone(),
-            description: l.description.clone(),
-        };
-        if let Err(e) = back.set(aws, 0).await {
-            tally.outcome.not_done.extend(all_keys());
-            fail_at(&mut tally.outcome, &key, e);
-            run.stopped(&tally.outcome);
-            return;
+        match undo_in_flight(aws, ex, &id, &function, &alias, l).await {
+            Ok(left) => {
+                run.rec.detail = Some(format!(
+                    "found a rollout left in flight ({left}): rolled it back to version {}, then shipped again",
+                    l.version
+                ))
+            }
+            Err(e) => {
+                tally.outcome.not_done.extend(all_keys());
+                fail_at(&mut tally.outcome, &key, e);
+                run.stopped(&tally.outcome);
+                return;
+            }
         }
-        run.rec.detail = Some(format!(
-            "found a rollout left in flight ({left}): rolled it back to version {}, then shipped again",
-            l.version
-        ));
     }
     if apply_all(aws, ex, ctx.total, &rest, observed, tally)
         .await
@@ -596,6 +583,81 @@ async fn ship_function(
             r.state = format!("→ version {new}");
         }
     }
+}
+
+/// Sends all of a split alias's traffic back to its primary version (read back); the words for what was found.
+async fn undo_in_flight(
+    aws: &Aws,
+    ex: &Executor<'_>,
+    id: &str,
+    function: &str,
+    alias: &str,
+    l: &AliasState,
+) -> Result<String, StepError> {
+    let left = l
+        .weights
+        .iter()
+        .map(|(v, w)| format!("version {v} at {}%", (w * 100.0).round()))
+        .collect::<Vec<_>>()
+        .join(", ");
+    (ex.progress)(format!(
+        "{id}: a rollout was left in flight ({left}); rolling back to version {}",
+        l.version
+    ));
+    let back = Route::Alias {
+        function: function.to_string(),
+        alias: alias.to_string(),
+        old: l.version.clone(),
+        new: l.weights.first().map_or_else(String::new, |w| w.0.clone()),
+        description: l.description.clone(),
+    };
+    back.set(aws, 0).await?;
+    Ok(left)
+}
+
+/// A function whose alias still splits traffic (a deploy killed mid-rollout) while this deploy has nothing of it
+/// to ship: all traffic back on the alias's primary version, recorded as a rollback. `Ok(None)` when the alias is
+/// not split or absent.
+pub async fn settle_in_flight(
+    aws: &Aws,
+    ex: &Executor<'_>,
+    ctx: &Ship<'_>,
+    id: &str,
+    function: &str,
+    alias: &str,
+) -> Result<Option<UnitRecord>, StepError> {
+    let Some(l) = aws::lambda::get_alias(aws, function, alias)
+        .await?
+        .filter(|l| !l.weights.is_empty())
+    else {
+        return Ok(None);
+    };
+    let started_at = unix_ms();
+    let left = undo_in_flight(aws, ex, id, function, alias, &l).await?;
+    Ok(Some(UnitRecord {
+        env: ex.subject.env.to_string(),
+        unit: id.to_string(),
+        kind: UnitKind::Function,
+        target: function.to_string(),
+        from: l.weights.first().map(|w| w.0.clone()),
+        to: Some(l.version.clone()),
+        started_at,
+        ended_at: unix_ms(),
+        who: ctx.who.to_string(),
+        strategy: "rollback".into(),
+        timeline: vec![WeightPoint {
+            at_ms: unix_ms().saturating_sub(started_at),
+            percent: 0,
+        }],
+        outcome: Ended::RolledBack,
+        alarm: None,
+        ignored_alarms: vec![],
+        detail: Some(format!(
+            "found a rollout left in flight ({left}) and nothing of this function to ship: all traffic back on \
+             version {} (read back)",
+            l.version
+        )),
+    }))
 }
 
 async fn ship_service(

@@ -11,7 +11,7 @@ use statsctl_core::history::{self, Outcome as Ended, UnitRecord};
 use statsctl_core::inventory::{Kind, Observed};
 use statsctl_core::plan::{render, Action, Change, Plan};
 use statsctl_core::units::{self, Unit};
-use statsctl_engine::apply::Outcome;
+use statsctl_engine::apply::{Outcome, StepError};
 use statsctl_engine::interrupt::stop_on_ctrl_c;
 use statsctl_engine::lock;
 use statsctl_engine::rollout::{self, Ship, Tally};
@@ -148,6 +148,9 @@ async fn deploy(
         CliError::new(e)
             .hint("pass ids as `statsctl plan` lists them under units; nothing was changed")
     })?;
+    if let (Some(stop), true) = (stop, args.units.is_empty()) {
+        settle_in_flight(s, stop, &picked).await?;
+    }
     let Some(stop) = stop.filter(|_| p.has_changes()) else {
         let listed: Vec<UnitReport> = picked
             .into_iter()
@@ -345,6 +348,58 @@ async fn deploy(
         );
     }
     Ok(OK)
+}
+
+/// Functions whose alias still splits traffic from a deploy that was killed mid-rollout, and that this deploy has
+/// nothing to ship for (a unit that ships handles its own): their traffic goes back to the primary version,
+/// said in a progress line and recorded, before anything else.
+async fn settle_in_flight(
+    s: &Session,
+    stop: &std::sync::atomic::AtomicBool,
+    picked: &[Unit],
+) -> CliResult<()> {
+    let spec = &s.stack.spec;
+    let progress_fn = |line: String| progress(line);
+    let ex = s.executor(&progress_fn, stop);
+    let mut who: Option<(String, String)> = None;
+    for (name, f) in &spec.functions {
+        let id = format!("function.{name}");
+        if picked.iter().any(|u| u.id == id) {
+            continue;
+        }
+        if who.is_none() {
+            who = Some(
+                lock::bucket_and_holder(&s.aws, spec, &s.env)
+                    .await
+                    .map_err(aws_error)?,
+            );
+        }
+        let (bucket, arn) = who
+            .as_ref()
+            .map_or(("", ""), |(b, a)| (b.as_str(), a.as_str()));
+        let ignored = BTreeSet::new();
+        let ctx = Ship {
+            ignored: &ignored,
+            who: arn,
+            total: 0,
+        };
+        let function = spec.function_name(&s.env, name);
+        let rec = rollout::settle_in_flight(&s.aws, &ex, &ctx, &id, &function, &f.alias)
+            .await
+            .map_err(|e| match e {
+                StepError::Failed(e) => aws_error(e),
+                StepError::Interrupted => CliError::new("interrupted"),
+            })?;
+        if let Some(rec) = rec {
+            if let Err(e) =
+                statsctl_aws::ledger::append(&s.aws, bucket, history::LEDGER_KIND, &s.env, &rec)
+                    .await
+            {
+                progress(format!("could not record {id} in the deploy history: {e}"));
+            }
+        }
+    }
+    Ok(())
 }
 
 /// `canary 50%, bake 5s` and the like, for the unit's progress line.
