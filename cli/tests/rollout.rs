@@ -235,7 +235,7 @@ fn an_alarm_during_the_canary_rolls_the_unit_back_and_exits_2() {
             && err.contains("Threshold Crossed: rollout test"),
         "{err}"
     );
-    assert!(err.contains("its traffic is back on 1"), "{err}");
+    assert!(err.contains("its traffic is back on version 1"), "{err}");
     assert_eq!(alias(&env), ("1".to_string(), vec![]), "{err}");
     let rec = last_record(&env, "function.stats-api");
     assert_eq!(rec["outcome"], "rolled_back", "{rec}");

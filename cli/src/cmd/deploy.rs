@@ -7,8 +7,8 @@ use std::io::IsTerminal;
 
 use clap::Args;
 use serde::Serialize;
-use statsctl_core::history::{self, Outcome as Ended, UnitRecord};
-use statsctl_core::inventory::{Kind, Observed};
+use statsctl_core::history::{self, Outcome as Ended, UnitKind, UnitRecord};
+use statsctl_core::inventory::{Key, Kind, Observed};
 use statsctl_core::plan::{render, Action, Change, Plan};
 use statsctl_core::units::{self, Unit};
 use statsctl_engine::apply::{Outcome, StepError};
@@ -309,7 +309,7 @@ async fn deploy(
         .build(s, args.dry_run, started, &p),
         |out| {
             human_units(out, &shipped);
-            human_outcome(out, &outcome, converged);
+            human_outcome(out, &outcome, converged, &sent_back(&shipped));
         },
     )?;
     if let Some(u) = shipped.iter().find(|u| u.status == UnitStatus::RolledBack) {
@@ -508,7 +508,7 @@ fn rolled_back(u: &UnitReport, all: &[UnitReport]) -> CliError {
         }
     };
     let mut e = CliError::new(format!(
-        "unit {} rolled back: alarm {alarm} went to ALARM ({reason}); its traffic is back on {from}. \
+        "unit {} rolled back: alarm {alarm} went to ALARM ({reason}); its traffic is back on version {from}. \
          Shipped before it (kept): {}. Not attempted: {}",
         u.unit.id,
         ids(UnitStatus::Shipped),
@@ -563,35 +563,55 @@ fn human_units(out: &mut String, us: &[UnitReport]) {
             out.push_str(&format!("{} unit {id} not attempted\n", output::dim("–")));
             continue;
         };
-        let moved = match (&r.from, &r.to) {
-            (Some(f), Some(t)) => format!(": version {f} → {t}"),
-            (None, Some(t)) => format!(": version {t}"),
-            _ => String::new(),
-        };
-        let steps = if r.timeline.is_empty() {
-            String::new()
+        // A service unit moves task definition revisions, a function unit versions.
+        let word = if u.unit.kind == UnitKind::Service {
+            "revision"
         } else {
-            let p: Vec<String> = r
-                .timeline
-                .iter()
-                .map(|w| format!("{}%", w.percent))
-                .collect();
-            format!(" ({})", p.join(" → "))
+            "version"
         };
-        let line = match u.status {
-            UnitStatus::Shipped => {
+        let steps: Vec<String> = r
+            .timeline
+            .iter()
+            .map(|w| format!("{}%", w.percent))
+            .collect();
+        let steps = steps.join(" → ");
+        let line = match (u.status, &r.from, &r.to) {
+            (UnitStatus::Shipped, from, to) => {
+                let moved = match (from, to) {
+                    (Some(f), Some(t)) => format!(": {word} {f} → {t}"),
+                    (None, Some(t)) => format!(": {word} {t}"),
+                    _ => String::new(),
+                };
+                let steps = if steps.is_empty() {
+                    steps
+                } else {
+                    format!(" ({steps})")
+                };
                 format!("{} unit {id} shipped{moved}{steps}", output::green("✓"))
             }
-            UnitStatus::RolledBack => format!(
-                "{} unit {id} rolled back{moved}{steps}: alarm {}",
-                output::red("↩"),
-                r.alarm.as_ref().map_or("?", |a| a.name.as_str())
-            ),
-            UnitStatus::Interrupted | UnitStatus::NotAttempted => format!(
-                "{} unit {id} interrupted{moved}{steps}: {}",
-                output::yellow("…"),
-                r.detail.as_deref().unwrap_or("stopped")
-            ),
+            (status, from, to) => {
+                let back = from
+                    .as_ref()
+                    .map(|f| format!(" to {word} {f}"))
+                    .unwrap_or_default();
+                let new = to
+                    .as_ref()
+                    .map(|t| format!(" ({word} {t}: {steps})"))
+                    .unwrap_or_default();
+                if status == UnitStatus::RolledBack {
+                    format!(
+                        "{} unit {id} rolled back{back}{new}: alarm {}",
+                        output::red("↩"),
+                        r.alarm.as_ref().map_or("?", |a| a.name.as_str())
+                    )
+                } else {
+                    format!(
+                        "{} unit {id} interrupted{new}: {}",
+                        output::yellow("…"),
+                        r.detail.as_deref().unwrap_or("stopped")
+                    )
+                }
+            }
         };
         out.push_str(&line);
         out.push('\n');
@@ -601,7 +621,19 @@ fn human_units(out: &mut String, us: &[UnitReport]) {
     }
 }
 
-fn human_outcome(out: &mut String, o: &Outcome, converged: Option<bool>) {
+/// The changes whose traffic moved and was sent back (a unit rolled back, or stopped mid-rollout): shown as such,
+/// not as "not attempted".
+fn sent_back(us: &[UnitReport]) -> Vec<Key> {
+    us.iter()
+        .filter(|u| u.status != UnitStatus::Shipped)
+        .filter(|u| u.record.as_ref().is_some_and(|r| !r.timeline.is_empty()))
+        .flat_map(|u| u.unit.changes.iter())
+        .filter(|k| matches!(k.kind, Kind::Alias | Kind::EcsService))
+        .cloned()
+        .collect()
+}
+
+fn human_outcome(out: &mut String, o: &Outcome, converged: Option<bool>, back: &[Key]) {
     for step in &o.done {
         let verb = step.action.past();
         out.push_str(&format!(
@@ -626,18 +658,25 @@ fn human_outcome(out: &mut String, o: &Outcome, converged: Option<bool>) {
                 output::yellow("…"),
                 k
             ));
+        } else if back.contains(k) {
+            out.push_str(&format!(
+                "{} {} rolled back: traffic on the previous version\n",
+                output::yellow("↩"),
+                k
+            ));
         } else {
             out.push_str(&format!("{} {} not attempted\n", output::dim("–"), k));
         }
     }
-    let unfinished = usize::from(o.unfinished.is_some());
+    let unfinished = usize::from(o.unfinished.is_some())
+        + o.not_done.iter().filter(|k| back.contains(k)).count();
     out.push_str(&format!(
         "\n{} done, {} failed, {} not attempted.",
         o.done.len(),
         usize::from(o.failed.is_some()),
         o.not_done.len() - unfinished
     ));
-    if unfinished > 0 {
+    if o.unfinished.is_some() {
         out.push_str(" 1 sent but not yet ready: re-run `statsctl deploy` to finish it.");
     }
     if converged == Some(true) {
@@ -668,7 +707,7 @@ mod tests {
             ..Default::default()
         };
         let mut out = String::new();
-        human_outcome(&mut out, &o, None);
+        human_outcome(&mut out, &o, None, &[]);
         assert!(
             out.contains("db_cluster.db sent, not yet ready (stopped waiting)"),
             "{out}"
