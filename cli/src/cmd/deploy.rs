@@ -148,6 +148,12 @@ async fn deploy(
         CliError::new(e)
             .hint("pass ids as `statsctl plan` lists them under units; nothing was changed")
     })?;
+    let ignored = ignored_alarms(spec, &s.env, &args.ignore_alarms);
+    if stop.is_some() && p.has_changes() {
+        // Refused before anything is touched, in-flight rollouts included.
+        refuse_blocked(&p)?;
+        refuse_firing(&firing_alarms(spec, &s.env, &observed), &ignored)?;
+    }
     if let (Some(stop), true) = (stop, args.units.is_empty()) {
         settle_in_flight(s, stop, &picked).await?;
     }
@@ -182,9 +188,6 @@ async fn deploy(
         )?;
         return Ok(OK);
     };
-    refuse_blocked(&p)?;
-    let ignored = ignored_alarms(spec, &s.env, &args.ignore_alarms);
-    refuse_firing(&firing_alarms(spec, &s.env, &observed), &ignored)?;
     if g.output == crate::output::Format::Human {
         eprint!("{}", render(&p, false));
     }
