@@ -192,8 +192,8 @@ impl Route<'_> {
                 description,
             } => {
                 let what = format!("shift alias `{alias}` of `{function}` to {percent}%");
-                let (version, additional) =
-                    alias_routing(old, new, percent).map_err(|e| AwsError::new(&what, e))?;
+                let (version, additional) = alias_routing(old, new, percent)
+                    .map_err(|e| AwsError::new(what.as_str(), e))?;
                 let input = aws::lambda::AliasInput {
                     function: function.clone(),
                     alias: alias.clone(),
@@ -204,12 +204,13 @@ impl Route<'_> {
                 aws::lambda::put_alias(aws, &input, true).await?;
                 let back = aws::lambda::get_alias(aws, function, alias)
                     .await?
-                    .ok_or_else(|| AwsError::new(&what, "the alias is gone"))?;
-                let got = routed_percent(&back, old, new)
-                    .map_err(|e| AwsError::new(&what, format!("the alias reads back as {e}")))?;
+                    .ok_or_else(|| AwsError::new(what.as_str(), "the alias is gone"))?;
+                let got = routed_percent(&back, old, new).map_err(|e| {
+                    AwsError::new(what.as_str(), format!("the alias reads back as {e}"))
+                })?;
                 if got != percent {
                     return Err(AwsError::new(
-                        &what,
+                        what.as_str(),
                         format!("the alias reads back {got}% on version {new}"),
                     )
                     .into());
@@ -413,11 +414,13 @@ async fn apply_all(
     Ok(())
 }
 
-/// Records a step that did not complete: Ctrl-C, or the failure with its hint.
+/// Records a step that did not complete: Ctrl-C (the step stays in `not_done`), or the failure with its hint (the
+/// failed step is listed as failed, not also as not done).
 fn fail_at(outcome: &mut Outcome, key: &Key, e: StepError) {
     match e {
         StepError::Interrupted => outcome.interrupted = true,
         StepError::Failed(e) => {
+            outcome.not_done.retain(|k| k != key);
             outcome.failed = Some(Failure {
                 key: key.clone(),
                 action: Action::Update,
@@ -681,7 +684,7 @@ async fn ship_service(
         run.stopped(&tally.outcome);
         return;
     }
-    let owned: Vec<Change> = changes.iter().map(|c| (*c).clone()).collect();
+    let owned: Vec<Change> = changes.iter().copied().cloned().collect();
     tally.n += changes.len();
     (ex.progress)(format!(
         "[{}/{}] {}: starting the new task definition on the idle colour…",
@@ -876,9 +879,12 @@ async fn run_rollout(
 mod tests {
     use super::*;
 
+    /// A share of traffic and the routing expected: (primary, extra version and weight), or words of the error.
+    type RoutingCase<'a> = (u32, Result<(&'a str, Option<(&'a str, f64)>), &'a str>);
+
     #[test]
     fn alias_routing_for_each_share() {
-        let cases: &[(u32, Result<(&str, Option<(&str, f64)>), &str>)] = &[
+        let cases: &[RoutingCase] = &[
             (0, Ok(("1", None))),
             (100, Ok(("2", None))),
             (50, Ok(("1", Some(("2", 0.5))))),
@@ -938,6 +944,25 @@ mod tests {
                 (got, want) => panic!("{a:?}: got {got:?}, want {want:?}"),
             }
         }
+    }
+
+    #[test]
+    fn a_failed_step_is_failed_not_also_not_done_and_an_interrupted_one_stays_not_done() {
+        let alias = Key::new(Kind::Alias, "f:live");
+        let function = Key::new(Kind::Function, "f");
+        let started = |keys: &[&Key]| Outcome {
+            not_done: keys.iter().map(|k| (*k).clone()).collect(),
+            ..Default::default()
+        };
+        let mut o = started(&[&function, &alias]);
+        fail_at(&mut o, &alias, AwsError::new("shift", "boom").into());
+        assert_eq!(o.not_done, [function.clone()]);
+        assert_eq!(o.failed.as_ref().map(|f| &f.key), Some(&alias));
+        assert!(!o.interrupted);
+        let mut o = started(&[&function, &alias]);
+        fail_at(&mut o, &alias, StepError::Interrupted);
+        assert_eq!(o.not_done, [function, alias]);
+        assert!(o.interrupted && o.failed.is_none());
     }
 
     #[test]

@@ -391,7 +391,10 @@ async fn settle_in_flight(
             .await
             .map_err(|e| match e {
                 StepError::Failed(e) => aws_error(e),
-                StepError::Interrupted => CliError::new("interrupted"),
+                StepError::Interrupted => {
+                    CliError::new("interrupted while rolling back a rollout left in flight")
+                        .hint("re-run `statsctl deploy`: it checks the alias again")
+                }
             })?;
         if let Some(rec) = rec {
             if let Err(e) =
