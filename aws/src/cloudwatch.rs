@@ -163,3 +163,40 @@ pub async fn delete(aws: &Aws, name: &str) -> AwsResult<()> {
         .map(|_| ())
         .map_err(|e| fail(format!("delete alarm `{name}`"), e))
 }
+
+/// An alarm's state now, as `DescribeAlarms` reports it: `state` is `OK`, `ALARM` or `INSUFFICIENT_DATA`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AlarmStatus {
+    pub name: String,
+    pub state: String,
+    pub reason: String,
+}
+
+/// The current state of the named alarms (a rollout's watch list), asked by name in batches of 100 (the API's
+/// limit). Reads only: re-putting an alarm would reset its state, so a bake never writes alarms. Names that do
+/// not exist are left out of the answer.
+pub async fn alarm_states(aws: &Aws, names: &[String]) -> AwsResult<Vec<AlarmStatus>> {
+    let mut out = Vec::new();
+    for batch in names.chunks(100) {
+        let mut pages = aws
+            .cloudwatch
+            .describe_alarms()
+            .set_alarm_names(Some(batch.to_vec()))
+            .into_paginator()
+            .send();
+        while let Some(page) = pages.next().await {
+            let page = page.map_err(|e| fail("read the state of CloudWatch alarms", e))?;
+            out.extend(page.metric_alarms().iter().map(|a| {
+                AlarmStatus {
+                    name: a.alarm_name().unwrap_or_default().to_string(),
+                    state: a
+                        .state_value()
+                        .map(|s| s.as_str().to_string())
+                        .unwrap_or_default(),
+                    reason: a.state_reason().unwrap_or_default().to_string(),
+                }
+            }));
+        }
+    }
+    Ok(out)
+}

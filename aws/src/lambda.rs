@@ -2,10 +2,12 @@
 //! through, pointed at a version published from exactly the current code and configuration. The alias's
 //! description remembers the version it pointed at before, which is what a rollback returns to.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 
 use aws_sdk_lambda::primitives::Blob;
-use aws_sdk_lambda::types::{Environment, FunctionCode, Runtime, VpcConfig};
+use aws_sdk_lambda::types::{
+    AliasRoutingConfiguration, Environment, FunctionCode, Runtime, VpcConfig,
+};
 
 use crate::{code_of, fail, owner_from, Aws, AwsResult};
 use statsctl_core::inventory::{canonical_map, join_sorted, Key, Kind, ObservedResource};
@@ -385,12 +387,24 @@ pub async fn publish_version(aws: &Aws, function: &str) -> AwsResult<String> {
 }
 
 /// An alias pointed at one version; the description carries `previous=N` (see [`previous_version`]).
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct AliasInput {
     pub function: String,
     pub alias: String,
     pub version: String,
     pub description: String,
+    /// A second version and the share of traffic it gets (0 < weight < 1, checked by the caller), for a
+    /// rollout's partial shift. `None` sends all traffic to `version` and clears any weights left from before.
+    pub additional: Option<(String, f64)>,
+}
+
+/// The routing an alias input asks for: the weights map is empty when there is no second version, which is how
+/// `UpdateAlias` is told to drop weights it had.
+fn routing(a: &AliasInput) -> AliasRoutingConfiguration {
+    let weights: HashMap<String, f64> = a.additional.iter().cloned().collect();
+    AliasRoutingConfiguration::builder()
+        .set_additional_version_weights(Some(weights))
+        .build()
 }
 
 /// Creates the alias (`exists == false`) or repoints it; returns its ARN.
@@ -403,6 +417,7 @@ pub async fn put_alias(aws: &Aws, a: &AliasInput, exists: bool) -> AwsResult<Str
             .name(alias)
             .function_version(version)
             .description(&a.description)
+            .routing_config(routing(a))
             .send()
             .await
             .map_err(|e| {
@@ -421,6 +436,7 @@ pub async fn put_alias(aws: &Aws, a: &AliasInput, exists: bool) -> AwsResult<Str
             .name(alias)
             .function_version(version)
             .description(&a.description)
+            .set_routing_config(a.additional.is_some().then(|| routing(a)))
             .send()
             .await
             .map_err(|e| fail(format!("create alias `{alias}` of `{function}`"), e))?
@@ -429,6 +445,42 @@ pub async fn put_alias(aws: &Aws, a: &AliasInput, exists: bool) -> AwsResult<Str
             .to_string()
     };
     Ok(arn)
+}
+
+/// An alias as read back: its primary version and any additional version weights (version, 0–1), sorted.
+#[derive(Debug, Clone, PartialEq)]
+pub struct AliasState {
+    pub version: String,
+    pub description: String,
+    pub weights: Vec<(String, f64)>,
+}
+
+/// Reads an alias back; `None` when it does not exist.
+pub async fn get_alias(aws: &Aws, function: &str, alias: &str) -> AwsResult<Option<AliasState>> {
+    match aws
+        .lambda
+        .get_alias()
+        .function_name(function)
+        .name(alias)
+        .send()
+        .await
+    {
+        Ok(a) => {
+            let mut weights: Vec<(String, f64)> = a
+                .routing_config()
+                .and_then(|r| r.additional_version_weights())
+                .map(|m| m.iter().map(|(k, v)| (k.clone(), *v)).collect())
+                .unwrap_or_default();
+            weights.sort_by(|x, y| x.0.cmp(&y.0));
+            Ok(Some(AliasState {
+                version: a.function_version().unwrap_or_default().to_string(),
+                description: a.description().unwrap_or_default().to_string(),
+                weights,
+            }))
+        }
+        Err(e) if code_of(&e) == Some("ResourceNotFoundException") => Ok(None),
+        Err(e) => Err(fail(format!("read alias `{alias}` of `{function}`"), e)),
+    }
 }
 
 pub async fn delete(aws: &Aws, key: &Key) -> AwsResult<()> {

@@ -256,6 +256,28 @@ pub fn validate(stack: &StackFile, env: &str) -> Vec<Problem> {
         ));
     }
 
+    // A watched alarm is one of the stack's own, by id (`5xx`) or by its full name in this environment.
+    if !r.watch.is_empty() {
+        let mut ids = crate::alarms::generated_ids(stack);
+        ids.extend(stack.alarms.extra.keys().cloned());
+        let prefix = format!("{}-{env}-", stack.stack);
+        for (i, name) in r.watch.iter().enumerate() {
+            let id = name.strip_prefix(&prefix).unwrap_or(name);
+            if ids.iter().any(|k| k == id) {
+                continue;
+            }
+            let hint = crate::diagnostics::closest(id, ids.iter().map(String::as_str))
+                .map(|c| format!("did you mean `{c}`? the stack's alarms: {}", ids.join(", ")))
+                .unwrap_or_else(|| format!("the stack's alarms: {}", ids.join(", ")));
+            let idx = i.to_string();
+            out.push(p(
+                &["rollout", "watch", idx.as_str()],
+                format!("`{name}` is not one of the stack's alarms"),
+                hint,
+            ));
+        }
+    }
+
     if let Some(lt) = &stack.loadtest {
         // A test shorter than a second measures nothing; one longer than a day is a typo.
         check_range(
@@ -564,6 +586,40 @@ pub fn parse_arrival(text: &str) -> Result<Option<(u32, Duration)>, String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn watched_alarms_must_be_the_stacks_own() {
+        let path =
+            std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../stacks/live-stats.yaml");
+        let text = std::fs::read_to_string(&path).unwrap();
+        let mut stack = crate::loader::load_str(&path, &text, Some("dev"), &|_: &str| None)
+            .expect("the shipped stack loads")
+            .spec;
+        // (watch list, the entries refused, a word the hint must contain)
+        let cases: &[(&[&str], &[&str], &str)] = &[
+            (&["db-connections", "target-5xx"], &[], ""),
+            (&["live-stats-dev-db-connections"], &[], ""),
+            (&["db-conections"], &["0"], "did you mean `db-connections`?"),
+            (&["target-5xx", "nope"], &["1"], "db-connections"),
+            // Another environment's full name is not this environment's alarm.
+            (&["live-stats-prod-db-connections"], &["0"], "target-5xx"),
+        ];
+        for (watch, refused, hint) in cases {
+            stack.rollout.watch = watch.iter().map(|w| w.to_string()).collect();
+            let problems = validate(&stack, "dev");
+            let got: Vec<&Problem> = problems
+                .iter()
+                .filter(|p| p.path.first().map(String::as_str) == Some("rollout"))
+                .collect();
+            let idx: Vec<&str> = got.iter().map(|p| p.path[2].as_str()).collect();
+            assert_eq!(idx, *refused, "{watch:?}: {got:?}");
+            for p in got {
+                assert_eq!(p.path[1], "watch");
+                assert!(p.message.contains("not one of the stack's alarms"), "{p:?}");
+                assert!(p.hint.contains(hint), "{p:?}");
+            }
+        }
+    }
 
     #[test]
     fn secrets_in_environment_values_are_refused() {

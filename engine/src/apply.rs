@@ -395,6 +395,7 @@ async fn upsert(
                 alias: alias.to_string(),
                 version: version.clone(),
                 description,
+                additional: None,
             };
             let arn = aws::lambda::put_alias(aws, &input, exists).await?;
             let mut r = applied(d, None, arn, &format!("→ version {version}"));

@@ -1,15 +1,23 @@
-//! `statsctl deploy`: apply the plan in dependency order, then read back and confirm nothing is left to do.
+//! `statsctl deploy`: ships the plan one unit at a time (see `statsctl_core::units`) — direct changes, then each
+//! function's new version and the service's new colour as a rollout that watches alarms and rolls that unit back
+//! when one fires — records each unit in the ledger, then reads back and confirms nothing is left to do.
 
+use std::collections::BTreeSet;
 use std::io::IsTerminal;
 
 use clap::Args;
 use serde::Serialize;
-use statsctl_core::plan::{render, Action, Plan};
-use statsctl_engine::apply::{apply_and_confirm, Outcome};
+use statsctl_core::history::{self, Outcome as Ended, UnitKind, UnitRecord};
+use statsctl_core::inventory::{Key, Kind, Observed};
+use statsctl_core::plan::{render, Action, Change, Plan};
+use statsctl_core::units::{self, Unit};
+use statsctl_engine::apply::{Outcome, StepError};
 use statsctl_engine::interrupt::stop_on_ctrl_c;
+use statsctl_engine::lock;
+use statsctl_engine::rollout::{self, Ship, Tally};
 
 use crate::context::Global;
-use crate::exit::{CliError, CliResult, OK};
+use crate::exit::{CliError, CliResult, Exit, OK};
 use crate::output::{self, emit, progress};
 use crate::session::{aws_error, refuse_blocked, Session};
 
@@ -26,6 +34,35 @@ pub struct DeployArgs {
     /// asks for confirmation)
     #[arg(long)]
     pub break_lock: bool,
+    /// Ship only this unit (repeatable; ids as `statsctl plan` lists them, e.g. `function.stats-api`)
+    #[arg(long = "unit", value_name = "ID")]
+    pub units: Vec<String>,
+    /// Ship even though this alarm is in ALARM now, and do not roll back for it (repeatable; the alarm's id or
+    /// full name): the way to ship the fix for what is firing. Recorded in the deploy history
+    #[arg(long = "ignore-alarm", value_name = "NAME")]
+    pub ignore_alarms: Vec<String>,
+}
+
+/// How one unit of the deploy ended, for the report.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+enum UnitStatus {
+    Shipped,
+    RolledBack,
+    Interrupted,
+    NotAttempted,
+}
+
+#[derive(Debug, Serialize)]
+struct UnitReport {
+    #[serde(flatten)]
+    unit: Unit,
+    status: UnitStatus,
+    /// The history record appended to the ledger (absent when not attempted).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    record: Option<UnitRecord>,
+    /// Whether the record reached the ledger bucket.
+    recorded: bool,
 }
 
 #[derive(Serialize)]
@@ -34,6 +71,8 @@ struct DeployReport<'a> {
     env: &'a str,
     dry_run: bool,
     plan: &'a Plan,
+    /// The plan's units in shipping order (only those `--unit` picked), each with how it ended.
+    units: &'a [UnitReport],
     #[serde(skip_serializing_if = "Option::is_none")]
     outcome: Option<&'a Outcome>,
     /// After applying: whether a fresh plan is empty.
@@ -64,7 +103,36 @@ pub async fn run(g: &Global, args: DeployArgs) -> CliResult {
     s.release(remote, result).await
 }
 
-/// Observe, plan and (unless a dry run, when `stop` is None) apply, under the locks `run` holds.
+/// What a deploy report adds to the session and plan.
+struct Parts<'a> {
+    units: &'a [UnitReport],
+    outcome: Option<&'a Outcome>,
+    converged: Option<bool>,
+}
+
+impl<'a> Parts<'a> {
+    fn build(
+        self,
+        s: &'a Session,
+        dry_run: bool,
+        started: std::time::Instant,
+        plan: &'a Plan,
+    ) -> DeployReport<'a> {
+        DeployReport {
+            stack: &s.owner.stack,
+            env: &s.env,
+            dry_run,
+            plan,
+            units: self.units,
+            outcome: self.outcome,
+            converged: self.converged,
+            api_calls: s.aws.calls.get(),
+            seconds: started.elapsed().as_secs_f64(),
+        }
+    }
+}
+
+/// Observe, plan and (unless a dry run, when `stop` is None) ship the plan's units, under the locks `run` holds.
 async fn deploy(
     g: &Global,
     s: &Session,
@@ -74,31 +142,45 @@ async fn deploy(
 ) -> CliResult {
     progress(format!("reading {}/{} from AWS…", s.owner.stack, s.env));
     let (mut observed, p, _) = s.observe_and_plan().await?;
-    fn report<'a>(
-        s: &'a Session,
-        dry_run: bool,
-        started: std::time::Instant,
-        outcome: Option<&'a Outcome>,
-        converged: Option<bool>,
-        plan: &'a Plan,
-    ) -> DeployReport<'a> {
-        DeployReport {
-            stack: &s.owner.stack,
-            env: &s.env,
-            dry_run,
-            plan,
-            outcome,
-            converged,
-            api_calls: s.aws.calls.get(),
-            seconds: started.elapsed().as_secs_f64(),
-        }
+    let spec = &s.stack.spec;
+    let all = units::units(&p, spec);
+    let picked = units::select(&all, &args.units).map_err(|e| {
+        CliError::new(e)
+            .hint("pass ids as `statsctl plan` lists them under units; nothing was changed")
+    })?;
+    let ignored = ignored_alarms(spec, &s.env, &args.ignore_alarms);
+    if stop.is_some() && p.has_changes() {
+        // Refused before anything is touched, in-flight rollouts included.
+        refuse_blocked(&p)?;
+        refuse_firing(&firing_alarms(spec, &s.env, &observed), &ignored)?;
+    }
+    if let (Some(stop), true) = (stop, args.units.is_empty()) {
+        settle_in_flight(s, stop, &picked).await?;
     }
     let Some(stop) = stop.filter(|_| p.has_changes()) else {
+        let listed: Vec<UnitReport> = picked
+            .into_iter()
+            .map(|unit| UnitReport {
+                unit,
+                status: UnitStatus::NotAttempted,
+                record: None,
+                recorded: false,
+            })
+            .collect();
         emit(
             g.output,
-            &report(s, args.dry_run, started, None, None, &p),
+            &Parts {
+                units: &listed,
+                outcome: None,
+                converged: None,
+            }
+            .build(s, args.dry_run, started, &p),
             |out| {
                 out.push_str(&render(&p, output::color()));
+                if !listed.is_empty() {
+                    let ids: Vec<&str> = listed.iter().map(|u| u.unit.id.as_str()).collect();
+                    out.push_str(&format!("Units, in shipping order: {}\n", ids.join(", ")));
+                }
                 if args.dry_run && p.has_changes() {
                     out.push_str("Dry run: nothing was changed.\n");
                 }
@@ -106,21 +188,136 @@ async fn deploy(
         )?;
         return Ok(OK);
     };
-    refuse_blocked(&p)?;
     if g.output == crate::output::Format::Human {
         eprint!("{}", render(&p, false));
     }
     confirm_deletes(&p, args.yes).await?;
+    let who = match lock::bucket_and_holder(&s.aws, spec, &s.env).await {
+        Ok(bh) => Some(bh),
+        Err(e) => {
+            progress(format!(
+                "cannot identify the caller ({e}): history will not be recorded"
+            ));
+            None
+        }
+    };
     let progress_fn = |line: String| progress(line);
     let ex = s.executor(&progress_fn, stop);
-    let (outcome, converged) = apply_and_confirm(&s.aws, &ex, &p, &mut observed)
-        .await
-        .map_err(aws_error)?;
+    let ctx = Ship {
+        ignored: &ignored,
+        who: who.as_ref().map_or("unknown", |(_, w)| w.as_str()),
+        total: picked.iter().map(|u| u.changes.len()).sum(),
+    };
+    let pending: Vec<&Change> = p.pending().collect();
+    let mut tally = Tally::default();
+    let mut shipped: Vec<UnitReport> = Vec::new();
+    let count = picked.len();
+    for (i, unit) in picked.into_iter().enumerate() {
+        let o = &tally.outcome;
+        let halted = o.failed.is_some()
+            || o.interrupted
+            || shipped.iter().any(|u| u.status != UnitStatus::Shipped);
+        if halted {
+            tally.outcome.not_done.extend(unit.changes.iter().cloned());
+            shipped.push(UnitReport {
+                unit,
+                status: UnitStatus::NotAttempted,
+                record: None,
+                recorded: false,
+            });
+            continue;
+        }
+        if unit.shifts_traffic() {
+            progress(format!(
+                "unit {}/{count}: {} ({} rollout)",
+                i + 1,
+                unit.id,
+                strategy_words(spec)
+            ));
+        } else {
+            progress(format!("unit {}/{count}: {}", i + 1, unit.id));
+        }
+        let changes = rollout::changes_of(&unit, &pending);
+        let rec = rollout::ship(
+            &s.aws,
+            &ex,
+            &ctx,
+            &unit,
+            &changes,
+            &mut observed,
+            &mut tally,
+        )
+        .await;
+        let recorded = match &who {
+            Some((bucket, _)) => {
+                match statsctl_aws::ledger::append(
+                    &s.aws,
+                    bucket,
+                    history::LEDGER_KIND,
+                    &s.env,
+                    &rec,
+                )
+                .await
+                {
+                    Ok(_) => true,
+                    Err(e) => {
+                        progress(format!(
+                            "could not record {} in the deploy history: {e}",
+                            unit.id
+                        ));
+                        false
+                    }
+                }
+            }
+            None => false,
+        };
+        let status = match rec.outcome {
+            Ended::Shipped => UnitStatus::Shipped,
+            Ended::RolledBack => UnitStatus::RolledBack,
+            Ended::Interrupted => UnitStatus::Interrupted,
+        };
+        shipped.push(UnitReport {
+            unit,
+            status,
+            record: Some(rec),
+            recorded,
+        });
+    }
+    let outcome = tally.outcome;
+    let all_shipped = shipped.iter().all(|u| u.status == UnitStatus::Shipped);
+    let converged = if all_shipped && outcome.failed.is_none() && !outcome.interrupted {
+        (ex.progress)("reading back to confirm…".into());
+        let (_, after, _) = ex
+            .subject
+            .observe_and_plan(&s.aws)
+            .await
+            .map_err(aws_error)?;
+        // Only what this deploy shipped has to be gone from a fresh plan (`--unit` leaves the rest).
+        let left = units::units(&after, spec);
+        Some(
+            !left
+                .iter()
+                .any(|u| shipped.iter().any(|d| d.unit.id == u.id)),
+        )
+    } else {
+        None
+    };
     emit(
         g.output,
-        &report(s, args.dry_run, started, Some(&outcome), converged, &p),
-        |out| human_outcome(out, &outcome, converged),
+        &Parts {
+            units: &shipped,
+            outcome: Some(&outcome),
+            converged,
+        }
+        .build(s, args.dry_run, started, &p),
+        |out| {
+            human_units(out, &shipped);
+            human_outcome(out, &outcome, converged, &sent_back(&shipped));
+        },
     )?;
+    if let Some(u) = shipped.iter().find(|u| u.status == UnitStatus::RolledBack) {
+        return Err(rolled_back(u, &shipped));
+    }
     if let Some(f) = &outcome.failed {
         let mut e = CliError::new(format!("deploy stopped at {}: {}", f.key, f.error));
         e.hint = Some(format!(
@@ -133,8 +330,15 @@ async fn deploy(
         return Err(e);
     }
     if outcome.interrupted {
+        let during = shipped
+            .iter()
+            .find(|u| u.status == UnitStatus::Interrupted)
+            .and_then(|u| u.record.as_ref())
+            .and_then(|r| r.detail.as_deref())
+            .map(|d| format!(" ({d})"))
+            .unwrap_or_default();
         return Err(CliError::new(format!(
-            "deploy interrupted after {} of {} changes",
+            "deploy interrupted after {} of {} changes{during}",
             outcome.done.len(),
             outcome.done.len() + outcome.not_done.len()
         ))
@@ -147,6 +351,181 @@ async fn deploy(
         );
     }
     Ok(OK)
+}
+
+/// Functions whose alias still splits traffic from a deploy that was killed mid-rollout, and that this deploy has
+/// nothing to ship for (a unit that ships handles its own): their traffic goes back to the primary version,
+/// said in a progress line and recorded, before anything else.
+async fn settle_in_flight(
+    s: &Session,
+    stop: &std::sync::atomic::AtomicBool,
+    picked: &[Unit],
+) -> CliResult<()> {
+    let spec = &s.stack.spec;
+    let progress_fn = |line: String| progress(line);
+    let ex = s.executor(&progress_fn, stop);
+    let mut who: Option<(String, String)> = None;
+    for (name, f) in &spec.functions {
+        let id = format!("function.{name}");
+        if picked.iter().any(|u| u.id == id) {
+            continue;
+        }
+        if who.is_none() {
+            who = Some(
+                lock::bucket_and_holder(&s.aws, spec, &s.env)
+                    .await
+                    .map_err(aws_error)?,
+            );
+        }
+        let (bucket, arn) = who
+            .as_ref()
+            .map_or(("", ""), |(b, a)| (b.as_str(), a.as_str()));
+        let ignored = BTreeSet::new();
+        let ctx = Ship {
+            ignored: &ignored,
+            who: arn,
+            total: 0,
+        };
+        let function = spec.function_name(&s.env, name);
+        let rec = rollout::settle_in_flight(&s.aws, &ex, &ctx, &id, &function, &f.alias)
+            .await
+            .map_err(|e| match e {
+                StepError::Failed(e) => aws_error(e),
+                StepError::Interrupted => {
+                    CliError::new("interrupted while rolling back a rollout left in flight")
+                        .hint("re-run `statsctl deploy`: it checks the alias again")
+                }
+            })?;
+        if let Some(rec) = rec {
+            if let Err(e) =
+                statsctl_aws::ledger::append(&s.aws, bucket, history::LEDGER_KIND, &s.env, &rec)
+                    .await
+            {
+                progress(format!("could not record {id} in the deploy history: {e}"));
+            }
+        }
+    }
+    Ok(())
+}
+
+/// `canary 50%, bake 5s` and the like, for the unit's progress line.
+fn strategy_words(spec: &statsctl_core::model::StackFile) -> String {
+    use statsctl_core::model::Strategy;
+    let r = &spec.rollout;
+    let bake = r.bake_time.0.as_secs();
+    match r.strategy {
+        Strategy::Canary => format!("canary {}%, bake {bake}s", r.canary_percent),
+        Strategy::Linear => format!(
+            "linear {}% every {}s, bake {bake}s",
+            r.step_percent,
+            r.step_interval.0.as_secs()
+        ),
+        Strategy::AllAtOnce => format!("all at once, bake {bake}s"),
+    }
+}
+
+/// `--ignore-alarm` names as AWS names them (an id is completed with the stack's prefix).
+fn ignored_alarms(
+    spec: &statsctl_core::model::StackFile,
+    env: &str,
+    names: &[String],
+) -> BTreeSet<String> {
+    let prefix = format!("{}-{env}-", spec.stack);
+    names
+        .iter()
+        .map(|n| {
+            if n.starts_with(&prefix) {
+                n.clone()
+            } else {
+                format!("{prefix}{n}")
+            }
+        })
+        .collect()
+}
+
+/// Watched alarms in ALARM now, with their reasons, from what was just observed.
+fn firing_alarms(
+    spec: &statsctl_core::model::StackFile,
+    env: &str,
+    observed: &Observed,
+) -> Vec<(String, String)> {
+    rollout::watch_list(spec, env, observed)
+        .into_iter()
+        .filter_map(|name| {
+            let r = observed.get(Kind::Alarm, &name)?;
+            (r.state == "ALARM").then(|| {
+                (
+                    name,
+                    r.output("state_reason").unwrap_or_default().to_string(),
+                )
+            })
+        })
+        .collect()
+}
+
+/// Alarms already firing block a deploy (a rollback could not tell the new version's harm from the old one's),
+/// unless each is named with `--ignore-alarm`. Nothing has changed when this refuses.
+fn refuse_firing(firing: &[(String, String)], ignored: &BTreeSet<String>) -> CliResult<()> {
+    let blocking: Vec<&(String, String)> = firing
+        .iter()
+        .filter(|(n, _)| !ignored.contains(n))
+        .collect();
+    if blocking.is_empty() {
+        return Ok(());
+    }
+    let list = blocking
+        .iter()
+        .map(|(n, why)| format!("  {n}: {why}"))
+        .collect::<Vec<_>>()
+        .join("\n");
+    let flags = blocking
+        .iter()
+        .map(|(n, _)| format!("--ignore-alarm {n}"))
+        .collect::<Vec<_>>()
+        .join(" ");
+    Err(CliError::new(format!(
+        "{} watched alarm(s) in ALARM before the deploy; nothing was changed:\n{list}",
+        blocking.len()
+    ))
+    .hint(format!(
+        "wait for them to clear, or — to ship the fix for what is firing — pass {flags} (recorded in the deploy history)"
+    )))
+}
+
+/// The exit-2 error of a unit that an alarm rolled back: which unit, which alarm and why, and where everything is.
+fn rolled_back(u: &UnitReport, all: &[UnitReport]) -> CliError {
+    let rec = u.record.as_ref();
+    let (alarm, reason) = rec
+        .and_then(|r| r.alarm.as_ref())
+        .map_or(("an alarm", ""), |a| (a.name.as_str(), a.reason.as_str()));
+    let from = rec
+        .and_then(|r| r.from.as_deref())
+        .unwrap_or("the previous version");
+    let ids = |st: UnitStatus| {
+        let v: Vec<&str> = all
+            .iter()
+            .filter(|x| x.status == st)
+            .map(|x| x.unit.id.as_str())
+            .collect();
+        if v.is_empty() {
+            "none".to_string()
+        } else {
+            v.join(", ")
+        }
+    };
+    let mut e = CliError::new(format!(
+        "unit {} rolled back: alarm {alarm} went to ALARM ({reason}); its traffic is back on version {from}. \
+         Shipped before it (kept): {}. Not attempted: {}",
+        u.unit.id,
+        ids(UnitStatus::Shipped),
+        ids(UnitStatus::NotAttempted)
+    ))
+    .hint(format!(
+        "find out why {alarm} fired (the new version may have caused it); once fixed, `statsctl deploy` ships {} again",
+        u.unit.id
+    ));
+    e.code = Exit::Attention;
+    e
 }
 
 /// The resources a plan deletes (the plan has no replacements: an immutable change is refused instead).
@@ -182,7 +561,85 @@ async fn confirm_deletes(p: &Plan, yes: bool) -> CliResult<()> {
     }
 }
 
-fn human_outcome(out: &mut String, o: &Outcome, converged: Option<bool>) {
+/// One line per unit: how it ended, from → to, the weights it went through.
+fn human_units(out: &mut String, us: &[UnitReport]) {
+    for u in us {
+        let id = &u.unit.id;
+        let Some(r) = &u.record else {
+            out.push_str(&format!("{} unit {id} not attempted\n", output::dim("–")));
+            continue;
+        };
+        // A service unit moves task definition revisions, a function unit versions.
+        let word = if u.unit.kind == UnitKind::Service {
+            "revision"
+        } else {
+            "version"
+        };
+        let steps: Vec<String> = r
+            .timeline
+            .iter()
+            .map(|w| format!("{}%", w.percent))
+            .collect();
+        let steps = steps.join(" → ");
+        let line = match (u.status, &r.from, &r.to) {
+            (UnitStatus::Shipped, from, to) => {
+                let moved = match (from, to) {
+                    (Some(f), Some(t)) => format!(": {word} {f} → {t}"),
+                    (None, Some(t)) => format!(": {word} {t}"),
+                    _ => String::new(),
+                };
+                let steps = if steps.is_empty() {
+                    steps
+                } else {
+                    format!(" ({steps})")
+                };
+                format!("{} unit {id} shipped{moved}{steps}", output::green("✓"))
+            }
+            (status, from, to) => {
+                let back = from
+                    .as_ref()
+                    .map(|f| format!(" to {word} {f}"))
+                    .unwrap_or_default();
+                let new = to
+                    .as_ref()
+                    .map(|t| format!(" ({word} {t}: {steps})"))
+                    .unwrap_or_default();
+                if status == UnitStatus::RolledBack {
+                    format!(
+                        "{} unit {id} rolled back{back}{new}: alarm {}",
+                        output::red("↩"),
+                        r.alarm.as_ref().map_or("?", |a| a.name.as_str())
+                    )
+                } else {
+                    format!(
+                        "{} unit {id} interrupted{new}: {}",
+                        output::yellow("…"),
+                        r.detail.as_deref().unwrap_or("stopped")
+                    )
+                }
+            }
+        };
+        out.push_str(&line);
+        out.push('\n');
+    }
+    if !us.is_empty() {
+        out.push('\n');
+    }
+}
+
+/// The changes whose traffic moved and was sent back (a unit rolled back, or stopped mid-rollout): shown as such,
+/// not as "not attempted".
+fn sent_back(us: &[UnitReport]) -> Vec<Key> {
+    us.iter()
+        .filter(|u| u.status != UnitStatus::Shipped)
+        .filter(|u| u.record.as_ref().is_some_and(|r| !r.timeline.is_empty()))
+        .flat_map(|u| u.unit.changes.iter())
+        .filter(|k| matches!(k.kind, Kind::Alias | Kind::EcsService))
+        .cloned()
+        .collect()
+}
+
+fn human_outcome(out: &mut String, o: &Outcome, converged: Option<bool>, back: &[Key]) {
     for step in &o.done {
         let verb = step.action.past();
         out.push_str(&format!(
@@ -207,18 +664,25 @@ fn human_outcome(out: &mut String, o: &Outcome, converged: Option<bool>) {
                 output::yellow("…"),
                 k
             ));
+        } else if back.contains(k) {
+            out.push_str(&format!(
+                "{} {} rolled back: traffic on the previous version\n",
+                output::yellow("↩"),
+                k
+            ));
         } else {
             out.push_str(&format!("{} {} not attempted\n", output::dim("–"), k));
         }
     }
-    let unfinished = usize::from(o.unfinished.is_some());
+    let unfinished = usize::from(o.unfinished.is_some())
+        + o.not_done.iter().filter(|k| back.contains(k)).count();
     out.push_str(&format!(
         "\n{} done, {} failed, {} not attempted.",
         o.done.len(),
         usize::from(o.failed.is_some()),
         o.not_done.len() - unfinished
     ));
-    if unfinished > 0 {
+    if o.unfinished.is_some() {
         out.push_str(" 1 sent but not yet ready: re-run `statsctl deploy` to finish it.");
     }
     if converged == Some(true) {
@@ -249,7 +713,7 @@ mod tests {
             ..Default::default()
         };
         let mut out = String::new();
-        human_outcome(&mut out, &o, None);
+        human_outcome(&mut out, &o, None, &[]);
         assert!(
             out.contains("db_cluster.db sent, not yet ready (stopped waiting)"),
             "{out}"
