@@ -442,3 +442,28 @@ pub async fn task_definition_active(aws: &Aws, revision: &str) -> AwsResult<bool
         Err(e) => Err(fail(format!("describe task definition `{revision}`"), e)),
     }
 }
+
+/// Points the service at `revision` (`family:N`) and nothing else (UpdateService with only the task definition);
+/// returns the revision the service reads back. Used by `rollback`: the executor waits on [`service_status`].
+pub async fn set_task_definition(
+    aws: &Aws,
+    cluster: &str,
+    service: &str,
+    revision: &str,
+) -> AwsResult<String> {
+    let updated = aws
+        .ecs
+        .update_service()
+        .cluster(cluster)
+        .service(service)
+        .task_definition(revision)
+        .send()
+        .await
+        .map_err(|e| fail(format!("point ECS service `{service}` at `{revision}`"), e))?;
+    Ok(revision_ref(
+        updated
+            .service()
+            .and_then(|s| s.task_definition())
+            .unwrap_or_default(),
+    ))
+}

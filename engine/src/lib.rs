@@ -8,4 +8,5 @@ pub mod inputs;
 pub mod interrupt;
 pub mod lock;
 pub mod observe;
+pub mod rollback;
 pub mod wait;

@@ -148,8 +148,8 @@ struct Extra {
     unreserved: Option<Sourced<u32>>,
     max_connections: Option<Sourced<u32>>,
     current_connections: Option<u32>,
-    previous_versions: BTreeMap<String, Option<bool>>,
-    previous_task_definition: Option<(String, bool)>,
+    previous_versions: BTreeMap<String, Option<rollback_ready::Previous>>,
+    previous_task_definition: Option<rollback_ready::Previous>,
     loadtests: Vec<statsctl_checks::LoadTestRecord>,
 }
 
@@ -160,25 +160,43 @@ async fn gather(s: &Session, o: &Observed) -> CliResult<Extra> {
     // Subnets: ours are known; anything else a client or the proxy uses is looked up.
     let mut subnet_vpcs = proxy_attached::known_subnet_vpcs(o);
     let unknown = proxy_attached::unknown_subnets(o, &subnet_vpcs);
-    let functions = rollback_ready::alias_targets(spec, &s.env, o);
-    let prev_task = rollback_ready::task_definition_target(spec, &s.env, o);
     let bucket = statsctl_core::ledger::bucket_name(spec, &s.env, &o.account_id);
+    // Rollback targets follow the deploy history, as `statsctl rollback` does.
+    let history = aws::ledger::read::<statsctl_core::history::UnitRecord>(
+        a,
+        &bucket,
+        statsctl_core::history::LEDGER_KIND,
+        &s.env,
+        crate::cmd::rollback::HISTORY_READ,
+    )
+    .await
+    .map_err(aws_error)?;
+    let functions = rollback_ready::alias_targets(spec, &s.env, o, &history);
+    let prev_task = rollback_ready::task_definition_target(spec, &s.env, o, &history);
     let (vpcs, account, versions, task_prev, sql, loadtests) = tokio::join!(
         aws::ec2::subnet_vpcs(a, unknown),
         aws::lambda::account_concurrency(a),
-        futures::future::join_all(functions.iter().map(|(f, prev)| async move {
-            match prev {
-                Some(v) => aws::lambda::version_exists(a, f, v)
+        futures::future::join_all(functions.iter().map(|(f, target)| async move {
+            match target {
+                Some(t) => aws::lambda::version_exists(a, f, &t.to)
                     .await
-                    .map(|e| (f.clone(), Some(e))),
+                    .map(|exists| {
+                        let target = t.clone();
+                        (f.clone(), Some(rollback_ready::Previous { target, exists }))
+                    }),
                 None => Ok((f.clone(), None)),
             }
         })),
         async {
             match &prev_task {
-                Some(r) => aws::ecs::task_definition_active(a, r)
+                Some(t) => aws::ecs::task_definition_active(a, &t.to)
                     .await
-                    .map(|e| Some((r.clone(), e))),
+                    .map(|exists| {
+                        Some(rollback_ready::Previous {
+                            target: t.clone(),
+                            exists,
+                        })
+                    }),
                 None => Ok(None),
             }
         },
