@@ -467,3 +467,23 @@ pub async fn set_task_definition(
             .unwrap_or_default(),
     ))
 }
+
+/// The image of the first container of a task definition revision (`family:N`); `None` when it is not
+/// registered.
+pub async fn task_definition_image(aws: &Aws, revision: &str) -> AwsResult<Option<String>> {
+    match aws
+        .ecs
+        .describe_task_definition()
+        .task_definition(revision)
+        .send()
+        .await
+    {
+        Ok(t) => Ok(t
+            .task_definition()
+            .and_then(|t| t.container_definitions().first())
+            .and_then(|c| c.image())
+            .map(str::to_string)),
+        Err(e) if code_of(&e) == Some("ClientException") => Ok(None),
+        Err(e) => Err(fail(format!("describe task definition `{revision}`"), e)),
+    }
+}

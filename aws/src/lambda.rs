@@ -542,6 +542,26 @@ pub async fn point_alias_alone(
         })
 }
 
+/// The code SHA-256 (base64, as Lambda reports it) of one published version; `None` when it does not exist.
+pub async fn version_code_sha256(
+    aws: &Aws,
+    function: &str,
+    version: &str,
+) -> AwsResult<Option<String>> {
+    match aws
+        .lambda
+        .get_function_configuration()
+        .function_name(function)
+        .qualifier(version)
+        .send()
+        .await
+    {
+        Ok(c) => Ok(c.code_sha256().map(str::to_string)),
+        Err(e) if code_of(&e) == Some("ResourceNotFoundException") => Ok(None),
+        Err(e) => Err(fail(format!("get version {version} of `{function}`"), e)),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     #[test]

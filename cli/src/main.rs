@@ -48,6 +48,8 @@ enum Command {
     Deploy(cmd::deploy::DeployArgs),
     /// Point a function's alias (or the service) back at the version history says served before, at once
     Rollback(cmd::rollback::RollbackArgs),
+    /// Deploy to one environment exactly the artifacts live in another, once its preflight (load test included) is ready
+    Promote(cmd::promote::PromoteArgs),
     /// Check, before the event, that the stack will hold: proxy attachment, connection budget, alarms, rollback…
     Preflight(cmd::preflight::PreflightArgs),
     /// Simulated viewers against the stats API; verdict from the stack's thresholds; recorded for preflight
@@ -143,6 +145,7 @@ async fn run(cli: Cli) -> CliResult {
         Command::Plan(a) => cmd::plan::run(&g, a).await,
         Command::Deploy(a) => cmd::deploy::run(&g, a).await,
         Command::Rollback(a) => cmd::rollback::run(&g, a).await,
+        Command::Promote(a) => cmd::promote::run(&g, a).await,
         Command::Status => cmd::status::run(&g).await,
         Command::Preflight(a) => cmd::preflight::run(&g, a).await,
         Command::Loadtest(a) => cmd::loadtest::run_cmd(&g, a).await,

@@ -282,3 +282,107 @@ fn rollback_names_an_unknown_function() {
         "{r:?}"
     );
 }
+
+#[test]
+fn rollback_returns_the_service_to_the_revision_history_names() {
+    const FAMILY: &str = "live-stats-local-stats-service";
+    let env = LocalAws::start();
+    env.deploy();
+    // A second task definition revision: a new image, deployed.
+    let r = env.run_with(
+        &["deploy"],
+        &[(
+            "STATS_SERVICE_IMAGE",
+            "public.ecr.aws/live-stats/stats-service:0.2.0",
+        )],
+    );
+    assert_eq!(r.code, 0, "{r:?}");
+    let conf = block_on(sdk_config(&env));
+    let (ecs, s3) = (
+        aws_sdk_ecs::Client::new(&conf),
+        aws_sdk_s3::Client::new(&conf),
+    );
+    let serving = || {
+        block_on(async {
+            let s = ecs
+                .describe_services()
+                .cluster("live-stats")
+                .services("stats-service")
+                .send()
+                .await
+                .unwrap();
+            let td = s.services()[0].task_definition().unwrap_or_default();
+            td.rsplit('/').next().unwrap().to_string()
+        })
+    };
+    assert_eq!(serving(), format!("{FAMILY}:2"));
+    block_on(async {
+        let bucket = ledger_bucket(&s3).await;
+        let mut r = shipped(
+            Some(&format!("{FAMILY}:1")),
+            &format!("{FAMILY}:2"),
+            3_000_000,
+        );
+        r.unit = "service.stats-service".into();
+        r.kind = UnitKind::Service;
+        r.target = "stats-service".into();
+        append(&s3, &bucket, &r).await;
+    });
+    let r = env.run(&["rollback", "--service", "--yes"]);
+    assert_eq!(r.code, 0, "{r:?}");
+    assert!(
+        r.stderr.contains(&format!(
+            "service stats-service: {FAMILY}:2 → {FAMILY}:1 (from history"
+        )),
+        "{r:?}"
+    );
+    assert_eq!(serving(), format!("{FAMILY}:1"));
+    // A revision that is not registered is refused.
+    let r = env.run(&["rollback", "--service", "--to", "9", "--yes"]);
+    assert_eq!(r.code, 1, "{r:?}");
+    assert!(
+        r.stderr.contains(&format!(
+            "task definition {FAMILY}:9 is no longer registered"
+        )),
+        "{r:?}"
+    );
+    assert_eq!(serving(), format!("{FAMILY}:1"));
+}
+
+#[test]
+fn promote_refuses_without_a_passing_load_test_for_the_live_artifacts() {
+    let env = LocalAws::start();
+    env.deploy();
+    // Everything points at this test's emulator, --to included: a refusal must come before `dev` is touched.
+    let endpoint = env.endpoint();
+    let r = env.run(&[
+        "--endpoint-url",
+        &endpoint,
+        "promote",
+        "--from",
+        "local",
+        "--to",
+        "dev",
+        "--yes",
+    ]);
+    assert_eq!(r.code, 2, "{r:?}");
+    assert!(
+        r.stderr.contains("`local` is not ready to promote:")
+            && r.stderr.contains("loadtest.passed: no load test recorded")
+            && r.stderr.contains("statsctl loadtest --env local")
+            && r.stderr.contains("nothing was changed in `dev`"),
+        "{r:?}"
+    );
+    // It names what it would have promoted: the version serving and its code.
+    assert!(
+        r.stderr
+            .contains("function stats-api: version 1 of local (code sha256 "),
+        "{r:?}"
+    );
+    let r = env.run(&["promote", "--from", "local", "--to", "local"]);
+    assert_eq!(r.code, 1, "{r:?}");
+    assert!(
+        r.stderr.contains("--from and --to both name `local`"),
+        "{r:?}"
+    );
+}

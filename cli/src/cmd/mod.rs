@@ -6,6 +6,7 @@ pub mod loadtest;
 pub mod local;
 pub mod plan;
 pub mod preflight;
+pub mod promote;
 pub mod rollback;
 pub mod runbook;
 pub mod status;
