@@ -183,6 +183,23 @@ fn rollback_returns_a_function_to_the_version_history_names() {
         "{ready}"
     );
 
+    // A canary left mid-way (10% on version 1, as a killed deploy leaves it): the rollback clears the weights too.
+    block_on(async {
+        lambda
+            .update_alias()
+            .function_name(STATS_API)
+            .name("live")
+            .function_version("2")
+            .routing_config(
+                aws_sdk_lambda::types::AliasRoutingConfiguration::builder()
+                    .additional_version_weights("1", 0.1)
+                    .build(),
+            )
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(alias(&lambda).await, ("2".into(), 1));
+    });
     // The real thing: at once, read back, recorded.
     let r = env.run(&[
         "rollback",
