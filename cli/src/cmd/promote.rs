@@ -22,6 +22,7 @@ use statsctl_core::plan::render;
 use statsctl_engine::apply::{apply_and_confirm, Outcome};
 use statsctl_engine::interrupt::stop_on_ctrl_c;
 
+use crate::cmd::rollback::now_ms;
 use crate::context::Global;
 use crate::exit::{CliError, CliResult, Exit, OK};
 use crate::output::{self, emit, progress};
@@ -217,13 +218,6 @@ fn describe(from: &str, to: &str, live: &LiveArtifacts) -> String {
         ));
     }
     out
-}
-
-fn now_ms() -> u64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
-        .unwrap_or(0)
 }
 
 pub async fn run(g: &Global, args: PromoteArgs) -> CliResult {

@@ -186,7 +186,8 @@ struct Report<'a> {
     seconds: f64,
 }
 
-fn now_ms() -> u64 {
+/// Unix milliseconds, as history records them.
+pub(crate) fn now_ms() -> u64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .map(|d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
