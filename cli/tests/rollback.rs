@@ -403,3 +403,125 @@ fn promote_refuses_without_a_passing_load_test_for_the_live_artifacts() {
         "{r:?}"
     );
 }
+
+/// The shipped stack with a second emulated environment, `staging` (the local one in another region of the same
+/// emulator), so a promotion has somewhere to go.
+fn stack_with_staging(dir: &std::path::Path) -> std::path::PathBuf {
+    let text = std::fs::read_to_string(shipped_stack()).unwrap();
+    let start = text.find("\n  local:\n").unwrap();
+    let end = text.find("\n  dev:\n").unwrap();
+    let staging = text[start..end]
+        .replace("\n  local:\n", "\n  staging:\n")
+        .replace("us-east-1", "us-west-2")
+        // The stack file's image for staging is not what local runs: the promotion must take local's.
+        .replace(
+            "\n    service:\n",
+            "\n    service:\n      image: public.ecr.aws/live-stats/stats-service:9.9.9-staging\n",
+        );
+    let functions = repo_root().join("functions");
+    let text = format!("{}{staging}{}", &text[..end], &text[end..]).replace(
+        "artifact: ../functions/",
+        &format!("artifact: {}/", functions.display()),
+    );
+    let path = dir.join("stack.yaml");
+    std::fs::write(&path, text).unwrap();
+    path
+}
+
+#[test]
+fn promote_deploys_what_serves_in_a_ready_environment() {
+    // The quick start's shape: the real service through PgBouncer, deploy, a passing load test: `local` is ready.
+    let env = LocalAws::start_opts(30, true, &[]);
+    env.deploy();
+    let r = env.run(&["loadtest", "--ramp", "5s", "--hold", "12s"]);
+    assert_eq!(r.code, 0, "the quick start's load test passes: {r:?}");
+    let dir = tempfile::tempdir().unwrap();
+    let stack = stack_with_staging(dir.path());
+    let stack = stack.to_str().unwrap();
+
+    let r = env.run(&[
+        "--stack",
+        stack,
+        "promote",
+        "--from",
+        "local",
+        "--to",
+        "staging",
+        "--dry-run",
+    ]);
+    assert_eq!(r.code, 0, "{r:?}");
+    assert!(r.stdout.contains("Dry run: nothing was changed."), "{r:?}");
+    let r = env.run(&[
+        "--stack", stack, "promote", "--from", "local", "--to", "staging",
+    ]);
+    assert_eq!(r.code, 1, "{r:?}");
+    assert!(
+        r.stderr
+            .contains("refusing to promote without confirmation; nothing was changed in `staging`"),
+        "{r:?}"
+    );
+
+    let r = env.run(&[
+        "--stack", stack, "promote", "--from", "local", "--to", "staging", "--yes", "--output",
+        "json",
+    ]);
+    assert_eq!(r.code, 0, "{r:?}");
+    let j = r.json();
+    assert_eq!(j["converged"], true, "{j}");
+    assert!(
+        j["record"]
+            .as_str()
+            .unwrap()
+            .starts_with("promotions/staging/"),
+        "{j}"
+    );
+    // Staging serves the code local serves, behind its alias, and the service image local runs.
+    block_on(async {
+        let conf = sdk_config(&env).await;
+        let west = conf
+            .to_builder()
+            .region(aws_config::Region::new("us-west-2"))
+            .build();
+        let code = |conf: aws_config::SdkConfig, function: &'static str| async move {
+            let lambda = aws_sdk_lambda::Client::new(&conf);
+            let a = lambda
+                .get_alias()
+                .function_name(function)
+                .name("live")
+                .send()
+                .await
+                .unwrap();
+            lambda
+                .get_function_configuration()
+                .function_name(function)
+                .qualifier(a.function_version().unwrap())
+                .send()
+                .await
+                .unwrap()
+                .code_sha256()
+                .unwrap()
+                .to_string()
+        };
+        assert_eq!(
+            code(west.clone(), "live-stats-staging-stats-api").await,
+            code(conf.clone(), STATS_API).await
+        );
+        let image = |conf: aws_config::SdkConfig, family: &'static str| async move {
+            aws_sdk_ecs::Client::new(&conf)
+                .describe_task_definition()
+                .task_definition(family)
+                .send()
+                .await
+                .unwrap()
+                .task_definition()
+                .unwrap()
+                .container_definitions()[0]
+                .image()
+                .unwrap()
+                .to_string()
+        };
+        let local = image(conf, "live-stats-local-stats-service").await;
+        assert_eq!(local, "public.ecr.aws/live-stats/stats-service:0.1.0");
+        assert_eq!(image(west, "live-stats-staging-stats-service").await, local);
+    });
+}
