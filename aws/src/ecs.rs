@@ -517,3 +517,48 @@ pub async fn stop_task(aws: &Aws, cluster: &str, task: &str, reason: &str) -> Aw
         .map(|_| ())
         .map_err(|e| fail(format!("stop ECS task `{task}`"), e))
 }
+
+/// Points the service at `revision` (`family:N`) and nothing else (UpdateService with only the task definition);
+/// returns the revision the service reads back. Used by `rollback`: the executor waits on [`service_status`].
+pub async fn set_task_definition(
+    aws: &Aws,
+    cluster: &str,
+    service: &str,
+    revision: &str,
+) -> AwsResult<String> {
+    let updated = aws
+        .ecs
+        .update_service()
+        .cluster(cluster)
+        .service(service)
+        .task_definition(revision)
+        .send()
+        .await
+        .map_err(|e| fail(format!("point ECS service `{service}` at `{revision}`"), e))?;
+    Ok(revision_ref(
+        updated
+            .service()
+            .and_then(|s| s.task_definition())
+            .unwrap_or_default(),
+    ))
+}
+
+/// The image of the first container of a task definition revision (`family:N`); `None` when it is not
+/// registered.
+pub async fn task_definition_image(aws: &Aws, revision: &str) -> AwsResult<Option<String>> {
+    match aws
+        .ecs
+        .describe_task_definition()
+        .task_definition(revision)
+        .send()
+        .await
+    {
+        Ok(t) => Ok(t
+            .task_definition()
+            .and_then(|t| t.container_definitions().first())
+            .and_then(|c| c.image())
+            .map(str::to_string)),
+        Err(e) if code_of(&e) == Some("ClientException") => Ok(None),
+        Err(e) => Err(fail(format!("describe task definition `{revision}`"), e)),
+    }
+}

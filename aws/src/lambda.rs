@@ -550,6 +550,93 @@ pub async fn reserved_concurrency(aws: &Aws, name: &str) -> AwsResult<Option<i32
         .map_err(|e| fail(format!("read reserved concurrency of `{name}`"), e))
 }
 
+/// Where an alias sends traffic, read back: its version and any additional version weights (0.0–1.0 each).
+#[derive(Debug, Clone, PartialEq)]
+pub struct AliasRouting {
+    pub version: String,
+    pub additional: Vec<(String, f64)>,
+    pub description: String,
+}
+
+/// The alias's routing as AWS has it; `None` when the alias (or the function) does not exist.
+pub async fn alias_routing(
+    aws: &Aws,
+    function: &str,
+    alias: &str,
+) -> AwsResult<Option<AliasRouting>> {
+    match aws
+        .lambda
+        .get_alias()
+        .function_name(function)
+        .name(alias)
+        .send()
+        .await
+    {
+        Ok(a) => Ok(Some(AliasRouting {
+            version: a.function_version().unwrap_or_default().to_string(),
+            additional: a
+                .routing_config()
+                .and_then(|r| r.additional_version_weights())
+                .map(|w| w.iter().map(|(v, p)| (v.clone(), *p)).collect())
+                .unwrap_or_default(),
+            description: a.description().unwrap_or_default().to_string(),
+        })),
+        Err(e) if code_of(&e) == Some("ResourceNotFoundException") => Ok(None),
+        Err(e) => Err(fail(format!("get alias `{alias}` of `{function}`"), e)),
+    }
+}
+
+/// Points an existing alias at `version` alone: every additional version weight is cleared in the same call
+/// (a routing configuration with an empty map), so all traffic moves at once. Used by `rollback`.
+pub async fn point_alias_alone(
+    aws: &Aws,
+    function: &str,
+    alias: &str,
+    version: &str,
+    description: &str,
+) -> AwsResult<()> {
+    aws.lambda
+        .update_alias()
+        .function_name(function)
+        .name(alias)
+        .function_version(version)
+        .description(description)
+        .routing_config(
+            aws_sdk_lambda::types::AliasRoutingConfiguration::builder()
+                .set_additional_version_weights(Some(std::collections::HashMap::new()))
+                .build(),
+        )
+        .send()
+        .await
+        .map(|_| ())
+        .map_err(|e| {
+            fail(
+                format!("point alias `{alias}` of `{function}` at version {version}"),
+                e,
+            )
+        })
+}
+
+/// The code SHA-256 (base64, as Lambda reports it) of one published version; `None` when it does not exist.
+pub async fn version_code_sha256(
+    aws: &Aws,
+    function: &str,
+    version: &str,
+) -> AwsResult<Option<String>> {
+    match aws
+        .lambda
+        .get_function_configuration()
+        .function_name(function)
+        .qualifier(version)
+        .send()
+        .await
+    {
+        Ok(c) => Ok(c.code_sha256().map(str::to_string)),
+        Err(e) if code_of(&e) == Some("ResourceNotFoundException") => Ok(None),
+        Err(e) => Err(fail(format!("get version {version} of `{function}`"), e)),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     #[test]

@@ -113,10 +113,11 @@ pub struct Facts<'a> {
     pub current_connections: Option<u32>,
     /// Preflight's HTTP probes of the service (health endpoint, load-test targets).
     pub service_probes: Vec<service_healthy::Probe>,
-    /// Function name → whether the version its alias pointed at before still exists (`None`: no previous).
-    pub previous_versions: BTreeMap<String, Option<bool>>,
-    /// The task definition revision the service used before the current one, and whether it is still registered.
-    pub previous_task_definition: Option<(String, bool)>,
+    /// Function name → what `statsctl rollback` would return it to and whether that version still exists
+    /// (`None`: nothing to go back to).
+    pub previous_versions: BTreeMap<String, Option<rollback_ready::Previous>>,
+    /// What the service would roll back to, and whether that revision is still registered.
+    pub previous_task_definition: Option<rollback_ready::Previous>,
     /// Resources the plan would change (`stack.drift`).
     pub pending_changes: Vec<String>,
     /// The alarm names the stack requires.

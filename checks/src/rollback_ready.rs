@@ -1,35 +1,98 @@
-//! `rollback.ready`: each function's alias has a previous version that still exists; the service's previous task
-//! definition is still registered.
+//! `rollback.ready`: what `statsctl rollback` would return each function and the service to still exists. The
+//! target follows the same rule as `rollback` (`core::history::rollback_target`: the version serving before the
+//! last shipped unit that put the live one there); only when history has no such unit does it fall back to the
+//! alias description's `previous=N` (the service: revision − 1), and says so.
 
 use statsctl_core::desired::Names;
-use statsctl_core::inventory::{Kind, Observed};
+use statsctl_core::history::{rollback_target, UnitRecord};
+use statsctl_core::inventory::{Key, Kind, Observed};
 use statsctl_core::model::StackFile;
 
 use crate::{Facts, Finding, Status};
 
 pub const ID: &str = "rollback.ready";
 
+/// Where a rollback target came from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TargetSource {
+    /// The deploy history (the rule `statsctl rollback` follows).
+    History,
+    /// History has no unit that shipped the live version: the alias description's `previous=N`.
+    AliasDescription,
+    /// History has no unit that shipped the live revision: the revision before it.
+    RevisionMinusOne,
+}
+
+/// What a function or the service would roll back to.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Target {
+    /// The version (function) or revision (`family:N`, service) serving now.
+    pub live: String,
+    pub to: String,
+    pub source: TargetSource,
+}
+
+/// A rollback target and whether it still exists (the version is published, the revision ACTIVE).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Previous {
+    pub target: Target,
+    pub exists: bool,
+}
+
+fn source_words(t: &Target) -> String {
+    match t.source {
+        TargetSource::History => "from history".to_string(),
+        TargetSource::AliasDescription => format!(
+            "from the alias description: history has no unit that shipped version {}",
+            t.live
+        ),
+        TargetSource::RevisionMinusOne => format!(
+            "the revision before: history has no unit that shipped {}",
+            t.live
+        ),
+    }
+}
+
 pub fn check(facts: &Facts) -> Vec<Finding> {
     let mut problems = Vec::new();
     let mut evidence = Vec::new();
+    let mut deleted = false;
     for (function, prev) in &facts.previous_versions {
         match prev {
-            Some(true) => evidence.push(format!("{function}: previous version exists")),
-            Some(false) => problems.push(format!(
-                "{function}: the previous version recorded on its alias was deleted"
-            )),
+            Some(Previous { target, exists }) => {
+                let line = format!(
+                    "{function}: version {} rolls back to version {} ({})",
+                    target.live,
+                    target.to,
+                    source_words(target)
+                );
+                if *exists {
+                    evidence.push(line);
+                } else {
+                    deleted = true;
+                    problems.push(format!("{line}, which was deleted"));
+                }
+            }
             None => problems.push(format!(
                 "{function}: no previous version to roll back to (first deploy)"
             )),
         }
     }
     match &facts.previous_task_definition {
-        Some((rev, true)) => evidence.push(format!(
-            "service: previous task definition {rev} registered"
-        )),
-        Some((rev, false)) => problems.push(format!(
-            "service: previous task definition {rev} is no longer registered"
-        )),
+        Some(Previous { target, exists }) => {
+            let line = format!(
+                "service: {} rolls back to {} ({})",
+                target.live,
+                target.to,
+                source_words(target)
+            );
+            if *exists {
+                evidence.push(line);
+            } else {
+                deleted = true;
+                problems.push(format!("{line}, which is no longer registered"));
+            }
+        }
         None if facts.stack.service.is_some() => {
             problems.push("service: no previous task definition revision".into())
         }
@@ -44,49 +107,86 @@ pub fn check(facts: &Facts) -> Vec<Finding> {
         f.evidence = evidence;
         return vec![f];
     }
-    let deleted = problems
-        .iter()
-        .any(|p| p.contains("deleted") || p.contains("no longer"));
     let status = if deleted { Status::Fail } else { Status::Warn };
     let mut f = Finding::new(ID, status, problems[0].clone());
+    // What can roll back is said too: the on-call reading a warning sees where each target came from.
     f.evidence = problems;
-    f = f.fix("deploy a known-good build once more before the event so the alias has a version to return to; never delete published versions the alias remembers");
+    f.evidence.extend(evidence);
+    if deleted {
+        f = f.fix("`statsctl rollback --to VERSION` can still return to a version that exists (`statsctl history` lists what shipped); before the event, deploy a known-good build again so there is a version to return to, and never delete published versions or task definitions history may name");
+    } else {
+        f = f.fix("deploy a known-good build once more before the event so the alias has a version to return to; never delete published versions the alias remembers");
+    }
     vec![f]
 }
 
-/// What each function would roll back to: its deployed name and the version its alias recorded as `previous`
-/// (`None`: nothing recorded, a first deploy). Preflight asks AWS whether each still exists. Pure.
+/// What each function would roll back to: its deployed name and the target (`None`: not deployed, or nothing to
+/// go back to). History first, the alias description's `previous=N` when history has no answer. Pure.
 pub fn alias_targets(
     stack: &StackFile,
     env: &str,
     observed: &Observed,
-) -> Vec<(String, Option<String>)> {
+    history: &[UnitRecord],
+) -> Vec<(String, Option<Target>)> {
     stack
         .functions
         .iter()
         .map(|(name, f)| {
             let function = stack.function_name(env, name);
-            let previous = observed
-                .output(
-                    Kind::Alias,
-                    &statsctl_core::inventory::Key::alias_name(&function, &f.alias),
-                    "previous",
-                )
-                .map(str::to_string);
-            (function, previous)
+            let alias = Key::alias_name(&function, &f.alias);
+            let target = observed
+                .output(Kind::Alias, &alias, "version")
+                .and_then(|live| {
+                    let (to, source) = match rollback_target(history, &function, live) {
+                        Some(to) => (to, TargetSource::History),
+                        None => (
+                            observed
+                                .output(Kind::Alias, &alias, "previous")
+                                .filter(|p| *p != live)?
+                                .to_string(),
+                            TargetSource::AliasDescription,
+                        ),
+                    };
+                    Some(Target {
+                        live: live.to_string(),
+                        to,
+                        source,
+                    })
+                });
+            (function, target)
         })
         .collect()
 }
 
-/// The task definition the service would roll back to: the revision before the one deployed. Pure.
-pub fn task_definition_target(stack: &StackFile, env: &str, observed: &Observed) -> Option<String> {
+/// What the service would roll back to: from history for the revision it runs, else the revision before. Pure.
+pub fn task_definition_target(
+    stack: &StackFile,
+    env: &str,
+    observed: &Observed,
+    history: &[UnitRecord],
+) -> Option<Target> {
     let svc = stack.service.as_ref()?;
-    let deployed = observed.output(
-        Kind::TaskDefinition,
-        &Names::new(stack, env).task_family(&svc.name),
-        "revision_ref",
-    )?;
-    previous_revision(deployed)
+    let live = observed
+        .get(Kind::EcsService, &svc.name)
+        .and_then(|r| r.attrs.get("task_definition"))
+        .map(String::as_str)
+        .filter(|t| !t.is_empty())
+        .or_else(|| {
+            observed.output(
+                Kind::TaskDefinition,
+                &Names::new(stack, env).task_family(&svc.name),
+                "revision_ref",
+            )
+        })?;
+    let (to, source) = match rollback_target(history, &svc.name, live) {
+        Some(to) => (to, TargetSource::History),
+        None => (previous_revision(live)?, TargetSource::RevisionMinusOne),
+    };
+    Some(Target {
+        live: live.to_string(),
+        to,
+        source,
+    })
 }
 
 /// `family:N` → `family:N-1`; nothing before revision 1, nor for a reference that is not `family:N`. Pure.
@@ -100,7 +200,10 @@ pub fn previous_revision(revision_ref: &str) -> Option<String> {
 mod tests {
     use super::*;
     use crate::fixtures::stack_from;
-    use statsctl_core::inventory::{Key, ObservedResource};
+    use crate::Sourced;
+    use statsctl_core::history::{Outcome, UnitKind};
+    use statsctl_core::inventory::ObservedResource;
+    use std::collections::BTreeMap;
 
     #[test]
     fn the_previous_revision_is_one_before_the_deployed_one() {
@@ -123,62 +226,221 @@ mod tests {
         }
     }
 
-    fn with_output(kind: Kind, name: &str, output: &str, value: &str) -> Observed {
+    fn shipped(kind: UnitKind, target: &str, from: &str, to: &str, ended: u64) -> UnitRecord {
+        UnitRecord {
+            env: "dev".into(),
+            unit: "u".into(),
+            kind,
+            target: target.into(),
+            from: Some(from.into()),
+            to: Some(to.into()),
+            started_at: ended - 1,
+            ended_at: ended,
+            who: "arn:aws:iam::1:user/ops".into(),
+            strategy: "canary".into(),
+            timeline: vec![],
+            outcome: Outcome::Shipped,
+            alarm: None,
+            ignored_alarms: vec![],
+            detail: None,
+        }
+    }
+
+    fn resource(outputs: &[(&str, &str)], attrs: &[(&str, &str)]) -> ObservedResource {
         let mut r = ObservedResource::default();
-        r.outputs.insert(output.into(), value.into());
-        let mut o = Observed::default();
-        o.resources.insert(Key::new(kind, name), r);
-        o
+        for (k, v) in outputs {
+            r.outputs.insert(k.to_string(), v.to_string());
+        }
+        for (k, v) in attrs {
+            r.attrs.insert(k.to_string(), v.to_string());
+        }
+        r
+    }
+
+    fn target(live: &str, to: &str, source: TargetSource) -> Option<Target> {
+        Some(Target {
+            live: live.into(),
+            to: to.into(),
+            source,
+        })
     }
 
     #[test]
-    fn targets_come_from_what_the_alias_and_the_service_record() {
+    fn a_function_rolls_back_where_history_says_else_where_the_alias_remembers() {
+        use TargetSource::*;
         let stack = stack_from("");
         let api = stack.function_name("dev", "stats-api");
-        let alias = stack.functions["stats-api"].alias.clone();
-        let observed = with_output(Kind::Alias, &format!("{api}:{alias}"), "previous", "3");
-        let targets = alias_targets(&stack, "dev", &observed);
-        assert_eq!(targets.len(), stack.functions.len());
-        assert!(
-            targets.contains(&(api, Some("3".to_string()))),
-            "{targets:?}"
-        );
-        assert!(
-            targets.contains(&(stack.function_name("dev", "log-ingester"), None)),
-            "{targets:?}"
-        );
-
-        let family = Names::new(&stack, "dev").task_family("svc");
-        // (case, observed, expected)
-        let cases = [
-            ("nothing deployed", Observed::default(), None),
+        let alias = Key::alias_name(&api, &stack.functions["stats-api"].alias);
+        let alias_at = |outputs: &[(&str, &str)]| {
+            let mut o = Observed::default();
+            o.resources
+                .insert(Key::new(Kind::Alias, &alias), resource(outputs, &[]));
+            o
+        };
+        let f = UnitKind::Function;
+        // (case, alias outputs, history, expected target for stats-api)
+        let cases: Vec<(&str, Observed, Vec<UnitRecord>, Option<Target>)> = vec![
+            ("not deployed", Observed::default(), vec![], None),
             (
-                "revision 4 deployed",
-                with_output(
-                    Kind::TaskDefinition,
-                    &family,
-                    "revision_ref",
-                    &format!("{family}:4"),
-                ),
-                Some(format!("{family}:3")),
+                "history beats the description (2 was the bad build)",
+                alias_at(&[("version", "3"), ("previous", "2")]),
+                vec![shipped(f, &api, "1", "3", 10)],
+                target("3", "1", History),
             ),
             (
-                "the first revision",
-                with_output(
-                    Kind::TaskDefinition,
-                    &family,
-                    "revision_ref",
-                    &format!("{family}:1"),
-                ),
+                "no history: the description",
+                alias_at(&[("version", "3"), ("previous", "2")]),
+                vec![],
+                target("3", "2", AliasDescription),
+            ),
+            (
+                "history of another function only",
+                alias_at(&[("version", "3"), ("previous", "2")]),
+                vec![shipped(f, "other", "1", "3", 10)],
+                target("3", "2", AliasDescription),
+            ),
+            (
+                "nothing remembered: a first deploy",
+                alias_at(&[("version", "1")]),
+                vec![],
+                None,
+            ),
+            (
+                "the description names the live version",
+                alias_at(&[("version", "2"), ("previous", "2")]),
+                vec![],
                 None,
             ),
         ];
-        for (case, observed, want) in cases {
+        for (case, observed, history, want) in cases {
+            let targets = alias_targets(&stack, "dev", &observed, &history);
+            assert_eq!(targets.len(), stack.functions.len(), "{case}");
+            let got = targets
+                .into_iter()
+                .find(|(name, _)| *name == api)
+                .unwrap()
+                .1;
+            assert_eq!(got, want, "{case}");
+        }
+    }
+
+    #[test]
+    fn the_service_rolls_back_where_history_says_else_to_the_revision_before() {
+        use TargetSource::*;
+        let stack = stack_from("");
+        let family = Names::new(&stack, "dev").task_family("svc");
+        let rev = |n: u32| format!("{family}:{n}");
+        let serving = |n: u32| {
+            let mut o = Observed::default();
+            o.resources.insert(
+                Key::new(Kind::EcsService, "svc"),
+                resource(&[], &[("task_definition", &rev(n))]),
+            );
+            o
+        };
+        let s = UnitKind::Service;
+        let cases: Vec<(&str, Observed, Vec<UnitRecord>, Option<Target>)> = vec![
+            ("nothing deployed", Observed::default(), vec![], None),
+            (
+                "history",
+                serving(5),
+                vec![shipped(s, "svc", &rev(2), &rev(5), 10)],
+                target(&rev(5), &rev(2), History),
+            ),
+            (
+                "no history",
+                serving(5),
+                vec![],
+                target(&rev(5), &rev(4), RevisionMinusOne),
+            ),
+            ("the first revision", serving(1), vec![], None),
+        ];
+        for (case, observed, history, want) in cases {
             assert_eq!(
-                task_definition_target(&stack, "dev", &observed),
+                task_definition_target(&stack, "dev", &observed, &history),
                 want,
                 "{case}"
             );
+        }
+    }
+
+    #[test]
+    fn the_verdict_names_the_target_and_where_it_came_from() {
+        use TargetSource::*;
+        let stack = stack_from("");
+        let observed = Observed::default();
+        let prev = |live: &str, to: &str, source, exists| {
+            Some(Previous {
+                target: Target {
+                    live: live.into(),
+                    to: to.into(),
+                    source,
+                },
+                exists,
+            })
+        };
+        let svc_ok = prev("t-dev-svc:5", "t-dev-svc:2", History, true);
+        // (case, stats-api's target, service's target, status, a line that must be there)
+        let cases = [
+            (
+                "all from history",
+                prev("9", "7", History, true),
+                svc_ok.clone(),
+                Status::Pass,
+                "f: version 9 rolls back to version 7 (from history)",
+            ),
+            (
+                "the history target was deleted",
+                prev("9", "7", History, false),
+                svc_ok.clone(),
+                Status::Fail,
+                "f: version 9 rolls back to version 7 (from history), which was deleted",
+            ),
+            (
+                "fallback said so",
+                prev("9", "8", AliasDescription, true),
+                svc_ok.clone(),
+                Status::Pass,
+                "f: version 9 rolls back to version 8 (from the alias description: history has no unit that shipped version 9)",
+            ),
+            (
+                "first deploy",
+                None,
+                svc_ok,
+                Status::Warn,
+                "f: no previous version to roll back to (first deploy)",
+            ),
+            (
+                "service revision gone",
+                prev("9", "7", History, true),
+                prev("t-dev-svc:5", "t-dev-svc:4", RevisionMinusOne, false),
+                Status::Fail,
+                "service: t-dev-svc:5 rolls back to t-dev-svc:4 (the revision before: history has no unit that shipped t-dev-svc:5), which is no longer registered",
+            ),
+        ];
+        for (case, function, service, status, line) in cases {
+            let facts = Facts {
+                stack: &stack,
+                env: "dev",
+                observed: &observed,
+                subnet_vpcs: BTreeMap::new(),
+                account_concurrency: Sourced::new(1000, "test"),
+                unreserved_concurrency: None,
+                max_connections: None,
+                current_connections: None,
+                service_probes: vec![],
+                previous_versions: BTreeMap::from([("f".to_string(), function)]),
+                previous_task_definition: service,
+                pending_changes: vec![],
+                required_alarms: vec![],
+                loadtests: vec![],
+                deployed_versions: BTreeMap::new(),
+                viewers: 1500,
+                now: 0,
+            };
+            let f = &check(&facts)[0];
+            assert_eq!(f.status, status, "{case}: {f:?}");
+            assert!(f.evidence.iter().any(|e| e == line), "{case}: {f:?}");
         }
     }
 }

@@ -46,6 +46,10 @@ enum Command {
     Plan(cmd::plan::PlanArgs),
     /// Create or update the stack in dependency order until AWS matches the stack file
     Deploy(cmd::deploy::DeployArgs),
+    /// Point a function's alias (or the service) back at the version history says served before, at once
+    Rollback(cmd::rollback::RollbackArgs),
+    /// Deploy to one environment exactly the artifacts live in another, once its preflight (load test included) is ready
+    Promote(cmd::promote::PromoteArgs),
     /// Check, before the event, that the stack will hold: proxy attachment, connection budget, alarms, rollback…
     Preflight(cmd::preflight::PreflightArgs),
     /// Simulated viewers against the stats API; verdict from the stack's thresholds; recorded for preflight
@@ -146,6 +150,8 @@ async fn run(cli: Cli) -> CliResult {
         Command::Schema => cmd::validate::schema(),
         Command::Plan(a) => cmd::plan::run(&g, a).await,
         Command::Deploy(a) => cmd::deploy::run(&g, a).await,
+        Command::Rollback(a) => cmd::rollback::run(&g, a).await,
+        Command::Promote(a) => cmd::promote::run(&g, a).await,
         Command::Status => cmd::status::run(&g).await,
         Command::History(a) => cmd::history::run(&g, a).await,
         Command::Preflight(a) => cmd::preflight::run(&g, a).await,

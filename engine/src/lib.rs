@@ -8,5 +8,6 @@ pub mod inputs;
 pub mod interrupt;
 pub mod lock;
 pub mod observe;
+pub mod rollback;
 pub mod rollout;
 pub mod wait;

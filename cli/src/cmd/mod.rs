@@ -7,6 +7,8 @@ pub mod loadtest;
 pub mod local;
 pub mod plan;
 pub mod preflight;
+pub mod promote;
+pub mod rollback;
 pub mod runbook;
 pub mod status;
 pub mod validate;

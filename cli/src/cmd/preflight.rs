@@ -63,28 +63,66 @@ pub async fn run(g: &Global, args: PreflightArgs) -> CliResult {
         skip: args.skip,
         reason: args.reason,
     };
-    if let Some(unknown) = selection.unknown() {
-        let hint = unknown
-            .closest
-            .map(|c| format!("did you mean `{c}`? "))
-            .unwrap_or_default();
-        return Err(
-            CliError::new(format!("unknown check `{}`", unknown.id)).hint(format!(
-                "{hint}checks: {}",
-                statsctl_checks::ids().join(", ")
-            )),
-        );
-    }
+    known_checks(&selection)?;
     let started = Instant::now();
     let s = Session::open(g, true).await?;
+    let viewers = args.viewers.unwrap_or(s.stack.spec.event.expected_viewers);
+    let findings = run_checks(&s, &selection, viewers).await?;
+    let summary = statsctl_checks::summary(&findings);
+    let ready = !failed(&findings, args.strict);
+    let report = Report {
+        stack: s.owner.stack.clone(),
+        env: s.env.clone(),
+        viewers,
+        ready,
+        findings,
+        summary,
+        api_calls: s.aws.calls.get(),
+        seconds: started.elapsed().as_secs_f64(),
+    };
+    progress(format!(
+        "checked in {:.2}s with {} AWS API calls",
+        report.seconds, report.api_calls
+    ));
+    if args.markdown && g.output == output::Format::Human {
+        output::print_text(&markdown(&report))?;
+    } else {
+        emit(g.output, &report, |out| human(out, &report))?;
+    }
+    Ok(if ready { OK } else { ATTENTION })
+}
+
+/// Refuses a selection that names a check that does not exist, listing the ones that do.
+pub(crate) fn known_checks(selection: &Selection) -> CliResult<()> {
+    let Some(unknown) = selection.unknown() else {
+        return Ok(());
+    };
+    let hint = unknown
+        .closest
+        .map(|c| format!("did you mean `{c}`? "))
+        .unwrap_or_default();
+    Err(
+        CliError::new(format!("unknown check `{}`", unknown.id)).hint(format!(
+            "{hint}checks: {}",
+            statsctl_checks::ids().join(", ")
+        )),
+    )
+}
+
+/// Reads what the selected checks need from the live stack (AWS, the database when reachable, the service's
+/// endpoints, the ledger) and runs them: what `preflight` and a runbook's `check` step share.
+pub(crate) async fn run_checks(
+    s: &Session,
+    selection: &Selection,
+    viewers: u64,
+) -> CliResult<Vec<Finding>> {
     progress(format!("reading {}/{} from AWS…", s.owner.stack, s.env));
     let (observed, plan, _) = s.observe_and_plan().await?;
     let spec = &s.stack.spec;
-    let viewers = args.viewers.unwrap_or(spec.event.expected_viewers);
     // The service's probes run beside the other reads (a hung service costs one answer timeout, once), and only
     // when service.healthy is to run.
     let probe = selection.runs(service_healthy::ID);
-    let (extra, service_probes) = tokio::join!(gather(&s, &observed), async {
+    let (extra, service_probes) = tokio::join!(gather(s, &observed), async {
         if probe {
             probe_service(spec).await
         } else {
@@ -117,29 +155,7 @@ pub async fn run(g: &Global, args: PreflightArgs) -> CliResult {
         viewers,
         now,
     };
-    let findings = statsctl_checks::run(&facts, &selection);
-    let summary = statsctl_checks::summary(&findings);
-    let ready = !failed(&findings, args.strict);
-    let report = Report {
-        stack: s.owner.stack.clone(),
-        env: s.env.clone(),
-        viewers,
-        ready,
-        findings,
-        summary,
-        api_calls: s.aws.calls.get(),
-        seconds: started.elapsed().as_secs_f64(),
-    };
-    progress(format!(
-        "checked in {:.2}s with {} AWS API calls",
-        report.seconds, report.api_calls
-    ));
-    if args.markdown && g.output == output::Format::Human {
-        output::print_text(&markdown(&report))?;
-    } else {
-        emit(g.output, &report, |out| human(out, &report))?;
-    }
-    Ok(if ready { OK } else { ATTENTION })
+    Ok(statsctl_checks::run(&facts, selection))
 }
 
 struct Extra {
@@ -148,8 +164,8 @@ struct Extra {
     unreserved: Option<Sourced<u32>>,
     max_connections: Option<Sourced<u32>>,
     current_connections: Option<u32>,
-    previous_versions: BTreeMap<String, Option<bool>>,
-    previous_task_definition: Option<(String, bool)>,
+    previous_versions: BTreeMap<String, Option<rollback_ready::Previous>>,
+    previous_task_definition: Option<rollback_ready::Previous>,
     loadtests: Vec<statsctl_checks::LoadTestRecord>,
 }
 
@@ -160,25 +176,43 @@ async fn gather(s: &Session, o: &Observed) -> CliResult<Extra> {
     // Subnets: ours are known; anything else a client or the proxy uses is looked up.
     let mut subnet_vpcs = proxy_attached::known_subnet_vpcs(o);
     let unknown = proxy_attached::unknown_subnets(o, &subnet_vpcs);
-    let functions = rollback_ready::alias_targets(spec, &s.env, o);
-    let prev_task = rollback_ready::task_definition_target(spec, &s.env, o);
     let bucket = statsctl_core::ledger::bucket_name(spec, &s.env, &o.account_id);
+    // Rollback targets follow the deploy history, as `statsctl rollback` does.
+    let history = aws::ledger::read::<statsctl_core::history::UnitRecord>(
+        a,
+        &bucket,
+        statsctl_core::history::LEDGER_KIND,
+        &s.env,
+        crate::cmd::rollback::HISTORY_READ,
+    )
+    .await
+    .map_err(aws_error)?;
+    let functions = rollback_ready::alias_targets(spec, &s.env, o, &history);
+    let prev_task = rollback_ready::task_definition_target(spec, &s.env, o, &history);
     let (vpcs, account, versions, task_prev, sql, loadtests) = tokio::join!(
         aws::ec2::subnet_vpcs(a, unknown),
         aws::lambda::account_concurrency(a),
-        futures::future::join_all(functions.iter().map(|(f, prev)| async move {
-            match prev {
-                Some(v) => aws::lambda::version_exists(a, f, v)
+        futures::future::join_all(functions.iter().map(|(f, target)| async move {
+            match target {
+                Some(t) => aws::lambda::version_exists(a, f, &t.to)
                     .await
-                    .map(|e| (f.clone(), Some(e))),
+                    .map(|exists| {
+                        let target = t.clone();
+                        (f.clone(), Some(rollback_ready::Previous { target, exists }))
+                    }),
                 None => Ok((f.clone(), None)),
             }
         })),
         async {
             match &prev_task {
-                Some(r) => aws::ecs::task_definition_active(a, r)
+                Some(t) => aws::ecs::task_definition_active(a, &t.to)
                     .await
-                    .map(|e| Some((r.clone(), e))),
+                    .map(|exists| {
+                        Some(rollback_ready::Previous {
+                            target: t.clone(),
+                            exists,
+                        })
+                    }),
                 None => Ok(None),
             }
         },
@@ -216,7 +250,7 @@ async fn gather(s: &Session, o: &Observed) -> CliResult<Extra> {
 }
 
 /// `SHOW max_connections` and the open connection count, when the stack says where SQL can reach the database.
-async fn measure_sql(spec: &StackFile) -> (Option<Sourced<u32>>, Option<u32>) {
+pub(crate) async fn measure_sql(spec: &StackFile) -> (Option<Sourced<u32>>, Option<u32>) {
     let Some(sql) = &spec.database.sql else {
         return (None, None);
     };

@@ -1,0 +1,175 @@
+//! Rollback, the incident path: a function's alias or the service pointed back at a known version at once — no
+//! steps, no bake — then read back. Which version to return to is decided elsewhere (`core::history`); this only
+//! refuses a target that no longer exists and moves traffic.
+
+use statsctl_aws::{self as aws, Aws, AwsError};
+
+use crate::apply::Executor;
+use crate::wait::{self, wait_for, StepError, Watch};
+
+/// A function's alias after a rollback, as read back.
+#[derive(Debug, Clone, PartialEq)]
+pub struct FunctionRolledBack {
+    /// The version serving before.
+    pub from: String,
+    /// The version serving now (read back): the target.
+    pub to: String,
+}
+
+/// Points `function`'s `alias` at version `to` with no additional weights, at once, and reads it back. Refused
+/// (nothing changed) when `to` no longer exists or the alias does not; an error when the read-back differs.
+pub async fn function(
+    aws: &Aws,
+    function: &str,
+    alias: &str,
+    to: &str,
+) -> Result<FunctionRolledBack, AwsError> {
+    let what = format!("roll back `{function}`");
+    let before = aws::lambda::alias_routing(aws, function, alias)
+        .await?
+        .ok_or_else(|| {
+            AwsError::new(&what, format!("the function has no alias `{alias}`"))
+                .hint("deploy the stack first: there is nothing to roll back")
+        })?;
+    if !aws::lambda::version_exists(aws, function, to).await? {
+        return Err(AwsError::new(
+            &what,
+            format!("version {to} of `{function}` no longer exists; nothing was changed"),
+        )
+        .hint("pick a version that exists (`statsctl history` lists what shipped) and pass it with --to"));
+    }
+    aws::lambda::point_alias_alone(
+        aws,
+        function,
+        alias,
+        to,
+        &format!("statsctl previous={}", before.version),
+    )
+    .await?;
+    let after = aws::lambda::alias_routing(aws, function, alias)
+        .await?
+        .ok_or_else(|| AwsError::new(&what, format!("alias `{alias}` vanished")))?;
+    if let Some(problem) = routing_problem(&after, to) {
+        return Err(AwsError::new(&what, problem)
+            .hint("read the alias (`statsctl status`) and run `statsctl rollback` again"));
+    }
+    Ok(FunctionRolledBack {
+        from: before.version,
+        to: after.version,
+    })
+}
+
+/// Why an alias read back after a rollback to `to` is not all on `to`; `None` when it is. Pure.
+pub fn routing_problem(read: &aws::lambda::AliasRouting, to: &str) -> Option<String> {
+    if read.version != to {
+        return Some(format!(
+            "the alias reads back on version {}, not {to}",
+            read.version
+        ));
+    }
+    let weighted: Vec<String> = read
+        .additional
+        .iter()
+        .filter(|(_, w)| *w > 0.0)
+        .map(|(v, w)| format!("{:.0}% on version {v}", w * 100.0))
+        .collect();
+    (!weighted.is_empty()).then(|| {
+        format!(
+            "the alias still sends traffic elsewhere: {}",
+            weighted.join(", ")
+        )
+    })
+}
+
+/// Points the stack's service at task definition revision `to_revision` (`family:N`) at once and, unless the
+/// environment's `service.steady_state_timeout` is 0s, waits for it to be steady. Refused (nothing changed) when
+/// the revision is no longer ACTIVE. Returns the revision read back.
+pub async fn service(
+    aws: &Aws,
+    ex: &Executor<'_>,
+    service: &str,
+    to_revision: &str,
+) -> Result<String, StepError> {
+    let what = format!("roll back service `{service}`");
+    let svc = ex
+        .subject
+        .stack
+        .service
+        .as_ref()
+        .ok_or_else(|| AwsError::new(&what, "the stack has no service"))?;
+    if !aws::ecs::task_definition_active(aws, to_revision).await? {
+        return Err(AwsError::new(
+            &what,
+            format!("task definition {to_revision} is no longer registered (ACTIVE); nothing was changed"),
+        )
+        .hint("pick a revision that is still registered and pass it with --to")
+        .into());
+    }
+    let read = aws::ecs::set_task_definition(aws, &svc.cluster, service, to_revision).await?;
+    if read != to_revision {
+        return Err(AwsError::new(
+            &what,
+            format!("the service reads back on {read}, not {to_revision}"),
+        )
+        .into());
+    }
+    let timeout = svc.steady_state_timeout.0;
+    if timeout.is_zero() {
+        (ex.progress)(format!(
+            "    not waiting for service `{service}` to be steady (service.steady_state_timeout is 0s)"
+        ));
+        return Ok(read);
+    }
+    let watch = Watch {
+        progress: ex.progress,
+        stop: ex.stop,
+    };
+    let cluster = &svc.cluster;
+    wait_for(
+        watch,
+        &format!("service `{service}` to be steady on {to_revision}"),
+        timeout,
+        || async {
+            Ok(aws::ecs::service_status(aws, cluster, service)
+                .await?
+                .filter(wait::service_steady)
+                .map(|_| ()))
+        },
+    )
+    .await?;
+    Ok(read)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use aws::lambda::AliasRouting;
+
+    #[test]
+    fn a_rollback_took_only_when_everything_is_on_the_target() {
+        let r = |version: &str, additional: &[(&str, f64)]| AliasRouting {
+            version: version.into(),
+            additional: additional
+                .iter()
+                .map(|(v, w)| (v.to_string(), *w))
+                .collect(),
+            description: String::new(),
+        };
+        let cases = [
+            (r("7", &[]), None),
+            // An emptied weight map, or a zero weight, sends nothing elsewhere.
+            (r("7", &[("9", 0.0)]), None),
+            (
+                r("9", &[]),
+                Some("the alias reads back on version 9, not 7"),
+            ),
+            (
+                r("7", &[("9", 0.1)]),
+                Some("the alias still sends traffic elsewhere: 10% on version 9"),
+            ),
+        ];
+        for (read, want) in cases {
+            assert_eq!(routing_problem(&read, "7").as_deref(), want, "{read:?}");
+        }
+    }
+}
