@@ -78,7 +78,8 @@ pub enum StackValue {
     /// Every database user the stack's functions and service connect as (sorted, once each), never the admin
     /// (`database.master_username`) nor statsctl's own diagnostic user (`database.sql.user`).
     AppUsers,
-    /// Each function that connects to the database as `USER:FUNCTION:POOL_SIZE` (the stack's function name).
+    /// Each function that connects to the database as `USER:FUNCTION:POOL_SIZE:RESERVED` (the stack's function
+    /// name; RESERVED, its reserved concurrency, is empty when it has none).
     Functions,
 }
 
@@ -105,9 +106,13 @@ impl StackValue {
                 .functions
                 .iter()
                 .filter_map(|(name, f)| {
-                    f.database
-                        .as_ref()
-                        .map(|d| format!("{}:{name}:{}", d.user, d.pool_size))
+                    f.database.as_ref().map(|d| {
+                        let reserved = f
+                            .reserved_concurrency
+                            .map(|r| r.to_string())
+                            .unwrap_or_default();
+                        format!("{}:{name}:{}:{reserved}", d.user, d.pool_size)
+                    })
                 })
                 .collect::<Vec<_>>()
                 .join(","),
@@ -945,7 +950,7 @@ steps:
         assert_eq!(bound["user"], "log_ingester,stats_api,stats_service");
         assert_eq!(
             bound["fns"],
-            "log_ingester:log-ingester:1,stats_api:stats-api:1"
+            "log_ingester:log-ingester:1:5,stats_api:stats-api:1:20"
         );
         assert_eq!(bound["older_than"], "5m");
         // The admin and statsctl's SQL user are left out even when a client connects as them.
