@@ -63,28 +63,66 @@ pub async fn run(g: &Global, args: PreflightArgs) -> CliResult {
         skip: args.skip,
         reason: args.reason,
     };
-    if let Some(unknown) = selection.unknown() {
-        let hint = unknown
-            .closest
-            .map(|c| format!("did you mean `{c}`? "))
-            .unwrap_or_default();
-        return Err(
-            CliError::new(format!("unknown check `{}`", unknown.id)).hint(format!(
-                "{hint}checks: {}",
-                statsctl_checks::ids().join(", ")
-            )),
-        );
-    }
+    known_checks(&selection)?;
     let started = Instant::now();
     let s = Session::open(g, true).await?;
+    let viewers = args.viewers.unwrap_or(s.stack.spec.event.expected_viewers);
+    let findings = run_checks(&s, &selection, viewers).await?;
+    let summary = statsctl_checks::summary(&findings);
+    let ready = !failed(&findings, args.strict);
+    let report = Report {
+        stack: s.owner.stack.clone(),
+        env: s.env.clone(),
+        viewers,
+        ready,
+        findings,
+        summary,
+        api_calls: s.aws.calls.get(),
+        seconds: started.elapsed().as_secs_f64(),
+    };
+    progress(format!(
+        "checked in {:.2}s with {} AWS API calls",
+        report.seconds, report.api_calls
+    ));
+    if args.markdown && g.output == output::Format::Human {
+        output::print_text(&markdown(&report))?;
+    } else {
+        emit(g.output, &report, |out| human(out, &report))?;
+    }
+    Ok(if ready { OK } else { ATTENTION })
+}
+
+/// Refuses a selection that names a check that does not exist, listing the ones that do.
+pub(crate) fn known_checks(selection: &Selection) -> CliResult<()> {
+    let Some(unknown) = selection.unknown() else {
+        return Ok(());
+    };
+    let hint = unknown
+        .closest
+        .map(|c| format!("did you mean `{c}`? "))
+        .unwrap_or_default();
+    Err(
+        CliError::new(format!("unknown check `{}`", unknown.id)).hint(format!(
+            "{hint}checks: {}",
+            statsctl_checks::ids().join(", ")
+        )),
+    )
+}
+
+/// Reads what the selected checks need from the live stack (AWS, the database when reachable, the service's
+/// endpoints, the ledger) and runs them: what `preflight` and a runbook's `check` step share.
+pub(crate) async fn run_checks(
+    s: &Session,
+    selection: &Selection,
+    viewers: u64,
+) -> CliResult<Vec<Finding>> {
     progress(format!("reading {}/{} from AWS…", s.owner.stack, s.env));
     let (observed, plan, _) = s.observe_and_plan().await?;
     let spec = &s.stack.spec;
-    let viewers = args.viewers.unwrap_or(spec.event.expected_viewers);
     // The service's probes run beside the other reads (a hung service costs one answer timeout, once), and only
     // when service.healthy is to run.
     let probe = selection.runs(service_healthy::ID);
-    let (extra, service_probes) = tokio::join!(gather(&s, &observed), async {
+    let (extra, service_probes) = tokio::join!(gather(s, &observed), async {
         if probe {
             probe_service(spec).await
         } else {
@@ -117,29 +155,7 @@ pub async fn run(g: &Global, args: PreflightArgs) -> CliResult {
         viewers,
         now,
     };
-    let findings = statsctl_checks::run(&facts, &selection);
-    let summary = statsctl_checks::summary(&findings);
-    let ready = !failed(&findings, args.strict);
-    let report = Report {
-        stack: s.owner.stack.clone(),
-        env: s.env.clone(),
-        viewers,
-        ready,
-        findings,
-        summary,
-        api_calls: s.aws.calls.get(),
-        seconds: started.elapsed().as_secs_f64(),
-    };
-    progress(format!(
-        "checked in {:.2}s with {} AWS API calls",
-        report.seconds, report.api_calls
-    ));
-    if args.markdown && g.output == output::Format::Human {
-        output::print_text(&markdown(&report))?;
-    } else {
-        emit(g.output, &report, |out| human(out, &report))?;
-    }
-    Ok(if ready { OK } else { ATTENTION })
+    Ok(statsctl_checks::run(&facts, selection))
 }
 
 struct Extra {
@@ -216,7 +232,7 @@ async fn gather(s: &Session, o: &Observed) -> CliResult<Extra> {
 }
 
 /// `SHOW max_connections` and the open connection count, when the stack says where SQL can reach the database.
-async fn measure_sql(spec: &StackFile) -> (Option<Sourced<u32>>, Option<u32>) {
+pub(crate) async fn measure_sql(spec: &StackFile) -> (Option<Sourced<u32>>, Option<u32>) {
     let Some(sql) = &spec.database.sql else {
         return (None, None);
     };

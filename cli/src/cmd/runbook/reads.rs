@@ -1,14 +1,19 @@
 //! The read steps of a runbook that reach past SQL: preflight checks by id (`check`) and CloudWatch metrics over a
-//! window (`metric`). The runner (run.rs) calls these and renders what they return.
-//!
-//! Placeholder interface: filled in by the runbook reads work.
+//! window (`metric`). The runner (run.rs) calls these and renders what they return. Gathering and judging the
+//! checks is preflight's (`preflight::run_checks`); naming, summarizing and drawing a metric is
+//! `statsctl_runbooks::metric`'s; this file only connects them to the live stack.
 
-use statsctl_checks::Finding;
-use statsctl_core::runbook::MetricStep;
+use statsctl_aws as aws;
+use statsctl_checks::{Finding, Selection};
+use statsctl_core::desired::Names;
+use statsctl_core::inventory::Kind;
+use statsctl_core::runbook::{MetricStep, Stat};
+use statsctl_runbooks::metric::{self, Of, StackNames};
 
+use crate::cmd::preflight;
 use crate::context::Global;
 use crate::exit::{CliError, CliResult};
-use crate::session::Session;
+use crate::session::{aws_error, Session};
 
 /// One series of a `metric` step (a step over `functions` gives one per function).
 #[derive(Debug, Clone, serde::Serialize)]
@@ -28,11 +33,103 @@ pub struct MetricSeries {
 }
 
 /// Runs the preflight checks with these ids against the live stack and returns their findings.
-pub async fn checks(_g: &Global, _s: &Session, _ids: &[String]) -> CliResult<Vec<Finding>> {
-    Err(CliError::new("runbook check steps are not built yet"))
+pub async fn checks(_g: &Global, s: &Session, ids: &[String]) -> CliResult<Vec<Finding>> {
+    let selection = Selection {
+        only: ids.to_vec(),
+        ..Default::default()
+    };
+    if ids.is_empty() {
+        // An empty `only` means every check to preflight; a step that names none runs none.
+        return Err(CliError::new("a check step names no checks").hint(format!(
+            "list check ids, e.g. `check: [proxy.attached]`; checks: {}",
+            statsctl_checks::ids().join(", ")
+        )));
+    }
+    preflight::known_checks(&selection)?;
+    preflight::run_checks(s, &selection, s.stack.spec.event.expected_viewers).await
 }
 
 /// Reads the metric over its window, one series per resource it names.
-pub async fn metric(_s: &Session, _step: &MetricStep) -> CliResult<Vec<MetricSeries>> {
-    Err(CliError::new("runbook metric steps are not built yet"))
+pub async fn metric(s: &Session, step: &MetricStep) -> CliResult<Vec<MetricSeries>> {
+    let of = Of::parse(&step.of).map_err(|e| {
+        CliError::new(e)
+            .hint("write `of:` as one of the parts of the stack listed, e.g. `of: database`")
+    })?;
+    let spec = &s.stack.spec;
+    // The load balancer's dimension values hold ids AWS chose: read them live, and only when needed.
+    let (lb, tg) = if of.needs_load_balancer() && spec.service.is_some() {
+        load_balancer_dimensions(s).await?
+    } else {
+        (None, None)
+    };
+    let names = StackNames::new(spec, &s.env, lb, tg);
+    let queries = metric::queries(&of, &step.name, &names).map_err(|p| {
+        CliError::new(format!("metric step `{}`: {}", step.name, p.message)).hint(p.hint)
+    })?;
+    // Only the live value: an estimate from AWS's table would draw a limit the database may not have.
+    let max_connections = if metric::has_limit(&of, &step.name) {
+        preflight::measure_sql(spec).await.0.map(|m| m.value)
+    } else {
+        None
+    };
+    let window_s = step.window.as_secs();
+    let period_s = metric::period_secs(window_s);
+    let reads: Vec<aws::cloudwatch::MetricRead> = queries
+        .iter()
+        .map(|q| aws::cloudwatch::MetricRead {
+            namespace: q.namespace.to_string(),
+            metric: q.metric.clone(),
+            dimensions: q.dimensions.clone(),
+            stat: stat_name(step.stat).to_string(),
+            period_s,
+            window_s,
+        })
+        .collect();
+    let reads = reads
+        .iter()
+        .map(|r| aws::cloudwatch::metric_points(&s.aws, r));
+    let results = futures::future::join_all(reads).await;
+    let mut out = Vec::with_capacity(queries.len());
+    for (q, points) in queries.into_iter().zip(results) {
+        let values: Vec<f64> = points
+            .map_err(aws_error)?
+            .into_iter()
+            .map(|(_, v)| v)
+            .collect();
+        let (min, avg, max) = metric::summarize(&values);
+        out.push(MetricSeries {
+            label: q.label,
+            min,
+            avg,
+            max,
+            points: values.len(),
+            sparkline: metric::sparkline(&values),
+            limit: metric::limit(&of, &step.name, max_connections),
+        });
+    }
+    Ok(out)
+}
+
+fn stat_name(stat: Stat) -> &'static str {
+    match stat {
+        Stat::Maximum => "Maximum",
+        Stat::Average => "Average",
+        Stat::Minimum => "Minimum",
+        Stat::Sum => "Sum",
+    }
+}
+
+/// The live `LoadBalancer` and `TargetGroup` dimension values (`app/…`, `targetgroup/…`); None before deploy.
+async fn load_balancer_dimensions(s: &Session) -> CliResult<(Option<String>, Option<String>)> {
+    let n = Names::new(&s.stack.spec, &s.env);
+    let found = aws::elb::observe(&s.aws, &n.load_balancer(), &n.target_group())
+        .await
+        .map_err(aws_error)?;
+    let dimension = |kind: Kind| {
+        found
+            .iter()
+            .find(|(k, _)| k.kind == kind)
+            .and_then(|(_, r)| r.outputs.get("dimension").cloned())
+    };
+    Ok((dimension(Kind::LoadBalancer), dimension(Kind::TargetGroup)))
 }
