@@ -133,3 +133,95 @@ async fn load_balancer_dimensions(s: &Session) -> CliResult<(Option<String>, Opt
     };
     Ok((dimension(Kind::LoadBalancer), dimension(Kind::TargetGroup)))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::Parser;
+    use std::collections::BTreeMap;
+
+    #[derive(Parser)]
+    struct Args {
+        #[command(flatten)]
+        global: Global,
+    }
+
+    /// A session on the shipped stack's local environment whose AWS endpoint answers nothing: a step that reached
+    /// AWS would fail with a connection error, not the messages asserted.
+    async fn session() -> (Global, Session) {
+        let path =
+            std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../stacks/live-stats.yaml");
+        let text = std::fs::read_to_string(&path).unwrap();
+        let stack = statsctl_core::loader::load_str(&path, &text, Some("local"), &|_: &str| None)
+            .expect("the shipped stack loads");
+        let aws = aws::Aws::connect(&aws::Target {
+            region: "us-east-1".into(),
+            endpoint_url: Some("http://127.0.0.1:9".into()),
+            ..Default::default()
+        })
+        .await;
+        let s = Session {
+            env: "local".into(),
+            owner: statsctl_core::inventory::Owner {
+                stack: stack.spec.stack.clone(),
+                env: "local".into(),
+            },
+            stack,
+            artifacts: BTreeMap::new(),
+            aws,
+        };
+        (Args::parse_from(["statsctl"]).global, s)
+    }
+
+    /// Unknown or missing check ids are refused before anything is read, naming what exists.
+    #[tokio::test]
+    async fn check_steps_refuse_ids_that_name_no_check() {
+        let (g, s) = session().await;
+        let ids = |list: &[&str]| list.iter().map(|i| i.to_string()).collect::<Vec<_>>();
+        let cases: &[(&[&str], &str, &str)] = &[
+            (
+                &["proxy.atached"],
+                "unknown check `proxy.atached`",
+                "did you mean `proxy.attached`? checks: proxy.attached, capacity.connections",
+            ),
+            (
+                &["security", "nope"],
+                "unknown check `nope`",
+                "checks: proxy.attached",
+            ),
+            (&[], "names no checks", "check: [proxy.attached]"),
+        ];
+        for (list, message, hint) in cases {
+            let e = checks(&g, &s, &ids(list)).await.unwrap_err();
+            assert!(e.message.contains(message), "{list:?}: {e:?}");
+            assert!(
+                e.hint.as_deref().unwrap_or_default().contains(hint),
+                "{list:?}: {e:?}"
+            );
+        }
+        assert_eq!(s.aws.calls.get(), 0, "nothing was sent");
+    }
+
+    /// A metric step whose `of:` names nothing in the stack (or a part it does not have) says so, with a hint,
+    /// before any AWS call.
+    #[tokio::test]
+    async fn metric_steps_refuse_what_the_stack_does_not_have() {
+        let (_, mut s) = session().await;
+        let step = |of: &str| MetricStep {
+            name: "ClientConnections".into(),
+            of: of.into(),
+            stat: Stat::Maximum,
+            window: statsctl_core::duration::Span::secs(600),
+        };
+        let e = metric(&s, &step("proxies")).await.unwrap_err();
+        assert!(e.message.contains("names no part of the stack"), "{e:?}");
+        assert!(e.hint.is_some(), "{e:?}");
+        s.stack.spec.proxy = None;
+        let e = metric(&s, &step("proxy")).await.unwrap_err();
+        assert!(e.message.contains("no proxy"), "{e:?}");
+        assert!(e.hint.unwrap_or_default().contains("of: database"));
+        let e = metric(&s, &step("function:stats-apx")).await.unwrap_err();
+        assert!(e.message.contains("no function `stats-apx`"), "{e:?}");
+        assert_eq!(s.aws.calls.get(), 0, "nothing was sent");
+    }
+}
