@@ -131,3 +131,160 @@ fn database_connections_are_read_back_under_the_stacks_names() {
         assert_eq!(metric::summarize(&[]), (None, None, None));
     });
 }
+
+/// `BEGIN READ ONLY`, the query, `ROLLBACK`: the rows as text (column → value), or the database's error.
+async fn read_only(
+    client: &tokio_postgres::Client,
+    sql: &str,
+) -> Result<Vec<std::collections::BTreeMap<String, String>>, String> {
+    use tokio_postgres::SimpleQueryMessage;
+    client
+        .batch_execute("BEGIN READ ONLY")
+        .await
+        .map_err(|e| e.to_string())?;
+    let answer = client.simple_query(sql).await;
+    client
+        .batch_execute("ROLLBACK")
+        .await
+        .map_err(|e| e.to_string())?;
+    let messages = answer.map_err(|e| match std::error::Error::source(&e) {
+        Some(cause) => format!("{e}: {cause}"),
+        None => e.to_string(),
+    })?;
+    Ok(messages
+        .into_iter()
+        .filter_map(|m| match m {
+            SimpleQueryMessage::Row(r) => Some(
+                r.columns()
+                    .iter()
+                    .enumerate()
+                    .map(|(i, c)| {
+                        (
+                            c.name().to_string(),
+                            r.get(i).unwrap_or_default().to_string(),
+                        )
+                    })
+                    .collect(),
+            ),
+            _ => None,
+        })
+        .collect())
+}
+
+async fn connect(env: &LocalAws, user: &str) -> tokio_postgres::Client {
+    let mut c = tokio_postgres::Config::new();
+    c.host("127.0.0.1")
+        .port(env.pg_port)
+        .user(user)
+        .password(env.db_password(user))
+        .dbname("stats")
+        .connect_timeout(std::time::Duration::from_secs(5));
+    let (client, conn) = c.connect(tokio_postgres::NoTls).await.expect("connect");
+    tokio::spawn(conn);
+    client
+}
+
+/// Every `sql` step of every shipped runbook runs on a real PostgreSQL inside a read-only transaction, with its
+/// parameters bound from the stack and earlier steps' first rows as later steps' fields, the way the runner does;
+/// with a dozen idle connections held as one of the stack's users, the connection runbooks name that user and
+/// list exactly those connections.
+#[test]
+fn shipped_sql_runs_read_only_and_finds_the_idle_holder() {
+    use statsctl_core::runbook::{
+        bind_params_for_stack, load_str, resolve, Found, ParamKind, StepKind,
+    };
+    let env = LocalAws::start();
+    let stack = local_stack();
+    block_on(async {
+        let mut held = Vec::new();
+        for _ in 0..12 {
+            held.push(connect(&env, "stats_api").await);
+        }
+        // Idle longer than the `older_than=1s` given below.
+        tokio::time::sleep(std::time::Duration::from_millis(1500)).await;
+        let admin = connect(&env, "postgres").await;
+        let mut found_by_runbook = std::collections::BTreeMap::new();
+        for (name, text) in statsctl_runbooks::shipped() {
+            let rb = load_str(std::path::Path::new(name), text).unwrap();
+            // Required parameters get a plausible value of their type; kill-idle-connections looks back 1s.
+            let mut given: Vec<(String, String)> = rb
+                .params
+                .iter()
+                .filter(|(_, p)| p.default.is_none() && p.default_from.is_none())
+                .map(|(k, p)| {
+                    let v = match p.kind {
+                        ParamKind::Count => "2",
+                        ParamKind::Duration => "1s",
+                        ParamKind::String if k == "target" => "function:stats-api",
+                        ParamKind::String => "stats-api",
+                    };
+                    (k.clone(), v.to_string())
+                })
+                .collect();
+            if rb.params.contains_key("older_than") {
+                given.push(("older_than".into(), "1s".into()));
+            }
+            let mut found = Found {
+                params: bind_params_for_stack(&rb, &given, &stack)
+                    .unwrap_or_else(|e| panic!("{name}: {e:?}")),
+                ..Default::default()
+            };
+            for step in &rb.steps {
+                let StepKind::Sql(sql) = &step.kind else {
+                    continue;
+                };
+                let sql = resolve(sql, &found)
+                    .unwrap_or_else(|e| panic!("{name}: `{}`: {e}", step.title));
+                let rows = read_only(&admin, &sql)
+                    .await
+                    .unwrap_or_else(|e| panic!("{name}: `{}`: {e}\n{sql}", step.title));
+                if let (Some(id), Some(first)) = (&step.id, rows.first()) {
+                    found.steps.insert(id.clone(), first.clone());
+                }
+                // For the assertions below: each step's first row and row count, by title.
+                let mut shown = rows.first().cloned().unwrap_or_default();
+                shown.insert("#rows".into(), rows.len().to_string());
+                found.steps.insert(step.title.clone(), shown);
+            }
+            found_by_runbook.insert(name, found);
+        }
+
+        let exhausted = &found_by_runbook["db-connections-exhausted"];
+        assert_eq!(
+            exhausted.steps["holders"]["usename"], "stats_api",
+            "{:?}",
+            exhausted.steps
+        );
+        assert_eq!(exhausted.steps["holders"]["idle"], "12");
+        assert_eq!(exhausted.steps["budget"]["function"], "stats-api");
+        let cap: u32 = exhausted.steps["budget"]["cap"].parse().unwrap();
+        // max_connections 30 − 3 reserved − the others' connections, and never above the local reserved 20.
+        assert!(cap <= 20, "{:?}", exhausted.steps["budget"]);
+        assert!(
+            exhausted.steps["count"]["connections"]
+                .parse::<u32>()
+                .unwrap()
+                >= 13
+        );
+
+        let kill = &found_by_runbook["kill-idle-connections"];
+        assert_eq!(kill.params["user"], "log_ingester,stats_api,stats_service");
+        assert_eq!(kill.steps["idle"]["users"], "stats_api", "{:?}", kill.steps);
+        assert_eq!(kill.steps["idle"]["total"], "12");
+        assert_eq!(
+            kill.steps["The connections that will be terminated"]["#rows"],
+            "12"
+        );
+        assert_eq!(kill.steps["Idle connections left"]["idle_left"], "12");
+
+        // Read only: every connection is still there.
+        let left = read_only(
+            &admin,
+            "select count(*)::int as n from pg_stat_activity where usename = 'stats_api'",
+        )
+        .await
+        .unwrap();
+        assert_eq!(left[0]["n"], "12");
+        drop(held);
+    });
+}
