@@ -191,7 +191,7 @@ async fn connect(env: &LocalAws, user: &str) -> tokio_postgres::Client {
 #[test]
 fn shipped_sql_runs_read_only_and_finds_the_idle_holder() {
     use statsctl_core::runbook::{
-        bind_params_for_stack, load_str, resolve, Found, ParamKind, StepKind,
+        bind_params_for_stack, load_str, references, resolve, Found, ParamKind, Reference, StepKind,
     };
     let env = LocalAws::start();
     let stack = local_stack();
@@ -233,6 +233,24 @@ fn shipped_sql_runs_read_only_and_finds_the_idle_holder() {
                 let StepKind::Sql(sql) = &step.kind else {
                     continue;
                 };
+                // The runner lets into SQL text only values of letters, digits, spaces and `_ . : - + @ /`
+                // (statsctl_runbooks::sql): the values the stack's defaults give must be such.
+                for r in references(sql).into_iter().flatten() {
+                    let value = match &r {
+                        Reference::Param(p) => found.params.get(p),
+                        Reference::Step { id, field } => {
+                            found.steps.get(id).and_then(|f| f.get(field))
+                        }
+                    };
+                    if let Some(v) = value {
+                        assert!(
+                            v.chars()
+                                .all(|c| c.is_alphanumeric() || " _.:-+@/".contains(c)),
+                            "{name}: `{}`: {r:?} is `{v}`",
+                            step.title
+                        );
+                    }
+                }
                 let sql = resolve(sql, &found)
                     .unwrap_or_else(|e| panic!("{name}: `{}`: {e}", step.title));
                 let rows = read_only(&admin, &sql)
@@ -268,14 +286,20 @@ fn shipped_sql_runs_read_only_and_finds_the_idle_holder() {
         );
 
         let kill = &found_by_runbook["kill-idle-connections"];
-        assert_eq!(kill.params["user"], "log_ingester,stats_api,stats_service");
-        assert_eq!(kill.steps["idle"]["users"], "stats_api", "{:?}", kill.steps);
-        assert_eq!(kill.steps["idle"]["total"], "12");
+        assert_eq!(kill.params["user"], "log_ingester stats_api stats_service");
+        assert_eq!(
+            kill.steps["idle"]["usename"], "stats_api",
+            "{:?}",
+            kill.steps
+        );
+        assert_eq!(kill.steps["idle"]["idle"], "12");
+        assert_eq!(kill.steps["idle"]["idle_all_users"], "12");
         assert_eq!(
             kill.steps["The connections that will be terminated"]["#rows"],
             "12"
         );
         assert_eq!(kill.steps["Idle connections left"]["idle_left"], "12");
+        assert_eq!(kill.steps["Idle connections left"]["other_users_idle"], "0");
 
         // Read only: every connection is still there.
         let left = read_only(

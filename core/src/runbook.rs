@@ -68,8 +68,9 @@ pub struct Param {
     pub help: String,
 }
 
-/// A value statsctl reads from the stack file for a parameter's default. Lists are comma-separated, so a
-/// query can take them apart with `string_to_array('{{params.x}}', ',')`.
+/// A value statsctl reads from the stack file for a parameter's default. Lists are space-separated (a value put
+/// into SQL may hold only letters, digits, spaces and `_ . : - + @ /`), so a query takes them apart with
+/// `string_to_array('{{params.x}}', ' ')`.
 #[derive(
     Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize, JsonSchema,
 )]
@@ -100,7 +101,7 @@ impl StackValue {
                     .map(|d| d.user.as_str())
                     .filter(|u| !admins.contains(&Some(*u)))
                     .collect();
-                users.into_iter().collect::<Vec<_>>().join(",")
+                users.into_iter().collect::<Vec<_>>().join(" ")
             }
             StackValue::Functions => stack
                 .functions
@@ -115,7 +116,7 @@ impl StackValue {
                     })
                 })
                 .collect::<Vec<_>>()
-                .join(","),
+                .join(" "),
         }
     }
 }
@@ -947,10 +948,10 @@ steps:
         let rb = load(&text).unwrap();
         let mut st = stack("local");
         let bound = bind_params_for_stack(&rb, &[], &st).unwrap();
-        assert_eq!(bound["user"], "log_ingester,stats_api,stats_service");
+        assert_eq!(bound["user"], "log_ingester stats_api stats_service");
         assert_eq!(
             bound["fns"],
-            "log_ingester:log-ingester:1:5,stats_api:stats-api:1:20"
+            "log_ingester:log-ingester:1:5 stats_api:stats-api:1:20"
         );
         assert_eq!(bound["older_than"], "5m");
         // The admin and statsctl's SQL user are left out even when a client connects as them.

@@ -174,7 +174,7 @@ mod tests {
         assert_eq!(kill.params["older_than"].default.as_deref(), Some("5m"));
         assert!(kill.steps.iter().any(|s| matches!(
             &s.kind,
-            StepKind::Action(Action::TerminateIdleConnections { user, .. }) if user == "{{steps.idle.users}}"
+            StepKind::Action(Action::TerminateIdleConnections { user, .. }) if user == "{{steps.idle.usename}}"
         )));
     }
 
