@@ -33,7 +33,7 @@ pub struct MetricSeries {
 }
 
 /// Runs the preflight checks with these ids against the live stack and returns their findings.
-pub async fn checks(_g: &Global, s: &Session, ids: &[String]) -> CliResult<Vec<Finding>> {
+pub async fn checks(g: &Global, s: &Session, ids: &[String]) -> CliResult<Vec<Finding>> {
     let selection = Selection {
         only: ids.to_vec(),
         ..Default::default()
@@ -46,7 +46,22 @@ pub async fn checks(_g: &Global, s: &Session, ids: &[String]) -> CliResult<Vec<F
         )));
     }
     preflight::known_checks(&selection)?;
+    // stack.drift compares the plan with live state, and the plan compares function code by its packaged hash:
+    // a session opened without the packages would see every function's code as a pending change.
+    let packaged;
+    let s = if needs_packages(s, &selection) {
+        packaged = Session::open(g, true).await?;
+        &packaged
+    } else {
+        s
+    };
     preflight::run_checks(s, &selection, s.stack.spec.event.expected_viewers).await
+}
+
+fn needs_packages(s: &Session, selection: &Selection) -> bool {
+    selection.runs(statsctl_checks::stack_drift::ID)
+        && s.artifacts.is_empty()
+        && !s.stack.spec.functions.is_empty()
 }
 
 /// Reads the metric over its window, one series per resource it names.
@@ -200,6 +215,33 @@ mod tests {
             );
         }
         assert_eq!(s.aws.calls.get(), 0, "nothing was sent");
+    }
+
+    /// Only stack.drift compares function code, so only it needs the packages when the session has none.
+    #[tokio::test]
+    async fn only_drift_needs_the_function_packages() {
+        let (_, mut s) = session().await;
+        let only = |ids: &[&str]| Selection {
+            only: ids.iter().map(|i| i.to_string()).collect(),
+            ..Default::default()
+        };
+        assert!(needs_packages(&s, &only(&["stack.drift"])));
+        assert!(needs_packages(&s, &only(&["security", "stack.drift"])));
+        assert!(!needs_packages(
+            &s,
+            &only(&["proxy.attached", "alarms.armed"])
+        ));
+        s.artifacts.insert(
+            "stats-api".into(),
+            statsctl_core::desired::Artifact {
+                sha256: "packaged".into(),
+                zip: vec![],
+            },
+        );
+        assert!(!needs_packages(&s, &only(&["stack.drift"])));
+        s.artifacts.clear();
+        s.stack.spec.functions.clear();
+        assert!(!needs_packages(&s, &only(&["stack.drift"])));
     }
 
     /// A metric step whose `of:` names nothing in the stack (or a part it does not have) says so, with a hint,
