@@ -200,3 +200,81 @@ pub async fn alarm_states(aws: &Aws, names: &[String]) -> AwsResult<Vec<AlarmSta
     }
     Ok(out)
 }
+
+/// One metric series to read over a window ending now (a runbook's `metric` step).
+#[derive(Debug, Clone, PartialEq)]
+pub struct MetricRead {
+    /// `AWS/RDS`, `AWS/Lambda`…
+    pub namespace: String,
+    pub metric: String,
+    pub dimensions: BTreeMap<String, String>,
+    /// `Maximum`, `Average`, `Minimum`, `Sum`.
+    pub stat: String,
+    pub period_s: u32,
+    pub window_s: u64,
+}
+
+/// Pages of GetMetricData read at most (each holds up to 100,800 points, far more than a window of a runbook's).
+const MAX_METRIC_PAGES: usize = 10;
+
+/// The series' datapoints as (unix seconds, value), oldest first, from GetMetricData.
+pub async fn metric_points(aws: &Aws, m: &MetricRead) -> AwsResult<Vec<(i64, f64)>> {
+    use aws_sdk_cloudwatch::primitives::DateTime;
+    use aws_sdk_cloudwatch::types::{Metric, MetricDataQuery, MetricStat, ScanBy};
+    let end = std::time::SystemTime::now();
+    let start = end
+        .checked_sub(std::time::Duration::from_secs(m.window_s))
+        .unwrap_or(std::time::UNIX_EPOCH);
+    let metric = Metric::builder()
+        .namespace(&m.namespace)
+        .metric_name(&m.metric)
+        .set_dimensions(Some(
+            m.dimensions
+                .iter()
+                .map(|(k, v)| Dimension::builder().name(k).value(v).build())
+                .collect(),
+        ))
+        .build();
+    let query = MetricDataQuery::builder()
+        .id("m0")
+        .metric_stat(
+            MetricStat::builder()
+                .metric(metric)
+                .period(i32::try_from(m.period_s).unwrap_or(i32::MAX))
+                .stat(&m.stat)
+                .build(),
+        )
+        .return_data(true)
+        .build();
+    let what = || format!("read metric {}/{}", m.namespace, m.metric);
+    let mut points = Vec::new();
+    let mut token: Option<String> = None;
+    for _ in 0..MAX_METRIC_PAGES {
+        let out = aws
+            .cloudwatch
+            .get_metric_data()
+            .metric_data_queries(query.clone())
+            .start_time(DateTime::from(start))
+            .end_time(DateTime::from(end))
+            .scan_by(ScanBy::TimestampAscending)
+            .set_next_token(token.take())
+            .send()
+            .await
+            .map_err(|e| fail(what(), e))?;
+        for r in out.metric_data_results() {
+            points.extend(
+                r.timestamps()
+                    .iter()
+                    .map(DateTime::secs)
+                    .zip(r.values().iter().copied()),
+            );
+        }
+        token = out.next_token().map(str::to_string);
+        if token.is_none() {
+            break;
+        }
+    }
+    // Ascending was asked for; an endpoint that ignores ScanBy (the emulator) still gives them oldest first here.
+    points.sort_by_key(|(t, _)| *t);
+    Ok(points)
+}

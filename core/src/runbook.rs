@@ -25,6 +25,7 @@ use serde_json::Value;
 
 use crate::diagnostics::{closest, Diagnostic, Diagnostics, Location};
 use crate::duration::{parse_span, Span};
+use crate::model::StackFile;
 use crate::schema_check::SchemaCheck;
 use crate::yaml_tree::{self, Kind, Node};
 
@@ -58,9 +59,66 @@ pub struct Param {
     /// Used when `--param` does not give it; a parameter with no default is required.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub default: Option<String>,
+    /// A default taken from the stack file instead of written here (`app_users`, `functions`): what one runbook
+    /// file cannot know for every stack. Only for `type: string`, and not together with `default`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub default_from: Option<StackValue>,
     /// What it means, for `runbook show`.
     #[serde(default)]
     pub help: String,
+}
+
+/// A value statsctl reads from the stack file for a parameter's default. Lists are space-separated (a value put
+/// into SQL may hold only letters, digits, spaces and `_ . : - + @ /`), so a query takes them apart with
+/// `string_to_array('{{params.x}}', ' ')`.
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize, JsonSchema,
+)]
+#[serde(rename_all = "snake_case")]
+pub enum StackValue {
+    /// Every database user the stack's functions and service connect as (sorted, once each), never the admin
+    /// (`database.master_username`) nor statsctl's own diagnostic user (`database.sql.user`).
+    AppUsers,
+    /// Each function that connects to the database as `USER:FUNCTION:POOL_SIZE:RESERVED` (the stack's function
+    /// name; RESERVED, its reserved concurrency, is empty when it has none).
+    Functions,
+}
+
+impl StackValue {
+    /// The value for this stack; empty when the stack names none.
+    pub fn read(self, stack: &StackFile) -> String {
+        match self {
+            StackValue::AppUsers => {
+                let admins = [
+                    Some(stack.database.master_username.as_str()),
+                    stack.database.sql.as_ref().map(|s| s.user.as_str()),
+                ];
+                let users: BTreeSet<&str> = stack
+                    .functions
+                    .values()
+                    .filter_map(|f| f.database.as_ref())
+                    .chain(stack.service.iter().filter_map(|s| s.database.as_ref()))
+                    .map(|d| d.user.as_str())
+                    .filter(|u| !admins.contains(&Some(*u)))
+                    .collect();
+                users.into_iter().collect::<Vec<_>>().join(" ")
+            }
+            StackValue::Functions => stack
+                .functions
+                .iter()
+                .filter_map(|(name, f)| {
+                    f.database.as_ref().map(|d| {
+                        let reserved = f
+                            .reserved_concurrency
+                            .map(|r| r.to_string())
+                            .unwrap_or_default();
+                        format!("{}:{name}:{}:{reserved}", d.user, d.pool_size)
+                    })
+                })
+                .collect::<Vec<_>>()
+                .join(" "),
+        }
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
@@ -330,6 +388,13 @@ fn check_file(file: RunbookFile, path: &Path) -> (Runbook, Vec<Problem>) {
         );
     }
     for (name, p) in &file.params {
+        if p.default_from.is_some() && (p.default.is_some() || p.kind != ParamKind::String) {
+            problem(
+                vec!["params".into(), name.clone(), "default_from".into()],
+                format!("`{name}` takes its default from the stack: it cannot have `default` too, and it is a string"),
+                "keep `default_from` with `type: string` and no `default`, or drop `default_from`",
+            );
+        }
         if let Some(d) = &p.default {
             if let Err(e) = p.kind.parse(d) {
                 problem(
@@ -597,6 +662,23 @@ pub fn bind_params(
     runbook: &Runbook,
     given: &[(String, String)],
 ) -> Result<BTreeMap<String, String>, Vec<String>> {
+    bind(runbook, given, None)
+}
+
+/// [`bind_params`] for a run against `stack`: parameters with `default_from` take their default from it.
+pub fn bind_params_for_stack(
+    runbook: &Runbook,
+    given: &[(String, String)],
+    stack: &StackFile,
+) -> Result<BTreeMap<String, String>, Vec<String>> {
+    bind(runbook, given, Some(stack))
+}
+
+fn bind(
+    runbook: &Runbook,
+    given: &[(String, String)],
+    stack: Option<&StackFile>,
+) -> Result<BTreeMap<String, String>, Vec<String>> {
     let mut errors = Vec::new();
     let mut out = BTreeMap::new();
     for (k, v) in given {
@@ -634,9 +716,10 @@ pub fn bind_params(
         if out.contains_key(k) {
             continue;
         }
-        match &p.default {
+        let from_stack = p.default_from.zip(stack).map(|(v, st)| v.read(st));
+        match p.default.clone().or(from_stack) {
             Some(d) => {
-                out.insert(k.clone(), d.clone());
+                out.insert(k.clone(), d);
             }
             None => errors.push(format!(
                 "`{}` needs `--param {k}=…` ({})",
@@ -844,5 +927,66 @@ steps:
         assert!(errs[0].contains("did you mean `older_than`"), "{errs:?}");
         let errs = p(&[("user", "app"), ("older_than", "soon")]).unwrap_err();
         assert!(errs[0].contains("--param older_than"), "{errs:?}");
+    }
+
+    fn stack(env: &str) -> StackFile {
+        let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../stacks/live-stats.yaml");
+        let text = std::fs::read_to_string(&path).unwrap();
+        crate::loader::load_str(&path, &text, Some(env), &|_: &str| None)
+            .expect("the shipped stack loads")
+            .spec
+    }
+
+    /// `default_from` fills a default from the stack: the application users (never the admin, never statsctl's
+    /// own SQL user) and the functions that connect; a given `--param` still wins.
+    #[test]
+    fn defaults_from_the_stack() {
+        let text = GOOD.replace(
+            "user: { type: string, help: the database user whose idle connections go }",
+            "user: { type: string, default_from: app_users }\n  fns: { type: string, default_from: functions }",
+        );
+        let rb = load(&text).unwrap();
+        let mut st = stack("local");
+        let bound = bind_params_for_stack(&rb, &[], &st).unwrap();
+        assert_eq!(bound["user"], "log_ingester stats_api stats_service");
+        assert_eq!(
+            bound["fns"],
+            "log_ingester:log-ingester:1:5 stats_api:stats-api:1:20"
+        );
+        assert_eq!(bound["older_than"], "5m");
+        // The admin and statsctl's SQL user are left out even when a client connects as them.
+        st.functions
+            .get_mut("stats-api")
+            .unwrap()
+            .database
+            .as_mut()
+            .unwrap()
+            .user = st.database.master_username.clone();
+        st.service.as_mut().unwrap().database.as_mut().unwrap().user = "postgres".into();
+        assert_eq!(StackValue::AppUsers.read(&st), "log_ingester");
+        let given = [("user".to_string(), "stats_api".to_string())];
+        assert_eq!(
+            bind_params_for_stack(&rb, &given, &st).unwrap()["user"],
+            "stats_api"
+        );
+        // Without a stack there is no default: the parameter is required.
+        let errs = bind_params(&rb, &[]).unwrap_err();
+        assert!(errs.iter().any(|e| e.contains("--param user=")), "{errs:?}");
+        // `default_from` with `default`, or on a non-string parameter, is refused where it is written.
+        for bad in [
+            "user: { type: string, default: x, default_from: app_users }",
+            "user: { type: count, default_from: app_users }",
+        ] {
+            let text = GOOD.replace(
+                "user: { type: string, help: the database user whose idle connections go }",
+                bad,
+            );
+            let err = load(&text).unwrap_err().to_string();
+            assert!(
+                err.contains("takes its default from the stack"),
+                "{bad}: {err}"
+            );
+            assert!(err.contains("hint"), "{bad}: {err}");
+        }
     }
 }
