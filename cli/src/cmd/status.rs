@@ -179,7 +179,9 @@ fn colour_detail(
                 } else {
                     format!(
                         "idle; kept {} more for a rollback",
-                        statsctl_core::duration::Span(std::time::Duration::from_secs(left))
+                        statsctl_core::duration::Span(std::time::Duration::from_secs(
+                            left.div_ceil(60) * 60
+                        ))
                     )
                 }
             }
