@@ -519,13 +519,13 @@ pub(crate) async fn service_steady(
         ));
         return Ok("deployment started".to_string());
     }
-    Ok(wait_for(ex.watch(), &what, timeout, || async {
+    wait_for(ex.watch(), &what, timeout, || async {
         Ok(aws::ecs::service_status(aws, &input.cluster, name)
             .await?
             .filter(wait::service_steady)
             .map(|s| format!("{} running / {} desired", s.running, s.desired)))
     })
-    .await?)
+    .await
 }
 
 /// The container's name in the task definition: the stack's service name.

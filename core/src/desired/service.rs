@@ -10,6 +10,7 @@
 //! progress.
 
 use std::collections::BTreeMap;
+use std::fmt::Write;
 
 use sha2::{Digest, Sha256};
 
@@ -217,7 +218,10 @@ pub fn fit_target_group_name(name: &str) -> String {
         return name.to_string();
     }
     let digest = Sha256::digest(name.as_bytes());
-    let hash: String = digest.iter().take(4).map(|b| format!("{b:02x}")).collect();
+    let hash = digest.iter().take(4).fold(String::new(), |mut h, b| {
+        let _ = write!(h, "{b:02x}");
+        h
+    });
     let head: String = name
         .chars()
         .take(TARGET_GROUP_NAME_MAX - hash.len() - 1)
