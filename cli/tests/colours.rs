@@ -162,6 +162,41 @@ fn a_new_image_moves_between_the_colours_and_plan_settles_on_the_serving_one() {
         &[("STATS_SERVICE_IMAGE", NEW_IMAGE)],
     );
     assert_eq!(plan.code, 0, "{plan:?}");
+    // Blue's keep time passing (promoted again with keep_previous 0s): the next plan scales blue to 0, a deploy
+    // does it, and the plan is empty again.
+    let no_keep = Colours {
+        keep_previous: std::time::Duration::ZERO,
+        ..c.clone()
+    };
+    block_on(async {
+        colours::promote(&connect(&env).await, &ex, &no_keep)
+            .await
+            .unwrap()
+    });
+    let with_image = [("STATS_SERVICE_IMAGE", NEW_IMAGE)];
+    let r = env.run_with(
+        &["plan", "--detailed-exitcode", "--output", "json"],
+        &with_image,
+    );
+    assert_eq!(r.code, 2, "{r:?}");
+    assert_eq!(
+        harness::pending(&r.json()),
+        vec![(
+            "ecs_service.stats-service".to_string(),
+            "update".to_string()
+        )],
+        "{}",
+        r.stdout
+    );
+    assert!(r.stdout.contains("desired_count"), "{}", r.stdout);
+    let r = env.run_with(&["deploy", "--yes"], &with_image);
+    assert_eq!(r.code, 0, "{r:?}");
+    let r = env.run_with(&["plan", "--detailed-exitcode"], &with_image);
+    assert_eq!(r.code, 0, "{r:?}");
+    let now = block_on(async { ex.subject.observe(&connect(&env).await).await.unwrap() });
+    let blue = now.get(Kind::EcsService, "stats-service").unwrap();
+    assert_eq!(blue.attrs["desired_count"], "0");
+
     // Blue (kept for a rollback) and green are both there, and destroy removes both, and both target groups.
     let status = env.run_with(
         &["status", "--output", "json"],
