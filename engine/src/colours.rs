@@ -340,3 +340,116 @@ pub async fn roll_back(aws: &Aws, c: &Colours) -> Result<u32, StepError> {
     .await;
     Ok(got)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::collections::BTreeMap;
+    use std::sync::atomic::AtomicBool;
+
+    use statsctl_core::inventory::{ObservedResource, Owner};
+
+    use crate::observe::Subject;
+
+    /// A rollout killed mid-way is found again from the listener's split: the colour started later is the new one.
+    #[test]
+    fn a_split_listener_is_the_rollout_in_flight() {
+        let path =
+            std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../stacks/live-stats.yaml");
+        let stack = statsctl_core::loader::load_file(&path, Some("local"), &|_: &str| None)
+            .unwrap()
+            .spec;
+        let owner = Owner {
+            stack: stack.stack.clone(),
+            env: "local".into(),
+        };
+        let artifacts = BTreeMap::new();
+        let stop = AtomicBool::new(false);
+        let progress = |_: String| {};
+        let ex = Executor {
+            subject: Subject {
+                stack: &stack,
+                env: "local",
+                owner: &owner,
+                artifacts: &artifacts,
+            },
+            progress: &progress,
+            stop: &stop,
+        };
+        let names = ColourNames::new(&stack, "local").unwrap();
+        let world = |weights: &str, started: [(Colour, &str); 2]| {
+            let mut o = Observed::default();
+            let mut add = |kind, name: String, r: ObservedResource| {
+                o.resources.insert(Key::new(kind, name), r);
+            };
+            for (c, at) in started {
+                let mut s = ObservedResource {
+                    id: format!("arn:svc:{c}"),
+                    ..Default::default()
+                };
+                s.attrs
+                    .insert("task_definition".into(), format!("fam:{}", c as u8 + 1));
+                s.outputs.insert("started".into(), at.into());
+                add(Kind::EcsService, names.service(c), s);
+                let tg = ObservedResource {
+                    id: format!("arn:tg:{c}"),
+                    ..Default::default()
+                };
+                add(Kind::TargetGroup, names.target_group(c), tg);
+            }
+            let mut l = ObservedResource {
+                id: "arn:listener".into(),
+                ..Default::default()
+            };
+            l.outputs.insert("weights".into(), weights.into());
+            add(Kind::Listener, names.listener.clone(), l);
+            o
+        };
+        let (b, g) = (
+            names.target_group(Colour::Blue),
+            names.target_group(Colour::Green),
+        );
+        let split = format!("{b}=90,{g}=10");
+        let cases = [
+            (
+                "green started later",
+                &split,
+                [(Colour::Blue, "100"), (Colour::Green, "200")],
+                Some(Colour::Green),
+            ),
+            (
+                "blue started later",
+                &split,
+                [(Colour::Blue, "300"), (Colour::Green, "200")],
+                Some(Colour::Blue),
+            ),
+            (
+                "blue never tagged",
+                &split,
+                [(Colour::Blue, ""), (Colour::Green, "200")],
+                Some(Colour::Green),
+            ),
+            (
+                "not split",
+                &format!("{b}=0,{g}=100"),
+                [(Colour::Blue, "1"), (Colour::Green, "2")],
+                None,
+            ),
+        ];
+        for (name, weights, started, want) in cases {
+            let got = in_flight(&ex, &world(weights, started));
+            assert_eq!(got.as_ref().map(|c| c.new), want, "{name}");
+            if let Some(c) = got {
+                assert_eq!(c.old, c.new.other(), "{name}");
+                assert_eq!(
+                    c.new_target_group_arn,
+                    format!("arn:tg:{}", c.new),
+                    "{name}"
+                );
+                assert_eq!(c.old_service_arn, format!("arn:svc:{}", c.old), "{name}");
+                assert_eq!(c.listener_arn, "arn:listener", "{name}");
+                assert_eq!(c.to, format!("fam:{}", c.new as u8 + 1), "{name}");
+            }
+        }
+    }
+}
