@@ -1,4 +1,5 @@
-//! ECS: the cluster, the service's task definition (a new revision per change) and the service itself.
+//! ECS: the cluster, the service's task definition (a new revision per change) and the service's two colours
+//! (two ECS services, each in its own target group), with the tags that record a colour's start and keep time.
 
 use std::collections::BTreeMap;
 
@@ -8,6 +9,7 @@ use aws_sdk_ecs::types::{
 };
 
 use crate::{code_of, fail, owner_from, Aws, AwsError, AwsResult};
+use statsctl_core::desired::service::{keep_expired, KEEP_EXPIRED, KEEP_UNTIL_TAG, STARTED_TAG};
 use statsctl_core::inventory::{canonical_map, join_sorted, Key, Kind, ObservedResource};
 
 fn ecs_tags(tags: &[(String, String)]) -> Vec<Tag> {
@@ -26,21 +28,25 @@ pub fn revision_ref(arn: &str) -> String {
     arn.rsplit('/').next().unwrap_or(arn).to_string()
 }
 
-/// `arn:…:targetgroup/name/123` → `name`.
-fn target_group_name(arn: &str) -> String {
-    arn.split("targetgroup/")
-        .nth(1)
-        .and_then(|s| s.split('/').next())
-        .unwrap_or(arn)
-        .to_string()
+use crate::elb::target_group_name;
+
+/// Now, in Unix seconds (0 on a clock before 1970).
+pub fn unix_now() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs())
 }
 
+/// Observes the cluster, the task definition family's latest revision and the services named `services` (the
+/// service's colours; one not found is left out).
 pub async fn observe(
     aws: &Aws,
     cluster: &str,
-    service: &str,
+    services: &[String],
     family: &str,
 ) -> AwsResult<Vec<(Key, ObservedResource)>> {
+    let service = services.join(", ");
+    let service = service.as_str();
     let mut out = Vec::new();
     let (c, s, t) = tokio::join!(
         aws.ecs
@@ -51,7 +57,7 @@ pub async fn observe(
         aws.ecs
             .describe_services()
             .cluster(cluster)
-            .services(service)
+            .set_services(Some(services.to_vec()))
             .include(aws_sdk_ecs::types::ServiceField::Tags)
             .send(),
         aws.ecs
@@ -188,7 +194,28 @@ pub async fn observe(
                 .insert("running".into(), svc.running_count().to_string());
             r.outputs
                 .insert("desired".into(), svc.desired_count().to_string());
-            out.push((Key::new(Kind::EcsService, service), r));
+            let tag = |k: &str| {
+                tag_pairs(svc.tags())
+                    .find(|(key, _)| *key == k)
+                    .map(|(_, v)| v.to_string())
+            };
+            if let Some(started) = tag(STARTED_TAG) {
+                r.outputs.insert("started".into(), started);
+            }
+            let keep_until = tag(KEEP_UNTIL_TAG);
+            r.outputs.insert(
+                KEEP_EXPIRED.into(),
+                keep_expired(
+                    keep_until.as_deref().and_then(|t| t.parse().ok()),
+                    unix_now(),
+                )
+                .to_string(),
+            );
+            if let Some(k) = keep_until {
+                r.outputs.insert("keep_until".into(), k);
+            }
+            let name = svc.service_name().unwrap_or_default();
+            out.push((Key::new(Kind::EcsService, name), r));
         }
     }
     Ok(out)
@@ -353,6 +380,18 @@ pub async fn put_service(aws: &Aws, s: &ServiceInput, exists: bool) -> AwsResult
     Ok(service
         .and_then(|s| s.service_arn().map(str::to_string))
         .unwrap_or_default())
+}
+
+/// Sets tags on a service (by ARN): a colour's start time and keep time.
+pub async fn tag_service(aws: &Aws, arn: &str, tags: &[(String, String)]) -> AwsResult<()> {
+    aws.ecs
+        .tag_resource()
+        .resource_arn(arn)
+        .set_tags(Some(ecs_tags(tags)))
+        .send()
+        .await
+        .map(|_| ())
+        .map_err(|e| fail(format!("tag ECS service `{arn}`"), e))
 }
 
 /// A service as `DescribeServices` reports it.

@@ -1,12 +1,14 @@
-//! Elastic Load Balancing v2: the service's application load balancer, its target group and listener.
+//! Elastic Load Balancing v2: the service's application load balancer, its two colours' target groups and the
+//! listener, whose forward weights say which colour serves (set and read back here; decided in the engine).
 
 use aws_sdk_elasticloadbalancingv2::types::{
-    Action, ActionTypeEnum, LoadBalancerSchemeEnum, LoadBalancerTypeEnum, ProtocolEnum, Tag,
-    TargetTypeEnum,
+    Action, ActionTypeEnum, ForwardActionConfig, LoadBalancerSchemeEnum, LoadBalancerTypeEnum,
+    ProtocolEnum, Tag, TargetGroupTuple, TargetTypeEnum,
 };
 
-use crate::{code_of, fail, owner_from, Aws, AwsResult};
-use statsctl_core::inventory::{join_sorted, Key, Kind, ObservedResource};
+use crate::{code_of, fail, owner_from, Aws, AwsError, AwsResult};
+use statsctl_core::desired::service::render_weights;
+use statsctl_core::inventory::{canonical_map, join_sorted, Key, Kind, ObservedResource};
 
 fn elb_tags(tags: &[(String, String)]) -> Vec<Tag> {
     tags.iter()
@@ -31,26 +33,63 @@ fn not_found(code: Option<&str>) -> bool {
     code.is_some_and(|c| c.contains("NotFound"))
 }
 
-pub async fn observe(aws: &Aws, lb: &str, tg: &str) -> AwsResult<Vec<(Key, ObservedResource)>> {
+/// `arn:…:targetgroup/name/123` → `name`.
+pub fn target_group_name(arn: &str) -> String {
+    arn.split("targetgroup/")
+        .nth(1)
+        .and_then(|s| s.split('/').next())
+        .unwrap_or(arn)
+        .to_string()
+}
+
+/// A listener's forwards (target group ARN → weight) from its default actions: a weighted forward config, or a
+/// plain forward (weight 1, as ELB reports a missing weight).
+fn forwards_of(actions: &[Action]) -> Vec<(String, u16)> {
+    let mut out = Vec::new();
+    for a in actions {
+        match a.forward_config().filter(|f| !f.target_groups().is_empty()) {
+            Some(f) => out.extend(f.target_groups().iter().filter_map(|t| {
+                let w = t.weight().unwrap_or(1).clamp(0, i32::from(u16::MAX));
+                Some((t.target_group_arn()?.to_string(), u16::try_from(w).ok()?))
+            })),
+            None => out.extend(a.target_group_arn().map(|t| (t.to_string(), 1))),
+        }
+    }
+    out
+}
+
+/// Observes the load balancer, its listeners and the target groups named `tgs` (each looked up on its own: one
+/// missing name fails a combined lookup).
+pub async fn observe(
+    aws: &Aws,
+    lb: &str,
+    tgs: &[String],
+) -> AwsResult<Vec<(Key, ObservedResource)>> {
     let mut out = Vec::new();
     let (l, t) = tokio::join!(
         aws.elb.describe_load_balancers().names(lb).send(),
-        aws.elb.describe_target_groups().names(tg).send()
+        futures::future::join_all(
+            tgs.iter()
+                .map(|tg| aws.elb.describe_target_groups().names(tg).send())
+        )
     );
     let l = match l {
         Ok(l) => l.load_balancers().first().cloned(),
         Err(e) if not_found(code_of(&e)) => None,
         Err(e) => return Err(fail(format!("describe load balancer `{lb}`"), e)),
     };
-    let t = match t {
-        Ok(t) => t.target_groups().first().cloned(),
-        Err(e) if not_found(code_of(&e)) => None,
-        Err(e) => return Err(fail(format!("describe target group `{tg}`"), e)),
-    };
+    let mut groups = Vec::new();
+    for (tg, t) in tgs.iter().zip(t) {
+        match t {
+            Ok(t) => groups.extend(t.target_groups().first().cloned()),
+            Err(e) if not_found(code_of(&e)) => {}
+            Err(e) => return Err(fail(format!("describe target group `{tg}`"), e)),
+        }
+    }
     let arns: Vec<String> = l
         .iter()
         .filter_map(|l| l.load_balancer_arn())
-        .chain(t.iter().filter_map(|t| t.target_group_arn()))
+        .chain(groups.iter().filter_map(|t| t.target_group_arn()))
         .map(str::to_string)
         .collect();
     let mut owners = std::collections::BTreeMap::new();
@@ -112,29 +151,23 @@ pub async fn observe(aws: &Aws, lb: &str, tg: &str) -> AwsResult<Vec<(Key, Obser
             .map_err(|e| fail(format!("describe listeners of `{lb}`"), e))?;
         for li in listeners.listeners() {
             let port = li.port().unwrap_or_default();
-            let mut r = ObservedResource {
-                id: li.listener_arn().unwrap_or_default().into(),
-                owner: owners.get(&arn).cloned().flatten(),
-                state: "active".into(),
-                ..Default::default()
-            };
-            r.attrs.insert("port".into(), port.to_string());
-            let target = li
-                .default_actions()
-                .iter()
-                .filter_map(|a| a.target_group_arn())
-                .map(|a| {
-                    a.split("targetgroup/")
-                        .nth(1)
-                        .and_then(|s| s.split('/').next())
-                        .unwrap_or(a)
-                        .to_string()
-                });
-            r.attrs.insert("target_group".into(), join_sorted(target));
-            out.push((Key::new(Kind::Listener, format!("{lb}:{port}")), r));
+            let forwards: Vec<(String, u16)> = forwards_of(li.default_actions())
+                .into_iter()
+                .map(|(arn, w)| (target_group_name(&arn), w))
+                .collect();
+            out.push((
+                Key::new(Kind::Listener, format!("{lb}:{port}")),
+                listener_resource(
+                    li.listener_arn().unwrap_or_default(),
+                    port,
+                    &forwards,
+                    owners.get(&arn).cloned().flatten(),
+                ),
+            ));
         }
     }
-    if let Some(t) = &t {
+    for t in &groups {
+        let tg = t.target_group_name().unwrap_or_default();
         let arn = t.target_group_arn().unwrap_or_default().to_string();
         let mut r = ObservedResource {
             id: arn.clone(),
@@ -166,6 +199,49 @@ pub async fn observe(aws: &Aws, lb: &str, tg: &str) -> AwsResult<Vec<(Key, Obser
         out.push((Key::new(Kind::TargetGroup, tg), r));
     }
     Ok(out)
+}
+
+/// A listener as observed from its forwards (target group name → weight). Only target groups with a weight
+/// above 0 are attributes (a colour attached at weight 0 takes no traffic); the `weights` output keeps them all,
+/// and a split shows in the state as a rollout in progress.
+fn listener_resource(
+    id: &str,
+    port: i32,
+    forwards: &[(String, u16)],
+    owner: Option<statsctl_core::inventory::Owner>,
+) -> ObservedResource {
+    let positive: Vec<&(String, u16)> = forwards.iter().filter(|(_, w)| *w > 0).collect();
+    let total: u32 = positive.iter().map(|(_, w)| u32::from(*w)).sum();
+    let state = if positive.len() > 1 {
+        let shares: Vec<String> = positive
+            .iter()
+            .map(|(t, w)| format!("{t} {}%", u32::from(*w) * 100 / total.max(1)))
+            .collect();
+        format!("rollout in progress: {}", shares.join(", "))
+    } else {
+        "active".into()
+    };
+    let mut r = ObservedResource {
+        id: id.to_string(),
+        owner,
+        state,
+        ..Default::default()
+    };
+    r.attrs.insert("port".into(), port.to_string());
+    r.attrs.insert(
+        "target_group".into(),
+        join_sorted(positive.iter().map(|(t, _)| t.clone())),
+    );
+    if positive.len() > 1 {
+        let weights = positive
+            .iter()
+            .map(|(t, w)| (t.clone(), w.to_string()))
+            .collect();
+        r.attrs
+            .insert("target_group_weights".into(), canonical_map(&weights));
+    }
+    r.outputs.insert("weights".into(), render_weights(forwards));
+    r
 }
 
 /// The service's application load balancer.
@@ -280,22 +356,80 @@ pub async fn modify_target_group(aws: &Aws, arn: &str, tg: &TargetGroupInput) ->
         .map_err(|e| fail(format!("modify target group `{}`", tg.name), e))
 }
 
-/// An HTTP listener forwarding everything to one target group.
+/// An HTTP listener forwarding to one target group, or splitting traffic between several by weight.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ListenerInput {
     pub name: String,
     pub load_balancer_arn: String,
     pub port: i32,
-    pub target_group_arn: String,
+    /// Target group ARN → weight (0..=999, checked by whoever built it).
+    pub forwards: Vec<(String, u16)>,
+}
+
+/// A forward action: a plain one to a single target group, a weighted forward config to several.
+fn forward_action(forwards: &[(String, u16)]) -> Action {
+    let b = Action::builder().r#type(ActionTypeEnum::Forward);
+    match forwards {
+        [(tg, _)] => b.target_group_arn(tg).build(),
+        _ => b
+            .forward_config(
+                ForwardActionConfig::builder()
+                    .set_target_groups(Some(
+                        forwards
+                            .iter()
+                            .map(|(tg, w)| {
+                                TargetGroupTuple::builder()
+                                    .target_group_arn(tg)
+                                    .weight(i32::from(*w))
+                                    .build()
+                            })
+                            .collect(),
+                    ))
+                    .build(),
+            )
+            .build(),
+    }
 }
 
 impl ListenerInput {
     fn forward(&self) -> Action {
-        Action::builder()
-            .r#type(ActionTypeEnum::Forward)
-            .target_group_arn(&self.target_group_arn)
-            .build()
+        forward_action(&self.forwards)
     }
+}
+
+/// Sets the listener's forward weights (target group ARN → weight), every target group listed even at 0 so it
+/// stays attached to the load balancer.
+pub async fn set_forwards(
+    aws: &Aws,
+    listener_arn: &str,
+    forwards: &[(String, u16)],
+) -> AwsResult<()> {
+    aws.elb
+        .modify_listener()
+        .listener_arn(listener_arn)
+        .default_actions(forward_action(forwards))
+        .send()
+        .await
+        .map(|_| ())
+        .map_err(|e| fail("set the listener's forward weights", e))
+}
+
+/// The listener's forwards as ELB reports them now (target group ARN → weight).
+pub async fn listener_forwards(aws: &Aws, listener_arn: &str) -> AwsResult<Vec<(String, u16)>> {
+    let r = aws
+        .elb
+        .describe_listeners()
+        .listener_arns(listener_arn)
+        .send()
+        .await
+        .map_err(|e| fail("read the listener's forward weights back", e))?;
+    let li = r.listeners().first().ok_or_else(|| {
+        AwsError::new(
+            "read the listener's forward weights back",
+            format!("listener `{listener_arn}` does not exist"),
+        )
+    })?;
+    Ok(forwards_of(li.default_actions()))
 }
 
 /// Creates the listener (`current` is `None`) or repoints the one with that ARN; returns its ARN.

@@ -3,6 +3,7 @@
 //! load balancer's target health).
 
 use crate::{fail, Aws, AwsResult};
+use statsctl_core::desired::service::{Colour, ColourNames};
 use statsctl_core::desired::Names;
 use statsctl_core::inventory::{Kind, Observed, Owner};
 use statsctl_core::model::StackFile;
@@ -32,6 +33,16 @@ pub async fn observe(aws: &Aws, stack: &StackFile, env: &str) -> AwsResult<Obser
     let account = identity.account().unwrap_or_default().to_string();
     let bucket = statsctl_core::ledger::bucket_name(stack, env, &account);
     let referenced_secrets = statsctl_core::desired::referenced_secrets(stack);
+    // The service's two colours (services and target groups).
+    let names = ColourNames::new(stack, env);
+    let colour_services: Vec<String> = names
+        .iter()
+        .flat_map(|x| Colour::BOTH.map(|c| x.service(c)))
+        .collect();
+    let colour_tgs: Vec<String> = names
+        .iter()
+        .flat_map(|x| Colour::BOTH.map(|c| x.target_group(c)))
+        .collect();
     let (ledger, ec2, iam, secret, rds, lambda, ecs, elb, alarms, env_secrets) = tokio::join!(
         crate::s3::observe(aws, &bucket),
         crate::ec2::observe(aws, &owner, existing),
@@ -47,7 +58,8 @@ pub async fn observe(aws: &Aws, stack: &StackFile, env: &str) -> AwsResult<Obser
         async {
             match &stack.service {
                 Some(s) => {
-                    crate::ecs::observe(aws, &s.cluster, &s.name, &n.task_family(&s.name)).await
+                    crate::ecs::observe(aws, &s.cluster, &colour_services, &n.task_family(&s.name))
+                        .await
                 }
                 None => Ok(vec![]),
             }
@@ -56,7 +68,7 @@ pub async fn observe(aws: &Aws, stack: &StackFile, env: &str) -> AwsResult<Obser
             match &stack.service {
                 Some(_) => {
                     let mut found =
-                        crate::elb::observe(aws, &n.load_balancer(), &n.target_group()).await?;
+                        crate::elb::observe(aws, &n.load_balancer(), &colour_tgs).await?;
                     target_health(aws, &mut found).await;
                     Ok(found)
                 }

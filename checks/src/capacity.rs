@@ -626,11 +626,11 @@ fn live(facts: &Facts) -> BTreeMap<String, Live> {
         );
     }
     if let Some(svc) = &facts.stack.service {
-        let desired = facts
-            .observed
-            .get(Kind::EcsService, &svc.name)
-            .and_then(|r| r.output("desired"))
-            .and_then(|d| d.parse().ok());
+        // The serving colour's count (the idle colour takes no traffic).
+        let desired =
+            statsctl_core::desired::service::live_service(facts.stack, facts.env, facts.observed)
+                .and_then(|(_, r)| r.output("desired"))
+                .and_then(|d| d.parse().ok());
         // The service's environment is its task definition's (deploy sets DB_POOL_SIZE there).
         let task = facts.observed.get(
             Kind::TaskDefinition,

@@ -138,8 +138,7 @@ pub fn live_routes(facts: &Facts) -> BTreeMap<String, LiveRoute> {
     if let Some(svc) = &stack.service {
         if let Some(db) = &svc.database {
             let n = Names::new(stack, facts.env);
-            let task = o
-                .get(Kind::EcsService, &svc.name)
+            let task = statsctl_core::desired::service::live_service(stack, facts.env, o)
                 .and_then(|_| o.get(Kind::TaskDefinition, &n.task_family(&svc.name)));
             add(svc.name.clone(), &db.host_env, env_of(task));
         }
@@ -225,7 +224,8 @@ pub fn check(facts: &Facts) -> Vec<Finding> {
     }
     if let Some(svc) = &stack.service {
         if let Some(db) = svc.database.as_ref().filter(|d| d.via == Via::Proxy) {
-            let live = o.get(Kind::EcsService, &svc.name);
+            let live =
+                statsctl_core::desired::service::live_service(stack, facts.env, o).map(|(_, r)| r);
             let task = o.get(Kind::TaskDefinition, &n.task_family(&svc.name));
             clients.push((
                 live.is_some() && task.is_some(),

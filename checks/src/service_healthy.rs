@@ -219,7 +219,10 @@ pub fn check(facts: &Facts) -> Vec<Finding> {
     let Some(svc) = &facts.stack.service else {
         return vec![Finding::new(ID, Status::Skip, "the stack has no service")];
     };
-    let Some(live) = facts.observed.get(Kind::EcsService, &svc.name) else {
+    // The serving colour's service (the other colour, when there is one, takes no traffic).
+    let Some((live_name, live)) =
+        statsctl_core::desired::service::live_service(facts.stack, facts.env, facts.observed)
+    else {
         return vec![Finding::new(
             ID,
             Status::Fail,
@@ -301,7 +304,7 @@ pub fn check(facts: &Facts) -> Vec<Finding> {
         let (running, desired) = (count("running"), count("desired"));
         let line = format!(
             "{running}/{desired} tasks running (service `{}` in cluster `{}`)",
-            svc.name, svc.cluster
+            live_name, svc.cluster
         );
         if running >= desired && desired > 0 {
             worst(Status::Pass, &mut status);
@@ -309,7 +312,7 @@ pub fn check(facts: &Facts) -> Vec<Finding> {
         } else {
             worst(Status::Fail, &mut status);
             problems.push(format!("{running}/{desired} tasks running"));
-            fixes.push(format!("look at the service's stopped tasks: aws ecs describe-services --cluster {} --services {}", svc.cluster, svc.name));
+            fixes.push(format!("look at the service's stopped tasks: aws ecs describe-services --cluster {} --services {}", svc.cluster, live_name));
         }
         evidence.push(line);
         // Target health, when the load balancer reports it (`healthy,unhealthy,…` per registered target).
@@ -345,8 +348,10 @@ pub fn check(facts: &Facts) -> Vec<Finding> {
     vec![f]
 }
 
+/// The serving colour's target group.
 fn facts_target_group(facts: &Facts) -> String {
-    statsctl_core::desired::Names::new(facts.stack, facts.env).target_group()
+    statsctl_core::desired::service::live_target_group(facts.stack, facts.env, facts.observed)
+        .unwrap_or_default()
 }
 
 #[cfg(test)]
@@ -652,6 +657,73 @@ mod tests {
                     f.summary
                 );
             }
+        }
+    }
+
+    /// With two colours, the counts and target health read are the serving colour's: green serving with its
+    /// tasks running passes even though blue (idle, scaled to 0) runs none, and the other way round fails.
+    #[test]
+    fn counts_come_from_the_serving_colour() {
+        use statsctl_core::desired::service::Colour;
+        use statsctl_core::inventory::{Key, Observed, ObservedResource};
+        use std::collections::BTreeMap;
+        let stack = crate::fixtures::stack_from("");
+        let names = statsctl_core::desired::service::ColourNames::new(&stack, "prod").unwrap();
+        let with = |serving: Colour| {
+            let mut observed = Observed::default();
+            for (c, running) in [(Colour::Blue, "0"), (Colour::Green, "2")] {
+                let mut svc = ObservedResource::default();
+                svc.outputs.insert("running".into(), running.into());
+                svc.outputs.insert("desired".into(), "2".into());
+                observed
+                    .resources
+                    .insert(Key::new(Kind::EcsService, names.service(c)), svc);
+            }
+            let mut l = ObservedResource::default();
+            l.outputs.insert(
+                "weights".into(),
+                format!(
+                    "{}=0,{}=1",
+                    names.target_group(serving.other()),
+                    names.target_group(serving)
+                ),
+            );
+            observed
+                .resources
+                .insert(Key::new(Kind::Listener, &names.listener), l);
+            observed
+        };
+        for (serving, want, service) in [
+            (Colour::Green, Status::Pass, "svc-green"),
+            (Colour::Blue, Status::Fail, "svc"),
+        ] {
+            let observed = with(serving);
+            let facts = Facts {
+                stack: &stack,
+                env: "prod",
+                observed: &observed,
+                subnet_vpcs: BTreeMap::new(),
+                account_concurrency: crate::Sourced::new(1000, "t"),
+                unreserved_concurrency: None,
+                max_connections: None,
+                current_connections: None,
+                service_probes: vec![],
+                previous_versions: BTreeMap::new(),
+                previous_task_definition: None,
+                pending_changes: vec![],
+                required_alarms: vec![],
+                loadtests: vec![],
+                deployed_versions: BTreeMap::new(),
+                viewers: 1500,
+                now: 0,
+            };
+            let f = &check(&facts)[0];
+            assert_eq!(f.status, want, "{serving}: {f:#?}");
+            let all = format!("{} {:?}", f.summary, f.evidence);
+            assert!(
+                all.contains(&format!("(service `{service}` in")),
+                "{serving}: {all}"
+            );
         }
     }
 }

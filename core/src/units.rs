@@ -60,6 +60,7 @@ pub fn units(plan: &Plan, stack: &StackFile) -> Vec<Unit> {
             .map(|name| format!("function.{name}"))
     };
     let service = stack.service.as_ref().map(|s| s.name.clone());
+    let colours = crate::desired::service::ColourNames::new(stack, &plan.env);
     let mut direct = Unit {
         id: DIRECT.into(),
         kind: UnitKind::Direct,
@@ -114,11 +115,13 @@ pub fn units(plan: &Plan, stack: &StackFile) -> Vec<Unit> {
                 Some(s) => add(format!("service.{s}"), UnitKind::Service, s, c),
                 None => direct.changes.push(c.key.clone()),
             },
+            // Either colour's service (the serving one carries the new revision); the unit is named after the
+            // stack's service.
             Kind::EcsService
-                if service.as_deref() == Some(c.key.name.as_str())
+                if colours.as_ref().is_some_and(|n| n.is_service(&c.key.name))
                     && !capacity_only(c, &["desired_count"]) =>
             {
-                let s = c.key.name.clone();
+                let s = service.clone().unwrap_or_default();
                 add(format!("service.{s}"), UnitKind::Service, &s, c)
             }
             _ => direct.changes.push(c.key.clone()),
@@ -283,6 +286,41 @@ mod tests {
         assert!(got[1].2, "a created alias ships at once");
         assert!(!us[1].shifts_traffic());
         assert_eq!(us.len(), 2);
+    }
+
+    /// With green serving, the new revision lands on `<service>-green`: still the service's unit, named after the
+    /// stack's service; the idle colour scaled down is capacity, applied directly.
+    #[test]
+    fn either_colour_of_the_service_is_the_service_unit() {
+        use Action::*;
+        let st = stack();
+        let svc = st.service.as_ref().unwrap().name.clone();
+        let green = format!("{svc}-green");
+        let family = format!("{}-{svc}", st.prefix("dev"));
+        let p = plan_of(vec![
+            change(Kind::EcsService, &svc, Update, &["desired_count"]),
+            change(Kind::TaskDefinition, &family, Update, &["image"]),
+            change(Kind::EcsService, &green, Update, &["task_definition"]),
+        ]);
+        let got = ids(&units(&p, &st));
+        assert_eq!(
+            got,
+            vec![
+                (
+                    "direct".to_string(),
+                    vec![format!("ecs_service.{svc}")],
+                    false
+                ),
+                (
+                    format!("service.{svc}"),
+                    vec![
+                        format!("task_definition.{family}"),
+                        format!("ecs_service.{green}"),
+                    ],
+                    false,
+                ),
+            ]
+        );
     }
 
     #[test]

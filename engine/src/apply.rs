@@ -31,7 +31,7 @@ pub struct Executor<'a> {
 }
 
 impl Executor<'_> {
-    fn scope(&self) -> Scope<'_> {
+    pub(crate) fn scope(&self) -> Scope<'_> {
         Scope {
             owner: self.subject.owner,
             tags: &self.subject.stack.tags,
@@ -200,7 +200,12 @@ fn unresolved(d: &Desired) -> Option<&str> {
 }
 
 /// What a resource looks like once applied: the desired attributes, plus what the adapter reported.
-fn applied(d: &Desired, owner: Option<&Owner>, id: String, state: &str) -> ObservedResource {
+pub(crate) fn applied(
+    d: &Desired,
+    owner: Option<&Owner>,
+    id: String,
+    state: &str,
+) -> ObservedResource {
     ObservedResource {
         id,
         owner: owner.cloned(),
@@ -473,25 +478,7 @@ async fn upsert(
             })?;
             let input = inputs::service(d, observed, (&svc.name, svc.port), s)?;
             let arn = aws::ecs::put_service(aws, &input, exists).await?;
-            let timeout = svc.steady_state_timeout.0;
-            let what = format!(
-                "service `{name}` to reach {} running tasks",
-                input.desired_count
-            );
-            let state = if timeout.is_zero() {
-                (ex.progress)(format!(
-                    "    not waiting for {what} (service.steady_state_timeout is 0s)"
-                ));
-                "deployment started".to_string()
-            } else {
-                wait_for(ex.watch(), &what, timeout, || async {
-                    Ok(aws::ecs::service_status(aws, &input.cluster, name)
-                        .await?
-                        .filter(wait::service_steady)
-                        .map(|s| format!("{} running / {} desired", s.running, s.desired)))
-                })
-                .await?
-            };
+            let state = service_steady(aws, ex, &input).await?;
             applied(d, owner, arn, &state)
         }
         (Kind::Alarm, _) => {
@@ -509,8 +496,41 @@ async fn upsert(
     Ok(r)
 }
 
+/// Waits until a service just put runs its desired count with one deployment, unless the environment's
+/// `service.steady_state_timeout` is 0s (no task capacity, as in the local emulator); returns its state line.
+pub(crate) async fn service_steady(
+    aws: &Aws,
+    ex: &Executor<'_>,
+    input: &aws::ecs::ServiceInput,
+) -> Result<String, StepError> {
+    let name = input.name.as_str();
+    let timeout = ex
+        .subject
+        .stack
+        .service
+        .as_ref()
+        .map_or(Duration::ZERO, |s| s.steady_state_timeout.0);
+    let what = format!(
+        "service `{name}` to reach {} running tasks",
+        input.desired_count
+    );
+    if timeout.is_zero() {
+        (ex.progress)(format!(
+            "    not waiting for {what} (service.steady_state_timeout is 0s)"
+        ));
+        return Ok("deployment started".to_string());
+    }
+    wait_for(ex.watch(), &what, timeout, || async {
+        Ok(aws::ecs::service_status(aws, &input.cluster, name)
+            .await?
+            .filter(wait::service_steady)
+            .map(|s| format!("{} running / {} desired", s.running, s.desired)))
+    })
+    .await
+}
+
 /// The container's name in the task definition: the stack's service name.
-fn service_name<'s>(ex: &'s Executor<'_>) -> &'s str {
+pub(crate) fn service_name<'s>(ex: &'s Executor<'_>) -> &'s str {
     ex.subject
         .stack
         .service

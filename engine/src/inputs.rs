@@ -547,32 +547,32 @@ pub fn target_group(d: &Desired, observed: &Observed, s: Scope) -> Built<elb::Ta
     })
 }
 
+/// The listener: one target group, or several by weight (a rollout stopped mid-way, kept as found). Weights
+/// were checked when the spec was built ([`spec::ListenerSpec::weighted`]: 0..=999, one above 0).
 pub fn listener(d: &Desired, observed: &Observed) -> Built<elb::ListenerInput> {
     let Spec::Listener(l) = &d.spec else {
         return Err(mismatch(d, Kind::Listener));
-    };
-    // The adapter forwards to one target group; a weighted split is not applied yet, and must not be
-    // applied as something else.
-    let [(target_group, _)] = l.forwards() else {
-        return Err(AwsError::new(
-            format!("apply {}", d.key),
-            format!(
-                "it splits traffic between {} target groups; deploy applies a listener with one",
-                l.forwards().len()
-            ),
-        )
-        .hint("forward the listener to a single target group"));
     };
     let lb = d
         .key
         .name
         .rsplit_once(':')
         .map_or(d.key.name.as_str(), |(l, _)| l);
+    let forwards = l
+        .forwards()
+        .iter()
+        .map(|(tg, w)| {
+            Ok((
+                needed(observed, d, Kind::TargetGroup, tg)?.to_string(),
+                w.get(),
+            ))
+        })
+        .collect::<Built<Vec<_>>>()?;
     Ok(elb::ListenerInput {
         name: d.key.name.clone(),
         load_balancer_arn: needed(observed, d, Kind::LoadBalancer, lb)?.to_string(),
         port: i32::from(l.port),
-        target_group_arn: needed(observed, d, Kind::TargetGroup, target_group)?.to_string(),
+        forwards,
     })
 }
 
@@ -827,7 +827,7 @@ mod tests {
                 "`idle_client_timeout` is 1099511627776",
             ),
             (
-                "a weighted listener",
+                "a weighted listener to a target group that does not exist",
                 listener(
                     &Desired::from_spec(
                         "lb:80",
@@ -839,7 +839,7 @@ mod tests {
                 )
                 .map(drop),
                 "listener.lb:80",
-                "splits traffic between 2 target groups",
+                "target_group `tg-green` does not exist",
             ),
             (
                 "a service whose task definition is not registered yet",
@@ -924,12 +924,31 @@ mod tests {
         )
         .unwrap();
         assert_eq!(
-            (
-                l.load_balancer_arn.as_str(),
-                l.port,
-                l.target_group_arn.as_str()
+            (l.load_balancer_arn.as_str(), l.port, l.forwards.clone()),
+            ("arn:lb", 80, vec![("arn:tg".to_string(), 1)])
+        );
+        let mut with_green = obs.clone();
+        with_green.resources.insert(
+            statsctl_core::inventory::Key::new(Kind::TargetGroup, "tg-green"),
+            ObservedResource {
+                id: "arn:tg-green".into(),
+                ..Default::default()
+            },
+        );
+        let split = listener(
+            &Desired::from_spec(
+                "lb:80",
+                Spec::Listener(
+                    ListenerSpec::weighted(80, &[("tg", 90), ("tg-green", 10)]).unwrap(),
+                ),
             ),
-            ("arn:lb", 80, "arn:tg")
+            &with_green,
+        )
+        .unwrap();
+        assert_eq!(
+            split.forwards,
+            vec![("arn:tg".to_string(), 90), ("arn:tg-green".to_string(), 10)],
+            "a weighted listener is applied with its weights"
         );
         let a = alarm(&Desired::from_spec(
             "a",

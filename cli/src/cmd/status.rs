@@ -61,6 +61,9 @@ pub async fn run(g: &Global) -> CliResult {
             (Kind::Proxy, Some(r)) => r.output("endpoint").unwrap_or_default().to_string(),
             (Kind::DbCluster, Some(r)) => r.output("endpoint").unwrap_or_default().to_string(),
             (Kind::LoadBalancer, Some(r)) => r.output("dns_name").unwrap_or_default().to_string(),
+            // The listener's weights by target group: which colour serves, or a rollout in progress.
+            (Kind::Listener, Some(r)) => r.output("weights").unwrap_or_default().to_string(),
+            (Kind::EcsService, Some(r)) => colour_detail(&s, &observed, &c.key.name, r),
             (Kind::Alarm, Some(r)) if r.state == "ALARM" => {
                 r.output("state_reason").unwrap_or_default().to_string()
             }
@@ -173,4 +176,40 @@ pub async fn run(g: &Global) -> CliResult {
         }
     })?;
     Ok(OK)
+}
+
+/// A service colour's revision and role: serving, or idle and how long it keeps its tasks for a rollback.
+fn colour_detail(
+    s: &Session,
+    observed: &statsctl_core::inventory::Observed,
+    name: &str,
+    r: &statsctl_core::inventory::ObservedResource,
+) -> String {
+    let revision = r.attrs.get("task_definition").cloned().unwrap_or_default();
+    let Some(names) = statsctl_core::desired::service::ColourNames::new(&s.stack.spec, &s.env)
+    else {
+        return revision;
+    };
+    let serving = names.service(names.serving(observed));
+    let role = if name == serving {
+        "serving".to_string()
+    } else {
+        match r.output("keep_until").and_then(|t| t.parse::<u64>().ok()) {
+            Some(until) => {
+                let left = until.saturating_sub(statsctl_aws::ecs::unix_now());
+                if left == 0 {
+                    "idle; keep time passed: the next deploy scales it to 0".to_string()
+                } else {
+                    format!(
+                        "idle; kept {} more for a rollback",
+                        statsctl_core::duration::Span(std::time::Duration::from_secs(
+                            left.div_ceil(60) * 60
+                        ))
+                    )
+                }
+            }
+            None => "idle".to_string(),
+        }
+    };
+    format!("{revision} ({role})")
 }

@@ -11,7 +11,7 @@ mod database;
 mod functions;
 mod iam;
 mod network;
-mod service;
+pub mod service;
 
 pub use crate::canonical::{comparison_name, format_number, missing_secret, missing_secret_in};
 use std::collections::BTreeMap;

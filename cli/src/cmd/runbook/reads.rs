@@ -5,8 +5,9 @@
 
 use statsctl_aws as aws;
 use statsctl_checks::{Finding, Selection};
+use statsctl_core::desired::service::{Colour, ColourNames};
 use statsctl_core::desired::Names;
-use statsctl_core::inventory::Kind;
+use statsctl_core::inventory::{Kind, Observed};
 use statsctl_core::runbook::{MetricStep, Stat};
 use statsctl_runbooks::metric::{self, Of, StackNames};
 
@@ -137,16 +138,30 @@ fn stat_name(stat: Stat) -> &'static str {
 /// The live `LoadBalancer` and `TargetGroup` dimension values (`app/…`, `targetgroup/…`); None before deploy.
 async fn load_balancer_dimensions(s: &Session) -> CliResult<(Option<String>, Option<String>)> {
     let n = Names::new(&s.stack.spec, &s.env);
-    let found = aws::elb::observe(&s.aws, &n.load_balancer(), &n.target_group())
+    let Some(colours) = ColourNames::new(&s.stack.spec, &s.env) else {
+        return Ok((None, None));
+    };
+    let groups = Colour::BOTH.map(|c| colours.target_group(c));
+    let found = aws::elb::observe(&s.aws, &n.load_balancer(), &groups)
         .await
         .map_err(aws_error)?;
-    let dimension = |kind: Kind| {
-        found
+    let observed = Observed {
+        resources: found.into_iter().collect(),
+        ..Observed::default()
+    };
+    // The serving colour's target group: the one the listener sends traffic to.
+    let serving = colours.target_group(colours.serving(&observed));
+    let dimension = |kind: Kind, name: Option<&str>| {
+        observed
+            .resources
             .iter()
-            .find(|(k, _)| k.kind == kind)
+            .find(|(k, _)| k.kind == kind && name.is_none_or(|n| k.name == n))
             .and_then(|(_, r)| r.outputs.get("dimension").cloned())
     };
-    Ok((dimension(Kind::LoadBalancer), dimension(Kind::TargetGroup)))
+    Ok((
+        dimension(Kind::LoadBalancer, None),
+        dimension(Kind::TargetGroup, Some(&serving)),
+    ))
 }
 
 #[cfg(test)]
