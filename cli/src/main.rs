@@ -25,7 +25,7 @@ const VERSION: &str = concat!(
 #[derive(Parser, Debug)]
 #[command(name = "statsctl", version = VERSION, about, long_about = None, propagate_version = true)]
 #[command(
-    after_help = "Exit codes: 0 ok · 1 error · 2 changes pending / checks failed / load test failed"
+    after_help = "Exit codes: 0 ok · 1 error · 2 changes pending / checks failed / load test failed / a rollout rolled back / a runbook found a problem it could not fix"
 )]
 struct Cli {
     #[command(flatten)]

@@ -147,7 +147,10 @@ fn rollback_returns_a_function_to_the_version_history_names() {
         "{r:?}"
     );
     assert!(
-        r.stderr.contains("function stats-api: alias live 2 → 1 (from history: function.stats-api shipped 1970-01-01T00:33:20Z by arn:aws:iam::123456789012:user/release)"),
+        // Deploy recorded the unit that shipped 2 (its own record, newer than the test's): history says 1.
+        r.stderr.contains(
+            "function stats-api: alias live 2 → 1 (from history: function.stats-api shipped "
+        ),
         "{r:?}"
     );
     // A dry run shows the same and changes nothing.
@@ -319,12 +322,13 @@ fn rollback_returns_the_service_to_the_revision_history_names() {
         aws_sdk_ecs::Client::new(&conf),
         aws_sdk_s3::Client::new(&conf),
     );
-    let serving = || {
+    // The revision a colour's service runs (blue is `stats-service`, green `stats-service-green`).
+    let runs = |service: &str| {
         block_on(async {
             let s = ecs
                 .describe_services()
                 .cluster("live-stats")
-                .services("stats-service")
+                .services(service)
                 .send()
                 .await
                 .unwrap();
@@ -332,7 +336,9 @@ fn rollback_returns_the_service_to_the_revision_history_names() {
             td.rsplit('/').next().unwrap().to_string()
         })
     };
-    assert_eq!(serving(), format!("{FAMILY}:2"));
+    // The new image shipped on the green colour; blue keeps the previous revision (rollout.keep_previous).
+    assert_eq!(runs("stats-service-green"), format!("{FAMILY}:2"));
+    assert_eq!(runs("stats-service"), format!("{FAMILY}:1"));
     block_on(async {
         let bucket = ledger_bucket(&s3).await;
         let mut r = shipped(
@@ -353,7 +359,11 @@ fn rollback_returns_the_service_to_the_revision_history_names() {
         )),
         "{r:?}"
     );
-    assert_eq!(serving(), format!("{FAMILY}:1"));
+    // Blue still ran it: the listener sends everything back to blue at once.
+    assert!(
+        r.stderr.contains("all traffic back on the blue colour"),
+        "{r:?}"
+    );
     // A revision that is not registered is refused.
     let r = env.run(&["rollback", "--service", "--to", "9", "--yes"]);
     assert_eq!(r.code, 1, "{r:?}");
@@ -363,7 +373,7 @@ fn rollback_returns_the_service_to_the_revision_history_names() {
         )),
         "{r:?}"
     );
-    assert_eq!(serving(), format!("{FAMILY}:1"));
+    assert_eq!(runs("stats-service"), format!("{FAMILY}:1"));
 }
 
 #[test]

@@ -357,7 +357,7 @@ pub struct Function {
     /// How the function reaches the database.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub database: Option<DbAccess>,
-    /// The alias traffic goes through; deploy points it at each new version (weighted shifting is not built yet).
+    /// The alias traffic goes through; deploy shifts it to each new version in the `rollout:` steps (weighted routing).
     #[serde(default = "alias_default")]
     pub alias: String,
 }

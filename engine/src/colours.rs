@@ -261,6 +261,42 @@ pub fn in_flight(ex: &Executor<'_>, observed: &Observed) -> Option<Colours> {
     })
 }
 
+/// For a rollback to `revision`: when one colour serves everything and the idle colour still runs `revision` with
+/// tasks (kept for `rollout.keep_previous`), the pair as a rollout from the idle colour (`old`) to the serving one
+/// (`new`), so [`roll_back`] sends all traffic to the kept colour at once. `None` otherwise.
+pub fn kept(ex: &Executor<'_>, observed: &Observed, revision: &str) -> Option<Colours> {
+    let stack = ex.subject.stack;
+    let names = ColourNames::new(stack, ex.subject.env)?;
+    let Routing::All(new) = names.routing(observed) else {
+        return None;
+    };
+    let old = new.other();
+    let service = |c: Colour| observed.get(Kind::EcsService, &names.service(c));
+    let idle = service(old)?;
+    let runs = |attr: &str| idle.attrs.get(attr).map(String::as_str);
+    if runs("task_definition") != Some(revision)
+        || runs("desired_count").and_then(|n| n.parse::<u32>().ok()) == Some(0)
+    {
+        return None;
+    }
+    let tg = |c: Colour| observed.id_of(Kind::TargetGroup, &names.target_group(c));
+    Some(Colours {
+        service: names.service.clone(),
+        from: Some(revision.to_string()),
+        to: service(new)?.attrs.get("task_definition")?.clone(),
+        old,
+        new,
+        old_service: names.service(old),
+        new_service: names.service(new),
+        old_service_arn: idle.id.clone(),
+        new_service_arn: service(new)?.id.clone(),
+        old_target_group_arn: tg(old)?.to_string(),
+        new_target_group_arn: tg(new)?.to_string(),
+        listener_arn: observed.id_of(Kind::Listener, &names.listener)?.to_string(),
+        keep_previous: stack.rollout.keep_previous.0,
+    })
+}
+
 /// Sets the weights (previous colour, new colour) and returns the percent on the new colour read back.
 async fn shift(aws: &Aws, c: &Colours, weights: (u16, u16)) -> Result<u32, StepError> {
     aws::elb::set_forwards(

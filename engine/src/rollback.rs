@@ -25,7 +25,7 @@ pub async fn function(
     to: &str,
 ) -> Result<FunctionRolledBack, AwsError> {
     let what = format!("roll back `{function}`");
-    let before = aws::lambda::alias_routing(aws, function, alias)
+    let before = aws::lambda::get_alias(aws, function, alias)
         .await?
         .ok_or_else(|| {
             AwsError::new(&what, format!("the function has no alias `{alias}`"))
@@ -38,15 +38,19 @@ pub async fn function(
         )
         .hint("pick a version that exists (`statsctl history` lists what shipped) and pass it with --to"));
     }
-    aws::lambda::point_alias_alone(
+    aws::lambda::put_alias(
         aws,
-        function,
-        alias,
-        to,
-        &format!("statsctl previous={}", before.version),
+        &aws::lambda::AliasInput {
+            function: function.to_string(),
+            alias: alias.to_string(),
+            version: to.to_string(),
+            description: format!("statsctl previous={}", before.version),
+            additional: None,
+        },
+        true,
     )
     .await?;
-    let after = aws::lambda::alias_routing(aws, function, alias)
+    let after = aws::lambda::get_alias(aws, function, alias)
         .await?
         .ok_or_else(|| AwsError::new(&what, format!("alias `{alias}` vanished")))?;
     if let Some(problem) = routing_problem(&after, to) {
@@ -60,7 +64,7 @@ pub async fn function(
 }
 
 /// Why an alias read back after a rollback to `to` is not all on `to`; `None` when it is. Pure.
-pub fn routing_problem(read: &aws::lambda::AliasRouting, to: &str) -> Option<String> {
+pub fn routing_problem(read: &aws::lambda::AliasState, to: &str) -> Option<String> {
     if read.version != to {
         return Some(format!(
             "the alias reads back on version {}, not {to}",
@@ -68,7 +72,7 @@ pub fn routing_problem(read: &aws::lambda::AliasRouting, to: &str) -> Option<Str
         ));
     }
     let weighted: Vec<String> = read
-        .additional
+        .weights
         .iter()
         .filter(|(_, w)| *w > 0.0)
         .map(|(v, w)| format!("{:.0}% on version {v}", w * 100.0))
@@ -105,6 +109,29 @@ pub async fn service(
         .hint("pick a revision that is still registered and pass it with --to")
         .into());
     }
+    // The previous colour still running the target (kept for `rollout.keep_previous`): the listener sends all
+    // traffic back to it at once — nothing to start, nothing to wait for.
+    let (observed, _, _) = ex.subject.observe_and_plan(aws).await?;
+    if let Some(c) = crate::colours::kept(ex, &observed, to_revision) {
+        let on_new = crate::colours::roll_back(aws, &c).await?;
+        if on_new != 0 {
+            return Err(AwsError::new(
+                &what,
+                format!("the listener still sends {on_new}% to the {} colour", c.new),
+            )
+            .into());
+        }
+        (ex.progress)(format!(
+            "    all traffic back on the {} colour (service `{}`, {to_revision}), which was kept running",
+            c.old, c.old_service
+        ));
+        return Ok(to_revision.to_string());
+    }
+    // Otherwise the serving colour's service is pointed at the revision.
+    let serving =
+        statsctl_core::desired::service::live_service(ex.subject.stack, ex.subject.env, &observed)
+            .map_or_else(|| service.to_string(), |(name, _)| name);
+    let service = serving.as_str();
     let read = aws::ecs::set_task_definition(aws, &svc.cluster, service, to_revision).await?;
     if read != to_revision {
         return Err(AwsError::new(
@@ -143,13 +170,13 @@ pub async fn service(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use aws::lambda::AliasRouting;
+    use aws::lambda::AliasState;
 
     #[test]
     fn a_rollback_took_only_when_everything_is_on_the_target() {
-        let r = |version: &str, additional: &[(&str, f64)]| AliasRouting {
+        let r = |version: &str, additional: &[(&str, f64)]| AliasState {
             version: version.into(),
-            additional: additional
+            weights: additional
                 .iter()
                 .map(|(v, w)| (v.to_string(), *w))
                 .collect(),

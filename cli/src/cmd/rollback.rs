@@ -9,7 +9,6 @@ use clap::{ArgGroup, Args};
 use serde::Serialize;
 use statsctl_aws as aws;
 use statsctl_core::history::{self, Outcome, UnitKind, UnitRecord, WeightPoint};
-use statsctl_core::inventory::Kind;
 use statsctl_core::model::StackFile;
 use statsctl_engine::interrupt::stop_on_ctrl_c;
 use statsctl_engine::wait::StepError;
@@ -344,11 +343,11 @@ async fn live_version(s: &Session, subject: &Subject) -> CliResult<String> {
     };
     match subject.kind {
         UnitKind::Function => {
-            let a = aws::lambda::alias_routing(&s.aws, &subject.target, &subject.alias)
+            let a = aws::lambda::get_alias(&s.aws, &subject.target, &subject.alias)
                 .await
                 .map_err(aws_error)?
                 .ok_or_else(not_deployed)?;
-            if let Some((v, w)) = a.additional.iter().find(|(_, w)| *w > 0.0) {
+            if let Some((v, w)) = a.weights.iter().find(|(_, w)| *w > 0.0) {
                 progress(format!(
                     "alias {} is mid-rollout ({:.0}% on version {v}): the rollback sends everything to the target",
                     subject.alias,
@@ -359,8 +358,9 @@ async fn live_version(s: &Session, subject: &Subject) -> CliResult<String> {
         }
         _ => {
             let o = s.observe().await?;
-            o.get(Kind::EcsService, &subject.target)
-                .and_then(|r| r.attrs.get("task_definition"))
+            // What the serving colour runs (the listener's weights say which colour serves).
+            statsctl_core::desired::service::live_service(&s.stack.spec, &s.env, &o)
+                .and_then(|(_, r)| r.attrs.get("task_definition"))
                 .filter(|t| !t.is_empty())
                 .cloned()
                 .ok_or_else(not_deployed)
