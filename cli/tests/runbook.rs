@@ -1,5 +1,6 @@
-//! `statsctl runbook`: list/show/run against a private moto + PostgreSQL, with a dozen idle connections held by
-//! one of the stack's database users. The runbooks are the test copies under `cli/tests/runbooks/`.
+//! `statsctl runbook`: list/show/run of the SHIPPED runbooks against a private moto + PostgreSQL: a dozen idle
+//! connections held by one of the stack's database users (`kill-idle-connections`, `db-connections-exhausted`),
+//! and a deploy rolled back to the version history names (`bad-deploy`).
 
 mod harness;
 
@@ -8,9 +9,7 @@ use std::time::Duration;
 
 use harness::*;
 
-fn runbooks_dir() -> String {
-    repo_root().join("cli/tests/runbooks").display().to_string()
-}
+const STATS_API: &str = "live-stats-local-stats-api";
 
 /// Connections held open (idle) by the test as one database user, on a runtime of their own so they stay up
 /// while `statsctl` runs.
@@ -75,12 +74,11 @@ impl Idle {
     }
 }
 
-/// `statsctl --env local runbook ARGS… --runbooks cli/tests/runbooks`, transcripts into `transcripts`.
+/// `statsctl --env local runbook ARGS…` (the shipped runbooks), transcripts into `transcripts`.
 fn runbook(env: &LocalAws, transcripts: &std::path::Path, args: &[&str]) -> Run {
     let mut c = env.statsctl();
     c.arg("runbook")
         .args(args)
-        .args(["--runbooks", &runbooks_dir()])
         .env("STATSCTL_TRANSCRIPT_DIR", transcripts);
     run(c)
 }
@@ -146,11 +144,21 @@ fn idle_connections_are_named_refused_without_yes_and_terminated_with_it() {
         ],
     );
     assert_eq!(dry.code, 0, "{dry:?}");
-    assert!(
-        dry.stdout
-            .contains("`stats_api` holds 12 connections (12 idle)"),
-        "{dry:?}"
-    );
+    // "Who holds the connections": stats_api first, with its 12 connections, all idle.
+    let holders = dry
+        .stdout
+        .split("Who holds the connections")
+        .nth(1)
+        .expect("the holders step");
+    let first_row: Vec<&str> = holders
+        .lines()
+        .map(str::split_whitespace)
+        .map(Iterator::collect)
+        .find(|cells: &Vec<&str>| {
+            cells.first() != Some(&"why:") && cells.len() > 3 && cells[0] != "usename"
+        })
+        .expect("a row");
+    assert_eq!(first_row[..3], ["stats_api", "12", "12"], "{dry:?}");
     assert!(dry.stdout.contains("dry run: not changed"), "{dry:?}");
     assert!(
         dry.stdout
@@ -178,7 +186,7 @@ fn idle_connections_are_named_refused_without_yes_and_terminated_with_it() {
     assert_eq!(done.code, 0, "{done:?}");
     let t = done.json();
     assert_eq!(t["result"], "finished", "{t}");
-    let action = &t["steps"][2];
+    let action = &t["steps"][3];
     assert_eq!(action["status"], "done", "{t}");
     assert_eq!(action["change"]["took"], true, "{t}");
     assert_eq!(
@@ -257,26 +265,22 @@ fn bad_parameters_and_broken_files_are_refused_up_front() {
         "name: typo\ntitle: t\nwhen: w\nsteps:\n  - title: a\n    why: b\n    sql: select 1\n    tilte: x\n",
     )
     .unwrap();
+    // A shipped runbook's name again: the copy is reported, never picked by accident.
     std::fs::copy(
-        repo_root().join("cli/tests/runbooks/kill-idle-connections.yaml"),
-        broken.path().join("kill-idle-connections.yaml"),
-    )
-    .unwrap();
-    // The same name twice: the second is reported, never picked by accident.
-    std::fs::copy(
-        repo_root().join("cli/tests/runbooks/kill-idle-connections.yaml"),
+        repo_root().join("runbooks/shipped/kill-idle-connections.yaml"),
         broken.path().join("zz-copy.yaml"),
     )
     .unwrap();
-    let cmd = |args: &[&str], dir: &str| {
+    let cmd = |args: &[&str], dir: Option<&str>| {
         let mut c = statsctl();
         c.args(["--env", "local", "runbook"])
             .args(args)
-            .args(["--runbooks", dir])
             .env("STATSCTL_TRANSCRIPT_DIR", transcripts.path());
+        if let Some(dir) = dir {
+            c.args(["--runbooks", dir]);
+        }
         run(c)
     };
-    let dir = runbooks_dir();
     let cases: &[(&[&str], &str, &str)] = &[
         (
             &["run", "kill-idle-connections", "--param", "usr=x"],
@@ -308,7 +312,7 @@ fn bad_parameters_and_broken_files_are_refused_up_front() {
         (&["show", "nope"], "no runbook named `nope`", "runbook list"),
     ];
     for (args, message, hint) in cases {
-        let r = cmd(args, &dir);
+        let r = cmd(args, None);
         assert_eq!(r.code, 1, "{args:?}: {r:?}");
         assert!(r.stderr.contains(message), "{args:?}: {r:?}");
         assert!(r.stderr.contains(hint), "{args:?}: {r:?}");
@@ -319,29 +323,164 @@ fn bad_parameters_and_broken_files_are_refused_up_front() {
     );
 
     // A broken file: listed with its located error, the others still listed, exit 1.
-    let list = cmd(&["list"], &broken.path().display().to_string());
+    let list = cmd(&["list"], Some(&broken.path().display().to_string()));
     assert_eq!(list.code, 1, "{list:?}");
     assert!(list.stderr.contains("typo.yaml:8:5"), "{list:?}");
     assert!(list.stdout.contains("kill-idle-connections"), "{list:?}");
     assert!(
         list.stderr
-            .contains("runbook `kill-idle-connections` is already defined in"),
+            .contains("runbook `kill-idle-connections` is already defined in (built in)"),
         "{list:?}"
     );
     assert!(
         list.stdout.contains("2 runbook file(s) do not load"),
         "{list:?}"
     );
-    let ok = cmd(&["list"], &dir);
+    // Every shipped runbook is listed, built in.
+    let ok = cmd(&["list"], None);
     assert_eq!(ok.code, 0, "{ok:?}");
-    let show = cmd(&["show", "kill-idle-connections"], &dir);
+    for name in [
+        "db-connections-exhausted",
+        "kill-idle-connections",
+        "lambda-bypassing-proxy",
+        "bad-deploy",
+        "accepting-but-not-answering",
+        "scale-for-event",
+        "pre-event",
+    ] {
+        assert!(ok.stdout.contains(name), "{name}: {ok:?}");
+    }
+    let show = cmd(&["show", "kill-idle-connections"], None);
     assert_eq!(show.code, 0, "{show:?}");
     for want in [
         "older_than (duration, default 5m)",
-        "user (string, required)",
-        "3. [action] Terminate the idle ones",
-        "changes: terminate connections of `{{params.user}}` idle longer than {{params.older_than}} (asks first)",
+        "user (string, default from the stack: app_users)",
+        "4. [action] Terminate them",
+        "changes: terminate connections of `{{steps.idle.usename}}` idle longer than {{params.older_than}} (asks first)",
     ] {
         assert!(show.stdout.contains(want), "{want}: {show:?}");
     }
+}
+
+/// The function's alias as read back through the SDK: (version, additional weights).
+fn alias(env: &LocalAws) -> (String, usize) {
+    block_on(async {
+        let lambda = aws_sdk_lambda::Client::new(&sdk_config(env).await);
+        let a = lambda
+            .get_alias()
+            .function_name(STATS_API)
+            .name("live")
+            .send()
+            .await
+            .unwrap();
+        let weights = a
+            .routing_config()
+            .and_then(|r| r.additional_version_weights())
+            .map_or(0, |m| m.len());
+        (a.function_version().unwrap().to_string(), weights)
+    })
+}
+
+/// `bad-deploy`: after a deploy ships version 2 of a function (history: 1 → 2), the runbook shows the rollback
+/// `statsctl rollback` would make, changes nothing on a dry run or without --yes, and with --yes points the
+/// alias back at version 1, reads it back and records the rollback in the deploy history.
+#[test]
+fn bad_deploy_rolls_a_function_back_to_the_version_history_names() {
+    let env = LocalAws::start();
+    env.deploy();
+    // A change to the function's configuration, deployed: version 2 behind the alias, recorded by deploy.
+    block_on(async {
+        let lambda = aws_sdk_lambda::Client::new(&sdk_config(&env).await);
+        let mut vars = function_environment(&lambda, STATS_API).await;
+        vars.insert("RUNBOOK_TEST".into(), "bad".into());
+        set_function_environment(&lambda, STATS_API, vars).await;
+    });
+    let second = env.deploy();
+    assert_eq!(second.code, 0, "{second:?}");
+    assert_eq!(alias(&env), ("2".to_string(), 0));
+    let transcripts = env.dir.path().join("transcripts");
+    let line = "function stats-api: alias live 2 → 1 (from history: function.stats-api shipped";
+
+    let dry = runbook(
+        &env,
+        &transcripts,
+        &[
+            "run",
+            "bad-deploy",
+            "--param",
+            "target=stats-api",
+            "--dry-run",
+        ],
+    );
+    assert!(dry.stdout.contains(line), "{dry:?}");
+    assert!(dry.stdout.contains("dry run: not changed"), "{dry:?}");
+    assert_eq!(alias(&env), ("2".to_string(), 0), "a dry run rolled back");
+
+    let refused = runbook(
+        &env,
+        &transcripts,
+        &["run", "bad-deploy", "--param", "target=function:stats-api"],
+    );
+    assert_eq!(refused.code, 1, "{refused:?}");
+    assert!(refused.stdout.contains(line), "{refused:?}");
+    assert_eq!(
+        alias(&env),
+        ("2".to_string(), 0),
+        "a refused run rolled back"
+    );
+
+    let done = runbook(
+        &env,
+        &transcripts,
+        &[
+            "run",
+            "bad-deploy",
+            "--param",
+            "target=stats-api",
+            "--yes",
+            "--output",
+            "json",
+        ],
+    );
+    assert_eq!(done.code, 0, "{done:?}");
+    assert_eq!(
+        alias(&env),
+        ("1".to_string(), 0),
+        "not rolled back: {done:?}"
+    );
+    let t = done.json();
+    let step = t["steps"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|s| s["kind"] == "action")
+        .expect("the rollback step");
+    assert_eq!(step["status"], "done", "{t}");
+    assert_eq!(step["change"]["before"], "2", "{t}");
+    assert_eq!(step["change"]["after"], "1", "{t}");
+    assert_eq!(step["change"]["took"], true, "{t}");
+    assert_eq!(
+        step["change"]["read_back"], "function.stats-api serves 1",
+        "{t}"
+    );
+    let md = transcripts_in(&transcripts)
+        .iter()
+        .map(|f| std::fs::read_to_string(f).unwrap())
+        .find(|m| m.contains("| mode | run with --yes |"))
+        .expect("the --yes run's transcript");
+    assert!(md.contains(line), "{md}");
+    assert!(md.contains("(took)"), "{md}");
+
+    // The same record `statsctl rollback` appends: history lists it, and a second rollback has no target.
+    let history = env.run(&["history", "--output", "json"]);
+    assert_eq!(history.code, 0, "{history:?}");
+    let h = history.json();
+    let newest = &h[0];
+    assert_eq!(newest["outcome"], "rolled_back", "{h}");
+    assert_eq!(newest["strategy"], "rollback", "{h}");
+    assert_eq!(
+        (&newest["from"], &newest["to"]),
+        (&"2".into(), &"1".into()),
+        "{h}"
+    );
 }

@@ -55,7 +55,7 @@ pub struct Subject {
 }
 
 impl Subject {
-    fn unit(&self) -> String {
+    pub(crate) fn unit(&self) -> String {
         match self.kind {
             UnitKind::Function => format!("function.{}", self.name),
             _ => format!("service.{}", self.name),
@@ -86,6 +86,30 @@ pub fn function_subject(stack: &StackFile, env: &str, name: &str) -> Result<Subj
                     .unwrap_or_default()
             ))
         })
+}
+
+/// The stack's service as what is rolled back.
+pub(crate) fn service_subject(stack: &StackFile) -> Result<Subject, CliError> {
+    let svc = stack.service.as_ref().ok_or_else(|| {
+        CliError::new("the stack has no service to roll back")
+            .hint("roll back a function with --function NAME")
+    })?;
+    Ok(Subject {
+        kind: UnitKind::Service,
+        name: svc.name.clone(),
+        target: svc.name.clone(),
+        alias: String::new(),
+    })
+}
+
+/// What a runbook's `rollback` action names: `service`, or a function by its stack-file or deployed name
+/// (optionally written `function:NAME`). Pure.
+pub(crate) fn subject_named(stack: &StackFile, env: &str, name: &str) -> Result<Subject, CliError> {
+    let name = name.trim();
+    if name == "service" {
+        return service_subject(stack);
+    }
+    function_subject(stack, env, name.strip_prefix("function:").unwrap_or(name))
 }
 
 /// Where the target came from.
@@ -198,18 +222,7 @@ pub async fn run(g: &Global, args: RollbackArgs) -> CliResult {
     let s = Session::open(g, false).await?;
     let subject = match &args.function {
         Some(name) => function_subject(&s.stack.spec, &s.env, name)?,
-        None => {
-            let svc = s.stack.spec.service.as_ref().ok_or_else(|| {
-                CliError::new("the stack has no service to roll back")
-                    .hint("roll back a function with --function NAME")
-            })?;
-            Subject {
-                kind: UnitKind::Service,
-                name: svc.name.clone(),
-                target: svc.name.clone(),
-                alias: String::new(),
-            }
-        }
+        None => service_subject(&s.stack.spec)?,
     };
     if args.dry_run {
         return rollback(g, &s, &args, &subject, started, None).await;
@@ -221,38 +234,37 @@ pub async fn run(g: &Global, args: RollbackArgs) -> CliResult {
     s.release(remote, result).await
 }
 
-/// Reads what serves now and history, decides the target, and (unless a dry run, when `stop` is None) asks and
-/// rolls back, under the locks `run` holds.
-async fn rollback(
-    g: &Global,
+/// A rollback decided, before anything changes: what serves now, where it goes and why. `statsctl rollback` and a
+/// runbook's `rollback` action both find it with [`find_target`], so they always agree.
+pub(crate) struct Target {
+    pub subject: Subject,
+    /// The version (or task definition) serving now.
+    pub live: String,
+    pub to: String,
+    pub source: Source,
+    /// [`describe`]'s line: `function stats-api: alias live 9 → 7 (from history: …)`.
+    pub line: String,
+    /// The caller identity, as history records it.
+    pub who: String,
+    /// The ledger bucket the deploy history is in.
+    pub bucket: String,
+}
+
+/// Reads what serves now and the deploy history and decides the target (`to`, else the history rule). Reads
+/// only; an error (no target, already there) says that nothing was changed.
+pub(crate) async fn find_target(
     s: &Session,
-    args: &RollbackArgs,
-    subject: &Subject,
-    started: Instant,
-    stop: Option<&std::sync::Arc<std::sync::atomic::AtomicBool>>,
-) -> CliResult {
+    subject: Subject,
+    to: Option<&str>,
+) -> CliResult<Target> {
     let (account, who) = aws::ledger::caller(&s.aws).await.map_err(aws_error)?;
     let bucket = statsctl_core::ledger::bucket_name(&s.stack.spec, &s.env, &account);
-    let live = live_version(s, subject).await?;
+    let live = live_version(s, &subject).await?;
     let records: Vec<UnitRecord> =
         aws::ledger::read(&s.aws, &bucket, history::LEDGER_KIND, &s.env, HISTORY_READ)
             .await
             .map_err(aws_error)?;
-    let (to, source) = choose_target(subject, &live, args.to.as_deref(), &records)?;
-    let line = describe(subject, &live, &to, &source);
-    let report = |rolled_back: bool, record: Option<String>| Report {
-        stack: &s.owner.stack,
-        env: &s.env,
-        unit: subject.unit(),
-        target: &subject.target,
-        from: &live,
-        to: &to,
-        source: &source,
-        dry_run: args.dry_run,
-        rolled_back,
-        record,
-        seconds: started.elapsed().as_secs_f64(),
-    };
+    let (to, source) = choose_target(&subject, &live, to, &records)?;
     if to == live {
         return Err(CliError::new(format!(
             "{}: already on {live}; nothing was changed",
@@ -260,18 +272,31 @@ async fn rollback(
         ))
         .hint("pass another version with --to VERSION (`statsctl history` lists what shipped)"));
     }
-    let Some(stop) = stop else {
-        emit(g.output, &report(false, None), |out| {
-            out.push_str(&format!("{line}\nDry run: nothing was changed.\n"));
-        })?;
-        return Ok(OK);
-    };
-    eprintln!("{line}");
-    confirm(args.yes).await?;
+    let line = describe(&subject, &live, &to, &source);
+    Ok(Target {
+        subject,
+        live,
+        to,
+        source,
+        line,
+        who,
+        bucket,
+    })
+}
+
+/// Rolls back to `t.to` through the engine (the caller holds the deploy lock and has asked) and appends the
+/// rollback to the deploy history: `(what serves now, read back; the history record's key)`.
+pub(crate) async fn roll_back(
+    s: &Session,
+    t: &Target,
+    stop: &std::sync::Arc<std::sync::atomic::AtomicBool>,
+) -> CliResult<(String, String)> {
+    let subject = &t.subject;
+    let to = &t.to;
     let shift_started = now_ms();
     let read_back = match subject.kind {
         UnitKind::Function => {
-            statsctl_engine::rollback::function(&s.aws, &subject.target, &subject.alias, &to)
+            statsctl_engine::rollback::function(&s.aws, &subject.target, &subject.alias, to)
                 .await
                 .map_err(aws_error)?
                 .to
@@ -279,7 +304,7 @@ async fn rollback(
         _ => {
             let progress_fn = |line: String| progress(line);
             let ex = s.executor(&progress_fn, stop);
-            match statsctl_engine::rollback::service(&s.aws, &ex, &subject.target, &to).await {
+            match statsctl_engine::rollback::service(&s.aws, &ex, &subject.target, to).await {
                 Ok(r) => r,
                 Err(StepError::Failed(e)) => return Err(aws_error(e)),
                 Err(StepError::Interrupted) => {
@@ -298,11 +323,11 @@ async fn rollback(
         unit: subject.unit(),
         kind: subject.kind,
         target: subject.target.clone(),
-        from: Some(live.clone()),
+        from: Some(t.live.clone()),
         to: Some(read_back.clone()),
         started_at: shift_started,
         ended_at: ended,
-        who,
+        who: t.who.clone(),
         strategy: "rollback".into(),
         timeline: vec![WeightPoint {
             at_ms: ended.saturating_sub(shift_started),
@@ -313,9 +338,9 @@ async fn rollback(
         outcome: Outcome::RolledBack,
         alarm: None,
         ignored_alarms: vec![],
-        detail: Some(format!("statsctl rollback: {line}")),
+        detail: Some(format!("statsctl rollback: {}", t.line)),
     };
-    let key = aws::ledger::append(&s.aws, &bucket, history::LEDGER_KIND, &s.env, &record)
+    let key = aws::ledger::append(&s.aws, &t.bucket, history::LEDGER_KIND, &s.env, &record)
         .await
         .map_err(|e| {
             let mut c = aws_error(e);
@@ -325,6 +350,42 @@ async fn rollback(
             );
             c
         })?;
+    Ok((read_back, key))
+}
+
+/// Reads what serves now and history, decides the target, and (unless a dry run, when `stop` is None) asks and
+/// rolls back, under the locks `run` holds.
+async fn rollback(
+    g: &Global,
+    s: &Session,
+    args: &RollbackArgs,
+    subject: &Subject,
+    started: Instant,
+    stop: Option<&std::sync::Arc<std::sync::atomic::AtomicBool>>,
+) -> CliResult {
+    let t = find_target(s, subject.clone(), args.to.as_deref()).await?;
+    let report = |rolled_back: bool, record: Option<String>| Report {
+        stack: &s.owner.stack,
+        env: &s.env,
+        unit: subject.unit(),
+        target: &subject.target,
+        from: &t.live,
+        to: &t.to,
+        source: &t.source,
+        dry_run: args.dry_run,
+        rolled_back,
+        record,
+        seconds: started.elapsed().as_secs_f64(),
+    };
+    let Some(stop) = stop else {
+        emit(g.output, &report(false, None), |out| {
+            out.push_str(&format!("{}\nDry run: nothing was changed.\n", t.line));
+        })?;
+        return Ok(OK);
+    };
+    eprintln!("{}", t.line);
+    confirm(args.yes).await?;
+    let (read_back, key) = roll_back(s, &t, stop).await?;
     emit(g.output, &report(true, Some(key)), |out| {
         out.push_str(&format!(
             "✓ {}: {read_back} serving ({:.1}s); recorded in the deploy history\n",
@@ -336,7 +397,7 @@ async fn rollback(
 }
 
 /// The version (function) or revision (service) serving now, read from AWS.
-async fn live_version(s: &Session, subject: &Subject) -> CliResult<String> {
+pub(crate) async fn live_version(s: &Session, subject: &Subject) -> CliResult<String> {
     let not_deployed = || {
         CliError::new(format!("{} is not deployed", subject.unit()))
             .hint("deploy the stack first: there is nothing to roll back")
@@ -510,6 +571,17 @@ mod tests {
                 ("stats-api", physical.as_str())
             );
         }
+        // A runbook's target: `service`, or a function by either name, optionally `function:NAME`.
+        for (given, want) in [
+            ("stats-api", "function.stats-api"),
+            ("function:stats-api", "function.stats-api"),
+            (physical.as_str(), "function.stats-api"),
+            (" service ", "service.stats-service"),
+        ] {
+            let s = subject_named(&stack, "dev", given).unwrap();
+            assert_eq!(s.unit(), want, "{given}");
+        }
+        assert!(subject_named(&stack, "dev", "function:nope").is_err());
         let e = function_subject(&stack, "dev", "stats").unwrap_err();
         assert!(e.message.contains("no function `stats`"), "{}", e.message);
         assert!(e.hint.unwrap().contains("stats-api"));

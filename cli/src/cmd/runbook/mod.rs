@@ -57,10 +57,9 @@ pub struct Entry {
     pub loaded: Result<Runbook, Diagnostics>,
 }
 
-/// The shipped runbooks, embedded in the binary: `(name, yaml)`. Empty until the shipped set is wired in
-/// (`statsctl_runbooks::shipped()`).
+/// The shipped runbooks, embedded in the binary: `(name, yaml)`.
 fn shipped() -> Vec<(&'static str, &'static str)> {
-    Vec::new()
+    statsctl_runbooks::shipped()
 }
 
 /// Most runbook files read from one directory: a directory of thousands is not a runbook collection.
@@ -306,9 +305,14 @@ pub fn describe(rb: &Runbook) -> String {
                 .ok()
                 .and_then(|v| v.as_str().map(str::to_string))
                 .unwrap_or_default();
-            let default = match &p.default {
-                Some(d) => format!("default {d}"),
-                None => "required".to_string(),
+            let default = match (&p.default, p.default_from) {
+                (Some(d), _) => format!("default {d}"),
+                // What a run binds when none is given (`bind_params_for_stack`), so not "required".
+                (None, Some(from)) => serde_json::to_value(from)
+                    .ok()
+                    .and_then(|v| v.as_str().map(|v| format!("default from the stack: {v}")))
+                    .unwrap_or_else(|| "default from the stack".to_string()),
+                (None, None) => "required".to_string(),
             };
             out.push_str(&format!("  {name} ({kind}, {default}) {}\n", p.help));
         }

@@ -16,7 +16,7 @@ use statsctl_checks::Status;
 use statsctl_core::duration::parse_span;
 use statsctl_core::inventory::{Key, Kind, Observed};
 use statsctl_core::plan::Change;
-use statsctl_core::runbook::{bind_params, resolve, Action, Found, Step, StepKind};
+use statsctl_core::runbook::{bind_params_for_stack, resolve, Action, Found, Step, StepKind};
 use statsctl_runbooks::answer::{self, Answer, CHOICES};
 use statsctl_runbooks::flow::{self, Gate, Mode, Next};
 use statsctl_runbooks::transcript::{
@@ -69,7 +69,10 @@ pub async fn run(g: &Global, a: RunArgs) -> CliResult {
             _ => errors.push(format!("--param `{p}` is not NAME=VALUE")),
         }
     }
-    let params = match bind_params(&rb, &given) {
+    // Parameters with `default_from` take their default from the stack, so it is loaded before anything runs
+    // (a broken stack file is reported here, with nothing run).
+    let stack = g.load_stack()?;
+    let params = match bind_params_for_stack(&rb, &given, &stack.spec) {
         Ok(p) if errors.is_empty() => p,
         Ok(_) => BTreeMap::new(),
         Err(e) => {
@@ -315,9 +318,8 @@ enum Apply {
         changes: Vec<Change>,
         observed: Box<Observed>,
     },
-    Rollback {
-        target: String,
-    },
+    /// Found the way `statsctl rollback` finds it (boxed: it is the largest of these).
+    Rollback(Box<crate::cmd::rollback::Target>),
     StopTasks {
         cluster: String,
         service: String,
@@ -675,23 +677,19 @@ impl Runner<'_> {
     /// Makes the change under the deploy lock (local, then the ledger's lock object, as deploy takes them) and
     /// reads it back: `(what the read-back shows, whether it took)`.
     async fn change(&mut self, apply: &Apply) -> Result<(String, bool), String> {
-        let cli = |e: CliError| match e.hint {
-            Some(h) => format!("{} (hint: {h})", e.message),
-            None => e.message,
-        };
         let command = "statsctl runbook run";
-        let _local = self.s.lock(command).map_err(cli)?;
+        let _local = self.s.lock(command).map_err(cli_text)?;
         let remote = self
             .s
             .remote_lock(command, false, false)
             .await
-            .map_err(cli)?;
+            .map_err(cli_text)?;
         let done = self.make(apply).await;
         let done = match done {
             Ok(()) => self.read_back(apply).await,
             Err(e) => Err(e),
         };
-        self.s.release(remote, Ok(done)).await.map_err(cli)?
+        self.s.release(remote, Ok(done)).await.map_err(cli_text)?
     }
 
     async fn prepare(&mut self, a: &Action) -> Result<Prepared, NotReady> {
@@ -928,20 +926,27 @@ impl Runner<'_> {
                     },
                 })
             }
-            Action::Rollback { target } => Ok(Prepared {
-                change: ChangeRecord {
-                    what: format!("what `{target}` serves"),
-                    before: "what serves now".into(),
-                    after: "the version deploy history names (statsctl rollback)".into(),
-                    read_back: None,
-                    took: None,
-                },
-                table: None,
-                lines: vec![],
-                apply: Apply::Rollback {
-                    target: target.clone(),
-                },
-            }),
+            Action::Rollback { target } => {
+                // The same subject and target `statsctl rollback` finds: history's rule, read live.
+                let failed = |e: CliError| NotReady::Failed(cli_text(e));
+                let subject =
+                    crate::cmd::rollback::subject_named(spec, &env, target).map_err(failed)?;
+                let t = crate::cmd::rollback::find_target(self.s, subject, None)
+                    .await
+                    .map_err(failed)?;
+                Ok(Prepared {
+                    change: ChangeRecord {
+                        what: format!("what {} serves", t.subject.unit()),
+                        before: t.live.clone(),
+                        after: t.to.clone(),
+                        read_back: None,
+                        took: None,
+                    },
+                    table: None,
+                    lines: vec![t.line.clone()],
+                    apply: Apply::Rollback(Box::new(t)),
+                })
+            }
             Action::ReplaceUnresponsiveTasks {} => {
                 let Some(svc) = &spec.service else {
                     return Err(NotReady::Failed("the stack has no service".into()));
@@ -1054,7 +1059,14 @@ impl Runner<'_> {
                 }
                 Ok(())
             }
-            Apply::Rollback { target } => rollback(self.s, target).await,
+            Apply::Rollback(t) => {
+                let stop = statsctl_engine::interrupt::stop_on_ctrl_c();
+                let (_, key) = crate::cmd::rollback::roll_back(self.s, t, &stop)
+                    .await
+                    .map_err(cli_text)?;
+                progress(format!("rollback recorded in the deploy history: {key}"));
+                Ok(())
+            }
             Apply::StopTasks { cluster, tasks, .. } => {
                 for t in tasks {
                     aws::ecs::stop_task(aws, cluster, t, "statsctl runbook: target unresponsive")
@@ -1136,7 +1148,12 @@ impl Runner<'_> {
                     )
                 })
             }
-            Apply::Rollback { .. } => Ok(("rolled back".into(), true)),
+            Apply::Rollback(t) => {
+                let now = crate::cmd::rollback::live_version(self.s, &t.subject)
+                    .await
+                    .map_err(cli_text)?;
+                Ok((format!("{} serves {now}", t.subject.unit()), now == t.to))
+            }
             Apply::StopTasks {
                 cluster,
                 service,
@@ -1167,13 +1184,12 @@ fn next_of(status: StepStatus) -> Next {
     }
 }
 
-/// Rolls `target` back through the engine's rollback (`statsctl rollback`). Not in this build yet: says so, and
-/// the runbook stops there with nothing changed.
-async fn rollback(_s: &Session, target: &str) -> Result<(), String> {
-    Err(format!(
-        "rolling back `{target}` is not available in this build yet: nothing was changed; \
-         roll back by hand (point the alias at the previous version)"
-    ))
+/// A command's error as one line of the run: the message and its hint.
+fn cli_text(e: CliError) -> String {
+    match e.hint {
+        Some(h) => format!("{} (hint: {h})", e.message),
+        None => e.message,
+    }
 }
 
 /// The users whose connections a runbook never terminates: the one statsctl itself connects as and the
