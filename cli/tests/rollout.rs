@@ -337,3 +337,178 @@ fn a_rollout_killed_mid_canary_is_rolled_back_by_the_next_deploy() {
     assert_eq!(rec["strategy"], "rollback", "{rec}");
     assert_eq!(env.plan_json().0, 0);
 }
+
+const NEW_IMAGE: &str = "public.ecr.aws/live-stats/stats-service:0.2.0";
+
+/// The listener's forwards read back: (target group name, weight) for every weight above 0.
+fn listener_weights(env: &LocalAws) -> Vec<(String, u16)> {
+    block_on(async {
+        let elb = aws_sdk_elasticloadbalancingv2::Client::new(&sdk_config(env).await);
+        let lb = elb
+            .describe_load_balancers()
+            .names("live-stats-local")
+            .send()
+            .await
+            .unwrap();
+        let lb_arn = lb.load_balancers()[0]
+            .load_balancer_arn()
+            .unwrap()
+            .to_string();
+        let l = elb
+            .describe_listeners()
+            .load_balancer_arn(lb_arn)
+            .send()
+            .await
+            .unwrap();
+        let mut out = Vec::new();
+        for action in l.listeners()[0].default_actions() {
+            if let Some(f) = action.forward_config() {
+                for tg in f.target_groups() {
+                    let weight = u16::try_from(tg.weight().unwrap_or(1)).unwrap();
+                    let name = tg
+                        .target_group_arn()
+                        .unwrap_or_default()
+                        .split('/')
+                        .nth(1)
+                        .unwrap_or_default()
+                        .to_string();
+                    if weight > 0 {
+                        out.push((name, weight));
+                    }
+                }
+            }
+        }
+        out.sort();
+        out
+    })
+}
+
+#[test]
+fn a_function_change_and_a_new_image_ship_as_two_rollouts_in_order_and_history_lists_both() {
+    let env = LocalAws::start();
+    env.deploy();
+    drift_function(&env);
+    let r = env.run_with(
+        &["deploy", "--output", "json"],
+        &[("STATS_SERVICE_IMAGE", NEW_IMAGE)],
+    );
+    assert_eq!(r.code, 0, "{r:?}");
+    let report = r.json();
+    let units: Vec<(&str, &str)> = report["units"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|u| (u["id"].as_str().unwrap(), u["status"].as_str().unwrap()))
+        .collect();
+    assert_eq!(
+        units,
+        [
+            ("function.stats-api", "shipped"),
+            ("service.stats-service", "shipped")
+        ],
+        "{report}"
+    );
+    // In order: the function's canary was promoted before the service's first shift.
+    let promoted = r
+        .stderr
+        .find("promoted version 2")
+        .expect("function promoted");
+    let service_shift = r
+        .stderr
+        .find("service.stats-service: 50% →")
+        .unwrap_or_else(|| panic!("service canary: {}", r.stderr));
+    assert!(promoted < service_shift, "{}", r.stderr);
+    // All traffic on the green colour now.
+    assert_eq!(
+        listener_weights(&env),
+        [("live-stats-local-svc-green".to_string(), 100)]
+    );
+
+    let h = env.run(&["history", "--output", "json"]);
+    assert_eq!(h.code, 0, "{h:?}");
+    let records = h.json();
+    let records = records.as_array().unwrap();
+    let newest = |unit: &str| {
+        records
+            .iter()
+            .find(|r| r["unit"] == unit)
+            .unwrap_or_else(|| panic!("{unit} in history: {records:?}"))
+    };
+    let f = newest("function.stats-api");
+    let s = newest("service.stats-service");
+    for (rec, from, to) in [
+        (f, "1", "2"),
+        (
+            s,
+            "live-stats-local-stats-service:1",
+            "live-stats-local-stats-service:2",
+        ),
+    ] {
+        assert_eq!(rec["outcome"], "shipped", "{rec}");
+        assert_eq!(rec["strategy"], "canary", "{rec}");
+        assert_eq!(rec["from"], from, "{rec}");
+        assert_eq!(rec["to"], to, "{rec}");
+        assert_eq!(percents(rec), [50, 100], "{rec}");
+    }
+    // Newest first: the service shipped after the function.
+    let pos = |unit: &str| records.iter().position(|r| r["unit"] == unit).unwrap();
+    assert!(pos("service.stats-service") < pos("function.stats-api"));
+    // With the same stack (the new image), nothing is left to do.
+    let plan = env.run_with(
+        &["plan", "--detailed-exitcode"],
+        &[("STATS_SERVICE_IMAGE", NEW_IMAGE)],
+    );
+    assert_eq!(plan.code, 0, "{plan:?}");
+}
+
+#[test]
+fn an_alarm_during_the_service_canary_sends_the_listener_back_to_the_old_colour_and_exits_2() {
+    let env = LocalAws::start();
+    env.deploy();
+    let mut c = env.statsctl();
+    c.arg("deploy")
+        .env("STATS_SERVICE_IMAGE", NEW_IMAGE)
+        .stderr(Stdio::piped())
+        .stdout(Stdio::piped());
+    let mut child = c.spawn().unwrap();
+    let mut stderr = BufReader::new(child.stderr.take().unwrap());
+    let mut seen = String::new();
+    let mut line = String::new();
+    while stderr.read_line(&mut line).unwrap() > 0 {
+        seen.push_str(&line);
+        if line.contains("service.stats-service: 50% →") {
+            break;
+        }
+        line.clear();
+    }
+    assert!(seen.contains("service.stats-service: 50% →"), "{seen}");
+    // The canary is live: the listener splits 50/50 between the colours, read back from the emulator.
+    assert_eq!(
+        listener_weights(&env),
+        [
+            ("live-stats-local-svc".to_string(), 50),
+            ("live-stats-local-svc-green".to_string(), 50)
+        ]
+    );
+    set_alarm(
+        &env,
+        aws_sdk_cloudwatch::types::StateValue::Alarm,
+        "Threshold Crossed: service rollout test",
+    );
+    let (code, _, err) = finish(child, stderr, seen);
+    assert_eq!(code, Some(2), "{err}");
+    assert!(
+        err.contains("unit service.stats-service rolled back") && err.contains(ALARM),
+        "{err}"
+    );
+    // Everything back on the blue colour, nothing on green.
+    assert_eq!(
+        listener_weights(&env),
+        [("live-stats-local-svc".to_string(), 100)],
+        "{err}"
+    );
+    let rec = last_record(&env, "service.stats-service");
+    assert_eq!(rec["outcome"], "rolled_back", "{rec}");
+    assert_eq!(rec["alarm"]["name"], ALARM, "{rec}");
+    assert_eq!(percents(&rec), [50, 0], "{rec}");
+}
