@@ -1,8 +1,13 @@
 //! Distributed load tests: the run's store in the ledger bucket (`loadtest-runs/<run-id>/…`: the profile the
 //! coordinator hands out, each worker's result) and the ECS tasks that run workers. Plain inputs in, plain data
-//! out: what to run and how to merge is decided in `statsctl_loadtest` and the CLI.
+//! out: what to run and how to merge is decided in `statsctl_loadtest` and the CLI. Also the load-generator task
+//! definition itself (register, observe), which `deploy` manages when the stack asks for workers.
 
-use crate::{fail, Aws, AwsError, AwsResult};
+use std::collections::BTreeMap;
+
+use statsctl_core::inventory::{Key, Kind, ObservedResource};
+
+use crate::{code_of, fail, owner_from, Aws, AwsError, AwsResult};
 
 /// Where a run's objects live in the ledger bucket.
 pub fn run_key(run_id: &str, name: &str) -> String {
@@ -159,4 +164,148 @@ pub async fn describe_tasks(
         }));
     }
     Ok(out)
+}
+
+/// One revision of the load-generator task definition: one container, no port, logs to CloudWatch Logs.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LoadgenTaskInput {
+    pub family: String,
+    pub container_name: String,
+    pub image: String,
+    /// As ECS takes them: CPU units and MiB.
+    pub cpu: String,
+    pub memory_mb: String,
+    pub command: Vec<String>,
+    pub role_arn: String,
+    pub log_group: String,
+    pub region: String,
+    pub tags: Vec<(String, String)>,
+}
+
+/// Registers a new revision of the load-generator task definition; returns its ARN.
+pub async fn register_task_definition(aws: &Aws, t: &LoadgenTaskInput) -> AwsResult<String> {
+    use aws_sdk_ecs::types::{
+        Compatibility, ContainerDefinition, LogConfiguration, LogDriver, NetworkMode, Tag,
+    };
+    let family = &t.family;
+    let logs = LogConfiguration::builder()
+        .log_driver(LogDriver::Awslogs)
+        .options("awslogs-group", &t.log_group)
+        .options("awslogs-region", &t.region)
+        .options("awslogs-stream-prefix", &t.container_name)
+        // The role may create it: no separate log-group resource to manage.
+        .options("awslogs-create-group", "true")
+        .build()
+        .map_err(|e| {
+            AwsError::new(
+                format!("register task definition `{family}`"),
+                format!("the log configuration is incomplete: {e}"),
+            )
+        })?;
+    let container = ContainerDefinition::builder()
+        .name(&t.container_name)
+        .image(&t.image)
+        .essential(true)
+        .set_command(Some(t.command.clone()))
+        .log_configuration(logs)
+        .build();
+    let tags: Vec<Tag> = t
+        .tags
+        .iter()
+        .map(|(k, v)| Tag::builder().key(k).value(v).build())
+        .collect();
+    let r = aws
+        .ecs
+        .register_task_definition()
+        .family(family)
+        .network_mode(NetworkMode::Awsvpc)
+        .requires_compatibilities(Compatibility::Fargate)
+        .cpu(&t.cpu)
+        .memory(&t.memory_mb)
+        .task_role_arn(&t.role_arn)
+        .execution_role_arn(&t.role_arn)
+        .container_definitions(container)
+        .set_tags(Some(tags))
+        .send()
+        .await
+        .map_err(|e| fail(format!("register task definition `{family}`"), e))?;
+    Ok(r.task_definition()
+        .and_then(|t| t.task_definition_arn())
+        .unwrap_or_default()
+        .to_string())
+}
+
+/// The load-generator task definition's latest active revision, in the attributes its spec renders (`image`,
+/// `cpu`, `memory_mb`, `command`, `task_role`, `log_group`); nothing when the family has none.
+pub async fn observe(aws: &Aws, family: &str) -> AwsResult<Vec<(Key, ObservedResource)>> {
+    let t = match aws
+        .ecs
+        .describe_task_definition()
+        .task_definition(family)
+        .include(aws_sdk_ecs::types::TaskDefinitionField::Tags)
+        .send()
+        .await
+    {
+        Ok(t) => t,
+        // No such family.
+        Err(e) if code_of(&e) == Some("ClientException") => return Ok(vec![]),
+        Err(e) => return Err(fail(format!("describe task definition `{family}`"), e)),
+    };
+    let Some(td) = t
+        .task_definition()
+        .filter(|td| td.status().map(|s| s.as_str()) == Some("ACTIVE"))
+    else {
+        return Ok(vec![]);
+    };
+    let container = td.container_definitions().first();
+    let mut r = ObservedResource {
+        id: td.task_definition_arn().unwrap_or_default().into(),
+        owner: owner_from(
+            t.tags()
+                .iter()
+                .map(|t| (t.key().unwrap_or(""), t.value().unwrap_or(""))),
+        ),
+        state: format!("revision {}", td.revision()),
+        ..Default::default()
+    };
+    let command: Vec<&str> = container
+        .map(|c| c.command().iter().map(String::as_str).collect())
+        .unwrap_or_default();
+    let log_options: BTreeMap<String, String> = container
+        .and_then(|c| c.log_configuration())
+        .and_then(|l| l.options())
+        .map(|o| o.iter().map(|(k, v)| (k.clone(), v.clone())).collect())
+        .unwrap_or_default();
+    for (k, v) in [
+        (
+            "image",
+            container.and_then(|c| c.image()).unwrap_or_default().into(),
+        ),
+        ("cpu", td.cpu().unwrap_or_default().into()),
+        ("memory_mb", td.memory().unwrap_or_default().into()),
+        ("command", serde_json::json!(command).to_string()),
+        (
+            "task_role",
+            td.task_role_arn()
+                .unwrap_or_default()
+                .rsplit('/')
+                .next()
+                .unwrap_or_default()
+                .into(),
+        ),
+        (
+            "log_group",
+            log_options
+                .get("awslogs-group")
+                .cloned()
+                .unwrap_or_default(),
+        ),
+    ] {
+        r.attrs.insert(k.to_string(), v);
+    }
+    r.outputs.insert(
+        "revision_ref".into(),
+        crate::ecs::revision_ref(td.task_definition_arn().unwrap_or_default()),
+    );
+    Ok(vec![(Key::new(Kind::TaskDefinition, family), r)])
 }

@@ -83,9 +83,16 @@ pub async fn observe(aws: &Aws, stack: &StackFile, env: &str) -> AwsResult<Obser
         region: aws.region.clone(),
         ..Default::default()
     };
+    // The load generator's task definition: looked for whatever the stack says, so one the stack no longer
+    // wants is still found (and removed).
+    let loadgen = crate::loadgen::observe(
+        aws,
+        &statsctl_core::desired::loadgen::family(&stack.stack, env),
+    )
+    .await?;
     let (owned_ec2, referenced) = ec2?;
     for part in [
-        ledger?, owned_ec2, iam?, secret?, rds?, lambda?, ecs?, elb?, alarms?,
+        ledger?, owned_ec2, iam?, secret?, rds?, lambda?, ecs?, elb?, alarms?, loadgen,
     ] {
         observed.resources.extend(part);
     }

@@ -472,8 +472,9 @@ fn ecs_workers_are_tasks_in_the_services_network_and_ctrl_c_stops_them() {
     use aws_sdk_ecs::types::{Compatibility, ContainerDefinition};
     let env = LocalAws::start();
     env.deploy();
-    // The load-generator task definition (deploy does not provision it yet). Registered without awsvpc here
-    // only because this emulator fails RunTask of awsvpc tasks (HTTP 500); the requests are checked as sent.
+    // A load-generator task definition registered by hand (the shipped local stack asks for no workers, so deploy
+    // registers none), without awsvpc only because this emulator fails RunTask of awsvpc tasks (HTTP 500): here
+    // the run must get as far as Ctrl-C. The requests are checked as sent.
     block_on(async {
         let ecs = aws_sdk_ecs::Client::new(&sdk_config(&env).await);
         ecs.register_task_definition()
@@ -751,4 +752,143 @@ fn worker_mode_refuses_bad_input_before_anything_runs() {
     }
     // Nothing was written for the run.
     assert!(!runs.path().join("r-1").exists());
+}
+
+/// The shipped stack with `loadtest.workers: 3` and an image, in a temp directory (its functions linked beside it).
+fn stack_with_workers(dir: &std::path::Path) -> std::path::PathBuf {
+    let shipped = std::fs::read_to_string(shipped_stack()).unwrap();
+    assert!(shipped.contains("  min_hold: 5m\n"));
+    let text = shipped.replacen(
+        "  min_hold: 5m\n",
+        "  min_hold: 5m\n  workers: 3\n  image: statsctl:0.1.0\n",
+        1,
+    );
+    let path = dir.join("stacks/live-stats.yaml");
+    std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+    std::fs::write(&path, text).unwrap();
+    std::os::unix::fs::symlink(repo_root().join("functions"), dir.join("functions")).unwrap();
+    path
+}
+
+#[test]
+fn deploy_registers_the_loadgen_task_definition_the_ecs_runner_runs_and_destroy_removes_it() {
+    let env = LocalAws::start();
+    let dir = tempfile::tempdir().unwrap();
+    let stack = stack_with_workers(dir.path());
+    let stack = stack.to_str().unwrap();
+    let family = "live-stats-local-loadgen";
+
+    let plan = env.run(&["--stack", stack, "plan", "--output", "json"]);
+    assert!(plan.code == 0 || plan.code == 2, "{plan:?}");
+    let wanted = pending(&plan.json());
+    for key in [
+        format!("task_definition.{family}"),
+        format!("iam_role.{family}"),
+    ] {
+        assert!(
+            wanted.contains(&(key.clone(), "create".into())),
+            "{key}: {wanted:?}"
+        );
+    }
+    let r = env.run(&["--stack", stack, "deploy"]);
+    assert_eq!(r.code, 0, "{r:?}");
+    // Read back as registered: family, image, command, logs, role, Fargate sizes.
+    block_on(async {
+        let ecs = aws_sdk_ecs::Client::new(&sdk_config(&env).await);
+        let td = ecs
+            .describe_task_definition()
+            .task_definition(family)
+            .send()
+            .await
+            .unwrap();
+        let td = td.task_definition().unwrap();
+        assert_eq!(td.family(), Some(family));
+        assert_eq!((td.cpu(), td.memory()), (Some("2048"), Some("4096")));
+        assert!(
+            td.task_role_arn().unwrap().ends_with(&format!("/{family}")),
+            "{td:?}"
+        );
+        let c = &td.container_definitions()[0];
+        assert_eq!(c.name(), Some("loadgen"));
+        assert_eq!(c.image(), Some("statsctl:0.1.0"));
+        assert_eq!(c.command(), ["loadtest", "--shard", "1/1"]);
+        let logs = c.log_configuration().unwrap();
+        assert_eq!(
+            logs.options()
+                .unwrap()
+                .get("awslogs-group")
+                .map(String::as_str),
+            Some("/statsctl/live-stats-local-loadgen")
+        );
+    });
+    // Deployed means nothing left to do: what observe reads back is what the stack wants.
+    let again = env.run(&[
+        "--stack",
+        stack,
+        "plan",
+        "--detailed-exitcode",
+        "--output",
+        "json",
+    ]);
+    assert_eq!(again.code, 0, "{:?}", pending(&again.json()));
+
+    // `loadtest --runner ecs` runs tasks of that family (the emulator refuses to run awsvpc tasks: the requests
+    // are what is checked, and the run fails cleanly).
+    let server = TestServer::start(Duration::from_millis(1), false);
+    let proxy = record_ecs_calls(env.endpoint());
+    let r = env.run(&[
+        "--stack",
+        stack,
+        "--endpoint-url",
+        &format!("http://127.0.0.1:{}", proxy.port),
+        "loadtest",
+        "--runner",
+        "ecs",
+        "--target",
+        &server.url(),
+        "--stages",
+        "hold:10:2s",
+        "--timeout",
+        "1s",
+    ]);
+    let calls = proxy.calls.lock().unwrap().clone();
+    let run_tasks: Vec<&serde_json::Value> = calls
+        .iter()
+        .filter(|(op, _)| op == "runtask")
+        .map(|(_, body)| body)
+        .collect();
+    assert!(!run_tasks.is_empty(), "{r:?}\n{calls:?}");
+    for req in run_tasks {
+        assert_eq!(req["taskDefinition"], family, "{req}");
+        assert_eq!(req["overrides"]["containerOverrides"][0]["name"], "loadgen");
+        let cmd = &req["overrides"]["containerOverrides"][0]["command"];
+        assert_eq!(cmd[0], "loadtest", "{req}");
+        assert!(
+            cmd.as_array().unwrap().iter().any(|a| a == "1/3"),
+            "three workers from the stack file: {req}"
+        );
+    }
+
+    // Destroy deregisters it with the rest.
+    let r = env.run(&["--stack", stack, "destroy", "--yes"]);
+    assert_eq!(r.code, 0, "{r:?}");
+    assert!(
+        r.stdout.contains(&format!("task_definition.{family}")),
+        "{r:?}"
+    );
+    block_on(async {
+        let ecs = aws_sdk_ecs::Client::new(&sdk_config(&env).await);
+        let active = ecs
+            .describe_task_definition()
+            .task_definition(family)
+            .send()
+            .await
+            .ok()
+            .and_then(|t| t.task_definition().and_then(|t| t.status()).cloned());
+        assert_ne!(
+            active,
+            Some(aws_sdk_ecs::types::TaskDefinitionStatus::Active),
+            "still registered"
+        );
+    });
 }

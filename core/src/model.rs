@@ -653,8 +653,8 @@ pub struct LoadTestCriteria {
     #[serde(default = "one", skip_serializing_if = "is_one")]
     #[schemars(range(min = 1, max = 256))]
     pub workers: u32,
-    /// Container image of statsctl itself for ECS load-test workers (built with `loadtest/Dockerfile`). Recorded
-    /// only, for now: `deploy` does not yet register the `<stack>-<env>-loadgen` task definition that runs it.
+    /// Container image of statsctl itself for ECS load-test workers (built with `loadtest/Dockerfile`). With
+    /// `workers` above 1, `deploy` registers the `<stack>-<env>-loadgen` task definition that runs it.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub image: Option<String>,
 }

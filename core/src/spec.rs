@@ -417,6 +417,20 @@ pub struct TaskDefinitionSpec {
     pub task_role: String,
 }
 
+/// The load-generator task definition (`loadtest --runner ecs`): statsctl's own image, no port, a default
+/// command that `loadtest` overrides per task, and its output in CloudWatch Logs.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LoadgenTaskSpec {
+    pub image: String,
+    pub cpu: u32,
+    pub memory_mb: u32,
+    /// The container's arguments to statsctl (the image's entrypoint).
+    pub command: Vec<String>,
+    pub task_role: String,
+    /// The CloudWatch Logs group the container writes to (created by the `awslogs` driver on first use).
+    pub log_group: String,
+}
+
 #[derive(Debug, Clone, PartialEq)]
 pub struct EcsServiceSpec {
     pub cluster: String,
@@ -474,6 +488,8 @@ pub enum Spec {
     TaskDefinition(TaskDefinitionSpec),
     EcsService(EcsServiceSpec),
     Alarm(AlarmSpec),
+    /// A task definition too (same kind, same engine path), for the load generator rather than the service.
+    LoadgenTask(LoadgenTaskSpec),
 }
 
 /// Builds an attribute map from `(name, value)` pairs.
@@ -513,6 +529,7 @@ impl Spec {
             Spec::TaskDefinition(_) => Kind::TaskDefinition,
             Spec::EcsService(_) => Kind::EcsService,
             Spec::Alarm(_) => Kind::Alarm,
+            Spec::LoadgenTask(_) => Kind::TaskDefinition,
         }
     }
 
@@ -699,6 +716,15 @@ impl Spec {
                     ("task_role", s.task_role.clone()),
                 ])
             }
+            Spec::LoadgenTask(s) => attrs([
+                ("image", s.image.clone()),
+                ("cpu", s.cpu.to_string()),
+                ("memory_mb", s.memory_mb.to_string()),
+                // In order: it is an argument list.
+                ("command", json!(s.command).to_string()),
+                ("task_role", s.task_role.clone()),
+                ("log_group", s.log_group.clone()),
+            ]),
             Spec::EcsService(s) => attrs([
                 ("cluster", s.cluster.clone()),
                 ("task_definition", s.task_definition.render()),

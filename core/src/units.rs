@@ -111,6 +111,12 @@ pub fn units(plan: &Plan, stack: &StackFile) -> Vec<Unit> {
                     None => direct.changes.push(c.key.clone()),
                 }
             }
+            // The load generator's task definition is no new version of the service: it applies directly.
+            Kind::TaskDefinition
+                if c.key.name == crate::desired::loadgen::family(&stack.stack, &plan.env) =>
+            {
+                direct.changes.push(c.key.clone())
+            }
             Kind::TaskDefinition => match &service {
                 Some(s) => add(format!("service.{s}"), UnitKind::Service, s, c),
                 None => direct.changes.push(c.key.clone()),

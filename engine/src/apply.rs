@@ -462,6 +462,14 @@ async fn upsert(
             let arn = aws::elb::put_listener(aws, &input, cur.map(|c| c.id.as_str())).await?;
             applied(d, None, arn, "active")
         }
+        (Kind::TaskDefinition, _)
+            if matches!(d.spec, statsctl_core::spec::Spec::LoadgenTask(_)) =>
+        {
+            let input = inputs::loadgen_task(d, observed, s)?;
+            let arn = aws::loadgen::register_task_definition(aws, &input).await?;
+            let revision = aws::ecs::revision_ref(&arn);
+            with_output(applied(d, owner, arn, "ACTIVE"), "revision_ref", revision)
+        }
         (Kind::TaskDefinition, _) => {
             let container = service_name(ex);
             let input = inputs::task(d, observed, container, s)?;

@@ -513,6 +513,29 @@ pub fn service(
     })
 }
 
+/// The load-generator task definition (`Spec::LoadgenTask`): its logs go to the region it runs in.
+pub fn loadgen_task(
+    d: &Desired,
+    observed: &Observed,
+    s: Scope,
+) -> Built<statsctl_aws::loadgen::LoadgenTaskInput> {
+    let Spec::LoadgenTask(t) = &d.spec else {
+        return Err(mismatch(d, Kind::TaskDefinition));
+    };
+    Ok(statsctl_aws::loadgen::LoadgenTaskInput {
+        family: d.key.name.clone(),
+        container_name: statsctl_core::desired::loadgen::CONTAINER.to_string(),
+        image: t.image.clone(),
+        cpu: t.cpu.to_string(),
+        memory_mb: t.memory_mb.to_string(),
+        command: t.command.clone(),
+        role_arn: role_arn(observed, d, "task_role", &t.task_role)?,
+        log_group: t.log_group.clone(),
+        region: observed.region.clone(),
+        tags: s.tags_of(&d.key.name),
+    })
+}
+
 pub fn load_balancer(d: &Desired, observed: &Observed, s: Scope) -> Built<elb::LoadBalancerInput> {
     let Spec::LoadBalancer(lb) = &d.spec else {
         return Err(mismatch(d, Kind::LoadBalancer));

@@ -84,6 +84,8 @@ struct Worker {
     /// The schedule has ended: pooled connections stop once the queue is empty.
     done: std::cell::Cell<bool>,
     in_flight: std::cell::Cell<u64>,
+    /// Recent service time (send to answer) in µs: how long a poll of the pool needs (see [`too_late`]).
+    service_us: std::cell::Cell<u64>,
 }
 
 /// Runs the profile to the end (or a stop) and returns the merged result. Blocking: call from a plain thread or
@@ -336,6 +338,7 @@ async fn worker(
         wake: tokio::sync::Notify::new(),
         done: std::cell::Cell::new(false),
         in_flight: std::cell::Cell::new(0),
+        service_us: std::cell::Cell::new(0),
     });
     if let Some(k) = profile.pool {
         for _ in 0..k.max(1) {
@@ -584,13 +587,13 @@ impl Worker {
         let mut rec = self.rec.borrow_mut();
         match outcome {
             Outcome::Done(Ok((status, bytes, sent_at))) if status < 400 => {
-                rec.success(
-                    stage,
-                    second,
-                    latency,
-                    now.saturating_duration_since(sent_at).as_micros() as u64,
-                    bytes,
-                );
+                let service = now.saturating_duration_since(sent_at).as_micros() as u64;
+                rec.success(stage, second, latency, service, bytes);
+                // Up at once to a slower answer, down by 1/8 of the difference with each faster one: the margin
+                // a queued poll needs errs long (late) rather than short (a timeout that costs the connection).
+                let est = self.service_us.get();
+                self.service_us
+                    .set(service.max(est - est / 8 + service / 8));
                 self.live().ok.fetch_add(1, Ordering::Relaxed);
                 let _ = self
                     .live()
@@ -651,6 +654,15 @@ struct Due {
     target: usize,
 }
 
+/// Whether a queued poll is late: its timeout has passed, or what is left of it is under twice the time an
+/// answer recently took. Under overload the oldest poll in the queue is always near its timeout; sent, it would
+/// time out on the wire, close its connection (a timed-out exchange leaves it unusable), make the target serve an
+/// answer nobody reads and cost a new connection: the generator would slow itself down with its own backlog.
+/// Counted late instead, it is what it is: not sent in time.
+fn too_late(now: Instant, deadline: Instant, service: Duration) -> bool {
+    deadline.saturating_duration_since(now) <= service * 2
+}
+
 /// One connection of a worker's pool (`--pool N`): takes due polls in schedule order, one at a time.
 async fn pooled_connection(me: Rc<Worker>) {
     let mut slot: Option<Conn> = None;
@@ -665,8 +677,13 @@ async fn pooled_connection(me: Rc<Worker>) {
             continue;
         };
         let deadline = due.at + me.profile.timeout;
-        if Instant::now() >= deadline {
-            // Its turn came after its timeout: never sent.
+        if too_late(
+            Instant::now(),
+            deadline,
+            Duration::from_micros(me.service_us.get()),
+        ) {
+            // Its turn came after its timeout, or so close to it that the answer could not come in time:
+            // never sent.
             me.record(
                 Outcome::TimedOut,
                 Phase::Waiting,
@@ -733,6 +750,32 @@ mod tests {
             .build()
             .unwrap()
             .block_on(f)
+    }
+
+    #[test]
+    fn a_queued_poll_too_close_to_its_timeout_is_late_not_sent() {
+        let now = Instant::now();
+        let ms = Duration::from_millis;
+        for (left, service, late) in [
+            // Plenty of time, or no answer measured yet.
+            (ms(5000), ms(1), false),
+            (ms(5000), ms(0), false),
+            (ms(1), ms(0), false),
+            // Its timeout has passed (or is now).
+            (ms(0), ms(0), true),
+            // Less than two answers' time left: it would time out on the wire.
+            (ms(10), ms(10), true),
+            (ms(20), ms(10), true),
+            (ms(21), ms(10), false),
+        ] {
+            assert_eq!(
+                too_late(now, now + left, service),
+                late,
+                "{left:?} left, answers take {service:?}"
+            );
+        }
+        // A deadline already past.
+        assert!(too_late(now + ms(5), now, ms(0)));
     }
 
     #[test]

@@ -10,6 +10,7 @@ mod alarms;
 mod database;
 mod functions;
 mod iam;
+pub mod loadgen;
 mod network;
 pub mod service;
 
@@ -277,6 +278,7 @@ pub fn desired(
     out.extend(database::desired(&cx));
     out.extend(functions::desired(&cx));
     out.extend(service::desired(&cx));
+    out.extend(loadgen::desired(&cx));
     out.extend(alarms::desired(&cx));
     out
 }

@@ -509,10 +509,19 @@ pub fn ecs_place(
             "the ECS service `{service}` has no subnets statsctl can name"
         ));
     }
+    let task_definition = statsctl_core::desired::loadgen::family(stack, env);
+    if observed
+        .get(Kind::TaskDefinition, &task_definition)
+        .is_none()
+    {
+        return Err(format!(
+            "the load-generator task definition `{task_definition}` is not registered; `deploy` registers it when the stack sets `loadtest.workers` above 1 and `loadtest.image`"
+        ));
+    }
     Ok(EcsPlace {
         cluster: cluster.to_string(),
-        task_definition: format!("{stack}-{env}-loadgen"),
-        container: "loadgen".into(),
+        task_definition,
+        container: statsctl_core::desired::loadgen::CONTAINER.into(),
         subnets,
         security_groups,
     })
@@ -780,6 +789,10 @@ mod tests {
         svc.attrs.insert("security_groups".into(), sgs.into());
         o.resources
             .insert(Key::new(Kind::EcsService, "stats-service"), svc);
+        o.resources.insert(
+            Key::new(Kind::TaskDefinition, "live-prod-loadgen"),
+            ObservedResource::default(),
+        );
         for (kind, name, id) in [
             (Kind::Subnet, "app-a", "subnet-0aa"),
             (Kind::Subnet, "app-b", "subnet-0bb"),
@@ -840,6 +853,15 @@ mod tests {
         )
         .unwrap_err();
         assert!(e.contains("does not exist"), "{e}");
+        let mut no_task = observed("app-a", "service");
+        no_task
+            .resources
+            .remove(&Key::new(Kind::TaskDefinition, "live-prod-loadgen"));
+        let e = ecs_place(&no_task, "live", "prod", "stats-service", "live").unwrap_err();
+        assert!(
+            e.contains("`live-prod-loadgen` is not registered") && e.contains("loadtest.image"),
+            "{e}"
+        );
     }
 
     #[test]
