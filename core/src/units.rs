@@ -165,7 +165,7 @@ pub fn select(all: &[Unit], ids: &[String]) -> Result<Vec<Unit>, String> {
     }
     Ok(all
         .iter()
-        .filter(|u| ids.iter().any(|id| *id == u.id))
+        .filter(|u| ids.contains(&u.id))
         .cloned()
         .collect())
 }

@@ -956,7 +956,7 @@ mod tests {
         };
         let mut o = started(&[&function, &alias]);
         fail_at(&mut o, &alias, AwsError::new("shift", "boom").into());
-        assert_eq!(o.not_done, [function.clone()]);
+        assert_eq!(o.not_done, std::slice::from_ref(&function));
         assert_eq!(o.failed.as_ref().map(|f| &f.key), Some(&alias));
         assert!(!o.interrupted);
         let mut o = started(&[&function, &alias]);

@@ -507,9 +507,12 @@ mod tests {
         assert!(!has_limit(&Of::Functions, "ConcurrentExecutions"));
     }
 
+    /// (min, avg, max).
+    type Summary = (Option<f64>, Option<f64>, Option<f64>);
+
     #[test]
     fn summaries() {
-        let cases: &[(&[f64], (Option<f64>, Option<f64>, Option<f64>))] = &[
+        let cases: &[(&[f64], Summary)] = &[
             (&[], (None, None, None)),
             (&[4.0], (Some(4.0), Some(4.0), Some(4.0))),
             (&[1.0, 2.0, 6.0], (Some(1.0), Some(3.0), Some(6.0))),

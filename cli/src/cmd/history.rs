@@ -175,7 +175,7 @@ impl Found {
     fn finish(mut self, limit: usize) -> Found {
         // Stable: records that ended together keep the key order (append order, newest first).
         self.records
-            .sort_by(|a, b| (b.ended_at, b.started_at).cmp(&(a.ended_at, a.started_at)));
+            .sort_by_key(|r| std::cmp::Reverse((r.ended_at, r.started_at)));
         self.records.truncate(limit);
         self
     }

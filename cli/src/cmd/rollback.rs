@@ -496,8 +496,16 @@ mod tests {
             // A rollback's own record (9 → 7) never names a target.
             rec("f", "9", "7", 3_000, RolledBack),
         ];
-        // (case, subject, live, --to, want target, want from history)
-        let cases: Vec<(&str, &Subject, &str, Option<&str>, Option<&str>, bool)> = vec![
+        /// (case, subject, live, --to, want target, want from history)
+        type Case<'a> = (
+            &'a str,
+            &'a Subject,
+            &'a str,
+            Option<&'a str>,
+            Option<&'a str>,
+            bool,
+        );
+        let cases: Vec<Case> = vec![
             ("history", &api, "9", None, Some("7"), true),
             ("--to wins", &api, "9", Some("3"), Some("3"), false),
             ("after a rollback", &api, "7", None, None, false),

@@ -522,7 +522,9 @@ mod tests {
 
     #[test]
     fn weights_for_a_percent_and_the_percent_read_back() {
-        let cases: [(u32, Result<(u16, u16), &str>); 6] = [
+        /// (percent, the weights (old, new) or the error).
+        type Case = (u32, Result<(u16, u16), &'static str>);
+        let cases: [Case; 6] = [
             (0, Ok((100, 0))),
             (10, Ok((90, 10))),
             (50, Ok((50, 50))),

@@ -1463,7 +1463,9 @@ mod tests {
     #[test]
     fn functions_by_stack_or_aws_name() {
         let spec = stack();
-        let cases: &[(&str, Result<(&str, &str), &str>)] = &[
+        /// (name given, the function's (stack name, physical name) or the error).
+        type Case<'a> = (&'a str, Result<(&'a str, &'a str), &'a str>);
+        let cases: &[Case] = &[
             ("stats-api", Ok(("live-stats-prod-stats-api", "stats-api"))),
             (
                 "function:stats-api",
