@@ -280,18 +280,50 @@ pub async fn register_task_definition(aws: &Aws, t: &TaskInput) -> AwsResult<Str
         ))
         .set_secrets((!secrets.is_empty()).then_some(secrets))
         .build();
+    register_fargate(
+        aws,
+        FargateTask {
+            family,
+            cpu: &t.cpu,
+            memory_mb: &t.memory_mb,
+            role_arn: &t.role_arn,
+            tags: &t.tags,
+        },
+        container,
+    )
+    .await
+}
+
+/// A Fargate task definition's settings besides its one container.
+pub struct FargateTask<'a> {
+    pub family: &'a str,
+    pub cpu: &'a str,
+    pub memory_mb: &'a str,
+    /// Task and execution role.
+    pub role_arn: &'a str,
+    pub tags: &'a [(String, String)],
+}
+
+/// Registers a Fargate (awsvpc) task definition with one container; returns the new revision's ARN. The service's
+/// and the load generator's task definitions both go through here.
+pub async fn register_fargate(
+    aws: &Aws,
+    t: FargateTask<'_>,
+    container: ContainerDefinition,
+) -> AwsResult<String> {
+    let family = t.family;
     let r = aws
         .ecs
         .register_task_definition()
         .family(family)
         .network_mode(NetworkMode::Awsvpc)
         .requires_compatibilities(Compatibility::Fargate)
-        .cpu(&t.cpu)
-        .memory(&t.memory_mb)
-        .task_role_arn(&t.role_arn)
-        .execution_role_arn(&t.role_arn)
+        .cpu(t.cpu)
+        .memory(t.memory_mb)
+        .task_role_arn(t.role_arn)
+        .execution_role_arn(t.role_arn)
         .container_definitions(container)
-        .set_tags(Some(ecs_tags(&t.tags)))
+        .set_tags(Some(ecs_tags(t.tags)))
         .send()
         .await
         .map_err(|e| {

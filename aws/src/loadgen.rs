@@ -184,9 +184,7 @@ pub struct LoadgenTaskInput {
 
 /// Registers a new revision of the load-generator task definition; returns its ARN.
 pub async fn register_task_definition(aws: &Aws, t: &LoadgenTaskInput) -> AwsResult<String> {
-    use aws_sdk_ecs::types::{
-        Compatibility, ContainerDefinition, LogConfiguration, LogDriver, NetworkMode, Tag,
-    };
+    use aws_sdk_ecs::types::{ContainerDefinition, LogConfiguration, LogDriver};
     let family = &t.family;
     let logs = LogConfiguration::builder()
         .log_driver(LogDriver::Awslogs)
@@ -209,30 +207,18 @@ pub async fn register_task_definition(aws: &Aws, t: &LoadgenTaskInput) -> AwsRes
         .set_command(Some(t.command.clone()))
         .log_configuration(logs)
         .build();
-    let tags: Vec<Tag> = t
-        .tags
-        .iter()
-        .map(|(k, v)| Tag::builder().key(k).value(v).build())
-        .collect();
-    let r = aws
-        .ecs
-        .register_task_definition()
-        .family(family)
-        .network_mode(NetworkMode::Awsvpc)
-        .requires_compatibilities(Compatibility::Fargate)
-        .cpu(&t.cpu)
-        .memory(&t.memory_mb)
-        .task_role_arn(&t.role_arn)
-        .execution_role_arn(&t.role_arn)
-        .container_definitions(container)
-        .set_tags(Some(tags))
-        .send()
-        .await
-        .map_err(|e| fail(format!("register task definition `{family}`"), e))?;
-    Ok(r.task_definition()
-        .and_then(|t| t.task_definition_arn())
-        .unwrap_or_default()
-        .to_string())
+    crate::ecs::register_fargate(
+        aws,
+        crate::ecs::FargateTask {
+            family,
+            cpu: &t.cpu,
+            memory_mb: &t.memory_mb,
+            role_arn: &t.role_arn,
+            tags: &t.tags,
+        },
+        container,
+    )
+    .await
 }
 
 /// The load-generator task definition's latest active revision, in the attributes its spec renders (`image`,

@@ -90,3 +90,27 @@ pub fn dim(t: &str) -> String {
 pub fn progress(msg: impl AsRef<str>) {
     eprintln!("{}", sensitive::redact_text(msg.as_ref()));
 }
+
+/// Rows as aligned text columns (two spaces apart), each line indented; trailing spaces trimmed.
+pub fn table(rows: &[Vec<String>], indent: &str) -> String {
+    let cols = rows.iter().map(Vec::len).max().unwrap_or(0);
+    let widths: Vec<usize> = (0..cols)
+        .map(|c| {
+            rows.iter()
+                .filter_map(|r| r.get(c))
+                .map(|s| s.chars().count())
+                .max()
+                .unwrap_or(0)
+        })
+        .collect();
+    let mut out = String::new();
+    for r in rows {
+        let cells: Vec<String> = r
+            .iter()
+            .enumerate()
+            .map(|(i, c)| format!("{c:<w$}", w = widths[i]))
+            .collect();
+        out.push_str(&format!("{indent}{}\n", cells.join("  ").trim_end()));
+    }
+    out
+}

@@ -57,55 +57,13 @@ async fn append(s3: &aws_sdk_s3::Client, bucket: &str, r: &UnitRecord) {
 
 /// The history records in the bucket, oldest first.
 async fn history(s3: &aws_sdk_s3::Client, bucket: &str) -> Vec<UnitRecord> {
-    let listed = s3
-        .list_objects_v2()
-        .bucket(bucket)
-        .prefix("deploys/local/")
-        .send()
-        .await
-        .unwrap();
-    let mut keys: Vec<String> = listed
-        .contents()
-        .iter()
-        .filter_map(|o| o.key().map(str::to_string))
-        .collect();
-    keys.sort();
-    let mut out = vec![];
-    for k in keys {
-        let body = s3
-            .get_object()
-            .bucket(bucket)
-            .key(&k)
-            .send()
-            .await
-            .unwrap()
-            .body
-            .collect()
-            .await
-            .unwrap()
-            .into_bytes();
-        out.push(serde_json::from_slice(&body).unwrap());
-    }
-    out
+    ledger_objects(s3, bucket, "deploys/local/").await
 }
 
 /// (version, additional weights) of the stats API's alias, read through the SDK.
 async fn alias(lambda: &aws_sdk_lambda::Client) -> (String, usize) {
-    let a = lambda
-        .get_alias()
-        .function_name(STATS_API)
-        .name("live")
-        .send()
-        .await
-        .unwrap();
-    let weights = a
-        .routing_config()
-        .and_then(|r| r.additional_version_weights())
-        .map_or(0, |w| w.values().filter(|p| **p > 0.0).count());
-    (
-        a.function_version().unwrap_or_default().to_string(),
-        weights,
-    )
+    let (version, weights) = alias_routing(lambda, STATS_API, "live").await;
+    (version, weights.iter().filter(|(_, w)| *w > 0.0).count())
 }
 
 fn rollback_ready(env: &LocalAws) -> serde_json::Value {

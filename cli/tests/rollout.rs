@@ -28,19 +28,7 @@ fn drift_function(env: &LocalAws) {
 fn alias(env: &LocalAws) -> (String, Vec<(String, f64)>) {
     block_on(async {
         let lambda = aws_sdk_lambda::Client::new(&sdk_config(env).await);
-        let a = lambda
-            .get_alias()
-            .function_name(STATS_API)
-            .name("live")
-            .send()
-            .await
-            .unwrap();
-        let weights = a
-            .routing_config()
-            .and_then(|r| r.additional_version_weights())
-            .map(|m| m.iter().map(|(k, v)| (k.clone(), *v)).collect())
-            .unwrap_or_default();
-        (a.function_version().unwrap().to_string(), weights)
+        alias_routing(&lambda, STATS_API, "live").await
     })
 }
 
@@ -69,36 +57,7 @@ fn history(env: &LocalAws) -> Vec<serde_json::Value> {
             .find(|n| n.starts_with("live-stats-local-ledger-"))
             .expect("the ledger bucket")
             .to_string();
-        let list = s3
-            .list_objects_v2()
-            .bucket(&bucket)
-            .prefix("deploys/local/")
-            .send()
-            .await
-            .unwrap();
-        let mut keys: Vec<String> = list
-            .contents()
-            .iter()
-            .filter_map(|o| o.key().map(str::to_string))
-            .collect();
-        keys.sort();
-        let mut out = Vec::new();
-        for k in keys {
-            let body = s3
-                .get_object()
-                .bucket(&bucket)
-                .key(&k)
-                .send()
-                .await
-                .unwrap()
-                .body
-                .collect()
-                .await
-                .unwrap()
-                .into_bytes();
-            out.push(serde_json::from_slice(&body).unwrap());
-        }
-        out
+        ledger_objects(&s3, &bucket, "deploys/local/").await
     })
 }
 

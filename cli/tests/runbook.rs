@@ -366,18 +366,8 @@ fn bad_parameters_and_broken_files_are_refused_up_front() {
 fn alias(env: &LocalAws) -> (String, usize) {
     block_on(async {
         let lambda = aws_sdk_lambda::Client::new(&sdk_config(env).await);
-        let a = lambda
-            .get_alias()
-            .function_name(STATS_API)
-            .name("live")
-            .send()
-            .await
-            .unwrap();
-        let weights = a
-            .routing_config()
-            .and_then(|r| r.additional_version_weights())
-            .map_or(0, |m| m.len());
-        (a.function_version().unwrap().to_string(), weights)
+        let (version, weights) = alias_routing(&lambda, STATS_API, "live").await;
+        (version, weights.len())
     })
 }
 

@@ -558,7 +558,7 @@ fn human(out: &mut String, r: &Report) {
             }
         }
         if !f.table.is_empty() && f.status != Status::Skip {
-            out.push_str(&table(&f.table, "      "));
+            out.push_str(&crate::output::table(&f.table, "      "));
         }
     }
     let fixes: Vec<(&str, &String)> = r
@@ -586,29 +586,6 @@ fn human(out: &mut String, r: &Report) {
         n("fail"),
         n("skip")
     ));
-}
-
-fn table(rows: &[Vec<String>], indent: &str) -> String {
-    let cols = rows.iter().map(Vec::len).max().unwrap_or(0);
-    let widths: Vec<usize> = (0..cols)
-        .map(|c| {
-            rows.iter()
-                .filter_map(|r| r.get(c))
-                .map(|s| s.chars().count())
-                .max()
-                .unwrap_or(0)
-        })
-        .collect();
-    let mut out = String::new();
-    for r in rows {
-        let cells: Vec<String> = r
-            .iter()
-            .enumerate()
-            .map(|(i, c)| format!("{c:<w$}", w = widths[i]))
-            .collect();
-        out.push_str(&format!("{indent}{}\n", cells.join("  ").trim_end()));
-    }
-    out
 }
 
 fn markdown(r: &Report) -> String {

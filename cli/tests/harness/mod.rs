@@ -376,3 +376,67 @@ pub async fn set_function_environment(
         .await
         .unwrap();
 }
+
+/// A function's alias as read back through the SDK: its version and the additional version weights (version,
+/// weight), sorted.
+pub async fn alias_routing(
+    lambda: &aws_sdk_lambda::Client,
+    function: &str,
+    alias: &str,
+) -> (String, Vec<(String, f64)>) {
+    let a = lambda
+        .get_alias()
+        .function_name(function)
+        .name(alias)
+        .send()
+        .await
+        .unwrap();
+    let mut weights: Vec<(String, f64)> = a
+        .routing_config()
+        .and_then(|r| r.additional_version_weights())
+        .map(|m| m.iter().map(|(k, v)| (k.clone(), *v)).collect())
+        .unwrap_or_default();
+    weights.sort_by(|a, b| a.0.cmp(&b.0));
+    (
+        a.function_version().unwrap_or_default().to_string(),
+        weights,
+    )
+}
+
+/// Every object under `prefix` in `bucket`, parsed as JSON, in key order (for ledger records: oldest first).
+pub async fn ledger_objects<T: serde::de::DeserializeOwned>(
+    s3: &aws_sdk_s3::Client,
+    bucket: &str,
+    prefix: &str,
+) -> Vec<T> {
+    let listed = s3
+        .list_objects_v2()
+        .bucket(bucket)
+        .prefix(prefix)
+        .send()
+        .await
+        .unwrap();
+    let mut keys: Vec<String> = listed
+        .contents()
+        .iter()
+        .filter_map(|o| o.key().map(str::to_string))
+        .collect();
+    keys.sort();
+    let mut out = Vec::new();
+    for k in keys {
+        let body = s3
+            .get_object()
+            .bucket(bucket)
+            .key(&k)
+            .send()
+            .await
+            .unwrap()
+            .body
+            .collect()
+            .await
+            .unwrap()
+            .into_bytes();
+        out.push(serde_json::from_slice(&body).unwrap());
+    }
+    out
+}

@@ -1410,25 +1410,7 @@ async fn read_only_query(client: &tokio_postgres::Client, sql: &str) -> Result<T
 fn render_table(t: &Table) -> String {
     let mut all = vec![t.columns.clone()];
     all.extend(t.rows.iter().cloned());
-    let cols = all.iter().map(Vec::len).max().unwrap_or(0);
-    let widths: Vec<usize> = (0..cols)
-        .map(|c| {
-            all.iter()
-                .filter_map(|r| r.get(c))
-                .map(|s| s.chars().count())
-                .max()
-                .unwrap_or(0)
-        })
-        .collect();
-    let mut out = String::new();
-    for r in &all {
-        let cells: Vec<String> = r
-            .iter()
-            .enumerate()
-            .map(|(i, c)| format!("{c:<w$}", w = widths[i]))
-            .collect();
-        out.push_str(&format!("   {}\n", cells.join("  ").trim_end()));
-    }
+    let mut out = crate::output::table(&all, "   ");
     if t.rows.is_empty() {
         out.push_str("   (no rows)\n");
     }
