@@ -495,8 +495,12 @@ pub async fn delete(aws: &Aws, key: &Key, cur: &ObservedResource) -> AwsResult<(
     }
 }
 
-/// Whether a task definition revision (`family:N`) is still registered (ACTIVE).
-pub async fn task_definition_active(aws: &Aws, revision: &str) -> AwsResult<bool> {
+/// A task definition revision (`family:N`) as DescribeTaskDefinition has it; `None` when there is no such
+/// revision.
+async fn describe_revision(
+    aws: &Aws,
+    revision: &str,
+) -> AwsResult<Option<aws_sdk_ecs::types::TaskDefinition>> {
     match aws
         .ecs
         .describe_task_definition()
@@ -504,14 +508,18 @@ pub async fn task_definition_active(aws: &Aws, revision: &str) -> AwsResult<bool
         .send()
         .await
     {
-        Ok(t) => Ok(t
-            .task_definition()
-            .and_then(|t| t.status())
-            .map(|s| s.as_str())
-            == Some("ACTIVE")),
-        Err(e) if code_of(&e) == Some("ClientException") => Ok(false),
+        Ok(t) => Ok(t.task_definition),
+        Err(e) if code_of(&e) == Some("ClientException") => Ok(None),
         Err(e) => Err(fail(format!("describe task definition `{revision}`"), e)),
     }
+}
+
+/// Whether a task definition revision (`family:N`) is still registered (ACTIVE).
+pub async fn task_definition_active(aws: &Aws, revision: &str) -> AwsResult<bool> {
+    Ok(describe_revision(aws, revision)
+        .await?
+        .and_then(|t| t.status)
+        .is_some_and(|s| s.as_str() == "ACTIVE"))
 }
 
 /// Sets only the service's desired task count (`UpdateService`); returns at once: the tasks start or stop
@@ -617,19 +625,10 @@ pub async fn set_task_definition(
 /// The image of the first container of a task definition revision (`family:N`); `None` when it is not
 /// registered.
 pub async fn task_definition_image(aws: &Aws, revision: &str) -> AwsResult<Option<String>> {
-    match aws
-        .ecs
-        .describe_task_definition()
-        .task_definition(revision)
-        .send()
-        .await
-    {
-        Ok(t) => Ok(t
-            .task_definition()
-            .and_then(|t| t.container_definitions().first())
+    Ok(describe_revision(aws, revision).await?.and_then(|t| {
+        t.container_definitions()
+            .first()
             .and_then(|c| c.image())
-            .map(str::to_string)),
-        Err(e) if code_of(&e) == Some("ClientException") => Ok(None),
-        Err(e) => Err(fail(format!("describe task definition `{revision}`"), e)),
-    }
+            .map(str::to_string)
+    }))
 }

@@ -85,8 +85,18 @@ fn deploy_until(
     env: &LocalAws,
     marker: &str,
 ) -> (Child, BufReader<std::process::ChildStderr>, String) {
+    deploy_with_until(env, &[], marker)
+}
+
+/// [`deploy_until`] with extra environment variables for the stack's substitutions.
+fn deploy_with_until(
+    env: &LocalAws,
+    vars: &[(&str, &str)],
+    marker: &str,
+) -> (Child, BufReader<std::process::ChildStderr>, String) {
     let mut c = env.statsctl();
     c.arg("deploy")
+        .envs(vars.iter().copied())
         .stderr(Stdio::piped())
         .stdout(Stdio::piped());
     let mut child = c.spawn().unwrap();
@@ -424,23 +434,11 @@ fn a_function_change_and_a_new_image_ship_as_two_rollouts_in_order_and_history_l
 fn an_alarm_during_the_service_canary_sends_the_listener_back_to_the_old_colour_and_exits_2() {
     let env = LocalAws::start();
     env.deploy();
-    let mut c = env.statsctl();
-    c.arg("deploy")
-        .env("STATS_SERVICE_IMAGE", NEW_IMAGE)
-        .stderr(Stdio::piped())
-        .stdout(Stdio::piped());
-    let mut child = c.spawn().unwrap();
-    let mut stderr = BufReader::new(child.stderr.take().unwrap());
-    let mut seen = String::new();
-    let mut line = String::new();
-    while stderr.read_line(&mut line).unwrap() > 0 {
-        seen.push_str(&line);
-        if line.contains("service.stats-service: 50% →") {
-            break;
-        }
-        line.clear();
-    }
-    assert!(seen.contains("service.stats-service: 50% →"), "{seen}");
+    let (child, stderr, seen) = deploy_with_until(
+        &env,
+        &[("STATS_SERVICE_IMAGE", NEW_IMAGE)],
+        "service.stats-service: 50% →",
+    );
     // The canary is live: the listener splits 50/50 between the colours, read back from the emulator.
     assert_eq!(
         listener_weights(&env),
