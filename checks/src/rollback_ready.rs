@@ -166,9 +166,9 @@ pub fn task_definition_target(
     history: &[UnitRecord],
 ) -> Option<Target> {
     let svc = stack.service.as_ref()?;
-    let live = observed
-        .get(Kind::EcsService, &svc.name)
-        .and_then(|r| r.attrs.get("task_definition"))
+    // The serving colour's revision: after a blue/green rollout, green's, while blue idles on the previous one.
+    let live = statsctl_core::desired::service::live_service(stack, env, observed)
+        .and_then(|(_, r)| r.attrs.get("task_definition"))
         .map(String::as_str)
         .filter(|t| !t.is_empty())
         .or_else(|| {
@@ -338,6 +338,20 @@ mod tests {
             );
             o
         };
+        let green_serves = |blue: u32, green: u32| {
+            let names = statsctl_core::desired::service::ColourNames::new(&stack, "dev").unwrap();
+            let mut o = serving(blue);
+            o.resources.insert(
+                Key::new(Kind::EcsService, "svc-green"),
+                resource(&[], &[("task_definition", &rev(green))]),
+            );
+            let green_tg = names.target_group(statsctl_core::desired::service::Colour::Green);
+            o.resources.insert(
+                Key::new(Kind::Listener, &names.listener),
+                resource(&[("weights", &format!("{green_tg}=100"))], &[]),
+            );
+            o
+        };
         let s = UnitKind::Service;
         let cases: Vec<(&str, Observed, Vec<UnitRecord>, Option<Target>)> = vec![
             ("nothing deployed", Observed::default(), vec![], None),
@@ -354,6 +368,13 @@ mod tests {
                 target(&rev(5), &rev(4), RevisionMinusOne),
             ),
             ("the first revision", serving(1), vec![], None),
+            (
+                // After a blue/green rollout: green serves revision 5, blue idles on 2. Green's is the live one.
+                "green serves",
+                green_serves(2, 5),
+                vec![shipped(s, "svc", &rev(2), &rev(5), 10)],
+                target(&rev(5), &rev(2), History),
+            ),
         ];
         for (case, observed, history, want) in cases {
             assert_eq!(

@@ -474,3 +474,76 @@ fn bad_deploy_rolls_a_function_back_to_the_version_history_names() {
         "{h}"
     );
 }
+
+/// After a blue/green rollout green serves and blue idles: a runbook's `scale_service` changes green, the
+/// service viewers reach, never the idle colour.
+#[test]
+fn a_runbook_scales_the_colour_that_serves() {
+    let env = LocalAws::start();
+    env.deploy();
+    let image = [(
+        "STATS_SERVICE_IMAGE",
+        "public.ecr.aws/live-stats/stats-service:0.2.0",
+    )];
+    let rolled = env.run_with(&["deploy", "--yes"], &image);
+    assert_eq!(rolled.code, 0, "{rolled:?}");
+    let desired = |name: &str| {
+        block_on(async {
+            let ecs = aws_sdk_ecs::Client::new(&sdk_config(&env).await);
+            let out = ecs
+                .describe_services()
+                .cluster("live-stats")
+                .services(name)
+                .send()
+                .await
+                .unwrap();
+            out.services()[0].desired_count()
+        })
+    };
+    let blue_before = desired("stats-service");
+    // A count green does not have yet, within the local environment's max_count (2).
+    let want = if desired("stats-service-green") == 2 {
+        1
+    } else {
+        2
+    };
+    let dir = env.dir.path().join("own-runbooks");
+    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::write(
+        dir.join("scale-serving.yaml"),
+        format!(
+            "name: scale-serving\ntitle: Scale the service\nwhen: a test\nsteps:\n  - title: Set the task count\n    \
+             why: a test\n    action:\n      scale_service:\n        desired: \"{want}\"\n"
+        ),
+    )
+    .unwrap();
+    let transcripts = env.dir.path().join("transcripts");
+    let dir_arg = dir.display().to_string();
+    let done = runbook(
+        &env,
+        &transcripts,
+        &[
+            "run",
+            "scale-serving",
+            "--runbooks",
+            &dir_arg,
+            "--yes",
+            "--output",
+            "json",
+        ],
+    );
+    assert_eq!(done.code, 0, "{done:?}");
+    let t = done.json();
+    let step = &t["steps"][0];
+    assert_eq!(
+        step["change"]["what"], "desired task count of `stats-service-green`",
+        "{t}"
+    );
+    assert_eq!(step["change"]["took"], true, "{t}");
+    assert_eq!(desired("stats-service-green"), want);
+    assert_eq!(
+        desired("stats-service"),
+        blue_before,
+        "the idle colour was scaled"
+    );
+}

@@ -164,11 +164,10 @@ async fn live_artifacts(s: &Session, o: &Observed) -> CliResult<LiveArtifacts> {
             code_sha256,
         });
     }
-    let service_revision = spec
-        .service
-        .as_ref()
-        .and_then(|svc| o.get(Kind::EcsService, &svc.name))
-        .and_then(|r| r.attrs.get("task_definition"))
+    // The serving colour's: after a blue/green rollout that may be `<service>-green`, while blue idles on the
+    // previous revision.
+    let service_revision = statsctl_core::desired::service::live_service(spec, &s.env, o)
+        .and_then(|(_, r)| r.attrs.get("task_definition"))
         .filter(|t| !t.is_empty())
         .cloned();
     let service_image = match &service_revision {

@@ -137,9 +137,29 @@ fn stat_name(stat: Stat) -> &'static str {
 
 /// The live `LoadBalancer` and `TargetGroup` dimension values (`app/…`, `targetgroup/…`); None before deploy.
 async fn load_balancer_dimensions(s: &Session) -> CliResult<(Option<String>, Option<String>)> {
+    Ok(match serving(s).await? {
+        Some(v) => (v.load_balancer_dimension, v.target_group_dimension),
+        None => (None, None),
+    })
+}
+
+/// The colour of the service that serves viewers now, read live from the listener's weights.
+pub struct Serving {
+    /// Its ECS service (the stack's service name for blue, `<name>-green` for green).
+    pub service: String,
+    /// Its target group's name.
+    pub target_group: String,
+    pub load_balancer_dimension: Option<String>,
+    pub target_group_dimension: Option<String>,
+}
+
+/// Which colour serves, from the listener as it is now: after a blue/green rollout that may be green, while blue
+/// idles with no traffic. What a runbook step that scales, replaces or measures the service must act on. `None`
+/// when the stack has no service.
+pub async fn serving(s: &Session) -> CliResult<Option<Serving>> {
     let n = Names::new(&s.stack.spec, &s.env);
     let Some(colours) = ColourNames::new(&s.stack.spec, &s.env) else {
-        return Ok((None, None));
+        return Ok(None);
     };
     let groups = Colour::BOTH.map(|c| colours.target_group(c));
     let found = aws::elb::observe(&s.aws, &n.load_balancer(), &groups)
@@ -149,8 +169,8 @@ async fn load_balancer_dimensions(s: &Session) -> CliResult<(Option<String>, Opt
         resources: found.into_iter().collect(),
         ..Observed::default()
     };
-    // The serving colour's target group: the one the listener sends traffic to.
-    let serving = colours.target_group(colours.serving(&observed));
+    let colour = colours.serving(&observed);
+    let target_group = colours.target_group(colour);
     let dimension = |kind: Kind, name: Option<&str>| {
         observed
             .resources
@@ -158,10 +178,12 @@ async fn load_balancer_dimensions(s: &Session) -> CliResult<(Option<String>, Opt
             .find(|(k, _)| k.kind == kind && name.is_none_or(|n| k.name == n))
             .and_then(|(_, r)| r.outputs.get("dimension").cloned())
     };
-    Ok((
-        dimension(Kind::LoadBalancer, None),
-        dimension(Kind::TargetGroup, Some(&serving)),
-    ))
+    Ok(Some(Serving {
+        service: colours.service(colour),
+        load_balancer_dimension: dimension(Kind::LoadBalancer, None),
+        target_group_dimension: dimension(Kind::TargetGroup, Some(&target_group)),
+        target_group,
+    }))
 }
 
 #[cfg(test)]

@@ -842,24 +842,29 @@ impl Runner<'_> {
                             svc.max_count
                         ))
                     })?;
-                let now = aws::ecs::service_status(&self.s.aws, &svc.cluster, &svc.name)
+                // The colour serving viewers: after a blue/green rollout, green; blue idles with no traffic.
+                let name = super::reads::serving(self.s)
+                    .await
+                    .map_err(|e| NotReady::Failed(cli_text(e)))?
+                    .map_or_else(|| svc.name.clone(), |v| v.service);
+                let now = aws::ecs::service_status(&self.s.aws, &svc.cluster, &name)
                     .await
                     .map_err(aws_err)?
                     .ok_or_else(|| {
                         NotReady::Failed(format!(
-                            "the service `{}` does not exist in cluster `{}`: run `statsctl deploy` first",
-                            svc.name, svc.cluster
+                            "the service `{name}` does not exist in cluster `{}`: run `statsctl deploy` first",
+                            svc.cluster
                         ))
                     })?;
                 if now.desired == count {
                     return Err(NotReady::Nothing(format!(
-                        "`{}` already wants {count} task(s) ({} running): nothing to change",
-                        svc.name, now.running
+                        "`{name}` already wants {count} task(s) ({} running): nothing to change",
+                        now.running
                     )));
                 }
                 Ok(Prepared {
                     change: ChangeRecord {
-                        what: format!("desired task count of `{}`", svc.name),
+                        what: format!("desired task count of `{name}`"),
                         before: format!("{} ({} running)", now.desired, now.running),
                         after: count.to_string(),
                         read_back: None,
@@ -869,7 +874,7 @@ impl Runner<'_> {
                     lines: vec![],
                     apply: Apply::Scale {
                         cluster: svc.cluster.clone(),
-                        service: svc.name.clone(),
+                        service: name,
                         count,
                     },
                 })
@@ -951,7 +956,12 @@ impl Runner<'_> {
                 let Some(svc) = &spec.service else {
                     return Err(NotReady::Failed("the stack has no service".into()));
                 };
-                let tg = statsctl_core::desired::Names::new(spec, &env).target_group();
+                // The serving colour's target group and tasks (see ScaleService).
+                let serving = super::reads::serving(self.s)
+                    .await
+                    .map_err(|e| NotReady::Failed(cli_text(e)))?
+                    .ok_or_else(|| NotReady::Failed("the stack has no service".into()))?;
+                let (tg, name) = (serving.target_group, serving.service);
                 let targets = aws::elb::target_health(&self.s.aws, &tg)
                     .await
                     .map_err(aws_err)?
@@ -972,7 +982,7 @@ impl Runner<'_> {
                         )
                     }));
                 }
-                let tasks = aws::ecs::task_addresses(&self.s.aws, &svc.cluster, &svc.name)
+                let tasks = aws::ecs::task_addresses(&self.s.aws, &svc.cluster, &name)
                     .await
                     .map_err(aws_err)?;
                 let stop: Vec<String> = tasks
@@ -982,14 +992,13 @@ impl Runner<'_> {
                     .collect();
                 if stop.is_empty() {
                     return Err(NotReady::Failed(format!(
-                        "{} unhealthy target(s) in `{tg}` match no task of `{}`: replace them by hand",
+                        "{} unhealthy target(s) in `{tg}` match no task of `{name}`: replace them by hand",
                         bad.len(),
-                        svc.name
                     )));
                 }
                 Ok(Prepared {
                     change: ChangeRecord {
-                        what: format!("unresponsive tasks of `{}`", svc.name),
+                        what: format!("unresponsive tasks of `{name}`"),
                         before: format!("{} unhealthy", bad.len()),
                         after: format!("{} stopped; the service starts replacements", stop.len()),
                         read_back: None,
@@ -1006,7 +1015,7 @@ impl Runner<'_> {
                     lines: stop.iter().map(|t| format!("will stop {t}")).collect(),
                     apply: Apply::StopTasks {
                         cluster: svc.cluster.clone(),
-                        service: svc.name.clone(),
+                        service: name,
                         tasks: stop,
                     },
                 })
