@@ -476,7 +476,7 @@ fn bad_deploy_rolls_a_function_back_to_the_version_history_names() {
 }
 
 /// After a blue/green rollout green serves and blue idles: a runbook's `scale_service` changes green, the
-/// service viewers reach, never the idle colour.
+/// service viewers reach, never the idle colour, and its `metric … of: service` reads green's.
 #[test]
 fn a_runbook_scales_the_colour_that_serves() {
     let env = LocalAws::start();
@@ -512,8 +512,10 @@ fn a_runbook_scales_the_colour_that_serves() {
     std::fs::write(
         dir.join("scale-serving.yaml"),
         format!(
-            "name: scale-serving\ntitle: Scale the service\nwhen: a test\nsteps:\n  - title: Set the task count\n    \
-             why: a test\n    action:\n      scale_service:\n        desired: \"{want}\"\n"
+            "name: scale-serving\ntitle: Scale the service\nwhen: a test\nsteps:\n  - title: CPU lately\n    \
+             why: a test\n    metric: {{ name: CPUUtilization, of: service, stat: Average, window: 1h }}\n  \
+             - title: Set the task count\n    why: a test\n    action:\n      scale_service:\n        \
+             desired: \"{want}\"\n"
         ),
     )
     .unwrap();
@@ -534,7 +536,13 @@ fn a_runbook_scales_the_colour_that_serves() {
     );
     assert_eq!(done.code, 0, "{done:?}");
     let t = done.json();
-    let step = &t["steps"][0];
+    // The metric read is green's too.
+    let metric = t["steps"][0]["lines"][0].as_str().unwrap_or_default();
+    assert!(
+        metric.starts_with("CPUUtilization (service stats-service-green):"),
+        "{t}"
+    );
+    let step = &t["steps"][1];
     assert_eq!(
         step["change"]["what"], "desired task count of `stats-service-green`",
         "{t}"

@@ -60,9 +60,10 @@ impl Of {
         })
     }
 
-    /// Whether reading it needs the load balancer's live dimension values (`app/…`, `targetgroup/…`).
+    /// Whether reading it needs what only the live load balancer says: its dimension values (`app/…`,
+    /// `targetgroup/…`), or which colour of the service serves (its listener's weights).
     pub fn needs_load_balancer(&self) -> bool {
-        matches!(self, Of::LoadBalancer | Of::TargetGroup)
+        matches!(self, Of::LoadBalancer | Of::TargetGroup | Of::Service)
     }
 }
 

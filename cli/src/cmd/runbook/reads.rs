@@ -73,12 +73,20 @@ pub async fn metric(s: &Session, step: &MetricStep) -> CliResult<Vec<MetricSerie
     })?;
     let spec = &s.stack.spec;
     // The load balancer's dimension values hold ids AWS chose: read them live, and only when needed.
-    let (lb, tg) = if of.needs_load_balancer() && spec.service.is_some() {
-        load_balancer_dimensions(s).await?
+    let serving = if of.needs_load_balancer() {
+        serving(s).await?
     } else {
-        (None, None)
+        None
     };
-    let names = StackNames::new(spec, &s.env, lb, tg);
+    let mut names = StackNames::new(spec, &s.env, None, None);
+    if let Some(v) = serving {
+        names.load_balancer = v.load_balancer_dimension;
+        names.target_group = v.target_group_dimension;
+        // The colour serving viewers: after a blue/green rollout, `<service>-green`.
+        if let Some((_, service)) = names.service.as_mut() {
+            *service = v.service;
+        }
+    }
     let queries = metric::queries(&of, &step.name, &names).map_err(|p| {
         CliError::new(format!("metric step `{}`: {}", step.name, p.message)).hint(p.hint)
     })?;
@@ -133,14 +141,6 @@ fn stat_name(stat: Stat) -> &'static str {
         Stat::Minimum => "Minimum",
         Stat::Sum => "Sum",
     }
-}
-
-/// The live `LoadBalancer` and `TargetGroup` dimension values (`app/…`, `targetgroup/…`); None before deploy.
-async fn load_balancer_dimensions(s: &Session) -> CliResult<(Option<String>, Option<String>)> {
-    Ok(match serving(s).await? {
-        Some(v) => (v.load_balancer_dimension, v.target_group_dimension),
-        None => (None, None),
-    })
 }
 
 /// The colour of the service that serves viewers now, read live from the listener's weights.
