@@ -492,4 +492,42 @@ fn promote_deploys_what_serves_in_a_ready_environment() {
         assert_eq!(local, "public.ecr.aws/live-stats/stats-service:0.1.0");
         assert_eq!(image(west, "live-stats-staging-stats-service").await, local);
     });
+
+    // A new image ships to local as a blue/green rollout: green serves it, blue idles on the old one. Promote
+    // takes what serves (green's image), and staging ships it the way deploy does: a canary of its own, recorded
+    // in staging's deploy history.
+    let new_image = "public.ecr.aws/live-stats/stats-service:0.2.0";
+    let vars = [("STATS_SERVICE_IMAGE", new_image)];
+    let r = env.run_with(&["deploy", "--yes"], &vars);
+    assert_eq!(r.code, 0, "{r:?}");
+    let r = env.run_with(&["loadtest", "--ramp", "5s", "--hold", "12s"], &vars);
+    assert_eq!(r.code, 0, "{r:?}");
+    let r = env.run_with(
+        &[
+            "--stack", stack, "promote", "--from", "local", "--to", "staging", "--yes", "--output",
+            "json",
+        ],
+        &vars,
+    );
+    assert_eq!(r.code, 0, "{r:?}");
+    let j = r.json();
+    assert_eq!(j["artifacts"]["service_image"], new_image, "{j}");
+    assert_eq!(j["converged"], true, "{j}");
+    let unit = j["units"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|u| u["id"] == "service.stats-service")
+        .unwrap_or_else(|| panic!("no service unit: {j}"));
+    assert_eq!(unit["status"], "shipped", "{j}");
+    assert_eq!(unit["record"]["strategy"], "canary", "{j}");
+    assert_eq!(unit["recorded"], true, "{j}");
+    let shares: Vec<u64> = unit["record"]["timeline"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| p["percent"].as_u64().unwrap())
+        .collect();
+    assert_eq!(shares.last(), Some(&100), "{j}");
+    assert!(shares.len() >= 2, "not shifted in steps: {j}");
 }

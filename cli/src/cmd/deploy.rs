@@ -46,7 +46,7 @@ pub struct DeployArgs {
 /// How one unit of the deploy ended, for the report.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "snake_case")]
-enum UnitStatus {
+pub enum UnitStatus {
     Shipped,
     RolledBack,
     Interrupted,
@@ -54,10 +54,10 @@ enum UnitStatus {
 }
 
 #[derive(Debug, Serialize)]
-struct UnitReport {
+pub struct UnitReport {
     #[serde(flatten)]
     unit: Unit,
-    status: UnitStatus,
+    pub status: UnitStatus,
     /// The history record appended to the ledger (absent when not attempted).
     #[serde(skip_serializing_if = "Option::is_none")]
     record: Option<UnitRecord>,
@@ -141,7 +141,7 @@ async fn deploy(
     stop: Option<&std::sync::Arc<std::sync::atomic::AtomicBool>>,
 ) -> CliResult {
     progress(format!("reading {}/{} from AWS…", s.owner.stack, s.env));
-    let (mut observed, p, _) = s.observe_and_plan().await?;
+    let (observed, p, _) = s.observe_and_plan().await?;
     let spec = &s.stack.spec;
     let all = units::units(&p, spec);
     let picked = units::select(&all, &args.units).map_err(|e| {
@@ -192,6 +192,56 @@ async fn deploy(
         eprint!("{}", render(&p, false));
     }
     confirm_deletes(&p, args.yes).await?;
+    let Shipped {
+        units: shipped,
+        outcome,
+        converged,
+    } = ship_units(s, &p, observed, picked, &ignored, stop).await?;
+    emit(
+        g.output,
+        &Parts {
+            units: &shipped,
+            outcome: Some(&outcome),
+            converged,
+        }
+        .build(s, args.dry_run, started, &p),
+        |out| {
+            human_units(out, &shipped);
+            human_outcome(out, &outcome, converged, &sent_back(&shipped));
+        },
+    )?;
+    ended(
+        "deploy",
+        "statsctl deploy",
+        &Shipped {
+            units: shipped,
+            outcome,
+            converged,
+        },
+    )
+}
+
+/// What shipping a plan's units did.
+pub struct Shipped {
+    /// Each picked unit in shipping order, with how it ended.
+    pub units: Vec<UnitReport>,
+    pub outcome: Outcome,
+    /// After everything shipped: whether a fresh plan has none of the shipped units left.
+    pub converged: Option<bool>,
+}
+
+/// Ships `picked` (units of `p`, in order) under the locks the caller holds: each unit's changes, a rollout for
+/// a new function version or task definition, its record appended to the deploy history, then a read-back. A
+/// unit that does not ship stops the rest (not attempted). What `deploy` and `promote` both run.
+pub async fn ship_units(
+    s: &Session,
+    p: &Plan,
+    mut observed: Observed,
+    picked: Vec<Unit>,
+    ignored: &BTreeSet<String>,
+    stop: &std::sync::Arc<std::sync::atomic::AtomicBool>,
+) -> CliResult<Shipped> {
+    let spec = &s.stack.spec;
     let who = match lock::bucket_and_holder(&s.aws, spec, &s.env).await {
         Ok(bh) => Some(bh),
         Err(e) => {
@@ -204,7 +254,7 @@ async fn deploy(
     let progress_fn = |line: String| progress(line);
     let ex = s.executor(&progress_fn, stop);
     let ctx = Ship {
-        ignored: &ignored,
+        ignored,
         who: who.as_ref().map_or("unknown", |(_, w)| w.as_str()),
         total: picked.iter().map(|u| u.changes.len()).sum(),
     };
@@ -302,26 +352,24 @@ async fn deploy(
     } else {
         None
     };
-    emit(
-        g.output,
-        &Parts {
-            units: &shipped,
-            outcome: Some(&outcome),
-            converged,
-        }
-        .build(s, args.dry_run, started, &p),
-        |out| {
-            human_units(out, &shipped);
-            human_outcome(out, &outcome, converged, &sent_back(&shipped));
-        },
-    )?;
+    Ok(Shipped {
+        units: shipped,
+        outcome,
+        converged,
+    })
+}
+
+/// The command's error for how its units ended (`what`: `deploy`, `promote`; `again`: the command that resumes),
+/// or OK when everything shipped and the read-back found nothing left.
+pub fn ended(what: &str, again: &str, shipped: &Shipped) -> CliResult {
+    let (shipped, outcome, converged) = (&shipped.units, &shipped.outcome, shipped.converged);
     if let Some(u) = shipped.iter().find(|u| u.status == UnitStatus::RolledBack) {
-        return Err(rolled_back(u, &shipped));
+        return Err(rolled_back(u, shipped));
     }
     if let Some(f) = &outcome.failed {
-        let mut e = CliError::new(format!("deploy stopped at {}: {}", f.key, f.error));
+        let mut e = CliError::new(format!("{what} stopped at {}: {}", f.key, f.error));
         e.hint = Some(format!(
-            "{}re-running `statsctl deploy` resumes: every step is checked against live state",
+            "{}re-running `{again}` resumes: every step is checked against live state",
             f.hint
                 .as_ref()
                 .map(|h| format!("{h}; "))
@@ -338,17 +386,17 @@ async fn deploy(
             .map(|d| format!(" ({d})"))
             .unwrap_or_default();
         return Err(CliError::new(format!(
-            "deploy interrupted after {} of {} changes{during}",
+            "{what} interrupted after {} of {} changes{during}",
             outcome.done.len(),
             outcome.done.len() + outcome.not_done.len()
         ))
-        .hint("re-run `statsctl deploy` to finish"));
+        .hint(format!("re-run `{again}` to finish")));
     }
     if converged == Some(false) {
-        return Err(
-            CliError::new("deploy finished but a fresh plan still shows changes")
-                .hint("run `statsctl plan` to see them; something else may be changing the stack"),
-        );
+        return Err(CliError::new(format!(
+            "{what} finished but a fresh plan still shows changes"
+        ))
+        .hint("run `statsctl plan` to see them; something else may be changing the stack"));
     }
     Ok(OK)
 }
@@ -356,7 +404,7 @@ async fn deploy(
 /// Functions whose alias still splits traffic from a deploy that was killed mid-rollout, and that this deploy has
 /// nothing to ship for (a unit that ships handles its own): their traffic goes back to the primary version,
 /// said in a progress line and recorded, before anything else.
-async fn settle_in_flight(
+pub async fn settle_in_flight(
     s: &Session,
     stop: &std::sync::atomic::AtomicBool,
     picked: &[Unit],
@@ -425,7 +473,7 @@ fn strategy_words(spec: &statsctl_core::model::StackFile) -> String {
 }
 
 /// `--ignore-alarm` names as AWS names them (an id is completed with the stack's prefix).
-fn ignored_alarms(
+pub fn ignored_alarms(
     spec: &statsctl_core::model::StackFile,
     env: &str,
     names: &[String],
@@ -444,7 +492,7 @@ fn ignored_alarms(
 }
 
 /// Watched alarms in ALARM now, with their reasons, from what was just observed.
-fn firing_alarms(
+pub fn firing_alarms(
     spec: &statsctl_core::model::StackFile,
     env: &str,
     observed: &Observed,
@@ -465,7 +513,7 @@ fn firing_alarms(
 
 /// Alarms already firing block a deploy (a rollback could not tell the new version's harm from the old one's),
 /// unless each is named with `--ignore-alarm`. Nothing has changed when this refuses.
-fn refuse_firing(firing: &[(String, String)], ignored: &BTreeSet<String>) -> CliResult<()> {
+pub fn refuse_firing(firing: &[(String, String)], ignored: &BTreeSet<String>) -> CliResult<()> {
     let blocking: Vec<&(String, String)> = firing
         .iter()
         .filter(|(n, _)| !ignored.contains(n))
@@ -562,7 +610,7 @@ async fn confirm_deletes(p: &Plan, yes: bool) -> CliResult<()> {
 }
 
 /// One line per unit: how it ended, from → to, the weights it went through.
-fn human_units(out: &mut String, us: &[UnitReport]) {
+pub fn human_units(out: &mut String, us: &[UnitReport]) {
     for u in us {
         let id = &u.unit.id;
         let Some(r) = &u.record else {

@@ -3,10 +3,10 @@
 //! environment's preflight is READY, including a passing load test recorded for those very versions. The
 //! promotion is recorded in the target environment's ledger.
 //!
-//! The deploy step applies the target's plan directly (the engine's `apply_and_confirm`, under the same locks
-//! and confirmation as deploy): `cmd/deploy.rs` has no entry point that takes a prepared session (the service
-//! image here comes from the source environment, not the stack file), so promote does not shift traffic in
-//! steps.
+//! The target is deployed as `statsctl deploy` does it (`deploy::ship_units`, under the same locks): unit by
+//! unit, a new function version or task definition as a rollout that watches the target's alarms and rolls back
+//! when one fires, each unit in the target's deploy history. Only the service image differs from the stack
+//! file: it is the one the source serves.
 
 use std::collections::BTreeMap;
 use std::io::IsTerminal;
@@ -19,9 +19,11 @@ use statsctl_checks::{loadtest_passed, Finding, Selection, Status};
 use statsctl_core::desired::Artifact;
 use statsctl_core::inventory::{Key, Kind, Observed};
 use statsctl_core::plan::render;
-use statsctl_engine::apply::{apply_and_confirm, Outcome};
+use statsctl_core::units;
+use statsctl_engine::apply::Outcome;
 use statsctl_engine::interrupt::stop_on_ctrl_c;
 
+use crate::cmd::deploy::{self, UnitReport};
 use crate::cmd::rollback::now_ms;
 use crate::context::Global;
 use crate::exit::{CliError, CliResult, Exit, OK};
@@ -45,6 +47,10 @@ pub struct PromoteArgs {
     /// Do not ask for confirmation (needed without a terminal)
     #[arg(long)]
     pub yes: bool,
+    /// Ship even though this alarm of the target is in ALARM now, and do not roll back for it (repeatable; the
+    /// alarm's id or full name), as `deploy --ignore-alarm`. Recorded in the target's deploy history
+    #[arg(long = "ignore-alarm", value_name = "NAME")]
+    pub ignore_alarms: Vec<String>,
 }
 
 /// One function as it serves in the source environment.
@@ -191,6 +197,9 @@ struct Report<'a> {
     dry_run: bool,
     artifacts: &'a LiveArtifacts,
     plan: &'a statsctl_core::plan::Plan,
+    /// The target's units in shipping order, each with how it ended (as `deploy --output json` has them).
+    #[serde(skip_serializing_if = "<[_]>::is_empty")]
+    units: &'a [UnitReport],
     #[serde(skip_serializing_if = "Option::is_none")]
     outcome: Option<&'a Outcome>,
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -292,6 +301,7 @@ pub async fn run(g: &Global, args: PromoteArgs) -> CliResult {
             dry_run: true,
             artifacts: &live,
             plan: &p,
+            units: &[],
             outcome: None,
             converged: None,
             record: None,
@@ -318,20 +328,26 @@ async fn promote(
     args: &PromoteArgs,
     live: &LiveArtifacts,
     (started, started_ms): (Instant, u64),
-    stop: &std::sync::atomic::AtomicBool,
+    stop: &std::sync::Arc<std::sync::atomic::AtomicBool>,
 ) -> CliResult {
     progress(format!("reading {}/{} from AWS…", to.owner.stack, to.env));
-    let (mut observed, p, _) = to.observe_and_plan().await?;
+    let (observed, p, _) = to.observe_and_plan().await?;
+    let spec = &to.stack.spec;
+    let ignored = deploy::ignored_alarms(spec, &to.env, &args.ignore_alarms);
     refuse_blocked(&p)?;
+    deploy::refuse_firing(&deploy::firing_alarms(spec, &to.env, &observed), &ignored)?;
+    let picked = units::units(&p, spec);
+    deploy::settle_in_flight(to, stop, &picked).await?;
     if g.output == output::Format::Human {
         eprint!("{}", render(&p, false));
     }
-    let progress_fn = |line: String| progress(line);
-    let ex = to.executor(&progress_fn, stop);
-    let (outcome, converged) = apply_and_confirm(&to.aws, &ex, &p, &mut observed)
-        .await
-        .map_err(aws_error)?;
-    let finished = outcome.failed.is_none() && !outcome.interrupted;
+    let shipped = deploy::ship_units(to, &p, observed, picked, &ignored, stop).await?;
+    let finished = shipped.outcome.failed.is_none()
+        && !shipped.outcome.interrupted
+        && shipped
+            .units
+            .iter()
+            .all(|u| u.status == deploy::UnitStatus::Shipped);
     let mut record_key = None;
     if finished {
         let (account, who) = aws::ledger::caller(&to.aws).await.map_err(aws_error)?;
@@ -343,7 +359,7 @@ async fn promote(
             started_at: started_ms,
             ended_at: now_ms(),
             who,
-            converged,
+            converged: shipped.converged,
         };
         record_key = Some(
             aws::ledger::append(&to.aws, &bucket, LEDGER_KIND, &to.env, &record)
@@ -358,44 +374,30 @@ async fn promote(
         dry_run: false,
         artifacts: live,
         plan: &p,
-        outcome: Some(&outcome),
-        converged,
+        units: &shipped.units,
+        outcome: Some(&shipped.outcome),
+        converged: shipped.converged,
         record: record_key,
         seconds: started.elapsed().as_secs_f64(),
     };
     emit(g.output, &report, |out| {
+        deploy::human_units(out, &shipped.units);
         out.push_str(&format!(
             "{} changes applied to {}{}\n",
-            outcome.done.len(),
+            shipped.outcome.done.len(),
             args.to,
-            if converged == Some(true) {
+            if finished && shipped.converged == Some(true) {
                 "; live state matches the promoted artifacts. Recorded in the ledger."
             } else {
                 ""
             }
         ));
     })?;
-    if let Some(f) = &outcome.failed {
-        return Err(
-            CliError::new(format!("promote stopped at {}: {}", f.key, f.error)).hint(format!(
-                "re-run `statsctl promote --from {} --to {}`: every step is checked against live state",
-                args.from, args.to
-            )),
-        );
-    }
-    if outcome.interrupted {
-        return Err(CliError::new("promote interrupted").hint(format!(
-            "re-run `statsctl promote --from {} --to {}` to finish",
-            args.from, args.to
-        )));
-    }
-    if converged == Some(false) {
-        return Err(
-            CliError::new("promote finished but a fresh plan still shows changes")
-                .hint("run `statsctl plan` to see them"),
-        );
-    }
-    Ok(OK)
+    deploy::ended(
+        "promote",
+        &format!("statsctl promote --from {} --to {}", args.from, args.to),
+        &shipped,
+    )
 }
 
 /// Goes ahead only with `--yes` or a `y` typed at a terminal; nothing is changed otherwise.
