@@ -484,3 +484,82 @@ fn interrupted_destroy_is_not_success_and_resumes() {
     let r = env.run(&["destroy", "--yes", "--delete-data"]);
     assert_eq!(r.code, 0, "{r:?}");
 }
+
+/// A service canary left split (a deploy killed mid-rollout, made here behind statsctl's back after a rollout
+/// and a rollback left both colours): plan and status call it a rollout in progress, not a settled stack, and
+/// the next deploy sends all traffic back to the colour that served before, records it, and converges.
+#[test]
+fn a_service_canary_left_split_is_shown_and_settled_by_the_next_deploy() {
+    let env = LocalAws::start();
+    env.deploy();
+    let image = [(
+        "STATS_SERVICE_IMAGE",
+        "public.ecr.aws/live-stats/stats-service:0.2.0",
+    )];
+    let r = env.run_with(&["deploy", "--yes"], &image);
+    assert_eq!(r.code, 0, "{r:?}");
+    // Green serves 0.2.0; roll back to blue (kept, so at once), then ship 0.2.0 again and "kill" it at 10%.
+    let r = env.run(&["rollback", "--service", "--yes"]);
+    assert_eq!(r.code, 0, "{r:?}");
+    set_listener_weights(
+        &env,
+        &[
+            ("live-stats-local-svc", 90),
+            ("live-stats-local-svc-green", 10),
+        ],
+    );
+
+    let r = env.run_with(&["plan", "--detailed-exitcode"], &image);
+    assert_eq!(r.code, 2, "a split listener is not a settled stack: {r:?}");
+    assert!(
+        r.stdout.contains(
+            "unit service.stats-service — rollout in progress (revision live-stats-local-stats-service:2 \
+             (stats-service-green) at 10%; revision live-stats-local-stats-service:1 (stats-service) serves the rest)"
+        ),
+        "{r:?}"
+    );
+    let r = env.run_with(&["status"], &image);
+    assert!(
+        r.stdout
+            .contains("(rollout in progress: revision live-stats-local-stats-service:2"),
+        "{r:?}"
+    );
+
+    // The deploy that was killed, run again: first the split goes back, then 0.2.0 ships again as a canary.
+    let r = env.run_with(&["deploy", "--yes"], &image);
+    assert_eq!(r.code, 0, "{r:?}");
+    assert!(
+        r.stderr.contains(
+            "service.stats-service: a rollout was left in flight (revision live-stats-local-stats-service:2 \
+             (stats-service-green) at 10%); all traffic back on stats-service (live-stats-local-stats-service:1)"
+        ),
+        "{r:?}"
+    );
+    let r = env.run_with(&["plan", "--detailed-exitcode"], &image);
+    assert_eq!(r.code, 0, "{r:?}");
+    let h = env.run(&["history", "--output", "json"]);
+    assert_eq!(h.code, 0, "{h:?}");
+    let h = h.json();
+    // Newest first: the canary that shipped 0.2.0 again, and before it the rollback of the split.
+    let service: Vec<&serde_json::Value> = h
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|r| r["unit"] == "service.stats-service")
+        .collect();
+    assert!(service.len() >= 2, "{h}");
+    let (again, rec) = (service[0], service[1]);
+    assert_eq!(again["strategy"], "canary", "{again}");
+    assert_eq!(again["outcome"], "shipped", "{again}");
+    assert_eq!(again["to"], "live-stats-local-stats-service:2", "{again}");
+    assert_eq!(rec["strategy"], "rollback", "{rec}");
+    assert_eq!(rec["outcome"], "rolled_back", "{rec}");
+    assert_eq!(rec["to"], "live-stats-local-stats-service:1", "{rec}");
+    assert!(
+        rec["detail"]
+            .as_str()
+            .unwrap_or_default()
+            .starts_with("found a rollout left in flight"),
+        "{rec}"
+    );
+}

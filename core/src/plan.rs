@@ -389,13 +389,23 @@ pub struct InProgress {
 }
 
 impl InProgress {
-    /// `version 7 at 10%`.
+    /// `version 7 at 10%`; for the service, `revision family:3 (stats-service-green) at 10%`.
     pub fn describe(&self) -> String {
         format!(
-            "version {} at {}%",
+            "{} {} at {}%",
+            self.word(),
             self.version,
             percent_text(self.percent)
         )
+    }
+
+    /// What the unit ships: a function's version, the service's task definition revision.
+    fn word(&self) -> &'static str {
+        if self.unit.starts_with("service.") {
+            "revision"
+        } else {
+            "version"
+        }
     }
 }
 
@@ -458,7 +468,63 @@ pub fn rollouts_in_progress(
             percent: (weight * 1000.0).round() / 10.0,
         });
     }
+    out.extend(service_in_progress(observed, stack, env));
     out
+}
+
+/// The service's listener splitting traffic between the colours (a deploy stopped mid-rollout): the colour
+/// started later is the new one (as the engine finds it), its share the listener's weight. `alias` holds the
+/// listener's name. Pure.
+fn service_in_progress(
+    observed: &Observed,
+    stack: &crate::model::StackFile,
+    env: &str,
+) -> Option<InProgress> {
+    use crate::desired::service::{Colour, ColourNames, Routing};
+    let svc = stack.service.as_ref()?;
+    let names = ColourNames::new(stack, env)?;
+    let Routing::Split(forwards) = names.routing(observed) else {
+        return None;
+    };
+    let started = |c: Colour| -> u64 {
+        observed
+            .output(Kind::EcsService, &names.service(c), "started")
+            .and_then(|s| s.parse().ok())
+            .unwrap_or(0)
+    };
+    let new = if started(Colour::Green) >= started(Colour::Blue) {
+        Colour::Green
+    } else {
+        Colour::Blue
+    };
+    let weight = |c: Colour| {
+        let tg = names.target_group(c);
+        forwards
+            .iter()
+            .find(|(t, _)| *t == tg)
+            .map_or(0, |(_, w)| u32::from(*w))
+    };
+    let total = weight(Colour::Blue) + weight(Colour::Green);
+    let percent = if total == 0 {
+        0.0
+    } else {
+        (f64::from(weight(new)) * 1000.0 / f64::from(total)).round() / 10.0
+    };
+    let runs = |c: Colour| {
+        let service = names.service(c);
+        let revision = observed
+            .get(Kind::EcsService, &service)
+            .and_then(|r| r.attrs.get("task_definition"))
+            .map_or("?", String::as_str);
+        format!("{revision} ({service})")
+    };
+    Some(InProgress {
+        unit: format!("service.{}", svc.name),
+        alias: names.listener.clone(),
+        serving: runs(new.other()),
+        version: runs(new),
+        percent,
+    })
 }
 
 /// A unit as `plan --output json` shows it.
@@ -551,8 +617,9 @@ pub fn unit_summary(
 
 fn in_progress_summary(p: &InProgress) -> String {
     format!(
-        "rollout in progress ({}; version {} serves the rest): the next `statsctl deploy` finishes or rolls it back",
+        "rollout in progress ({}; {} {} serves the rest): the next `statsctl deploy` finishes or rolls it back",
         p.describe(),
+        p.word(),
         p.serving
     )
 }
@@ -1042,6 +1109,83 @@ mod tests {
             target: String::new(),
             changes: vec![],
             first_time,
+        }
+    }
+
+    #[test]
+    fn a_split_listener_is_the_service_rollout_in_progress() {
+        use crate::desired::service::{Colour, ColourNames};
+        let stack = shipped_stack();
+        let names = ColourNames::new(&stack, "dev").unwrap();
+        let world = |weights: &str| {
+            let mut o = Observed::default();
+            let mut put =
+                |kind: Kind, name: &str, attrs: &[(&str, &str)], outputs: &[(&str, &str)]| {
+                    let pairs = |v: &[(&str, &str)]| -> std::collections::BTreeMap<String, String> {
+                        v.iter()
+                            .map(|(k, v)| (k.to_string(), v.to_string()))
+                            .collect()
+                    };
+                    o.resources.insert(
+                        Key::new(kind, name),
+                        ObservedResource {
+                            id: name.into(),
+                            attrs: pairs(attrs),
+                            outputs: pairs(outputs),
+                            owner: None,
+                            state: "ACTIVE".into(),
+                        },
+                    );
+                };
+            put(
+                Kind::EcsService,
+                &names.service(Colour::Blue),
+                &[("task_definition", "fam:2")],
+                &[("started", "100")],
+            );
+            put(
+                Kind::EcsService,
+                &names.service(Colour::Green),
+                &[("task_definition", "fam:3")],
+                &[("started", "200")],
+            );
+            put(
+                Kind::Listener,
+                &names.listener,
+                &[],
+                &[("weights", weights)],
+            );
+            o
+        };
+        let blue = names.target_group(Colour::Blue);
+        let green = names.target_group(Colour::Green);
+        let split = rollouts_in_progress(&world(&format!("{blue}=90,{green}=10")), &stack, "dev");
+        assert_eq!(
+            split,
+            vec![InProgress {
+                unit: "service.stats-service".into(),
+                alias: names.listener.clone(),
+                serving: "fam:2 (stats-service)".into(),
+                version: "fam:3 (stats-service-green)".into(),
+                percent: 10.0,
+            }]
+        );
+        assert_eq!(
+            in_progress_summary(&split[0]),
+            "rollout in progress (revision fam:3 (stats-service-green) at 10%; revision fam:2 (stats-service) \
+             serves the rest): the next `statsctl deploy` finishes or rolls it back"
+        );
+        // One colour serving everything, or nothing routed: no rollout in progress.
+        for weights in [
+            format!("{green}=100"),
+            format!("{blue}=1,{green}=0"),
+            String::new(),
+        ] {
+            assert_eq!(
+                rollouts_in_progress(&world(&weights), &stack, "dev"),
+                vec![],
+                "{weights}"
+            );
         }
     }
 

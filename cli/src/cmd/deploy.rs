@@ -141,13 +141,15 @@ async fn deploy(
     stop: Option<&std::sync::Arc<std::sync::atomic::AtomicBool>>,
 ) -> CliResult {
     progress(format!("reading {}/{} from AWS…", s.owner.stack, s.env));
-    let (observed, p, _) = s.observe_and_plan().await?;
+    let (mut observed, mut p, _) = s.observe_and_plan().await?;
     let spec = &s.stack.spec;
-    let all = units::units(&p, spec);
-    let picked = units::select(&all, &args.units).map_err(|e| {
-        CliError::new(e)
-            .hint("pass ids as `statsctl plan` lists them under units; nothing was changed")
-    })?;
+    let pick = |p: &Plan| {
+        units::select(&units::units(p, spec), &args.units).map_err(|e| {
+            CliError::new(e)
+                .hint("pass ids as `statsctl plan` lists them under units; nothing was changed")
+        })
+    };
+    let mut picked = pick(&p)?;
     let ignored = ignored_alarms(spec, &s.env, &args.ignore_alarms);
     if stop.is_some() && p.has_changes() {
         // Refused before anything is touched, in-flight rollouts included.
@@ -155,7 +157,15 @@ async fn deploy(
         refuse_firing(&firing_alarms(spec, &s.env, &observed), &ignored)?;
     }
     if let (Some(stop), true) = (stop, args.units.is_empty()) {
-        settle_in_flight(s, stop, &picked).await?;
+        if settle_in_flight(s, stop, &picked, &observed).await? {
+            // The listener no longer splits: what the service unit ships is planned again from there.
+            progress(format!(
+                "reading {}/{} from AWS again…",
+                s.owner.stack, s.env
+            ));
+            (observed, p, _) = s.observe_and_plan().await?;
+            picked = pick(&p)?;
+        }
     }
     let Some(stop) = stop.filter(|_| p.has_changes()) else {
         let listed: Vec<UnitReport> = picked
@@ -299,26 +309,7 @@ pub async fn ship_units(
         )
         .await;
         let recorded = match &who {
-            Some((bucket, _)) => {
-                match statsctl_aws::ledger::append(
-                    &s.aws,
-                    bucket,
-                    history::LEDGER_KIND,
-                    &s.env,
-                    &rec,
-                )
-                .await
-                {
-                    Ok(_) => true,
-                    Err(e) => {
-                        progress(format!(
-                            "could not record {} in the deploy history: {e}",
-                            unit.id
-                        ));
-                        false
-                    }
-                }
-            }
+            Some((bucket, _)) => append_record(s, bucket, &rec).await,
             None => false,
         };
         let status = match rec.outcome {
@@ -401,18 +392,22 @@ pub fn ended(what: &str, again: &str, shipped: &Shipped) -> CliResult {
     Ok(OK)
 }
 
-/// Functions whose alias still splits traffic from a deploy that was killed mid-rollout, and that this deploy has
-/// nothing to ship for (a unit that ships handles its own): their traffic goes back to the primary version,
-/// said in a progress line and recorded, before anything else.
+/// Rollouts a killed deploy left splitting traffic, before anything else: a function's alias that this deploy
+/// has nothing to ship for (a unit that ships handles its own) goes back to its primary version; the service's
+/// listener goes back to the colour that served before, whatever ships (a new colour cannot start while the
+/// listener splits). Each is said in a progress line and recorded as a rollback. Returns whether the listener
+/// was settled: the caller plans again.
 pub async fn settle_in_flight(
     s: &Session,
     stop: &std::sync::atomic::AtomicBool,
     picked: &[Unit],
-) -> CliResult<()> {
+    observed: &Observed,
+) -> CliResult<bool> {
     let spec = &s.stack.spec;
     let progress_fn = |line: String| progress(line);
     let ex = s.executor(&progress_fn, stop);
     let mut who: Option<(String, String)> = None;
+    let service = statsctl_engine::colours::in_flight(&ex, observed);
     for (name, f) in &spec.functions {
         let id = format!("function.{name}");
         if picked.iter().any(|u| u.id == id) {
@@ -425,13 +420,10 @@ pub async fn settle_in_flight(
                     .map_err(aws_error)?,
             );
         }
-        let (bucket, arn) = who
-            .as_ref()
-            .map_or(("", ""), |(b, a)| (b.as_str(), a.as_str()));
         let ignored = BTreeSet::new();
         let ctx = Ship {
             ignored: &ignored,
-            who: arn,
+            who: who.as_ref().map_or("", |(_, a)| a.as_str()),
             total: 0,
         };
         let function = spec.function_name(&s.env, name);
@@ -444,16 +436,91 @@ pub async fn settle_in_flight(
                         .hint("re-run `statsctl deploy`: it checks the alias again")
                 }
             })?;
-        if let Some(rec) = rec {
-            if let Err(e) =
-                statsctl_aws::ledger::append(&s.aws, bucket, history::LEDGER_KIND, &s.env, &rec)
-                    .await
-            {
-                progress(format!("could not record {id} in the deploy history: {e}"));
-            }
+        if let (Some(rec), Some((bucket, _))) = (rec, &who) {
+            let _ = append_record(s, bucket, &rec).await;
         }
     }
-    Ok(())
+    if let Some(c) = &service {
+        if who.is_none() {
+            who = Some(
+                lock::bucket_and_holder(&s.aws, spec, &s.env)
+                    .await
+                    .map_err(aws_error)?,
+            );
+        }
+        let id = format!("service.{}", c.service);
+        let left = statsctl_core::plan::rollouts_in_progress(observed, spec, &s.env)
+            .into_iter()
+            .find(|p| p.unit == id)
+            .map_or_else(
+                || "the listener splits traffic".to_string(),
+                |p| p.describe(),
+            );
+        let back_to = c.from.as_deref().unwrap_or("the previous revision");
+        progress(format!(
+            "{id}: a rollout was left in flight ({left}); all traffic back on {} ({back_to})",
+            c.old_service
+        ));
+        let started_at = crate::cmd::rollback::now_ms();
+        let got = statsctl_engine::colours::roll_back(&s.aws, c)
+            .await
+            .map_err(|e| match e {
+                StepError::Failed(e) => aws_error(e),
+                StepError::Interrupted => {
+                    CliError::new("interrupted while rolling back a rollout left in flight")
+                        .hint("re-run `statsctl deploy`: it checks the listener again")
+                }
+            })?;
+        if got != 0 {
+            return Err(CliError::new(format!(
+                "{id}: the listener still reads back {got}% on {} after sending all traffic back",
+                c.new_service
+            ))
+            .hint("run `statsctl status` to see the weights, then deploy again"));
+        }
+        let rec = UnitRecord {
+            env: s.env.clone(),
+            unit: id,
+            kind: UnitKind::Service,
+            target: c.service.clone(),
+            from: Some(c.to.clone()),
+            to: c.from.clone(),
+            started_at,
+            ended_at: crate::cmd::rollback::now_ms(),
+            who: who.as_ref().map_or("", |(_, a)| a.as_str()).to_string(),
+            strategy: "rollback".into(),
+            timeline: vec![history::WeightPoint {
+                at_ms: crate::cmd::rollback::now_ms().saturating_sub(started_at),
+                percent: 0,
+            }],
+            outcome: Ended::RolledBack,
+            alarm: None,
+            ignored_alarms: vec![],
+            detail: Some(format!(
+                "found a rollout left in flight ({left}): all traffic back on {} ({back_to}), read back",
+                c.old_service
+            )),
+        };
+        if let Some((bucket, _)) = &who {
+            let _ = append_record(s, bucket, &rec).await;
+        }
+    }
+    Ok(service.is_some())
+}
+
+/// Appends a unit's record to the deploy history; a failure is said, not fatal (what it records was done).
+/// Whether it was recorded.
+async fn append_record(s: &Session, bucket: &str, rec: &UnitRecord) -> bool {
+    match statsctl_aws::ledger::append(&s.aws, bucket, history::LEDGER_KIND, &s.env, rec).await {
+        Ok(_) => true,
+        Err(e) => {
+            progress(format!(
+                "could not record {} in the deploy history: {e}",
+                rec.unit
+            ));
+            false
+        }
+    }
 }
 
 /// `canary 50%, bake 5s` and the like, for the unit's progress line.

@@ -331,13 +331,21 @@ async fn promote(
     stop: &std::sync::Arc<std::sync::atomic::AtomicBool>,
 ) -> CliResult {
     progress(format!("reading {}/{} from AWS…", to.owner.stack, to.env));
-    let (observed, p, _) = to.observe_and_plan().await?;
+    let (mut observed, mut p, _) = to.observe_and_plan().await?;
     let spec = &to.stack.spec;
     let ignored = deploy::ignored_alarms(spec, &to.env, &args.ignore_alarms);
     refuse_blocked(&p)?;
     deploy::refuse_firing(&deploy::firing_alarms(spec, &to.env, &observed), &ignored)?;
-    let picked = units::units(&p, spec);
-    deploy::settle_in_flight(to, stop, &picked).await?;
+    let mut picked = units::units(&p, spec);
+    if deploy::settle_in_flight(to, stop, &picked, &observed).await? {
+        // The listener no longer splits: what the service unit ships is planned again from there.
+        progress(format!(
+            "reading {}/{} from AWS again…",
+            to.owner.stack, to.env
+        ));
+        (observed, p, _) = to.observe_and_plan().await?;
+        picked = units::units(&p, spec);
+    }
     if g.output == output::Format::Human {
         eprint!("{}", render(&p, false));
     }

@@ -81,7 +81,9 @@ pub async fn run(g: &Global) -> CliResult {
             pending: c.action != Action::NoOp,
             rollout_in_progress: in_progress
                 .iter()
-                .find(|r| c.key.kind == Kind::Alias && r.alias == c.key.name)
+                .find(|r| {
+                    matches!(c.key.kind, Kind::Alias | Kind::Listener) && r.alias == c.key.name
+                })
                 .cloned(),
         });
     }

@@ -440,3 +440,55 @@ pub async fn ledger_objects<T: serde::de::DeserializeOwned>(
     }
     out
 }
+
+/// Points the shipped stack's listener (`live-stats-local`) at the colours' target groups with these weights,
+/// behind statsctl's back: e.g. a canary left split by a deploy that was killed. `(target group name, weight)`.
+pub fn set_listener_weights(env: &LocalAws, weights: &[(&str, i32)]) {
+    use aws_sdk_elasticloadbalancingv2::types::{
+        Action, ActionTypeEnum, ForwardActionConfig, TargetGroupTuple,
+    };
+    block_on(async {
+        let elb = aws_sdk_elasticloadbalancingv2::Client::new(&sdk_config(env).await);
+        let lb = elb
+            .describe_load_balancers()
+            .names("live-stats-local")
+            .send()
+            .await
+            .unwrap();
+        let lb_arn = lb.load_balancers()[0].load_balancer_arn().unwrap();
+        let listeners = elb
+            .describe_listeners()
+            .load_balancer_arn(lb_arn)
+            .send()
+            .await
+            .unwrap();
+        let listener = listeners.listeners()[0].listener_arn().unwrap().to_string();
+        let mut forward = ForwardActionConfig::builder();
+        for (name, weight) in weights {
+            let tgs = elb
+                .describe_target_groups()
+                .names(*name)
+                .send()
+                .await
+                .unwrap();
+            let arn = tgs.target_groups()[0].target_group_arn().unwrap();
+            forward = forward.target_groups(
+                TargetGroupTuple::builder()
+                    .target_group_arn(arn)
+                    .weight(*weight)
+                    .build(),
+            );
+        }
+        elb.modify_listener()
+            .listener_arn(listener)
+            .default_actions(
+                Action::builder()
+                    .r#type(ActionTypeEnum::Forward)
+                    .forward_config(forward.build())
+                    .build(),
+            )
+            .send()
+            .await
+            .unwrap();
+    });
+}
