@@ -486,17 +486,7 @@ fn service_in_progress(
     let Routing::Split(forwards) = names.routing(observed) else {
         return None;
     };
-    let started = |c: Colour| -> u64 {
-        observed
-            .output(Kind::EcsService, &names.service(c), "started")
-            .and_then(|s| s.parse().ok())
-            .unwrap_or(0)
-    };
-    let new = if started(Colour::Green) >= started(Colour::Blue) {
-        Colour::Green
-    } else {
-        Colour::Blue
-    };
+    let new = names.newer(observed);
     let weight = |c: Colour| {
         let tg = names.target_group(c);
         forwards

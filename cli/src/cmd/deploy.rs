@@ -429,13 +429,7 @@ pub async fn settle_in_flight(
         let function = spec.function_name(&s.env, name);
         let rec = rollout::settle_in_flight(&s.aws, &ex, &ctx, &id, &function, &f.alias)
             .await
-            .map_err(|e| match e {
-                StepError::Failed(e) => aws_error(e),
-                StepError::Interrupted => {
-                    CliError::new("interrupted while rolling back a rollout left in flight")
-                        .hint("re-run `statsctl deploy`: it checks the alias again")
-                }
-            })?;
+            .map_err(settle_error)?;
         if let (Some(rec), Some((bucket, _))) = (rec, &who) {
             let _ = append_record(s, bucket, &rec).await;
         }
@@ -464,13 +458,7 @@ pub async fn settle_in_flight(
         let started_at = crate::cmd::rollback::now_ms();
         let got = statsctl_engine::colours::roll_back(&s.aws, c)
             .await
-            .map_err(|e| match e {
-                StepError::Failed(e) => aws_error(e),
-                StepError::Interrupted => {
-                    CliError::new("interrupted while rolling back a rollout left in flight")
-                        .hint("re-run `statsctl deploy`: it checks the listener again")
-                }
-            })?;
+            .map_err(settle_error)?;
         if got != 0 {
             return Err(CliError::new(format!(
                 "{id}: the listener still reads back {got}% on {} after sending all traffic back",
@@ -506,6 +494,16 @@ pub async fn settle_in_flight(
         }
     }
     Ok(service.is_some())
+}
+
+fn settle_error(e: StepError) -> CliError {
+    match e {
+        StepError::Failed(e) => aws_error(e),
+        StepError::Interrupted => {
+            CliError::new("interrupted while rolling back a rollout left in flight")
+                .hint("re-run `statsctl deploy`: it checks what splits traffic again")
+        }
+    }
 }
 
 /// Appends a unit's record to the deploy history; a failure is said, not fatal (what it records was done).

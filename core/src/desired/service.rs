@@ -298,6 +298,21 @@ impl ColourNames {
             _ => Routing::Split(positive),
         }
     }
+    /// Of the two colours, the one whose service started later: in a split listener (a deploy stopped
+    /// mid-rollout), the new one. Blue when neither says when it started.
+    pub fn newer(&self, observed: &Observed) -> Colour {
+        let started = |c: Colour| -> u64 {
+            observed
+                .output(Kind::EcsService, &self.service(c), "started")
+                .and_then(|s| s.parse().ok())
+                .unwrap_or(0)
+        };
+        if started(Colour::Green) >= started(Colour::Blue) {
+            Colour::Green
+        } else {
+            Colour::Blue
+        }
+    }
     /// The colour serving viewers as observed: the one taking all traffic; in a split, the one taking more (on a
     /// tie, blue); with no listener or one pointing elsewhere, blue. What checks read.
     pub fn serving(&self, observed: &Observed) -> Colour {
