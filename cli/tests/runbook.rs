@@ -512,10 +512,12 @@ fn a_runbook_scales_the_colour_that_serves() {
     std::fs::write(
         dir.join("scale-serving.yaml"),
         format!(
-            "name: scale-serving\ntitle: Scale the service\nwhen: a test\nsteps:\n  - title: CPU lately\n    \
+            "name: scale-serving\ntitle: Scale the service\nwhen: a test\nparams:\n  viewers: {{ type: count }}\n\
+             steps:\n  - title: CPU lately\n    \
              why: a test\n    metric: {{ name: CPUUtilization, of: service, stat: Average, window: 1h }}\n  \
              - title: Set the task count\n    why: a test\n    action:\n      scale_service:\n        \
-             desired: \"{want}\"\n"
+             desired: \"{want}\"\n  - title: The budget for the audience\n    why: a test\n    \
+             check: [capacity.connections]\n    viewers: \"{{{{params.viewers}}}}\"\n"
         ),
     )
     .unwrap();
@@ -529,13 +531,26 @@ fn a_runbook_scales_the_colour_that_serves() {
             "scale-serving",
             "--runbooks",
             &dir_arg,
+            "--param",
+            "viewers=10000000",
             "--yes",
             "--output",
             "json",
         ],
     );
-    assert_eq!(done.code, 0, "{done:?}");
+    // The last step finds ten million viewers do not fit the budget: a problem it cannot fix (exit 2).
+    assert_eq!(done.code, 2, "{done:?}");
     let t = done.json();
+    // The check budgeted for the runbook's audience, not the stack's.
+    let lines: Vec<&str> = t["steps"][2]["lines"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|l| l.as_str())
+        .collect();
+    assert_eq!(lines.first(), Some(&"for 10000000 viewers"), "{t}");
+    assert!(lines.contains(&"    10000000 viewers"), "{t}");
+    assert_eq!(t["steps"][2]["status"], "problem", "{t}");
     // The metric read is green's too.
     let metric = t["steps"][0]["lines"][0].as_str().unwrap_or_default();
     assert!(

@@ -144,6 +144,10 @@ pub struct StepFile {
     /// Preflight checks to run, by id (`proxy.attached`, `capacity.connections`…).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub check: Option<Vec<String>>,
+    /// With `check`: the audience the checks budget for, a whole number or a reference such as
+    /// `"{{params.viewers}}"` (as `statsctl preflight --viewers N`). Default: the stack's `event.expected_viewers`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub viewers: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub metric: Option<MetricStep>,
     /// A read-only query against the stack's database (`database.sql`), run in a read-only transaction.
@@ -276,6 +280,9 @@ pub struct Step {
     pub title: String,
     pub why: String,
     pub kind: StepKind,
+    /// A check step's audience (unresolved: may hold references); `None`: the stack's expected viewers.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub viewers: Option<String>,
 }
 
 /// A runbook that loaded and checked whole.
@@ -455,6 +462,7 @@ fn check_file(file: RunbookFile, path: &Path) -> (Runbook, Vec<Problem>) {
             s.note.as_deref().map(|t| ("note", t)),
             s.decide.as_deref().map(|t| ("decide", t)),
             s.metric.as_ref().map(|m| ("metric", m.of.as_str())),
+            s.viewers.as_deref().map(|t| ("viewers", t)),
         ]
         .into_iter()
         .flatten()
@@ -514,6 +522,22 @@ fn check_file(file: RunbookFile, path: &Path) -> (Runbook, Vec<Problem>) {
                 );
             }
         }
+        if let Some(v) = &s.viewers {
+            if s.check.is_none() {
+                problem(
+                    at("viewers"),
+                    "`viewers` belongs to a `check` step: it is the audience the checks budget for"
+                        .into(),
+                    "move it to the check step, or remove it",
+                );
+            } else if !v.contains("{{") && !v.trim().parse::<u64>().is_ok_and(|n| n > 0) {
+                problem(
+                    at("viewers"),
+                    format!("viewers `{v}` is not a whole number above 0"),
+                    "write a number such as `50000`, or `\"{{params.viewers}}\"` with a count parameter",
+                );
+            }
+        }
         if let Some(id) = &s.id {
             if !ids.insert(id.clone()) {
                 problem(
@@ -541,6 +565,7 @@ fn check_file(file: RunbookFile, path: &Path) -> (Runbook, Vec<Problem>) {
             title: s.title,
             why: s.why,
             kind,
+            viewers: s.viewers,
         });
     }
     (
@@ -831,6 +856,30 @@ steps:
                 "Median",
                 "",
             ),
+            (
+                "    metric: { name: DatabaseConnections, of: database, window: 10m }",
+                "    metric: { name: DatabaseConnections, of: database, window: 10m }\n    viewers: \"5000\"",
+                "`viewers` belongs to a `check` step",
+                "move it",
+            ),
+            (
+                "    metric: { name: DatabaseConnections, of: database, window: 10m }",
+                "    check: [capacity.connections]\n    viewers: lots",
+                "viewers `lots` is not a whole number above 0",
+                "params.viewers",
+            ),
+            (
+                "    metric: { name: DatabaseConnections, of: database, window: 10m }",
+                "    check: [capacity.connections]\n    viewers: \"0\"",
+                "viewers `0` is not a whole number above 0",
+                "",
+            ),
+            (
+                "    metric: { name: DatabaseConnections, of: database, window: 10m }",
+                "    check: [capacity.connections]\n    viewers: \"{{params.viewer}}\"",
+                "no parameter `viewer`",
+                "declare it",
+            ),
         ];
         for (from, to, message, hint) in cases {
             assert!(GOOD.contains(from), "case text `{from}` not in the fixture");
@@ -844,6 +893,25 @@ steps:
                 "`{to}`: every error is located: {shown}"
             );
         }
+    }
+
+    #[test]
+    fn a_check_step_budgets_for_the_audience_it_names() {
+        for viewers in ["\"250000\"", "\"{{params.user}}\""] {
+            let text = GOOD.replacen(
+                "    metric: { name: DatabaseConnections, of: database, window: 10m }",
+                &format!("    check: [capacity.connections]\n    viewers: {viewers}"),
+                1,
+            );
+            let rb = load(&text).unwrap_or_else(|e| panic!("{viewers}: {e}"));
+            assert_eq!(
+                rb.steps[2].viewers.as_deref(),
+                Some(viewers.trim_matches('"')),
+                "{viewers}"
+            );
+        }
+        // Without it, the stack's expected viewers (decided when the step runs).
+        assert_eq!(load(GOOD).unwrap().steps[0].viewers, None);
     }
 
     #[test]

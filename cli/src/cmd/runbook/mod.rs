@@ -327,7 +327,15 @@ pub fn describe(rb: &Runbook) -> String {
             s.why
         ));
         let body = match &s.kind {
-            StepKind::Check(ids) => format!("checks: {}", ids.join(", ")),
+            StepKind::Check(ids) => format!(
+                "checks: {}, for {}",
+                ids.join(", "),
+                s.viewers
+                    .as_deref()
+                    .map_or("the stack's expected viewers".to_string(), |v| format!(
+                        "{v} viewers"
+                    ))
+            ),
             StepKind::Metric(m) => format!(
                 "metric: {} of {} ({:?} over {}s)",
                 m.name,

@@ -33,8 +33,14 @@ pub struct MetricSeries {
     pub limit: Option<f64>,
 }
 
-/// Runs the preflight checks with these ids against the live stack and returns their findings.
-pub async fn checks(g: &Global, s: &Session, ids: &[String]) -> CliResult<Vec<Finding>> {
+/// Runs the preflight checks with these ids against the live stack, for an audience of `viewers`, and returns
+/// their findings.
+pub async fn checks(
+    g: &Global,
+    s: &Session,
+    ids: &[String],
+    viewers: u64,
+) -> CliResult<Vec<Finding>> {
     let selection = Selection {
         only: ids.to_vec(),
         ..Default::default()
@@ -56,7 +62,7 @@ pub async fn checks(g: &Global, s: &Session, ids: &[String]) -> CliResult<Vec<Fi
     } else {
         s
     };
-    preflight::run_checks(s, &selection, s.stack.spec.event.expected_viewers).await
+    preflight::run_checks(s, &selection, viewers).await
 }
 
 fn needs_packages(s: &Session, selection: &Selection) -> bool {
@@ -244,7 +250,7 @@ mod tests {
             (&[], "names no checks", "check: [proxy.attached]"),
         ];
         for (list, message, hint) in cases {
-            let e = checks(&g, &s, &ids(list)).await.unwrap_err();
+            let e = checks(&g, &s, &ids(list), 1000).await.unwrap_err();
             assert!(e.message.contains(message), "{list:?}: {e:?}");
             assert!(
                 e.hint.as_deref().unwrap_or_default().contains(hint),

@@ -551,7 +551,29 @@ impl Runner<'_> {
     }
 
     async fn check_step(&mut self, rec: &mut StepRecord, step: &Step, ids: &[String]) {
-        match reads::checks(self.g, self.s, ids).await {
+        // The audience the step budgets for: its `viewers` (a parameter, typically), else the stack's.
+        let viewers = match &step.viewers {
+            None => self.s.stack.spec.event.expected_viewers,
+            Some(v) => {
+                match resolve(v, &self.found)
+                    .ok()
+                    .and_then(|t| t.trim().parse::<u64>().ok())
+                    .filter(|n| *n > 0)
+                {
+                    Some(n) => n,
+                    None => {
+                        rec.status = StepStatus::Problem;
+                        self.line(
+                        rec,
+                        format!("viewers `{v}` is not a whole number above 0: the checks did not run"),
+                    );
+                        return;
+                    }
+                }
+            }
+        };
+        self.line(rec, format!("for {viewers} viewers"));
+        match reads::checks(self.g, self.s, ids, viewers).await {
             Ok(findings) => {
                 let mut fields = BTreeMap::new();
                 for f in &findings {
