@@ -439,6 +439,21 @@ fn bad_deploy_rolls_a_function_back_to_the_version_history_names() {
         "not rolled back: {done:?}"
     );
     let t = done.json();
+    // The first step lists what shipped, newest first under a header: the deploy of version 2 of stats-api.
+    let shipped = &t["steps"][0];
+    assert_eq!(shipped["kind"], "history", "{t}");
+    assert!(
+        shipped["lines"][0]
+            .as_str()
+            .unwrap_or_default()
+            .starts_with("STARTED"),
+        "{t}"
+    );
+    let first = shipped["lines"][1].as_str().unwrap_or_default();
+    assert!(
+        first.contains("function.stats-api") && first.contains("1 → 2"),
+        "{t}"
+    );
     let step = t["steps"]
         .as_array()
         .unwrap()

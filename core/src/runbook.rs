@@ -161,6 +161,9 @@ pub struct StepFile {
     /// A question; answering no skips the rest of the runbook.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub decide: Option<String>,
+    /// The newest N units of the deploy history (1–50): what shipped or rolled back, when, from → to, who.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub history: Option<u32>,
 }
 
 /// A CloudWatch metric of one part of the stack, over a window.
@@ -255,6 +258,8 @@ pub enum StepKind {
     Action(Action),
     Note(String),
     Decide(String),
+    /// The newest N deploy-history records.
+    History(u32),
 }
 
 impl StepKind {
@@ -266,6 +271,7 @@ impl StepKind {
             StepKind::Action(_) => "action",
             StepKind::Note(_) => "note",
             StepKind::Decide(_) => "decide",
+            StepKind::History(_) => "history",
         }
     }
     /// Only actions change anything; everything else reads.
@@ -303,7 +309,11 @@ pub fn schema() -> &'static Value {
     SCHEMA.get_or_init(|| schemars::schema_for!(RunbookFile).to_value())
 }
 
-const KINDS: [&str; 6] = ["check", "metric", "sql", "action", "note", "decide"];
+const KINDS: [&str; 7] = [
+    "check", "metric", "sql", "action", "note", "decide", "history",
+];
+/// The most deploy-history records a `history` step shows.
+pub const MAX_HISTORY: u32 = 50;
 
 /// Loads a runbook from text: parse with locations → schema check (every unknown key, wrong type) → deserialize
 /// → semantic checks (one kind per step, unique ids, references to parameters and earlier steps that exist,
@@ -430,6 +440,7 @@ fn check_file(file: RunbookFile, path: &Path) -> (Runbook, Vec<Problem>) {
             s.action.is_some(),
             s.note.is_some(),
             s.decide.is_some(),
+            s.history.is_some(),
         ]
         .iter()
         .zip(KINDS)
@@ -453,7 +464,7 @@ fn check_file(file: RunbookFile, path: &Path) -> (Runbook, Vec<Problem>) {
                         present.join(", ")
                     ),
                 },
-                "give each step exactly one of: check, metric, sql, action, note, decide",
+                "give each step exactly one of: check, metric, sql, action, note, decide, history",
             );
         }
         // References: parameters that exist, and ids of earlier steps.
@@ -522,6 +533,13 @@ fn check_file(file: RunbookFile, path: &Path) -> (Runbook, Vec<Problem>) {
                 );
             }
         }
+        if let Some(n) = s.history.filter(|n| !(1..=MAX_HISTORY).contains(n)) {
+            problem(
+                at("history"),
+                format!("history {n}: a history step shows 1 to {MAX_HISTORY} records"),
+                "e.g. `history: 10`; `statsctl history --limit N` shows more",
+            );
+        }
         if let Some(v) = &s.viewers {
             if s.check.is_none() {
                 problem(
@@ -557,6 +575,8 @@ fn check_file(file: RunbookFile, path: &Path) -> (Runbook, Vec<Problem>) {
             StepKind::Action(a)
         } else if let Some(n) = s.note {
             StepKind::Note(n)
+        } else if let Some(n) = s.history {
+            StepKind::History(n)
         } else {
             StepKind::Decide(s.decide.unwrap_or_default())
         };
@@ -880,6 +900,24 @@ steps:
                 "no parameter `viewer`",
                 "declare it",
             ),
+            (
+                "    metric: { name: DatabaseConnections, of: database, window: 10m }",
+                "    history: 500",
+                "history 500: a history step shows 1 to 50 records",
+                "statsctl history --limit N",
+            ),
+            (
+                "    metric: { name: DatabaseConnections, of: database, window: 10m }",
+                "    history: 0",
+                "history 0",
+                "",
+            ),
+            (
+                "    metric: { name: DatabaseConnections, of: database, window: 10m }",
+                "    history: 5\n    note: and a note",
+                "has 2 kinds: note, history",
+                "history",
+            ),
         ];
         for (from, to, message, hint) in cases {
             assert!(GOOD.contains(from), "case text `{from}` not in the fixture");
@@ -912,6 +950,13 @@ steps:
         }
         // Without it, the stack's expected viewers (decided when the step runs).
         assert_eq!(load(GOOD).unwrap().steps[0].viewers, None);
+        // A history step: the newest N deploys.
+        let text = GOOD.replacen(
+            "    metric: { name: DatabaseConnections, of: database, window: 10m }",
+            "    history: 10",
+            1,
+        );
+        assert_eq!(load(&text).unwrap().steps[2].kind, StepKind::History(10));
     }
 
     #[test]

@@ -44,28 +44,21 @@ fn limit_arg(text: &str) -> Result<usize, String> {
 
 pub async fn run(g: &Global, args: HistoryArgs) -> CliResult {
     let s = Session::open(g, false).await?;
-    let (account, _) = statsctl_aws::ledger::caller(&s.aws)
-        .await
-        .map_err(aws_error)?;
-    let bucket = statsctl_core::ledger::bucket_name(&s.stack.spec, &s.env, &account);
     let now_ms = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX));
     let cutoff = args
         .since
         .map(|d| now_ms.saturating_sub(u64::try_from(d.0.as_millis()).unwrap_or(u64::MAX)));
-    let prefix = format!("{LEDGER_KIND}/{}/", s.env);
-    // Record keys start with the unix-ms time they were appended (after the unit ended), so listing can start at
-    // the cutoff.
-    let start_after = cutoff.map(|c| format!("{prefix}{c:015}"));
-    let keys = statsctl_aws::ledger::list_keys(&s.aws, &bucket, &prefix, start_after.as_deref())
-        .await
-        .map_err(aws_error)?;
-    let Some(mut keys) = keys else {
-        let note = format!(
-            "No deploy history for {}/{}: the ledger bucket `{bucket}` does not exist yet (the first `statsctl deploy` creates it).",
-            s.owner.stack, s.env
-        );
+    let filter = Filter {
+        env: &s.env,
+        ended_after: cutoff,
+        unit: args.unit.as_deref(),
+        limit: args.limit,
+    };
+    let (bucket, found) = newest(&s, &filter).await?;
+    let Some(Found { records, warnings }) = found else {
+        let note = no_ledger(&s, &bucket);
         if g.output == Format::Json {
             output::progress(&note);
         }
@@ -75,26 +68,6 @@ pub async fn run(g: &Global, args: HistoryArgs) -> CliResult {
         })?;
         return Ok(OK);
     };
-    keys.truncate(SCAN);
-    let filter = Filter {
-        env: &s.env,
-        ended_after: cutoff,
-        unit: args.unit.as_deref(),
-        limit: args.limit,
-    };
-    // Read the newest objects a chunk at a time until enough records match: a bad object or another unit's
-    // record does not take the place of one that would be shown.
-    let mut found = Found::default();
-    for chunk in keys.chunks(args.limit.clamp(10, 100)) {
-        let raw = statsctl_aws::ledger::read_objects(&s.aws, &bucket, chunk, MAX_RECORD_BYTES)
-            .await
-            .map_err(aws_error)?;
-        found.add(raw.into_iter().map(|r| (r.key, r.body)), &filter);
-        if found.records.len() >= filter.limit {
-            break;
-        }
-    }
-    let Found { records, warnings } = found.finish(filter.limit);
     for w in &warnings {
         output::progress(format!("{} {w}", output::yellow("warning:")));
     }
@@ -112,6 +85,72 @@ pub async fn run(g: &Global, args: HistoryArgs) -> CliResult {
         }
     })?;
     Ok(OK)
+}
+
+/// The newest `limit` deploy-history records of the session's environment, newest first, as a runbook's
+/// `history` step shows them: one line per unit, a warning line per object skipped, or why there is none.
+pub async fn newest_lines(s: &Session, limit: usize) -> CliResult<Vec<String>> {
+    let filter = Filter {
+        env: &s.env,
+        ended_after: None,
+        unit: None,
+        limit,
+    };
+    let (bucket, found) = newest(s, &filter).await?;
+    Ok(match found {
+        None => vec![no_ledger(s, &bucket)],
+        Some(Found { records, warnings }) => {
+            let mut lines: Vec<String> = warnings.iter().map(|w| format!("warning: {w}")).collect();
+            if records.is_empty() {
+                lines.push(format!(
+                    "No deploy history for {}/{}.",
+                    s.owner.stack, s.env
+                ));
+            }
+            lines.extend(render(&records).lines().map(str::to_string));
+            lines
+        }
+    })
+}
+
+fn no_ledger(s: &Session, bucket: &str) -> String {
+    format!(
+        "No deploy history for {}/{}: the ledger bucket `{bucket}` does not exist yet (the first `statsctl deploy` creates it).",
+        s.owner.stack, s.env
+    )
+}
+
+/// Reads the newest records that match `filter`, looking through at most the newest [`SCAN`] objects, from the
+/// ledger bucket it names; `None` when that bucket does not exist yet.
+async fn newest(s: &Session, filter: &Filter<'_>) -> CliResult<(String, Option<Found>)> {
+    let (account, _) = statsctl_aws::ledger::caller(&s.aws)
+        .await
+        .map_err(aws_error)?;
+    let bucket = statsctl_core::ledger::bucket_name(&s.stack.spec, &s.env, &account);
+    let prefix = format!("{LEDGER_KIND}/{}/", s.env);
+    // Record keys start with the unix-ms time they were appended (after the unit ended), so listing can start at
+    // the cutoff.
+    let start_after = filter.ended_after.map(|c| format!("{prefix}{c:015}"));
+    let keys = statsctl_aws::ledger::list_keys(&s.aws, &bucket, &prefix, start_after.as_deref())
+        .await
+        .map_err(aws_error)?;
+    let Some(mut keys) = keys else {
+        return Ok((bucket, None));
+    };
+    keys.truncate(SCAN);
+    // Read the newest objects a chunk at a time until enough records match: a bad object or another unit's
+    // record does not take the place of one that would be shown.
+    let mut found = Found::default();
+    for chunk in keys.chunks(filter.limit.clamp(10, 100)) {
+        let raw = statsctl_aws::ledger::read_objects(&s.aws, &bucket, chunk, MAX_RECORD_BYTES)
+            .await
+            .map_err(aws_error)?;
+        found.add(raw.into_iter().map(|r| (r.key, r.body)), filter);
+        if found.records.len() >= filter.limit {
+            break;
+        }
+    }
+    Ok((bucket, Some(found.finish(filter.limit))))
 }
 
 /// Which records a listing shows.

@@ -327,14 +327,14 @@ pub fn describe(rb: &Runbook) -> String {
             s.why
         ));
         let body = match &s.kind {
+            StepKind::History(n) => format!("history: the newest {n} deployed units"),
             StepKind::Check(ids) => format!(
-                "checks: {}, for {}",
+                "checks: {}{}",
                 ids.join(", "),
                 s.viewers
                     .as_deref()
-                    .map_or("the stack's expected viewers".to_string(), |v| format!(
-                        "{v} viewers"
-                    ))
+                    .map(|v| format!(", for {v} viewers"))
+                    .unwrap_or_default()
             ),
             StepKind::Metric(m) => format!(
                 "metric: {} of {} ({:?} over {}s)",

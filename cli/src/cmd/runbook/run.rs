@@ -384,6 +384,23 @@ impl Runner<'_> {
                 self.check_step(&mut rec, step, ids).await;
                 next_of(rec.status)
             }
+            StepKind::History(n) => {
+                match crate::cmd::history::newest_lines(self.s, *n as usize).await {
+                    Ok(lines) => {
+                        for l in lines {
+                            self.line(&mut rec, l);
+                        }
+                    }
+                    Err(e) => {
+                        rec.status = StepStatus::Unavailable;
+                        self.line(
+                            &mut rec,
+                            format!("could not read the deploy history: {}", e.message),
+                        );
+                    }
+                }
+                next_of(rec.status)
+            }
             StepKind::Metric(m) => {
                 match reads::metric(self.s, m).await {
                     Ok(series) => {
@@ -572,7 +589,9 @@ impl Runner<'_> {
                 }
             }
         };
-        self.line(rec, format!("for {viewers} viewers"));
+        if step.viewers.is_some() {
+            self.line(rec, format!("for {viewers} viewers"));
+        }
         match reads::checks(self.g, self.s, ids, viewers).await {
             Ok(findings) => {
                 let mut fields = BTreeMap::new();
