@@ -466,6 +466,34 @@ mod tests {
 
     use crate::observe::Subject;
 
+    /// Alarms left watching the idle colour say how to finish: `statsctl deploy`, after any hint of the cause.
+    #[test]
+    fn alarms_not_re_pointed_say_to_run_deploy() {
+        let hint = |e: StepError| match e {
+            StepError::Failed(e) => e.hint.unwrap_or_default(),
+            StepError::Interrupted => "interrupted".into(),
+        };
+        let plain = with_deploy_hint(
+            AwsError::new("put alarm", "boom").into(),
+            Some(Colour::Green),
+        );
+        let plain = hint(plain);
+        assert!(plain.starts_with("traffic stays where it is"), "{plain}");
+        assert!(plain.contains("run `statsctl deploy`"), "{plain}");
+        assert!(plain.ends_with("(the green colour)"), "{plain}");
+        let caused = AwsError::new("put alarm", "denied").hint("grant cloudwatch:PutMetricAlarm");
+        let caused = hint(with_deploy_hint(caused.into(), None));
+        assert!(
+            caused.starts_with("grant cloudwatch:PutMetricAlarm; traffic stays"),
+            "{caused}"
+        );
+        assert!(caused.ends_with("the serving one"), "{caused}");
+        assert!(matches!(
+            with_deploy_hint(StepError::Interrupted, None),
+            StepError::Interrupted
+        ));
+    }
+
     /// A rollout killed mid-way is found again from the listener's split: the colour started later is the new one.
     #[test]
     fn a_split_listener_is_the_rollout_in_flight() {
