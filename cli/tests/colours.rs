@@ -145,6 +145,9 @@ fn a_new_image_moves_between_the_colours_and_plan_settles_on_the_serving_one() {
         assert_eq!(read_back(&aws, &c).await, (0, 100, 0));
         colours::promote(&aws, &ex, &c).await.unwrap();
         assert_eq!(read_back(&aws, &c).await, (100, 0, 100));
+        // What a service unit does after its promote: the service's four alarms follow the traffic to green.
+        let steps = colours::repoint_alarms(&aws, &ex).await.unwrap();
+        assert_eq!(steps.len(), 4, "{steps:?}");
     });
     assert!(
         lines

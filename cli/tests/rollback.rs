@@ -297,6 +297,14 @@ fn rollback_returns_the_service_to_the_revision_history_names() {
     // The new image shipped on the green colour; blue keeps the previous revision (rollout.keep_previous).
     assert_eq!(runs("stats-service-green"), format!("{FAMILY}:2"));
     assert_eq!(runs("stats-service"), format!("{FAMILY}:1"));
+    // The service's alarms followed the traffic to green.
+    assert_eq!(
+        service_alarms_watch(&env),
+        (
+            "stats-service-green".into(),
+            "live-stats-local-svc-green".into()
+        )
+    );
     block_on(async {
         let bucket = ledger_bucket(&s3).await;
         let mut r = shipped(
@@ -317,11 +325,27 @@ fn rollback_returns_the_service_to_the_revision_history_names() {
         )),
         "{r:?}"
     );
-    // Blue still ran it: the listener sends everything back to blue at once.
+    // Blue still ran it: the listener sends everything back to blue at once, and the alarms follow it back.
     assert!(
         r.stderr.contains("all traffic back on the blue colour"),
         "{r:?}"
     );
+    assert!(
+        r.stderr
+            .contains("alarms now watch the blue colour: ecs-cpu"),
+        "{r:?}"
+    );
+    assert_eq!(
+        service_alarms_watch(&env),
+        ("stats-service".into(), "live-stats-local-svc".into())
+    );
+    // Nothing about the alarms is left for a deploy (green's scale-down is; the stack here has the first image).
+    let (_, plan) = env.plan_json();
+    let alarms: Vec<_> = pending(&plan)
+        .into_iter()
+        .filter(|(resource, _)| resource.starts_with("alarm."))
+        .collect();
+    assert!(alarms.is_empty(), "{alarms:?}");
     // A revision that is not registered is refused.
     let r = env.run(&["rollback", "--service", "--to", "9", "--yes"]);
     assert_eq!(r.code, 1, "{r:?}");

@@ -1,7 +1,8 @@
 //! Rollouts against the moto emulator, each test with its own: a function's new configuration ships as a canary
 //! on its alias (the `local` environment: 50 %, bake 5 s) and is recorded in the ledger; an alarm set to ALARM
 //! during the canary rolls the unit back (exit 2); Ctrl-C during the canary leaves the old version at 100 %; an
-//! alarm already firing blocks the deploy unless `--ignore-alarm`; `--unit` with an unknown id lists the ids.
+//! alarm already firing blocks the deploy unless `--ignore-alarm`; `--unit` with an unknown id lists the ids; a
+//! service rollout's promote re-points the service's alarms to the new colour.
 
 mod harness;
 
@@ -356,6 +357,11 @@ fn listener_weights(env: &LocalAws) -> Vec<(String, u16)> {
 fn a_function_change_and_a_new_image_ship_as_two_rollouts_in_order_and_history_lists_both() {
     let env = LocalAws::start();
     env.deploy();
+    // Blue serves: the service's alarms watch it.
+    assert_eq!(
+        service_alarms_watch(&env),
+        ("stats-service".into(), "live-stats-local-svc".into())
+    );
     drift_function(&env);
     let r = env.run_with(
         &["deploy", "--output", "json"],
@@ -387,10 +393,24 @@ fn a_function_change_and_a_new_image_ship_as_two_rollouts_in_order_and_history_l
         .find("service.stats-service: 50% →")
         .unwrap_or_else(|| panic!("service canary: {}", r.stderr));
     assert!(promoted < service_shift, "{}", r.stderr);
-    // All traffic on the green colour now.
+    // All traffic on the green colour now, and the service's alarms watch it (not blue, which has no traffic).
     assert_eq!(
         listener_weights(&env),
         [("live-stats-local-svc-green".to_string(), 100)]
+    );
+    assert_eq!(
+        service_alarms_watch(&env),
+        (
+            "stats-service-green".into(),
+            "live-stats-local-svc-green".into()
+        )
+    );
+    assert!(
+        r.stderr.contains(
+            "alarms now watch the green colour: ecs-cpu, ecs-memory, target-5xx, unhealthy-hosts"
+        ),
+        "{}",
+        r.stderr
     );
 
     let h = env.run(&["history", "--output", "json"]);

@@ -1,11 +1,17 @@
 //! The alarms a stack must have: AWS's recommended alarms (CloudWatch "Best practice recommended alarms"),
 //! with thresholds computed from the stack itself, then the stack file's overrides and extras. Pure.
+//!
+//! The service's alarms watch the colour that serves (its ECS service and target group, as the caller observed
+//! them), not always blue: after a rollout promotes green, alarms on blue would watch a service with no traffic
+//! and, once it is scaled down, no tasks — silent during the event.
 
 use std::collections::BTreeMap;
 
 use serde::Serialize;
 
+use crate::inventory::Kind;
 use crate::model::{AlarmSpec, Comparison, StackFile};
+use crate::plan::{Action, Change, Plan};
 
 /// An alarm as statsctl wants it to exist in CloudWatch.
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -34,8 +40,10 @@ pub struct AlarmContext {
     pub max_connections: Option<u32>,
     /// ALB dimension value `app/name/id`, once the load balancer exists.
     pub load_balancer_dimension: Option<String>,
-    /// Target group dimension value `targetgroup/name/id`.
+    /// Target group dimension value `targetgroup/name/id`: the serving colour's.
     pub target_group_dimension: Option<String>,
+    /// The serving colour's ECS service; `None`: the stack's service name (blue).
+    pub service_name: Option<String>,
     /// The account's Lambda concurrency quota.
     pub account_concurrency: u32,
 }
@@ -169,9 +177,10 @@ fn generated(stack: &StackFile, env: &str, ctx: &AlarmContext) -> Vec<Gen> {
         });
     }
     if let Some(svc) = &stack.service {
+        let service = ctx.service_name.as_deref().unwrap_or(&svc.name);
         let dims = vec![
             ("ClusterName", svc.cluster.clone()),
-            ("ServiceName", svc.name.clone()),
+            ("ServiceName", service.to_string()),
         ];
         for (id, metric) in [
             ("ecs-cpu", "CPUUtilization"),
@@ -187,7 +196,7 @@ fn generated(stack: &StackFile, env: &str, ctx: &AlarmContext) -> Vec<Gen> {
                 comparison: Comparison::Greater,
                 threshold: 80.0,
                 datapoints: 5,
-                description: format!("service `{}` {metric} above 80%", svc.name),
+                description: format!("service `{service}` {metric} above 80%"),
             });
         }
         let lb_dims = |tg_only: bool| {
@@ -237,6 +246,31 @@ fn generated(stack: &StackFile, env: &str, ctx: &AlarmContext) -> Vec<Gen> {
         });
     }
     out
+}
+
+/// The generated alarms that watch the serving colour (its ECS service or its target group): re-pointed when
+/// traffic changes colour.
+pub const SERVICE_ALARM_IDS: [&str; 4] = ["ecs-cpu", "ecs-memory", "target-5xx", "unhealthy-hosts"];
+
+/// From a plan made after traffic changed colour: the updates of the service alarms whose dimensions change (what
+/// the colour change causes), by id, in plan order. Nothing else is taken: other pending alarm changes (a
+/// `deploy --unit` may have left some) are the next deploy's, and a blocked change is never applied. Pure.
+pub fn colour_alarm_updates<'p>(
+    plan: &'p Plan,
+    stack: &StackFile,
+) -> Vec<(&'static str, &'p Change)> {
+    let prefix = format!("{}-{}-", stack.stack, plan.env);
+    plan.pending()
+        .filter(|c| c.key.kind == Kind::Alarm && c.action == Action::Update && c.blocked.is_none())
+        .filter(|c| c.changes.iter().any(|a| a.attr == "dimensions"))
+        .filter_map(|c| {
+            let id = c.key.name.strip_prefix(&prefix)?;
+            SERVICE_ALARM_IDS
+                .into_iter()
+                .find(|s| *s == id)
+                .map(|s| (s, c))
+        })
+        .collect()
 }
 
 /// Worst-case client connections through the proxy: Σ max concurrency × pool size over what goes via proxy.

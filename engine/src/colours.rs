@@ -14,8 +14,12 @@
 //! `roll_back` tags the colour it took traffic from with the current time. The desired state wants an idle colour
 //! as it runs until that time has passed, then with 0 tasks, so the first `plan`/`deploy` after it shows and
 //! makes the scale-down (a direct change). Nothing runs in the background.
+//!
+//! Alarms: the service's alarms watch the serving colour (`core::alarms`). Once traffic has changed colour (a
+//! promote, a rollback to the kept colour), [`repoint_alarms`] applies the alarm updates that causes, so they
+//! watch the service viewers use now rather than one with no traffic.
 
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use statsctl_aws::ecs::unix_now;
 use statsctl_aws::{self as aws, Aws, AwsError};
@@ -29,7 +33,7 @@ use statsctl_core::inventory::{Desired, Key, Kind, Observed};
 use statsctl_core::plan::{Action, Change};
 use statsctl_core::spec::{EcsServiceSpec, Spec};
 
-use crate::apply::{applied, apply_one, service_name, service_steady, Executor, StepError};
+use crate::apply::{applied, apply_one, service_name, service_steady, Executor, Step, StepError};
 use crate::inputs;
 
 /// A service rollout in flight: which colour serves and which gets the new task definition.
@@ -377,6 +381,81 @@ pub async fn roll_back(aws: &Aws, c: &Colours) -> Result<u32, StepError> {
     Ok(got)
 }
 
+/// Alarms that could not be re-pointed: the change that failed (the first service alarm when live state could
+/// not be read) and why, with a hint to run `statsctl deploy`. Traffic stays where it was moved.
+#[derive(Debug)]
+pub struct AlarmsNotRepointed {
+    pub key: Key,
+    pub error: StepError,
+}
+
+/// After traffic changed colour: reads live state again, takes from the fresh plan only the service alarms'
+/// updates the colour change causes ([`statsctl_core::alarms::colour_alarm_updates`]; other pending changes stay
+/// for the next deploy) and applies them as the executor does. Returns the changes made; none when the alarms
+/// already watch the serving colour. A progress line names them.
+pub async fn repoint_alarms(aws: &Aws, ex: &Executor<'_>) -> Result<Vec<Step>, AlarmsNotRepointed> {
+    let stack = ex.subject.stack;
+    let first = Key::new(
+        Kind::Alarm,
+        format!(
+            "{}-{}-{}",
+            stack.stack,
+            ex.subject.env,
+            statsctl_core::alarms::SERVICE_ALARM_IDS[0]
+        ),
+    );
+    let (mut observed, plan, _) =
+        ex.subject
+            .observe_and_plan(aws)
+            .await
+            .map_err(|e| AlarmsNotRepointed {
+                key: first.clone(),
+                error: with_deploy_hint(e.into(), None),
+            })?;
+    let serving = ColourNames::new(stack, ex.subject.env).map(|n| n.serving(&observed));
+    let updates = statsctl_core::alarms::colour_alarm_updates(&plan, stack);
+    let mut done = Vec::new();
+    for (_, change) in &updates {
+        let started = Instant::now();
+        apply_one(aws, ex, change, &mut observed)
+            .await
+            .map_err(|e| AlarmsNotRepointed {
+                key: change.key.clone(),
+                error: with_deploy_hint(e, serving),
+            })?;
+        done.push(Step {
+            key: change.key.clone(),
+            action: change.action,
+            seconds: started.elapsed().as_secs_f64(),
+        });
+    }
+    if let (Some(c), false) = (serving, updates.is_empty()) {
+        let ids: Vec<&str> = updates.iter().map(|(id, _)| *id).collect();
+        (ex.progress)(format!(
+            "    alarms now watch the {c} colour: {}",
+            ids.join(", ")
+        ));
+    }
+    Ok(done)
+}
+
+/// The error's hint, then how to finish: `statsctl deploy` re-applies the alarms from the plan.
+fn with_deploy_hint(e: StepError, serving: Option<Colour>) -> StepError {
+    let StepError::Failed(mut e) = e else {
+        return e;
+    };
+    let on = serving.map_or_else(String::new, |c| format!(" (the {c} colour)"));
+    let ours = format!(
+        "traffic stays where it is; the service's alarms may still watch the idle colour: run `statsctl deploy` \
+         to point them at the serving one{on}"
+    );
+    e.hint = Some(match e.hint.take() {
+        Some(h) => format!("{h}; {ours}"),
+        None => ours,
+    });
+    StepError::Failed(e)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -386,6 +465,34 @@ mod tests {
     use statsctl_core::inventory::{ObservedResource, Owner};
 
     use crate::observe::Subject;
+
+    /// Alarms left watching the idle colour say how to finish: `statsctl deploy`, after any hint of the cause.
+    #[test]
+    fn alarms_not_re_pointed_say_to_run_deploy() {
+        let hint = |e: StepError| match e {
+            StepError::Failed(e) => e.hint.unwrap_or_default(),
+            StepError::Interrupted => "interrupted".into(),
+        };
+        let plain = with_deploy_hint(
+            AwsError::new("put alarm", "boom").into(),
+            Some(Colour::Green),
+        );
+        let plain = hint(plain);
+        assert!(plain.starts_with("traffic stays where it is"), "{plain}");
+        assert!(plain.contains("run `statsctl deploy`"), "{plain}");
+        assert!(plain.ends_with("(the green colour)"), "{plain}");
+        let caused = AwsError::new("put alarm", "denied").hint("grant cloudwatch:PutMetricAlarm");
+        let caused = hint(with_deploy_hint(caused.into(), None));
+        assert!(
+            caused.starts_with("grant cloudwatch:PutMetricAlarm; traffic stays"),
+            "{caused}"
+        );
+        assert!(caused.ends_with("the serving one"), "{caused}");
+        assert!(matches!(
+            with_deploy_hint(StepError::Interrupted, None),
+            StepError::Interrupted
+        ));
+    }
 
     /// A rollout killed mid-way is found again from the listener's split: the colour started later is the new one.
     #[test]

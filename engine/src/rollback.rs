@@ -1,6 +1,7 @@
 //! Rollback, the incident path: a function's alias or the service pointed back at a known version at once — no
 //! steps, no bake — then read back. Which version to return to is decided elsewhere (`core::history`); this only
-//! refuses a target that no longer exists and moves traffic.
+//! refuses a target that no longer exists and moves traffic (and, when traffic changes colour, the service's
+//! alarms with it).
 
 use statsctl_aws::{self as aws, Aws, AwsError};
 
@@ -125,6 +126,24 @@ pub async fn service(
             "    all traffic back on the {} colour (service `{}`, {to_revision}), which was kept running",
             c.old, c.old_service
         ));
+        // The service's alarms follow the traffic. The rollback itself took: a failure here is said, with the
+        // way to finish, and does not fail it (its history record must still be written).
+        if let Err(e) = crate::colours::repoint_alarms(aws, ex).await {
+            let (why, hint) = match e.error {
+                StepError::Failed(e) => (e.to_string(), e.hint),
+                StepError::Interrupted => ("interrupted".into(), None),
+            };
+            (ex.progress)(format!(
+                "    warning: the service's alarms were not re-pointed to the {} colour ({}: {why})",
+                c.old, e.key
+            ));
+            (ex.progress)(format!(
+                "    hint: {}",
+                hint.unwrap_or_else(
+                    || "run `statsctl deploy` to point them at the serving colour".into()
+                )
+            ));
+        }
         return Ok(to_revision.to_string());
     }
     // Otherwise the serving colour's service is pointed at the revision.

@@ -1,8 +1,8 @@
 //! The executor of ONE unit of a plan: applies its changes, then — for a function's new version or the service's
 //! new colour — moves traffic in the steps `core::rollout::decide` chooses, reading the routing back after every
 //! step, watching the stack's alarms while it holds, and sending everything back to the previous version at once
-//! when an alarm fires or Ctrl-C stops it. What it returns is the unit's history record, built from what was read
-//! back.
+//! when an alarm fires or Ctrl-C stops it. Once a service unit's new colour is promoted, the service's alarms are
+//! re-pointed to it. What it returns is the unit's history record, built from what was read back.
 
 use std::collections::BTreeSet;
 use std::sync::atomic::Ordering;
@@ -719,7 +719,22 @@ async fn ship_service(
     let route = Route::Colours(&c);
     let names = watch_list(ex.subject.stack, ex.subject.env, observed);
     let result = run_rollout(aws, ex, ctx, &route, &names, run).await;
+    let promoted = result.is_ok() && run.rec.outcome == Ended::Shipped;
     finish(&mut tally.outcome, &key, run, result, step_started);
+    if promoted {
+        // The new colour serves: the service's alarms follow it. A failure here leaves the promote standing
+        // (undoing it would be a second traffic move for an alarm's sake); the unit reports it with the way on.
+        match colours::repoint_alarms(aws, ex).await {
+            Ok(steps) => tally.outcome.done.extend(steps),
+            Err(e) => {
+                run.rec.detail = Some(format!(
+                    "promoted, but the service's alarms were not re-pointed to the {} colour",
+                    c.new
+                ));
+                fail_at(&mut tally.outcome, &e.key, e.error);
+            }
+        }
+    }
 }
 
 /// The alarms' states now, as the pure decision takes them.

@@ -492,3 +492,52 @@ pub fn set_listener_weights(env: &LocalAws, weights: &[(&str, i32)]) {
             .unwrap();
     });
 }
+
+/// What the service's alarms watch, read back through the SDK: (the `ServiceName` of `ecs-cpu` and `ecs-memory`,
+/// the name of the target group whose dimension — `targetgroup/<name>/<id>`, from its ARN — is the `TargetGroup`
+/// of `target-5xx` and `unhealthy-hosts`). Panics when the pairs disagree or no target group has that dimension.
+pub fn service_alarms_watch(env: &LocalAws) -> (String, String) {
+    block_on(async {
+        let conf = sdk_config(env).await;
+        let cw = aws_sdk_cloudwatch::Client::new(&conf);
+        let elb = aws_sdk_elasticloadbalancingv2::Client::new(&conf);
+        let dimension = |alarm: &str, name: &str| {
+            let (cw, alarm, name) = (cw.clone(), alarm.to_string(), name.to_string());
+            async move {
+                let a = cw
+                    .describe_alarms()
+                    .alarm_names(format!("live-stats-local-{alarm}"))
+                    .send()
+                    .await
+                    .unwrap();
+                let a = a
+                    .metric_alarms()
+                    .first()
+                    .unwrap_or_else(|| panic!("alarm {alarm}"));
+                a.dimensions()
+                    .iter()
+                    .find(|d| d.name() == Some(name.as_str()))
+                    .and_then(|d| d.value())
+                    .unwrap_or_else(|| panic!("{alarm} has no {name} dimension"))
+                    .to_string()
+            }
+        };
+        let service = dimension("ecs-cpu", "ServiceName").await;
+        assert_eq!(dimension("ecs-memory", "ServiceName").await, service);
+        let tg = dimension("target-5xx", "TargetGroup").await;
+        assert_eq!(dimension("unhealthy-hosts", "TargetGroup").await, tg);
+        let groups = elb.describe_target_groups().send().await.unwrap();
+        let name = groups
+            .target_groups()
+            .iter()
+            .find(|g| {
+                g.target_group_arn()
+                    .and_then(|arn| arn.rsplit(':').next())
+                    .is_some_and(|d| d == tg)
+            })
+            .and_then(|g| g.target_group_name())
+            .unwrap_or_else(|| panic!("no target group has the dimension {tg}"))
+            .to_string();
+        (service, name)
+    })
+}
