@@ -310,49 +310,6 @@ fn a_rollout_killed_mid_canary_is_rolled_back_by_the_next_deploy() {
 
 const NEW_IMAGE: &str = "public.ecr.aws/live-stats/stats-service:0.2.0";
 
-/// The listener's forwards read back: (target group name, weight) for every weight above 0.
-fn listener_weights(env: &LocalAws) -> Vec<(String, u16)> {
-    block_on(async {
-        let elb = aws_sdk_elasticloadbalancingv2::Client::new(&sdk_config(env).await);
-        let lb = elb
-            .describe_load_balancers()
-            .names("live-stats-local")
-            .send()
-            .await
-            .unwrap();
-        let lb_arn = lb.load_balancers()[0]
-            .load_balancer_arn()
-            .unwrap()
-            .to_string();
-        let l = elb
-            .describe_listeners()
-            .load_balancer_arn(lb_arn)
-            .send()
-            .await
-            .unwrap();
-        let mut out = Vec::new();
-        for action in l.listeners()[0].default_actions() {
-            if let Some(f) = action.forward_config() {
-                for tg in f.target_groups() {
-                    let weight = u16::try_from(tg.weight().unwrap_or(1)).unwrap();
-                    let name = tg
-                        .target_group_arn()
-                        .unwrap_or_default()
-                        .split('/')
-                        .nth(1)
-                        .unwrap_or_default()
-                        .to_string();
-                    if weight > 0 {
-                        out.push((name, weight));
-                    }
-                }
-            }
-        }
-        out.sort();
-        out
-    })
-}
-
 #[test]
 fn a_function_change_and_a_new_image_ship_as_two_rollouts_in_order_and_history_lists_both() {
     let env = LocalAws::start();

@@ -234,17 +234,7 @@ pub fn in_flight(ex: &Executor<'_>, observed: &Observed) -> Option<Colours> {
     let Routing::Split(_) = names.routing(observed) else {
         return None;
     };
-    let started = |c: Colour| -> u64 {
-        observed
-            .output(Kind::EcsService, &names.service(c), "started")
-            .and_then(|s| s.parse().ok())
-            .unwrap_or(0)
-    };
-    let new = if started(Colour::Green) >= started(Colour::Blue) {
-        Colour::Green
-    } else {
-        Colour::Blue
-    };
+    let new = names.newer(observed);
     let old = new.other();
     let service = |c: Colour| observed.get(Kind::EcsService, &names.service(c));
     let tg = |c: Colour| observed.id_of(Kind::TargetGroup, &names.target_group(c));

@@ -441,6 +441,53 @@ pub async fn ledger_objects<T: serde::de::DeserializeOwned>(
     out
 }
 
+/// The shipped stack's listener (on the `live-stats-local` load balancer) as ELB describes it.
+pub async fn shipped_listener(
+    elb: &aws_sdk_elasticloadbalancingv2::Client,
+) -> aws_sdk_elasticloadbalancingv2::types::Listener {
+    let lb = elb
+        .describe_load_balancers()
+        .names("live-stats-local")
+        .send()
+        .await
+        .unwrap();
+    let lb_arn = lb.load_balancers()[0].load_balancer_arn().unwrap();
+    let listeners = elb
+        .describe_listeners()
+        .load_balancer_arn(lb_arn)
+        .send()
+        .await
+        .unwrap();
+    listeners.listeners()[0].clone()
+}
+
+/// The shipped stack's listener's forwards read back: (target group name, weight) for every weight above 0.
+pub fn listener_weights(env: &LocalAws) -> Vec<(String, u16)> {
+    block_on(async {
+        let elb = aws_sdk_elasticloadbalancingv2::Client::new(&sdk_config(env).await);
+        let mut out = Vec::new();
+        for action in shipped_listener(&elb).await.default_actions() {
+            if let Some(f) = action.forward_config() {
+                for tg in f.target_groups() {
+                    let weight = u16::try_from(tg.weight().unwrap_or(1)).unwrap();
+                    let name = tg
+                        .target_group_arn()
+                        .unwrap_or_default()
+                        .split('/')
+                        .nth(1)
+                        .unwrap_or_default()
+                        .to_string();
+                    if weight > 0 {
+                        out.push((name, weight));
+                    }
+                }
+            }
+        }
+        out.sort();
+        out
+    })
+}
+
 /// Points the shipped stack's listener (`live-stats-local`) at the colours' target groups with these weights,
 /// behind statsctl's back: e.g. a canary left split by a deploy that was killed. `(target group name, weight)`.
 pub fn set_listener_weights(env: &LocalAws, weights: &[(&str, i32)]) {
@@ -449,20 +496,8 @@ pub fn set_listener_weights(env: &LocalAws, weights: &[(&str, i32)]) {
     };
     block_on(async {
         let elb = aws_sdk_elasticloadbalancingv2::Client::new(&sdk_config(env).await);
-        let lb = elb
-            .describe_load_balancers()
-            .names("live-stats-local")
-            .send()
-            .await
-            .unwrap();
-        let lb_arn = lb.load_balancers()[0].load_balancer_arn().unwrap();
-        let listeners = elb
-            .describe_listeners()
-            .load_balancer_arn(lb_arn)
-            .send()
-            .await
-            .unwrap();
-        let listener = listeners.listeners()[0].listener_arn().unwrap().to_string();
+        let listener = shipped_listener(&elb).await;
+        let listener = listener.listener_arn().unwrap();
         let mut forward = ForwardActionConfig::builder();
         for (name, weight) in weights {
             let tgs = elb
