@@ -26,6 +26,9 @@ pub mod units;
 pub mod validate;
 pub mod yaml_tree;
 
+#[cfg(test)]
+pub(crate) mod testing;
+
 /// Latency percentile keys accepted in load-test criteria, in order.
 pub const PERCENTILE_KEYS: &[&str] = &["p50", "p90", "p99", "p99.9", "max"];
 

@@ -1084,12 +1084,7 @@ mod tests {
     }
 
     fn shipped_stack() -> crate::model::StackFile {
-        let path =
-            std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../stacks/live-stats.yaml");
-        let text = std::fs::read_to_string(&path).unwrap();
-        crate::loader::load_str(&path, &text, Some("dev"), &|_: &str| None)
-            .expect("the shipped stack loads")
-            .spec
+        crate::testing::shipped("dev")
     }
 
     fn unit(id: &str, kind: crate::history::UnitKind, first_time: bool) -> crate::units::Unit {

@@ -60,7 +60,6 @@ mod tests {
     use crate::desired::desired;
     use crate::desired::service::Colour;
     use crate::inventory::{Key, Kind, Observed, ObservedResource, Owner};
-    use crate::loader::load_file;
     use crate::model::StackFile;
     use crate::plan::{plan, Action};
     use crate::spec::Spec;
@@ -68,11 +67,7 @@ mod tests {
     use super::ColourNames;
 
     fn shipped() -> StackFile {
-        let path =
-            std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../stacks/live-stats.yaml");
-        load_file(&path, Some("local"), &|_: &str| None)
-            .unwrap()
-            .spec
+        crate::testing::shipped("local")
     }
 
     /// The load balancer, both colours' target groups (with their dimensions) and, unless `weights` is `None`, the

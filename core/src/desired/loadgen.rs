@@ -93,13 +93,8 @@ mod tests {
 
     use super::*;
     use crate::inventory::{Key, Kind, Observed};
-    use crate::loader::load_file;
 
-    fn shipped(env: &str) -> StackFile {
-        let path =
-            std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../stacks/live-stats.yaml");
-        load_file(&path, Some(env), &|_: &str| None).unwrap().spec
-    }
+    use crate::testing::shipped;
 
     fn with(workers: u32, image: Option<&str>) -> StackFile {
         let mut stack = shipped("local");

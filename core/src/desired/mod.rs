@@ -287,13 +287,8 @@ pub fn desired(
 mod tests {
     use super::*;
     use crate::inventory::{Key, ObservedResource, KNOWN_AFTER_APPLY};
-    use crate::loader::load_file;
 
-    fn shipped(env: &str) -> StackFile {
-        let path =
-            std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../stacks/live-stats.yaml");
-        load_file(&path, Some(env), &|_: &str| None).unwrap().spec
-    }
+    use crate::testing::shipped;
 
     #[test]
     fn proxy_link_is_built_from_observed_proxy() {

@@ -421,14 +421,9 @@ mod tests {
     use super::*;
     use crate::desired::desired;
     use crate::inventory::Key;
-    use crate::loader::load_file;
 
     fn shipped() -> StackFile {
-        let path =
-            std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../stacks/live-stats.yaml");
-        load_file(&path, Some("local"), &|_: &str| None)
-            .unwrap()
-            .spec
+        crate::testing::shipped("local")
     }
 
     fn names() -> ColourNames {
