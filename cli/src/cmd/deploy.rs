@@ -355,7 +355,7 @@ pub async fn ship_units(
 pub fn ended(what: &str, again: &str, shipped: &Shipped) -> CliResult {
     let (shipped, outcome, converged) = (&shipped.units, &shipped.outcome, shipped.converged);
     if let Some(u) = shipped.iter().find(|u| u.status == UnitStatus::RolledBack) {
-        return Err(rolled_back(u, shipped));
+        return Err(rolled_back(u, shipped, again));
     }
     if let Some(f) = &outcome.failed {
         let mut e = CliError::new(format!("{what} stopped at {}: {}", f.key, f.error));
@@ -606,7 +606,7 @@ pub fn refuse_firing(firing: &[(String, String)], ignored: &BTreeSet<String>) ->
 }
 
 /// The exit-2 error of a unit that an alarm rolled back: which unit, which alarm and why, and where everything is.
-fn rolled_back(u: &UnitReport, all: &[UnitReport]) -> CliError {
+fn rolled_back(u: &UnitReport, all: &[UnitReport], again: &str) -> CliError {
     let rec = u.record.as_ref();
     let (alarm, reason) = rec
         .and_then(|r| r.alarm.as_ref())
@@ -634,7 +634,7 @@ fn rolled_back(u: &UnitReport, all: &[UnitReport]) -> CliError {
         ids(UnitStatus::NotAttempted)
     ))
     .hint(format!(
-        "find out why {alarm} fired (the new version may have caused it); once fixed, `statsctl deploy` ships {} again",
+        "find out why {alarm} fired (the new version may have caused it); once fixed, `{again}` ships {} again",
         u.unit.id
     ));
     e.code = Exit::Attention;
@@ -810,6 +810,79 @@ mod tests {
     use statsctl_core::inventory::{Key, Kind};
     use statsctl_core::plan::Action;
     use statsctl_engine::apply::Step;
+
+    #[test]
+    fn a_unit_an_alarm_rolled_back_names_the_alarm_and_the_command_that_ships_it_again() {
+        let unit = |id: &str| Unit {
+            id: id.into(),
+            kind: UnitKind::Function,
+            target: String::new(),
+            changes: vec![],
+            first_time: false,
+        };
+        let record = UnitRecord {
+            env: "prod".into(),
+            unit: "function.stats-api".into(),
+            kind: UnitKind::Function,
+            target: "live-stats-prod-stats-api".into(),
+            from: Some("6".into()),
+            to: Some("7".into()),
+            started_at: 0,
+            ended_at: 0,
+            who: String::new(),
+            strategy: "canary".into(),
+            timeline: vec![],
+            outcome: Ended::RolledBack,
+            alarm: Some(history::FiredAlarm {
+                name: "live-stats-prod-lambda-errors-stats-api".into(),
+                reason: "errors above 1%".into(),
+            }),
+            ignored_alarms: vec![],
+            detail: None,
+        };
+        let all = [
+            UnitReport {
+                unit: unit("direct"),
+                status: UnitStatus::Shipped,
+                record: None,
+                recorded: true,
+            },
+            UnitReport {
+                unit: unit("function.stats-api"),
+                status: UnitStatus::RolledBack,
+                record: Some(record),
+                recorded: true,
+            },
+            UnitReport {
+                unit: unit("service.stats-service"),
+                status: UnitStatus::NotAttempted,
+                record: None,
+                recorded: false,
+            },
+        ];
+        let shipped = Shipped {
+            units: all.into(),
+            outcome: Outcome::default(),
+            converged: None,
+        };
+        for again in ["statsctl deploy", "statsctl promote --from dev --to prod"] {
+            let e = ended("promote", again, &shipped).unwrap_err();
+            assert_eq!(e.code, Exit::Attention);
+            assert_eq!(
+                e.message,
+                "unit function.stats-api rolled back: alarm live-stats-prod-lambda-errors-stats-api went to ALARM \
+                 (errors above 1%); its traffic is back on version 6. Shipped before it (kept): direct. Not \
+                 attempted: service.stats-service"
+            );
+            let hint = e.hint.unwrap_or_default();
+            assert!(
+                hint.ends_with(&format!(
+                    "once fixed, `{again}` ships function.stats-api again"
+                )),
+                "{hint}"
+            );
+        }
+    }
 
     #[test]
     fn a_change_stopped_while_waiting_reads_as_sent_not_as_not_attempted() {
