@@ -1224,23 +1224,9 @@ mod tests {
             api,
         );
         let facts = Facts {
-            stack: &stack,
-            env: "prod",
-            observed: &o,
-            subnet_vpcs: BTreeMap::new(),
             account_concurrency: Sourced::new(10_000, "account"),
-            unreserved_concurrency: None,
             max_connections: Some(Sourced::new(1722, "t")),
-            current_connections: None,
-            service_probes: vec![],
-            previous_versions: BTreeMap::new(),
-            previous_task_definition: None,
-            pending_changes: vec![],
-            required_alarms: vec![],
-            loadtests: vec![],
-            deployed_versions: BTreeMap::new(),
-            viewers: 1500,
-            now: 0,
+            ..crate::fixtures::facts(&stack, "prod", &o)
         };
         let f = &check(&facts)[0];
         assert_eq!(f.status, Status::Fail, "{f:#?}");

@@ -59,3 +59,31 @@ pub fn stack_from(patch: &str) -> StackFile {
         .unwrap_or_else(|d| panic!("{d}"));
     r.spec
 }
+
+/// Facts for one check's unit test: the stack, environment and observed state given, everything else empty —
+/// 1,000 account concurrency, 1,500 viewers, time 0. Tests override what they exercise with `..facts(…)`.
+pub fn facts<'a>(
+    stack: &'a StackFile,
+    env: &'a str,
+    observed: &'a statsctl_core::inventory::Observed,
+) -> crate::Facts<'a> {
+    crate::Facts {
+        stack,
+        env,
+        observed,
+        subnet_vpcs: std::collections::BTreeMap::new(),
+        account_concurrency: crate::Sourced::new(1000, "test"),
+        unreserved_concurrency: None,
+        max_connections: None,
+        current_connections: None,
+        service_probes: vec![],
+        previous_versions: std::collections::BTreeMap::new(),
+        previous_task_definition: None,
+        pending_changes: vec![],
+        required_alarms: vec![],
+        loadtests: vec![],
+        deployed_versions: std::collections::BTreeMap::new(),
+        viewers: 1500,
+        now: 0,
+    }
+}

@@ -383,23 +383,7 @@ mod tests {
         let stack = fixtures::stack_from("");
         let observed = Observed::default();
         let facts = Facts {
-            stack: &stack,
-            env: "dev",
-            observed: &observed,
-            subnet_vpcs: BTreeMap::new(),
-            account_concurrency: Sourced::new(1000, "test"),
-            unreserved_concurrency: None,
-            max_connections: None,
-            current_connections: None,
-            service_probes: vec![],
-            previous_versions: BTreeMap::new(),
-            previous_task_definition: None,
-            pending_changes: vec![],
-            required_alarms: vec![],
-            loadtests: vec![],
-            deployed_versions: BTreeMap::new(),
-            viewers: 1500,
-            now: 0,
+            ..crate::fixtures::facts(&stack, "dev", &observed)
         };
         let findings = run(
             &facts,

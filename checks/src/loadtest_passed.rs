@@ -221,7 +221,6 @@ fn age(secs: u64) -> String {
 mod tests {
     use super::*;
     use crate::fixtures::stack_from;
-    use crate::Sourced;
     use statsctl_core::inventory::Observed;
     use statsctl_core::ledger::timeline;
     use std::collections::BTreeMap;
@@ -387,23 +386,10 @@ mod tests {
         ];
         for (name, records, want, text) in cases {
             let facts = Facts {
-                stack: &stack,
-                env: "prod",
-                observed: &observed,
-                subnet_vpcs: BTreeMap::new(),
-                account_concurrency: Sourced::new(1000, "t"),
-                unreserved_concurrency: None,
-                max_connections: None,
-                current_connections: None,
-                service_probes: vec![],
-                previous_versions: BTreeMap::new(),
-                previous_task_definition: None,
-                pending_changes: vec![],
-                required_alarms: vec![],
                 loadtests: records,
                 deployed_versions: deployed.clone(),
-                viewers: 1500,
                 now: 1_000_000,
+                ..crate::fixtures::facts(&stack, "prod", &observed)
             };
             let f = &check(&facts)[0];
             assert_eq!(f.status, want, "{name}: {f:?}");

@@ -200,7 +200,6 @@ pub fn previous_revision(revision_ref: &str) -> Option<String> {
 mod tests {
     use super::*;
     use crate::fixtures::stack_from;
-    use crate::Sourced;
     use statsctl_core::history::{Outcome, UnitKind};
     use statsctl_core::inventory::ObservedResource;
     use std::collections::BTreeMap;
@@ -441,23 +440,9 @@ mod tests {
         ];
         for (case, function, service, status, line) in cases {
             let facts = Facts {
-                stack: &stack,
-                env: "dev",
-                observed: &observed,
-                subnet_vpcs: BTreeMap::new(),
-                account_concurrency: Sourced::new(1000, "test"),
-                unreserved_concurrency: None,
-                max_connections: None,
-                current_connections: None,
-                service_probes: vec![],
                 previous_versions: BTreeMap::from([("f".to_string(), function)]),
                 previous_task_definition: service,
-                pending_changes: vec![],
-                required_alarms: vec![],
-                loadtests: vec![],
-                deployed_versions: BTreeMap::new(),
-                viewers: 1500,
-                now: 0,
+                ..crate::fixtures::facts(&stack, "dev", &observed)
             };
             let f = &check(&facts)[0];
             assert_eq!(f.status, status, "{case}: {f:?}");

@@ -450,7 +450,6 @@ mod tests {
     #[test]
     fn verdict_from_probes_tasks_and_targets() {
         use statsctl_core::inventory::{Key, Observed, ObservedResource};
-        use std::collections::BTreeMap;
         let ok = || {
             probe(vec![
                 (
@@ -618,23 +617,8 @@ mod tests {
                     .insert(Key::new(Kind::TargetGroup, &name), tg);
             }
             let facts = Facts {
-                stack: &stack,
-                env: "prod",
-                observed: &observed,
-                subnet_vpcs: BTreeMap::new(),
-                account_concurrency: crate::Sourced::new(1000, "t"),
-                unreserved_concurrency: None,
-                max_connections: None,
-                current_connections: None,
                 service_probes: c.probes,
-                previous_versions: BTreeMap::new(),
-                previous_task_definition: None,
-                pending_changes: vec![],
-                required_alarms: vec![],
-                loadtests: vec![],
-                deployed_versions: BTreeMap::new(),
-                viewers: 1500,
-                now: 0,
+                ..crate::fixtures::facts(&stack, "prod", &observed)
             };
             let f = &check(&facts)[0];
             assert_eq!(f.status, c.want, "{}: {f:#?}", c.name);
@@ -666,7 +650,6 @@ mod tests {
     fn counts_come_from_the_serving_colour() {
         use statsctl_core::desired::service::Colour;
         use statsctl_core::inventory::{Key, Observed, ObservedResource};
-        use std::collections::BTreeMap;
         let stack = crate::fixtures::stack_from("");
         let names = statsctl_core::desired::service::ColourNames::new(&stack, "prod").unwrap();
         let with = |serving: Colour| {
@@ -699,23 +682,7 @@ mod tests {
         ] {
             let observed = with(serving);
             let facts = Facts {
-                stack: &stack,
-                env: "prod",
-                observed: &observed,
-                subnet_vpcs: BTreeMap::new(),
-                account_concurrency: crate::Sourced::new(1000, "t"),
-                unreserved_concurrency: None,
-                max_connections: None,
-                current_connections: None,
-                service_probes: vec![],
-                previous_versions: BTreeMap::new(),
-                previous_task_definition: None,
-                pending_changes: vec![],
-                required_alarms: vec![],
-                loadtests: vec![],
-                deployed_versions: BTreeMap::new(),
-                viewers: 1500,
-                now: 0,
+                ..crate::fixtures::facts(&stack, "prod", &observed)
             };
             let f = &check(&facts)[0];
             assert_eq!(f.status, want, "{serving}: {f:#?}");
