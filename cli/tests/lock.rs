@@ -8,20 +8,6 @@ use harness::*;
 const INGESTER: &str = "live-stats-local-log-ingester";
 const LOCK_KEY: &str = "locks/local.json";
 
-/// The ledger bucket the first deploy created.
-async fn ledger_bucket(s3: &aws_sdk_s3::Client) -> String {
-    s3.list_buckets()
-        .send()
-        .await
-        .unwrap()
-        .buckets()
-        .iter()
-        .filter_map(|b| b.name())
-        .find(|n| n.starts_with("live-stats-local-ledger-"))
-        .expect("deploy created the ledger bucket")
-        .to_string()
-}
-
 async fn lock_exists(s3: &aws_sdk_s3::Client, bucket: &str) -> bool {
     s3.head_object()
         .bucket(bucket)

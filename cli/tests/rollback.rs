@@ -10,20 +10,6 @@ use statsctl_core::history::{Outcome, UnitKind, UnitRecord};
 
 const STATS_API: &str = "live-stats-local-stats-api";
 
-/// The ledger bucket the first deploy created.
-async fn ledger_bucket(s3: &aws_sdk_s3::Client) -> String {
-    s3.list_buckets()
-        .send()
-        .await
-        .unwrap()
-        .buckets()
-        .iter()
-        .filter_map(|b| b.name())
-        .find(|n| n.starts_with("live-stats-local-ledger-"))
-        .expect("deploy created the ledger bucket")
-        .to_string()
-}
-
 fn shipped(from: Option<&str>, to: &str, ended_at: u64) -> UnitRecord {
     UnitRecord {
         env: "local".into(),

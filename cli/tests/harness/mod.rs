@@ -576,3 +576,17 @@ pub fn service_alarms_watch(env: &LocalAws) -> (String, String) {
         (service, name)
     })
 }
+
+/// The ledger bucket the first deploy created.
+pub async fn ledger_bucket(s3: &aws_sdk_s3::Client) -> String {
+    s3.list_buckets()
+        .send()
+        .await
+        .unwrap()
+        .buckets()
+        .iter()
+        .filter_map(|b| b.name())
+        .find(|n| n.starts_with("live-stats-local-ledger-"))
+        .expect("deploy created the ledger bucket")
+        .to_string()
+}
